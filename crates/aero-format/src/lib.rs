@@ -1,0 +1,58 @@
+//! # aero-format
+//!
+//! The lowest tier of the AERO implementation: plain structures that mirror the
+//! bytes of an `.aero` file, checked accessors, and a borrowing iterator over the
+//! MessagePack tensor index (TIDX). It is `#![no_std]`, needs no allocator and
+//! contains no `unsafe`; every size computation is checked, so any input — a
+//! truncated file, a hostile offset near `u64::MAX` — produces an [`Error`]
+//! rather than a panic.
+//!
+//! An embedded loader can depend on this crate alone:
+//!
+//! ```
+//! use aero_format::{ControlPlane, FourCc};
+//! # let bytes = aero_format::testdata::TEST_VECTOR;
+//! // `bytes` holds at least the header, the TOC and the string table.
+//! let cp = ControlPlane::parse(bytes, bytes.len() as u64)?;
+//! let tidx = cp.find(FourCc::TIDX, "tensors")?.expect("test vector has a TIDX");
+//! assert_eq!(tidx.entry.chunk_ulen, 153);
+//! # Ok::<(), aero_format::Error>(())
+//! ```
+//!
+//! The payload of a compressed TIDX must be inflated by the caller (zstd is not
+//! available without an allocator); [`tidx::TensorIter`] then walks the
+//! uncompressed MessagePack without allocating.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+#![warn(missing_docs)]
+
+mod dtype;
+mod error;
+mod fourcc;
+pub mod layout;
+pub mod limits;
+pub mod msgpack;
+mod structs;
+pub mod tidx;
+
+#[doc(hidden)]
+pub mod testdata;
+
+pub use dtype::DType;
+pub use error::{Error, ErrorKind, Field};
+pub use fourcc::{ChunkFlags, FourCc};
+pub use layout::{ChunkRef, ControlPlane, TocIter};
+pub use structs::{
+    FILE_HEADER_LEN, FileHeader, MAGIC, TOC_ENTRY_LEN, TOC_HEADER_LEN, TocEntry, TocHeader,
+};
+pub use tidx::{Shape, TensorIter, TensorRecord};
+
+/// Result alias used throughout the crate.
+pub type Result<T> = core::result::Result<T, Error>;

@@ -1,0 +1,289 @@
+//! A bounded, non-allocating MessagePack token reader.
+//!
+//! Marker classification comes from [`rmp::Marker`]; this module adds what a
+//! borrowing, panic-free reader needs on top: lengths checked against the
+//! remaining input, borrowed strings, and skipping whole values iteratively
+//! (no recursion, so hostile nesting cannot exhaust the stack).
+
+use crate::error::{Error, ErrorKind, Field};
+use rmp::Marker;
+
+/// One MessagePack token. Arrays and maps carry only their element count; the
+/// elements follow as further tokens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Token<'a> {
+    /// nil
+    Nil,
+    /// true / false
+    Bool(bool),
+    /// A non-negative integer (positive fixint, uint 8–64, or a non-negative int 8–64).
+    Uint(u64),
+    /// A negative integer.
+    Int(i64),
+    /// float 32
+    F32(f32),
+    /// float 64
+    F64(f64),
+    /// str (raw bytes; not yet checked as UTF-8)
+    Str(&'a [u8]),
+    /// bin
+    Bin(&'a [u8]),
+    /// array header with element count
+    Array(u32),
+    /// map header with pair count
+    Map(u32),
+    /// ext with type and data
+    Ext(i8, &'a [u8]),
+}
+
+/// A cursor over MessagePack bytes.
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading at the beginning of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Current offset into the buffer.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not yet consumed.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// The bytes between two positions (for capturing raw values).
+    pub fn slice(&self, start: usize, end: usize) -> &'a [u8] {
+        self.buf.get(start..end).unwrap_or(&[])
+    }
+
+    fn err(&self, kind: ErrorKind, field: Field) -> Error {
+        Error::new(kind, field, self.pos as u64)
+    }
+
+    fn take(&mut self, n: usize, field: Field) -> Result<&'a [u8], Error> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(self.err(
+                ErrorKind::Truncated {
+                    need: (self.pos as u64).saturating_add(n as u64),
+                },
+                field,
+            ))?;
+        let s = self.buf.get(self.pos..end).unwrap_or(&[]);
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn be<const N: usize>(&mut self, field: Field) -> Result<[u8; N], Error> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn len8(&mut self, f: Field) -> Result<usize, Error> {
+        Ok(usize::from(self.be::<1>(f)?[0]))
+    }
+    fn len16(&mut self, f: Field) -> Result<usize, Error> {
+        Ok(usize::from(u16::from_be_bytes(self.be(f)?)))
+    }
+    fn len32(&mut self, f: Field) -> Result<usize, Error> {
+        usize::try_from(u32::from_be_bytes(self.be(f)?))
+            .map_err(|_| self.err(ErrorKind::WrongType, f))
+    }
+
+    fn count(&self, n: u32, per_elem: u64, field: Field) -> Result<u32, Error> {
+        // Every element takes at least one byte, so a count larger than the
+        // remaining input is a lie that must not drive a loop or an allocation.
+        if u64::from(n).saturating_mul(per_elem) > self.remaining() as u64 {
+            return Err(self.err(
+                ErrorKind::Truncated {
+                    need: u64::from(n).saturating_mul(per_elem),
+                },
+                field,
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Reads the next token. `field` names what is being read, for errors.
+    pub fn next(&mut self, field: Field) -> Result<Token<'a>, Error> {
+        let m = Marker::from_u8(self.be::<1>(field)?[0]);
+        Ok(match m {
+            Marker::FixPos(v) => Token::Uint(u64::from(v)),
+            Marker::FixNeg(v) => Token::Int(i64::from(v)),
+            Marker::Null => Token::Nil,
+            Marker::True => Token::Bool(true),
+            Marker::False => Token::Bool(false),
+            Marker::U8 => Token::Uint(u64::from(u8::from_be_bytes(self.be(field)?))),
+            Marker::U16 => Token::Uint(u64::from(u16::from_be_bytes(self.be(field)?))),
+            Marker::U32 => Token::Uint(u64::from(u32::from_be_bytes(self.be(field)?))),
+            Marker::U64 => Token::Uint(u64::from_be_bytes(self.be(field)?)),
+            Marker::I8 => int(i64::from(i8::from_be_bytes(self.be(field)?))),
+            Marker::I16 => int(i64::from(i16::from_be_bytes(self.be(field)?))),
+            Marker::I32 => int(i64::from(i32::from_be_bytes(self.be(field)?))),
+            Marker::I64 => int(i64::from_be_bytes(self.be(field)?)),
+            Marker::F32 => Token::F32(f32::from_be_bytes(self.be(field)?)),
+            Marker::F64 => Token::F64(f64::from_be_bytes(self.be(field)?)),
+            Marker::FixStr(n) => Token::Str(self.take(usize::from(n), field)?),
+            Marker::Str8 => {
+                let n = self.len8(field)?;
+                Token::Str(self.take(n, field)?)
+            }
+            Marker::Str16 => {
+                let n = self.len16(field)?;
+                Token::Str(self.take(n, field)?)
+            }
+            Marker::Str32 => {
+                let n = self.len32(field)?;
+                Token::Str(self.take(n, field)?)
+            }
+            Marker::Bin8 => {
+                let n = self.len8(field)?;
+                Token::Bin(self.take(n, field)?)
+            }
+            Marker::Bin16 => {
+                let n = self.len16(field)?;
+                Token::Bin(self.take(n, field)?)
+            }
+            Marker::Bin32 => {
+                let n = self.len32(field)?;
+                Token::Bin(self.take(n, field)?)
+            }
+            Marker::FixArray(n) => Token::Array(self.count(u32::from(n), 1, field)?),
+            Marker::Array16 => {
+                let n = u32::from(u16::from_be_bytes(self.be(field)?));
+                Token::Array(self.count(n, 1, field)?)
+            }
+            Marker::Array32 => {
+                let n = u32::from_be_bytes(self.be(field)?);
+                Token::Array(self.count(n, 1, field)?)
+            }
+            Marker::FixMap(n) => Token::Map(self.count(u32::from(n), 2, field)?),
+            Marker::Map16 => {
+                let n = u32::from(u16::from_be_bytes(self.be(field)?));
+                Token::Map(self.count(n, 2, field)?)
+            }
+            Marker::Map32 => {
+                let n = u32::from_be_bytes(self.be(field)?);
+                Token::Map(self.count(n, 2, field)?)
+            }
+            Marker::FixExt1 => self.ext(1, field)?,
+            Marker::FixExt2 => self.ext(2, field)?,
+            Marker::FixExt4 => self.ext(4, field)?,
+            Marker::FixExt8 => self.ext(8, field)?,
+            Marker::FixExt16 => self.ext(16, field)?,
+            Marker::Ext8 => {
+                let n = self.len8(field)?;
+                self.ext(n, field)?
+            }
+            Marker::Ext16 => {
+                let n = self.len16(field)?;
+                self.ext(n, field)?
+            }
+            Marker::Ext32 => {
+                let n = self.len32(field)?;
+                self.ext(n, field)?
+            }
+            Marker::Reserved => return Err(self.err(ErrorKind::WrongType, field)),
+        })
+    }
+
+    fn ext(&mut self, n: usize, field: Field) -> Result<Token<'a>, Error> {
+        let ty = i8::from_be_bytes(self.be(field)?);
+        Ok(Token::Ext(ty, self.take(n, field)?))
+    }
+
+    /// Skips one complete value (including nested arrays and maps) and returns
+    /// its raw bytes. Iterative: nesting depth costs no stack.
+    pub fn skip(&mut self, field: Field) -> Result<&'a [u8], Error> {
+        let start = self.pos;
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending = pending.saturating_sub(1);
+            match self.next(field)? {
+                Token::Array(n) => pending = pending.saturating_add(u64::from(n)),
+                Token::Map(n) => pending = pending.saturating_add(u64::from(n).saturating_mul(2)),
+                _ => {}
+            }
+        }
+        Ok(self.slice(start, self.pos))
+    }
+
+    /// Reads a non-negative integer.
+    pub fn read_u64(&mut self, field: Field) -> Result<u64, Error> {
+        let at = self.pos as u64;
+        match self.next(field)? {
+            Token::Uint(v) => Ok(v),
+            _ => Err(Error::new(ErrorKind::WrongType, field, at)),
+        }
+    }
+
+    /// Reads a UTF-8 string.
+    pub fn read_str(&mut self, field: Field) -> Result<&'a str, Error> {
+        let at = self.pos as u64;
+        match self.next(field)? {
+            Token::Str(b) => {
+                core::str::from_utf8(b).map_err(|_| Error::new(ErrorKind::InvalidUtf8, field, at))
+            }
+            _ => Err(Error::new(ErrorKind::WrongType, field, at)),
+        }
+    }
+
+    /// Reads an array header.
+    pub fn read_array_len(&mut self, field: Field) -> Result<u32, Error> {
+        let at = self.pos as u64;
+        match self.next(field)? {
+            Token::Array(n) => Ok(n),
+            _ => Err(Error::new(ErrorKind::WrongType, field, at)),
+        }
+    }
+
+    /// Reads a map header.
+    pub fn read_map_len(&mut self, field: Field) -> Result<u32, Error> {
+        let at = self.pos as u64;
+        match self.next(field)? {
+            Token::Map(n) => Ok(n),
+            _ => Err(Error::new(ErrorKind::WrongType, field, at)),
+        }
+    }
+}
+
+fn int(v: i64) -> Token<'static> {
+    match u64::try_from(v) {
+        Ok(u) => Token::Uint(u),
+        Err(_) => Token::Int(v),
+    }
+}
+
+/// Decodes 64 hex characters into 32 bytes (either case accepted).
+pub fn decode_hex32(s: &[u8]) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let hi = hex_val(*pair.first()?)?;
+        let lo = hex_val(*pair.get(1)?)?;
+        *o = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c.wrapping_sub(b'0')),
+        b'a'..=b'f' => Some(c.wrapping_sub(b'a').wrapping_add(10)),
+        b'A'..=b'F' => Some(c.wrapping_sub(b'A').wrapping_add(10)),
+        _ => None,
+    }
+}
