@@ -1,1 +1,51 @@
-fn main() {}
+//! `aerotensor`: convert, validate, inspect and read AERO model files.
+
+mod cmd;
+mod out;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Convert, validate, inspect and read AERO model-weight files.
+///
+/// AERO stores tensors in one `.aero` file (or an AEROSET of several) with a
+/// BLAKE3 hash per chunk and 16-byte-aligned weight shards that can be
+/// memory-mapped without copying.
+///
+/// Exit codes: 0 success / valid, 1 invalid (validation failed), 2 usage or I/O error.
+#[derive(Parser, Debug)]
+#[command(
+    name = "aerotensor",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cmd::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            out::error_line(&e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_subcommand_trait<T: Subcommand>() {}

@@ -241,7 +241,8 @@ impl<'a> ControlPlane<'a> {
     }
 
     /// Parses the control plane from separately read regions: the 96-byte
-    /// header, the `toc_length` bytes at `toc_offset`, and the
+    /// header, the TOC bytes at `toc_offset` (at least `16 + 80 × entry_count`
+    /// and at most `toc_length` of them), and the
     /// `string_table_length` bytes at `string_table_offset`.
     pub fn from_parts(
         header: &[u8],
@@ -251,7 +252,9 @@ impl<'a> ControlPlane<'a> {
     ) -> Result<Self, Error> {
         let header = FileHeader::parse(header)?;
         Self::check_header_ranges(&header, file_len)?;
-        if toc.len() as u64 != header.toc_length {
+        // The TOC slice may stop after the last entry: `toc_length` may be
+        // larger than what the entries need (readers accept that).
+        if toc.len() as u64 > header.toc_length {
             return Err(Error::new(
                 ErrorKind::Truncated {
                     need: header.toc_length,

@@ -198,7 +198,7 @@ impl<'a> TensorIter<'a> {
     }
 
     /// Number of entries the `tensors` array declares.
-    pub fn count(&self) -> u32 {
+    pub fn declared_len(&self) -> u32 {
         self.count
     }
 

@@ -1,1 +1,39 @@
-//! placeholder
+//! # aero-io
+//!
+//! Reading, validating and writing AERO files on top of [`aero_format`].
+//!
+//! ```no_run
+//! use aero_io::{AeroFile, validate, Mode};
+//! let f = AeroFile::open("model.aero")?;
+//! for t in f.index()?.tensors() {
+//!     println!("{} {} {:?}", t.name, t.dtype, t.shape);
+//! }
+//! let report = validate(&f, Mode::Full, &|_| {});
+//! assert!(report.valid);
+//! # Ok::<(), aero_io::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod atomic;
+mod chunk;
+pub mod encode;
+mod error;
+mod file;
+mod index;
+pub mod integrity;
+mod mmap;
+pub mod source;
+pub mod validate;
+pub mod value;
+pub mod verify;
+mod view;
+pub mod writer;
+
+pub use aero_format::{self as format, DType, FourCc};
+pub use chunk::{Chunk, ChunkStatus, decompress_exact};
+pub use error::{Error, Result};
+pub use file::AeroFile;
+pub use index::{TensorIndex, TensorInfo};
+pub use source::{ByteSource, LocalSource};
+pub use validate::{Mode, Report, Verdict, validate};
+pub use view::{Element, TensorView};

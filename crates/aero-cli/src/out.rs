@@ -1,0 +1,145 @@
+//! Presentation helpers: colour (TTY only, never with NO_COLOR), tables,
+//! progress bars (stderr, TTY only), one-line errors.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Whether stdout gets colour.
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// Wraps `s` in an ANSI colour when colour is on.
+pub fn paint(s: &str, code: &str) -> String {
+    if color() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn green(s: &str) -> String {
+    paint(s, "32")
+}
+pub fn red(s: &str) -> String {
+    paint(s, "31")
+}
+pub fn yellow(s: &str) -> String {
+    paint(s, "33")
+}
+pub fn bold(s: &str) -> String {
+    paint(s, "1")
+}
+
+/// Prints an error as one line on stderr: `aerotensor: error: <chain>`.
+pub fn error_line(e: &anyhow::Error) {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    let msg = msg.replace('\n', " ");
+    let prefix = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        "\x1b[31merror\x1b[0m"
+    } else {
+        "error"
+    };
+    eprintln!("aerotensor: {prefix}: {msg}");
+}
+
+/// A byte-progress bar on stderr when it is a terminal and `total` is large
+/// enough to be worth showing; hidden otherwise.
+pub fn bytes_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || total < (64 << 20) {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Left-aligned text table with a header row.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = (*x).max(visible_len(c));
+            }
+        }
+    }
+    let mut s = String::new();
+    let line = |cells: Vec<String>, s: &mut String| {
+        let n = cells.len();
+        for (i, c) in cells.into_iter().enumerate() {
+            s.push_str(&c);
+            if i + 1 < n {
+                s.push_str(&" ".repeat(w[i].saturating_sub(visible_len(&c)) + 2));
+            }
+        }
+        s.push('\n');
+    };
+    line(header.iter().map(|h| bold(h)).collect(), &mut s);
+    for r in rows {
+        line(r.clone(), &mut s);
+    }
+    s
+}
+
+fn visible_len(s: &str) -> usize {
+    // Skip ANSI escape sequences when measuring.
+    let mut n = 0;
+    let mut esc = false;
+    for c in s.chars() {
+        if esc {
+            if c == 'm' {
+                esc = false;
+            }
+        } else if c == '\x1b' {
+            esc = true;
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Human-readable byte count.
+pub fn human_bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// Prints JSON to stdout (pretty when a terminal, compact otherwise).
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if std::io::stdout().is_terminal() {
+        serde_json::to_writer_pretty(&mut out, v)?;
+    } else {
+        serde_json::to_writer(&mut out, v)?;
+    }
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,572 @@
+//! GGUF header parser and writer (AERO.md §15), std only.
+//!
+//! [`parse`] works on a byte prefix of a file and answers
+//! [`GgufError::NeedMore`] until it has the whole header, so a remote reader
+//! can fetch just that; [`parse_reader`] does the same on a [`Read`].
+//! [`write_header`] writes a header back byte for byte (key/values stay typed
+//! and in file order; strings stay raw bytes).
+//!
+//! Layout: GGUF v1 used 32-bit counts and lengths; v2 moved every count and
+//! length (tensor/kv counts, string and array lengths, dims) to u64, and v3
+//! only added big-endian files. v2 and v3 thus share one little-endian
+//! layout; v1 and big-endian files are rejected.
+//!
+//! Hostile input never panics nor allocates from a declared count. Caps:
+//! keys and tensor names ≤ [`MAX_KEY_LEN`] (64 KiB), string values ≤
+//! [`MAX_STRING_LEN`] (256 MiB), array nesting ≤ [`MAX_DEPTH`] (8), tensors
+//! ≤ [`MAX_TENSORS`] (10 M), n_dims ≤ 4, whole header ≤ [`MAX_HEADER_BYTES`]
+//! (1 GiB). A count (kv, tensor, array) is first checked against the bytes
+//! its entries need at minimum, which must be in the prefix: so allocation
+//! stays proportional to the bytes actually given.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+mod types;
+pub use types::{GGML_TYPES, GgmlType};
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+
+pub const MAGIC: [u8; 4] = *b"GGUF";
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+pub const ALIGNMENT_KEY: &str = "general.alignment";
+pub const MAX_KEY_LEN: u64 = 64 << 10;
+pub const MAX_STRING_LEN: u64 = 256 << 20;
+pub const MAX_DEPTH: u32 = 8;
+pub const MAX_TENSORS: u64 = 10_000_000;
+pub const MAX_DIMS: u32 = 4;
+pub const MAX_HEADER_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    /// The prefix ends too early: `need` bytes from the file start are needed to go on.
+    #[error("need {need} bytes from the start of the file to continue parsing the GGUF header")]
+    NeedMore { need: u64 },
+    #[error("not a GGUF file: magic {found:02x?} at offset 0, expected \"GGUF\"")]
+    BadMagic { found: [u8; 4] },
+    #[error("unsupported GGUF version {version} at offset 4: {hint}")]
+    UnsupportedVersion { version: u32, hint: &'static str },
+    /// A field holds a bad value: `field` of `ctx` (`header`, `key "…"`, `tensor "…"`) at byte `offset`.
+    #[error("invalid {field} of {ctx} at offset {offset}: {reason}")]
+    Invalid { field: &'static str, ctx: String, offset: u64, reason: String },
+    #[error("tensor {tensor:?}: unknown ggml type id {id} at offset {offset}")]
+    UnknownGgmlType { tensor: String, id: u32, offset: u64 },
+    #[error("the GGUF header would need {need} bytes, over the {limit}-byte limit")]
+    HeaderTooLarge { need: u64, limit: u64 },
+    #[error("tensor {tensor:?}: data bytes [{start}, {end}) lie past the end of the {file_len}-byte file")]
+    OutOfBounds { tensor: String, start: u64, end: u64, file_len: u64 },
+    #[error("GGUF stream ended after {got} bytes, the header needs {need}")]
+    Truncated { need: u64, got: u64 },
+    #[error("cannot write GGUF header: {0}")]
+    Unwritable(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn invalid(field: &'static str, ctx: &str, offset: u64, reason: impl Into<String>) -> GgufError {
+    GgufError::Invalid { field, ctx: ctx.to_owned(), offset, reason: reason.into() }
+}
+
+/// Metadata value type ids as stored in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum GgufValueType {
+    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7,
+    String = 8, Array = 9, U64 = 10, I64 = 11, F64 = 12,
+}
+
+impl GgufValueType {
+    pub fn from_id(id: u32) -> Option<Self> {
+        use GgufValueType::*;
+        const ALL: [GgufValueType; 13] = [U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64];
+        ALL.get(usize::try_from(id).ok()?).copied()
+    }
+
+    /// Fewest bytes a value of this type takes in the file.
+    fn min_size(self) -> u64 {
+        use GgufValueType::*;
+        match self {
+            U8 | I8 | Bool => 1,
+            U16 | I16 => 2,
+            U32 | I32 | F32 => 4,
+            U64 | I64 | F64 | String => 8,
+            Array => 12,
+        }
+    }
+}
+
+/// A typed metadata value. `String` holds the raw bytes: GGUF strings are
+/// meant to be UTF-8, but byte-level vocabularies are not always.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GgufValue {
+    U8(u8), I8(i8), U16(u16), I16(i16), U32(u32), I32(i32), F32(f32), Bool(bool),
+    String(Vec<u8>),
+    Array(GgufArray),
+    U64(u64), I64(i64), F64(f64),
+}
+
+/// A typed array; every item has type `elem_type` (arrays may nest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufArray {
+    pub elem_type: GgufValueType,
+    pub items: Vec<GgufValue>,
+}
+
+impl GgufValue {
+    pub fn value_type(&self) -> GgufValueType {
+        use GgufValue as V;
+        use GgufValueType as T;
+        match self {
+            V::U8(_) => T::U8, V::I8(_) => T::I8, V::U16(_) => T::U16, V::I16(_) => T::I16,
+            V::U32(_) => T::U32, V::I32(_) => T::I32, V::F32(_) => T::F32, V::Bool(_) => T::Bool,
+            V::String(_) => T::String, V::Array(_) => T::Array,
+            V::U64(_) => T::U64, V::I64(_) => T::I64, V::F64(_) => T::F64,
+        }
+    }
+
+    /// The string, if this is a UTF-8 string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            GgufValue::String(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+
+    /// Any integer value that fits in a u64.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            GgufValue::U8(v) => Some(v.into()),
+            GgufValue::U16(v) => Some(v.into()),
+            GgufValue::U32(v) => Some(v.into()),
+            GgufValue::U64(v) => Some(v),
+            GgufValue::I8(v) => u64::try_from(v).ok(),
+            GgufValue::I16(v) => u64::try_from(v).ok(),
+            GgufValue::I32(v) => u64::try_from(v).ok(),
+            GgufValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GgufTensorInfo {
+    pub name: String,
+    /// ggml order: `dims[0]` is the innermost (contiguous) dimension. See [`Self::shape`].
+    pub dims: Vec<u64>,
+    pub ggml_type: GgmlType,
+    /// Offset relative to the data section ([`GgufHeader::data_offset`]); a multiple of the alignment.
+    pub offset: u64,
+    /// Exact data size from the type's block layout (never from offset gaps).
+    pub size: u64,
+}
+
+impl GgufTensorInfo {
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().fold(1, |a, d| a.saturating_mul(*d))
+    }
+
+    /// Row-major shape (outermost first), i.e. `dims` reversed, as numpy/safetensors use.
+    pub fn shape(&self) -> Vec<u64> {
+        self.dims.iter().rev().copied().collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufHeader {
+    pub version: u32,
+    /// Key/values in file order.
+    pub metadata: Vec<(String, GgufValue)>,
+    pub tensors: Vec<GgufTensorInfo>,
+    /// From `general.alignment` (u32, nonzero power of two), default 32.
+    pub alignment: u64,
+    /// Bytes up to the end of the tensor infos.
+    pub header_len: u64,
+    /// Absolute start of the data section: `header_len` rounded up to `alignment`.
+    pub data_offset: u64,
+}
+
+impl GgufHeader {
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Absolute byte range `[start, end)` of a tensor's data; `None` on overflow.
+    pub fn tensor_range(&self, t: &GgufTensorInfo) -> Option<(u64, u64)> {
+        let start = self.data_offset.checked_add(t.offset)?;
+        Some((start, start.checked_add(t.size)?))
+    }
+
+    /// Checks that the header and every tensor's data lie within a file of `file_len` bytes.
+    pub fn validate_against_len(&self, file_len: u64) -> Result<(), GgufError> {
+        if self.header_len > file_len {
+            let reason = format!("the header alone takes {} bytes", self.header_len);
+            return Err(invalid("file length", "header", file_len, reason));
+        }
+        for t in &self.tensors {
+            let (start, end) = self.tensor_range(t).unwrap_or((self.data_offset, u64::MAX));
+            if end > file_len {
+                return Err(GgufError::OutOfBounds { tensor: t.name.clone(), start, end, file_len });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn align_up(x: u64, align: u64) -> Option<u64> {
+    let mask = align.checked_sub(1)?;
+    Some(x.checked_add(mask)? & !mask)
+}
+
+/// Cursor over the prefix; every read past its end is `NeedMore`.
+struct Cur<'a> {
+    buf: &'a [u8],
+    pos: u64,
+}
+
+impl<'a> Cur<'a> {
+    /// Demands that `n` more bytes be available; returns their end.
+    fn need(&self, n: u64) -> Result<u64, GgufError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= MAX_HEADER_BYTES);
+        let end = end.ok_or(GgufError::HeaderTooLarge {
+            need: self.pos.saturating_add(n),
+            limit: MAX_HEADER_BYTES,
+        })?;
+        if end > self.buf.len() as u64 {
+            return Err(GgufError::NeedMore { need: end });
+        }
+        Ok(end)
+    }
+
+    fn bytes(&mut self, n: u64) -> Result<&'a [u8], GgufError> {
+        let end = self.need(n)?;
+        let range = usize::try_from(self.pos).ok().zip(usize::try_from(end).ok());
+        let s = range.and_then(|(a, b)| self.buf.get(a..b));
+        self.pos = end;
+        s.ok_or(GgufError::NeedMore { need: end })
+    }
+
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N], GgufError> {
+        let s = self.bytes(N as u64)?;
+        s.first_chunk::<N>().copied().ok_or(GgufError::NeedMore { need: self.pos })
+    }
+
+    fn u32(&mut self) -> Result<u32, GgufError> {
+        self.arr().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, GgufError> {
+        self.arr().map(u64::from_le_bytes)
+    }
+
+    /// A u64 length then that many bytes; the length is capped at `cap`.
+    fn string(&mut self, cap: u64, field: &'static str, ctx: &str) -> Result<&'a [u8], GgufError> {
+        let at = self.pos;
+        let len = self.u64()?;
+        if len > cap {
+            return Err(invalid(field, ctx, at, format!("{len} exceeds the cap of {cap} bytes")));
+        }
+        self.bytes(len)
+    }
+
+    fn utf8(&mut self, field: &'static str, ctx: &str) -> Result<String, GgufError> {
+        let at = self.pos;
+        let b = self.string(MAX_KEY_LEN, field, ctx)?;
+        String::from_utf8(b.to_vec()).map_err(|_| invalid(field, ctx, at, "not valid UTF-8"))
+    }
+
+    /// Checks that `count` entries of at least `min` bytes each can be in the prefix.
+    fn count(&self, count: u64, min: u64, field: &'static str, ctx: &str, at: u64) -> Result<(), GgufError> {
+        let bytes = count.checked_mul(min);
+        let bytes = bytes.ok_or_else(|| invalid(field, ctx, at, format!("{count} overflows")))?;
+        self.need(bytes).map(|_| ())
+    }
+
+    fn value(&mut self, ty: u32, ty_at: u64, depth: u32, ctx: &str) -> Result<GgufValue, GgufError> {
+        use GgufValue as V;
+        let vt = GgufValueType::from_id(ty);
+        let vt = vt.ok_or_else(|| invalid("value type", ctx, ty_at, format!("unknown type id {ty}")))?;
+        let at = self.pos;
+        Ok(match vt {
+            GgufValueType::U8 => V::U8(u8::from_le_bytes(self.arr()?)),
+            GgufValueType::I8 => V::I8(i8::from_le_bytes(self.arr()?)),
+            GgufValueType::U16 => V::U16(u16::from_le_bytes(self.arr()?)),
+            GgufValueType::I16 => V::I16(i16::from_le_bytes(self.arr()?)),
+            GgufValueType::U32 => V::U32(self.u32()?),
+            GgufValueType::I32 => V::I32(i32::from_le_bytes(self.arr()?)),
+            GgufValueType::F32 => V::F32(f32::from_bits(self.u32()?)),
+            GgufValueType::U64 => V::U64(self.u64()?),
+            GgufValueType::I64 => V::I64(i64::from_le_bytes(self.arr()?)),
+            GgufValueType::F64 => V::F64(f64::from_bits(self.u64()?)),
+            GgufValueType::Bool => match self.arr()? {
+                [0] => V::Bool(false),
+                [1] => V::Bool(true),
+                [b] => return Err(invalid("bool value", ctx, at, format!("byte {b} is neither 0 nor 1"))),
+            },
+            GgufValueType::String => V::String(self.string(MAX_STRING_LEN, "string length", ctx)?.to_vec()),
+            GgufValueType::Array => {
+                if depth >= MAX_DEPTH {
+                    return Err(invalid("array", ctx, at, format!("nested deeper than {MAX_DEPTH} levels")));
+                }
+                let et = self.u32()?;
+                let elem_type = GgufValueType::from_id(et)
+                    .ok_or_else(|| invalid("array element type", ctx, at, format!("unknown type id {et}")))?;
+                let n_at = self.pos;
+                let n = self.u64()?;
+                self.count(n, elem_type.min_size(), "array length", ctx, n_at)?;
+                // `count` bounded n by the prefix length, so this allocation is too.
+                let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                for _ in 0..n {
+                    items.push(self.value(et, at, depth.saturating_add(1), ctx)?);
+                }
+                V::Array(GgufArray { elem_type, items })
+            }
+        })
+    }
+}
+
+/// Parses the GGUF header from a prefix of the file.
+///
+/// Returns [`GgufError::NeedMore`] with the total number of bytes (from the
+/// file start) needed to make progress when the prefix ends inside the
+/// header; the padding after the tensor infos is not needed. Any other error
+/// is final.
+pub fn parse(prefix: &[u8]) -> Result<GgufHeader, GgufError> {
+    let mut c = Cur { buf: prefix, pos: 0 };
+    let found = c.arr::<4>()?;
+    if found != MAGIC {
+        return Err(GgufError::BadMagic { found });
+    }
+    let version = c.u32()?;
+    let hint = match version {
+        2 | 3 => None,
+        1 => Some("GGUF v1 (32-bit counts) is obsolete; only v2 and v3 are supported"),
+        v if v & 0xFFFF == 0 => Some("this looks like a big-endian GGUF; only little-endian is supported"),
+        _ => Some("only v2 and v3 are supported"),
+    };
+    if let Some(hint) = hint {
+        return Err(GgufError::UnsupportedVersion { version, hint });
+    }
+    let n_tensors = c.u64()?;
+    if n_tensors > MAX_TENSORS {
+        return Err(invalid("tensor count", "header", 8, format!("{n_tensors} exceeds the cap of {MAX_TENSORS}")));
+    }
+    let n_kv = c.u64()?;
+    // A kv takes at least 8 (key length) + 4 (type) + 1 bytes.
+    c.count(n_kv, 13, "kv count", "header", 16)?;
+
+    let mut metadata = Vec::new();
+    let mut keys = HashSet::new();
+    let mut alignment = DEFAULT_ALIGNMENT;
+    for i in 0..n_kv {
+        let key_at = c.pos;
+        let key = c.utf8("key", &format!("key #{i}"))?;
+        let ctx = format!("key {key:?}");
+        if !keys.insert(key.clone()) {
+            return Err(invalid("key", &ctx, key_at, "duplicate key"));
+        }
+        let ty_at = c.pos;
+        let ty = c.u32()?;
+        let value = c.value(ty, ty_at, 0, &ctx)?;
+        if key == ALIGNMENT_KEY {
+            alignment = match value {
+                GgufValue::U32(a) if a.is_power_of_two() => a.into(),
+                _ => return Err(invalid("alignment", &ctx, ty_at, format!("{value:?} is not a nonzero power-of-two u32"))),
+            };
+        }
+        metadata.push((key, value));
+    }
+
+    // A tensor info takes at least 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
+    c.count(n_tensors, 24, "tensor count", "header", 8)?;
+    let mut tensors = Vec::new();
+    let mut names = HashSet::new();
+    for i in 0..n_tensors {
+        let name_at = c.pos;
+        let name = c.utf8("name", &format!("tensor #{i}"))?;
+        let ctx = format!("tensor {name:?}");
+        if !names.insert(name.clone()) {
+            return Err(invalid("name", &ctx, name_at, "duplicate tensor name"));
+        }
+        let nd_at = c.pos;
+        let n_dims = c.u32()?;
+        if n_dims > MAX_DIMS {
+            return Err(invalid("n_dims", &ctx, nd_at, format!("{n_dims} dimensions, at most {MAX_DIMS}")));
+        }
+        let dims_at = c.pos;
+        let dims = (0..n_dims).map(|_| c.u64()).collect::<Result<Vec<_>, _>>()?;
+        let elems = dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
+        if elems.is_none_or(|n| i64::try_from(n).is_err()) {
+            return Err(invalid("dims", &ctx, dims_at, format!("element count of {dims:?} overflows i64")));
+        }
+        let ty_at = c.pos;
+        let id = c.u32()?;
+        let ggml_type = GgmlType::from_id(id).ok_or_else(|| GgufError::UnknownGgmlType {
+            tensor: name.clone(),
+            id,
+            offset: ty_at,
+        })?;
+        let size = ggml_type.tensor_bytes(&dims).ok_or_else(|| {
+            let reason = match dims.first() {
+                Some(d0) if d0.checked_rem(ggml_type.block_elems) != Some(0) => {
+                    format!("first dimension {d0} is not a multiple of the {} block size {}", ggml_type.name, ggml_type.block_elems)
+                }
+                _ => format!("byte size of {dims:?} x {} overflows", ggml_type.name),
+            };
+            invalid("dims", &ctx, dims_at, reason)
+        })?;
+        let off_at = c.pos;
+        let offset = c.u64()?;
+        if offset.checked_rem(alignment) != Some(0) {
+            return Err(invalid("offset", &ctx, off_at, format!("{offset} is not a multiple of the alignment {alignment}")));
+        }
+        if offset.checked_add(size).is_none() {
+            return Err(invalid("offset", &ctx, off_at, format!("{offset} + size {size} overflows")));
+        }
+        tensors.push(GgufTensorInfo { name, dims, ggml_type, offset, size });
+    }
+    let header_len = c.pos;
+    let data_offset = align_up(header_len, alignment)
+        .ok_or(GgufError::HeaderTooLarge { need: header_len, limit: MAX_HEADER_BYTES })?;
+    Ok(GgufHeader { version, metadata, tensors, alignment, header_len, data_offset })
+}
+
+/// Reads and parses the header from a stream, buffering at most about
+/// `max_header_bytes` (the buffer grows geometrically, re-parsing each time).
+///
+/// Returns the header and the bytes already read past `data_offset`; the
+/// reader is left at `data_offset + leftover.len()` (or at EOF if the file
+/// ends inside the padding).
+pub fn parse_reader<R: Read>(r: &mut R, max_header_bytes: u64) -> Result<(GgufHeader, Vec<u8>), GgufError> {
+    let mut buf = Vec::new();
+    let mut want = max_header_bytes.min(64 << 10);
+    loop {
+        let have = buf.len() as u64;
+        let got = r.by_ref().take(want.saturating_sub(have)).read_to_end(&mut buf)? as u64;
+        let eof = got < want.saturating_sub(have);
+        match parse(&buf) {
+            Ok(h) => {
+                let have = buf.len() as u64;
+                if let Some(skip) = h.data_offset.checked_sub(have) {
+                    io::copy(&mut r.by_ref().take(skip), &mut io::sink())?;
+                    return Ok((h, Vec::new()));
+                }
+                let split = usize::try_from(h.data_offset).unwrap_or(buf.len());
+                let rest = buf.split_off(split.min(buf.len()));
+                return Ok((h, rest));
+            }
+            Err(GgufError::NeedMore { need }) if need > max_header_bytes => {
+                return Err(GgufError::HeaderTooLarge { need, limit: max_header_bytes });
+            }
+            Err(GgufError::NeedMore { need }) if eof => {
+                return Err(GgufError::Truncated { need, got: buf.len() as u64 });
+            }
+            Err(GgufError::NeedMore { need }) => {
+                want = need.max((buf.len() as u64).saturating_mul(2)).min(max_header_bytes);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+struct Out<'a, W: Write> {
+    w: &'a mut W,
+    pos: u64,
+}
+
+impl<W: Write> Out<'_, W> {
+    fn put(&mut self, b: &[u8]) -> Result<(), GgufError> {
+        self.w.write_all(b)?;
+        self.pos = self.pos.saturating_add(b.len() as u64);
+        Ok(())
+    }
+
+    fn string(&mut self, s: &[u8], cap: u64, what: &str) -> Result<(), GgufError> {
+        let len = s.len() as u64;
+        if len > cap {
+            return Err(GgufError::Unwritable(format!("{what} is {len} bytes, over the cap of {cap}")));
+        }
+        self.put(&len.to_le_bytes())?;
+        self.put(s)
+    }
+
+    fn value(&mut self, v: &GgufValue, depth: u32, key: &str) -> Result<(), GgufError> {
+        match v {
+            GgufValue::U8(x) => self.put(&x.to_le_bytes()),
+            GgufValue::I8(x) => self.put(&x.to_le_bytes()),
+            GgufValue::U16(x) => self.put(&x.to_le_bytes()),
+            GgufValue::I16(x) => self.put(&x.to_le_bytes()),
+            GgufValue::U32(x) => self.put(&x.to_le_bytes()),
+            GgufValue::I32(x) => self.put(&x.to_le_bytes()),
+            GgufValue::F32(x) => self.put(&x.to_bits().to_le_bytes()),
+            GgufValue::Bool(x) => self.put(&[u8::from(*x)]),
+            GgufValue::U64(x) => self.put(&x.to_le_bytes()),
+            GgufValue::I64(x) => self.put(&x.to_le_bytes()),
+            GgufValue::F64(x) => self.put(&x.to_bits().to_le_bytes()),
+            GgufValue::String(s) => self.string(s, MAX_STRING_LEN, &format!("a string of key {key:?}")),
+            GgufValue::Array(a) => {
+                if depth >= MAX_DEPTH {
+                    return Err(GgufError::Unwritable(format!("key {key:?}: arrays nested deeper than {MAX_DEPTH}")));
+                }
+                if a.items.iter().any(|i| i.value_type() != a.elem_type) {
+                    return Err(GgufError::Unwritable(format!("key {key:?}: array items differ from {:?}", a.elem_type)));
+                }
+                self.put(&(a.elem_type as u32).to_le_bytes())?;
+                self.put(&(a.items.len() as u64).to_le_bytes())?;
+                a.items.iter().try_for_each(|i| self.value(i, depth.saturating_add(1), key))
+            }
+        }
+    }
+}
+
+/// Writes magic, version, counts, key/values, tensor infos and zero padding
+/// up to the alignment (taken from `general.alignment` in the metadata, which
+/// must agree with `h.alignment`). Returns the bytes written, i.e. the data
+/// section offset. For a file with zero padding, `write_header(parse(x))`
+/// reproduces `x[..data_offset]`.
+pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufError> {
+    if !matches!(h.version, 2 | 3) {
+        return Err(GgufError::Unwritable(format!("version {} (only 2 and 3 are supported)", h.version)));
+    }
+    let alignment = match h.get(ALIGNMENT_KEY) {
+        None => DEFAULT_ALIGNMENT,
+        Some(GgufValue::U32(a)) if a.is_power_of_two() => (*a).into(),
+        Some(v) => return Err(GgufError::Unwritable(format!("{ALIGNMENT_KEY} = {v:?}"))),
+    };
+    if alignment != h.alignment {
+        return Err(GgufError::Unwritable(format!("alignment {} disagrees with the metadata's {alignment}", h.alignment)));
+    }
+    let mut o = Out { w: out, pos: 0 };
+    o.put(&MAGIC)?;
+    o.put(&h.version.to_le_bytes())?;
+    o.put(&(h.tensors.len() as u64).to_le_bytes())?;
+    o.put(&(h.metadata.len() as u64).to_le_bytes())?;
+    for (key, value) in &h.metadata {
+        o.string(key.as_bytes(), MAX_KEY_LEN, &format!("key {key:?}"))?;
+        o.put(&(value.value_type() as u32).to_le_bytes())?;
+        o.value(value, 0, key)?;
+    }
+    for t in &h.tensors {
+        o.string(t.name.as_bytes(), MAX_KEY_LEN, &format!("tensor name {:?}", t.name))?;
+        let n_dims = u32::try_from(t.dims.len()).ok().filter(|n| *n <= MAX_DIMS);
+        let n_dims = n_dims.ok_or_else(|| GgufError::Unwritable(format!("tensor {:?} has {} dims", t.name, t.dims.len())))?;
+        o.put(&n_dims.to_le_bytes())?;
+        t.dims.iter().try_for_each(|d| o.put(&d.to_le_bytes()))?;
+        o.put(&t.ggml_type.id.to_le_bytes())?;
+        o.put(&t.offset.to_le_bytes())?;
+    }
+    let end = align_up(o.pos, alignment).unwrap_or(o.pos);
+    while o.pos < end {
+        let n = end.saturating_sub(o.pos).min(64);
+        o.put([0u8; 64].get(..usize::try_from(n).unwrap_or(0)).unwrap_or_default())?;
+    }
+    Ok(o.pos)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

@@ -1,0 +1,313 @@
+//! IHSH (control-plane digest, spec §8) and PHSH (page hashes, spec §9).
+
+use aero_format::msgpack::{Reader, Token};
+use aero_format::{Field, FourCc, TOC_ENTRY_LEN, TOC_HEADER_LEN};
+use serde::Serialize;
+
+use crate::file::AeroFile;
+use crate::source::ByteSource;
+use crate::verify;
+
+/// Result of the IHSH check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status", content = "detail")]
+pub enum ControlStatus {
+    /// The digest matches.
+    Verified,
+    /// "control plane tampered or corrupt".
+    Mismatch,
+    /// The file has no IHSH chunk.
+    NotPresent,
+    /// The IHSH payload is unreadable or malformed.
+    Error(String),
+}
+
+/// Computes the control-plane digest: BLAKE3 over `prologue` (bytes `[0, P)`)
+/// with the 32-byte hash field of each of `entry_count` TOC entries at
+/// `toc_offset` replaced by zeros.
+pub fn control_digest(prologue: &[u8], toc_offset: u64, entry_count: u32) -> [u8; 32] {
+    let mut buf = prologue.to_vec();
+    for i in 0..entry_count as usize {
+        let at = toc_offset as usize
+            + TOC_HEADER_LEN
+            + i * TOC_ENTRY_LEN
+            + aero_format::TocEntry::HASH_FIELD_OFFSET;
+        if let Some(f) = buf.get_mut(at..at + 32) {
+            f.fill(0);
+        }
+    }
+    *blake3::hash(&buf).as_bytes()
+}
+
+/// Encodes the 256-byte IHSH payload for a digest over `[0, p)`.
+pub fn encode_ihsh(p: u64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(256);
+    let w = &mut v;
+    let _ = rmp::encode::write_map_len(w, 3);
+    let _ = rmp::encode::write_str(w, "algo");
+    let _ = rmp::encode::write_str(w, "blake3-256");
+    let _ = rmp::encode::write_str(w, "covered_ranges");
+    let _ = rmp::encode::write_array_len(w, 1);
+    let _ = rmp::encode::write_array_len(w, 2);
+    let _ = rmp::encode::write_uint(w, 0);
+    let _ = rmp::encode::write_uint(w, p);
+    let _ = rmp::encode::write_str(w, "digest");
+    let _ = rmp::encode::write_bin(w, digest);
+    v.resize(aero_format::limits::IHSH_PAYLOAD_LEN as usize, 0);
+    v
+}
+
+struct Ihsh {
+    ranges: Vec<(u64, u64)>,
+    digest: [u8; 32],
+}
+
+fn decode_ihsh(payload: &[u8]) -> Result<Ihsh, String> {
+    let mut r = Reader::new(payload);
+    let e = |e: aero_format::Error| e.to_string();
+    let n = r.read_map_len(Field::MsgPack).map_err(e)?;
+    let (mut algo, mut ranges, mut digest) = (None, None, None);
+    for _ in 0..n {
+        match r.read_str(Field::MsgPack).map_err(e)? {
+            "algo" => algo = Some(r.read_str(Field::MsgPack).map_err(e)?.to_owned()),
+            "covered_ranges" => {
+                let k = r.read_array_len(Field::MsgPack).map_err(e)?;
+                let mut v = Vec::new();
+                for _ in 0..k {
+                    if r.read_array_len(Field::MsgPack).map_err(e)? != 2 {
+                        return Err("covered_ranges entries must be [start, end]".into());
+                    }
+                    v.push((
+                        r.read_u64(Field::MsgPack).map_err(e)?,
+                        r.read_u64(Field::MsgPack).map_err(e)?,
+                    ));
+                }
+                ranges = Some(v);
+            }
+            "digest" => match r.next(Field::MsgPack).map_err(e)? {
+                Token::Bin(b) if b.len() == 32 => digest = b.try_into().ok(),
+                _ => return Err("digest must be 32 bytes of bin".into()),
+            },
+            _ => {
+                r.skip(Field::MsgPack).map_err(e)?;
+            }
+        }
+    }
+    if algo.as_deref() != Some("blake3-256") {
+        return Err(format!("unsupported algo {algo:?}"));
+    }
+    Ok(Ihsh {
+        ranges: ranges.ok_or("covered_ranges missing")?,
+        digest: digest.ok_or("digest missing")?,
+    })
+}
+
+/// Checks the IHSH chunk, if any.
+pub fn check_control(f: &AeroFile) -> ControlStatus {
+    let Some(c) = f.first(FourCc::IHSH) else {
+        return ControlStatus::NotPresent;
+    };
+    let payload = match f.read_verified(c) {
+        Ok((p, _)) => p,
+        Err(e) => return ControlStatus::Error(e.to_string()),
+    };
+    let ihsh = match decode_ihsh(&payload) {
+        Ok(i) => i,
+        Err(e) => return ControlStatus::Error(format!("malformed IHSH payload: {e}")),
+    };
+    let p = f.payload_start();
+    if ihsh.ranges != [(0, p)] {
+        return ControlStatus::Error(format!(
+            "covered_ranges {:?} is not [[0, {p}]]",
+            ihsh.ranges
+        ));
+    }
+    let prologue = match f.source().bytes(0, p) {
+        Ok(b) => b,
+        Err(e) => return ControlStatus::Error(e.to_string()),
+    };
+    let count = f.chunks().len() as u32;
+    if control_digest(&prologue, f.header().toc_offset, count) == ihsh.digest {
+        ControlStatus::Verified
+    } else {
+        ControlStatus::Mismatch
+    }
+}
+
+/// Result of checking one PHSH chunk.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageReport {
+    /// The PHSH chunk name.
+    pub chunk: String,
+    /// The shard it covers.
+    pub shard: String,
+    /// Page size.
+    pub page_size: u64,
+    /// Number of pages.
+    pub pages: u64,
+    /// `verified`, `mismatch` or `error`.
+    pub status: &'static str,
+    /// Indices of pages whose digest differs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bad_pages: Vec<u64>,
+    /// Details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A decoded PHSH payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageHashes {
+    /// `weights.shard{N}`.
+    pub shard_name: String,
+    /// Page size in bytes.
+    pub page_size: u64,
+    /// BLAKE3 of each page.
+    pub digests: Vec<[u8; 32]>,
+}
+
+/// Decodes a PHSH payload (trailing zero padding is ignored).
+pub fn decode_phsh(payload: &[u8]) -> Result<PageHashes, String> {
+    let mut r = Reader::new(payload);
+    let e = |e: aero_format::Error| e.to_string();
+    let n = r.read_map_len(Field::MsgPack).map_err(e)?;
+    let (mut name, mut ps, mut digests) = (None, None, None);
+    for _ in 0..n {
+        match r.read_str(Field::MsgPack).map_err(e)? {
+            "shard_name" => name = Some(r.read_str(Field::MsgPack).map_err(e)?.to_owned()),
+            "page_size" => ps = Some(r.read_u64(Field::MsgPack).map_err(e)?),
+            "digests" => {
+                let k = r.read_array_len(Field::MsgPack).map_err(e)?;
+                let mut v = Vec::with_capacity(k as usize);
+                for _ in 0..k {
+                    match r.next(Field::MsgPack).map_err(e)? {
+                        Token::Bin(b) if b.len() == 32 => {
+                            v.push(b.try_into().map_err(|_| "digest length")?)
+                        }
+                        _ => return Err("each digest must be 32 bytes of bin".into()),
+                    }
+                }
+                digests = Some(v);
+            }
+            _ => {
+                r.skip(Field::MsgPack).map_err(e)?;
+            }
+        }
+    }
+    let page_size = ps.ok_or("page_size missing")?;
+    if page_size == 0 {
+        return Err("page_size is 0".into());
+    }
+    Ok(PageHashes {
+        shard_name: name.ok_or("shard_name missing")?,
+        page_size,
+        digests: digests.ok_or("digests missing")?,
+    })
+}
+
+/// Encodes a PHSH payload.
+pub fn encode_phsh(p: &PageHashes) -> Vec<u8> {
+    let mut v = Vec::with_capacity(64 + 35 * p.digests.len());
+    let w = &mut v;
+    let _ = rmp::encode::write_map_len(w, 3);
+    let _ = rmp::encode::write_str(w, "shard_name");
+    let _ = rmp::encode::write_str(w, &p.shard_name);
+    let _ = rmp::encode::write_str(w, "page_size");
+    let _ = rmp::encode::write_uint(w, p.page_size);
+    let _ = rmp::encode::write_str(w, "digests");
+    let _ = rmp::encode::write_array_len(w, p.digests.len() as u32);
+    for d in &p.digests {
+        let _ = rmp::encode::write_bin(w, d);
+    }
+    v
+}
+
+/// Number of pages of `page_size` covering `len` bytes.
+pub fn page_count(len: u64, page_size: u64) -> u64 {
+    len.div_ceil(page_size.max(1))
+}
+
+/// Checks every PHSH chunk against its shard.
+pub fn check_pages(f: &AeroFile) -> Vec<PageReport> {
+    let mut out = Vec::new();
+    for c in f.chunks().iter().filter(|c| c.fourcc == FourCc::PHSH) {
+        let mut rep = PageReport {
+            chunk: c.name.clone(),
+            shard: String::new(),
+            page_size: 0,
+            pages: 0,
+            status: "error",
+            bad_pages: Vec::new(),
+            detail: None,
+        };
+        let ph = match f
+            .read_verified(c)
+            .map_err(|e| e.to_string())
+            .and_then(|(p, _)| decode_phsh(&p))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                rep.detail = Some(e);
+                out.push(rep);
+                continue;
+            }
+        };
+        rep.shard = ph.shard_name.clone();
+        rep.page_size = ph.page_size;
+        rep.pages = ph.digests.len() as u64;
+        let Some(shard) = f.find(FourCc::WTSH, &ph.shard_name) else {
+            rep.detail = Some(format!("no WTSH named '{}'", ph.shard_name));
+            out.push(rep);
+            continue;
+        };
+        let expected = page_count(shard.length, ph.page_size);
+        if ph.digests.len() as u64 != expected && !(shard.length == 0 && ph.digests.len() == 1) {
+            rep.detail = Some(format!(
+                "{} digests for {} pages",
+                ph.digests.len(),
+                expected
+            ));
+            out.push(rep);
+            continue;
+        }
+        match page_mismatches(f.source(), shard.offset, shard.length, &ph) {
+            Ok(bad) if bad.is_empty() => rep.status = "verified",
+            Ok(bad) => {
+                rep.status = "mismatch";
+                rep.detail = Some(format!("{} page(s) differ", bad.len()));
+                rep.bad_pages = bad;
+            }
+            Err(e) => rep.detail = Some(e.to_string()),
+        }
+        out.push(rep);
+    }
+    out
+}
+
+/// Indices of pages whose BLAKE3 differs from `ph`.
+pub fn page_mismatches(
+    src: &dyn ByteSource,
+    offset: u64,
+    len: u64,
+    ph: &PageHashes,
+) -> std::io::Result<Vec<u64>> {
+    let mut bad = Vec::new();
+    if len == 0 {
+        if ph
+            .digests
+            .first()
+            .is_some_and(|d| d != blake3::hash(&[]).as_bytes())
+        {
+            bad.push(0);
+        }
+        return Ok(bad);
+    }
+    for (i, d) in ph.digests.iter().enumerate() {
+        let start = i as u64 * ph.page_size;
+        let n = ph.page_size.min(len - start);
+        if *verify::hash_range(src, offset + start, n, |_| {})?.as_bytes() != *d {
+            bad.push(i as u64);
+        }
+    }
+    Ok(bad)
+}

@@ -1,0 +1,153 @@
+//! The "bytes at offset" seam: a whole-file memory map where possible, `pread`
+//! otherwise. Remote sources implement the same trait (see `aero-set`).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+/// Random-access bytes. Implemented for local files (mmap or pread) and, in
+/// other crates, for remote range sources.
+pub trait ByteSource: Send + Sync {
+    /// Total size in bytes.
+    fn len(&self) -> u64;
+
+    /// Whether the source is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `buf` with the bytes at `offset`; errors if fewer are available.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// The bytes at `offset..offset+len` without copying, when the source is
+    /// memory-mapped.
+    fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let _ = (offset, len);
+        None
+    }
+
+    /// The local file behind this source, if any (for windowed hashing).
+    fn file(&self) -> Option<&File> {
+        None
+    }
+
+    /// The bytes at `offset..offset+len`, borrowed if mapped, else read.
+    fn bytes(&self, offset: u64, len: u64) -> io::Result<Cow<'_, [u8]>> {
+        if let Some(s) = self.mapped(offset, len) {
+            return Ok(Cow::Borrowed(s));
+        }
+        let end = offset.checked_add(len).filter(|&e| e <= self.len());
+        let n = usize::try_from(len)
+            .ok()
+            .filter(|_| end.is_some())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("range {offset}+{len} is past the end ({})", self.len()),
+                )
+            })?;
+        let mut v = vec![0u8; n];
+        self.read_exact_at(offset, &mut v)?;
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A local file, memory-mapped when the platform allows it.
+pub struct LocalSource {
+    file: File,
+    len: u64,
+    map: Option<memmap2::Mmap>,
+}
+
+impl LocalSource {
+    /// Opens `path`, mapping it if possible (`mmap` fails on some special files
+    /// and filesystems; reads then go through `pread`).
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory",
+            ));
+        }
+        let len = meta.len();
+        let map = if len == 0 || std::env::var_os("AEROTENSOR_NO_MMAP").is_some() {
+            None
+        } else {
+            crate::mmap::map_whole(&file)
+        };
+        Ok(LocalSource { file, len, map })
+    }
+
+    /// Whether the file is memory-mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+}
+
+impl ByteSource for LocalSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if let Some(s) = self.mapped(offset, buf.len() as u64) {
+            buf.copy_from_slice(s);
+            return Ok(());
+        }
+        read_exact_at(&self.file, offset, buf)
+    }
+
+    fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let map = self.map.as_ref()?;
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        map.get(start..end)
+    }
+
+    fn file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+}
+
+/// Positioned read of exactly `buf.len()` bytes.
+pub fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let n = file.seek_read(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// An in-memory source (tests, small files, fetched regions).
+impl ByteSource for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let s = self
+            .mapped(offset, buf.len() as u64)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(s);
+        Ok(())
+    }
+    fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        self.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+    }
+}

@@ -1,0 +1,137 @@
+//! Zero-copy tensor views and typed access.
+
+use std::borrow::Cow;
+
+use aero_format::DType;
+
+use crate::error::{Error, Result};
+use crate::index::TensorInfo;
+
+/// A Rust element type a tensor can be viewed as.
+pub trait Element: bytemuck::Pod {
+    /// Dtypes whose bytes are this type (f16/bf16 are viewed as their `u16` bits).
+    const DTYPES: &'static [DType];
+}
+
+macro_rules! element {
+    ($($t:ty => [$($d:expr),*]),* $(,)?) => {$(
+        impl Element for $t { const DTYPES: &'static [DType] = &[$($d),*]; }
+    )*};
+}
+element! {
+    f32 => [DType::F32], f64 => [DType::F64],
+    i8 => [DType::I8], u8 => [DType::U8, DType::Bool, DType::Packed],
+    i16 => [DType::I16], u16 => [DType::U16, DType::F16, DType::BF16],
+    i32 => [DType::I32], u32 => [DType::U32],
+    i64 => [DType::I64], u64 => [DType::U64],
+}
+
+/// A tensor's metadata and bytes. The bytes borrow the file mapping when the
+/// file is mapped (zero-copy) and are an owned copy otherwise.
+#[derive(Debug)]
+pub struct TensorView<'a> {
+    info: &'a TensorInfo,
+    bytes: Cow<'a, [u8]>,
+}
+
+impl<'a> TensorView<'a> {
+    pub(crate) fn new(info: &'a TensorInfo, bytes: Cow<'a, [u8]>) -> Self {
+        TensorView { info, bytes }
+    }
+
+    /// Tensor name.
+    pub fn name(&self) -> &'a str {
+        &self.info.name
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.info.dtype
+    }
+
+    /// Dimensions.
+    pub fn shape(&self) -> &'a [u64] {
+        &self.info.shape
+    }
+
+    /// The full index entry.
+    pub fn info(&self) -> &'a TensorInfo {
+        self.info
+    }
+
+    /// The raw little-endian bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether the bytes borrow the file mapping (no copy was made).
+    pub fn is_zero_copy(&self) -> bool {
+        matches!(self.bytes, Cow::Borrowed(_))
+    }
+
+    fn check_type<T: Element>(&self) -> Result<()> {
+        if !T::DTYPES.contains(&self.info.dtype) {
+            return Err(Error::View {
+                name: self.info.name.clone(),
+                reason: format!(
+                    "dtype {} cannot be viewed as {}",
+                    self.info.dtype,
+                    std::any::type_name::<T>()
+                ),
+            });
+        }
+        if cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
+            return Err(Error::View {
+                name: self.info.name.clone(),
+                reason: "tensor bytes are little-endian and this host is big-endian; use to_vec()"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The elements as a typed slice, without copying. Errors when the dtype
+    /// does not match `T`, the host is big-endian, the length is not a
+    /// multiple of the element size, or the bytes are not aligned for `T`
+    /// (the reference packs tensors back to back; use [`Self::to_vec`] then).
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.check_type::<T>()?;
+        bytemuck::try_cast_slice(&self.bytes).map_err(|e| Error::View {
+            name: self.info.name.clone(),
+            reason: format!(
+                "cannot view {} bytes as {}: {e:?}",
+                self.bytes.len(),
+                std::any::type_name::<T>()
+            ),
+        })
+    }
+
+    /// The elements copied into a `Vec<T>` (works at any alignment; converts
+    /// from little-endian on big-endian hosts).
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if !T::DTYPES.contains(&self.info.dtype) {
+            return Err(Error::View {
+                name: self.info.name.clone(),
+                reason: format!(
+                    "dtype {} cannot be read as {}",
+                    self.info.dtype,
+                    std::any::type_name::<T>()
+                ),
+            });
+        }
+        let size = std::mem::size_of::<T>();
+        if self.bytes.len() % size != 0 {
+            return Err(Error::View {
+                name: self.info.name.clone(),
+                reason: format!("{} bytes is not a multiple of {size}", self.bytes.len()),
+            });
+        }
+        let mut v: Vec<T> = bytemuck::pod_collect_to_vec(&self.bytes);
+        if cfg!(target_endian = "big") {
+            for x in &mut v {
+                bytemuck::bytes_of_mut(x).reverse();
+            }
+        }
+        Ok(v)
+    }
+}
