@@ -1,1 +1,105 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's workflows as plain Rust.
+//!
+//! - `ci`     — everything CI checks: fmt, clippy -D warnings, tests (nextest when
+//!   installed, else cargo test), doc tests, the no_std/no-alloc target build,
+//!   and the independent Python reader against the golden files.
+//! - `bench`  — the performance targets, measured against baselines in one run.
+//! - `dist`   — a release build of `aerotensor` into `target/dist/`.
+//! - `fuzz`   — a bounded random byte-flip/truncation run over golden and generated files.
+//! - `setup`  — install test prerequisites (Python packages, rustup target).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    match task {
+        "ci" => ci(),
+        "setup" => setup(),
+        "bench" => bench(rest),
+        "dist" => dist(),
+        "fuzz" => fuzz(rest),
+        "no-std" => no_std(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|setup|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>");
+            Ok(())
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let st = cmd.current_dir(root()).status().with_context(|| format!("running {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn has(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd).arg(arg).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn setup() -> Result<()> {
+    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "tests/requirements.txt"]))?;
+    if has("rustup", "--version") {
+        run(Command::new("rustup").args(["target", "add", NO_STD_TARGET]))?;
+    }
+    Ok(())
+}
+
+fn no_std() -> Result<()> {
+    run(cargo().args(["build", "--package", "no-alloc-consumer", "--target", NO_STD_TARGET]))?;
+    run(cargo().args(["build", "--package", "aero-format", "--target", NO_STD_TARGET]))
+}
+
+fn ci() -> Result<()> {
+    setup()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    no_std()?;
+    if has("cargo-nextest", "--version") || cargo().args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success()) {
+        run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+    } else {
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    }
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
+    eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn dist() -> Result<()> {
+    run(cargo().args(["build", "--release", "--package", "aero-cli", "--bin", "aerotensor"]))?;
+    let dist = root().join("target/dist");
+    std::fs::create_dir_all(&dist)?;
+    std::fs::copy(root().join("target/release/aerotensor"), dist.join("aerotensor"))?;
+    eprintln!("wrote {}", dist.join("aerotensor").display());
+    Ok(())
+}
+
+fn bench(rest: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--package", "aero-bench", "--"]);
+    cmd.args(rest);
+    run(&mut cmd)
+}
+
+fn fuzz(rest: &[String]) -> Result<()> {
+    let iters = rest.first().cloned().unwrap_or_else(|| "20000".into());
+    run(cargo().args(["test", "--release", "--package", "aero-io", "--test", "robustness", "--", "--include-ignored"]).env("AERO_FUZZ_ITERS", iters))
+}

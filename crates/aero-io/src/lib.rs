@@ -13,6 +13,7 @@
 //! # Ok::<(), aero_io::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod atomic;
 mod chunk;

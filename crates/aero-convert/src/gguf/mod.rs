@@ -53,13 +53,29 @@ pub enum GgufError {
     UnsupportedVersion { version: u32, hint: &'static str },
     /// A field holds a bad value: `field` of `ctx` (`header`, `key "…"`, `tensor "…"`) at byte `offset`.
     #[error("invalid {field} of {ctx} at offset {offset}: {reason}")]
-    Invalid { field: &'static str, ctx: String, offset: u64, reason: String },
+    Invalid {
+        field: &'static str,
+        ctx: String,
+        offset: u64,
+        reason: String,
+    },
     #[error("tensor {tensor:?}: unknown ggml type id {id} at offset {offset}")]
-    UnknownGgmlType { tensor: String, id: u32, offset: u64 },
+    UnknownGgmlType {
+        tensor: String,
+        id: u32,
+        offset: u64,
+    },
     #[error("the GGUF header would need {need} bytes, over the {limit}-byte limit")]
     HeaderTooLarge { need: u64, limit: u64 },
-    #[error("tensor {tensor:?}: data bytes [{start}, {end}) lie past the end of the {file_len}-byte file")]
-    OutOfBounds { tensor: String, start: u64, end: u64, file_len: u64 },
+    #[error(
+        "tensor {tensor:?}: data bytes [{start}, {end}) lie past the end of the {file_len}-byte file"
+    )]
+    OutOfBounds {
+        tensor: String,
+        start: u64,
+        end: u64,
+        file_len: u64,
+    },
     #[error("GGUF stream ended after {got} bytes, the header needs {need}")]
     Truncated { need: u64, got: u64 },
     #[error("cannot write GGUF header: {0}")]
@@ -68,19 +84,29 @@ pub enum GgufError {
     Io(#[from] io::Error),
 }
 
-fn invalid(field: &'static str, ctx: &str, offset: u64, reason: impl Into<String>) -> GgufError {
-    GgufError::Invalid { field, ctx: ctx.to_owned(), offset, reason: reason.into() }
+/// `return Err(GgufError::Invalid { .. })`.
+macro_rules! bail {
+    ($field:expr, $ctx:expr, $at:expr, $reason:expr) => {
+        return Err(GgufError::Invalid {
+            field: $field,
+            ctx: $ctx.to_string(),
+            offset: $at,
+            reason: $reason.to_string(),
+        })
+    };
 }
 
 /// Metadata value type ids as stored in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[rustfmt::skip]
 pub enum GgufValueType {
     U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7,
     String = 8, Array = 9, U64 = 10, I64 = 11, F64 = 12,
 }
 
 impl GgufValueType {
+    #[rustfmt::skip]
     pub fn from_id(id: u32) -> Option<Self> {
         use GgufValueType::*;
         const ALL: [GgufValueType; 13] = [U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64];
@@ -103,6 +129,7 @@ impl GgufValueType {
 /// A typed metadata value. `String` holds the raw bytes: GGUF strings are
 /// meant to be UTF-8, but byte-level vocabularies are not always.
 #[derive(Debug, Clone, PartialEq)]
+#[rustfmt::skip]
 pub enum GgufValue {
     U8(u8), I8(i8), U16(u16), I16(i16), U32(u32), I32(i32), F32(f32), Bool(bool),
     String(Vec<u8>),
@@ -118,6 +145,7 @@ pub struct GgufArray {
 }
 
 impl GgufValue {
+    #[rustfmt::skip]
     pub fn value_type(&self) -> GgufValueType {
         use GgufValue as V;
         use GgufValueType as T;
@@ -204,13 +232,18 @@ impl GgufHeader {
     /// Checks that the header and every tensor's data lie within a file of `file_len` bytes.
     pub fn validate_against_len(&self, file_len: u64) -> Result<(), GgufError> {
         if self.header_len > file_len {
-            let reason = format!("the header alone takes {} bytes", self.header_len);
-            return Err(invalid("file length", "header", file_len, reason));
+            let why = format!("the header alone takes {} bytes", self.header_len);
+            bail!("file length", "header", file_len, why);
         }
         for t in &self.tensors {
             let (start, end) = self.tensor_range(t).unwrap_or((self.data_offset, u64::MAX));
             if end > file_len {
-                return Err(GgufError::OutOfBounds { tensor: t.name.clone(), start, end, file_len });
+                return Err(GgufError::OutOfBounds {
+                    tensor: t.name.clone(),
+                    start,
+                    end,
+                    file_len,
+                });
             }
         }
         Ok(())
@@ -222,18 +255,21 @@ fn align_up(x: u64, align: u64) -> Option<u64> {
     Some(x.checked_add(mask)? & !mask)
 }
 
-/// Cursor over the prefix; every read past its end is `NeedMore`.
+/// Cursor over the prefix; every read past its end is `NeedMore`. `ctx`
+/// names what is being read (`header`, `key "…"`, `tensor "…"`) for errors.
 struct Cur<'a> {
     buf: &'a [u8],
     pos: u64,
+    ctx: String,
 }
 
 impl<'a> Cur<'a> {
     /// Demands that `n` more bytes be available; returns their end.
     fn need(&self, n: u64) -> Result<u64, GgufError> {
         let end = self.pos.checked_add(n).filter(|e| *e <= MAX_HEADER_BYTES);
+        let need = self.pos.saturating_add(n);
         let end = end.ok_or(GgufError::HeaderTooLarge {
-            need: self.pos.saturating_add(n),
+            need,
             limit: MAX_HEADER_BYTES,
         })?;
         if end > self.buf.len() as u64 {
@@ -244,15 +280,17 @@ impl<'a> Cur<'a> {
 
     fn bytes(&mut self, n: u64) -> Result<&'a [u8], GgufError> {
         let end = self.need(n)?;
-        let range = usize::try_from(self.pos).ok().zip(usize::try_from(end).ok());
+        let range = usize::try_from(self.pos)
+            .ok()
+            .zip(usize::try_from(end).ok());
         let s = range.and_then(|(a, b)| self.buf.get(a..b));
         self.pos = end;
         s.ok_or(GgufError::NeedMore { need: end })
     }
 
     fn arr<const N: usize>(&mut self) -> Result<[u8; N], GgufError> {
-        let s = self.bytes(N as u64)?;
-        s.first_chunk::<N>().copied().ok_or(GgufError::NeedMore { need: self.pos })
+        let s = self.bytes(N as u64)?.first_chunk::<N>().copied();
+        s.ok_or(GgufError::NeedMore { need: self.pos })
     }
 
     fn u32(&mut self) -> Result<u32, GgufError> {
@@ -263,34 +301,40 @@ impl<'a> Cur<'a> {
         self.arr().map(u64::from_le_bytes)
     }
 
-    /// A u64 length then that many bytes; the length is capped at `cap`.
-    fn string(&mut self, cap: u64, field: &'static str, ctx: &str) -> Result<&'a [u8], GgufError> {
+    /// A u64 length, at most `cap`, then that many bytes.
+    fn string(&mut self, cap: u64, field: &'static str) -> Result<&'a [u8], GgufError> {
         let at = self.pos;
         let len = self.u64()?;
         if len > cap {
-            return Err(invalid(field, ctx, at, format!("{len} exceeds the cap of {cap} bytes")));
+            let why = format!("length {len} exceeds the cap of {cap} bytes");
+            bail!(field, self.ctx, at, why);
         }
         self.bytes(len)
     }
 
-    fn utf8(&mut self, field: &'static str, ctx: &str) -> Result<String, GgufError> {
+    /// A key or tensor name: UTF-8, at most `MAX_KEY_LEN` bytes.
+    fn name(&mut self, field: &'static str) -> Result<String, GgufError> {
         let at = self.pos;
-        let b = self.string(MAX_KEY_LEN, field, ctx)?;
-        String::from_utf8(b.to_vec()).map_err(|_| invalid(field, ctx, at, "not valid UTF-8"))
+        match std::str::from_utf8(self.string(MAX_KEY_LEN, field)?) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => bail!(field, self.ctx, at, "not valid UTF-8"),
+        }
     }
 
-    /// Checks that `count` entries of at least `min` bytes each can be in the prefix.
-    fn count(&self, count: u64, min: u64, field: &'static str, ctx: &str, at: u64) -> Result<(), GgufError> {
-        let bytes = count.checked_mul(min);
-        let bytes = bytes.ok_or_else(|| invalid(field, ctx, at, format!("{count} overflows")))?;
-        self.need(bytes).map(|_| ())
+    /// Checks that `count` entries of at least `min` bytes each fit in the prefix.
+    fn count(&self, count: u64, min: u64, field: &'static str, at: u64) -> Result<(), GgufError> {
+        match count.checked_mul(min) {
+            Some(bytes) => self.need(bytes).map(|_| ()),
+            None => bail!(field, self.ctx, at, format!("{count} overflows")),
+        }
     }
 
-    fn value(&mut self, ty: u32, ty_at: u64, depth: u32, ctx: &str) -> Result<GgufValue, GgufError> {
+    fn value(&mut self, ty: u32, depth: u32) -> Result<GgufValue, GgufError> {
         use GgufValue as V;
-        let vt = GgufValueType::from_id(ty);
-        let vt = vt.ok_or_else(|| invalid("value type", ctx, ty_at, format!("unknown type id {ty}")))?;
         let at = self.pos;
+        let Some(vt) = GgufValueType::from_id(ty) else {
+            bail!("value type", self.ctx, at, format!("unknown type id {ty}"));
+        };
         Ok(match vt {
             GgufValueType::U8 => V::U8(u8::from_le_bytes(self.arr()?)),
             GgufValueType::I8 => V::I8(i8::from_le_bytes(self.arr()?)),
@@ -305,26 +349,89 @@ impl<'a> Cur<'a> {
             GgufValueType::Bool => match self.arr()? {
                 [0] => V::Bool(false),
                 [1] => V::Bool(true),
-                [b] => return Err(invalid("bool value", ctx, at, format!("byte {b} is neither 0 nor 1"))),
+                [b] => bail!("bool value", self.ctx, at, format!("{b} is not 0 or 1")),
             },
-            GgufValueType::String => V::String(self.string(MAX_STRING_LEN, "string length", ctx)?.to_vec()),
+            GgufValueType::String => {
+                V::String(self.string(MAX_STRING_LEN, "string length")?.to_vec())
+            }
             GgufValueType::Array => {
                 if depth >= MAX_DEPTH {
-                    return Err(invalid("array", ctx, at, format!("nested deeper than {MAX_DEPTH} levels")));
+                    let why = format!("nested deeper than {MAX_DEPTH} levels");
+                    bail!("array", self.ctx, at, why);
                 }
                 let et = self.u32()?;
-                let elem_type = GgufValueType::from_id(et)
-                    .ok_or_else(|| invalid("array element type", ctx, at, format!("unknown type id {et}")))?;
+                let Some(elem_type) = GgufValueType::from_id(et) else {
+                    let why = format!("unknown type id {et}");
+                    bail!("array element type", self.ctx, at, why);
+                };
                 let n_at = self.pos;
                 let n = self.u64()?;
-                self.count(n, elem_type.min_size(), "array length", ctx, n_at)?;
+                self.count(n, elem_type.min_size(), "array length", n_at)?;
                 // `count` bounded n by the prefix length, so this allocation is too.
                 let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
                 for _ in 0..n {
-                    items.push(self.value(et, at, depth.saturating_add(1), ctx)?);
+                    items.push(self.value(et, depth.saturating_add(1))?);
                 }
                 V::Array(GgufArray { elem_type, items })
             }
+        })
+    }
+
+    /// One tensor info, after its name.
+    fn tensor(&mut self, name: String, alignment: u64) -> Result<GgufTensorInfo, GgufError> {
+        let nd_at = self.pos;
+        let n_dims = self.u32()?;
+        if n_dims > MAX_DIMS {
+            let why = format!("{n_dims} dimensions, at most {MAX_DIMS}");
+            bail!("n_dims", self.ctx, nd_at, why);
+        }
+        let at = self.pos;
+        let dims: Vec<u64> = (0..n_dims).map(|_| self.u64()).collect::<Result<_, _>>()?;
+        let elems = dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
+        if elems.is_none_or(|n| i64::try_from(n).is_err()) {
+            let why = format!("element count of {dims:?} overflows i64");
+            bail!("dims", self.ctx, at, why);
+        }
+        let ty_at = self.pos;
+        let id = self.u32()?;
+        let Some(ty) = GgmlType::from_id(id) else {
+            return Err(GgufError::UnknownGgmlType {
+                tensor: name,
+                id,
+                offset: ty_at,
+            });
+        };
+        let Some(size) = ty.tensor_bytes(&dims) else {
+            match dims.first() {
+                Some(d0) if d0.checked_rem(ty.block_elems) != Some(0) => {
+                    let why = format!(
+                        "first dimension {d0} is not a multiple of the {} block size {}",
+                        ty.name, ty.block_elems
+                    );
+                    bail!("dims", self.ctx, at, why)
+                }
+                _ => {
+                    let why = format!("byte size of {dims:?} x {} overflows", ty.name);
+                    bail!("dims", self.ctx, at, why)
+                }
+            }
+        };
+        let off_at = self.pos;
+        let offset = self.u64()?;
+        if offset.checked_rem(alignment) != Some(0) {
+            let why = format!("{offset} is not a multiple of the alignment {alignment}");
+            bail!("offset", self.ctx, off_at, why);
+        }
+        if offset.checked_add(size).is_none() {
+            let why = format!("{offset} + size {size} overflows");
+            bail!("offset", self.ctx, off_at, why);
+        }
+        Ok(GgufTensorInfo {
+            name,
+            dims,
+            ggml_type: ty,
+            offset,
+            size,
         })
     }
 }
@@ -333,106 +440,94 @@ impl<'a> Cur<'a> {
 ///
 /// Returns [`GgufError::NeedMore`] with the total number of bytes (from the
 /// file start) needed to make progress when the prefix ends inside the
-/// header; the padding after the tensor infos is not needed. Any other error
-/// is final.
+/// header; the padding after the tensor infos is not needed. A caller that
+/// knows the file length should treat a `need` beyond it as a truncated or
+/// hostile file. Any other error is final.
 pub fn parse(prefix: &[u8]) -> Result<GgufHeader, GgufError> {
-    let mut c = Cur { buf: prefix, pos: 0 };
+    let mut c = Cur {
+        buf: prefix,
+        pos: 0,
+        ctx: "header".into(),
+    };
     let found = c.arr::<4>()?;
     if found != MAGIC {
         return Err(GgufError::BadMagic { found });
     }
     let version = c.u32()?;
     let hint = match version {
-        2 | 3 => None,
-        1 => Some("GGUF v1 (32-bit counts) is obsolete; only v2 and v3 are supported"),
-        v if v & 0xFFFF == 0 => Some("this looks like a big-endian GGUF; only little-endian is supported"),
-        _ => Some("only v2 and v3 are supported"),
+        2 | 3 => "",
+        1 => "GGUF v1 (32-bit counts) is obsolete; only v2 and v3 are supported",
+        v if v & 0xFFFF == 0 => {
+            "this looks like a big-endian GGUF; only little-endian is supported"
+        }
+        _ => "only v2 and v3 are supported",
     };
-    if let Some(hint) = hint {
+    if !hint.is_empty() {
         return Err(GgufError::UnsupportedVersion { version, hint });
     }
     let n_tensors = c.u64()?;
     if n_tensors > MAX_TENSORS {
-        return Err(invalid("tensor count", "header", 8, format!("{n_tensors} exceeds the cap of {MAX_TENSORS}")));
+        let why = format!("{n_tensors} exceeds the cap of {MAX_TENSORS}");
+        bail!("tensor count", c.ctx, 8, why);
     }
     let n_kv = c.u64()?;
     // A kv takes at least 8 (key length) + 4 (type) + 1 bytes.
-    c.count(n_kv, 13, "kv count", "header", 16)?;
+    c.count(n_kv, 13, "kv count", 16)?;
 
     let mut metadata = Vec::new();
     let mut keys = HashSet::new();
     let mut alignment = DEFAULT_ALIGNMENT;
     for i in 0..n_kv {
         let key_at = c.pos;
-        let key = c.utf8("key", &format!("key #{i}"))?;
-        let ctx = format!("key {key:?}");
+        c.ctx = format!("key #{i}");
+        let key = c.name("key")?;
+        c.ctx = format!("key {key:?}");
         if !keys.insert(key.clone()) {
-            return Err(invalid("key", &ctx, key_at, "duplicate key"));
+            bail!("key", c.ctx, key_at, "duplicate key");
         }
         let ty_at = c.pos;
         let ty = c.u32()?;
-        let value = c.value(ty, ty_at, 0, &ctx)?;
+        let value = c.value(ty, 0)?;
         if key == ALIGNMENT_KEY {
             alignment = match value {
                 GgufValue::U32(a) if a.is_power_of_two() => a.into(),
-                _ => return Err(invalid("alignment", &ctx, ty_at, format!("{value:?} is not a nonzero power-of-two u32"))),
+                _ => {
+                    let why = format!("{value:?} is not a power-of-two u32");
+                    bail!("alignment", c.ctx, ty_at, why)
+                }
             };
         }
         metadata.push((key, value));
     }
 
+    c.ctx = "header".into();
     // A tensor info takes at least 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
-    c.count(n_tensors, 24, "tensor count", "header", 8)?;
+    c.count(n_tensors, 24, "tensor count", 8)?;
     let mut tensors = Vec::new();
     let mut names = HashSet::new();
     for i in 0..n_tensors {
         let name_at = c.pos;
-        let name = c.utf8("name", &format!("tensor #{i}"))?;
-        let ctx = format!("tensor {name:?}");
+        c.ctx = format!("tensor #{i}");
+        let name = c.name("name")?;
+        c.ctx = format!("tensor {name:?}");
         if !names.insert(name.clone()) {
-            return Err(invalid("name", &ctx, name_at, "duplicate tensor name"));
+            bail!("name", c.ctx, name_at, "duplicate tensor name");
         }
-        let nd_at = c.pos;
-        let n_dims = c.u32()?;
-        if n_dims > MAX_DIMS {
-            return Err(invalid("n_dims", &ctx, nd_at, format!("{n_dims} dimensions, at most {MAX_DIMS}")));
-        }
-        let dims_at = c.pos;
-        let dims = (0..n_dims).map(|_| c.u64()).collect::<Result<Vec<_>, _>>()?;
-        let elems = dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
-        if elems.is_none_or(|n| i64::try_from(n).is_err()) {
-            return Err(invalid("dims", &ctx, dims_at, format!("element count of {dims:?} overflows i64")));
-        }
-        let ty_at = c.pos;
-        let id = c.u32()?;
-        let ggml_type = GgmlType::from_id(id).ok_or_else(|| GgufError::UnknownGgmlType {
-            tensor: name.clone(),
-            id,
-            offset: ty_at,
-        })?;
-        let size = ggml_type.tensor_bytes(&dims).ok_or_else(|| {
-            let reason = match dims.first() {
-                Some(d0) if d0.checked_rem(ggml_type.block_elems) != Some(0) => {
-                    format!("first dimension {d0} is not a multiple of the {} block size {}", ggml_type.name, ggml_type.block_elems)
-                }
-                _ => format!("byte size of {dims:?} x {} overflows", ggml_type.name),
-            };
-            invalid("dims", &ctx, dims_at, reason)
-        })?;
-        let off_at = c.pos;
-        let offset = c.u64()?;
-        if offset.checked_rem(alignment) != Some(0) {
-            return Err(invalid("offset", &ctx, off_at, format!("{offset} is not a multiple of the alignment {alignment}")));
-        }
-        if offset.checked_add(size).is_none() {
-            return Err(invalid("offset", &ctx, off_at, format!("{offset} + size {size} overflows")));
-        }
-        tensors.push(GgufTensorInfo { name, dims, ggml_type, offset, size });
+        tensors.push(c.tensor(name, alignment)?);
     }
     let header_len = c.pos;
-    let data_offset = align_up(header_len, alignment)
-        .ok_or(GgufError::HeaderTooLarge { need: header_len, limit: MAX_HEADER_BYTES })?;
-    Ok(GgufHeader { version, metadata, tensors, alignment, header_len, data_offset })
+    let data_offset = align_up(header_len, alignment).ok_or(GgufError::HeaderTooLarge {
+        need: header_len,
+        limit: MAX_HEADER_BYTES,
+    })?;
+    Ok(GgufHeader {
+        version,
+        metadata,
+        tensors,
+        alignment,
+        header_len,
+        data_offset,
+    })
 }
 
 /// Reads and parses the header from a stream, buffering at most about
@@ -441,12 +536,18 @@ pub fn parse(prefix: &[u8]) -> Result<GgufHeader, GgufError> {
 /// Returns the header and the bytes already read past `data_offset`; the
 /// reader is left at `data_offset + leftover.len()` (or at EOF if the file
 /// ends inside the padding).
-pub fn parse_reader<R: Read>(r: &mut R, max_header_bytes: u64) -> Result<(GgufHeader, Vec<u8>), GgufError> {
+pub fn parse_reader<R: Read>(
+    r: &mut R,
+    max_header_bytes: u64,
+) -> Result<(GgufHeader, Vec<u8>), GgufError> {
     let mut buf = Vec::new();
     let mut want = max_header_bytes.min(64 << 10);
     loop {
         let have = buf.len() as u64;
-        let got = r.by_ref().take(want.saturating_sub(have)).read_to_end(&mut buf)? as u64;
+        let got = r
+            .by_ref()
+            .take(want.saturating_sub(have))
+            .read_to_end(&mut buf)? as u64;
         let eof = got < want.saturating_sub(have);
         match parse(&buf) {
             Ok(h) => {
@@ -460,13 +561,21 @@ pub fn parse_reader<R: Read>(r: &mut R, max_header_bytes: u64) -> Result<(GgufHe
                 return Ok((h, rest));
             }
             Err(GgufError::NeedMore { need }) if need > max_header_bytes => {
-                return Err(GgufError::HeaderTooLarge { need, limit: max_header_bytes });
+                return Err(GgufError::HeaderTooLarge {
+                    need,
+                    limit: max_header_bytes,
+                });
             }
             Err(GgufError::NeedMore { need }) if eof => {
-                return Err(GgufError::Truncated { need, got: buf.len() as u64 });
+                return Err(GgufError::Truncated {
+                    need,
+                    got: buf.len() as u64,
+                });
             }
             Err(GgufError::NeedMore { need }) => {
-                want = need.max((buf.len() as u64).saturating_mul(2)).min(max_header_bytes);
+                want = need
+                    .max((buf.len() as u64).saturating_mul(2))
+                    .min(max_header_bytes);
             }
             Err(e) => return Err(e),
         }
@@ -488,7 +597,9 @@ impl<W: Write> Out<'_, W> {
     fn string(&mut self, s: &[u8], cap: u64, what: &str) -> Result<(), GgufError> {
         let len = s.len() as u64;
         if len > cap {
-            return Err(GgufError::Unwritable(format!("{what} is {len} bytes, over the cap of {cap}")));
+            return Err(GgufError::Unwritable(format!(
+                "{what} is {len} bytes, over the cap of {cap}"
+            )));
         }
         self.put(&len.to_le_bytes())?;
         self.put(s)
@@ -507,17 +618,26 @@ impl<W: Write> Out<'_, W> {
             GgufValue::U64(x) => self.put(&x.to_le_bytes()),
             GgufValue::I64(x) => self.put(&x.to_le_bytes()),
             GgufValue::F64(x) => self.put(&x.to_bits().to_le_bytes()),
-            GgufValue::String(s) => self.string(s, MAX_STRING_LEN, &format!("a string of key {key:?}")),
+            GgufValue::String(s) => {
+                self.string(s, MAX_STRING_LEN, &format!("a string of key {key:?}"))
+            }
             GgufValue::Array(a) => {
                 if depth >= MAX_DEPTH {
-                    return Err(GgufError::Unwritable(format!("key {key:?}: arrays nested deeper than {MAX_DEPTH}")));
+                    return Err(GgufError::Unwritable(format!(
+                        "key {key:?}: arrays nested deeper than {MAX_DEPTH}"
+                    )));
                 }
                 if a.items.iter().any(|i| i.value_type() != a.elem_type) {
-                    return Err(GgufError::Unwritable(format!("key {key:?}: array items differ from {:?}", a.elem_type)));
+                    return Err(GgufError::Unwritable(format!(
+                        "key {key:?}: array items differ from {:?}",
+                        a.elem_type
+                    )));
                 }
                 self.put(&(a.elem_type as u32).to_le_bytes())?;
                 self.put(&(a.items.len() as u64).to_le_bytes())?;
-                a.items.iter().try_for_each(|i| self.value(i, depth.saturating_add(1), key))
+                a.items
+                    .iter()
+                    .try_for_each(|i| self.value(i, depth.saturating_add(1), key))
             }
         }
     }
@@ -530,7 +650,10 @@ impl<W: Write> Out<'_, W> {
 /// reproduces `x[..data_offset]`.
 pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufError> {
     if !matches!(h.version, 2 | 3) {
-        return Err(GgufError::Unwritable(format!("version {} (only 2 and 3 are supported)", h.version)));
+        return Err(GgufError::Unwritable(format!(
+            "version {} (only 2 and 3 are supported)",
+            h.version
+        )));
     }
     let alignment = match h.get(ALIGNMENT_KEY) {
         None => DEFAULT_ALIGNMENT,
@@ -538,7 +661,10 @@ pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufEr
         Some(v) => return Err(GgufError::Unwritable(format!("{ALIGNMENT_KEY} = {v:?}"))),
     };
     if alignment != h.alignment {
-        return Err(GgufError::Unwritable(format!("alignment {} disagrees with the metadata's {alignment}", h.alignment)));
+        return Err(GgufError::Unwritable(format!(
+            "alignment {} disagrees with the metadata's {alignment}",
+            h.alignment
+        )));
     }
     let mut o = Out { w: out, pos: 0 };
     o.put(&MAGIC)?;
@@ -551,22 +677,32 @@ pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufEr
         o.value(value, 0, key)?;
     }
     for t in &h.tensors {
-        o.string(t.name.as_bytes(), MAX_KEY_LEN, &format!("tensor name {:?}", t.name))?;
+        o.string(
+            t.name.as_bytes(),
+            MAX_KEY_LEN,
+            &format!("tensor name {:?}", t.name),
+        )?;
         let n_dims = u32::try_from(t.dims.len()).ok().filter(|n| *n <= MAX_DIMS);
-        let n_dims = n_dims.ok_or_else(|| GgufError::Unwritable(format!("tensor {:?} has {} dims", t.name, t.dims.len())))?;
+        let n_dims = n_dims.ok_or_else(|| {
+            GgufError::Unwritable(format!("tensor {:?} has {} dims", t.name, t.dims.len()))
+        })?;
         o.put(&n_dims.to_le_bytes())?;
         t.dims.iter().try_for_each(|d| o.put(&d.to_le_bytes()))?;
         o.put(&t.ggml_type.id.to_le_bytes())?;
         o.put(&t.offset.to_le_bytes())?;
     }
     let end = align_up(o.pos, alignment).unwrap_or(o.pos);
-    while o.pos < end {
-        let n = end.saturating_sub(o.pos).min(64);
-        o.put([0u8; 64].get(..usize::try_from(n).unwrap_or(0)).unwrap_or_default())?;
-    }
+    let pad = usize::try_from(end.saturating_sub(o.pos)).unwrap_or(0);
+    o.put(&vec![0u8; pad])?; // pad < alignment <= 2^31
     Ok(o.pos)
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 mod tests;

@@ -2,47 +2,60 @@ use super::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Little-endian byte builder for hand-made GGUF files.
-#[derive(Default, Clone)]
-struct B(Vec<u8>);
-
-impl B {
-    fn u32(mut self, v: u32) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
+/// Builds little-endian bytes from whitespace-separated tokens:
+/// `u8:N` `u32:N` `u64:N` (N may be `max`), `s:TEXT` (u64 length + bytes),
+/// `x:HEX` (raw bytes), `pad:N` (N zeros), `hdr:VERSION,N_TENSORS,N_KV`
+/// (magic + counts), `ti:NAME/D0xD1../TYPE/OFFSET` (one tensor info).
+fn g(spec: &str) -> Vec<u8> {
+    let num = |s: &str| {
+        s.replace("max", &u64::MAX.to_string())
+            .parse::<u64>()
+            .unwrap()
+    };
+    let mut out = Vec::new();
+    for tok in spec.split_whitespace() {
+        let (kind, arg) = tok.split_once(':').unwrap();
+        let v: Vec<&str> = arg.split([',', '/']).collect();
+        match kind {
+            "u8" => out.push(num(arg) as u8),
+            "u32" => out.extend((num(arg) as u32).to_le_bytes()),
+            "u64" => out.extend(num(arg).to_le_bytes()),
+            "s" => out.extend(
+                g(&format!("u64:{}", arg.len()))
+                    .into_iter()
+                    .chain(arg.bytes()),
+            ),
+            "x" => (0..arg.len()).step_by(2).for_each(|i| {
+                out.push(u8::from_str_radix(&arg[i..i + 2], 16).unwrap());
+            }),
+            "pad" => out.resize(out.len() + num(arg) as usize, 0),
+            "hdr" => out.extend(g(&format!(
+                "x:47475546 u32:{} u64:{} u64:{}",
+                v[0], v[1], v[2]
+            ))),
+            "ti" => {
+                let dims: Vec<_> = v[1].split('x').filter(|d| !d.is_empty()).collect();
+                let n = dims.len();
+                let dims: String = dims.iter().map(|d| format!(" u64:{d}")).collect();
+                out.extend(g(&format!(
+                    "s:{} u32:{n}{dims} u32:{} u64:{}",
+                    v[0], v[2], v[3]
+                )));
+            }
+            _ => panic!("bad token {tok}"),
+        }
     }
-    fn u64(mut self, v: u64) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn raw(mut self, b: &[u8]) -> Self {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn s(self, s: &str) -> Self {
-        self.u64(s.len() as u64).raw(s.as_bytes())
-    }
-    fn head(version: u32, n_tensors: u64, n_kv: u64) -> Self {
-        B::default().raw(b"GGUF").u32(version).u64(n_tensors).u64(n_kv)
-    }
-    /// One tensor info: name, dims, type, offset.
-    fn ti(self, name: &str, dims: &[u64], ty: u32, off: u64) -> Self {
-        let b = self.s(name).u32(dims.len() as u32);
-        dims.iter().fold(b, |b, d| b.u64(*d)).u32(ty).u64(off)
-    }
+    out
 }
 
 /// A hand-built v2 file (independent of the writer): alignment 16, a u16
-/// array, a nested array, and two tensors, with zero padding and data.
+/// array, a nested array, two tensors, zero padding and data.
 fn v2_file() -> Vec<u8> {
-    let b = B::head(2, 2, 3)
-        .s("general.alignment").u32(4).u32(16)
-        .s("a").u32(9).u32(2).u64(2).raw(&[1, 0, 2, 0])
-        .s("n").u32(9).u32(9).u64(2).u32(8).u64(1).s("x").u32(8).u64(0)
-        .ti("t", &[4, 2], 0, 0)
-        .ti("q", &[32], 8, 32);
-    let mut v = b.0;
-    v.resize(v.len().next_multiple_of(16), 0);
+    let kv = "s:general.alignment u32:4 u32:16 s:a u32:9 u32:2 u64:2 x:01000200";
+    let nested = "s:n u32:9 u32:9 u64:2 u32:8 u64:1 s:x u32:8 u64:0";
+    let mut v = g(&format!(
+        "hdr:2,2,3 {kv} {nested} ti:t/4x2/0/0 ti:q/32/8/32 pad:6"
+    ));
     v.extend((0..32 + 34).map(|i| i as u8));
     v
 }
@@ -51,25 +64,44 @@ fn roundtrip(bytes: &[u8]) -> GgufHeader {
     let h = parse(bytes).unwrap();
     let mut out = Vec::new();
     assert_eq!(write_header(&h, &mut out).unwrap(), h.data_offset);
-    assert_eq!(out, bytes[..h.data_offset as usize], "write(parse(x)) != header bytes of x");
+    assert!(
+        out == bytes[..h.data_offset as usize],
+        "write(parse(x)) != header bytes of x"
+    );
     h
+}
+
+fn array(elem_type: GgufValueType, items: Vec<GgufValue>) -> GgufValue {
+    GgufValue::Array(GgufArray { elem_type, items })
 }
 
 #[test]
 fn hand_built_v2() {
+    use GgufValue as V;
     let f = v2_file();
     let h = roundtrip(&f);
-    assert_eq!((h.version, h.alignment, h.header_len, h.data_offset), (2, 16, 218, 224));
-    let a = GgufValue::Array(GgufArray { elem_type: GgufValueType::U16, items: vec![GgufValue::U16(1), GgufValue::U16(2)] });
-    assert_eq!(h.get("a"), Some(&a));
-    let GgufValue::Array(n) = h.get("n").unwrap() else { panic!() };
-    assert_eq!((n.elem_type, n.items.len()), (GgufValueType::Array, 2));
-    assert_eq!(n.items[0], GgufValue::Array(GgufArray { elem_type: GgufValueType::String, items: vec![GgufValue::String(b"x".to_vec())] }));
+    assert_eq!(
+        (h.version, h.alignment, h.header_len, h.data_offset),
+        (2, 16, 218, 224)
+    );
+    assert_eq!(
+        h.get("a"),
+        Some(&array(GgufValueType::U16, vec![V::U16(1), V::U16(2)]))
+    );
+    let n = array(GgufValueType::String, vec![V::String(b"x".to_vec())]);
+    let n = array(
+        GgufValueType::Array,
+        vec![n, array(GgufValueType::String, vec![])],
+    );
+    assert_eq!(h.get("n"), Some(&n));
     assert_eq!((h.tensors[0].size, h.tensors[0].shape()), (32, vec![2, 4]));
-    assert_eq!((h.tensors[1].ggml_type.name, h.tensors[1].size), ("Q8_0", 34));
+    assert_eq!(
+        (h.tensors[1].ggml_type.name, h.tensors[1].size),
+        ("Q8_0", 34)
+    );
     h.validate_against_len(f.len() as u64).unwrap();
     let e = h.validate_against_len(f.len() as u64 - 1).unwrap_err();
-    assert!(matches!(&e, GgufError::OutOfBounds { tensor, end: 290, .. } if tensor == "q"), "{e}");
+    assert!(matches!(&e, GgufError::OutOfBounds { tensor, end: 290, .. } if tensor == "q"));
     truncations_and_flips(&f, 3000);
 }
 
@@ -79,7 +111,7 @@ fn truncations_and_flips(file: &[u8], flips: usize) {
     let h = parse(file).unwrap();
     for k in 0..h.header_len as usize {
         match parse(&file[..k]) {
-            Err(GgufError::NeedMore { need }) => assert!(need > k as u64 && need <= h.header_len, "{k}: {need}"),
+            Err(GgufError::NeedMore { need }) => assert!(need > k as u64 && need <= h.header_len),
             other => panic!("prefix {k}: {other:?}"),
         }
     }
@@ -90,50 +122,53 @@ fn truncations_and_flips(file: &[u8], flips: usize) {
         seed ^= seed << 17;
         seed
     };
-    let span = (h.data_offset as usize).min(file.len());
     for _ in 0..flips {
         let mut f = file.to_vec();
         for _ in 0..1 + rnd() % 4 {
-            let i = (rnd() as usize) % span;
-            f[i] = match rnd() % 4 { 0 => f[i] ^ (1 << (rnd() % 8)), 1 => 0xFF, 2 => 0, _ => rnd() as u8 };
+            let i = (rnd() % h.data_offset.min(file.len() as u64)) as usize;
+            f[i] = [f[i] ^ (1 << (rnd() % 8)), 0xFF, 0, rnd() as u8][(rnd() % 4) as usize];
         }
         if let Ok(h) = parse(&f) {
             let _ = h.validate_against_len(f.len() as u64);
-            let mut out = Vec::new();
+            let (mut out, mut again) = (Vec::new(), Vec::new());
             write_header(&h, &mut out).unwrap();
-            let mut again = Vec::new();
             write_header(&parse(&out).unwrap(), &mut again).unwrap();
             assert_eq!(out, again);
         }
     }
 }
 
-fn find_generator() -> Option<PathBuf> {
+/// Runs tests/fixtures/gen_gguf.py into a fresh temp dir; `None` (with a
+/// note) if python3 or its `gguf` package is missing.
+fn fixtures() -> Option<PathBuf> {
     let rel = "tests/fixtures/gen_gguf.py";
     let bases = [Path::new(env!("CARGO_MANIFEST_DIR")), Path::new(file!())];
-    bases.iter().flat_map(|b| b.ancestors()).map(|a| a.join(rel)).find(|p| p.is_file())
-}
-
-/// Runs gen_gguf.py into a fresh temp dir; `None` (with a note) if python3 or gguf is missing.
-fn fixtures() -> Option<PathBuf> {
-    let script = find_generator().expect("tests/fixtures/gen_gguf.py not found");
+    let mut found = bases
+        .iter()
+        .flat_map(|b| b.ancestors())
+        .map(|a| a.join(rel));
+    let script = found
+        .find(|p| p.is_file())
+        .expect("tests/fixtures/gen_gguf.py not found");
     let dir = std::env::temp_dir().join(format!("aero-gguf-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     match Command::new("python3").arg(&script).arg(&dir).output() {
         Ok(o) if o.status.success() => Some(dir),
         Ok(o) if o.status.code() == Some(3) => {
-            println!("note: skipping GGUF fixture test, the python `gguf` package is missing");
+            println!(
+                "note: skipping the gguf-py fixture test: python packages `numpy` or `gguf` missing"
+            );
             None
         }
         Ok(o) => panic!("gen_gguf.py failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
-            println!("note: skipping GGUF fixture test, cannot run python3: {e}");
+            println!("note: skipping the gguf-py fixture test: cannot run python3: {e}");
             None
         }
     }
 }
 
-/// Reads one byte-limited chunk at a time, to exercise incremental reading.
+/// Hands out at most 7 bytes per read, to exercise incremental reading.
 struct Dribble<'a>(&'a [u8]);
 
 impl Read for Dribble<'_> {
@@ -150,31 +185,31 @@ fn gguf_py_fixtures() {
     let Some(dir) = fixtures() else { return };
     for name in ["v3_all", "v3_align64", "v3_empty", "v2_small"] {
         let bytes = std::fs::read(dir.join(format!("{name}.gguf"))).unwrap();
-        let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
         let h = roundtrip(&bytes);
         h.validate_against_len(bytes.len() as u64).unwrap();
-        let (mut kvs, mut tensors) = (h.metadata.iter(), h.tensors.iter());
-        for line in expect.lines() {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            let num = |i: usize| w[i].parse::<u64>().unwrap();
-            match w[0] {
-                "version" => assert_eq!(u64::from(h.version), num(1)),
-                "data_offset" => assert_eq!(h.data_offset, num(1)),
-                "file_len" => assert_eq!(bytes.len() as u64, num(1)),
-                "kv" => {
-                    let (k, v) = kvs.next().unwrap();
-                    assert_eq!((k.as_str(), v.value_type() as u64), (w[1], num(2)), "{name}");
-                }
-                "tensor" => {
-                    let t = tensors.next().unwrap();
-                    let dims: Vec<u64> = w[5].split(',').map(|d| d.parse().unwrap()).collect();
-                    let got = (t.name.as_str(), u64::from(t.ggml_type.id), t.offset, t.size, &t.dims);
-                    assert_eq!(got, (w[1], num(2), num(3), num(4), &dims), "{name}");
-                }
-                _ => panic!("bad expect line {line}"),
-            }
+        // What gguf-py says (see gen_gguf.py), as text lines.
+        let mut want = vec![
+            format!("version {}", h.version),
+            format!("data_offset {}", h.data_offset),
+        ];
+        want.push(format!("file_len {}", bytes.len()));
+        want.extend(
+            h.metadata
+                .iter()
+                .map(|(k, v)| format!("kv {k} {}", v.value_type() as u32)),
+        );
+        for t in &h.tensors {
+            let dims: Vec<String> = t.dims.iter().map(u64::to_string).collect();
+            let (id, off, size) = (t.ggml_type.id, t.offset, t.size);
+            want.push(format!(
+                "tensor {} {id} {off} {size} {}",
+                t.name,
+                dims.join(",")
+            ));
         }
-        assert!(kvs.next().is_none() && tensors.next().is_none(), "{name}: extra entries");
+        let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
+        assert_eq!(expect.lines().collect::<Vec<_>>(), want, "{name}");
+
         let (hr, rest) = parse_reader(&mut Dribble(&bytes), 1 << 20).unwrap();
         assert_eq!(hr, h);
         assert!(bytes[h.data_offset as usize..].starts_with(&rest));
@@ -184,7 +219,10 @@ fn gguf_py_fixtures() {
             let e = parse_reader(&mut Dribble(&bytes[..1000]), 1 << 20).unwrap_err();
             assert!(matches!(e, GgufError::Truncated { got: 1000, .. }), "{e}");
             let e = parse_reader(&mut Dribble(&bytes), 512).unwrap_err();
-            assert!(matches!(e, GgufError::HeaderTooLarge { limit: 512, .. }), "{e}");
+            assert!(
+                matches!(e, GgufError::HeaderTooLarge { limit: 512, .. }),
+                "{e}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -192,81 +230,149 @@ fn gguf_py_fixtures() {
 
 fn check_all_values(h: &GgufHeader) {
     use GgufValue as V;
-    let get = |k: &str| h.get(k).unwrap().clone();
-    assert_eq!(get("t.u8"), V::U8(200));
-    assert_eq!(get("t.i8"), V::I8(-100));
-    assert_eq!(get("t.u16"), V::U16(60000));
-    assert_eq!(get("t.i16"), V::I16(-30000));
-    assert_eq!(get("t.u32"), V::U32(4_000_000_000));
-    assert_eq!(get("t.i32"), V::I32(-2_000_000_000));
-    assert_eq!(get("t.f32"), V::F32(1.5));
-    assert_eq!(get("t.bool"), V::Bool(true));
-    assert_eq!(get("t.string").as_str(), Some("héllo wörld"));
-    assert_eq!(get("t.bytes_not_utf8"), V::String(b"\xff\xfe<0x80>".to_vec()));
-    assert_eq!(get("t.u64"), V::U64((1 << 63) + 5));
-    assert_eq!(get("t.i64"), V::I64(-(1 << 62)));
-    assert_eq!(get("t.f64"), V::F64(-2.25e100));
-    assert_eq!(h.get("general.name").and_then(V::as_str), Some("fixture-model"));
-    let V::Array(a) = get("t.arr.u64") else { panic!() };
-    assert_eq!(a.items, vec![V::U64(u64::MAX), V::U64(0)]);
-    let V::Array(a) = get("t.arr.nested3") else { panic!() };
-    let V::Array(inner) = &a.items[0] else { panic!() };
-    assert_eq!((a.elem_type, inner.elem_type, inner.items.len()), (GgufValueType::Array, GgufValueType::Array, 2));
+    use GgufValueType as T;
+    let want = [
+        ("t.u8", V::U8(200)),
+        ("t.i8", V::I8(-100)),
+        ("t.u16", V::U16(60000)),
+        ("t.i16", V::I16(-30000)),
+        ("t.u32", V::U32(4_000_000_000)),
+        ("t.i32", V::I32(-2_000_000_000)),
+        ("t.f32", V::F32(1.5)),
+        ("t.bool", V::Bool(true)),
+        ("t.string", V::String("héllo wörld".into())),
+        ("t.bytes_not_utf8", V::String(b"\xff\xfe<0x80>".to_vec())),
+        ("t.u64", V::U64((1 << 63) + 5)),
+        ("t.i64", V::I64(-(1 << 62))),
+        ("t.f64", V::F64(-2.25e100)),
+        (
+            "t.arr.u64",
+            array(T::U64, vec![V::U64(u64::MAX), V::U64(0)]),
+        ),
+        (
+            "t.arr.bool",
+            array(T::Bool, vec![V::Bool(true), V::Bool(false), V::Bool(true)]),
+        ),
+    ];
+    for (k, v) in want {
+        assert_eq!(h.get(k), Some(&v), "{k}");
+    }
+    assert_eq!(
+        h.get("general.name").and_then(V::as_str),
+        Some("fixture-model")
+    );
+    let s = |x: &str| V::String(x.into());
+    let inner = [
+        array(T::String, vec![s("x"), s("y")]),
+        array(T::String, vec![s("z")]),
+    ];
+    let n3 = [
+        array(T::Array, inner.to_vec()),
+        array(T::Array, vec![array(T::String, vec![s("w")])]),
+    ];
+    assert_eq!(h.get("t.arr.nested3"), Some(&array(T::Array, n3.to_vec())));
     let t = h.tensors.iter().find(|t| t.name == "q6_k").unwrap();
-    assert_eq!((t.dims.as_slice(), t.size, t.ggml_type.is_quantized()), (&[512, 2][..], 4 * 210, true));
+    assert_eq!(
+        (&t.dims[..], t.size, t.ggml_type.is_quantized()),
+        (&[512, 2][..], 4 * 210, true)
+    );
 }
 
-fn err(b: B) -> String {
-    let e = parse(&b.0).unwrap_err();
-    assert!(!matches!(e, GgufError::NeedMore { .. }), "{e}");
-    e.to_string()
+/// Parses `spec` (see [`g`]) expecting a final error whose message has every part.
+fn fails(spec: &str, parts: &[&str]) {
+    let e = parse(&g(spec)).unwrap_err();
+    assert!(!matches!(e, GgufError::NeedMore { .. }), "{spec}: {e}");
+    let msg = e.to_string();
+    assert!(parts.iter().all(|p| msg.contains(p)), "{spec}: {msg}");
+}
+
+fn need(spec: &str) -> u64 {
+    match parse(&g(spec)) {
+        Err(GgufError::NeedMore { need }) => need,
+        other => panic!("{spec}: {other:?}"),
+    }
 }
 
 #[test]
-fn hostile_inputs() {
-    let has = |msg: String, parts: &[&str]| assert!(parts.iter().all(|p| msg.contains(p)), "{msg}");
-    has(err(B::default().raw(b"GGML").u32(3)), &["magic"]);
-    has(err(B::head(1, 0, 0)), &["version 1", "v1"]);
-    has(err(B::default().raw(b"GGUF").u32(3 << 24)), &["big-endian"]);
-    has(err(B::head(4, 0, 0)), &["version 4"]);
-    has(err(B::head(3, MAX_TENSORS + 1, 0)), &["tensor count", "offset 8"]);
-    assert!(matches!(parse(&B::head(3, 0, u64::MAX).0), Err(GgufError::Invalid { field: "kv count", .. })));
-    let big_kv = parse(&B::head(3, 0, 1 << 40).0).unwrap_err();
-    assert!(matches!(big_kv, GgufError::HeaderTooLarge { .. }), "{big_kv}");
-    // Lengths: over the cap is an error; under it but past the prefix is NeedMore.
-    has(err(B::head(3, 0, 1).u64(MAX_KEY_LEN + 1).raw(&[0; 8])), &["key #0", "offset 24", "cap"]);
-    has(err(B::head(3, 0, 1).s("k").u32(8).u64(MAX_STRING_LEN + 1)), &["string length", "key \"k\"", "offset 37"]);
-    let short = parse(&B::head(3, 0, 1).s("k").u32(8).u64(1000).0).unwrap_err();
-    assert!(matches!(short, GgufError::NeedMore { need: 1045 }), "{short}");
-    let arr = parse(&B::head(3, 0, 1).s("k").u32(9).u32(10).u64(1 << 26).0).unwrap_err();
-    assert!(matches!(arr, GgufError::NeedMore { need } if need == 49 + (8 << 26)), "{arr}");
-    has(err(B::head(3, 0, 1).s("k").u32(9).u32(10).u64(u64::MAX)), &["array length", "overflows"]);
-    let nest = (0..9).fold(B::head(3, 0, 1).s("deep").u32(9), |b, _| b.u32(9).u64(1));
-    has(err(nest), &["nested deeper", "key \"deep\""]);
-    has(err(B::head(3, 0, 1).s("k").u32(13)), &["value type", "unknown type id 13"]);
-    has(err(B::head(3, 0, 1).s("k").u32(9).u32(99).u64(0)), &["array element type"]);
-    has(err(B::head(3, 0, 1).s("b").u32(7).raw(&[2])), &["bool", "offset 37"]);
-    has(err(B::head(3, 0, 2).s("k").u32(0).raw(&[1]).s("k").u32(0).raw(&[1])), &["duplicate key"]);
-    has(err(B::head(3, 0, 1).u64(1).raw(&[0xff; 9])), &["key #0", "UTF-8"]);
-    for bad in [B::default().u32(4).u32(0), B::default().u32(4).u32(48), B::default().u32(10).u64(32)] {
-        has(err(B::head(3, 0, 1).s(ALIGNMENT_KEY).raw(&bad.0)), &["alignment"]);
+fn hostile_headers_and_metadata() {
+    fails("x:47474d4c u32:3", &["magic"]);
+    fails("hdr:1,0,0", &["version 1", "v1"]);
+    fails("x:47475546 x:00000003", &["big-endian"]);
+    fails("hdr:4,0,0", &["version 4"]);
+    fails(
+        &format!("hdr:3,{},0", MAX_TENSORS + 1),
+        &["tensor count", "offset 8"],
+    );
+    fails("hdr:3,0,max", &["kv count", "overflows"]);
+    assert!(matches!(
+        parse(&g("hdr:3,0,1099511627776")),
+        Err(GgufError::HeaderTooLarge { .. })
+    ));
+    // Lengths over a cap are errors; under it but past the prefix, NeedMore.
+    fails(
+        &format!("hdr:3,0,1 u64:{} pad:8", MAX_KEY_LEN + 1),
+        &["key #0", "offset 24", "cap"],
+    );
+    let big = format!("hdr:3,0,1 s:k u32:8 u64:{}", MAX_STRING_LEN + 1);
+    fails(&big, &["string length", "key \"k\"", "offset 37"]);
+    assert_eq!(need("hdr:3,0,1 s:k u32:8 u64:1000"), 1045);
+    assert_eq!(
+        need("hdr:3,0,1 s:k u32:9 u32:10 u64:67108864"),
+        49 + (8 << 26)
+    );
+    fails(
+        "hdr:3,0,1 s:k u32:9 u32:10 u64:max",
+        &["array length", "overflows"],
+    );
+    fails(
+        &format!("hdr:3,0,1 s:deep u32:9{}", " u32:9 u64:1".repeat(9)),
+        &["nested deeper", "\"deep\""],
+    );
+    fails(
+        "hdr:3,0,1 s:k u32:13",
+        &["value type", "unknown type id 13"],
+    );
+    fails("hdr:3,0,1 s:k u32:9 u32:99 u64:0", &["array element type"]);
+    fails("hdr:3,0,1 s:b u32:7 u8:2", &["bool", "offset 37"]);
+    fails(
+        "hdr:3,0,2 s:k u32:0 u8:1 s:k u32:0 u8:1",
+        &["duplicate key"],
+    );
+    fails("hdr:3,0,1 u64:1 x:ff pad:8", &["key #0", "UTF-8"]);
+    for bad in ["u32:4 u32:0", "u32:4 u32:48", "u32:10 u64:32"] {
+        fails(
+            &format!("hdr:3,0,1 s:general.alignment {bad}"),
+            &["alignment"],
+        );
     }
-    // Tensor infos.
-    let one = |dims: &[u64], ty: u32, off: u64| err(B::head(3, 1, 0).ti("w", dims, ty, off));
-    has(one(&[1, 1, 1, 1, 1], 0, 0), &["n_dims", "tensor \"w\"", "5 dimensions"]);
-    has(one(&[1 << 32, 1 << 32], 0, 0), &["dims", "overflows"]);
-    has(one(&[1 << 62, 4], 0, 0), &["overflows"]);
-    has(one(&[32], 4, 0), &["tensor \"w\"", "unknown ggml type id 4", "offset 45"]);
-    has(one(&[32], 42, 0), &["id 42"]);
-    has(one(&[48], 2, 0), &["not a multiple", "Q4_0", "32"]);
-    has(one(&[1 << 61], 28, 0), &["overflows"]);
-    has(one(&[32], 0, 16), &["offset", "alignment 32"]);
-    has(one(&[32], 0, u64::MAX - 31), &["overflows"]);
-    has(err(B::head(3, 2, 0).ti("w", &[1], 0, 0).ti("w", &[1], 0, 32)), &["duplicate tensor name"]);
-    has(err(B::head(3, 1, 0).u64(2).raw(&[0xc3, 0x28]).raw(&[0; 30])), &["tensor #0", "UTF-8"]);
-    // An unknown type past the prefix is NeedMore, and a zero-element tensor is fine.
-    assert!(matches!(parse(&B::head(3, 1, 0).0), Err(GgufError::NeedMore { need: 48 })));
-    let h = parse(&B::head(3, 1, 0).ti("e", &[0, 7], 12, 0).0).unwrap();
+}
+
+#[test]
+fn hostile_tensor_infos() {
+    let one = |ti: &str, parts: &[&str]| fails(&format!("hdr:3,1,0 ti:{ti}"), parts);
+    one(
+        "w/1x1x1x1x1/0/0",
+        &["n_dims", "tensor \"w\"", "5 dimensions"],
+    );
+    one("w/4294967296x4294967296/0/0", &["dims", "overflows"]);
+    one("w/4611686018427387904x2/0/0", &["overflows i64"]);
+    one(
+        "w/32/4/0",
+        &["tensor \"w\"", "unknown ggml type id 4", "offset 45"],
+    );
+    one("w/32/42/0", &["id 42"]);
+    one("w/48/2/0", &["not a multiple", "Q4_0", "32"]);
+    one("w/2305843009213693952/28/0", &["byte size", "overflows"]);
+    one("w/32/0/16", &["offset", "alignment 32"]);
+    one("w/32/0/18446744073709551584", &["overflows"]);
+    fails(
+        "hdr:3,2,0 ti:w/1/0/0 ti:w/1/0/32",
+        &["duplicate tensor name"],
+    );
+    fails("hdr:3,1,0 u64:2 x:c328 pad:30", &["tensor #0", "UTF-8"]);
+    // Unknown types past the prefix are NeedMore; zero-element tensors are fine.
+    assert_eq!(need("hdr:3,1,0"), 48);
+    let h = parse(&g("hdr:3,1,0 ti:e/0x7/12/0")).unwrap();
     assert_eq!((h.tensors[0].size, h.data_offset), (0, 96));
     assert!(h.validate_against_len(40).is_err());
 }
@@ -274,15 +380,23 @@ fn hostile_inputs() {
 #[test]
 fn writer_rejects_what_it_cannot_write() {
     let mut h = parse(&v2_file()).unwrap();
-    let mut sink = Vec::new();
-    h.metadata.push(("bad".into(), GgufValue::Array(GgufArray { elem_type: GgufValueType::U8, items: vec![GgufValue::I8(1)] })));
-    assert!(matches!(write_header(&h, &mut sink), Err(GgufError::Unwritable(_))));
+    let unwritable = |h: &GgufHeader| {
+        matches!(
+            write_header(h, &mut Vec::new()),
+            Err(GgufError::Unwritable(_))
+        )
+    };
+    h.metadata.push((
+        "bad".into(),
+        array(GgufValueType::U8, vec![GgufValue::I8(1)]),
+    ));
+    assert!(unwritable(&h));
     h.metadata.pop();
     h.alignment = 32;
-    assert!(matches!(write_header(&h, &mut sink), Err(GgufError::Unwritable(_))));
+    assert!(unwritable(&h));
     h.alignment = 16;
     h.tensors[0].dims = vec![1; 5];
-    assert!(matches!(write_header(&h, &mut sink), Err(GgufError::Unwritable(_))));
+    assert!(unwritable(&h));
     h.tensors[0].dims = vec![4, 2];
     h.version = 3;
     let mut out = Vec::new();

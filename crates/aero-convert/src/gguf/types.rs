@@ -18,7 +18,12 @@ pub struct GgmlType {
 }
 
 const fn t(id: u32, name: &'static str, block_elems: u64, block_bytes: u64) -> GgmlType {
-    GgmlType { id, name, block_elems, block_bytes }
+    GgmlType {
+        id,
+        name,
+        block_elems,
+        block_bytes,
+    }
 }
 
 /// QK_K, the super-block size of the K-quants and i-quants.
@@ -29,38 +34,38 @@ const QK_K: u64 = 256;
 pub const GGML_TYPES: &[GgmlType] = &[
     t(0, "F32", 1, 4),
     t(1, "F16", 1, 2),
-    t(2, "Q4_0", 32, 2 + 16),                 // f16 d, 32 nibbles
-    t(3, "Q4_1", 32, 2 + 2 + 16),             // f16 d, m, 32 nibbles
-    t(6, "Q5_0", 32, 2 + 4 + 16),             // f16 d, qh[4], 32 nibbles
-    t(7, "Q5_1", 32, 2 + 2 + 4 + 16),         // f16 d, m, qh[4], 32 nibbles
-    t(8, "Q8_0", 32, 2 + 32),                 // f16 d, 32 x i8
-    t(9, "Q8_1", 32, 2 + 2 + 32),             // f16 d, s, 32 x i8
-    t(10, "Q2_K", QK_K, 16 + 64 + 2 + 2),     // scales, qs, f16 d, dmin
-    t(11, "Q3_K", QK_K, 32 + 64 + 12 + 2),    // hmask, qs, scales, f16 d
-    t(12, "Q4_K", QK_K, 2 + 2 + 12 + 128),    // f16 d, dmin, scales, qs
+    t(2, "Q4_0", 32, 2 + 16),                   // f16 d, 32 nibbles
+    t(3, "Q4_1", 32, 2 + 2 + 16),               // f16 d, m, 32 nibbles
+    t(6, "Q5_0", 32, 2 + 4 + 16),               // f16 d, qh[4], 32 nibbles
+    t(7, "Q5_1", 32, 2 + 2 + 4 + 16),           // f16 d, m, qh[4], 32 nibbles
+    t(8, "Q8_0", 32, 2 + 32),                   // f16 d, 32 x i8
+    t(9, "Q8_1", 32, 2 + 2 + 32),               // f16 d, s, 32 x i8
+    t(10, "Q2_K", QK_K, 16 + 64 + 2 + 2),       // scales, qs, f16 d, dmin
+    t(11, "Q3_K", QK_K, 32 + 64 + 12 + 2),      // hmask, qs, scales, f16 d
+    t(12, "Q4_K", QK_K, 2 + 2 + 12 + 128),      // f16 d, dmin, scales, qs
     t(13, "Q5_K", QK_K, 2 + 2 + 12 + 32 + 128), // + qh
-    t(14, "Q6_K", QK_K, 128 + 64 + 16 + 2),   // ql, qh, scales, f16 d
-    t(15, "Q8_K", QK_K, 4 + 256 + 32),        // f32 d, 256 x i8, 16 x i16 bsums
-    t(16, "IQ2_XXS", QK_K, 2 + 64),           // f16 d, 32 x u16
-    t(17, "IQ2_XS", QK_K, 2 + 64 + 8),        // + scales[8]
-    t(18, "IQ3_XXS", QK_K, 2 + 96),           // f16 d, 3*QK_K/8
-    t(19, "IQ1_S", QK_K, 2 + 32 + 16),        // f16 d, qs[32], 8 x u16 qh
-    t(20, "IQ4_NL", 32, 2 + 16),              // f16 d, 32 nibbles
-    t(21, "IQ3_S", QK_K, 2 + 64 + 8 + 32 + 4), // d, qs, qh, signs, scales
-    t(22, "IQ2_S", QK_K, 2 + 64 + 8 + 8),     // d, qs, qh, scales
-    t(23, "IQ4_XS", QK_K, 2 + 2 + 4 + 128),   // d, scales_h, scales_l, qs
+    t(14, "Q6_K", QK_K, 128 + 64 + 16 + 2),     // ql, qh, scales, f16 d
+    t(15, "Q8_K", QK_K, 4 + 256 + 32),          // f32 d, 256 x i8, 16 x i16 bsums
+    t(16, "IQ2_XXS", QK_K, 2 + 64),             // f16 d, 32 x u16
+    t(17, "IQ2_XS", QK_K, 2 + 64 + 8),          // + scales[8]
+    t(18, "IQ3_XXS", QK_K, 2 + 96),             // f16 d, 3*QK_K/8
+    t(19, "IQ1_S", QK_K, 2 + 32 + 16),          // f16 d, qs[32], 8 x u16 qh
+    t(20, "IQ4_NL", 32, 2 + 16),                // f16 d, 32 nibbles
+    t(21, "IQ3_S", QK_K, 2 + 64 + 8 + 32 + 4),  // d, qs, qh, signs, scales
+    t(22, "IQ2_S", QK_K, 2 + 64 + 8 + 8),       // d, qs, qh, scales
+    t(23, "IQ4_XS", QK_K, 2 + 2 + 4 + 128),     // d, scales_h, scales_l, qs
     t(24, "I8", 1, 1),
     t(25, "I16", 1, 2),
     t(26, "I32", 1, 4),
     t(27, "I64", 1, 8),
     t(28, "F64", 1, 8),
-    t(29, "IQ1_M", QK_K, 32 + 16 + 8),        // qs, qh, scales (no d)
+    t(29, "IQ1_M", QK_K, 32 + 16 + 8), // qs, qh, scales (no d)
     t(30, "BF16", 1, 2),
-    t(34, "TQ1_0", QK_K, 48 + 4 + 2),         // qs (5 trits/byte), qh, f16 d
-    t(35, "TQ2_0", QK_K, 64 + 2),             // qs (2 bits), f16 d
-    t(39, "MXFP4", 32, 1 + 16),               // e8m0 scale, 32 e2m1 nibbles
-    t(40, "NVFP4", 64, 4 + 32),               // 4 ue4m3 sub-block scales, 64 e2m1 nibbles
-    t(41, "Q1_0", 128, 2 + 16),               // f16 d, 128 sign bits
+    t(34, "TQ1_0", QK_K, 48 + 4 + 2), // qs (5 trits/byte), qh, f16 d
+    t(35, "TQ2_0", QK_K, 64 + 2),     // qs (2 bits), f16 d
+    t(39, "MXFP4", 32, 1 + 16),       // e8m0 scale, 32 e2m1 nibbles
+    t(40, "NVFP4", 64, 4 + 32),       // 4 ue4m3 sub-block scales, 64 e2m1 nibbles
+    t(41, "Q1_0", 128, 2 + 16),       // f16 d, 128 sign bits
 ];
 
 impl GgmlType {
@@ -71,7 +76,10 @@ impl GgmlType {
 
     /// The type with this name (as in the table, e.g. `"Q4_K"`), ASCII case-insensitive.
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        GGML_TYPES.iter().find(|t| t.name.eq_ignore_ascii_case(name)).copied()
+        GGML_TYPES
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+            .copied()
     }
 
     /// True for block-quantized types (kept packed by the converter).
@@ -87,12 +95,15 @@ impl GgmlType {
         if self.block_elems == 0 || first.checked_rem(self.block_elems)? != 0 {
             return None;
         }
-        let row = first.checked_div(self.block_elems)?.checked_mul(self.block_bytes)?;
+        let row = first
+            .checked_div(self.block_elems)?
+            .checked_mul(self.block_bytes)?;
         rest.iter().try_fold(row, |acc, d| acc.checked_mul(*d))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

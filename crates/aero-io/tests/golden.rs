@@ -1,0 +1,157 @@
+//! Every golden file written by the reference implementation is read, and
+//! validation reaches the verdict recorded in expected.json.
+
+mod common;
+
+use aero_io::{AeroFile, ChunkStatus, Mode, Verdict};
+use common::*;
+
+fn tensor_set(name: &str) -> serde_json::Map<String, serde_json::Value> {
+    expected()["tensor_sets"][name].as_object().unwrap().clone()
+}
+
+#[test]
+fn chunk_tables_match_expected() {
+    let e = expected();
+    for name in aero_files() {
+        let f = AeroFile::open(golden().join(&name)).unwrap();
+        let want = e["files"][&name]["chunks"].as_array();
+        let Some(want) = want else { continue };
+        assert_eq!(f.chunks().len(), want.len(), "{name}");
+        for (c, w) in f.chunks().iter().zip(want) {
+            assert_eq!(c.fourcc.to_string(), w["fourcc"].as_str().unwrap(), "{name}");
+            assert_eq!(c.name, w["name"].as_str().unwrap(), "{name}");
+            assert_eq!(c.offset, w["offset"].as_u64().unwrap(), "{name}");
+            assert_eq!(c.length, w["length"].as_u64().unwrap(), "{name}");
+            assert_eq!(c.ulen, w["ulen"].as_u64().unwrap(), "{name}");
+            assert_eq!(u64::from(c.flags.0), w["flags"].as_u64().unwrap(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn valid_files_validate_and_every_tensor_hashes_to_truth() {
+    let e = expected();
+    let valid = [
+        "test-vector.aero",
+        "mixed-single-shard.aero",
+        "mixed-multishard.aero",
+        "ihsh-phsh.aero",
+        "convert-output.aero",
+        "aeroset-local/part-000.aero",
+        "aeroset-local/part-001.aero",
+        "aeroset-local/part-002.aero",
+    ];
+    let mut set_seen = std::collections::BTreeSet::new();
+    for name in valid {
+        let f = AeroFile::open(golden().join(name)).unwrap();
+        let r = aero_io::validate(&f, Mode::Full, &|_| {});
+        assert_eq!(r.verdict, Verdict::Valid, "{name}: {:?}", r.errors);
+        assert!(r.chunks.iter().all(|c| c.status == "verified"), "{name}");
+        let set = e["files"][name]["tensors"].as_str().unwrap_or("mixed");
+        let truth = tensor_set(set);
+        for t in f.index().unwrap().tensors() {
+            let v = f.tensor(&t.name).unwrap();
+            let w = &truth[&t.name];
+            assert_eq!(blake3::hash(v.bytes()).to_hex().as_str(), w["blake3"].as_str().unwrap(), "{name}/{}", t.name);
+            assert_eq!(t.dtype.code() as u64, w["dtype"].as_u64().unwrap());
+            assert_eq!(t.data_len, w["data_len"].as_u64().unwrap());
+            let shape: Vec<u64> = w["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            assert_eq!(t.shape, shape);
+            if name.starts_with("aeroset") {
+                set_seen.insert(t.name.clone());
+            } else {
+                // Every tensor of the set is present in single files.
+                assert_eq!(f.index().unwrap().len(), truth.len(), "{name}");
+            }
+        }
+    }
+    assert_eq!(set_seen.len(), 10, "the three AEROSET parts hold all ten tensors");
+}
+
+#[test]
+fn ihsh_and_phsh_checks_pass() {
+    let f = AeroFile::open(golden().join("ihsh-phsh.aero")).unwrap();
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    assert_eq!(r.control, aero_io::integrity::ControlStatus::Verified);
+    assert_eq!(r.pages.len(), 3);
+    assert!(r.pages.iter().all(|p| p.status == "verified"));
+    assert_eq!(r.pages.iter().map(|p| p.pages).collect::<Vec<_>>(), [1, 16, 1]);
+    let r = aero_io::validate(&f, Mode::Control, &|_| {});
+    assert_eq!(r.verdict, Verdict::Valid);
+}
+
+#[test]
+fn mjsn_zero_hash_is_not_recorded_not_corrupt() {
+    let f = AeroFile::open(golden().join("mjsn-zero-hash.aero")).unwrap();
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    assert_eq!(r.verdict, Verdict::ValidWithWarnings, "{:?}", r.errors);
+    for c in &r.chunks {
+        let want = if c.fourcc == "MJSN" { "hash-not-recorded" } else { "verified" };
+        assert_eq!(c.status, want, "{}", c.name);
+    }
+    let mjsn = f.first(aero_io::FourCc::MJSN).unwrap();
+    assert_eq!(f.read_verified(mjsn).unwrap().1, ChunkStatus::HashNotRecorded);
+    let truth = tensor_set("mixed");
+    for t in f.index().unwrap().tensors() {
+        assert_eq!(blake3::hash(f.tensor(&t.name).unwrap().bytes()).to_hex().as_str(), truth[&t.name]["blake3"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn tensor_hash_defect_names_shard_and_the_eight_damaged_tensors() {
+    let e = expected();
+    let info = &e["files"]["tensor-hash-defect.aero"];
+    let damaged: Vec<&str> = info["damaged_tensors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let intact: Vec<&str> = info["intact_tensors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let f = AeroFile::open(golden().join("tensor-hash-defect.aero")).unwrap();
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    assert_eq!(r.verdict, Verdict::Invalid);
+    let shard = r.chunks.iter().find(|c| c.name == "weights.shard0").unwrap();
+    assert_eq!(shard.status, "mismatch");
+    assert!(r.chunks.iter().filter(|c| c.name != "weights.shard0").all(|c| c.status == "verified"));
+    let mut bad: Vec<&str> = r.tensors.iter().filter(|t| t.hash_b3 == "mismatch").map(|t| t.name.as_str()).collect();
+    let mut want = damaged.clone();
+    bad.sort();
+    want.sort();
+    assert_eq!(bad, want);
+    let truth = tensor_set("mixed");
+    for n in &damaged {
+        assert!(matches!(f.tensor(n), Err(aero_io::Error::TensorHashMismatch { .. })), "{n} must be refused");
+    }
+    for n in &intact {
+        let v = f.tensor(n).unwrap();
+        assert_eq!(blake3::hash(v.bytes()).to_hex().as_str(), truth[*n]["blake3"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn set_index_file_reads_without_shards() {
+    let f = AeroFile::open(golden().join("aeroset-local/index.aero")).unwrap();
+    assert!(f.is_set_index());
+    assert_eq!(f.index().unwrap().len(), 10);
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    assert_ne!(r.verdict, Verdict::Invalid, "{:?}", r.errors);
+}
+
+#[test]
+fn golden_sha256_unchanged() {
+    // Guards against a test accidentally writing into ../shared.
+    let e = expected();
+    for name in aero_files() {
+        let bytes = std::fs::read(golden().join(&name)).unwrap();
+        let want = e["files"][&name]["sha256"].as_str().unwrap();
+        let got = sha256_hex(&bytes);
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use std::process::Command;
+    // Use the system's sha256sum to keep sha2 out of aero-io's dev-deps.
+    let mut child = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
