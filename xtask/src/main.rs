@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
 
@@ -34,12 +34,18 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
-    let st = cmd.current_dir(root()).status().with_context(|| format!("running {cmd:?}"))?;
+    let st = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("running {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed: {st}");
     }
@@ -51,11 +57,23 @@ fn cargo() -> Command {
 }
 
 fn has(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn setup() -> Result<()> {
-    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "tests/requirements.txt"]))?;
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+        "tests/requirements.txt",
+    ]))?;
     if has("rustup", "--version") {
         run(Command::new("rustup").args(["target", "add", NO_STD_TARGET]))?;
     }
@@ -63,16 +81,40 @@ fn setup() -> Result<()> {
 }
 
 fn no_std() -> Result<()> {
-    run(cargo().args(["build", "--package", "no-alloc-consumer", "--target", NO_STD_TARGET]))?;
-    run(cargo().args(["build", "--package", "aero-format", "--target", NO_STD_TARGET]))
+    run(cargo().args([
+        "build",
+        "--package",
+        "no-alloc-consumer",
+        "--target",
+        NO_STD_TARGET,
+    ]))?;
+    run(cargo().args([
+        "build",
+        "--package",
+        "aero-format",
+        "--target",
+        NO_STD_TARGET,
+    ]))
 }
 
 fn ci() -> Result<()> {
     setup()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     no_std()?;
-    if has("cargo-nextest", "--version") || cargo().args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success()) {
+    if has("cargo-nextest", "--version")
+        || cargo()
+            .args(["nextest", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
         run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
     } else {
         run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
@@ -84,10 +126,20 @@ fn ci() -> Result<()> {
 }
 
 fn dist() -> Result<()> {
-    run(cargo().args(["build", "--release", "--package", "aero-cli", "--bin", "aerotensor"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "aero-cli",
+        "--bin",
+        "aerotensor",
+    ]))?;
     let dist = root().join("target/dist");
     std::fs::create_dir_all(&dist)?;
-    std::fs::copy(root().join("target/release/aerotensor"), dist.join("aerotensor"))?;
+    std::fs::copy(
+        root().join("target/release/aerotensor"),
+        dist.join("aerotensor"),
+    )?;
     eprintln!("wrote {}", dist.join("aerotensor").display());
     Ok(())
 }
@@ -101,5 +153,16 @@ fn bench(rest: &[String]) -> Result<()> {
 
 fn fuzz(rest: &[String]) -> Result<()> {
     let iters = rest.first().cloned().unwrap_or_else(|| "20000".into());
-    run(cargo().args(["test", "--release", "--package", "aero-io", "--test", "robustness", "--", "--include-ignored"]).env("AERO_FUZZ_ITERS", iters))
+    run(cargo()
+        .args([
+            "test",
+            "--release",
+            "--package",
+            "aero-io",
+            "--test",
+            "robustness",
+            "--",
+            "--include-ignored",
+        ])
+        .env("AERO_FUZZ_ITERS", iters))
 }

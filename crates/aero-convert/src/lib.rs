@@ -1,1 +1,3 @@
-//! placeholder
+//! Importers and exporters between AERO and safetensors / GGUF.
+
+pub mod gguf;

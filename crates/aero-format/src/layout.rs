@@ -136,7 +136,7 @@ pub struct ControlPlane<'a> {
     file_len: u64,
 }
 
-fn sub<'a>(bytes: &'a [u8], offset: u64, length: u64, field: Field) -> Result<&'a [u8], Error> {
+fn sub(bytes: &[u8], offset: u64, length: u64, field: Field) -> Result<&[u8], Error> {
     let end = offset.checked_add(length).ok_or(Error::new(
         ErrorKind::OutOfBounds {
             offset,

@@ -72,12 +72,12 @@ impl ChunkStatus {
 /// frame that declares a different content size is rejected before decoding.
 pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(stored) {
-        if declared != ulen {
-            return Err(format!(
-                "zstd frame declares {declared} bytes, TOC chunk_ulen says {ulen}"
-            ));
-        }
+    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(stored)
+        && declared != ulen
+    {
+        return Err(format!(
+            "zstd frame declares {declared} bytes, TOC chunk_ulen says {ulen}"
+        ));
     }
     let dec = zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| format!("zstd: {e}"))?;
     let mut out = Vec::with_capacity(usize::try_from(ulen.min(1 << 20)).unwrap_or(0));

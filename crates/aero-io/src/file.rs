@@ -402,13 +402,13 @@ impl AeroFile {
             name: name.into(),
         })?;
         let view = self.tensor_unverified(info)?;
-        if let Some(h) = info.hash_b3 {
-            if *crate::verify::hash(view.bytes()).as_bytes() != h {
-                return Err(Error::TensorHashMismatch {
-                    path: self.path.clone(),
-                    name: name.into(),
-                });
-            }
+        if let Some(h) = info.hash_b3
+            && *crate::verify::hash(view.bytes()).as_bytes() != h
+        {
+            return Err(Error::TensorHashMismatch {
+                path: self.path.clone(),
+                name: name.into(),
+            });
         }
         Ok(view)
     }

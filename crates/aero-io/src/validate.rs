@@ -296,13 +296,13 @@ fn check_manifest(f: &AeroFile, r: &mut Report) {
             };
             match chunks.get(ti as usize) {
                 Some(c) if c.fourcc == FourCc::WTSH && c.shard_id() == Some(id) => {
-                    if let Some(sz) = s.get("size_bytes").and_then(|v| v.as_u64()) {
-                        if sz != c.length {
-                            r.errors.push(format!(
-                                "manifest: shard {id} size_bytes {sz} but WTSH length {}",
-                                c.length
-                            ));
-                        }
+                    if let Some(sz) = s.get("size_bytes").and_then(|v| v.as_u64())
+                        && sz != c.length
+                    {
+                        r.errors.push(format!(
+                            "manifest: shard {id} size_bytes {sz} but WTSH length {}",
+                            c.length
+                        ));
                     }
                 }
                 _ => r.errors.push(format!(

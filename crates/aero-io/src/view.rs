@@ -120,7 +120,7 @@ impl<'a> TensorView<'a> {
             });
         }
         let size = std::mem::size_of::<T>();
-        if self.bytes.len() % size != 0 {
+        if !self.bytes.len().is_multiple_of(size) {
             return Err(Error::View {
                 name: self.info.name.clone(),
                 reason: format!("{} bytes is not a multiple of {size}", self.bytes.len()),

@@ -19,7 +19,11 @@ fn chunk_tables_match_expected() {
         let Some(want) = want else { continue };
         assert_eq!(f.chunks().len(), want.len(), "{name}");
         for (c, w) in f.chunks().iter().zip(want) {
-            assert_eq!(c.fourcc.to_string(), w["fourcc"].as_str().unwrap(), "{name}");
+            assert_eq!(
+                c.fourcc.to_string(),
+                w["fourcc"].as_str().unwrap(),
+                "{name}"
+            );
             assert_eq!(c.name, w["name"].as_str().unwrap(), "{name}");
             assert_eq!(c.offset, w["offset"].as_u64().unwrap(), "{name}");
             assert_eq!(c.length, w["length"].as_u64().unwrap(), "{name}");
@@ -53,10 +57,20 @@ fn valid_files_validate_and_every_tensor_hashes_to_truth() {
         for t in f.index().unwrap().tensors() {
             let v = f.tensor(&t.name).unwrap();
             let w = &truth[&t.name];
-            assert_eq!(blake3::hash(v.bytes()).to_hex().as_str(), w["blake3"].as_str().unwrap(), "{name}/{}", t.name);
+            assert_eq!(
+                blake3::hash(v.bytes()).to_hex().as_str(),
+                w["blake3"].as_str().unwrap(),
+                "{name}/{}",
+                t.name
+            );
             assert_eq!(t.dtype.code() as u64, w["dtype"].as_u64().unwrap());
             assert_eq!(t.data_len, w["data_len"].as_u64().unwrap());
-            let shape: Vec<u64> = w["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            let shape: Vec<u64> = w["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect();
             assert_eq!(t.shape, shape);
             if name.starts_with("aeroset") {
                 set_seen.insert(t.name.clone());
@@ -66,7 +80,11 @@ fn valid_files_validate_and_every_tensor_hashes_to_truth() {
             }
         }
     }
-    assert_eq!(set_seen.len(), 10, "the three AEROSET parts hold all ten tensors");
+    assert_eq!(
+        set_seen.len(),
+        10,
+        "the three AEROSET parts hold all ten tensors"
+    );
 }
 
 #[test]
@@ -76,7 +94,10 @@ fn ihsh_and_phsh_checks_pass() {
     assert_eq!(r.control, aero_io::integrity::ControlStatus::Verified);
     assert_eq!(r.pages.len(), 3);
     assert!(r.pages.iter().all(|p| p.status == "verified"));
-    assert_eq!(r.pages.iter().map(|p| p.pages).collect::<Vec<_>>(), [1, 16, 1]);
+    assert_eq!(
+        r.pages.iter().map(|p| p.pages).collect::<Vec<_>>(),
+        [1, 16, 1]
+    );
     let r = aero_io::validate(&f, Mode::Control, &|_| {});
     assert_eq!(r.verdict, Verdict::Valid);
 }
@@ -87,14 +108,26 @@ fn mjsn_zero_hash_is_not_recorded_not_corrupt() {
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
     assert_eq!(r.verdict, Verdict::ValidWithWarnings, "{:?}", r.errors);
     for c in &r.chunks {
-        let want = if c.fourcc == "MJSN" { "hash-not-recorded" } else { "verified" };
+        let want = if c.fourcc == "MJSN" {
+            "hash-not-recorded"
+        } else {
+            "verified"
+        };
         assert_eq!(c.status, want, "{}", c.name);
     }
     let mjsn = f.first(aero_io::FourCc::MJSN).unwrap();
-    assert_eq!(f.read_verified(mjsn).unwrap().1, ChunkStatus::HashNotRecorded);
+    assert_eq!(
+        f.read_verified(mjsn).unwrap().1,
+        ChunkStatus::HashNotRecorded
+    );
     let truth = tensor_set("mixed");
     for t in f.index().unwrap().tensors() {
-        assert_eq!(blake3::hash(f.tensor(&t.name).unwrap().bytes()).to_hex().as_str(), truth[&t.name]["blake3"].as_str().unwrap());
+        assert_eq!(
+            blake3::hash(f.tensor(&t.name).unwrap().bytes())
+                .to_hex()
+                .as_str(),
+            truth[&t.name]["blake3"].as_str().unwrap()
+        );
     }
 }
 
@@ -102,26 +135,56 @@ fn mjsn_zero_hash_is_not_recorded_not_corrupt() {
 fn tensor_hash_defect_names_shard_and_the_eight_damaged_tensors() {
     let e = expected();
     let info = &e["files"]["tensor-hash-defect.aero"];
-    let damaged: Vec<&str> = info["damaged_tensors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    let intact: Vec<&str> = info["intact_tensors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let damaged: Vec<&str> = info["damaged_tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let intact: Vec<&str> = info["intact_tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     let f = AeroFile::open(golden().join("tensor-hash-defect.aero")).unwrap();
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
     assert_eq!(r.verdict, Verdict::Invalid);
-    let shard = r.chunks.iter().find(|c| c.name == "weights.shard0").unwrap();
+    let shard = r
+        .chunks
+        .iter()
+        .find(|c| c.name == "weights.shard0")
+        .unwrap();
     assert_eq!(shard.status, "mismatch");
-    assert!(r.chunks.iter().filter(|c| c.name != "weights.shard0").all(|c| c.status == "verified"));
-    let mut bad: Vec<&str> = r.tensors.iter().filter(|t| t.hash_b3 == "mismatch").map(|t| t.name.as_str()).collect();
+    assert!(
+        r.chunks
+            .iter()
+            .filter(|c| c.name != "weights.shard0")
+            .all(|c| c.status == "verified")
+    );
+    let mut bad: Vec<&str> = r
+        .tensors
+        .iter()
+        .filter(|t| t.hash_b3 == "mismatch")
+        .map(|t| t.name.as_str())
+        .collect();
     let mut want = damaged.clone();
     bad.sort();
     want.sort();
     assert_eq!(bad, want);
     let truth = tensor_set("mixed");
     for n in &damaged {
-        assert!(matches!(f.tensor(n), Err(aero_io::Error::TensorHashMismatch { .. })), "{n} must be refused");
+        assert!(
+            matches!(f.tensor(n), Err(aero_io::Error::TensorHashMismatch { .. })),
+            "{n} must be refused"
+        );
     }
     for n in &intact {
         let v = f.tensor(n).unwrap();
-        assert_eq!(blake3::hash(v.bytes()).to_hex().as_str(), truth[*n]["blake3"].as_str().unwrap());
+        assert_eq!(
+            blake3::hash(v.bytes()).to_hex().as_str(),
+            truth[*n]["blake3"].as_str().unwrap()
+        );
     }
 }
 
@@ -149,9 +212,18 @@ fn golden_sha256_unchanged() {
 fn sha256_hex(b: &[u8]) -> String {
     use std::process::Command;
     // Use the system's sha256sum to keep sha2 out of aero-io's dev-deps.
-    let mut child = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b).unwrap();
     let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }

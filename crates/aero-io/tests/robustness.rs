@@ -22,13 +22,18 @@ fn every_control_plane_byte_flip_is_caught_or_harmless() {
     for name in aero_files() {
         let orig = std::fs::read(golden().join(&name)).unwrap();
         let base = AeroFile::open(golden().join(&name)).unwrap();
-        let base_invalid = aero_io::validate(&base, Mode::Full, &|_| {}).verdict == Verdict::Invalid;
+        let base_invalid =
+            aero_io::validate(&base, Mode::Full, &|_| {}).verdict == Verdict::Invalid;
         let truth: HashMap<String, Vec<u8>> = base
             .index()
             .unwrap()
             .tensors()
             .iter()
-            .filter_map(|t| base.tensor_unverified(t).ok().map(|v| (t.name.clone(), v.bytes().to_vec())))
+            .filter_map(|t| {
+                base.tensor_unverified(t)
+                    .ok()
+                    .map(|v| (t.name.clone(), v.bytes().to_vec()))
+            })
             .collect();
         let end = base.payload_start() as usize;
         for pos in 0..end {
@@ -45,15 +50,31 @@ fn every_control_plane_byte_flip_is_caught_or_harmless() {
                     caught += 1;
                     continue;
                 }
-                assert!(!base_invalid, "{name}: flip {mask:#x} at {pos} made a corrupt file valid");
-                let idx = f.index().unwrap_or_else(|e| panic!("{name}@{pos}^{mask:#x}: valid but TIDX unreadable: {e}"));
-                assert_eq!(idx.tensors(), base.index().unwrap().tensors(), "{name}@{pos}^{mask:#x}: TIDX changed but file valid");
+                assert!(
+                    !base_invalid,
+                    "{name}: flip {mask:#x} at {pos} made a corrupt file valid"
+                );
+                let idx = f.index().unwrap_or_else(|e| {
+                    panic!("{name}@{pos}^{mask:#x}: valid but TIDX unreadable: {e}")
+                });
+                assert_eq!(
+                    idx.tensors(),
+                    base.index().unwrap().tensors(),
+                    "{name}@{pos}^{mask:#x}: TIDX changed but file valid"
+                );
                 if base.is_set_index() {
                     continue;
                 }
                 for t in idx.tensors() {
-                    let got = f.tensor(&t.name).unwrap_or_else(|e| panic!("{name}@{pos}^{mask:#x}: valid but {e}"));
-                    assert_eq!(Some(got.bytes()), truth.get(&t.name).map(|v| v.as_slice()), "{name}@{pos}^{mask:#x}: '{}' bytes differ but file valid", t.name);
+                    let got = f
+                        .tensor(&t.name)
+                        .unwrap_or_else(|e| panic!("{name}@{pos}^{mask:#x}: valid but {e}"));
+                    assert_eq!(
+                        Some(got.bytes()),
+                        truth.get(&t.name).map(|v| v.as_slice()),
+                        "{name}@{pos}^{mask:#x}: '{}' bytes differ but file valid",
+                        t.name
+                    );
                 }
             }
         }
@@ -85,19 +106,52 @@ fn hostile_sizes_are_rejected_quickly_with_bounded_memory() {
     let t0 = std::time::Instant::now();
     // entry_count 1,000,000 in a tiny file.
     let mut b = header(96, 16 + 80 * 1_000_000, 112, 0);
-    b.extend_from_slice(&aero_format::TocHeader { entry_count: 1_000_000, ..Default::default() }.encode());
+    b.extend_from_slice(
+        &aero_format::TocHeader {
+            entry_count: 1_000_000,
+            ..Default::default()
+        }
+        .encode(),
+    );
     let e = open_bytes(b).unwrap_err().to_string();
     assert!(e.contains("toc_length"), "{e}");
     // entry_count 1,000,000 with a toc_length that is too small.
     let mut b = header(96, 16, 112, 0);
-    b.extend_from_slice(&aero_format::TocHeader { entry_count: 1_000_000, ..Default::default() }.encode());
-    assert!(open_bytes(b).unwrap_err().to_string().contains("entry_count"));
+    b.extend_from_slice(
+        &aero_format::TocHeader {
+            entry_count: 1_000_000,
+            ..Default::default()
+        }
+        .encode(),
+    );
+    assert!(
+        open_bytes(b)
+            .unwrap_err()
+            .to_string()
+            .contains("entry_count")
+    );
     // entry_count above the cap.
     let mut b = header(96, 16, 112, 0);
-    b.extend_from_slice(&aero_format::TocHeader { entry_count: u32::MAX, ..Default::default() }.encode());
-    assert!(open_bytes(b).unwrap_err().to_string().contains("entry_count"));
+    b.extend_from_slice(
+        &aero_format::TocHeader {
+            entry_count: u32::MAX,
+            ..Default::default()
+        }
+        .encode(),
+    );
+    assert!(
+        open_bytes(b)
+            .unwrap_err()
+            .to_string()
+            .contains("entry_count")
+    );
     // Offsets near u64::MAX.
-    for (a, l) in [(u64::MAX, 16), (u64::MAX - 8, 16), (96, u64::MAX), (u64::MAX - 95, 96)] {
+    for (a, l) in [
+        (u64::MAX, 16),
+        (u64::MAX - 8, 16),
+        (96, u64::MAX),
+        (u64::MAX - 95, 96),
+    ] {
         let mut b = header(a, l, 112, 0);
         b.extend_from_slice(&[0u8; 32]);
         assert!(open_bytes(b).is_err());
@@ -109,7 +163,12 @@ fn hostile_sizes_are_rejected_quickly_with_bounded_memory() {
     let tv = std::fs::read(golden().join("test-vector.aero")).unwrap();
     let mut b = tv.clone();
     b[112 + 8..112 + 16].copy_from_slice(&(u64::MAX - 4).to_le_bytes());
-    assert!(open_bytes(b).unwrap_err().to_string().contains("chunk_offset"));
+    assert!(
+        open_bytes(b)
+            .unwrap_err()
+            .to_string()
+            .contains("chunk_offset")
+    );
     // A TIDX claiming 2 GiB uncompressed (allowed by the cap) with a tiny payload.
     let mut b = tv.clone();
     let tidx_entry = 112 + 2 * 80;
@@ -120,7 +179,12 @@ fn hostile_sizes_are_rejected_quickly_with_bounded_memory() {
     // A TIDX claiming more than 2 GiB is rejected at open.
     let mut b = tv.clone();
     b[tidx_entry + 24..tidx_entry + 32].copy_from_slice(&((2u64 << 30) + 1).to_le_bytes());
-    assert!(open_bytes(b).unwrap_err().to_string().contains("chunk_ulen"));
+    assert!(
+        open_bytes(b)
+            .unwrap_err()
+            .to_string()
+            .contains("chunk_ulen")
+    );
     // A zstd frame that really inflates to a lot while claiming less must stop at the claim.
     let big = aero_io::writer::compress(&vec![0u8; 64 << 20]).unwrap();
     let e = aero_io::decompress_exact(&big, 1024).unwrap_err();
@@ -131,7 +195,11 @@ fn hostile_sizes_are_rejected_quickly_with_bounded_memory() {
     let no_size = no_size.finish().unwrap();
     let e = aero_io::decompress_exact(&no_size, 1024).unwrap_err();
     assert!(e.contains("chunk_ulen"), "{e}");
-    assert!(t0.elapsed().as_secs() < 10, "hostile inputs took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed().as_secs() < 10,
+        "hostile inputs took {:?}",
+        t0.elapsed()
+    );
     if let Some(kib) = peak_rss_kib() {
         // Generous: the test itself allocates 64 MiB of zeros to compress.
         assert!(kib < 400 * 1024, "peak RSS {kib} KiB");
@@ -158,12 +226,19 @@ fn hostile_tidx_payloads_give_errors() {
     let mut cases: Vec<Vec<u8>> = vec![
         vec![],
         vec![0xc1],
-        vec![0x80],                                    // {} without tensors
-        vec![0x81, 0xa7, b't', b'e', b'n', b's', b'o', b'r', b's', 0xdd, 0xff, 0xff, 0xff, 0xff], // 4G-element array
-        vec![0x81, 0xa7, b't', b'e', b'n', b's', b'o', b'r', b's', 0x91, 0xdf, 0x7f, 0xff, 0xff, 0xff],
+        vec![0x80], // {} without tensors
+        vec![
+            0x81, 0xa7, b't', b'e', b'n', b's', b'o', b'r', b's', 0xdd, 0xff, 0xff, 0xff, 0xff,
+        ], // 4G-element array
+        vec![
+            0x81, 0xa7, b't', b'e', b'n', b's', b'o', b'r', b's', 0x91, 0xdf, 0x7f, 0xff, 0xff,
+            0xff,
+        ],
     ];
     // Deep nesting in an extra key.
-    let mut deep = vec![0x81, 0xa7, b't', b'e', b'n', b's', b'o', b'r', b's', 0x91, 0x81, 0xa1, b'x'];
+    let mut deep = vec![
+        0x81, 0xa7, b't', b'e', b'n', b's', b'o', b'r', b's', 0x91, 0x81, 0xa1, b'x',
+    ];
     deep.extend(std::iter::repeat_n(0x91, 100_000));
     deep.push(0xc0);
     cases.push(deep);

@@ -130,7 +130,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             if k != "model_name" && k != "architecture" {
                 let s = v.to_string();
                 let s = if s.len() > 80 {
-                    format!("{}…", &s[..s.floor_char_boundary(77)])
+                    format!("{}…", s.chars().take(77).collect::<String>())
                 } else {
                     s
                 };

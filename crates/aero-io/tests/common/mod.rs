@@ -15,7 +15,13 @@ pub fn expected() -> serde_json::Value {
 /// The `.aero` files listed in expected.json, relative to golden().
 pub fn aero_files() -> Vec<String> {
     let e = expected();
-    let mut v: Vec<String> = e["files"].as_object().unwrap().keys().filter(|k| k.ends_with(".aero")).cloned().collect();
+    let mut v: Vec<String> = e["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with(".aero"))
+        .cloned()
+        .collect();
     v.sort();
     v
 }
@@ -23,5 +29,10 @@ pub fn aero_files() -> Vec<String> {
 /// Peak resident set size of this process in KiB (Linux), if known.
 pub fn peak_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
