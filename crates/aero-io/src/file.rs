@@ -394,6 +394,17 @@ impl AeroFile {
         Ok(TensorView::new(info, bytes))
     }
 
+    /// A streaming reader over a tensor's bytes (no `hash_b3` check: writers
+    /// that re-hash while copying use this).
+    pub fn tensor_reader<'a>(
+        &'a self,
+        info: &TensorInfo,
+    ) -> Result<Box<dyn std::io::Read + Send + 'a>> {
+        let (off, len) = self.tensor_range(info)?;
+        crate::source::range_reader(self.source.as_ref(), off, len)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
     /// A tensor by name. When the entry carries `hash_b3`, the bytes are
     /// verified and a mismatch is an error: damaged bytes are never returned.
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {

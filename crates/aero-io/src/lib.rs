@@ -24,6 +24,7 @@ mod index;
 pub mod integrity;
 mod mmap;
 pub mod source;
+pub mod stream;
 pub mod validate;
 pub mod value;
 pub mod verify;

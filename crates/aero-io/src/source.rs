@@ -151,3 +151,41 @@ impl ByteSource for Vec<u8> {
         self.get(start..start.checked_add(usize::try_from(len).ok()?)?)
     }
 }
+
+/// A `Read` over `len` bytes at `offset` of a source: a plain slice when the
+/// source is mapped, positioned reads otherwise.
+pub fn range_reader<'a>(
+    src: &'a dyn ByteSource,
+    offset: u64,
+    len: u64,
+) -> io::Result<Box<dyn io::Read + Send + 'a>> {
+    if offset.checked_add(len).is_none_or(|e| e > src.len()) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("range {offset}+{len} is past the end"),
+        ));
+    }
+    if let Some(s) = src.mapped(offset, len) {
+        return Ok(Box::new(s));
+    }
+    Ok(Box::new(RangeReader {
+        src,
+        pos: offset,
+        end: offset + len,
+    }))
+}
+
+struct RangeReader<'a> {
+    src: &'a dyn ByteSource,
+    pos: u64,
+    end: u64,
+}
+
+impl io::Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        self.src.read_exact_at(self.pos, &mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod read;
+pub mod repack;
 mod validate;
 mod write;
 
@@ -29,6 +30,60 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Write the AERO v0.1 golden test vector (spec §12).
     MakeTestVector(MakeTestVectorArgs),
+    /// Rewrite an AERO file with a new layout, shard size or integrity data.
+    ///
+    /// Keeps model name, architecture, MJSN extras and unknown TIDX keys.
+    /// The input is fully verified first; damaged input is refused unless --force.
+    Repack(RepackArgs),
+}
+
+/// How tensors are placed in shards.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LayoutArg {
+    /// data_off % 64 == 0, shards at 4096-byte offsets: zero-copy typed views for every dtype.
+    #[default]
+    Aligned,
+    /// Tensors packed back to back, byte-identical to the reference writer.
+    Reference,
+}
+
+/// Options shared by every command that writes an AERO file.
+#[derive(Args, Debug, Clone)]
+pub struct WriterArgs {
+    /// Tensor placement.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Aligned)]
+    pub layout: LayoutArg,
+    /// Largest shard payload (e.g. 4096, 512M, 2G) [default: 2G].
+    #[arg(long, value_name = "N", value_parser = repack::parse_size)]
+    pub max_shard_bytes: Option<u64>,
+    /// Record a BLAKE3 (hash_b3) for every tensor; reads then verify each tensor.
+    #[arg(long)]
+    pub tensor_hash: bool,
+    /// Write an IHSH control-plane hash over header, TOC and string table.
+    #[arg(long)]
+    pub control_integrity: bool,
+    /// Write PHSH page hashes per shard (page size, default 4M).
+    #[arg(long, value_name = "SIZE", num_args = 0..=1, require_equals = true, default_missing_value = "4M", value_parser = repack::parse_size)]
+    pub page_hashes: Option<u64>,
+    /// File UUID as 32 hex digits (random by default); fixes the output bytes.
+    #[arg(long, value_name = "HEX", value_parser = repack::parse_uuid)]
+    pub uuid: Option<[u8; 16]>,
+}
+
+#[derive(Args, Debug)]
+pub struct RepackArgs {
+    /// Input .aero file.
+    pub input: PathBuf,
+    /// Output .aero file (written atomically).
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+    /// Repack even if the input fails verification.
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -93,5 +148,6 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Extract(a) => read::extract(a),
         Command::MakeTestVector(a) => write::make_test_vector(a),
+        Command::Repack(a) => repack::run(a),
     }
 }

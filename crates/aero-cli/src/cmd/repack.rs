@@ -1,0 +1,136 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use aero_io::stream::{Layout, TensorSpec, WriteOptions};
+use aero_io::{AeroFile, Mode, Verdict};
+use anyhow::{Context, bail};
+
+use super::{RepackArgs, WriterArgs};
+use crate::out;
+
+/// Parses `4096`, `64K`, `64KiB`, `512M`, `2G`, `2GiB` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 4096, 64K, 512M, 2G)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => return Err(format!("unknown size unit '{u}' in '{s}'")),
+    };
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("size '{s}' is zero or too large"))
+}
+
+/// Parses 32 hex digits (dashes allowed) into a UUID.
+pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+    let h: String = s.chars().filter(|c| *c != '-').collect();
+    let v = hex::decode(&h).map_err(|_| format!("'{s}' is not hex"))?;
+    v.try_into()
+        .map_err(|_| format!("UUID '{s}' must be 32 hex digits (16 bytes)"))
+}
+
+impl WriterArgs {
+    /// Writer options from the common flags.
+    pub fn options(&self) -> WriteOptions {
+        WriteOptions {
+            max_shard_bytes: self
+                .max_shard_bytes
+                .unwrap_or(aero_io::stream::DEFAULT_MAX_SHARD_BYTES),
+            uuid: self.uuid,
+            layout: match self.layout {
+                super::LayoutArg::Aligned => Layout::Aligned,
+                super::LayoutArg::Reference => Layout::Reference,
+            },
+            tensor_hash: self.tensor_hash,
+            control_integrity: self.control_integrity,
+            page_hashes: self.page_hashes,
+            ..WriteOptions::default()
+        }
+    }
+}
+
+/// Prints the one-line summary of a write.
+pub fn report_written(
+    out_path: &Path,
+    s: &aero_io::stream::WriteSummary,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        out::print_json(&serde_json::json!({
+            "output": out_path.display().to_string(),
+            "file_size": s.file_size,
+            "shards": s.shards,
+            "tensors": s.tensors.len(),
+            "uuid": hex::encode(s.uuid),
+        }))
+    } else {
+        eprintln!(
+            "wrote {} ({}, {} tensors in {} shard{})",
+            out_path.display(),
+            out::human_bytes(s.file_size),
+            s.tensors.len(),
+            s.shards,
+            if s.shards == 1 { "" } else { "s" }
+        );
+        Ok(())
+    }
+}
+
+pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
+    if a.input == a.output {
+        bail!("input and output are the same file: {}", a.input.display());
+    }
+    let f = AeroFile::open(&a.input)?;
+    if !a.force {
+        let pb = out::bytes_bar(
+            aero_io::validate::work_bytes(&f, Mode::Full),
+            "verifying input",
+        );
+        let r = aero_io::validate(&f, Mode::Full, &|n| pb.inc(n));
+        pb.finish_and_clear();
+        if r.verdict == Verdict::Invalid {
+            bail!(
+                "{}: input is damaged ({}); use --force to repack anyway",
+                a.input.display(),
+                r.errors.first().cloned().unwrap_or_default()
+            );
+        }
+    }
+    let idx = f.index()?;
+    let (name, arch) = f.model();
+    let mut opts = a.writer.options();
+    opts.model_name = name.unwrap_or_else(|| "converted".into());
+    opts.architecture = arch.unwrap_or_else(|| "unknown".into());
+    if let Some(serde_json::Value::Object(m)) = f.meta_json().unwrap_or(None) {
+        opts.extra_meta = m;
+    }
+    // Keep tensor hashes when the input had them.
+    opts.tensor_hash |= idx.tensors().iter().any(|t| t.hash_b3.is_some());
+    let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
+    let pb = out::bytes_bar(total, "repacking");
+    let mut specs = Vec::with_capacity(idx.len());
+    for t in idx.tensors() {
+        let reader = f.tensor_reader(t)?;
+        specs.push(TensorSpec {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            data_len: t.data_len,
+            extras: t.extras.clone(),
+            source: Box::new(pb.wrap_read(reader)),
+        });
+    }
+    let s = aero_io::stream::write_model(&a.output, specs, &opts)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    pb.finish_and_clear();
+    report_written(&a.output, &s, a.json)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,742 @@
+//! The streaming model writer (spec §4–§11).
+//!
+//! Tensor bytes pass through exactly once, in fixed-size buffers, while the
+//! shard, tensor (`hash_b3`) and page (PHSH) hashes are computed on the way.
+//! Memory does not grow with tensor or model size.
+//!
+//! File order vs TOC order: the TOC is always in the standard order
+//! ([IHSH], MJSN, MMSG, TIDX, then WTSH [+ PHSH] per shard). When per-tensor
+//! hashes are requested the TIDX payload is only known after the weights have
+//! streamed, so it is placed *after* the shards in the file (readers follow
+//! offsets, spec §1). Without tensor hashes, `Layout::Reference` produces
+//! exactly the bytes the reference streaming writer produces.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use aero_format::layout::{Prologue, align_up};
+use aero_format::{ChunkFlags, DType, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
+
+use crate::atomic::AtomicFile;
+use crate::encode::{Manifest, ManifestChunk, ManifestShard, encode_tidx};
+use crate::error::{Error, Result};
+use crate::index::TensorInfo;
+use crate::integrity::{PageHashes, control_digest, encode_ihsh, encode_phsh};
+use crate::writer::{compress, string_table};
+
+/// Where tensors go inside shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Every `data_off` a multiple of 64 and every WTSH payload at a multiple
+    /// of 4096, zero padding: every tensor of every dtype can be viewed as a
+    /// typed slice straight from a mapping, and shards suit direct I/O.
+    #[default]
+    Aligned,
+    /// Tensors packed back to back, exactly as the reference writer does.
+    Reference,
+}
+
+impl Layout {
+    fn tensor_align(self) -> u64 {
+        match self {
+            Layout::Aligned => 64,
+            Layout::Reference => 1,
+        }
+    }
+    fn shard_align(self) -> u64 {
+        match self {
+            Layout::Aligned => 4096,
+            Layout::Reference => 16,
+        }
+    }
+}
+
+/// Default cap on one shard's payload (2 GiB).
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 2 << 30;
+
+/// Options for [`write_model`].
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// Model name (MMSG `model.name`, MJSN `model_name`).
+    pub model_name: String,
+    /// Architecture.
+    pub architecture: String,
+    /// Extra MJSN keys (model_name / architecture are always set from above).
+    pub extra_meta: serde_json::Map<String, serde_json::Value>,
+    /// Start a new shard when adding a tensor would exceed this.
+    pub max_shard_bytes: u64,
+    /// File UUID; random when `None`.
+    pub uuid: Option<[u8; 16]>,
+    /// Tensor placement.
+    pub layout: Layout,
+    /// Record `hash_b3` for every tensor.
+    pub tensor_hash: bool,
+    /// Write an IHSH control-plane digest.
+    pub control_integrity: bool,
+    /// Write PHSH page hashes with this page size.
+    pub page_hashes: Option<u64>,
+    /// Id of the first shard (AEROSET parts use global shard ids).
+    pub first_shard_id: u64,
+    /// Copy buffer size.
+    pub buffer_size: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            model_name: "converted".into(),
+            architecture: "unknown".into(),
+            extra_meta: serde_json::Map::new(),
+            max_shard_bytes: DEFAULT_MAX_SHARD_BYTES,
+            uuid: None,
+            layout: Layout::Aligned,
+            tensor_hash: false,
+            control_integrity: false,
+            page_hashes: None,
+            first_shard_id: 0,
+            buffer_size: 4 << 20,
+        }
+    }
+}
+
+/// One tensor to write: metadata and a source of exactly `data_len` bytes.
+pub struct TensorSpec<'a> {
+    /// Unique name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Vec<u64>,
+    /// Byte length the source will supply.
+    pub data_len: u64,
+    /// Extra TIDX keys as raw MessagePack (`quant_id`, `quant_params`, unknown keys).
+    pub extras: Vec<(String, Vec<u8>)>,
+    /// The bytes.
+    pub source: Box<dyn Read + Send + 'a>,
+}
+
+impl std::fmt::Debug for TensorSpec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TensorSpec")
+            .field("name", &self.name)
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .finish()
+    }
+}
+
+/// What was written.
+#[derive(Clone, Debug)]
+pub struct WriteSummary {
+    /// Total file size.
+    pub file_size: u64,
+    /// Number of shards.
+    pub shards: usize,
+    /// The UUID used.
+    pub uuid: [u8; 16],
+    /// The TIDX entries as written (with hash_b3 when requested).
+    pub tensors: Vec<TensorInfo>,
+}
+
+/// A random UUID without an extra dependency: BLAKE3 of the time, the process
+/// id, a per-process random hasher key and a counter.
+pub fn random_uuid() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = blake3::Hasher::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let mut s = std::collections::hash_map::RandomState::new().build_hasher();
+    s.write_u64(0);
+    h.update(&s.finish().to_le_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out[6] = (out[6] & 0x0f) | 0x40; // RFC 4122 version 4
+    out[8] = (out[8] & 0x3f) | 0x80;
+    out
+}
+
+/// Checks tensor metadata before anything is written.
+pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
+    if specs.is_empty() {
+        return Err(Error::Invalid("no tensors to write".into()));
+    }
+    let mut names = std::collections::HashSet::with_capacity(specs.len());
+    for t in specs {
+        if t.name.is_empty() {
+            return Err(Error::Invalid("a tensor has an empty name".into()));
+        }
+        if t.name.len() as u64 > aero_format::limits::MAX_NAME_LEN {
+            return Err(Error::Invalid(format!(
+                "tensor name of {} bytes exceeds {} bytes: '{}…'",
+                t.name.len(),
+                aero_format::limits::MAX_NAME_LEN,
+                t.name.chars().take(40).collect::<String>()
+            )));
+        }
+        if !names.insert(t.name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "duplicate tensor name '{}'",
+                t.name
+            )));
+        }
+        if t.shape.len() as u64 > aero_format::limits::MAX_RANK {
+            return Err(Error::Invalid(format!(
+                "tensor '{}': rank {} exceeds 64",
+                t.name,
+                t.shape.len()
+            )));
+        }
+        let elems = t
+            .shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "tensor '{}': shape {:?} overflows",
+                    t.name, t.shape
+                ))
+            })?;
+        if let Some(size) = t.dtype.size() {
+            let want = elems.checked_mul(size).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "tensor '{}': shape {:?} × {} bytes overflows",
+                    t.name, t.shape, size
+                ))
+            })?;
+            if want != t.data_len {
+                return Err(Error::Invalid(format!(
+                    "tensor '{}': {} × shape {:?} is {want} bytes but {} bytes were given",
+                    t.name, t.dtype, t.shape, t.data_len
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shard assignment: for each tensor (local shard index, data_off), and per
+/// shard its payload length and tensor count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardPlan {
+    /// (shard index, data_off) per tensor.
+    pub placement: Vec<(usize, u64)>,
+    /// Payload length of each shard.
+    pub shard_len: Vec<u64>,
+    /// Tensors in each shard.
+    pub shard_tensors: Vec<u64>,
+}
+
+impl ShardPlan {
+    /// Walks tensors in order; a new shard starts when the current one is
+    /// non-empty and adding the tensor would exceed `max` (spec §11).
+    pub fn new(lens: impl IntoIterator<Item = u64>, max: u64, layout: Layout) -> Result<ShardPlan> {
+        let overflow = || Error::Invalid("shard size overflows u64".into());
+        let mut p = ShardPlan {
+            placement: Vec::new(),
+            shard_len: Vec::new(),
+            shard_tensors: Vec::new(),
+        };
+        for len in lens {
+            let (cur_len, cur_n) = match (p.shard_len.last(), p.shard_tensors.last()) {
+                (Some(l), Some(n)) => (*l, *n),
+                _ => (0, 0),
+            };
+            let off = align_up(cur_len, layout.tensor_align()).ok_or_else(overflow)?;
+            let end = off.checked_add(len).ok_or_else(overflow)?;
+            if p.shard_len.is_empty() || (cur_n > 0 && end > max) {
+                p.shard_len.push(len);
+                p.shard_tensors.push(1);
+                p.placement.push((p.shard_len.len() - 1, 0));
+            } else {
+                let i = p.shard_len.len() - 1;
+                p.shard_len[i] = end;
+                p.shard_tensors[i] += 1;
+                p.placement.push((i, off));
+            }
+        }
+        Ok(p)
+    }
+}
+
+struct Planned {
+    /// TOC-order chunk descriptors.
+    fourcc: Vec<FourCc>,
+    names: Vec<String>,
+    flags: Vec<u32>,
+    ihsh: Option<usize>,
+    tidx: usize,
+    wtsh: Vec<usize>,
+    phsh: Vec<Option<usize>>,
+}
+
+fn plan_chunks(opts: &WriteOptions, shards: usize) -> Planned {
+    let mut p = Planned {
+        fourcc: Vec::new(),
+        names: Vec::new(),
+        flags: Vec::new(),
+        ihsh: None,
+        tidx: 0,
+        wtsh: Vec::new(),
+        phsh: Vec::new(),
+    };
+    let push = |p: &mut Planned, fc: FourCc, name: String| {
+        let flags = crate::writer::ChunkSpec::standard(fc, "", Vec::new()).flags;
+        p.fourcc.push(fc);
+        p.names.push(name);
+        p.flags.push(flags);
+        p.fourcc.len() - 1
+    };
+    if opts.control_integrity {
+        p.ihsh = Some(push(&mut p, FourCc::IHSH, "control.integrity".into()));
+    }
+    push(&mut p, FourCc::MJSN, "meta.json".into());
+    push(&mut p, FourCc::MMSG, "manifest".into());
+    p.tidx = push(&mut p, FourCc::TIDX, "tensors".into());
+    for s in 0..shards {
+        let id = opts.first_shard_id + s as u64;
+        let w = push(&mut p, FourCc::WTSH, format!("weights.shard{id}"));
+        p.wtsh.push(w);
+        let ph = opts
+            .page_hashes
+            .map(|_| push(&mut p, FourCc::PHSH, format!("weights.shard{id}.phsh")));
+        p.phsh.push(ph);
+    }
+    p
+}
+
+/// Counts bytes written and writes zero padding.
+struct Out<W: Write + Seek> {
+    w: W,
+    pos: u64,
+}
+
+impl<W: Write + Seek> Out<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<()> {
+        self.w.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+    fn pad_to(&mut self, target: u64) -> io::Result<()> {
+        const Z: [u8; 4096] = [0; 4096];
+        while self.pos < target {
+            let n = (target - self.pos).min(Z.len() as u64) as usize;
+            self.write(&Z[..n])?;
+        }
+        Ok(())
+    }
+}
+
+/// Hashes a shard's bytes as they stream: whole-shard BLAKE3 and, when
+/// requested, one BLAKE3 per page.
+struct ShardHasher {
+    shard: blake3::Hasher,
+    page_size: u64,
+    page: Option<blake3::Hasher>,
+    in_page: u64,
+    digests: Vec<[u8; 32]>,
+}
+
+impl ShardHasher {
+    fn new(page_size: Option<u64>) -> Self {
+        ShardHasher {
+            shard: blake3::Hasher::new(),
+            page_size: page_size.unwrap_or(0),
+            page: page_size.map(|_| blake3::Hasher::new()),
+            in_page: 0,
+            digests: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut b: &[u8]) {
+        update(&mut self.shard, b);
+        let Some(ph) = self.page.as_mut() else { return };
+        while !b.is_empty() {
+            let n = ((self.page_size - self.in_page) as usize).min(b.len());
+            update(ph, &b[..n]);
+            self.in_page += n as u64;
+            b = &b[n..];
+            if self.in_page == self.page_size {
+                self.digests.push(*ph.finalize().as_bytes());
+                *ph = blake3::Hasher::new();
+                self.in_page = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> ([u8; 32], Vec<[u8; 32]>) {
+        if let Some(ph) = &self.page {
+            if self.in_page > 0 {
+                self.digests.push(*ph.finalize().as_bytes());
+            }
+        }
+        (*self.shard.finalize().as_bytes(), self.digests)
+    }
+}
+
+fn update(h: &mut blake3::Hasher, b: &[u8]) {
+    if b.len() >= 1 << 20 {
+        h.update_rayon(b);
+    } else {
+        h.update(b);
+    }
+}
+
+/// Writes a model to `path` atomically (see the module docs).
+pub fn write_model(
+    path: impl AsRef<Path>,
+    specs: Vec<TensorSpec<'_>>,
+    opts: &WriteOptions,
+) -> Result<WriteSummary> {
+    let path = path.as_ref();
+    check_specs(&specs)?;
+    let mut atomic = AtomicFile::create(path).map_err(|e| Error::io(path, e))?;
+    let summary = write_to(atomic.file(), specs, opts).map_err(|e| match e {
+        Error::Io { source, .. } => Error::io(path, source),
+        other => other,
+    })?;
+    atomic.commit().map_err(|e| Error::io(path, e))?;
+    Ok(summary)
+}
+
+/// Writes a model into an open, empty, seekable file (no atomic rename).
+pub fn write_to(
+    file: &mut File,
+    specs: Vec<TensorSpec<'_>>,
+    opts: &WriteOptions,
+) -> Result<WriteSummary> {
+    check_specs(&specs)?;
+    if opts.max_shard_bytes == 0 {
+        return Err(Error::Invalid("max shard bytes must be positive".into()));
+    }
+    if let Some(ps) = opts.page_hashes {
+        if ps == 0 || ps > aero_format::limits::MAX_METADATA_ULEN {
+            return Err(Error::Invalid(format!("page size {ps} is out of range")));
+        }
+    }
+    let io = |e| Error::io("<output>", e);
+    let uuid = opts.uuid.unwrap_or_else(random_uuid);
+    let plan = ShardPlan::new(
+        specs.iter().map(|t| t.data_len),
+        opts.max_shard_bytes,
+        opts.layout,
+    )?;
+    let chunks = plan_chunks(opts, plan.shard_len.len());
+    let n = chunks.fourcc.len();
+
+    let mut tensors: Vec<TensorInfo> = specs
+        .iter()
+        .zip(&plan.placement)
+        .map(|(t, &(s, off))| TensorInfo {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            shard_id: opts.first_shard_id + s as u64,
+            data_off: off,
+            data_len: t.data_len,
+            flags: 0,
+            hash_b3: None,
+            quant_id: None,
+            extras: t.extras.clone(),
+        })
+        .collect();
+
+    let mut meta = serde_json::Map::new();
+    meta.insert("model_name".into(), opts.model_name.clone().into());
+    meta.insert("architecture".into(), opts.architecture.clone().into());
+    for (k, v) in &opts.extra_meta {
+        if k != "model_name" && k != "architecture" {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+    let mjsn = crate::value::canonical_json(&serde_json::Value::Object(meta)).into_bytes();
+    let manifest = Manifest {
+        model_name: opts.model_name.clone(),
+        architecture: opts.architecture.clone(),
+        chunks: (0..n)
+            .map(|i| {
+                let shard_id = chunks
+                    .wtsh
+                    .iter()
+                    .position(|&w| w == i)
+                    .or_else(|| chunks.phsh.iter().position(|&p| p == Some(i)))
+                    .map(|s| opts.first_shard_id + s as u64);
+                ManifestChunk {
+                    fourcc: chunks.fourcc[i],
+                    toc_index: i as u64,
+                    shard_id,
+                }
+            })
+            .collect(),
+        shards: (0..plan.shard_len.len())
+            .map(|s| ManifestShard {
+                shard_id: opts.first_shard_id + s as u64,
+                toc_index: chunks.wtsh[s] as u64,
+                size_bytes: plan.shard_len[s],
+                tensor_count: plan.shard_tensors[s],
+            })
+            .collect(),
+    }
+    .encode();
+    let mmsg = compress(&manifest)?;
+    let tidx_early = if opts.tensor_hash {
+        None
+    } else {
+        let raw = encode_tidx(tensors.iter());
+        let c = compress(&raw)?;
+        Some((raw, c))
+    };
+
+    let (strtab, name_refs) = string_table(chunks.names.iter().map(String::as_str));
+    let names_len: u64 = chunks.names.iter().map(|s| s.len() as u64 + 1).sum();
+    let pro = Prologue::new(n as u64, names_len)
+        .ok_or_else(|| Error::Invalid("too many chunks".into()))?;
+
+    // Entries: filled in as payloads are placed.
+    let mut entries: Vec<TocEntry> = (0..n)
+        .map(|i| TocEntry {
+            fourcc: chunks.fourcc[i],
+            flags: ChunkFlags(chunks.flags[i]),
+            chunk_offset: 0,
+            chunk_length: 0,
+            chunk_ulen: 0,
+            name_off: name_refs[i].0,
+            name_len: name_refs[i].1,
+            reserved0: 0,
+            blake3: [0; 32],
+        })
+        .collect();
+
+    let mut out = Out {
+        w: io::BufWriter::with_capacity(256 << 10, &mut *file),
+        pos: 0,
+    };
+    out.pad_to(pro.payload_start).map_err(io)?;
+    let place = |out: &mut Out<_>,
+                 e: &mut TocEntry,
+                 align: u64,
+                 stored: &[u8],
+                 ulen: u64,
+                 hash: [u8; 32]|
+     -> io::Result<()> {
+        let at = align_up(out.pos, align).unwrap_or(out.pos);
+        out.pad_to(at)?;
+        out.write(stored)?;
+        e.chunk_offset = at;
+        e.chunk_length = stored.len() as u64;
+        e.chunk_ulen = ulen;
+        e.blake3 = hash;
+        Ok(())
+    };
+    if let Some(i) = chunks.ihsh {
+        // Placeholder: the digest covers the final TOC, patched at the end.
+        place(&mut out, &mut entries[i], 16, &[0u8; 256], 256, [0; 32]).map_err(io)?;
+    }
+    place(
+        &mut out,
+        &mut entries[chunks.tidx - 2],
+        16,
+        &mjsn,
+        mjsn.len() as u64,
+        *blake3::hash(&mjsn).as_bytes(),
+    )
+    .map_err(io)?;
+    place(
+        &mut out,
+        &mut entries[chunks.tidx - 1],
+        16,
+        &mmsg,
+        manifest.len() as u64,
+        *blake3::hash(&manifest).as_bytes(),
+    )
+    .map_err(io)?;
+    if let Some((raw, c)) = &tidx_early {
+        place(
+            &mut out,
+            &mut entries[chunks.tidx],
+            16,
+            c,
+            raw.len() as u64,
+            *blake3::hash(raw).as_bytes(),
+        )
+        .map_err(io)?;
+    }
+
+    // Stream the shards.
+    let mut buf = vec![0u8; opts.buffer_size.max(4096)];
+    let mut specs = specs.into_iter().enumerate().peekable();
+    for s in 0..plan.shard_len.len() {
+        let start = align_up(out.pos, opts.layout.shard_align()).unwrap_or(out.pos);
+        out.pad_to(start).map_err(io)?;
+        let mut sh = ShardHasher::new(opts.page_hashes);
+        while let Some((ti, spec)) = specs.next_if(|(ti, _)| plan.placement[*ti].0 == s) {
+            let off = plan.placement[ti].1;
+            let pad = (start + off) - out.pos;
+            feed_zeros(&mut out, &mut sh, pad).map_err(io)?;
+            let mut th = opts.tensor_hash.then(blake3::Hasher::new);
+            let mut left = spec.data_len;
+            let mut src = spec.source;
+            while left > 0 {
+                let want = (left.min(buf.len() as u64)) as usize;
+                let got = read_full(&mut src, &mut buf[..want]).map_err(|e| Error::Tensor {
+                    path: "<source>".into(),
+                    name: spec.name.clone(),
+                    reason: format!("reading source: {e}"),
+                })?;
+                if got == 0 {
+                    return Err(Error::Tensor {
+                        path: "<source>".into(),
+                        name: spec.name.clone(),
+                        reason: format!(
+                            "source ended after {} of {} bytes",
+                            spec.data_len - left,
+                            spec.data_len
+                        ),
+                    });
+                }
+                let block = &buf[..got];
+                let (w, ()) = rayon::join(
+                    || out.write(block),
+                    || {
+                        sh.update(block);
+                        if let Some(h) = th.as_mut() {
+                            update(h, block);
+                        }
+                    },
+                );
+                w.map_err(io)?;
+                left -= got as u64;
+            }
+            if let Some(h) = th {
+                tensors[ti].hash_b3 = Some(*h.finalize().as_bytes());
+            }
+        }
+        let len = out.pos - start;
+        debug_assert_eq!(len, plan.shard_len[s]);
+        let (digest, pages) = sh.finish();
+        let e = &mut entries[chunks.wtsh[s]];
+        e.chunk_offset = start;
+        e.chunk_length = len;
+        e.chunk_ulen = len;
+        e.blake3 = digest;
+        if let Some(pi) = chunks.phsh[s] {
+            let payload = encode_phsh(&PageHashes {
+                shard_name: chunks.names[chunks.wtsh[s]].clone(),
+                page_size: opts
+                    .page_hashes
+                    .unwrap_or(aero_format::limits::DEFAULT_PAGE_SIZE),
+                digests: pages,
+            });
+            let h = *blake3::hash(&payload).as_bytes();
+            place(
+                &mut out,
+                &mut entries[pi],
+                16,
+                &payload,
+                payload.len() as u64,
+                h,
+            )
+            .map_err(io)?;
+        }
+    }
+    if tidx_early.is_none() {
+        let raw = encode_tidx(tensors.iter());
+        let c = compress(&raw)?;
+        place(
+            &mut out,
+            &mut entries[chunks.tidx],
+            16,
+            &c,
+            raw.len() as u64,
+            *blake3::hash(&raw).as_bytes(),
+        )
+        .map_err(io)?;
+    }
+    let file_size = out.pos;
+
+    // Prologue: header, TOC, string table.
+    let header = FileHeader {
+        magic: MAGIC,
+        version_major: 0,
+        version_minor: 1,
+        header_size: 96,
+        toc_offset: pro.toc_offset,
+        toc_length: pro.toc_length,
+        string_table_offset: pro.string_table_offset,
+        string_table_length: pro.string_table_length,
+        file_flags: 0,
+        uuid,
+        reserved: [0; 28],
+    };
+    let build = |entries: &[TocEntry]| {
+        let mut p = vec![0u8; pro.payload_start as usize];
+        p[..96].copy_from_slice(&header.encode());
+        let t = pro.toc_offset as usize;
+        p[t..t + 16].copy_from_slice(
+            &TocHeader {
+                entry_count: n as u32,
+                ..Default::default()
+            }
+            .encode(),
+        );
+        for (i, e) in entries.iter().enumerate() {
+            p[t + 16 + 80 * i..t + 96 + 80 * i].copy_from_slice(&e.encode());
+        }
+        let s = pro.string_table_offset as usize;
+        p[s..s + strtab.len()].copy_from_slice(&strtab);
+        p
+    };
+    let w = out.w.into_inner().map_err(|e| io(e.into_error()))?;
+    if let Some(i) = chunks.ihsh {
+        let digest = control_digest(&build(&entries), pro.toc_offset, n as u32);
+        let payload = encode_ihsh(pro.payload_start, &digest);
+        entries[i].blake3 = *blake3::hash(&payload).as_bytes();
+        w.seek(SeekFrom::Start(entries[i].chunk_offset))
+            .map_err(io)?;
+        w.write_all(&payload).map_err(io)?;
+    }
+    w.seek(SeekFrom::Start(0)).map_err(io)?;
+    w.write_all(&build(&entries)).map_err(io)?;
+    w.flush().map_err(io)?;
+    Ok(WriteSummary {
+        file_size,
+        shards: plan.shard_len.len(),
+        uuid,
+        tensors,
+    })
+}
+
+fn feed_zeros<W: Write + Seek>(
+    out: &mut Out<W>,
+    sh: &mut ShardHasher,
+    mut n: u64,
+) -> io::Result<()> {
+    const Z: [u8; 4096] = [0; 4096];
+    while n > 0 {
+        let k = n.min(Z.len() as u64) as usize;
+        out.write(&Z[..k])?;
+        sh.update(&Z[..k]);
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the source ends; returns bytes read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
