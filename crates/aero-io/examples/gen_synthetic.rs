@@ -1,0 +1,209 @@
+//! Writes a synthetic single-shard model for benchmarks.
+//!
+//! ```text
+//! cargo run --release -p aero-io --example gen_synthetic -- \
+//!     OUT --bytes 1G --tensors 256 [--layout aligned|reference] [--seed N]
+//! ```
+//!
+//! `--bytes` is the total tensor payload (a multiple of 4). Every tensor is
+//! f32 and the same size except the last, which absorbs the remainder. The
+//! bytes come from a deterministic xorshift generator that implements `Read`,
+//! so memory stays at the writer's fixed buffers whatever the model size. The
+//! UUID derives from the seed: the same arguments always give the same file.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use aero_io::DType;
+use aero_io::stream::{Layout, TensorSpec, WriteOptions, write_model};
+
+/// Deterministic pseudo-random bytes (xorshift64*), `len` of them.
+struct XorShift {
+    state: u64,
+    left: u64,
+}
+
+impl XorShift {
+    fn new(seed: u64, len: u64) -> Self {
+        // splitmix64 of the seed so neighbouring seeds diverge immediately; never zero.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        XorShift {
+            state: z | 1,
+            left: len,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+impl Read for XorShift {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.left.min(buf.len() as u64)) as usize;
+        let buf = &mut buf[..n];
+        let mut words = buf.chunks_exact_mut(8);
+        for w in &mut words {
+            w.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            let v = self.next().to_le_bytes();
+            let k = tail.len();
+            tail.copy_from_slice(&v[..k]);
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// `4096`, `64K`, `512M`, `1G`, `1GiB` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size '{s}'"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        u => return Err(format!("unknown size unit '{u}'")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' overflows"))
+}
+
+struct Args {
+    out: String,
+    bytes: u64,
+    tensors: u64,
+    layout: Layout,
+    seed: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut out = None;
+    let mut bytes = None;
+    let mut tensors = None;
+    let mut layout = Layout::Aligned;
+    let mut seed = 1u64;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--bytes" => bytes = Some(parse_size(&val("--bytes")?)?),
+            "--tensors" => {
+                tensors = Some(
+                    val("--tensors")?
+                        .parse::<u64>()
+                        .map_err(|e| format!("--tensors: {e}"))?,
+                )
+            }
+            "--layout" => {
+                layout = match val("--layout")?.as_str() {
+                    "aligned" => Layout::Aligned,
+                    "reference" => Layout::Reference,
+                    l => return Err(format!("unknown layout '{l}' (aligned|reference)")),
+                }
+            }
+            "--seed" => seed = val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "-h" | "--help" => return Err(String::new()),
+            s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
+            s if out.is_none() => out = Some(s.to_string()),
+            s => return Err(format!("unexpected argument '{s}'")),
+        }
+    }
+    let args = Args {
+        out: out.ok_or("missing OUT")?,
+        bytes: bytes.ok_or("missing --bytes")?,
+        tensors: tensors.ok_or("missing --tensors")?,
+        layout,
+        seed,
+    };
+    if args.tensors == 0 {
+        return Err("--tensors must be at least 1".into());
+    }
+    if args.bytes % 4 != 0 || args.bytes / 4 < args.tensors {
+        return Err("--bytes must be a multiple of 4 and give every tensor an element".into());
+    }
+    Ok(args)
+}
+
+/// Row-major shape for `elems` f32 values: `[rows, 256]` when that divides, else `[elems]`.
+fn shape_of(elems: u64) -> Vec<u64> {
+    if elems >= 256 && elems % 256 == 0 {
+        vec![elems / 256, 256]
+    } else {
+        vec![elems]
+    }
+}
+
+fn main() -> ExitCode {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("gen_synthetic: {e}");
+            }
+            eprintln!(
+                "usage: gen_synthetic OUT --bytes SIZE --tensors N [--layout aligned|reference] [--seed N]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let per = (a.bytes / a.tensors) & !3;
+    let last = a.bytes - per * (a.tensors - 1);
+    let width = (a.tensors - 1).to_string().len();
+    let specs: Vec<TensorSpec<'static>> = (0..a.tensors)
+        .map(|i| {
+            let len = if i + 1 == a.tensors { last } else { per };
+            TensorSpec {
+                name: format!("model.layers.{i:0width$}.weight"),
+                dtype: DType::F32,
+                shape: shape_of(len / 4),
+                data_len: len,
+                extras: Vec::new(),
+                source: Box::new(XorShift::new(a.seed ^ (i << 20), len)),
+            }
+        })
+        .collect();
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&blake3::hash(&a.seed.to_le_bytes()).as_bytes()[..16]);
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    let opts = WriteOptions {
+        model_name: "synthetic".into(),
+        architecture: "synthetic".into(),
+        // One shard whatever the size.
+        max_shard_bytes: u64::MAX,
+        uuid: Some(uuid),
+        layout: a.layout,
+        ..WriteOptions::default()
+    };
+    match write_model(&a.out, specs, &opts) {
+        Ok(s) => {
+            eprintln!(
+                "wrote {}: {} bytes, {} tensors, {} shard(s)",
+                a.out,
+                s.file_size,
+                s.tensors.len(),
+                s.shards
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gen_synthetic: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
