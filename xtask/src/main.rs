@@ -8,6 +8,8 @@
 //! - `fuzz`   — a bounded random byte-flip/truncation run over golden and generated files.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -145,10 +147,7 @@ fn dist() -> Result<()> {
 }
 
 fn bench(rest: &[String]) -> Result<()> {
-    let mut cmd = cargo();
-    cmd.args(["run", "--release", "--package", "aero-bench", "--"]);
-    cmd.args(rest);
-    run(&mut cmd)
+    bench::run(rest)
 }
 
 fn fuzz(rest: &[String]) -> Result<()> {

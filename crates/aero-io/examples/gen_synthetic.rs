@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p aero-io --example gen_synthetic -- \
-//!     OUT --bytes 1G --tensors 256 [--layout aligned|reference] [--seed N]
+//!     OUT --bytes 1G --tensors 256 [--layout aligned|reference] [--seed N] [--safetensors]
 //! ```
 //!
 //! `--bytes` is the total tensor payload (a multiple of 4). Every tensor is
@@ -10,6 +10,10 @@
 //! bytes come from a deterministic xorshift generator that implements `Read`,
 //! so memory stays at the writer's fixed buffers whatever the model size. The
 //! UUID derives from the seed: the same arguments always give the same file.
+//!
+//! `--safetensors` writes the same tensors as a safetensors file instead
+//! (8-byte little-endian header length, JSON header, data), the input for the
+//! `convert-safetensors` benchmark.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -89,6 +93,7 @@ struct Args {
     tensors: u64,
     layout: Layout,
     seed: u64,
+    safetensors: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -97,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
     let mut tensors = None;
     let mut layout = Layout::Aligned;
     let mut seed = 1u64;
+    let mut safetensors = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -117,6 +123,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--seed" => seed = val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--safetensors" => safetensors = true,
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
             s if out.is_none() => out = Some(s.to_string()),
@@ -129,11 +136,12 @@ fn parse_args() -> Result<Args, String> {
         tensors: tensors.ok_or("missing --tensors")?,
         layout,
         seed,
+        safetensors,
     };
     if args.tensors == 0 {
         return Err("--tensors must be at least 1".into());
     }
-    if args.bytes % 4 != 0 || args.bytes / 4 < args.tensors {
+    if !args.bytes.is_multiple_of(4) || args.bytes / 4 < args.tensors {
         return Err("--bytes must be a multiple of 4 and give every tensor an element".into());
     }
     Ok(args)
@@ -141,7 +149,7 @@ fn parse_args() -> Result<Args, String> {
 
 /// Row-major shape for `elems` f32 values: `[rows, 256]` when that divides, else `[elems]`.
 fn shape_of(elems: u64) -> Vec<u64> {
-    if elems >= 256 && elems % 256 == 0 {
+    if elems >= 256 && elems.is_multiple_of(256) {
         vec![elems / 256, 256]
     } else {
         vec![elems]
@@ -156,7 +164,7 @@ fn main() -> ExitCode {
                 eprintln!("gen_synthetic: {e}");
             }
             eprintln!(
-                "usage: gen_synthetic OUT --bytes SIZE --tensors N [--layout aligned|reference] [--seed N]"
+                "usage: gen_synthetic OUT --bytes SIZE --tensors N [--layout aligned|reference] [--seed N] [--safetensors]"
             );
             return ExitCode::from(2);
         }
@@ -177,6 +185,21 @@ fn main() -> ExitCode {
             }
         })
         .collect();
+    if a.safetensors {
+        return match write_safetensors(&a.out, specs) {
+            Ok(n) => {
+                eprintln!(
+                    "wrote {}: {n} bytes, {} tensors (safetensors)",
+                    a.out, a.tensors
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gen_synthetic: {}: {e}", a.out);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&blake3::hash(&a.seed.to_le_bytes()).as_bytes()[..16]);
     uuid[6] = (uuid[6] & 0x0f) | 0x40;
@@ -206,4 +229,48 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `specs` (all F32) as a safetensors file; returns its size.
+fn write_safetensors(path: &str, specs: Vec<TensorSpec<'_>>) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut header = String::from(r#"{"__metadata__":{"format":"pt"}"#);
+    let mut off = 0u64;
+    for t in &specs {
+        let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
+        header.push_str(&format!(
+            r#","{}":{{"dtype":"F32","shape":[{}],"data_offsets":[{},{}]}}"#,
+            t.name,
+            shape.join(","),
+            off,
+            off + t.data_len
+        ));
+        off += t.data_len;
+    }
+    header.push('}');
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    let tmp = format!("{path}.tmp");
+    let mut w = std::io::BufWriter::with_capacity(4 << 20, std::fs::File::create(&tmp)?);
+    w.write_all(&(header.len() as u64).to_le_bytes())?;
+    w.write_all(header.as_bytes())?;
+    let mut buf = vec![0u8; 4 << 20];
+    for mut t in specs {
+        let mut left = t.data_len;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = t.source.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            w.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+    }
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(8 + header.len() as u64 + off)
 }

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+mod convert;
 mod read;
 pub mod repack;
 mod validate;
@@ -35,6 +36,37 @@ pub enum Command {
     /// Keeps model name, architecture, MJSN extras and unknown TIDX keys.
     /// The input is fully verified first; damaged input is refused unless --force.
     Repack(RepackArgs),
+    /// Convert a safetensors file to AERO (tensors sorted by name).
+    ConvertSafetensors(ConvertArgs),
+    /// Convert a GGUF (v2/v3) file to AERO; quantized tensors stay packed.
+    ConvertGguf(ConvertArgs),
+    /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO).
+    Convert(ConvertArgs),
+    /// Write an AERO file back as safetensors (restores __metadata__).
+    ExportSafetensors(ExportArgs),
+    /// Write an AERO file back as GGUF (restores key/values and tensor order).
+    ExportGguf(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Input model file.
+    pub input: PathBuf,
+    /// Output .aero file (written atomically).
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Input .aero file.
+    pub input: PathBuf,
+    /// Output file (written atomically).
+    pub output: PathBuf,
 }
 
 /// How tensors are placed in shards.
@@ -149,5 +181,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Extract(a) => read::extract(a),
         Command::MakeTestVector(a) => write::make_test_vector(a),
         Command::Repack(a) => repack::run(a),
+        Command::ConvertSafetensors(a) => convert::safetensors_cmd(a),
+        Command::ConvertGguf(a) => convert::gguf_cmd(a),
+        Command::Convert(a) => convert::auto(a),
+        Command::ExportSafetensors(a) => convert::export_safetensors(a),
+        Command::ExportGguf(a) => convert::export_gguf(a),
     }
 }

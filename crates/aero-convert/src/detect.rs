@@ -1,0 +1,75 @@
+//! Recognising an input by its content, not only its name.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{ConvertError, Result};
+
+/// What an input path holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// A single safetensors file.
+    SafeTensors,
+    /// A GGUF file.
+    Gguf,
+    /// An AERO file.
+    Aero,
+    /// A Hugging Face sharded checkpoint (`*.safetensors.index.json` or a directory holding one).
+    ShardedSafeTensors,
+    /// An AEROSET (`model.aeroset.json` or a directory holding one).
+    AeroSet,
+}
+
+/// Looks at the first bytes of `path` (or, for a directory, the files in it).
+pub fn detect(path: &Path) -> Result<InputKind> {
+    let unknown = |reason: String| ConvertError::UnknownFormat { path: path.to_path_buf(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| ConvertError::io(path, e))?;
+    if meta.is_dir() {
+        if path.join("model.aeroset.json").is_file() {
+            return Ok(InputKind::AeroSet);
+        }
+        let rd = std::fs::read_dir(path).map_err(|e| ConvertError::io(path, e))?;
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".safetensors.index.json") {
+                return Ok(InputKind::ShardedSafeTensors);
+            }
+        }
+        return Err(unknown("directory holds neither model.aeroset.json nor a *.safetensors.index.json".into()));
+    }
+    let mut head = [0u8; 16];
+    let mut f = std::fs::File::open(path).map_err(|e| ConvertError::io(path, e))?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(ConvertError::io(path, e)),
+        }
+    }
+    let head = &head[..n];
+    if head.starts_with(b"AERO") {
+        return Ok(InputKind::Aero);
+    }
+    if head.starts_with(b"GGUF") {
+        return Ok(InputKind::Gguf);
+    }
+    if head.len() >= 9 && head[8] == b'{' {
+        let len = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        if len >= 2 && len.saturating_add(8) <= meta.len() {
+            return Ok(InputKind::SafeTensors);
+        }
+    }
+    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'{') {
+        let text = std::fs::read_to_string(path).map_err(|e| ConvertError::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| unknown(format!("JSON: {e}")))?;
+        if v.get("weight_map").is_some() {
+            return Ok(InputKind::ShardedSafeTensors);
+        }
+        if v.pointer("/format/name").and_then(|x| x.as_str()) == Some("AEROSET") {
+            return Ok(InputKind::AeroSet);
+        }
+        return Err(unknown("JSON file is neither a safetensors index (weight_map) nor an AEROSET".into()));
+    }
+    Err(unknown("not safetensors, GGUF, AERO or a recognised JSON index".into()))
+}

@@ -1,0 +1,390 @@
+//! GGUF ⇄ AERO (spec §15).
+//!
+//! Import: native ggml types (F32, F16, BF16, F64, I8, I16, I32, I64) become
+//! native dtypes; every other type stays `packed`, bytes copied verbatim, with
+//! `quant_id` / `quant_params = {"ggml_type": id}` and MJSN
+//! `quant_descriptors` exactly as the reference writes them. Sizes come from
+//! the type's block layout, never from offset gaps. Shapes are row-major
+//! (GGUF `dims` reversed). Every key/value is kept, typed, in MJSN under
+//! `gguf` together with the version, alignment and original tensor order, so
+//! [`export`] can write an equivalent GGUF back.
+
+use std::io::Write;
+use std::path::Path;
+
+use aero_io::stream::{write_model, TensorSpec, WriteOptions, WriteSummary};
+use aero_io::{AeroFile, ByteSource, DType, Mode, Verdict};
+use serde_json::{json, Value};
+
+use crate::error::{ConvertError, Result};
+use crate::gguf::{self, GgmlType, GgufArray, GgufHeader, GgufTensorInfo, GgufValue, GgufValueType};
+
+/// MJSN key holding the GGUF key/values, version, alignment and tensor order.
+pub const GGUF_KEY: &str = "gguf";
+
+/// Native AERO dtype of a ggml type id, if any.
+pub fn native_dtype(ggml: u32) -> Option<DType> {
+    Some(match ggml {
+        0 => DType::F32,
+        1 => DType::F16,
+        30 => DType::BF16,
+        28 => DType::F64,
+        24 => DType::I8,
+        25 => DType::I16,
+        26 => DType::I32,
+        27 => DType::I64,
+        _ => return None,
+    })
+}
+
+/// ggml type id of a native AERO dtype.
+pub fn ggml_of(d: DType) -> Option<u32> {
+    Some(match d {
+        DType::F32 => 0,
+        DType::F16 => 1,
+        DType::BF16 => 30,
+        DType::F64 => 28,
+        DType::I8 => 24,
+        DType::I16 => 25,
+        DType::I32 => 26,
+        DType::I64 => 27,
+        _ => return None,
+    })
+}
+
+fn type_name(t: GgufValueType) -> &'static str {
+    use GgufValueType::*;
+    match t {
+        U8 => "u8",
+        I8 => "i8",
+        U16 => "u16",
+        I16 => "i16",
+        U32 => "u32",
+        I32 => "i32",
+        F32 => "f32",
+        Bool => "bool",
+        String => "string",
+        Array => "array",
+        U64 => "u64",
+        I64 => "i64",
+        F64 => "f64",
+    }
+}
+
+fn type_from_name(s: &str) -> Option<GgufValueType> {
+    (0..13).filter_map(GgufValueType::from_id).find(|t| type_name(*t) == s)
+}
+
+/// JSON for a value's payload (the type is recorded separately). Strings that
+/// are not UTF-8 become `{"hex": …}`, non-finite floats `{"bits": …}`.
+fn value_json(v: &GgufValue) -> Value {
+    match v {
+        GgufValue::U8(x) => json!(x),
+        GgufValue::I8(x) => json!(x),
+        GgufValue::U16(x) => json!(x),
+        GgufValue::I16(x) => json!(x),
+        GgufValue::U32(x) => json!(x),
+        GgufValue::I32(x) => json!(x),
+        GgufValue::U64(x) => json!(x),
+        GgufValue::I64(x) => json!(x),
+        GgufValue::Bool(x) => json!(x),
+        GgufValue::F32(x) if x.is_finite() => json!(x),
+        GgufValue::F32(x) => json!({"bits": x.to_bits()}),
+        GgufValue::F64(x) if x.is_finite() => json!(x),
+        GgufValue::F64(x) => json!({"bits": x.to_bits()}),
+        GgufValue::String(b) => match std::str::from_utf8(b) {
+            Ok(s) => json!(s),
+            Err(_) => json!({"hex": hex_encode(b)}),
+        },
+        GgufValue::Array(a) => json!({"elem": type_name(a.elem_type), "items": a.items.iter().map(value_json).collect::<Vec<_>>()}),
+    }
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
+    use GgufValueType as T;
+    let bits = v.get("bits").and_then(Value::as_u64);
+    Some(match t {
+        T::U8 => GgufValue::U8(u8::try_from(v.as_u64()?).ok()?),
+        T::I8 => GgufValue::I8(i8::try_from(v.as_i64()?).ok()?),
+        T::U16 => GgufValue::U16(u16::try_from(v.as_u64()?).ok()?),
+        T::I16 => GgufValue::I16(i16::try_from(v.as_i64()?).ok()?),
+        T::U32 => GgufValue::U32(u32::try_from(v.as_u64()?).ok()?),
+        T::I32 => GgufValue::I32(i32::try_from(v.as_i64()?).ok()?),
+        T::U64 => GgufValue::U64(v.as_u64()?),
+        T::I64 => GgufValue::I64(v.as_i64()?),
+        T::Bool => GgufValue::Bool(v.as_bool()?),
+        T::F32 => GgufValue::F32(match bits {
+            Some(b) => f32::from_bits(u32::try_from(b).ok()?),
+            None => v.as_f64()? as f32,
+        }),
+        T::F64 => GgufValue::F64(match bits {
+            Some(b) => f64::from_bits(b),
+            None => v.as_f64()?,
+        }),
+        T::String => GgufValue::String(match v {
+            Value::String(s) => s.clone().into_bytes(),
+            _ => hex_decode(v.get("hex")?.as_str()?)?,
+        }),
+        T::Array => {
+            let elem = type_from_name(v.get("elem")?.as_str()?)?;
+            let items = v.get("items")?.as_array()?.iter().map(|x| value_from_json(elem, x)).collect::<Option<Vec<_>>>()?;
+            GgufValue::Array(GgufArray { elem_type: elem, items })
+        }
+    })
+}
+
+/// A parsed GGUF file over a mapping.
+pub struct Input {
+    src: aero_io::LocalSource,
+    header: GgufHeader,
+}
+
+impl Input {
+    /// Opens and checks a GGUF file: header, every length and product, and
+    /// every tensor's range against the file size.
+    pub fn open(path: &Path) -> Result<Input> {
+        let src = crate::open_source(path)?;
+        let gg = |source| ConvertError::Gguf { path: path.to_path_buf(), source };
+        let all = src.mapped(0, src.len()).ok_or_else(|| ConvertError::UnknownFormat {
+            path: path.to_path_buf(),
+            reason: "file cannot be memory-mapped (empty or special file)".into(),
+        })?;
+        let header = match gguf::parse(all) {
+            Ok(h) => h,
+            Err(gguf::GgufError::NeedMore { need }) => {
+                return Err(gg(gguf::GgufError::Truncated { need, got: all.len() as u64 }))
+            }
+            Err(e) => return Err(gg(e)),
+        };
+        header.validate_against_len(src.len()).map_err(gg)?;
+        Ok(Input { src, header })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &GgufHeader {
+        &self.header
+    }
+
+    /// Total tensor bytes.
+    pub fn data_len(&self) -> u64 {
+        self.header.tensors.iter().map(|t| t.size).sum()
+    }
+
+    fn sorted(&self) -> Vec<&GgufTensorInfo> {
+        let mut v: Vec<&GgufTensorInfo> = self.header.tensors.iter().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Writer options (model name, architecture, MJSN extras) on top of `base`.
+    pub fn options(&self, base: &WriteOptions) -> WriteOptions {
+        let h = &self.header;
+        let mut o = base.clone();
+        o.model_name = h.get("general.name").and_then(GgufValue::as_str).unwrap_or("converted-gguf").to_owned();
+        o.architecture = h.get("general.architecture").and_then(GgufValue::as_str).unwrap_or("unknown").to_owned();
+        o.extra_meta.insert("source_format".into(), json!("gguf"));
+        let mut descriptors: Vec<Value> = Vec::new();
+        let mut seen = Vec::new();
+        for t in self.sorted() {
+            let id = t.ggml_type.id;
+            if native_dtype(id).is_none() && !seen.contains(&id) {
+                seen.push(id);
+                descriptors.push(json!({"id": descriptors.len(), "quant_name": t.ggml_type.name, "codec": "ggml", "params": {"ggml_type": id}}));
+            }
+        }
+        if !descriptors.is_empty() {
+            o.extra_meta.insert("quant_descriptors".into(), Value::Array(descriptors));
+        }
+        let kv: Vec<Value> = h.metadata.iter().map(|(k, v)| json!([k, type_name(v.value_type()), value_json(v)])).collect();
+        o.extra_meta.insert(
+            GGUF_KEY.into(),
+            json!({
+                "version": h.version,
+                "alignment": h.alignment,
+                "metadata": kv,
+                "tensor_order": h.tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            }),
+        );
+        o
+    }
+
+    /// Tensor specs sorted by name, reading straight from the mapping.
+    pub fn specs(&self, wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>) -> Result<Vec<TensorSpec<'_>>> {
+        let mut seen: Vec<u32> = Vec::new();
+        let mut out = Vec::new();
+        for t in self.sorted() {
+            let (start, _) = self.header.tensor_range(t).ok_or_else(|| ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name)))?;
+            let reader = aero_io::source::range_reader(&self.src, start, t.size).map_err(|e| ConvertError::io(t.name.as_str(), e))?;
+            let id = t.ggml_type.id;
+            let mut extras = Vec::new();
+            let dtype = match native_dtype(id) {
+                Some(d) => d,
+                None => {
+                    let q = seen.iter().position(|&x| x == id).unwrap_or_else(|| {
+                        seen.push(id);
+                        seen.len() - 1
+                    });
+                    let mut qid = Vec::new();
+                    aero_io::encode::json_to_msgpack(&json!(q), &mut qid);
+                    let mut qp = Vec::new();
+                    aero_io::encode::json_to_msgpack(&json!({"ggml_type": id}), &mut qp);
+                    extras.push(("quant_id".to_string(), qid));
+                    extras.push(("quant_params".to_string(), qp));
+                    DType::Packed
+                }
+            };
+            out.push(TensorSpec { name: t.name.clone(), dtype, shape: t.shape(), data_len: t.size, extras, source: wrap(reader) });
+        }
+        Ok(out)
+    }
+}
+
+/// Converts a GGUF file to AERO.
+pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
+    let inp = Input::open(input)?;
+    import_with(&inp, output, base, &|r| r)
+}
+
+/// [`import`] with a wrapper around every tensor reader (e.g. for progress).
+pub fn import_with(
+    inp: &Input,
+    output: &Path,
+    base: &WriteOptions,
+    wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
+) -> Result<WriteSummary> {
+    if inp.header.tensors.is_empty() {
+        return Err(ConvertError::Unsupported("the GGUF file holds no tensors".into()));
+    }
+    Ok(write_model(output, inp.specs(wrap)?, &inp.options(base))?)
+}
+
+/// Writes an AERO file as GGUF, atomically, after verifying it. Key/values,
+/// version, alignment and tensor order come from MJSN `gguf` when the file
+/// was converted from GGUF; otherwise a minimal header is made
+/// (`general.architecture`, `general.name`, alignment 32, TIDX order).
+pub fn export(input: &Path, output: &Path) -> Result<u64> {
+    let f = AeroFile::open(input)?;
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    if r.verdict == Verdict::Invalid {
+        return Err(ConvertError::Unsupported(format!(
+            "{}: input failed verification: {}",
+            input.display(),
+            r.errors.first().cloned().unwrap_or_default()
+        )));
+    }
+    let idx = f.index()?;
+    let meta = f.meta_json()?.unwrap_or(Value::Null);
+    let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", input.display()));
+    let (version, alignment, metadata, order) = match meta.get(GGUF_KEY) {
+        Some(g) => {
+            let version = g.get("version").and_then(Value::as_u64).unwrap_or(3) as u32;
+            let alignment = g.get("alignment").and_then(Value::as_u64).unwrap_or(gguf::DEFAULT_ALIGNMENT);
+            let mut kv = Vec::new();
+            for e in g.get("metadata").and_then(Value::as_array).into_iter().flatten() {
+                let (Some(k), Some(t)) = (e.get(0).and_then(Value::as_str), e.get(1).and_then(Value::as_str).and_then(type_from_name)) else {
+                    return Err(bad(format!("MJSN gguf.metadata entry {e} is malformed")));
+                };
+                let v = e.get(2).and_then(|v| value_from_json(t, v)).ok_or_else(|| bad(format!("MJSN gguf value for '{k}' is malformed")))?;
+                kv.push((k.to_owned(), v));
+            }
+            let order: Vec<String> =
+                g.get("tensor_order").and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            (version, alignment, kv, order)
+        }
+        None => {
+            let (name, arch) = f.model();
+            let kv = vec![
+                ("general.architecture".to_owned(), GgufValue::String(arch.unwrap_or_else(|| "unknown".into()).into_bytes())),
+                ("general.name".to_owned(), GgufValue::String(name.unwrap_or_else(|| "converted".into()).into_bytes())),
+            ];
+            (3, gguf::DEFAULT_ALIGNMENT, kv, Vec::new())
+        }
+    };
+    // Tensors in the original order, then any the order does not mention.
+    let mut tensors: Vec<&aero_io::TensorInfo> = order.iter().filter_map(|n| idx.get(n)).collect();
+    let listed: std::collections::HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    tensors.extend(idx.tensors().iter().filter(|t| !listed.contains(t.name.as_str())));
+    let mut infos = Vec::with_capacity(tensors.len());
+    let mut off = 0u64;
+    for t in &tensors {
+        let id = match t.dtype {
+            DType::Packed => t.extras_json().get("quant_params").and_then(|q| q.get("ggml_type")).and_then(Value::as_u64).map(|x| x as u32),
+            d => ggml_of(d),
+        }
+        .ok_or_else(|| bad(format!("tensor '{}' ({}) has no GGUF type", t.name, t.dtype)))?;
+        let ty = GgmlType::from_id(id).ok_or_else(|| bad(format!("tensor '{}': unknown ggml type {id}", t.name)))?;
+        if t.shape.len() > gguf::MAX_DIMS as usize {
+            return Err(bad(format!("tensor '{}' has rank {} (GGUF allows 4)", t.name, t.shape.len())));
+        }
+        let dims: Vec<u64> = if t.shape.is_empty() { vec![1] } else { t.shape.iter().rev().copied().collect() };
+        let size = ty.tensor_bytes(&dims).ok_or_else(|| bad(format!("tensor '{}': shape {:?} does not fit {}", t.name, t.shape, ty.name)))?;
+        if size != t.data_len {
+            return Err(bad(format!("tensor '{}': {} × {:?} is {size} bytes, stored {}", t.name, ty.name, t.shape, t.data_len)));
+        }
+        off = off.div_ceil(alignment) * alignment;
+        infos.push(GgufTensorInfo { name: t.name.clone(), dims, ggml_type: ty, offset: off, size });
+        off += size;
+    }
+    let header = GgufHeader { version, metadata, tensors: infos, alignment, header_len: 0, data_offset: 0 };
+    let mut atomic = aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
+    let total;
+    {
+        let io = |e| ConvertError::io(output, e);
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, atomic.file());
+        let data_start = gguf::write_header(&header, &mut w).map_err(|source| ConvertError::Gguf { path: output.to_path_buf(), source })?;
+        let mut pos = 0u64;
+        for (t, info) in tensors.iter().zip(&header.tensors) {
+            w.write_all(&vec![0u8; (info.offset - pos) as usize]).map_err(io)?;
+            w.write_all(f.tensor(&t.name)?.bytes()).map_err(io)?;
+            pos = info.offset + info.size;
+        }
+        // Pad the data section to the alignment, as gguf-py does.
+        let end = pos.div_ceil(alignment) * alignment;
+        w.write_all(&vec![0u8; (end - pos) as usize]).map_err(io)?;
+        w.flush().map_err(io)?;
+        total = data_start + end;
+    }
+    atomic.commit().map_err(|e| ConvertError::io(output, e))?;
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_round_trip_through_json() {
+        let vals = vec![
+            GgufValue::U8(7),
+            GgufValue::I8(-3),
+            GgufValue::F32(f32::NAN),
+            GgufValue::F32(0.1),
+            GgufValue::F64(f64::INFINITY),
+            GgufValue::String(vec![0xff, 0x00, b'a']),
+            GgufValue::String(b"hello".to_vec()),
+            GgufValue::Array(GgufArray {
+                elem_type: GgufValueType::Array,
+                items: vec![GgufValue::Array(GgufArray { elem_type: GgufValueType::I64, items: vec![GgufValue::I64(-1)] })],
+            }),
+        ];
+        for v in vals {
+            let j = value_json(&v);
+            let back = value_from_json(v.value_type(), &j).unwrap();
+            match (&v, &back) {
+                (GgufValue::F32(a), GgufValue::F32(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                _ => assert_eq!(v, back),
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! safetensors ⇄ AERO (spec §15).
+//!
+//! Import maps the eleven dtypes the reference maps plus `U32`/`U64` to
+//! native AERO dtypes. Every other safetensors dtype (F8_E4M3, F8_E5M2,
+//! F8_E8M0, F6_E2M3, F6_E3M2, F4, C64, …) is stored as `packed` with
+//! `quant_params = {"safetensors_dtype": NAME}` and a `quant_id` into the
+//! MJSN `quant_descriptors` (codec `"safetensors"`), so export restores it.
+//! `__metadata__` is kept whole in MJSN under `safetensors_metadata`.
+
+use std::io::Write;
+use std::path::Path;
+
+use aero_io::stream::{write_model, TensorSpec, WriteOptions, WriteSummary};
+use aero_io::{AeroFile, ByteSource, DType, Mode, Verdict};
+use safetensors::tensor::Dtype;
+use serde_json::{json, Map, Value};
+
+use crate::error::{ConvertError, Result};
+
+/// MJSN key holding the original `__metadata__` object.
+pub const METADATA_KEY: &str = "safetensors_metadata";
+/// `quant_params` key naming the original safetensors dtype of a packed tensor.
+pub const DTYPE_PARAM: &str = "safetensors_dtype";
+
+/// The AERO dtype for a safetensors dtype; `None` means it is kept `packed`.
+pub fn native_dtype(d: Dtype) -> Option<DType> {
+    Some(match d {
+        Dtype::F16 => DType::F16,
+        Dtype::F32 => DType::F32,
+        Dtype::BF16 => DType::BF16,
+        Dtype::F64 => DType::F64,
+        Dtype::I8 => DType::I8,
+        Dtype::U8 => DType::U8,
+        Dtype::I16 => DType::I16,
+        Dtype::U16 => DType::U16,
+        Dtype::I32 => DType::I32,
+        Dtype::U32 => DType::U32,
+        Dtype::I64 => DType::I64,
+        Dtype::U64 => DType::U64,
+        Dtype::BOOL => DType::Bool,
+        _ => return None,
+    })
+}
+
+fn dtype_name(d: Dtype) -> String {
+    // The crate's serde names are the on-disk names ("F8_E4M3", …).
+    serde_json::to_value(d).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| format!("{d:?}"))
+}
+
+fn parse_dtype(name: &str) -> Option<Dtype> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
+}
+
+/// The safetensors name of a native AERO dtype.
+pub fn safetensors_name(d: DType) -> Option<&'static str> {
+    Some(match d {
+        DType::F16 => "F16",
+        DType::F32 => "F32",
+        DType::BF16 => "BF16",
+        DType::F64 => "F64",
+        DType::I8 => "I8",
+        DType::U8 => "U8",
+        DType::I16 => "I16",
+        DType::U16 => "U16",
+        DType::I32 => "I32",
+        DType::U32 => "U32",
+        DType::I64 => "I64",
+        DType::U64 => "U64",
+        DType::Bool => "BOOL",
+        _ => return None,
+    })
+}
+
+/// A parsed safetensors file over a mapping.
+pub struct Input {
+    src: aero_io::LocalSource,
+    header_len: u64,
+    metadata: Option<Map<String, Value>>,
+    tensors: Vec<(String, safetensors::tensor::TensorInfo)>,
+}
+
+impl Input {
+    /// Opens and checks a safetensors file (the `safetensors` crate checks the
+    /// header cap, offsets, and that each size equals shape × dtype size).
+    pub fn open(path: &Path) -> Result<Input> {
+        let bad = |reason: String| ConvertError::SafeTensors { path: path.to_path_buf(), reason };
+        let src = crate::open_source(path)?;
+        let all = src.mapped(0, src.len()).ok_or_else(|| bad("file cannot be memory-mapped (empty or special file)".into()))?;
+        let (n, meta) = safetensors::SafeTensors::read_metadata(all).map_err(|e| bad(e.to_string()))?;
+        let header = all.get(8..8 + n).ok_or_else(|| bad("header truncated".into()))?;
+        let raw: Value = serde_json::from_slice(header).map_err(|e| bad(format!("header JSON: {e}")))?;
+        let metadata = match raw.get("__metadata__") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => return Err(bad("__metadata__ is not an object".into())),
+        };
+        let mut tensors: Vec<(String, safetensors::tensor::TensorInfo)> =
+            meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Input { src, header_len: n as u64, metadata, tensors })
+    }
+
+    /// `__metadata__` as stored (key order kept).
+    pub fn metadata(&self) -> Option<&Map<String, Value>> {
+        self.metadata.as_ref()
+    }
+
+    /// Total tensor bytes.
+    pub fn data_len(&self) -> u64 {
+        self.tensors.iter().map(|(_, t)| (t.data_offsets.1 - t.data_offsets.0) as u64).sum()
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether the file holds no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Writer options (model name, architecture, MJSN extras) on top of `base`.
+    pub fn options(&self, base: &WriteOptions) -> WriteOptions {
+        let mut o = base.clone();
+        let get = |k: &str| self.metadata.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+        o.model_name = get("model_name").unwrap_or_else(|| "converted".into());
+        o.architecture = get("architecture").unwrap_or_else(|| "unknown".into());
+        o.extra_meta.insert("source_format".into(), json!("safetensors"));
+        if let Some(m) = &self.metadata {
+            o.extra_meta.insert(METADATA_KEY.into(), Value::Object(m.clone()));
+        }
+        let mut descriptors: Vec<Value> = Vec::new();
+        for (_, t) in &self.tensors {
+            if native_dtype(t.dtype).is_none() {
+                let name = dtype_name(t.dtype);
+                if !descriptors.iter().any(|d| d["quant_name"] == name.as_str()) {
+                    descriptors.push(json!({"id": descriptors.len(), "quant_name": name, "codec": "safetensors", "params": {DTYPE_PARAM: name}}));
+                }
+            }
+        }
+        if !descriptors.is_empty() {
+            o.extra_meta.insert("quant_descriptors".into(), Value::Array(descriptors));
+        }
+        o
+    }
+
+    /// Tensor specs in name order, reading straight from the mapping.
+    pub fn specs(&self, wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>) -> Result<Vec<TensorSpec<'_>>> {
+        let mut quant_names: Vec<String> = Vec::new();
+        let base = 8 + self.header_len;
+        let mut out = Vec::with_capacity(self.tensors.len());
+        for (name, t) in &self.tensors {
+            let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
+            let reader = aero_io::source::range_reader(&self.src, base + s, e - s).map_err(|err| ConvertError::io(name.as_str(), err))?;
+            let mut extras = Vec::new();
+            let dtype = match native_dtype(t.dtype) {
+                Some(d) => d,
+                None => {
+                    let dn = dtype_name(t.dtype);
+                    let id = quant_names.iter().position(|q| *q == dn).unwrap_or_else(|| {
+                        quant_names.push(dn.clone());
+                        quant_names.len() - 1
+                    });
+                    let mut qid = Vec::new();
+                    aero_io::encode::json_to_msgpack(&json!(id), &mut qid);
+                    let mut qp = Vec::new();
+                    aero_io::encode::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
+                    extras.push(("quant_id".to_string(), qid));
+                    extras.push(("quant_params".to_string(), qp));
+                    DType::Packed
+                }
+            };
+            out.push(TensorSpec {
+                name: name.clone(),
+                dtype,
+                shape: t.shape.iter().map(|&d| d as u64).collect(),
+                data_len: e - s,
+                extras,
+                source: wrap(reader),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Converts a safetensors file to AERO. `base` carries the layout, UUID,
+/// shard size and integrity options; model name and metadata come from the input.
+pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
+    let inp = Input::open(input)?;
+    import_with(&inp, output, base, &|r| r)
+}
+
+/// [`import`] with a wrapper around every tensor reader (e.g. for progress).
+pub fn import_with(
+    inp: &Input,
+    output: &Path,
+    base: &WriteOptions,
+    wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
+) -> Result<WriteSummary> {
+    if inp.is_empty() {
+        return Err(ConvertError::Unsupported("the safetensors file holds no tensors".into()));
+    }
+    let opts = inp.options(base);
+    Ok(write_model(output, inp.specs(wrap)?, &opts)?)
+}
+
+/// The safetensors dtype a tensor exports as.
+fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
+    let unsupported = |why: String| ConvertError::Unsupported(format!("{}: tensor '{}': {why}", f.path().display(), t.name));
+    let name = match t.dtype {
+        DType::Packed => {
+            let qp = t.extras_json().get("quant_params").cloned().unwrap_or(Value::Null);
+            match qp.get(DTYPE_PARAM).and_then(|v| v.as_str()) {
+                Some(n) => n.to_owned(),
+                None => {
+                    return Err(unsupported(format!(
+                        "packed data ({}) has no safetensors dtype; export it to GGUF instead",
+                        qp.get("ggml_type").map(|g| format!("ggml_type {g}")).unwrap_or_else(|| "unknown codec".into())
+                    )))
+                }
+            }
+        }
+        d => safetensors_name(d).ok_or_else(|| unsupported(format!("dtype {d} has no safetensors equivalent")))?.to_owned(),
+    };
+    parse_dtype(&name).ok_or_else(|| unsupported(format!("unknown safetensors dtype '{name}'")))
+}
+
+/// Writes an AERO file as safetensors, atomically. The input is fully
+/// verified first. Tensors are laid out as the `safetensors` crate does
+/// (dtype descending, then name) so a canonical input round-trips to the same
+/// bytes; `__metadata__` is restored from MJSN when present.
+pub fn export(input: &Path, output: &Path) -> Result<u64> {
+    let f = AeroFile::open(input)?;
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    if r.verdict == Verdict::Invalid {
+        return Err(ConvertError::Unsupported(format!(
+            "{}: input failed verification: {}",
+            input.display(),
+            r.errors.first().cloned().unwrap_or_default()
+        )));
+    }
+    let idx = f.index()?;
+    let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
+    for t in idx.tensors() {
+        items.push((t, export_dtype(&f, t)?));
+    }
+    items.sort_by(|(ln, l), (rn, r)| r.cmp(l).then(ln.name.cmp(&rn.name)));
+    let mut header = Map::new();
+    if let Some(Value::Object(m)) = f.meta_json()?.and_then(|m| m.get(METADATA_KEY).cloned()) {
+        header.insert("__metadata__".into(), Value::Object(m));
+    }
+    let mut off = 0u64;
+    for (t, d) in &items {
+        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
+        off += t.data_len;
+    }
+    let mut hb = serde_json::to_vec(&Value::Object(header)).map_err(|e| ConvertError::Unsupported(e.to_string()))?;
+    hb.resize(hb.len().div_ceil(8) * 8, b' ');
+    let mut atomic = aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
+    {
+        let io = |e| ConvertError::io(output, e);
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, atomic.file());
+        w.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
+        w.write_all(&hb).map_err(io)?;
+        for (t, _) in &items {
+            let v = f.tensor(&t.name)?;
+            w.write_all(v.bytes()).map_err(io)?;
+        }
+        w.flush().map_err(io)?;
+    }
+    atomic.commit().map_err(|e| ConvertError::io(output, e))?;
+    Ok(8 + hb.len() as u64 + off)
+}

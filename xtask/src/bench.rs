@@ -1,0 +1,1073 @@
+//! `cargo xtask bench [validate|list|repack|convert|micro|all]... [--runs N]`
+//!
+//! End-to-end performance targets of the release `aerotensor`, each measured
+//! against a baseline command in the same run (see docs/BENCHMARKS.md):
+//!
+//! - `validate` — `validate --full` of a 1 GiB single-shard file vs `b3sum`
+//!   of the same file (wall ≤ 1.05×), peak RSS ≤ 64 MiB.
+//! - `list`     — `list --json` of a 100,000-tensor file, median wall < 50 ms.
+//! - `repack`   — `repack IN OUT` of the 1 GiB file vs `cp IN OUT2` and
+//!   `cp IN OUT2 && sync OUT2` (wall ≤ 1.3×), peak RSS ≤ 64 MiB.
+//! - `convert`  — `convert-safetensors` of a 1 GiB safetensors file vs the same
+//!   two copies (reported, no target yet); skipped when the command is absent.
+//! - `micro`    — the criterion microbenchmarks (`cargo bench -p aero-io --bench read`).
+//!
+//! With no name, the four end-to-end benchmarks run; `all` adds `micro`.
+//! Each child runs with stdout on /dev/null and stderr in
+//! `target/bench/logs/`; wall time is measured around spawn+wait, peak RSS is
+//! the child's `ru_maxrss` from `wait4`. Commands of one benchmark run
+//! interleaved (round-robin, rotating order) after one unrecorded warm-up
+//! round, so background load affects ours and the baseline alike.
+//!
+//! A missed target prints FAIL but does not make the command fail; only
+//! harness errors (a build failing, a measured command exiting non-zero) do.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+/// Peak RSS target for streaming commands.
+const RSS_TARGET: u64 = 64 * MIB;
+/// The big fixture: 1 GiB of f32 tensors in one shard.
+const BIG_BYTES: u64 = GIB;
+const BIG_TENSORS: u64 = 256;
+/// The list fixture: 100,000 small tensors.
+const LIST_TENSORS: u64 = 100_000;
+const LIST_TENSOR_BYTES: u64 = 256;
+const LIST_TARGET: Duration = Duration::from_millis(50);
+const VALIDATE_RATIO: f64 = 1.05;
+const REPACK_RATIO: f64 = 1.3;
+/// Bump when the fixture generator changes so stale fixtures are rebuilt.
+const FIXTURE_VERSION: &str = "gen_synthetic v1";
+
+const E2E: [&str; 4] = ["validate", "list", "repack", "convert"];
+
+fn usage() -> String {
+    "usage: cargo xtask bench [validate|list|repack|convert|micro|all]... [--runs N]".into()
+}
+
+/// Entry point of `cargo xtask bench`.
+pub fn run(args: &[String]) -> Result<()> {
+    let mut runs = 5usize;
+    let mut names: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--runs=") {
+            runs = v.parse().context("--runs")?;
+        } else if a == "--runs" {
+            runs = it
+                .next()
+                .context("--runs needs a value")?
+                .parse()
+                .context("--runs")?;
+        } else if a == "-h" || a == "--help" {
+            eprintln!("{}", usage());
+            return Ok(());
+        } else if a == "all" {
+            names.extend(E2E.iter().map(|s| s.to_string()));
+            names.push("micro".into());
+        } else if E2E.contains(&a.as_str()) || a == "micro" {
+            names.push(a.clone());
+        } else {
+            bail!("unknown benchmark '{a}'\n{}", usage());
+        }
+    }
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if names.is_empty() {
+        names.extend(E2E.iter().map(|s| s.to_string()));
+    }
+    names.dedup();
+
+    let e2e: Vec<&str> = E2E
+        .iter()
+        .copied()
+        .filter(|n| names.iter().any(|m| m == n))
+        .collect();
+    if !e2e.is_empty() {
+        end_to_end(&e2e, runs)?;
+    }
+    if names.iter().any(|n| n == "micro") {
+        crate::run(crate::cargo().args(["bench", "-p", "aero-io", "--bench", "read"]))?;
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => crate::root().join(d),
+        None => crate::root().join("target"),
+    }
+}
+
+struct Ctx {
+    runs: usize,
+    dir: PathBuf,
+    logs: PathBuf,
+    aerotensor: PathBuf,
+    gen_synthetic: PathBuf,
+}
+
+fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aero-cli",
+        "--bin",
+        "aerotensor",
+    ]))?;
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aero-io",
+        "--example",
+        "gen_synthetic",
+    ]))?;
+    let target = target_dir();
+    let dir = target.join("bench");
+    let logs = dir.join("logs");
+    fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let ctx = Ctx {
+        runs,
+        dir,
+        logs,
+        aerotensor: target.join("release/aerotensor"),
+        gen_synthetic: target.join("release/examples/gen_synthetic"),
+    };
+    for p in [&ctx.aerotensor, &ctx.gen_synthetic] {
+        if !p.is_file() {
+            bail!("{} was not built", p.display());
+        }
+    }
+
+    let machine = machine_info();
+    let date = now_utc();
+    eprintln!(
+        "bench: {} run(s) per command, {} | {}",
+        runs,
+        date,
+        machine["summary"].as_str().unwrap_or("")
+    );
+
+    let mut checks: Vec<Check> = Vec::new();
+    let mut details: Vec<Value> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for &name in names {
+        eprintln!("\n== {name} ==");
+        let r = match name {
+            "validate" => bench_validate(&ctx),
+            "list" => bench_list(&ctx),
+            "repack" => bench_repack(&ctx),
+            "convert" => bench_convert(&ctx),
+            _ => unreachable!("names are checked"),
+        };
+        match r {
+            Ok(out) => {
+                checks.extend(out.checks);
+                details.push(json!({"benchmark": name, "commands": out.commands}));
+                notes.extend(out.notes);
+            }
+            Err(e) => {
+                eprintln!("bench {name}: ERROR: {e:#}");
+                errors.push(format!("{name}: {e:#}"));
+                checks.push(Check::error(name, &format!("{e:#}")));
+            }
+        }
+    }
+
+    let table = render_table(&checks);
+    println!();
+    println!(
+        "AERO benchmarks — {date} — {}",
+        machine["summary"].as_str().unwrap_or("")
+    );
+    println!(
+        "median of {runs} run(s) per command after one warm-up run; RSS = peak RSS (ru_maxrss)"
+    );
+    println!();
+    print!("{table}");
+    for n in &notes {
+        println!("note: {n}");
+    }
+    println!();
+    println!("{}", render_details(&details));
+
+    let results = json!({
+        "date": date,
+        "machine": machine,
+        "runs": runs,
+        "checks": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
+        "benchmarks": details,
+        "notes": notes,
+        "errors": errors,
+        "table": table,
+    });
+    let out = ctx.dir.join("results.json");
+    fs::write(&out, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    if !errors.is_empty() {
+        bail!(
+            "{} benchmark(s) could not run: {}",
+            errors.len(),
+            errors.join("; ")
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- measuring
+
+/// One command to measure.
+#[derive(Clone, Debug)]
+struct Cmd {
+    label: String,
+    argv: Vec<OsString>,
+}
+
+impl Cmd {
+    fn new<I, S>(label: &str, argv: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Cmd {
+            label: label.into(),
+            argv: argv.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    fn shell(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| {
+                let s = a.to_string_lossy();
+                if s.contains([' ', '\'', '"', '&', '$']) {
+                    format!("'{}'", s.replace('\'', r"'\''"))
+                } else {
+                    s.into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    wall: Duration,
+    /// Peak resident set of the child (and its reaped descendants), bytes.
+    max_rss: u64,
+    /// Peak RssAnon sampled from /proc every 2 ms (a lower bound), bytes.
+    anon_peak: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Series {
+    cmd: Cmd,
+    samples: Vec<Sample>,
+}
+
+impl Series {
+    fn median(&self) -> Duration {
+        let mut w: Vec<Duration> = self.samples.iter().map(|s| s.wall).collect();
+        w.sort();
+        let n = w.len();
+        if n % 2 == 1 {
+            w[n / 2]
+        } else {
+            (w[n / 2 - 1] + w[n / 2]) / 2
+        }
+    }
+    fn min(&self) -> Duration {
+        self.samples
+            .iter()
+            .map(|s| s.wall)
+            .min()
+            .unwrap_or_default()
+    }
+    fn max(&self) -> Duration {
+        self.samples
+            .iter()
+            .map(|s| s.wall)
+            .max()
+            .unwrap_or_default()
+    }
+    /// Worst peak RSS over all runs.
+    fn max_rss(&self) -> u64 {
+        self.samples.iter().map(|s| s.max_rss).max().unwrap_or(0)
+    }
+    fn anon_peak(&self) -> u64 {
+        self.samples.iter().map(|s| s.anon_peak).max().unwrap_or(0)
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "label": self.cmd.label,
+            "command": self.cmd.shell(),
+            "wall_s": self.samples.iter().map(|s| s.wall.as_secs_f64()).collect::<Vec<_>>(),
+            "median_s": self.median().as_secs_f64(),
+            "min_s": self.min().as_secs_f64(),
+            "max_s": self.max().as_secs_f64(),
+            "max_rss_bytes": self.samples.iter().map(|s| s.max_rss).collect::<Vec<_>>(),
+            "peak_rss_bytes": self.max_rss(),
+            "anon_peak_bytes": self.anon_peak(),
+        })
+    }
+}
+
+/// Waits for `pid` with `wait4`, returning its status and resource usage.
+fn wait4(pid: libc::pid_t) -> Result<(ExitStatus, libc::rusage)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is a plain C struct of integers; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not yet reaped (std's `Child` never
+        // waited for it); both out-pointers are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            return Ok((ExitStatus::from_raw(status), ru));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            bail!("wait4({pid}): {e}");
+        }
+    }
+}
+
+/// Samples `RssAnon` of `pid` until `stop` is set; returns the peak in bytes.
+fn anon_sampler(pid: u32, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/status");
+        let mut peak = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(s) = fs::read_to_string(&path)
+                && let Some(kb) = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("RssAnon:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb * 1024);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak
+    })
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let s = fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs `cmd` once: stdout to /dev/null, stderr to `log`.
+fn measure(cmd: &Cmd, log: &Path) -> Result<Sample> {
+    let err = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let start = Instant::now();
+    let child = Command::new(&cmd.argv[0])
+        .args(&cmd.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {}", cmd.shell()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = anon_sampler(child.id(), stop.clone());
+    let waited = wait4(child.id() as libc::pid_t);
+    let wall = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let anon_peak = sampler.join().unwrap_or(0);
+    drop(child); // already reaped by wait4
+    let (status, ru) = waited?;
+    if !status.success() {
+        bail!(
+            "`{}` failed ({status}); stderr ({}):\n{}",
+            cmd.shell(),
+            log.display(),
+            tail(log, 10)
+        );
+    }
+    Ok(Sample {
+        wall,
+        // Linux reports ru_maxrss in KiB.
+        max_rss: (ru.ru_maxrss.max(0) as u64) * 1024,
+        anon_peak,
+    })
+}
+
+/// Measures `cmds` interleaved: one unrecorded warm-up round, then `runs`
+/// rounds, each starting at a different command. `prepare` runs (untimed)
+/// before every command.
+fn measure_all(
+    ctx: &Ctx,
+    bench: &str,
+    cmds: &[Cmd],
+    prepare: &dyn Fn() -> Result<()>,
+) -> Result<Vec<Series>> {
+    let mut series: Vec<Series> = cmds
+        .iter()
+        .map(|c| Series {
+            cmd: c.clone(),
+            samples: Vec::new(),
+        })
+        .collect();
+    for c in cmds {
+        eprintln!("  [{}] {}", c.label, c.shell());
+    }
+    for round in 0..=ctx.runs {
+        for k in 0..cmds.len() {
+            let i = (round + k) % cmds.len();
+            let c = &cmds[i];
+            prepare()?;
+            let log = ctx.logs.join(format!("{bench}-{}.stderr", slug(&c.label)));
+            let s = measure(c, &log)?;
+            if round > 0 {
+                series[i].samples.push(s);
+            }
+        }
+        if round == 0 {
+            eprint!("  warm-up done; runs:");
+        } else {
+            eprint!(" {round}");
+        }
+    }
+    eprintln!();
+    Ok(series)
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// Generates `name` under target/bench with gen_synthetic, unless a file made
+/// with the same arguments (recorded in `<name>.stamp`) is already there.
+fn fixture(ctx: &Ctx, name: &str, args: &[&str]) -> Result<PathBuf> {
+    let path = ctx.dir.join(name);
+    let stamp = ctx.dir.join(format!("{name}.stamp"));
+    let key = format!("{FIXTURE_VERSION}: {}", args.join(" "));
+    if let (Ok(meta), Ok(s)) = (fs::metadata(&path), fs::read_to_string(&stamp))
+        && s == format!("{key}\nsize {}\n", meta.len())
+    {
+        eprintln!("  reusing {} ({})", path.display(), human(meta.len()));
+        return Ok(path);
+    }
+    let _ = fs::remove_file(&stamp);
+    crate::run(Command::new(&ctx.gen_synthetic).arg(&path).args(args))?;
+    let size = fs::metadata(&path)
+        .with_context(|| format!("{} was not written", path.display()))?
+        .len();
+    fs::write(&stamp, format!("{key}\nsize {size}\n"))?;
+    Ok(path)
+}
+
+fn big_aero(ctx: &Ctx) -> Result<PathBuf> {
+    fixture(
+        ctx,
+        "model-1g.aero",
+        &[
+            "--bytes",
+            &BIG_BYTES.to_string(),
+            "--tensors",
+            &BIG_TENSORS.to_string(),
+            "--layout",
+            "aligned",
+        ],
+    )
+}
+
+/// Reads a file once so every measured command starts from a warm page cache.
+fn warm(path: &Path) -> Result<()> {
+    let mut f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; 4 << 20];
+    while f.read(&mut buf)? > 0 {}
+    Ok(())
+}
+
+fn remove(paths: &[&Path]) -> Result<()> {
+    for p in paths {
+        match fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+fn sync_all() -> Result<()> {
+    let st = Command::new("sync").status().context("running sync")?;
+    if !st.success() {
+        bail!("sync failed: {st}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- checks
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Pass,
+    Fail,
+    Info,
+    Skipped,
+    Error,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Info => "info",
+            Outcome::Skipped => "skipped",
+            Outcome::Error => "ERROR",
+        }
+    }
+    fn of(ok: bool) -> Outcome {
+        if ok { Outcome::Pass } else { Outcome::Fail }
+    }
+}
+
+/// One row of the results table.
+#[derive(Clone, Debug)]
+struct Check {
+    benchmark: String,
+    ours: String,
+    baseline: String,
+    ratio: String,
+    rss: String,
+    target: String,
+    outcome: Outcome,
+    ratio_value: Option<f64>,
+}
+
+impl Check {
+    fn error(bench: &str, msg: &str) -> Check {
+        Check {
+            benchmark: bench.into(),
+            ours: "-".into(),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            rss: "-".into(),
+            target: msg.lines().next().unwrap_or("").chars().take(60).collect(),
+            outcome: Outcome::Error,
+            ratio_value: None,
+        }
+    }
+
+    /// Wall-time ratio of `ours` to `base`, compared with `target` (None: report only).
+    fn ratio(bench: &str, ours: &Series, base: &Series, target: Option<f64>) -> Check {
+        let r = ours.median().as_secs_f64() / base.median().as_secs_f64().max(1e-9);
+        Check {
+            benchmark: bench.into(),
+            ours: dur(ours.median()),
+            baseline: format!("{} {}", base.cmd.label, dur(base.median())),
+            ratio: format!("{r:.2}x"),
+            rss: human(ours.max_rss()),
+            target: match target {
+                Some(t) => format!("wall <= {t:.2}x {}", base.cmd.label),
+                None => format!("(none) vs {}", base.cmd.label),
+            },
+            outcome: target.map_or(Outcome::Info, |t| Outcome::of(r <= t)),
+            ratio_value: Some(r),
+        }
+    }
+
+    /// Peak RSS of `ours` against `limit` (None: report only).
+    fn rss(bench: &str, ours: &Series, base: Option<&Series>, limit: Option<u64>) -> Check {
+        Check {
+            benchmark: bench.into(),
+            ours: human(ours.max_rss()),
+            baseline: base.map_or("-".into(), |b| {
+                format!("{} {}", b.cmd.label, human(b.max_rss()))
+            }),
+            ratio: "-".into(),
+            rss: human(ours.max_rss()),
+            target: match limit {
+                Some(l) => format!("RSS <= {}", human(l)),
+                None => "(none) RSS".into(),
+            },
+            outcome: limit.map_or(Outcome::Info, |l| Outcome::of(ours.max_rss() <= l)),
+            ratio_value: None,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "benchmark": self.benchmark,
+            "ours": self.ours,
+            "baseline": self.baseline,
+            "ratio": self.ratio_value,
+            "peak_rss": self.rss,
+            "target": self.target,
+            "result": self.outcome.as_str(),
+        })
+    }
+}
+
+struct BenchOut {
+    checks: Vec<Check>,
+    commands: Vec<Value>,
+    notes: Vec<String>,
+}
+
+impl BenchOut {
+    fn new(series: &[Series]) -> BenchOut {
+        BenchOut {
+            checks: Vec::new(),
+            commands: series.iter().map(Series::to_json).collect(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- benchmarks
+
+/// `validate --full` of the 1 GiB file vs `b3sum` of the same file.
+fn bench_validate(ctx: &Ctx) -> Result<BenchOut> {
+    let file = big_aero(ctx)?;
+    warm(&file)?;
+    let b3sum = ensure_b3sum();
+    let ours = Cmd::new(
+        "aerotensor",
+        [
+            ctx.aerotensor.as_os_str(),
+            "validate".as_ref(),
+            "--full".as_ref(),
+            file.as_os_str(),
+        ],
+    );
+    let mut cmds = vec![ours];
+    if let Some(b) = &b3sum {
+        cmds.push(Cmd::new("b3sum", [b.as_os_str(), file.as_os_str()]));
+    }
+    let s = measure_all(ctx, "validate", &cmds, &|| Ok(()))?;
+    let name = "validate --full 1 GiB";
+    let mut out = BenchOut::new(&s);
+    match s.get(1) {
+        Some(base) => out
+            .checks
+            .push(Check::ratio(name, &s[0], base, Some(VALIDATE_RATIO))),
+        None => {
+            out.checks.push(Check {
+                benchmark: name.into(),
+                ours: dur(s[0].median()),
+                baseline: "b3sum missing".into(),
+                ratio: "-".into(),
+                rss: human(s[0].max_rss()),
+                target: format!("wall <= {VALIDATE_RATIO:.2}x b3sum"),
+                outcome: Outcome::Skipped,
+                ratio_value: None,
+            });
+            out.notes.push(
+                "validate ratio skipped: b3sum is not installed and could not be installed \
+                 (apt-get install b3sum / cargo install b3sum --locked)"
+                    .into(),
+            );
+        }
+    }
+    out.checks
+        .push(Check::rss(name, &s[0], s.get(1), Some(RSS_TARGET)));
+    Ok(out)
+}
+
+/// `list --json` of the 100,000-tensor file, output to /dev/null.
+fn bench_list(ctx: &Ctx) -> Result<BenchOut> {
+    let file = fixture(
+        ctx,
+        "tensors-100k.aero",
+        &[
+            "--bytes",
+            &(LIST_TENSORS * LIST_TENSOR_BYTES).to_string(),
+            "--tensors",
+            &LIST_TENSORS.to_string(),
+            "--layout",
+            "aligned",
+        ],
+    )?;
+    warm(&file)?;
+    let ours = Cmd::new(
+        "aerotensor",
+        [
+            ctx.aerotensor.as_os_str(),
+            "list".as_ref(),
+            "--json".as_ref(),
+            file.as_os_str(),
+        ],
+    );
+    let s = measure_all(ctx, "list", &[ours], &|| Ok(()))?;
+    let m = s[0].median();
+    let mut out = BenchOut::new(&s);
+    out.checks.push(Check {
+        benchmark: "list --json 100k tensors".into(),
+        ours: dur(m),
+        baseline: "-".into(),
+        ratio: "-".into(),
+        rss: human(s[0].max_rss()),
+        target: format!("wall < {}", dur(LIST_TARGET)),
+        outcome: Outcome::of(m < LIST_TARGET),
+        ratio_value: None,
+    });
+    Ok(out)
+}
+
+/// The two copy baselines: plain `cp`, and `cp` then `sync` of the copy (our
+/// writers fsync their output).
+fn copy_baselines(input: &Path, out2: &Path) -> [Cmd; 2] {
+    [
+        Cmd::new("cp", ["cp".as_ref(), input.as_os_str(), out2.as_os_str()]),
+        Cmd::new(
+            "cp+sync",
+            [
+                "sh".as_ref(),
+                "-c".as_ref(),
+                r#"cp "$1" "$2" && sync "$2""#.as_ref(),
+                "sh".as_ref(),
+                input.as_os_str(),
+                out2.as_os_str(),
+            ],
+        ),
+    ]
+}
+
+/// A write benchmark: `ours` (writing `out`) vs the copy baselines of `input`.
+fn write_bench(
+    ctx: &Ctx,
+    bench: &str,
+    name: &str,
+    ours: Cmd,
+    input: &Path,
+    out: &Path,
+    targets: Option<(f64, u64)>,
+) -> Result<BenchOut> {
+    let out2 = ctx.dir.join("out/copy.bin");
+    let tmp = {
+        let mut s = out.as_os_str().to_owned();
+        s.push(".tmp");
+        PathBuf::from(s)
+    };
+    let mut cmds = vec![ours];
+    cmds.extend(copy_baselines(input, &out2));
+    // Every run starts with no outputs and nothing dirty in the page cache,
+    // so no command pays for writing back another's data.
+    let prepare = || -> Result<()> {
+        remove(&[out, &tmp, &out2])?;
+        sync_all()
+    };
+    let s = measure_all(ctx, bench, &cmds, &prepare)?;
+    remove(&[out, &tmp, &out2])?;
+    let mut o = BenchOut::new(&s);
+    let (ratio, rss) = (targets.map(|t| t.0), targets.map(|t| t.1));
+    o.checks.push(Check::ratio(name, &s[0], &s[1], ratio));
+    o.checks.push(Check::ratio(name, &s[0], &s[2], ratio));
+    o.checks.push(Check::rss(name, &s[0], Some(&s[1]), rss));
+    Ok(o)
+}
+
+/// `repack IN OUT` (default aligned layout) of the 1 GiB file vs `cp`.
+fn bench_repack(ctx: &Ctx) -> Result<BenchOut> {
+    let file = big_aero(ctx)?;
+    fs::create_dir_all(ctx.dir.join("out"))?;
+    let out = ctx.dir.join("out/repacked.aero");
+    warm(&file)?;
+    let ours = Cmd::new(
+        "aerotensor",
+        [
+            ctx.aerotensor.as_os_str(),
+            "repack".as_ref(),
+            file.as_os_str(),
+            out.as_os_str(),
+        ],
+    );
+    write_bench(
+        ctx,
+        "repack",
+        "repack 1 GiB",
+        ours,
+        &file,
+        &out,
+        Some((REPACK_RATIO, RSS_TARGET)),
+    )
+}
+
+/// `convert-safetensors IN OUT` of a 1 GiB safetensors file vs `cp`, when the
+/// command exists. No target is set yet: the ratios are reported.
+fn bench_convert(ctx: &Ctx) -> Result<BenchOut> {
+    let available = Command::new(&ctx.aerotensor)
+        .args(["convert-safetensors", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("  skipped: convert-safetensors not available");
+        return Ok(BenchOut {
+            checks: vec![Check {
+                benchmark: "convert-safetensors 1 GiB".into(),
+                ours: "-".into(),
+                baseline: "-".into(),
+                ratio: "-".into(),
+                rss: "-".into(),
+                target: "(hook) vs cp".into(),
+                outcome: Outcome::Skipped,
+                ratio_value: None,
+            }],
+            commands: Vec::new(),
+            notes: vec!["skipped: convert-safetensors not available".into()],
+        });
+    }
+    let input = fixture(
+        ctx,
+        "model-1g.safetensors",
+        &[
+            "--bytes",
+            &BIG_BYTES.to_string(),
+            "--tensors",
+            &BIG_TENSORS.to_string(),
+            "--safetensors",
+        ],
+    )?;
+    fs::create_dir_all(ctx.dir.join("out"))?;
+    let out = ctx.dir.join("out/converted.aero");
+    warm(&input)?;
+    let ours = Cmd::new(
+        "aerotensor",
+        [
+            ctx.aerotensor.as_os_str(),
+            "convert-safetensors".as_ref(),
+            input.as_os_str(),
+            out.as_os_str(),
+        ],
+    );
+    let mut o = write_bench(
+        ctx,
+        "convert",
+        "convert-safetensors 1 GiB",
+        ours,
+        &input,
+        &out,
+        None,
+    )?;
+    o.notes
+        .push("convert-safetensors has no target yet: ratios and RSS are reported only".into());
+    Ok(o)
+}
+
+/// Finds `b3sum`, installing it when missing (apt-get as root, else
+/// `cargo install b3sum --locked`). `None` (with a message) if that fails.
+fn ensure_b3sum() -> Option<PathBuf> {
+    let found = |p: &Path| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|h| h.join("bin/b3sum"));
+    let candidates = || std::iter::once(PathBuf::from("b3sum")).chain(cargo_bin.clone());
+    if let Some(p) = candidates().find(|p| found(p)) {
+        return Some(p);
+    }
+    eprintln!("  b3sum not found: installing it");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && crate::has("apt-get", "--version") {
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if apt(&["update", "-qq"])
+            && apt(&["install", "-y", "-qq", "b3sum"])
+            && let Some(p) = candidates().find(|p| found(p))
+        {
+            return Some(p);
+        }
+    }
+    let _ = crate::cargo()
+        .args(["install", "b3sum", "--locked"])
+        .status();
+    if let Some(p) = candidates().find(|p| found(p)) {
+        return Some(p);
+    }
+    eprintln!("  skipped: b3sum could not be installed; the validate ratio is not measured");
+    None
+}
+
+// ---------------------------------------------------------------- output
+
+fn dur(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+fn human(b: u64) -> String {
+    if b >= GIB {
+        format!("{:.2} GiB", b as f64 / GIB as f64)
+    } else {
+        format!("{:.1} MiB", b as f64 / MIB as f64)
+    }
+}
+
+fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::from("|");
+        for (i, c) in cells.iter().enumerate() {
+            s.push(' ');
+            s.push_str(c);
+            s.push_str(&" ".repeat(w[i] - c.chars().count()));
+            s.push_str(" |");
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push_str(&line(w.iter().map(|n| "-".repeat(*n)).collect()));
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+fn render_table(checks: &[Check]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.benchmark.clone(),
+                c.ours.clone(),
+                c.baseline.clone(),
+                c.ratio.clone(),
+                c.rss.clone(),
+                c.target.clone(),
+                c.outcome.as_str().into(),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "benchmark",
+            "ours (median)",
+            "baseline (median)",
+            "ratio",
+            "peak RSS",
+            "target",
+            "result",
+        ],
+        &rows,
+    )
+}
+
+fn render_details(details: &[Value]) -> String {
+    let mut rows = Vec::new();
+    for d in details {
+        let bench = d["benchmark"].as_str().unwrap_or("");
+        for c in d["commands"].as_array().into_iter().flatten() {
+            let s = |k: &str| Duration::from_secs_f64(c[k].as_f64().unwrap_or(0.0));
+            let b = |k: &str| c[k].as_u64().unwrap_or(0);
+            rows.push(vec![
+                bench.to_string(),
+                c["label"].as_str().unwrap_or("").to_string(),
+                dur(s("median_s")),
+                format!("{} – {}", dur(s("min_s")), dur(s("max_s"))),
+                human(b("peak_rss_bytes")),
+                human(b("anon_peak_bytes")),
+            ]);
+        }
+    }
+    let mut out = String::from(
+        "per command (wall median, min – max over runs; peak RSS; sampled peak anonymous RSS):\n",
+    );
+    out.push_str(&render(
+        &[
+            "benchmark",
+            "command",
+            "median",
+            "min – max",
+            "peak RSS",
+            "anon RSS",
+        ],
+        &rows,
+    ));
+    out
+}
+
+fn machine_info() -> Value {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "cpu": cpu,
+        "cores": cores,
+        "memory_bytes": mem,
+        "kernel": kernel,
+        "summary": format!("{cores} cores ({cpu}), {} RAM, Linux {kernel}", human(mem)),
+    })
+}
+
+fn now_utc() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!("unix time {}", t.as_secs())
+        })
+}
