@@ -5,7 +5,7 @@ mod out;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 /// Convert, validate, inspect and read AERO model-weight files.
 ///
@@ -26,7 +26,23 @@ struct Cli {
     command: cmd::Command,
 }
 
+/// Makes a closed stdout (e.g. `aerotensor list big.aero | head`) end the
+/// process quietly, as for other Unix tools, instead of a "broken pipe" panic.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn reset_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; restoring
+    // the default disposition of SIGPIPE has no memory-safety implications.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn reset_sigpipe() {}
+
 fn main() -> ExitCode {
+    reset_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -46,6 +62,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _assert_subcommand_trait<T: Subcommand>() {}

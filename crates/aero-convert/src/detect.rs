@@ -22,7 +22,10 @@ pub enum InputKind {
 
 /// Looks at the first bytes of `path` (or, for a directory, the files in it).
 pub fn detect(path: &Path) -> Result<InputKind> {
-    let unknown = |reason: String| ConvertError::UnknownFormat { path: path.to_path_buf(), reason };
+    let unknown = |reason: String| ConvertError::UnknownFormat {
+        path: path.to_path_buf(),
+        reason,
+    };
     let meta = std::fs::metadata(path).map_err(|e| ConvertError::io(path, e))?;
     if meta.is_dir() {
         if path.join("model.aeroset.json").is_file() {
@@ -30,11 +33,16 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         }
         let rd = std::fs::read_dir(path).map_err(|e| ConvertError::io(path, e))?;
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().ends_with(".safetensors.index.json") {
+            if e.file_name()
+                .to_string_lossy()
+                .ends_with(".safetensors.index.json")
+            {
                 return Ok(InputKind::ShardedSafeTensors);
             }
         }
-        return Err(unknown("directory holds neither model.aeroset.json nor a *.safetensors.index.json".into()));
+        return Err(unknown(
+            "directory holds neither model.aeroset.json nor a *.safetensors.index.json".into(),
+        ));
     }
     let mut head = [0u8; 16];
     let mut f = std::fs::File::open(path).map_err(|e| ConvertError::io(path, e))?;
@@ -62,14 +70,19 @@ pub fn detect(path: &Path) -> Result<InputKind> {
     let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'{') {
         let text = std::fs::read_to_string(path).map_err(|e| ConvertError::io(path, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| unknown(format!("JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| unknown(format!("JSON: {e}")))?;
         if v.get("weight_map").is_some() {
             return Ok(InputKind::ShardedSafeTensors);
         }
         if v.pointer("/format/name").and_then(|x| x.as_str()) == Some("AEROSET") {
             return Ok(InputKind::AeroSet);
         }
-        return Err(unknown("JSON file is neither a safetensors index (weight_map) nor an AEROSET".into()));
+        return Err(unknown(
+            "JSON file is neither a safetensors index (weight_map) nor an AEROSET".into(),
+        ));
     }
-    Err(unknown("not safetensors, GGUF, AERO or a recognised JSON index".into()))
+    Err(unknown(
+        "not safetensors, GGUF, AERO or a recognised JSON index".into(),
+    ))
 }

@@ -48,7 +48,10 @@ pub enum ConvertError {
 
 impl ConvertError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ConvertError::Io { path: path.into(), source }
+        ConvertError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -12,12 +12,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{write_model, TensorSpec, WriteOptions, WriteSummary};
+use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
 use aero_io::{AeroFile, ByteSource, DType, Mode, Verdict};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::error::{ConvertError, Result};
-use crate::gguf::{self, GgmlType, GgufArray, GgufHeader, GgufTensorInfo, GgufValue, GgufValueType};
+use crate::gguf::{
+    self, GgmlType, GgufArray, GgufHeader, GgufTensorInfo, GgufValue, GgufValueType,
+};
 
 /// MJSN key holding the GGUF key/values, version, alignment and tensor order.
 pub const GGUF_KEY: &str = "gguf";
@@ -72,7 +74,9 @@ fn type_name(t: GgufValueType) -> &'static str {
 }
 
 fn type_from_name(s: &str) -> Option<GgufValueType> {
-    (0..13).filter_map(GgufValueType::from_id).find(|t| type_name(*t) == s)
+    (0..13)
+        .filter_map(GgufValueType::from_id)
+        .find(|t| type_name(*t) == s)
 }
 
 /// JSON for a value's payload (the type is recorded separately). Strings that
@@ -96,7 +100,9 @@ fn value_json(v: &GgufValue) -> Value {
             Ok(s) => json!(s),
             Err(_) => json!({"hex": hex_encode(b)}),
         },
-        GgufValue::Array(a) => json!({"elem": type_name(a.elem_type), "items": a.items.iter().map(value_json).collect::<Vec<_>>()}),
+        GgufValue::Array(a) => {
+            json!({"elem": type_name(a.elem_type), "items": a.items.iter().map(value_json).collect::<Vec<_>>()})
+        }
     }
 }
 
@@ -108,7 +114,10 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
@@ -138,8 +147,16 @@ fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
         }),
         T::Array => {
             let elem = type_from_name(v.get("elem")?.as_str()?)?;
-            let items = v.get("items")?.as_array()?.iter().map(|x| value_from_json(elem, x)).collect::<Option<Vec<_>>>()?;
-            GgufValue::Array(GgufArray { elem_type: elem, items })
+            let items = v
+                .get("items")?
+                .as_array()?
+                .iter()
+                .map(|x| value_from_json(elem, x))
+                .collect::<Option<Vec<_>>>()?;
+            GgufValue::Array(GgufArray {
+                elem_type: elem,
+                items,
+            })
         }
     })
 }
@@ -155,15 +172,23 @@ impl Input {
     /// every tensor's range against the file size.
     pub fn open(path: &Path) -> Result<Input> {
         let src = crate::open_source(path)?;
-        let gg = |source| ConvertError::Gguf { path: path.to_path_buf(), source };
-        let all = src.mapped(0, src.len()).ok_or_else(|| ConvertError::UnknownFormat {
+        let gg = |source| ConvertError::Gguf {
             path: path.to_path_buf(),
-            reason: "file cannot be memory-mapped (empty or special file)".into(),
-        })?;
+            source,
+        };
+        let all = src
+            .mapped(0, src.len())
+            .ok_or_else(|| ConvertError::UnknownFormat {
+                path: path.to_path_buf(),
+                reason: "file cannot be memory-mapped (empty or special file)".into(),
+            })?;
         let header = match gguf::parse(all) {
             Ok(h) => h,
             Err(gguf::GgufError::NeedMore { need }) => {
-                return Err(gg(gguf::GgufError::Truncated { need, got: all.len() as u64 }))
+                return Err(gg(gguf::GgufError::Truncated {
+                    need,
+                    got: all.len() as u64,
+                }));
             }
             Err(e) => return Err(gg(e)),
         };
@@ -191,8 +216,16 @@ impl Input {
     pub fn options(&self, base: &WriteOptions) -> WriteOptions {
         let h = &self.header;
         let mut o = base.clone();
-        o.model_name = h.get("general.name").and_then(GgufValue::as_str).unwrap_or("converted-gguf").to_owned();
-        o.architecture = h.get("general.architecture").and_then(GgufValue::as_str).unwrap_or("unknown").to_owned();
+        o.model_name = h
+            .get("general.name")
+            .and_then(GgufValue::as_str)
+            .unwrap_or("converted-gguf")
+            .to_owned();
+        o.architecture = h
+            .get("general.architecture")
+            .and_then(GgufValue::as_str)
+            .unwrap_or("unknown")
+            .to_owned();
         o.extra_meta.insert("source_format".into(), json!("gguf"));
         let mut descriptors: Vec<Value> = Vec::new();
         let mut seen = Vec::new();
@@ -204,9 +237,14 @@ impl Input {
             }
         }
         if !descriptors.is_empty() {
-            o.extra_meta.insert("quant_descriptors".into(), Value::Array(descriptors));
+            o.extra_meta
+                .insert("quant_descriptors".into(), Value::Array(descriptors));
         }
-        let kv: Vec<Value> = h.metadata.iter().map(|(k, v)| json!([k, type_name(v.value_type()), value_json(v)])).collect();
+        let kv: Vec<Value> = h
+            .metadata
+            .iter()
+            .map(|(k, v)| json!([k, type_name(v.value_type()), value_json(v)]))
+            .collect();
         o.extra_meta.insert(
             GGUF_KEY.into(),
             json!({
@@ -220,12 +258,18 @@ impl Input {
     }
 
     /// Tensor specs sorted by name, reading straight from the mapping.
-    pub fn specs(&self, wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>) -> Result<Vec<TensorSpec<'_>>> {
+    pub fn specs(
+        &self,
+        wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
+    ) -> Result<Vec<TensorSpec<'_>>> {
         let mut seen: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for t in self.sorted() {
-            let (start, _) = self.header.tensor_range(t).ok_or_else(|| ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name)))?;
-            let reader = aero_io::source::range_reader(&self.src, start, t.size).map_err(|e| ConvertError::io(t.name.as_str(), e))?;
+            let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
+                ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
+            })?;
+            let reader = aero_io::source::range_reader(&self.src, start, t.size)
+                .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
             let dtype = match native_dtype(id) {
@@ -244,7 +288,14 @@ impl Input {
                     DType::Packed
                 }
             };
-            out.push(TensorSpec { name: t.name.clone(), dtype, shape: t.shape(), data_len: t.size, extras, source: wrap(reader) });
+            out.push(TensorSpec {
+                name: t.name.clone(),
+                dtype,
+                shape: t.shape(),
+                data_len: t.size,
+                extras,
+                source: wrap(reader),
+            });
         }
         Ok(out)
     }
@@ -264,7 +315,9 @@ pub fn import_with(
     wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
 ) -> Result<WriteSummary> {
     if inp.header.tensors.is_empty() {
-        return Err(ConvertError::Unsupported("the GGUF file holds no tensors".into()));
+        return Err(ConvertError::Unsupported(
+            "the GGUF file holds no tensors".into(),
+        ));
     }
     Ok(write_model(output, inp.specs(wrap)?, &inp.options(base))?)
 }
@@ -289,24 +342,49 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
     let (version, alignment, metadata, order) = match meta.get(GGUF_KEY) {
         Some(g) => {
             let version = g.get("version").and_then(Value::as_u64).unwrap_or(3) as u32;
-            let alignment = g.get("alignment").and_then(Value::as_u64).unwrap_or(gguf::DEFAULT_ALIGNMENT);
+            let alignment = g
+                .get("alignment")
+                .and_then(Value::as_u64)
+                .unwrap_or(gguf::DEFAULT_ALIGNMENT);
             let mut kv = Vec::new();
-            for e in g.get("metadata").and_then(Value::as_array).into_iter().flatten() {
-                let (Some(k), Some(t)) = (e.get(0).and_then(Value::as_str), e.get(1).and_then(Value::as_str).and_then(type_from_name)) else {
+            for e in g
+                .get("metadata")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(k), Some(t)) = (
+                    e.get(0).and_then(Value::as_str),
+                    e.get(1).and_then(Value::as_str).and_then(type_from_name),
+                ) else {
                     return Err(bad(format!("MJSN gguf.metadata entry {e} is malformed")));
                 };
-                let v = e.get(2).and_then(|v| value_from_json(t, v)).ok_or_else(|| bad(format!("MJSN gguf value for '{k}' is malformed")))?;
+                let v = e
+                    .get(2)
+                    .and_then(|v| value_from_json(t, v))
+                    .ok_or_else(|| bad(format!("MJSN gguf value for '{k}' is malformed")))?;
                 kv.push((k.to_owned(), v));
             }
-            let order: Vec<String> =
-                g.get("tensor_order").and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            let order: Vec<String> = g
+                .get("tensor_order")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
             (version, alignment, kv, order)
         }
         None => {
             let (name, arch) = f.model();
             let kv = vec![
-                ("general.architecture".to_owned(), GgufValue::String(arch.unwrap_or_else(|| "unknown".into()).into_bytes())),
-                ("general.name".to_owned(), GgufValue::String(name.unwrap_or_else(|| "converted".into()).into_bytes())),
+                (
+                    "general.architecture".to_owned(),
+                    GgufValue::String(arch.unwrap_or_else(|| "unknown".into()).into_bytes()),
+                ),
+                (
+                    "general.name".to_owned(),
+                    GgufValue::String(name.unwrap_or_else(|| "converted".into()).into_bytes()),
+                ),
             ];
             (3, gguf::DEFAULT_ALIGNMENT, kv, Vec::new())
         }
@@ -314,38 +392,88 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
     // Tensors in the original order, then any the order does not mention.
     let mut tensors: Vec<&aero_io::TensorInfo> = order.iter().filter_map(|n| idx.get(n)).collect();
     let listed: std::collections::HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-    tensors.extend(idx.tensors().iter().filter(|t| !listed.contains(t.name.as_str())));
+    tensors.extend(
+        idx.tensors()
+            .iter()
+            .filter(|t| !listed.contains(t.name.as_str())),
+    );
     let mut infos = Vec::with_capacity(tensors.len());
     let mut off = 0u64;
     for t in &tensors {
         let id = match t.dtype {
-            DType::Packed => t.extras_json().get("quant_params").and_then(|q| q.get("ggml_type")).and_then(Value::as_u64).map(|x| x as u32),
+            DType::Packed => t
+                .extras_json()
+                .get("quant_params")
+                .and_then(|q| q.get("ggml_type"))
+                .and_then(Value::as_u64)
+                .map(|x| x as u32),
             d => ggml_of(d),
         }
-        .ok_or_else(|| bad(format!("tensor '{}' ({}) has no GGUF type", t.name, t.dtype)))?;
-        let ty = GgmlType::from_id(id).ok_or_else(|| bad(format!("tensor '{}': unknown ggml type {id}", t.name)))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "tensor '{}' ({}) has no GGUF type",
+                t.name, t.dtype
+            ))
+        })?;
+        let ty = GgmlType::from_id(id)
+            .ok_or_else(|| bad(format!("tensor '{}': unknown ggml type {id}", t.name)))?;
         if t.shape.len() > gguf::MAX_DIMS as usize {
-            return Err(bad(format!("tensor '{}' has rank {} (GGUF allows 4)", t.name, t.shape.len())));
+            return Err(bad(format!(
+                "tensor '{}' has rank {} (GGUF allows 4)",
+                t.name,
+                t.shape.len()
+            )));
         }
-        let dims: Vec<u64> = if t.shape.is_empty() { vec![1] } else { t.shape.iter().rev().copied().collect() };
-        let size = ty.tensor_bytes(&dims).ok_or_else(|| bad(format!("tensor '{}': shape {:?} does not fit {}", t.name, t.shape, ty.name)))?;
+        let dims: Vec<u64> = if t.shape.is_empty() {
+            vec![1]
+        } else {
+            t.shape.iter().rev().copied().collect()
+        };
+        let size = ty.tensor_bytes(&dims).ok_or_else(|| {
+            bad(format!(
+                "tensor '{}': shape {:?} does not fit {}",
+                t.name, t.shape, ty.name
+            ))
+        })?;
         if size != t.data_len {
-            return Err(bad(format!("tensor '{}': {} × {:?} is {size} bytes, stored {}", t.name, ty.name, t.shape, t.data_len)));
+            return Err(bad(format!(
+                "tensor '{}': {} × {:?} is {size} bytes, stored {}",
+                t.name, ty.name, t.shape, t.data_len
+            )));
         }
         off = off.div_ceil(alignment) * alignment;
-        infos.push(GgufTensorInfo { name: t.name.clone(), dims, ggml_type: ty, offset: off, size });
+        infos.push(GgufTensorInfo {
+            name: t.name.clone(),
+            dims,
+            ggml_type: ty,
+            offset: off,
+            size,
+        });
         off += size;
     }
-    let header = GgufHeader { version, metadata, tensors: infos, alignment, header_len: 0, data_offset: 0 };
-    let mut atomic = aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
+    let header = GgufHeader {
+        version,
+        metadata,
+        tensors: infos,
+        alignment,
+        header_len: 0,
+        data_offset: 0,
+    };
+    let mut atomic =
+        aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
     let total;
     {
         let io = |e| ConvertError::io(output, e);
         let mut w = std::io::BufWriter::with_capacity(1 << 20, atomic.file());
-        let data_start = gguf::write_header(&header, &mut w).map_err(|source| ConvertError::Gguf { path: output.to_path_buf(), source })?;
+        let data_start =
+            gguf::write_header(&header, &mut w).map_err(|source| ConvertError::Gguf {
+                path: output.to_path_buf(),
+                source,
+            })?;
         let mut pos = 0u64;
         for (t, info) in tensors.iter().zip(&header.tensors) {
-            w.write_all(&vec![0u8; (info.offset - pos) as usize]).map_err(io)?;
+            w.write_all(&vec![0u8; (info.offset - pos) as usize])
+                .map_err(io)?;
             w.write_all(f.tensor(&t.name)?.bytes()).map_err(io)?;
             pos = info.offset + info.size;
         }
@@ -375,7 +503,10 @@ mod tests {
             GgufValue::String(b"hello".to_vec()),
             GgufValue::Array(GgufArray {
                 elem_type: GgufValueType::Array,
-                items: vec![GgufValue::Array(GgufArray { elem_type: GgufValueType::I64, items: vec![GgufValue::I64(-1)] })],
+                items: vec![GgufValue::Array(GgufArray {
+                    elem_type: GgufValueType::I64,
+                    items: vec![GgufValue::I64(-1)],
+                })],
             }),
         ];
         for v in vals {

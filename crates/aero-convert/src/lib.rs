@@ -18,7 +18,7 @@ pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;
 
-pub use detect::{detect, InputKind};
+pub use detect::{InputKind, detect};
 pub use error::{ConvertError, Result};
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].

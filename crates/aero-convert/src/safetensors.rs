@@ -5,15 +5,17 @@
 //! F8_E8M0, F6_E2M3, F6_E3M2, F4, C64, …) is stored as `packed` with
 //! `quant_params = {"safetensors_dtype": NAME}` and a `quant_id` into the
 //! MJSN `quant_descriptors` (codec `"safetensors"`), so export restores it.
-//! `__metadata__` is kept whole in MJSN under `safetensors_metadata`.
+//! `__metadata__` is kept whole in MJSN under `safetensors_metadata`, as an
+//! array of `[key, value]` pairs: MJSN is canonical JSON with sorted keys, so
+//! an object would lose the original key order that export restores.
 
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{write_model, TensorSpec, WriteOptions, WriteSummary};
+use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
 use aero_io::{AeroFile, ByteSource, DType, Mode, Verdict};
 use safetensors::tensor::Dtype;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::error::{ConvertError, Result};
 
@@ -44,7 +46,10 @@ pub fn native_dtype(d: Dtype) -> Option<DType> {
 
 fn dtype_name(d: Dtype) -> String {
     // The crate's serde names are the on-disk names ("F8_E4M3", …).
-    serde_json::to_value(d).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| format!("{d:?}"))
+    serde_json::to_value(d)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{d:?}"))
 }
 
 fn parse_dtype(name: &str) -> Option<Dtype> {
@@ -83,21 +88,38 @@ impl Input {
     /// Opens and checks a safetensors file (the `safetensors` crate checks the
     /// header cap, offsets, and that each size equals shape × dtype size).
     pub fn open(path: &Path) -> Result<Input> {
-        let bad = |reason: String| ConvertError::SafeTensors { path: path.to_path_buf(), reason };
+        let bad = |reason: String| ConvertError::SafeTensors {
+            path: path.to_path_buf(),
+            reason,
+        };
         let src = crate::open_source(path)?;
-        let all = src.mapped(0, src.len()).ok_or_else(|| bad("file cannot be memory-mapped (empty or special file)".into()))?;
-        let (n, meta) = safetensors::SafeTensors::read_metadata(all).map_err(|e| bad(e.to_string()))?;
-        let header = all.get(8..8 + n).ok_or_else(|| bad("header truncated".into()))?;
-        let raw: Value = serde_json::from_slice(header).map_err(|e| bad(format!("header JSON: {e}")))?;
+        let all = src
+            .mapped(0, src.len())
+            .ok_or_else(|| bad("file cannot be memory-mapped (empty or special file)".into()))?;
+        let (n, meta) =
+            safetensors::SafeTensors::read_metadata(all).map_err(|e| bad(e.to_string()))?;
+        let header = all
+            .get(8..8 + n)
+            .ok_or_else(|| bad("header truncated".into()))?;
+        let raw: Value =
+            serde_json::from_slice(header).map_err(|e| bad(format!("header JSON: {e}")))?;
         let metadata = match raw.get("__metadata__") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m.clone()),
             Some(_) => return Err(bad("__metadata__ is not an object".into())),
         };
-        let mut tensors: Vec<(String, safetensors::tensor::TensorInfo)> =
-            meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+        let mut tensors: Vec<(String, safetensors::tensor::TensorInfo)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Input { src, header_len: n as u64, metadata, tensors })
+        Ok(Input {
+            src,
+            header_len: n as u64,
+            metadata,
+            tensors,
+        })
     }
 
     /// `__metadata__` as stored (key order kept).
@@ -107,7 +129,10 @@ impl Input {
 
     /// Total tensor bytes.
     pub fn data_len(&self) -> u64 {
-        self.tensors.iter().map(|(_, t)| (t.data_offsets.1 - t.data_offsets.0) as u64).sum()
+        self.tensors
+            .iter()
+            .map(|(_, t)| (t.data_offsets.1 - t.data_offsets.0) as u64)
+            .sum()
     }
 
     /// Number of tensors.
@@ -123,12 +148,21 @@ impl Input {
     /// Writer options (model name, architecture, MJSN extras) on top of `base`.
     pub fn options(&self, base: &WriteOptions) -> WriteOptions {
         let mut o = base.clone();
-        let get = |k: &str| self.metadata.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+        let get = |k: &str| {
+            self.metadata
+                .as_ref()
+                .and_then(|m| m.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         o.model_name = get("model_name").unwrap_or_else(|| "converted".into());
         o.architecture = get("architecture").unwrap_or_else(|| "unknown".into());
-        o.extra_meta.insert("source_format".into(), json!("safetensors"));
+        o.extra_meta
+            .insert("source_format".into(), json!("safetensors"));
         if let Some(m) = &self.metadata {
-            o.extra_meta.insert(METADATA_KEY.into(), Value::Object(m.clone()));
+            let pairs: Vec<Value> = m.iter().map(|(k, v)| json!([k, v])).collect();
+            o.extra_meta
+                .insert(METADATA_KEY.into(), Value::Array(pairs));
         }
         let mut descriptors: Vec<Value> = Vec::new();
         for (_, t) in &self.tensors {
@@ -140,28 +174,36 @@ impl Input {
             }
         }
         if !descriptors.is_empty() {
-            o.extra_meta.insert("quant_descriptors".into(), Value::Array(descriptors));
+            o.extra_meta
+                .insert("quant_descriptors".into(), Value::Array(descriptors));
         }
         o
     }
 
     /// Tensor specs in name order, reading straight from the mapping.
-    pub fn specs(&self, wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>) -> Result<Vec<TensorSpec<'_>>> {
+    pub fn specs(
+        &self,
+        wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
+    ) -> Result<Vec<TensorSpec<'_>>> {
         let mut quant_names: Vec<String> = Vec::new();
         let base = 8 + self.header_len;
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let reader = aero_io::source::range_reader(&self.src, base + s, e - s).map_err(|err| ConvertError::io(name.as_str(), err))?;
+            let reader = aero_io::source::range_reader(&self.src, base + s, e - s)
+                .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
                 Some(d) => d,
                 None => {
                     let dn = dtype_name(t.dtype);
-                    let id = quant_names.iter().position(|q| *q == dn).unwrap_or_else(|| {
-                        quant_names.push(dn.clone());
-                        quant_names.len() - 1
-                    });
+                    let id = quant_names
+                        .iter()
+                        .position(|q| *q == dn)
+                        .unwrap_or_else(|| {
+                            quant_names.push(dn.clone());
+                            quant_names.len() - 1
+                        });
                     let mut qid = Vec::new();
                     aero_io::encode::json_to_msgpack(&json!(id), &mut qid);
                     let mut qp = Vec::new();
@@ -199,7 +241,9 @@ pub fn import_with(
     wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
 ) -> Result<WriteSummary> {
     if inp.is_empty() {
-        return Err(ConvertError::Unsupported("the safetensors file holds no tensors".into()));
+        return Err(ConvertError::Unsupported(
+            "the safetensors file holds no tensors".into(),
+        ));
     }
     let opts = inp.options(base);
     Ok(write_model(output, inp.specs(wrap)?, &opts)?)
@@ -207,21 +251,35 @@ pub fn import_with(
 
 /// The safetensors dtype a tensor exports as.
 fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
-    let unsupported = |why: String| ConvertError::Unsupported(format!("{}: tensor '{}': {why}", f.path().display(), t.name));
+    let unsupported = |why: String| {
+        ConvertError::Unsupported(format!(
+            "{}: tensor '{}': {why}",
+            f.path().display(),
+            t.name
+        ))
+    };
     let name = match t.dtype {
         DType::Packed => {
-            let qp = t.extras_json().get("quant_params").cloned().unwrap_or(Value::Null);
+            let qp = t
+                .extras_json()
+                .get("quant_params")
+                .cloned()
+                .unwrap_or(Value::Null);
             match qp.get(DTYPE_PARAM).and_then(|v| v.as_str()) {
                 Some(n) => n.to_owned(),
                 None => {
                     return Err(unsupported(format!(
                         "packed data ({}) has no safetensors dtype; export it to GGUF instead",
-                        qp.get("ggml_type").map(|g| format!("ggml_type {g}")).unwrap_or_else(|| "unknown codec".into())
-                    )))
+                        qp.get("ggml_type")
+                            .map(|g| format!("ggml_type {g}"))
+                            .unwrap_or_else(|| "unknown codec".into())
+                    )));
                 }
             }
         }
-        d => safetensors_name(d).ok_or_else(|| unsupported(format!("dtype {d} has no safetensors equivalent")))?.to_owned(),
+        d => safetensors_name(d)
+            .ok_or_else(|| unsupported(format!("dtype {d} has no safetensors equivalent")))?
+            .to_owned(),
     };
     parse_dtype(&name).ok_or_else(|| unsupported(format!("unknown safetensors dtype '{name}'")))
 }
@@ -247,17 +305,31 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
     }
     items.sort_by(|(ln, l), (rn, r)| r.cmp(l).then(ln.name.cmp(&rn.name)));
     let mut header = Map::new();
-    if let Some(Value::Object(m)) = f.meta_json()?.and_then(|m| m.get(METADATA_KEY).cloned()) {
-        header.insert("__metadata__".into(), Value::Object(m));
+    match f.meta_json()?.and_then(|m| m.get(METADATA_KEY).cloned()) {
+        Some(Value::Object(m)) => {
+            header.insert("__metadata__".into(), Value::Object(m));
+        }
+        Some(Value::Array(pairs)) => {
+            let mut m = Map::new();
+            for p in pairs {
+                if let (Some(k), Some(v)) = (p.get(0).and_then(Value::as_str), p.get(1)) {
+                    m.insert(k.to_owned(), v.clone());
+                }
+            }
+            header.insert("__metadata__".into(), Value::Object(m));
+        }
+        _ => {}
     }
     let mut off = 0u64;
     for (t, d) in &items {
         header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
         off += t.data_len;
     }
-    let mut hb = serde_json::to_vec(&Value::Object(header)).map_err(|e| ConvertError::Unsupported(e.to_string()))?;
+    let mut hb = serde_json::to_vec(&Value::Object(header))
+        .map_err(|e| ConvertError::Unsupported(e.to_string()))?;
     hb.resize(hb.len().div_ceil(8) * 8, b' ');
-    let mut atomic = aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
+    let mut atomic =
+        aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
     {
         let io = |e| ConvertError::io(output, e);
         let mut w = std::io::BufWriter::with_capacity(1 << 20, atomic.file());
