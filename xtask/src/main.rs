@@ -7,6 +7,8 @@
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
 //! - `fuzz`   — a bounded random byte-flip/truncation run over golden and generated files.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
+//! - `example` — the main job on the tiny model shipped in `examples/tiny`:
+//!   convert, validate, inspect, list, export back and compare.
 
 mod bench;
 
@@ -28,8 +30,9 @@ fn main() -> Result<()> {
         "dist" => dist(),
         "fuzz" => fuzz(rest),
         "no-std" => no_std(),
+        "example" => example(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|setup|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>");
+            eprintln!("usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>");
             Ok(())
         }
     }
@@ -164,4 +167,24 @@ fn fuzz(rest: &[String]) -> Result<()> {
             "--include-ignored",
         ])
         .env("AERO_FUZZ_ITERS", iters))
+}
+
+fn example() -> Result<()> {
+    run(cargo().args(["build", "--quiet", "--package", "aero-cli"]))?;
+    let bin = root().join("target/debug/aerotensor");
+    let input = "examples/tiny/tiny-llama.safetensors";
+    let out_dir = root().join("target/example");
+    std::fs::create_dir_all(&out_dir)?;
+    let aero = out_dir.join("tiny-llama.aero");
+    let back = out_dir.join("tiny-llama.roundtrip.safetensors");
+    let a = aero.to_str().context("path")?;
+    run(Command::new(&bin).args(["convert", input, a, "--tensor-hash", "--control-integrity", "--page-hashes=16K"]))?;
+    run(Command::new(&bin).args(["validate", "--full", a]))?;
+    run(Command::new(&bin).args(["inspect", a, "--max-tensors", "8"]))?;
+    run(Command::new(&bin).args(["export-safetensors", a, back.to_str().context("path")?]))?;
+    if std::fs::read(root().join(input))? != std::fs::read(&back)? {
+        bail!("round trip differs: {} vs {}", input, back.display());
+    }
+    eprintln!("example: {input} -> {} -> {} (byte-identical round trip)", aero.display(), back.display());
+    Ok(())
 }
