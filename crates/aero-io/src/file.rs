@@ -13,6 +13,14 @@ use crate::index::{TensorIndex, TensorInfo};
 use crate::source::{ByteSource, LocalSource};
 use crate::view::TensorView;
 
+/// First read when opening a file: covers header, TOC and string table of
+/// typical files in one request for remote sources.
+const PREFIX_GUESS: u64 = 64 << 10;
+
+/// Largest control-plane prefix fetched in one read; beyond this the TOC and
+/// string table are read as separate regions.
+const MAX_PREFIX_READ: u64 = 64 << 20;
+
 /// Where a shard id resolves to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ShardSlot {
@@ -78,17 +86,32 @@ impl AeroFile {
                 index: None,
             }));
         }
-        let head = source.bytes(0, FILE_HEADER_LEN as u64).map_err(io_err)?;
-        let header = FileHeader::parse(&head).map_err(fmt_err)?;
+        // One guess-sized read usually covers header, TOC and string table
+        // (what a remote source wants: one range request); a second read of
+        // exactly the missing prefix only if the guess was short.
+        let mut prefix = source
+            .bytes(0, file_len.min(PREFIX_GUESS))
+            .map_err(io_err)?;
+        let header = FileHeader::parse(&prefix).map_err(fmt_err)?;
+        if let Some(need) = ControlPlane::required_prefix(&header).filter(|&n| n <= file_len) {
+            if need > prefix.len() as u64 && need <= MAX_PREFIX_READ {
+                prefix = source.bytes(0, need).map_err(io_err)?;
+            }
+        }
+        let region = |off: u64, len: u64| -> std::io::Result<Cow<'_, [u8]>> {
+            match off.checked_add(len).filter(|&e| e <= prefix.len() as u64) {
+                Some(end) => Ok(Cow::Borrowed(&prefix[off as usize..end as usize])),
+                None => source.bytes(off, len),
+            }
+        };
+        let head = &prefix[..FILE_HEADER_LEN];
         // Read only what the entries need, even if toc_length claims more.
         let toc_len_fits = header
             .toc_offset
             .checked_add(header.toc_length)
             .is_some_and(|e| e <= file_len);
         let count = if toc_len_fits && header.toc_length >= TOC_HEADER_LEN as u64 {
-            let th = source
-                .bytes(header.toc_offset, TOC_HEADER_LEN as u64)
-                .map_err(io_err)?;
+            let th = region(header.toc_offset, TOC_HEADER_LEN as u64).map_err(io_err)?;
             u64::from(u32::from_le_bytes([th[0], th[1], th[2], th[3]]))
         } else {
             0
@@ -98,7 +121,7 @@ impl AeroFile {
                 .unwrap_or(u64::MAX)
                 .min(header.toc_length);
         let toc = if toc_len_fits {
-            source.bytes(header.toc_offset, toc_read).map_err(io_err)?
+            region(header.toc_offset, toc_read).map_err(io_err)?
         } else {
             Cow::Borrowed(&[][..])
         };
@@ -108,13 +131,11 @@ impl AeroFile {
             .is_some_and(|e| e <= file_len)
             && header.string_table_length <= aero_format::limits::MAX_STRING_TABLE;
         let strtab = if st_fits {
-            source
-                .bytes(header.string_table_offset, header.string_table_length)
-                .map_err(io_err)?
+            region(header.string_table_offset, header.string_table_length).map_err(io_err)?
         } else {
             Cow::Borrowed(&[][..])
         };
-        let cp = ControlPlane::from_parts(&head, &toc, &strtab, file_len).map_err(fmt_err)?;
+        let cp = ControlPlane::from_parts(head, &toc, &strtab, file_len).map_err(fmt_err)?;
         let chunks: Vec<Chunk> = cp
             .entries()
             .map(|c| Chunk {
@@ -138,7 +159,8 @@ impl AeroFile {
                     .or_insert(ShardSlot::Chunk(i));
             }
         }
-        drop((head, toc, strtab));
+        drop((toc, strtab));
+        drop(prefix);
         Ok(AeroFile {
             path,
             source,

@@ -227,3 +227,57 @@ fn sha256_hex(b: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A source that records every read, like a remote range source would see them.
+struct Counting {
+    data: Vec<u8>,
+    reads: std::sync::Mutex<Vec<(u64, usize)>>,
+}
+
+impl aero_io::ByteSource for Counting {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.reads.lock().unwrap().push((offset, buf.len()));
+        let s = offset as usize;
+        buf.copy_from_slice(
+            self.data
+                .get(s..s + buf.len())
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?,
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn a_range_source_sees_one_read_per_region() {
+    let data = std::fs::read(golden().join("ihsh-phsh.aero")).unwrap();
+    let src = std::sync::Arc::new(Counting {
+        data,
+        reads: Default::default(),
+    });
+    struct Shared(std::sync::Arc<Counting>);
+    impl aero_io::ByteSource for Shared {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn read_exact_at(&self, o: u64, b: &mut [u8]) -> std::io::Result<()> {
+            self.0.read_exact_at(o, b)
+        }
+    }
+    let f = AeroFile::from_source("remote.aero", Box::new(Shared(src.clone()))).unwrap();
+    assert_eq!(
+        src.reads.lock().unwrap().len(),
+        1,
+        "header+TOC+string table in one read"
+    );
+    f.index().unwrap();
+    assert_eq!(src.reads.lock().unwrap().len(), 2, "TIDX in one read");
+    let t = f.index().unwrap().get("big.weight").unwrap();
+    let (off, len) = f.tensor_range(t).unwrap();
+    f.tensor("big.weight").unwrap();
+    let reads = src.reads.lock().unwrap().clone();
+    assert_eq!(reads.len(), 3);
+    assert_eq!(reads[2], (off, len as usize), "exactly the tensor's bytes");
+}
