@@ -67,6 +67,13 @@ impl AeroFile {
         Self::from_source(path, Box::new(src))
     }
 
+    /// Opens a remote file over HTTP(S) with Range requests.
+    #[cfg(feature = "http")]
+    pub fn open_url(url: &str, opts: crate::remote::RemoteOptions) -> Result<AeroFile> {
+        let src = crate::remote::HttpSource::open(url, opts).map_err(|e| Error::io(url, e))?;
+        Self::from_source(url, Box::new(src))
+    }
+
     /// Opens any [`ByteSource`]; `label` names it in errors.
     pub fn from_source(label: impl Into<PathBuf>, source: Box<dyn ByteSource>) -> Result<AeroFile> {
         let path = label.into();
@@ -285,6 +292,18 @@ impl AeroFile {
     /// Reads a chunk and checks its BLAKE3. A mismatch is an error; an
     /// all-zero hash field yields [`ChunkStatus::HashNotRecorded`].
     pub fn read_verified(&self, chunk: &Chunk) -> Result<(Cow<'_, [u8]>, ChunkStatus)> {
+        match self.read_verified_once(chunk) {
+            // A cached copy may be damaged: drop it and read once more.
+            Err(Error::HashMismatch { .. })
+                if self.source.invalidate(chunk.offset, chunk.length) =>
+            {
+                self.read_verified_once(chunk)
+            }
+            other => other,
+        }
+    }
+
+    fn read_verified_once(&self, chunk: &Chunk) -> Result<(Cow<'_, [u8]>, ChunkStatus)> {
         let data = self.payload(chunk)?;
         if !chunk.hash_recorded() {
             return Ok((data, ChunkStatus::HashNotRecorded));
@@ -434,10 +453,19 @@ impl AeroFile {
             path: self.path.clone(),
             name: name.into(),
         })?;
-        let view = self.tensor_unverified(info)?;
-        if let Some(h) = info.hash_b3
-            && *crate::verify::hash(view.bytes()).as_bytes() != h
-        {
+        let mut view = self.tensor_unverified(info)?;
+        let ok = |v: &TensorView<'_>| {
+            info.hash_b3
+                .is_none_or(|h| *crate::verify::hash(v.bytes()).as_bytes() == h)
+        };
+        if !ok(&view) {
+            // A cached copy may be damaged: drop it and read once more.
+            let (off, len) = self.tensor_range(info)?;
+            if self.source.invalidate(off, len) {
+                view = self.tensor_unverified(info)?;
+            }
+        }
+        if !ok(&view) {
             return Err(Error::TensorHashMismatch {
                 path: self.path.clone(),
                 name: name.into(),

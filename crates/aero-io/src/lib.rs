@@ -23,6 +23,8 @@ mod file;
 mod index;
 pub mod integrity;
 mod mmap;
+#[cfg(feature = "http")]
+pub mod remote;
 pub mod source;
 pub mod stream;
 pub mod validate;

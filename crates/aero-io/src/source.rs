@@ -27,6 +27,13 @@ pub trait ByteSource: Send + Sync {
         None
     }
 
+    /// Forgets any cached copy of a range whose bytes failed verification, so
+    /// the next read fetches them again. Returns whether a retry can help.
+    fn invalidate(&self, offset: u64, len: u64) -> bool {
+        let _ = (offset, len);
+        false
+    }
+
     /// The local file behind this source, if any (for windowed hashing).
     fn file(&self) -> Option<&File> {
         None
