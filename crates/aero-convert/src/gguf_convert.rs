@@ -111,7 +111,7 @@ fn hex_encode(b: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -258,10 +258,7 @@ impl Input {
     }
 
     /// Tensor specs sorted by name, reading straight from the mapping.
-    pub fn specs(
-        &self,
-        wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
-    ) -> Result<Vec<TensorSpec<'_>>> {
+    pub fn specs(&self, wrap: &crate::WrapReader) -> Result<Vec<TensorSpec<'_>>> {
         let mut seen: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for t in self.sorted() {
@@ -312,7 +309,7 @@ pub fn import_with(
     inp: &Input,
     output: &Path,
     base: &WriteOptions,
-    wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
+    wrap: &crate::WrapReader,
 ) -> Result<WriteSummary> {
     if inp.header.tensors.is_empty() {
         return Err(ConvertError::Unsupported(

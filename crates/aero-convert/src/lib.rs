@@ -13,13 +13,18 @@
 
 mod detect;
 mod error;
-#[allow(missing_docs)] // documented field by field in docs/CONVERSION.md; rustdoc pass pending
 pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;
 
 pub use detect::{InputKind, detect};
 pub use error::{ConvertError, Result};
+
+/// A reader of tensor bytes, as the streaming writer consumes them.
+pub type TensorReader<'a> = Box<dyn std::io::Read + Send + 'a>;
+
+/// Wraps each tensor reader (e.g. to count bytes for a progress bar).
+pub type WrapReader = dyn for<'x> Fn(TensorReader<'x>) -> TensorReader<'x>;
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].
 pub(crate) fn open_source(path: &std::path::Path) -> Result<aero_io::LocalSource> {

@@ -181,10 +181,7 @@ impl Input {
     }
 
     /// Tensor specs in name order, reading straight from the mapping.
-    pub fn specs(
-        &self,
-        wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
-    ) -> Result<Vec<TensorSpec<'_>>> {
+    pub fn specs(&self, wrap: &crate::WrapReader) -> Result<Vec<TensorSpec<'_>>> {
         let mut quant_names: Vec<String> = Vec::new();
         let base = 8 + self.header_len;
         let mut out = Vec::with_capacity(self.tensors.len());
@@ -238,7 +235,7 @@ pub fn import_with(
     inp: &Input,
     output: &Path,
     base: &WriteOptions,
-    wrap: &dyn Fn(Box<dyn std::io::Read + Send + '_>) -> Box<dyn std::io::Read + Send + '_>,
+    wrap: &crate::WrapReader,
 ) -> Result<WriteSummary> {
     if inp.is_empty() {
         return Err(ConvertError::Unsupported(

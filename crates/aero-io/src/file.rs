@@ -100,10 +100,11 @@ impl AeroFile {
             .bytes(0, file_len.min(PREFIX_GUESS))
             .map_err(io_err)?;
         let header = FileHeader::parse(&prefix).map_err(fmt_err)?;
-        if let Some(need) = ControlPlane::required_prefix(&header).filter(|&n| n <= file_len) {
-            if need > prefix.len() as u64 && need <= MAX_PREFIX_READ {
-                prefix = source.bytes(0, need).map_err(io_err)?;
-            }
+        if let Some(need) = ControlPlane::required_prefix(&header).filter(|&n| n <= file_len)
+            && need > prefix.len() as u64
+            && need <= MAX_PREFIX_READ
+        {
+            prefix = source.bytes(0, need).map_err(io_err)?;
         }
         let region = |off: u64, len: u64| -> std::io::Result<Cow<'_, [u8]>> {
             match off.checked_add(len).filter(|&e| e <= prefix.len() as u64) {

@@ -371,10 +371,10 @@ impl ShardHasher {
     }
 
     fn finish(mut self) -> ([u8; 32], Vec<[u8; 32]>) {
-        if let Some(ph) = &self.page {
-            if self.in_page > 0 {
-                self.digests.push(*ph.finalize().as_bytes());
-            }
+        if let Some(ph) = &self.page
+            && self.in_page > 0
+        {
+            self.digests.push(*ph.finalize().as_bytes());
         }
         (*self.shard.finalize().as_bytes(), self.digests)
     }
@@ -415,10 +415,10 @@ pub fn write_to(
     if opts.max_shard_bytes == 0 {
         return Err(Error::Invalid("max shard bytes must be positive".into()));
     }
-    if let Some(ps) = opts.page_hashes {
-        if ps == 0 || ps > aero_format::limits::MAX_METADATA_ULEN {
-            return Err(Error::Invalid(format!("page size {ps} is out of range")));
-        }
+    if let Some(ps) = opts.page_hashes
+        && (ps == 0 || ps > aero_format::limits::MAX_METADATA_ULEN)
+    {
+        return Err(Error::Invalid(format!("page size {ps} is out of range")));
     }
     let io = |e| Error::io("<output>", e);
     let uuid = opts.uuid.unwrap_or_else(random_uuid);

@@ -6,10 +6,20 @@
 //! [`write_header`] writes a header back byte for byte (key/values stay typed
 //! and in file order; strings stay raw bytes).
 //!
-//! Layout: GGUF v1 used 32-bit counts and lengths; v2 moved every count and
-//! length (tensor/kv counts, string and array lengths, dims) to u64, and v3
-//! only added big-endian files. v2 and v3 thus share one little-endian
-//! layout; v1 and big-endian files are rejected.
+//! Layout: GGUF v1 used 32-bit counts and lengths; llama.cpp's v2 moved every
+//! count and length (tensor/kv counts, string and array lengths, dims) to
+//! u64, and v3 only added big-endian files, so llama.cpp's v2 and v3 share
+//! one little-endian layout (the *u64 layout*). AERO.md §15 describes v2
+//! with u32 counts and string lengths instead (the *u32 layout*: as v1,
+//! counts, string and array lengths, n_dims and every dim are u32; type ids
+//! and tensor offsets stay u32 and u64). A v2 file is parsed in the u64
+//! layout first and, if that fails for good, in the u32 layout; v3 is u64
+//! only. The u32 layout is recognised only with at least one key/value: a
+//! u64-layout file read in it has 0 kvs (the high half of its tensor count),
+//! so a u32-layout file without metadata is rejected (or read as u64 if it
+//! is empty and padded). [`GgufHeader::counts_u32`] tells which layout a v2
+//! header came from and [`write_header`] writes that layout back. v1 and
+//! big-endian files are rejected.
 //!
 //! Hostile input never panics nor allocates from a declared count. Caps:
 //! keys and tensor names ≤ [`MAX_KEY_LEN`] (64 KiB), string values ≤
@@ -25,6 +35,7 @@
     clippy::expect_used,
     clippy::panic
 )]
+#![warn(missing_docs)]
 
 mod types;
 pub use types::{GGML_TYPES, GgmlType};
@@ -32,54 +43,106 @@ pub use types::{GGML_TYPES, GgmlType};
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
+/// The four bytes every GGUF file starts with.
 pub const MAGIC: [u8; 4] = *b"GGUF";
+/// Alignment of the data section and of tensor offsets when the metadata has
+/// no [`ALIGNMENT_KEY`].
 pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// Metadata key (a power-of-two u32) that overrides [`DEFAULT_ALIGNMENT`].
 pub const ALIGNMENT_KEY: &str = "general.alignment";
+/// Longest metadata key or tensor name accepted, in bytes.
 pub const MAX_KEY_LEN: u64 = 64 << 10;
+/// Longest string value accepted, in bytes.
 pub const MAX_STRING_LEN: u64 = 256 << 20;
+/// Deepest array nesting accepted (an array of scalars has depth 1).
 pub const MAX_DEPTH: u32 = 8;
+/// Most tensor infos accepted in one header.
 pub const MAX_TENSORS: u64 = 10_000_000;
+/// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
 pub const MAX_DIMS: u32 = 4;
+/// Largest header [`parse`] accepts, in bytes up to the end of the tensor infos.
 pub const MAX_HEADER_BYTES: u64 = 1 << 30;
 
+/// Why a GGUF header could not be parsed, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     /// The prefix ends too early: `need` bytes from the file start are needed to go on.
     #[error("need {need} bytes from the start of the file to continue parsing the GGUF header")]
-    NeedMore { need: u64 },
+    NeedMore {
+        /// Total bytes from the file start needed to make progress.
+        need: u64,
+    },
+    /// The file does not start with [`MAGIC`].
     #[error("not a GGUF file: magic {found:02x?} at offset 0, expected \"GGUF\"")]
-    BadMagic { found: [u8; 4] },
+    BadMagic {
+        /// The first four bytes of the file.
+        found: [u8; 4],
+    },
+    /// A version other than 2 or 3 (v1, big-endian, or unknown).
     #[error("unsupported GGUF version {version} at offset 4: {hint}")]
-    UnsupportedVersion { version: u32, hint: &'static str },
+    UnsupportedVersion {
+        /// The version field as read little-endian.
+        version: u32,
+        /// What the version suggests and what is supported.
+        hint: &'static str,
+    },
     /// A field holds a bad value: `field` of `ctx` (`header`, `key "…"`, `tensor "…"`) at byte `offset`.
     #[error("invalid {field} of {ctx} at offset {offset}: {reason}")]
     Invalid {
+        /// Which field, e.g. `"kv count"`, `"string length"`, `"dims"`.
         field: &'static str,
+        /// What it belongs to: `header`, `key "…"` / `key #i`, `tensor "…"` / `tensor #i`.
         ctx: String,
+        /// Byte offset of the field from the file start.
         offset: u64,
+        /// What is wrong with it.
         reason: String,
     },
+    /// A tensor info names a ggml type id not in [`GGML_TYPES`].
     #[error("tensor {tensor:?}: unknown ggml type id {id} at offset {offset}")]
     UnknownGgmlType {
+        /// The tensor's name.
         tensor: String,
+        /// The type id as read.
         id: u32,
+        /// Byte offset of the type id from the file start.
         offset: u64,
     },
+    /// The header would exceed a size limit ([`MAX_HEADER_BYTES`] for
+    /// [`parse`], the caller's for [`parse_reader`]).
     #[error("the GGUF header would need {need} bytes, over the {limit}-byte limit")]
-    HeaderTooLarge { need: u64, limit: u64 },
+    HeaderTooLarge {
+        /// Bytes from the file start the header would need (at least).
+        need: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// A tensor's data does not fit in the file ([`GgufHeader::validate_against_len`]).
     #[error(
         "tensor {tensor:?}: data bytes [{start}, {end}) lie past the end of the {file_len}-byte file"
     )]
     OutOfBounds {
+        /// The tensor's name.
         tensor: String,
+        /// Absolute start of its data.
         start: u64,
+        /// Absolute end (exclusive) of its data, `u64::MAX` on overflow.
         end: u64,
+        /// The file's length.
         file_len: u64,
     },
+    /// [`parse_reader`] hit end of stream inside the header.
     #[error("GGUF stream ended after {got} bytes, the header needs {need}")]
-    Truncated { need: u64, got: u64 },
+    Truncated {
+        /// Bytes the parser asked for.
+        need: u64,
+        /// Bytes the stream held.
+        got: u64,
+    },
+    /// [`write_header`] was given a header it cannot encode; the message says why.
     #[error("cannot write GGUF header: {0}")]
     Unwritable(String),
+    /// An I/O error of the underlying reader or writer.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
@@ -96,16 +159,40 @@ macro_rules! bail {
     };
 }
 
-/// Metadata value type ids as stored in the file.
+/// Metadata value type ids as stored in the file (`as u32` gives the id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
-#[rustfmt::skip]
 pub enum GgufValueType {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7,
-    String = 8, Array = 9, U64 = 10, I64 = 11, F64 = 12,
+    /// `u8`, id 0.
+    U8 = 0,
+    /// `i8`, id 1.
+    I8 = 1,
+    /// Little-endian `u16`, id 2.
+    U16 = 2,
+    /// Little-endian `i16`, id 3.
+    I16 = 3,
+    /// Little-endian `u32`, id 4.
+    U32 = 4,
+    /// Little-endian `i32`, id 5.
+    I32 = 5,
+    /// Little-endian IEEE `f32`, id 6.
+    F32 = 6,
+    /// One byte, 0 or 1, id 7.
+    Bool = 7,
+    /// Length-prefixed bytes (meant to be UTF-8), id 8.
+    String = 8,
+    /// Element type id, length, then the elements, id 9.
+    Array = 9,
+    /// Little-endian `u64`, id 10.
+    U64 = 10,
+    /// Little-endian `i64`, id 11.
+    I64 = 11,
+    /// Little-endian IEEE `f64`, id 12.
+    F64 = 12,
 }
 
 impl GgufValueType {
+    /// The type with this id, or `None` for ids GGUF does not define.
     #[rustfmt::skip]
     pub fn from_id(id: u32) -> Option<Self> {
         use GgufValueType::*;
@@ -113,15 +200,17 @@ impl GgufValueType {
         ALL.get(usize::try_from(id).ok()?).copied()
     }
 
-    /// Fewest bytes a value of this type takes in the file.
-    fn min_size(self) -> u64 {
+    /// Fewest bytes a value of this type takes in the file, in the u64
+    /// layout (`wide`) or the u32 one.
+    fn min_size(self, wide: bool) -> u64 {
         use GgufValueType::*;
         match self {
             U8 | I8 | Bool => 1,
             U16 | I16 => 2,
             U32 | I32 | F32 => 4,
-            U64 | I64 | F64 | String => 8,
-            Array => 12,
+            U64 | I64 | F64 => 8,
+            String => len_size(wide),
+            Array => len_size(wide).saturating_add(4), // + element type
         }
     }
 }
@@ -129,22 +218,46 @@ impl GgufValueType {
 /// A typed metadata value. `String` holds the raw bytes: GGUF strings are
 /// meant to be UTF-8, but byte-level vocabularies are not always.
 #[derive(Debug, Clone, PartialEq)]
-#[rustfmt::skip]
 pub enum GgufValue {
-    U8(u8), I8(i8), U16(u16), I16(i16), U32(u32), I32(i32), F32(f32), Bool(bool),
+    /// A [`GgufValueType::U8`].
+    U8(u8),
+    /// A [`GgufValueType::I8`].
+    I8(i8),
+    /// A [`GgufValueType::U16`].
+    U16(u16),
+    /// A [`GgufValueType::I16`].
+    I16(i16),
+    /// A [`GgufValueType::U32`].
+    U32(u32),
+    /// A [`GgufValueType::I32`].
+    I32(i32),
+    /// A [`GgufValueType::F32`] (bit pattern kept, NaNs included).
+    F32(f32),
+    /// A [`GgufValueType::Bool`].
+    Bool(bool),
+    /// A [`GgufValueType::String`], raw bytes; see [`GgufValue::as_str`].
     String(Vec<u8>),
+    /// A [`GgufValueType::Array`].
     Array(GgufArray),
-    U64(u64), I64(i64), F64(f64),
+    /// A [`GgufValueType::U64`].
+    U64(u64),
+    /// A [`GgufValueType::I64`].
+    I64(i64),
+    /// A [`GgufValueType::F64`] (bit pattern kept, NaNs included).
+    F64(f64),
 }
 
 /// A typed array; every item has type `elem_type` (arrays may nest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GgufArray {
+    /// Type of every item ([`write_header`] rejects items of another type).
     pub elem_type: GgufValueType,
+    /// The items in file order.
     pub items: Vec<GgufValue>,
 }
 
 impl GgufValue {
+    /// The type id this value is stored with.
     #[rustfmt::skip]
     pub fn value_type(&self) -> GgufValueType {
         use GgufValue as V;
@@ -181,11 +294,14 @@ impl GgufValue {
     }
 }
 
+/// One tensor info of the header: where a tensor's data lies and how to read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GgufTensorInfo {
+    /// The tensor's name (UTF-8, unique within the header).
     pub name: String,
     /// ggml order: `dims[0]` is the innermost (contiguous) dimension. See [`Self::shape`].
     pub dims: Vec<u64>,
+    /// The element (or block) type.
     pub ggml_type: GgmlType,
     /// Offset relative to the data section ([`GgufHeader::data_offset`]); a multiple of the alignment.
     pub offset: u64,
@@ -194,6 +310,7 @@ pub struct GgufTensorInfo {
 }
 
 impl GgufTensorInfo {
+    /// Product of the dims (1 for no dims), saturating; [`parse`] ensures it fits in an i64.
     pub fn n_elements(&self) -> u64 {
         self.dims.iter().fold(1, |a, d| a.saturating_mul(*d))
     }
@@ -204,21 +321,27 @@ impl GgufTensorInfo {
     }
 }
 
+/// A parsed GGUF header: everything before the data section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GgufHeader {
+    /// The format version, 2 or 3.
     pub version: u32,
     /// Key/values in file order.
     pub metadata: Vec<(String, GgufValue)>,
+    /// Tensor infos in file order.
     pub tensors: Vec<GgufTensorInfo>,
     /// From `general.alignment` (u32, nonzero power of two), default 32.
     pub alignment: u64,
-    /// Bytes up to the end of the tensor infos.
+    /// Bytes up to the end of the tensor infos. For a v2 header this also
+    /// records the layout it was parsed from (see [`Self::counts_u32`]); a
+    /// header built by hand may leave it 0.
     pub header_len: u64,
     /// Absolute start of the data section: `header_len` rounded up to `alignment`.
     pub data_offset: u64,
 }
 
 impl GgufHeader {
+    /// The value of metadata key `key`, if present.
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -227,6 +350,28 @@ impl GgufHeader {
     pub fn tensor_range(&self, t: &GgufTensorInfo) -> Option<(u64, u64)> {
         let start = self.data_offset.checked_add(t.offset)?;
         Some((start, start.checked_add(t.size)?))
+    }
+
+    /// True if this is a v2 header in the u32 layout (32-bit counts, lengths
+    /// and dims; see the module docs), which [`write_header`] then writes.
+    ///
+    /// The layout is not a field of its own: it is whichever one encodes
+    /// this header in exactly [`Self::header_len`] bytes, which [`parse`] sets
+    /// (the u32 encoding is always shorter than the u64 one). So a header
+    /// parsed from a u32-layout file is written back byte for byte, while
+    /// one built by hand (`header_len` 0), or changed after parsing so that
+    /// its encoded length changed, is written in the u64 layout. Costs a dry
+    /// run of the writer.
+    pub fn counts_u32(&self) -> bool {
+        if self.version != 2 || self.header_len == 0 {
+            return false;
+        }
+        let mut o = Out {
+            w: &mut io::sink(),
+            pos: 0,
+            wide: false,
+        };
+        write_body(self, &mut o).is_ok() && o.pos == self.header_len
     }
 
     /// Checks that the header and every tensor's data lie within a file of `file_len` bytes.
@@ -250,17 +395,24 @@ impl GgufHeader {
     }
 }
 
+/// Bytes of a count or length: 8 in the u64 layout (`wide`), 4 in the u32 one.
+fn len_size(wide: bool) -> u64 {
+    if wide { 8 } else { 4 }
+}
+
 fn align_up(x: u64, align: u64) -> Option<u64> {
     let mask = align.checked_sub(1)?;
     Some(x.checked_add(mask)? & !mask)
 }
 
 /// Cursor over the prefix; every read past its end is `NeedMore`. `ctx`
-/// names what is being read (`header`, `key "…"`, `tensor "…"`) for errors.
+/// names what is being read (`header`, `key "…"`, `tensor "…"`) for errors;
+/// `wide` picks the u64 layout for counts, lengths and dims (else u32).
 struct Cur<'a> {
     buf: &'a [u8],
     pos: u64,
     ctx: String,
+    wide: bool,
 }
 
 impl<'a> Cur<'a> {
@@ -301,10 +453,19 @@ impl<'a> Cur<'a> {
         self.arr().map(u64::from_le_bytes)
     }
 
-    /// A u64 length, at most `cap`, then that many bytes.
+    /// A count or length: u64, or u32 in the u32 layout.
+    fn len(&mut self) -> Result<u64, GgufError> {
+        if self.wide {
+            self.u64()
+        } else {
+            self.u32().map(u64::from)
+        }
+    }
+
+    /// A length (see [`Self::len`]), at most `cap`, then that many bytes.
     fn string(&mut self, cap: u64, field: &'static str) -> Result<&'a [u8], GgufError> {
         let at = self.pos;
-        let len = self.u64()?;
+        let len = self.len()?;
         if len > cap {
             let why = format!("length {len} exceeds the cap of {cap} bytes");
             bail!(field, self.ctx, at, why);
@@ -365,8 +526,8 @@ impl<'a> Cur<'a> {
                     bail!("array element type", self.ctx, at, why);
                 };
                 let n_at = self.pos;
-                let n = self.u64()?;
-                self.count(n, elem_type.min_size(), "array length", n_at)?;
+                let n = self.len()?;
+                self.count(n, elem_type.min_size(self.wide), "array length", n_at)?;
                 // `count` bounded n by the prefix length, so this allocation is too.
                 let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
                 for _ in 0..n {
@@ -386,7 +547,7 @@ impl<'a> Cur<'a> {
             bail!("n_dims", self.ctx, nd_at, why);
         }
         let at = self.pos;
-        let dims: Vec<u64> = (0..n_dims).map(|_| self.u64()).collect::<Result<_, _>>()?;
+        let dims: Vec<u64> = (0..n_dims).map(|_| self.len()).collect::<Result<_, _>>()?;
         let elems = dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
         if elems.is_none_or(|n| i64::try_from(n).is_err()) {
             let why = format!("element count of {dims:?} overflows i64");
@@ -443,11 +604,23 @@ impl<'a> Cur<'a> {
 /// header; the padding after the tensor infos is not needed. A caller that
 /// knows the file length should treat a `need` beyond it as a truncated or
 /// hostile file. Any other error is final.
+///
+/// A v2 header is read in the u64 layout (llama.cpp's) and, only if that
+/// fails with a final error, in the u32 layout (AERO.md §15; see the module
+/// docs). The answer is then: a clean u64 parse; else `NeedMore` while the
+/// u64 layout still can make progress (with the smaller `need` of the two if
+/// the u32 layout can too, so that neither is asked for more than it needs);
+/// else the u32 layout's result, be it a header or `NeedMore`; and if both
+/// fail, the error of the layout that got further into the prefix (u64 on a
+/// tie). A clean u64 parse is never second-guessed: a u32-layout file with
+/// metadata reads in the u64 layout as at least 2^32 tensors and fails at
+/// once.
 pub fn parse(prefix: &[u8]) -> Result<GgufHeader, GgufError> {
     let mut c = Cur {
         buf: prefix,
         pos: 0,
         ctx: "header".into(),
+        wide: true,
     };
     let found = c.arr::<4>()?;
     if found != MAGIC {
@@ -465,14 +638,57 @@ pub fn parse(prefix: &[u8]) -> Result<GgufHeader, GgufError> {
     if !hint.is_empty() {
         return Err(GgufError::UnsupportedVersion { version, hint });
     }
-    let n_tensors = c.u64()?;
+    let body_at = c.pos;
+    let wide = parse_body(&mut c, version);
+    if version != 2 {
+        return wide;
+    }
+    let wide_err = match wide {
+        Ok(h) => return Ok(h),
+        Err(e) => e,
+    };
+    let mut n = Cur {
+        buf: prefix,
+        pos: body_at,
+        ctx: "header".into(),
+        wide: false,
+    };
+    let narrow = parse_body(&mut n, version);
+    match (wide_err, narrow) {
+        (GgufError::NeedMore { need: a }, Err(GgufError::NeedMore { need: b })) => {
+            Err(GgufError::NeedMore { need: a.min(b) })
+        }
+        (e @ GgufError::NeedMore { .. }, _) => Err(e),
+        (_, Ok(h)) => Ok(h),
+        (_, Err(e @ GgufError::NeedMore { .. })) => Err(e),
+        (we, Err(ne)) => Err(if n.pos > c.pos { ne } else { we }),
+    }
+}
+
+/// Parses everything after the version, in the layout `c.wide` picks.
+fn parse_body(c: &mut Cur<'_>, version: u32) -> Result<GgufHeader, GgufError> {
+    let len = len_size(c.wide);
+    // Fewest bytes of a kv: key length, 4 (type), 1 (value); of a tensor
+    // info: name length, 4 (n_dims), 4 (type), 8 (offset).
+    let (min_kv, min_tensor) = (len.saturating_add(5), len.saturating_add(16));
+    let n_tensors = c.len()?;
     if n_tensors > MAX_TENSORS {
         let why = format!("{n_tensors} exceeds the cap of {MAX_TENSORS}");
         bail!("tensor count", c.ctx, 8, why);
     }
-    let n_kv = c.u64()?;
-    // A kv takes at least 8 (key length) + 4 (type) + 1 bytes.
-    c.count(n_kv, 13, "kv count", 16)?;
+    let kv_at = c.pos;
+    let n_kv = c.len()?;
+    if !c.wide && n_kv == 0 {
+        // A u64-layout file reads in the u32 layout as its tensor count and
+        // 0 kvs (the count's high half); only metadata tells the two apart.
+        bail!(
+            "kv count",
+            c.ctx,
+            kv_at,
+            "0, which the u32 layout does not accept"
+        );
+    }
+    c.count(n_kv, min_kv, "kv count", kv_at)?;
 
     let mut metadata = Vec::new();
     let mut keys = HashSet::new();
@@ -501,8 +717,7 @@ pub fn parse(prefix: &[u8]) -> Result<GgufHeader, GgufError> {
     }
 
     c.ctx = "header".into();
-    // A tensor info takes at least 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
-    c.count(n_tensors, 24, "tensor count", 8)?;
+    c.count(n_tensors, min_tensor, "tensor count", 8)?;
     let mut tensors = Vec::new();
     let mut names = HashSet::new();
     for i in 0..n_tensors {
@@ -582,9 +797,11 @@ pub fn parse_reader<R: Read>(
     }
 }
 
+/// Writer that counts its bytes; `wide` picks the u64 layout (else u32).
 struct Out<'a, W: Write> {
     w: &'a mut W,
     pos: u64,
+    wide: bool,
 }
 
 impl<W: Write> Out<'_, W> {
@@ -594,6 +811,20 @@ impl<W: Write> Out<'_, W> {
         Ok(())
     }
 
+    /// A count, length or dim: u64, or u32 in the u32 layout.
+    fn len(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<(), GgufError> {
+        if self.wide {
+            return self.put(&n.to_le_bytes());
+        }
+        match u32::try_from(n) {
+            Ok(n) => self.put(&n.to_le_bytes()),
+            Err(_) => Err(GgufError::Unwritable(format!(
+                "{} is {n}, too big for the u32 layout",
+                what()
+            ))),
+        }
+    }
+
     fn string(&mut self, s: &[u8], cap: u64, what: &str) -> Result<(), GgufError> {
         let len = s.len() as u64;
         if len > cap {
@@ -601,7 +832,7 @@ impl<W: Write> Out<'_, W> {
                 "{what} is {len} bytes, over the cap of {cap}"
             )));
         }
-        self.put(&len.to_le_bytes())?;
+        self.len(len, &|| format!("the length of {what}"))?;
         self.put(s)
     }
 
@@ -634,7 +865,8 @@ impl<W: Write> Out<'_, W> {
                     )));
                 }
                 self.put(&(a.elem_type as u32).to_le_bytes())?;
-                self.put(&(a.items.len() as u64).to_le_bytes())?;
+                let what = || format!("the length of an array of key {key:?}");
+                self.len(a.items.len() as u64, &what)?;
                 a.items
                     .iter()
                     .try_for_each(|i| self.value(i, depth.saturating_add(1), key))
@@ -648,6 +880,11 @@ impl<W: Write> Out<'_, W> {
 /// must agree with `h.alignment`). Returns the bytes written, i.e. the data
 /// section offset. For a file with zero padding, `write_header(parse(x))`
 /// reproduces `x[..data_offset]`.
+///
+/// Version 3, and version 2 unless [`GgufHeader::counts_u32`] says so, are
+/// written in the u64 layout; a v2 header parsed from a u32-layout file is
+/// written in the u32 layout (where every count, length and dim must fit a
+/// u32).
 pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufError> {
     if !matches!(h.version, 2 | 3) {
         return Err(GgufError::Unwritable(format!(
@@ -666,11 +903,25 @@ pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufEr
             h.alignment
         )));
     }
-    let mut o = Out { w: out, pos: 0 };
+    let mut o = Out {
+        w: out,
+        pos: 0,
+        wide: !h.counts_u32(),
+    };
+    write_body(h, &mut o)?;
+    let end = align_up(o.pos, alignment).unwrap_or(o.pos);
+    let pad = usize::try_from(end.saturating_sub(o.pos)).unwrap_or(0);
+    o.put(&vec![0u8; pad])?; // pad < alignment <= 2^31
+    Ok(o.pos)
+}
+
+/// Writes magic, version, counts, key/values and tensor infos in the layout
+/// `o.wide` picks (no alignment checks, no padding).
+fn write_body<W: Write>(h: &GgufHeader, o: &mut Out<'_, W>) -> Result<(), GgufError> {
     o.put(&MAGIC)?;
     o.put(&h.version.to_le_bytes())?;
-    o.put(&(h.tensors.len() as u64).to_le_bytes())?;
-    o.put(&(h.metadata.len() as u64).to_le_bytes())?;
+    o.len(h.tensors.len() as u64, &|| "the tensor count".into())?;
+    o.len(h.metadata.len() as u64, &|| "the kv count".into())?;
     for (key, value) in &h.metadata {
         o.string(key.as_bytes(), MAX_KEY_LEN, &format!("key {key:?}"))?;
         o.put(&(value.value_type() as u32).to_le_bytes())?;
@@ -687,14 +938,12 @@ pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufEr
             GgufError::Unwritable(format!("tensor {:?} has {} dims", t.name, t.dims.len()))
         })?;
         o.put(&n_dims.to_le_bytes())?;
-        t.dims.iter().try_for_each(|d| o.put(&d.to_le_bytes()))?;
+        let what = || format!("a dim of tensor {:?}", t.name);
+        t.dims.iter().try_for_each(|d| o.len(*d, &what))?;
         o.put(&t.ggml_type.id.to_le_bytes())?;
         o.put(&t.offset.to_le_bytes())?;
     }
-    let end = align_up(o.pos, alignment).unwrap_or(o.pos);
-    let pad = usize::try_from(end.saturating_sub(o.pos)).unwrap_or(0);
-    o.put(&vec![0u8; pad])?; // pad < alignment <= 2^31
-    Ok(o.pos)
+    Ok(())
 }
 
 #[cfg(test)]

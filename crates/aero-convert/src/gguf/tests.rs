@@ -6,6 +6,8 @@ use std::process::Command;
 /// `u8:N` `u32:N` `u64:N` (N may be `max`), `s:TEXT` (u64 length + bytes),
 /// `x:HEX` (raw bytes), `pad:N` (N zeros), `hdr:VERSION,N_TENSORS,N_KV`
 /// (magic + counts), `ti:NAME/D0xD1../TYPE/OFFSET` (one tensor info).
+/// `S:`, `hdr32:` and `ti32:` are the same in the u32 layout (u32 counts,
+/// lengths and dims).
 fn g(spec: &str) -> Vec<u8> {
     let num = |s: &str| {
         s.replace("max", &u64::MAX.to_string())
@@ -20,25 +22,32 @@ fn g(spec: &str) -> Vec<u8> {
             "u8" => out.push(num(arg) as u8),
             "u32" => out.extend((num(arg) as u32).to_le_bytes()),
             "u64" => out.extend(num(arg).to_le_bytes()),
-            "s" => out.extend(
-                g(&format!("u64:{}", arg.len()))
-                    .into_iter()
-                    .chain(arg.bytes()),
-            ),
+            "s" | "S" => {
+                let w = if kind == "s" { 64 } else { 32 };
+                out.extend(
+                    g(&format!("u{w}:{}", arg.len()))
+                        .into_iter()
+                        .chain(arg.bytes()),
+                );
+            }
             "x" => (0..arg.len()).step_by(2).for_each(|i| {
                 out.push(u8::from_str_radix(&arg[i..i + 2], 16).unwrap());
             }),
             "pad" => out.resize(out.len() + num(arg) as usize, 0),
-            "hdr" => out.extend(g(&format!(
-                "x:47475546 u32:{} u64:{} u64:{}",
-                v[0], v[1], v[2]
-            ))),
-            "ti" => {
+            "hdr" | "hdr32" => {
+                let w = if kind == "hdr" { 64 } else { 32 };
+                out.extend(g(&format!(
+                    "x:47475546 u32:{} u{w}:{} u{w}:{}",
+                    v[0], v[1], v[2]
+                )))
+            }
+            "ti" | "ti32" => {
+                let (w, s) = if kind == "ti" { (64, "s") } else { (32, "S") };
                 let dims: Vec<_> = v[1].split('x').filter(|d| !d.is_empty()).collect();
                 let n = dims.len();
-                let dims: String = dims.iter().map(|d| format!(" u64:{d}")).collect();
+                let dims: String = dims.iter().map(|d| format!(" u{w}:{d}")).collect();
                 out.extend(g(&format!(
-                    "s:{} u32:{n}{dims} u32:{} u64:{}",
+                    "{s}:{} u32:{n}{dims} u32:{} u64:{}",
                     v[0], v[2], v[3]
                 )));
             }
@@ -55,6 +64,20 @@ fn v2_file() -> Vec<u8> {
     let nested = "s:n u32:9 u32:9 u64:2 u32:8 u64:1 s:x u32:8 u64:0";
     let mut v = g(&format!(
         "hdr:2,2,3 {kv} {nested} ti:t/4x2/0/0 ti:q/32/8/32 pad:6"
+    ));
+    v.extend((0..32 + 34).map(|i| i as u8));
+    v
+}
+
+/// The same kind of file in the u32 layout (AERO.md §15's v2): scalars of
+/// several types, a string, a string array, a nested array, two tensors.
+fn v2_u32_file() -> Vec<u8> {
+    let kv = "S:general.alignment u32:4 u32:16 S:general.name u32:8 S:tiny \
+              S:i u32:1 x:f9 S:f u32:6 x:0000c03f S:b u32:7 u8:1 S:big u32:10 u64:max";
+    let arrays = "S:toks u32:9 u32:8 u32:3 S:a S:bc S: \
+                  S:n u32:9 u32:9 u32:2 u32:4 u32:2 u32:1 u32:2 u32:5 u32:0";
+    let mut v = g(&format!(
+        "hdr32:2,2,8 {kv} {arrays} ti32:t/4x2/0/0 ti32:q/32/8/32 pad:1"
     ));
     v.extend((0..32 + 34).map(|i| i as u8));
     v
@@ -102,7 +125,123 @@ fn hand_built_v2() {
     h.validate_against_len(f.len() as u64).unwrap();
     let e = h.validate_against_len(f.len() as u64 - 1).unwrap_err();
     assert!(matches!(&e, GgufError::OutOfBounds { tensor, end: 290, .. } if tensor == "q"));
+    assert!(!h.counts_u32());
     truncations_and_flips(&f, 3000);
+}
+
+#[test]
+fn hand_built_v2_u32_layout() {
+    use GgufValue as V;
+    use GgufValueType as T;
+    let f = v2_u32_file();
+    let h = roundtrip(&f);
+    assert!(h.counts_u32());
+    assert_eq!(
+        (h.version, h.alignment, h.header_len, h.data_offset),
+        (2, 16, 255, 256)
+    );
+    let keys: Vec<&str> = h.metadata.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "general.alignment",
+            "general.name",
+            "i",
+            "f",
+            "b",
+            "big",
+            "toks",
+            "n"
+        ]
+    );
+    assert_eq!(h.get("general.name").and_then(V::as_str), Some("tiny"));
+    assert_eq!(h.get("i"), Some(&V::I8(-7)));
+    assert_eq!(h.get("f"), Some(&V::F32(1.5)));
+    assert_eq!(h.get("b"), Some(&V::Bool(true)));
+    assert_eq!(h.get("big"), Some(&V::U64(u64::MAX)));
+    let s = |x: &str| V::String(x.into());
+    assert_eq!(
+        h.get("toks"),
+        Some(&array(T::String, vec![s("a"), s("bc"), s("")]))
+    );
+    let n = vec![
+        array(T::U32, vec![V::U32(1), V::U32(2)]),
+        array(T::I32, vec![]),
+    ];
+    assert_eq!(h.get("n"), Some(&array(T::Array, n)));
+    let t = &h.tensors;
+    assert_eq!((t[0].name.as_str(), &t[0].dims[..]), ("t", &[4, 2][..]));
+    assert_eq!(
+        (t[0].ggml_type.name, t[0].offset, t[0].size),
+        ("F32", 0, 32)
+    );
+    assert_eq!((t[1].name.as_str(), &t[1].dims[..]), ("q", &[32][..]));
+    assert_eq!(
+        (t[1].ggml_type.name, t[1].offset, t[1].size),
+        ("Q8_0", 32, 34)
+    );
+    h.validate_against_len(f.len() as u64).unwrap();
+    assert!(h.validate_against_len(f.len() as u64 - 1).is_err());
+
+    let (hr, rest) = parse_reader(&mut Dribble(&f), 1 << 20).unwrap();
+    assert_eq!((hr, &rest[..]), (h.clone(), &f[256..]));
+    truncations_and_flips(&f, 3000);
+
+    // As v3 it is written (and read back) in the u64 layout.
+    let mut h3 = h.clone();
+    h3.version = 3;
+    let mut out = Vec::new();
+    write_header(&h3, &mut out).unwrap();
+    let back = parse(&out).unwrap();
+    assert_eq!(
+        (back.metadata, back.tensors),
+        (h.metadata.clone(), h.tensors.clone())
+    );
+    assert!(back.header_len > h.header_len);
+    // A header built by hand (header_len 0) is written in the u64 layout.
+    let mut h0 = h.clone();
+    h0.header_len = 0;
+    assert!(!h0.counts_u32());
+    let mut out = Vec::new();
+    write_header(&h0, &mut out).unwrap();
+    let back = parse(&out).unwrap();
+    assert!(!back.counts_u32());
+    assert_eq!(back.metadata, h.metadata);
+}
+
+#[test]
+fn v2_layout_choice() {
+    // Both layouts need more: the smaller need (u32 wants its kv count).
+    assert_eq!(need("x:47475546 u32:2 x:0000"), 12);
+    // u64 reads a tensor count >= 2^32 and fails; u32 wants the kv bytes.
+    assert_eq!(need("hdr32:2,0,1"), 16 + 9);
+    // Both fail: the error of the layout that got further (here u32).
+    fails(
+        "hdr32:2,0,1 S:b u32:7 u8:2",
+        &["bool", "key \"b\"", "offset 25"],
+    );
+    // A u64-layout file reads in the u32 layout as its tensor count and 0
+    // kvs, which the u32 layout refuses: else these truncated or corrupt
+    // u64 files would read as empty u32 headers.
+    assert_eq!(need("hdr:2,0,1 s:k"), 37);
+    fails(
+        "hdr:2,0,1 s:b u32:7 u8:2",
+        &["bool", "key \"b\"", "offset 37"],
+    );
+    assert_eq!(need("hdr32:2,0,0"), 24);
+    // An empty u32-layout header with its zero padding reads as an empty
+    // u64 one, and writes back the same bytes.
+    let h = roundtrip(&g("hdr32:2,0,0 pad:16"));
+    assert!(h.metadata.is_empty() && h.tensors.is_empty() && h.data_offset == 32);
+    // v3 is u64 only.
+    fails("hdr32:3,0,1 S:b u32:7 u8:1", &["tensor count", "offset 8"]);
+    // Values that do not fit the u32 layout make the writer use u64.
+    let mut h = parse(&v2_u32_file()).unwrap();
+    h.tensors[0].dims = vec![1 << 32, 1];
+    assert!(!h.counts_u32());
+    let mut out = Vec::new();
+    write_header(&h, &mut out).unwrap();
+    assert_eq!(parse(&out).unwrap().tensors[0].dims, [1 << 32, 1]);
 }
 
 /// Every prefix shorter than the header asks for more (and never past the

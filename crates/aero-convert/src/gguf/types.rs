@@ -11,9 +11,13 @@
 /// multiple of `block_elems`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GgmlType {
+    /// The id stored in a GGUF tensor info (ggml's `enum ggml_type` value).
     pub id: u32,
+    /// ggml's name for it, e.g. `"F32"`, `"Q4_K"`.
     pub name: &'static str,
+    /// Elements per block (1 for plain types).
     pub block_elems: u64,
+    /// Bytes per block (the element size for plain types).
     pub block_bytes: u64,
 }
 

@@ -335,12 +335,13 @@ impl HttpSource {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        if let (Some(want), Some(got)) = (&self.etag, header("etag")) {
-            if *want != got && matches!(status, 200 | 206) {
-                return Err(fatal(format!(
-                    "remote file changed since it was opened (ETag {want} → {got})"
-                )));
-            }
+        if let (Some(want), Some(got)) = (&self.etag, header("etag"))
+            && *want != got
+            && matches!(status, 200 | 206)
+        {
+            return Err(fatal(format!(
+                "remote file changed since it was opened (ETag {want} → {got})"
+            )));
         }
         match status {
             206 => {
@@ -436,11 +437,11 @@ impl ByteSource for HttpSource {
                 ),
             )));
         }
-        if let Some((cache, off, n)) = self.cache_key_len(offset, len) {
-            if let Some(data) = cache.get(&self.url, &self.validator, off, n) {
-                buf.copy_from_slice(&data);
-                return Ok(());
-            }
+        if let Some((cache, off, n)) = self.cache_key_len(offset, len)
+            && let Some(data) = cache.get(&self.url, &self.validator, off, n)
+        {
+            buf.copy_from_slice(&data);
+            return Ok(());
         }
         self.fetch(offset, buf)?;
         if let Some(cache) = &self.opts.cache {

@@ -611,7 +611,8 @@ fn reason(status: u16) -> &'static str {
 
 fn etag_matches(list: &str, etag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    list.split(',').any(|t| t.trim() == "*" || strip(t) == strip(etag))
+    list.split(',')
+        .any(|t| t.trim() == "*" || strip(t) == strip(etag))
 }
 
 /// Builds and writes the answer; returns whether the connection may stay open.
@@ -749,18 +750,18 @@ fn build(req: &Request, state: &State, faults: &[Fault]) -> Answer {
             "application/octet-stream".to_owned(),
         ),
     ];
-    if let Some(m) = req.header("if-match") {
-        if !etag_matches(m, &file.etag) {
-            let mut a = Answer::empty(412);
-            a.headers = common;
-            return a;
-        }
+    if let Some(m) = req.header("if-match")
+        && !etag_matches(m, &file.etag)
+    {
+        let mut a = Answer::empty(412);
+        a.headers = common;
+        return a;
     }
     let mut range = parse_range(req.header("range"), len);
-    if let Some(ir) = req.header("if-range") {
-        if !etag_matches(ir, &file.etag) || ir.trim().starts_with("W/") {
-            range = RangeReq::None;
-        }
+    if let Some(ir) = req.header("if-range")
+        && (!etag_matches(ir, &file.etag) || ir.trim().starts_with("W/"))
+    {
+        range = RangeReq::None;
     }
     if has(&|f| matches!(f, Fault::IgnoreRange)) {
         range = RangeReq::None;
@@ -768,10 +769,11 @@ fn build(req: &Request, state: &State, faults: &[Fault]) -> Answer {
     let content = |start: u64, end: u64| -> Vec<u8> {
         let mut v = file.data[start as usize..end as usize].to_vec();
         for f in faults {
-            if let Fault::CorruptByte(off) = *f {
-                if off >= start && off < end {
-                    v[(off - start) as usize] ^= 0xff;
-                }
+            if let Fault::CorruptByte(off) = *f
+                && off >= start
+                && off < end
+            {
+                v[(off - start) as usize] ^= 0xff;
             }
         }
         v
