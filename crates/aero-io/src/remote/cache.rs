@@ -118,6 +118,9 @@ impl RangeCache {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(data)?;
             f.write_all(blake3::hash(data).as_bytes())?;
+            // Stamp with the precise clock (as hits do), not the filesystem's
+            // coarse write time, so LRU order is exact.
+            f.set_modified(SystemTime::now())?;
             f.sync_data()?;
             fs::rename(&tmp, &p)
         })();
@@ -173,7 +176,7 @@ impl RangeCache {
         if total <= self.max_bytes {
             return;
         }
-        e.sort_by_key(|x| x.2);
+        e.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
         for (p, size, _) in e {
             if total <= self.max_bytes {
                 break;

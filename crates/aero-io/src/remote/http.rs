@@ -121,7 +121,12 @@ impl HttpSource {
         src.validator = match (&etag, &modified) {
             (Some(e), _) => format!("etag:{e}"),
             (None, Some(m)) => format!("size:{total};modified:{m}"),
-            (None, None) => format!("size:{total}"),
+            (None, None) => {
+                // Nothing tells a changed file from the old one: a cache
+                // keyed by size alone could serve stale bytes, so don't cache.
+                src.opts.cache = None;
+                format!("size:{total}")
+            }
         };
         src.etag = etag;
         Ok(src)

@@ -107,9 +107,11 @@ pub struct LogEntry {
     pub range: Option<String>,
     /// Status answered.
     pub status: u16,
-    /// Body bytes actually written.
+    /// Body bytes actually written. Filled in after the write, so it may
+    /// lag behind what a client has already received, except for answers
+    /// that close the connection (the close comes after the update).
     pub body_sent: u64,
-    /// Whether the whole announced body was written.
+    /// Whether the whole announced body was written (same caveat).
     pub complete: bool,
     /// All request headers (names lower-cased).
     pub headers: Vec<(String, String)>,
