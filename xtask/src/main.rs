@@ -32,7 +32,9 @@ fn main() -> Result<()> {
         "no-std" => no_std(),
         "example" => example(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>");
+            eprintln!(
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>"
+            );
             Ok(())
         }
     }
@@ -109,6 +111,8 @@ fn ci() -> Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--features",
+        "aero-io/http",
         "--",
         "-D",
         "warnings",
@@ -120,12 +124,26 @@ fn ci() -> Result<()> {
             .output()
             .is_ok_and(|o| o.status.success())
     {
-        run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+        run(cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "--features",
+            "aero-io/http",
+        ]))?;
     } else {
-        run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+        run(cargo().args([
+            "test",
+            "--workspace",
+            "--no-fail-fast",
+            "--features",
+            "aero-io/http",
+        ]))?;
     }
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
+    nginx_test()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
@@ -178,13 +196,66 @@ fn example() -> Result<()> {
     let aero = out_dir.join("tiny-llama.aero");
     let back = out_dir.join("tiny-llama.roundtrip.safetensors");
     let a = aero.to_str().context("path")?;
-    run(Command::new(&bin).args(["convert", input, a, "--tensor-hash", "--control-integrity", "--page-hashes=16K"]))?;
+    run(Command::new(&bin).args([
+        "convert",
+        input,
+        a,
+        "--tensor-hash",
+        "--control-integrity",
+        "--page-hashes=16K",
+    ]))?;
     run(Command::new(&bin).args(["validate", "--full", a]))?;
     run(Command::new(&bin).args(["inspect", a, "--max-tensors", "8"]))?;
     run(Command::new(&bin).args(["export-safetensors", a, back.to_str().context("path")?]))?;
     if std::fs::read(root().join(input))? != std::fs::read(&back)? {
         bail!("round trip differs: {} vs {}", input, back.display());
     }
-    eprintln!("example: {input} -> {} -> {} (byte-identical round trip)", aero.display(), back.display());
+    eprintln!(
+        "example: {input} -> {} -> {} (byte-identical round trip)",
+        aero.display(),
+        back.display()
+    );
     Ok(())
+}
+
+/// Serves the golden files with a real nginx on 127.0.0.1 (installed and
+/// started by `tests/nginx/run_nginx_test.sh`) and reads them remotely;
+/// nginx is stopped whatever the outcome.
+fn nginx_test() -> Result<()> {
+    let script = "tests/nginx/run_nginx_test.sh";
+    let out = Command::new("bash")
+        .args([script, "start", "../shared/golden"])
+        .current_dir(root())
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "starting nginx failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let url = String::from_utf8(out.stdout)?.trim().to_string();
+    let log = Command::new("bash")
+        .args([script, "log"])
+        .current_dir(root())
+        .output()?;
+    let log = String::from_utf8(log.stdout)?.trim().to_string();
+    let result = run(cargo()
+        .args([
+            "test",
+            "--package",
+            "aero-io",
+            "--features",
+            "http",
+            "--test",
+            "remote_nginx",
+            "--",
+            "--nocapture",
+        ])
+        .env("AERO_NGINX_URL", &url)
+        .env("AERO_NGINX_LOG", &log));
+    let _ = Command::new("bash")
+        .args([script, "stop"])
+        .current_dir(root())
+        .status();
+    result
 }
