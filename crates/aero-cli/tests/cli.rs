@@ -10,7 +10,9 @@ fn bin() -> Command {
 }
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/golden")
+        .join(name)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -18,7 +20,8 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 fn expected() -> serde_json::Value {
@@ -32,24 +35,54 @@ fn validate_full_json_reaches_the_expected_verdict_for_every_golden_file() {
         if !name.ends_with(".aero") || name.ends_with("index.aero") {
             continue;
         }
-        let o = run(&["validate", "--full", "--json", golden(name).to_str().unwrap()]);
+        let o = run(&[
+            "validate",
+            "--full",
+            "--json",
+            golden(name).to_str().unwrap(),
+        ]);
         let r = json(&o);
         let want_valid = name != "tensor-hash-defect.aero";
         assert_eq!(r["valid"], want_valid, "{name}: {r}");
-        assert_eq!(o.status.code(), Some(if want_valid { 0 } else { 1 }), "{name}");
+        assert_eq!(
+            o.status.code(),
+            Some(if want_valid { 0 } else { 1 }),
+            "{name}"
+        );
         if name == "mjsn-zero-hash.aero" {
             assert_eq!(r["verdict"], "valid-with-warnings");
-            let st: Vec<&str> = r["chunks"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap()).collect();
-            assert_eq!(st, ["hash-not-recorded", "verified", "verified", "verified", "verified", "verified"]);
+            let st: Vec<&str> = r["chunks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["status"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                st,
+                [
+                    "hash-not-recorded",
+                    "verified",
+                    "verified",
+                    "verified",
+                    "verified",
+                    "verified"
+                ]
+            );
         }
         if name == "tensor-hash-defect.aero" {
             let errs = r["errors"].to_string();
             assert!(errs.contains("weights.shard0"), "{errs}");
             for t in info["damaged_tensors"].as_array().unwrap() {
-                assert!(errs.contains(&format!("tensor '{}'", t.as_str().unwrap())), "{errs}");
+                assert!(
+                    errs.contains(&format!("tensor '{}'", t.as_str().unwrap())),
+                    "{errs}"
+                );
             }
             for t in info["intact_tensors"].as_array().unwrap() {
-                assert!(!errs.contains(&format!("tensor '{}'", t.as_str().unwrap())), "{errs}");
+                assert!(
+                    !errs.contains(&format!("tensor '{}'", t.as_str().unwrap())),
+                    "{errs}"
+                );
             }
         }
         if name == "ihsh-phsh.aero" {
@@ -62,22 +95,50 @@ fn validate_full_json_reaches_the_expected_verdict_for_every_golden_file() {
 #[test]
 fn strict_turns_unrecorded_hashes_into_failure() {
     let f = golden("mjsn-zero-hash.aero");
-    assert_eq!(run(&["validate", f.to_str().unwrap()]).status.code(), Some(0));
-    assert_eq!(run(&["validate", "--strict", f.to_str().unwrap()]).status.code(), Some(1));
-    assert_eq!(run(&["validate", "--control", golden("ihsh-phsh.aero").to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        run(&["validate", f.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["validate", "--strict", f.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        run(&[
+            "validate",
+            "--control",
+            golden("ihsh-phsh.aero").to_str().unwrap()
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn make_test_vector_is_byte_identical_to_the_golden_vector() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("tv.aero");
-    assert!(run(&["make-test-vector", out.to_str().unwrap()]).status.success());
-    assert_eq!(std::fs::read(out).unwrap(), std::fs::read(golden("test-vector.aero")).unwrap());
+    assert!(
+        run(&["make-test-vector", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read(out).unwrap(),
+        std::fs::read(golden("test-vector.aero")).unwrap()
+    );
 }
 
 #[test]
 fn list_json_lists_every_tensor() {
-    let o = run(&["list", "--json", golden("test-vector.aero").to_str().unwrap()]);
+    let o = run(&[
+        "list",
+        "--json",
+        golden("test-vector.aero").to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let r = json(&o);
     let t = r["tensors"].as_array().unwrap();
@@ -86,18 +147,32 @@ fn list_json_lists_every_tensor() {
     assert_eq!(t[0]["dtype"], "f32");
     assert_eq!(t[0]["shape"], serde_json::json!([2, 3]));
     assert_eq!(t[1]["data_off"], 24);
-    let human = String::from_utf8(run(&["list", golden("test-vector.aero").to_str().unwrap()]).stdout).unwrap();
+    let human =
+        String::from_utf8(run(&["list", golden("test-vector.aero").to_str().unwrap()]).stdout)
+            .unwrap();
     assert!(human.contains("linear.bias") && human.contains("[2, 3]") && !human.contains('\x1b'));
 }
 
 #[test]
 fn inspect_shows_model_and_chunks() {
     for cmd in ["inspect", "info"] {
-        let o = run(&[cmd, golden("ihsh-phsh.aero").to_str().unwrap(), "--max-tensors", "2"]);
+        let o = run(&[
+            cmd,
+            golden("ihsh-phsh.aero").to_str().unwrap(),
+            "--max-tensors",
+            "2",
+        ]);
         let s = String::from_utf8(o.stdout).unwrap();
-        assert!(s.contains("golden-mixed") && s.contains("control.integrity") && s.contains("8 more"), "{s}");
+        assert!(
+            s.contains("golden-mixed") && s.contains("control.integrity") && s.contains("8 more"),
+            "{s}"
+        );
     }
-    let r = json(&run(&["inspect", "--json", golden("test-vector.aero").to_str().unwrap()]));
+    let r = json(&run(&[
+        "inspect",
+        "--json",
+        golden("test-vector.aero").to_str().unwrap(),
+    ]));
     assert_eq!(r["model"]["name"], "test-linear");
     assert_eq!(r["tensor_count"], 2);
     assert_eq!(r["uuid"], "11111111111111111111111111111111");
@@ -107,19 +182,49 @@ fn inspect_shows_model_and_chunks() {
 fn extract_writes_bytes_and_refuses_damaged_tensors() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("w.bin");
-    let o = run(&["extract", golden("test-vector.aero").to_str().unwrap(), "linear.bias", out.to_str().unwrap()]);
+    let o = run(&[
+        "extract",
+        golden("test-vector.aero").to_str().unwrap(),
+        "linear.bias",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
-    assert_eq!(std::fs::read(&out).unwrap(), [0.5f32.to_le_bytes(), (-0.5f32).to_le_bytes()].concat());
-    let o = run(&["extract", golden("test-vector.aero").to_str().unwrap(), "linear.weight", "-"]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        [0.5f32.to_le_bytes(), (-0.5f32).to_le_bytes()].concat()
+    );
+    let o = run(&[
+        "extract",
+        golden("test-vector.aero").to_str().unwrap(),
+        "linear.weight",
+        "-",
+    ]);
     assert_eq!(o.stdout.len(), 24);
     let bad = d.path().join("bad.bin");
-    let o = run(&["extract", golden("tensor-hash-defect.aero").to_str().unwrap(), "embed.weight", bad.to_str().unwrap()]);
+    let o = run(&[
+        "extract",
+        golden("tensor-hash-defect.aero").to_str().unwrap(),
+        "embed.weight",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("embed.weight") && err.contains("hash_b3") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("embed.weight") && err.contains("hash_b3") && err.lines().count() == 1,
+        "{err}"
+    );
     assert!(!bad.exists());
-    let o = run(&["extract", golden("test-vector.aero").to_str().unwrap(), "nope", "-"]);
-    assert!(String::from_utf8(o.stderr).unwrap().contains("no tensor named 'nope'"));
+    let o = run(&[
+        "extract",
+        golden("test-vector.aero").to_str().unwrap(),
+        "nope",
+        "-",
+    ]);
+    assert!(
+        String::from_utf8(o.stderr)
+            .unwrap()
+            .contains("no tensor named 'nope'")
+    );
 }
 
 #[test]
@@ -129,15 +234,25 @@ fn errors_are_one_line_name_the_file_and_exit_2() {
     let o = run(&["validate", missing.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("missing.aero") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("missing.aero") && err.lines().count() == 1,
+        "{err}"
+    );
     let junk = d.path().join("junk.aero");
     std::fs::write(&junk, b"not an aero file at all, just some text that is long enough to fill the header of ninety-six bytes").unwrap();
     let o = run(&["inspect", junk.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("junk.aero") && err.contains("magic") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("junk.aero") && err.contains("magic") && err.lines().count() == 1,
+        "{err}"
+    );
     let trunc = d.path().join("trunc.aero");
-    std::fs::write(&trunc, &std::fs::read(golden("test-vector.aero")).unwrap()[..200]).unwrap();
+    std::fs::write(
+        &trunc,
+        &std::fs::read(golden("test-vector.aero")).unwrap()[..200],
+    )
+    .unwrap();
     let o = run(&["list", trunc.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8(o.stderr).unwrap().contains("trunc.aero"));
@@ -152,19 +267,53 @@ fn repack_reproduces_golden_and_refuses_damaged_input() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r.aero");
     let u = "33333333333333333333333333333333";
-    let o = run(&["repack", golden("mixed-multishard.aero").to_str().unwrap(), out.to_str().unwrap(), "--layout", "reference", "--uuid", u, "--max-shard-bytes", "4096"]);
+    let o = run(&[
+        "repack",
+        golden("mixed-multishard.aero").to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--layout",
+        "reference",
+        "--uuid",
+        u,
+        "--max-shard-bytes",
+        "4096",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(golden("mixed-multishard.aero")).unwrap());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(golden("mixed-multishard.aero")).unwrap()
+    );
     let bad_out = d.path().join("bad.aero");
-    let o = run(&["repack", golden("tensor-hash-defect.aero").to_str().unwrap(), bad_out.to_str().unwrap()]);
+    let o = run(&[
+        "repack",
+        golden("tensor-hash-defect.aero").to_str().unwrap(),
+        bad_out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8(o.stderr).unwrap().contains("--force"));
     assert!(!bad_out.exists());
-    let o = run(&["repack", golden("mixed-single-shard.aero").to_str().unwrap(), out.to_str().unwrap(), "--tensor-hash", "--control-integrity", "--page-hashes"]);
+    let o = run(&[
+        "repack",
+        golden("mixed-single-shard.aero").to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--tensor-hash",
+        "--control-integrity",
+        "--page-hashes",
+    ]);
     assert!(o.status.success());
-    let r = json(&run(&["validate", "--full", "--json", out.to_str().unwrap()]));
+    let r = json(&run(&[
+        "validate",
+        "--full",
+        "--json",
+        out.to_str().unwrap(),
+    ]));
     assert_eq!(r["verdict"], "valid", "{r}");
     assert_eq!(r["control"]["status"], "verified");
     assert_eq!(r["pages"][0]["page_size"], 4 << 20);
-    assert_eq!(run(&["repack", "a", "b", "--max-shard-bytes", "12Q"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["repack", "a", "b", "--max-shard-bytes", "12Q"])
+            .status
+            .code(),
+        Some(2)
+    );
 }

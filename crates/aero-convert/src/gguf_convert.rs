@@ -309,7 +309,7 @@ pub fn import_with(
     inp: &Input,
     output: &Path,
     base: &WriteOptions,
-    wrap: &crate::WrapReader,
+    wrap: &crate::WrapReader<'_>,
 ) -> Result<WriteSummary> {
     if inp.header.tensors.is_empty() {
         return Err(ConvertError::Unsupported(

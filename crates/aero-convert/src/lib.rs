@@ -24,7 +24,7 @@ pub use error::{ConvertError, Result};
 pub type TensorReader<'a> = Box<dyn std::io::Read + Send + 'a>;
 
 /// Wraps each tensor reader (e.g. to count bytes for a progress bar).
-pub type WrapReader = dyn for<'x> Fn(TensorReader<'x>) -> TensorReader<'x>;
+pub type WrapReader<'w> = dyn for<'x> Fn(TensorReader<'x>) -> TensorReader<'x> + 'w;
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].
 pub(crate) fn open_source(path: &std::path::Path) -> Result<aero_io::LocalSource> {

@@ -1,8 +1,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use aero_convert::{detect, gguf_convert, safetensors, InputKind};
-use anyhow::{bail, Context};
+use aero_convert::{InputKind, detect, gguf_convert, safetensors};
+use anyhow::{Context, bail};
 
 use super::repack::report_written;
 use super::{ConvertArgs, ExportArgs};
@@ -19,8 +19,10 @@ pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = safetensors::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
-    let s = safetensors::import_with(&inp, &a.output, &a.writer.options(), &|r| Box::new(pb.wrap_read(r)))
-        .with_context(|| format!("converting {}", a.input.display()))?;
+    let s = safetensors::import_with(&inp, &a.output, &a.writer.options(), &|r| {
+        Box::new(pb.wrap_read(r))
+    })
+    .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
@@ -30,8 +32,10 @@ pub fn gguf_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = gguf_convert::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
-    let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|r| Box::new(pb.wrap_read(r)))
-        .with_context(|| format!("converting {}", a.input.display()))?;
+    let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|r| {
+        Box::new(pb.wrap_read(r))
+    })
+    .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
@@ -49,7 +53,10 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
             json: a.json,
         }),
         InputKind::ShardedSafeTensors => {
-            bail!("{}: sharded safetensors input: use `aerotensor convert-safetensors-sharded` (AEROSET output)", a.input.display())
+            bail!(
+                "{}: sharded safetensors input: use `aerotensor convert-safetensors-sharded` (AEROSET output)",
+                a.input.display()
+            )
         }
         InputKind::AeroSet => bail!("{}: is an AEROSET; nothing to convert", a.input.display()),
     }

@@ -3,6 +3,7 @@
 mod convert;
 mod read;
 pub mod repack;
+mod set;
 mod validate;
 mod write;
 
@@ -41,11 +42,65 @@ pub enum Command {
     /// Convert a GGUF (v2/v3) file to AERO; quantized tensors stay packed.
     ConvertGguf(ConvertArgs),
     /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO).
+    ///
+    /// A sharded safetensors checkpoint (index file or directory) becomes an AEROSET.
     Convert(ConvertArgs),
     /// Write an AERO file back as safetensors (restores __metadata__).
     ExportSafetensors(ExportArgs),
     /// Write an AERO file back as GGUF (restores key/values and tensor order).
     ExportGguf(ExportArgs),
+    /// Summarise an AEROSET: model, index, parts, shards, tensors.
+    InspectSet(InspectSetArgs),
+    /// Write one tensor of an AEROSET to a file or stdout (`-`).
+    ///
+    /// Refuses bytes that fail their hash_b3.
+    FetchTensor(FetchTensorArgs),
+    /// Convert a Hugging Face sharded safetensors checkpoint to an AEROSET.
+    ///
+    /// IN is a `*.safetensors.index.json` or a directory holding one; OUT_DIR
+    /// receives model.aeroset.json, index.aero and part-000.aero…, written
+    /// atomically (an existing AEROSET there is replaced; any other non-empty
+    /// directory is refused). Tensors are sorted by name.
+    ConvertSafetensorsSharded(ConvertShardedArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InspectSetArgs {
+    /// The set: model.aeroset.json or the directory holding it.
+    pub set: PathBuf,
+    /// Show at most N tensors (0 for none).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub max_tensors: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FetchTensorArgs {
+    /// The set: model.aeroset.json or the directory holding it.
+    pub set: PathBuf,
+    /// Tensor name.
+    pub tensor: String,
+    /// Output file, or `-` for stdout.
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertShardedArgs {
+    /// A `*.safetensors.index.json`, or a directory holding one.
+    pub input: PathBuf,
+    /// Output AEROSET directory.
+    pub output: PathBuf,
+    /// Shards per part file.
+    #[arg(long, value_name = "N", default_value_t = aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_part_shards: usize,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -132,7 +187,7 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// The .aero file.
+    /// The .aero file, or an AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
     /// Machine-readable output.
     #[arg(long)]
@@ -141,7 +196,7 @@ pub struct ListArgs {
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
-    /// The .aero file.
+    /// The .aero file, or an AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
     /// Verify every chunk including weight shards, every hash_b3 and PHSH page.
     #[arg(long, conflicts_with = "control")]
@@ -159,7 +214,7 @@ pub struct ValidateArgs {
 
 #[derive(Args, Debug)]
 pub struct ExtractArgs {
-    /// The .aero file.
+    /// The .aero file, or an AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
     /// Tensor name.
     pub tensor: String,
@@ -176,15 +231,21 @@ pub struct MakeTestVectorArgs {
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Inspect(a) => read::inspect(a),
+        Command::List(a) if set::is_set(&a.file) => set::list(a),
         Command::List(a) => read::list(a),
+        Command::Validate(a) if set::is_set(&a.file) => set::validate(a),
         Command::Validate(a) => validate::run(a),
+        Command::Extract(a) if set::is_set(&a.file) => set::extract(a),
         Command::Extract(a) => read::extract(a),
         Command::MakeTestVector(a) => write::make_test_vector(a),
         Command::Repack(a) => repack::run(a),
         Command::ConvertSafetensors(a) => convert::safetensors_cmd(a),
         Command::ConvertGguf(a) => convert::gguf_cmd(a),
-        Command::Convert(a) => convert::auto(a),
+        Command::Convert(a) => set::convert_auto(a),
         Command::ExportSafetensors(a) => convert::export_safetensors(a),
         Command::ExportGguf(a) => convert::export_gguf(a),
+        Command::InspectSet(a) => set::inspect_set(a),
+        Command::FetchTensor(a) => set::fetch_tensor(a),
+        Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a),
     }
 }

@@ -1,0 +1,404 @@
+//! AEROSET commands: `inspect-set`, `fetch-tensor`,
+//! `convert-safetensors-sharded`, and the set forms of `validate`, `list`,
+//! `extract` and `convert`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aero_convert::InputKind;
+use aero_io::{Mode, Verdict};
+use aero_set::sharded::ShardedSafetensors;
+use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::read::tensor_json;
+use super::{
+    ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
+    ValidateArgs,
+};
+use crate::out;
+
+/// Whether a path given to `validate` / `list` / `extract` is an AEROSET.
+pub fn is_set(path: &Path) -> bool {
+    aero_set::is_set(path)
+}
+
+fn shape_str(s: &[u64]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn part_path(set: &AeroSet, shard_id: u64) -> Option<&str> {
+    set.manifest()
+        .part_for_shard(shard_id)
+        .and_then(|i| set.manifest().parts.get(i))
+        .map(|p| p.file.path.as_str())
+}
+
+pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
+    let set = AeroSet::open(&a.set)?;
+    let m = set.manifest();
+    let idx = set.index()?;
+    let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
+    let mut hist: Vec<(aero_io::DType, usize)> = Vec::new();
+    for t in idx.tensors() {
+        match hist.iter_mut().find(|(d, _)| *d == t.dtype) {
+            Some((_, n)) => *n += 1,
+            None => hist.push((t.dtype, 1)),
+        }
+    }
+    if a.json {
+        let parts: Vec<Value> = m
+            .parts
+            .iter()
+            .map(|p| {
+                json!({"path": p.file.path, "size_bytes": p.file.size_bytes,
+                       "sha256": hex::encode(p.file.sha256), "shards": p.shards})
+            })
+            .collect();
+        let tensors: Vec<Value> = idx
+            .tensors()
+            .iter()
+            .take(a.max_tensors)
+            .map(|t| {
+                let mut v = tensor_json(t);
+                v["part"] = json!(part_path(&set, t.shard_id));
+                v
+            })
+            .collect();
+        out::print_json(&json!({
+            "set": set.path().display().to_string(),
+            "format_version": m.version,
+            "model": {"name": m.model.name, "architecture": m.model.architecture},
+            "base_url": m.base_url,
+            "cache": m.cache,
+            "index": {"path": m.global_tidx.path, "size_bytes": m.global_tidx.size_bytes,
+                      "sha256": hex::encode(m.global_tidx.sha256)},
+            "parts": parts,
+            "total_size": set.total_size(),
+            "shard_count": m.parts.iter().map(|p| p.shards.len()).sum::<usize>(),
+            "tensor_count": idx.len(),
+            "tensor_bytes": total,
+            "tensors": tensors,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}  {} in {} files",
+        out::bold(&set.path().display().to_string()),
+        out::human_bytes(set.total_size()),
+        m.parts.len() + 2
+    );
+    println!("  format       AEROSET {}.{}", m.version[0], m.version[1]);
+    println!("  model        {}", m.model.name);
+    println!("  architecture {}", m.model.architecture);
+    if let Some(b) = &m.base_url {
+        println!("  base_url     {b}");
+    }
+    println!(
+        "  index        {}  {}  sha256 {}",
+        m.global_tidx.path,
+        out::human_bytes(m.global_tidx.size_bytes),
+        hex::encode(m.global_tidx.sha256)
+    );
+    println!();
+    let rows: Vec<Vec<String>> = m
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            vec![
+                i.to_string(),
+                p.file.path.clone(),
+                p.file.size_bytes.to_string(),
+                format!("{:?}", p.shards),
+                hex::encode(&p.file.sha256[..8]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        out::table(&["#", "part", "bytes", "shards", "sha256"], &rows)
+    );
+    println!();
+    let hist: Vec<String> = hist.iter().map(|(d, n)| format!("{d}×{n}")).collect();
+    println!(
+        "tensors: {} ({}), dtypes: {}",
+        idx.len(),
+        out::human_bytes(total),
+        hist.join(" ")
+    );
+    let rows: Vec<Vec<String>> = idx
+        .tensors()
+        .iter()
+        .take(a.max_tensors)
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.dtype.to_string(),
+                shape_str(&t.shape),
+                t.shard_id.to_string(),
+                part_path(&set, t.shard_id).unwrap_or("-").to_string(),
+                t.data_len.to_string(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print!(
+            "{}",
+            out::table(&["name", "dtype", "shape", "shard", "part", "bytes"], &rows)
+        );
+    }
+    if idx.len() > a.max_tensors {
+        println!(
+            "… {} more (use --max-tensors N or `aerotensor list`)",
+            idx.len() - a.max_tensors
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let mode = if a.full {
+        Mode::Full
+    } else if a.control {
+        Mode::Control
+    } else {
+        Mode::Quick
+    };
+    // `load` so that a damaged index is reported, not just refused.
+    let set = AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage))?;
+    let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");
+    let report = aero_set::validate_set(&set, mode, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    let failed = report.verdict == Verdict::Invalid
+        || (a.strict && report.verdict == Verdict::ValidWithWarnings);
+    if a.json {
+        out::print_json(&report)?;
+    } else {
+        print_human(&report, a.strict);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_human(r: &SetReport, strict: bool) {
+    let rows: Vec<Vec<String>> = r
+        .files
+        .iter()
+        .map(|f| {
+            let sha = match f.sha256 {
+                "verified" => out::green(f.sha256),
+                s => out::red(s),
+            };
+            let verdict = match f.verdict {
+                Some(Verdict::Valid) => out::green("valid"),
+                Some(Verdict::ValidWithWarnings) => out::yellow("valid-with-warnings"),
+                Some(Verdict::Invalid) => out::red("invalid"),
+                None => out::red("not checked"),
+            };
+            vec![
+                f.field.clone(),
+                f.path.clone(),
+                f.size_bytes.to_string(),
+                sha,
+                verdict,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        out::table(&["field", "file", "bytes", "sha256", "aero"], &rows)
+    );
+    println!(
+        "tensors: {} in the global TIDX, {} resolved and agreeing with their part",
+        r.tensor_count, r.tensors_ok
+    );
+    for w in &r.warnings {
+        println!("{} {w}", out::yellow("warning:"));
+    }
+    for e in &r.errors {
+        println!("{} {e}", out::red("error:"));
+    }
+    let verdict = match r.verdict {
+        Verdict::Valid => out::green("VALID"),
+        Verdict::ValidWithWarnings if strict => out::red("INVALID (warnings under --strict)"),
+        Verdict::ValidWithWarnings => out::yellow("VALID with warnings"),
+        Verdict::Invalid => out::red("INVALID"),
+    };
+    println!(
+        "{}: AEROSET {verdict} ({} mode)",
+        r.set,
+        serde_json::to_string(&r.mode)
+            .unwrap_or_default()
+            .trim_matches('"')
+    );
+}
+
+pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
+    let set = AeroSet::open(&a.file)?;
+    let idx = set.index()?;
+    if a.json {
+        let tensors: Vec<Value> = idx
+            .tensors()
+            .iter()
+            .map(|t| {
+                let mut v = tensor_json(t);
+                v["part"] = json!(part_path(&set, t.shard_id));
+                v
+            })
+            .collect();
+        out::print_json(&json!({"set": set.path().display().to_string(), "tensors": tensors}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = idx
+        .tensors()
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.dtype.to_string(),
+                shape_str(&t.shape),
+                t.shard_id.to_string(),
+                part_path(&set, t.shard_id).unwrap_or("-").to_string(),
+                t.data_off.to_string(),
+                t.data_len.to_string(),
+            ]
+        })
+        .collect();
+    let mut so = std::io::stdout().lock();
+    let _ = so.write_all(
+        out::table(
+            &["name", "dtype", "shape", "shard", "part", "offset", "bytes"],
+            &rows,
+        )
+        .as_bytes(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one tensor of a set to `out` (`-` or `None` for stdout).
+fn write_tensor(
+    set_path: &Path,
+    tensor: &str,
+    out_path: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let set = AeroSet::open(set_path)?;
+    let to_stdout = match out_path {
+        Some(p) => p.as_os_str() == "-",
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!(
+                    "refusing to write binary tensor bytes to a terminal; give an output path or `-`"
+                );
+            }
+            true
+        }
+    };
+    let view = set.tensor(tensor)?;
+    if to_stdout {
+        let mut so = std::io::stdout().lock();
+        so.write_all(view.bytes()).context("writing to stdout")?;
+        so.flush().context("writing to stdout")?;
+    } else if let Some(p) = out_path {
+        let mut w = aero_io::atomic::AtomicFile::create(p)
+            .with_context(|| format!("creating {}", p.display()))?;
+        w.file()
+            .write_all(view.bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+        w.commit()
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!(
+            "wrote {} bytes of '{tensor}' to {}",
+            view.bytes().len(),
+            p.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
+    write_tensor(&a.file, &a.tensor, a.out.as_deref())
+}
+
+pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
+    write_tensor(&a.set, &a.tensor, Some(&a.out))
+}
+
+pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
+    let inp = ShardedSafetensors::open(&a.input)?;
+    let index_dir = inp.index_path().parent().map(Path::to_path_buf);
+    if let (Some(d), Ok(o)) = (index_dir, a.output.canonicalize())
+        && d.canonicalize().is_ok_and(|d| d == o)
+    {
+        bail!(
+            "{}: the output directory is the input's directory",
+            a.output.display()
+        );
+    }
+    let base = SetWriteOptions {
+        file: a.writer.options(),
+        max_part_shards: a.max_part_shards,
+        // Like the single-file converters, which write over an existing
+        // output: an existing AEROSET (and nothing else) is replaced.
+        replace: true,
+    };
+    let pb = out::bytes_bar(inp.data_len(), "converting");
+    let bar = pb.clone();
+    let s = inp
+        .write(&a.output, &base, &move |r| Box::new(bar.wrap_read(r)))
+        .with_context(|| format!("converting {}", a.input.display()))?;
+    pb.finish_and_clear();
+    let parts = s.manifest.parts.len();
+    if a.json {
+        out::print_json(&json!({
+            "output": a.output.display().to_string(),
+            "total_size": s.total_size,
+            "parts": parts,
+            "shards": s.shards,
+            "tensors": s.tensors.len(),
+            "model": {"name": s.manifest.model.name, "architecture": s.manifest.model.architecture},
+        }))?;
+    } else {
+        eprintln!(
+            "wrote {} ({}, {} tensors in {} shard{} over {} part{})",
+            a.output.display(),
+            out::human_bytes(s.total_size),
+            s.tensors.len(),
+            s.shards,
+            if s.shards == 1 { "" } else { "s" },
+            parts,
+            if parts == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `convert`: sharded safetensors (an index file or a directory holding
+/// one) become an AEROSET; everything else goes to the single-file converter.
+pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+    if matches!(
+        aero_convert::detect(&a.input),
+        Ok(InputKind::ShardedSafeTensors)
+    ) {
+        return convert_sharded(ConvertShardedArgs {
+            input: a.input,
+            output: a.output,
+            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+            writer: a.writer,
+            json: a.json,
+        });
+    }
+    super::convert::auto(a)
+}

@@ -1,0 +1,132 @@
+use std::path::PathBuf;
+
+/// Errors from reading, validating or writing AEROSETs.
+///
+/// Every variant names the file it concerns and, for manifest problems, the
+/// JSON field (`parts[1].sha256`), so one line tells a user what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetError {
+    /// An operating-system I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest is not JSON.
+    #[error("{path}: not valid JSON: {reason}")]
+    Json {
+        /// The manifest.
+        path: PathBuf,
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// A manifest field is missing, has the wrong type or an invalid value.
+    #[error("{path}: field `{field}`: {reason}")]
+    Field {
+        /// The manifest.
+        path: PathBuf,
+        /// The field, e.g. `parts[1].sha256`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A path in the manifest would leave the set's directory.
+    #[error("{path}: field `{field}`: path '{value}' {reason}")]
+    UnsafePath {
+        /// The manifest.
+        path: PathBuf,
+        /// The field holding the path.
+        field: String,
+        /// The path as written.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A local manifest names a remote URL and remote access was not allowed.
+    #[error(
+        "{path}: field `{field}`: '{url}' is remote; a local AEROSET may only name remote parts when remote access is explicitly allowed"
+    )]
+    RemoteNotAllowed {
+        /// The manifest.
+        path: PathBuf,
+        /// The field holding the URL.
+        field: String,
+        /// The URL.
+        url: String,
+    },
+    /// The storage backend cannot open this kind of location.
+    #[error("{location}: {reason}")]
+    Unsupported {
+        /// The location (path or URL).
+        location: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A part or index file does not match what the manifest says about it.
+    #[error("{path}: {reason}")]
+    File {
+        /// The part or index file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading an AERO file (index or part) failed.
+    #[error(transparent)]
+    Aero(#[from] aero_io::Error),
+    /// A tensor cannot be located or its entries disagree.
+    #[error("{set}: tensor '{name}': {reason}")]
+    Tensor {
+        /// The set manifest.
+        set: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The set holds no tensor of this name.
+    #[error("{set}: no tensor named '{name}'")]
+    NoSuchTensor {
+        /// The set manifest.
+        set: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
+    /// Invalid input to the writer.
+    #[error("{0}")]
+    Invalid(String),
+    /// The destination of a write cannot be used.
+    #[error("{path}: {reason}")]
+    Output {
+        /// The destination directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A sharded safetensors input is malformed.
+    #[error("{path}: {reason}")]
+    Input {
+        /// The index file or shard file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading a safetensors shard failed.
+    #[error(transparent)]
+    Convert(#[from] aero_convert::ConvertError),
+}
+
+impl SetError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SetError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = SetError> = std::result::Result<T, E>;

@@ -1,0 +1,401 @@
+//! [`AeroSet`]: an opened AEROSET.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use aero_io::{AeroFile, TensorIndex, TensorInfo, TensorView};
+
+use crate::error::{Result, SetError};
+use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, PartEntry, SetManifest, manifest_path};
+use crate::resolve::{LocalStorage, Location, PartStorage, SetBase, SetOptions, resolve};
+
+/// An opened AEROSET: the manifest, the index file (global TIDX) and parts
+/// that are opened on first use and then kept open (memory-mapped when local).
+///
+/// A tensor is located through the global TIDX (its `shard_id`), then the
+/// part whose `shards` list that id, then **by name** through the part's own
+/// TIDX: this reads sets whose parts number shards locally (as the reference
+/// writer does) and sets whose parts use global shard ids alike.
+///
+/// ```no_run
+/// let set = aero_set::AeroSet::open("model-dir")?;      // or .../model.aeroset.json
+/// for t in set.index()?.tensors() {
+///     let v = set.tensor(&t.name)?;                     // zero-copy from the part's mapping
+///     println!("{} {:?} {} bytes", t.name, t.shape, v.bytes().len());
+/// }
+/// # Ok::<(), aero_set::SetError>(())
+/// ```
+pub struct AeroSet {
+    manifest_path: PathBuf,
+    base: SetBase,
+    manifest: SetManifest,
+    opts: SetOptions,
+    storage: Arc<dyn PartStorage>,
+    index: OnceLock<AeroFile>,
+    parts: Vec<OnceLock<AeroFile>>,
+}
+
+impl std::fmt::Debug for AeroSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AeroSet")
+            .field("manifest", &self.manifest_path)
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+/// Where a tensor lives.
+#[derive(Clone, Copy, Debug)]
+pub struct Located<'a> {
+    /// The global TIDX entry.
+    pub global: &'a TensorInfo,
+    /// Index of the part in [`SetManifest::parts`].
+    pub part: usize,
+}
+
+impl AeroSet {
+    /// Opens a local set: `path` is `model.aeroset.json` (or any manifest
+    /// file) or a directory holding one. The manifest and the index file are
+    /// read and checked; parts open on first use. Remote parts are refused.
+    pub fn open(path: impl AsRef<Path>) -> Result<AeroSet> {
+        Self::open_with(path, &SetOptions::default())
+    }
+
+    /// [`AeroSet::open`] with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &SetOptions) -> Result<AeroSet> {
+        let set = Self::load(path.as_ref(), opts, Arc::new(LocalStorage))?;
+        set.index()?;
+        Ok(set)
+    }
+
+    /// Parses and checks the manifest only; the index and parts open on first
+    /// use. Validators use this to report on sets whose index is damaged.
+    pub fn load(path: &Path, opts: &SetOptions, storage: Arc<dyn PartStorage>) -> Result<AeroSet> {
+        let mpath = manifest_path(path);
+        let manifest = SetManifest::load(&mpath)?;
+        let dir = match mpath.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = dir.canonicalize().map_err(|e| SetError::io(&dir, e))?;
+        Self::from_manifest(mpath, SetBase::Dir(dir), manifest, opts, storage)
+    }
+
+    /// A set from an already-parsed manifest. `base` is where relative paths
+    /// resolve (a canonical local directory, or a remote manifest's URL
+    /// directory); `storage` opens the resolved locations. Every path is
+    /// checked lexically here, so unsafe paths fail before anything opens.
+    pub fn from_manifest(
+        label: PathBuf,
+        base: SetBase,
+        manifest: SetManifest,
+        opts: &SetOptions,
+        storage: Arc<dyn PartStorage>,
+    ) -> Result<AeroSet> {
+        let check = |field: String, raw: &str| -> Result<()> {
+            let remote = crate::resolve::check_lexical(&label, &field, raw)?;
+            if remote && matches!(base, SetBase::Dir(_)) && !opts.allow_remote {
+                return Err(SetError::RemoteNotAllowed {
+                    path: label.clone(),
+                    field,
+                    url: raw.to_string(),
+                });
+            }
+            Ok(())
+        };
+        check("global_tidx.path".into(), &manifest.global_tidx.path)?;
+        for (i, p) in manifest.parts.iter().enumerate() {
+            check(format!("parts[{i}].path"), &p.file.path)?;
+        }
+        let parts = manifest.parts.iter().map(|_| OnceLock::new()).collect();
+        Ok(AeroSet {
+            manifest_path: label,
+            base,
+            manifest,
+            opts: *opts,
+            storage,
+            index: OnceLock::new(),
+            parts,
+        })
+    }
+
+    /// The manifest path (or label).
+    pub fn path(&self) -> &Path {
+        &self.manifest_path
+    }
+
+    /// Where relative paths resolve.
+    pub fn base(&self) -> &SetBase {
+        &self.base
+    }
+
+    /// The parsed manifest.
+    pub fn manifest(&self) -> &SetManifest {
+        &self.manifest
+    }
+
+    /// Resolves a manifest path field (`global_tidx.path`, `parts[i].path`).
+    fn resolve_field(&self, field: &str, raw: &str) -> Result<Location> {
+        resolve(
+            &self.manifest_path,
+            &self.base,
+            self.manifest.base_url.as_deref(),
+            field,
+            raw,
+            &self.opts,
+        )
+    }
+
+    /// Where the index file resolves to.
+    pub fn index_location(&self) -> Result<Location> {
+        self.resolve_field("global_tidx.path", &self.manifest.global_tidx.path)
+    }
+
+    /// Where part `i` resolves to (after the path-safety checks).
+    pub fn part_location(&self, i: usize) -> Result<Location> {
+        let p = self.part_entry(i)?;
+        self.resolve_field(&format!("parts[{i}].path"), &p.file.path)
+    }
+
+    fn part_entry(&self, i: usize) -> Result<&PartEntry> {
+        self.manifest
+            .parts
+            .get(i)
+            .ok_or_else(|| SetError::Invalid(format!("no part {i}")))
+    }
+
+    /// Opens a resolved location through the set's storage, as raw bytes.
+    pub fn open_source(&self, loc: &Location) -> Result<Box<dyn aero_io::ByteSource>> {
+        self.storage.open(loc)
+    }
+
+    /// Opens a location as an AERO file, checking its size against the manifest.
+    fn open_file(&self, loc: &Location, label: &str, size: u64) -> Result<AeroFile> {
+        let src = self.storage.open(loc)?;
+        let name = match loc {
+            Location::Local(p) => p.clone(),
+            Location::Remote(u) => PathBuf::from(u),
+        };
+        if src.len() != size {
+            return Err(SetError::File {
+                path: name,
+                reason: format!(
+                    "{label} is {} bytes but the manifest says size_bytes {size}",
+                    src.len()
+                ),
+            });
+        }
+        Ok(AeroFile::from_source(name, src)?)
+    }
+
+    /// The index file (`global_tidx`), opened on first use.
+    pub fn index_file(&self) -> Result<&AeroFile> {
+        if let Some(f) = self.index.get() {
+            return Ok(f);
+        }
+        let loc = self.index_location()?;
+        let f = self.open_file(&loc, "global_tidx", self.manifest.global_tidx.size_bytes)?;
+        Ok(self.index.get_or_init(|| f))
+    }
+
+    /// The global TIDX.
+    pub fn index(&self) -> Result<&TensorIndex> {
+        Ok(self.index_file()?.index()?)
+    }
+
+    /// Part `i`, opened on first use and kept open.
+    pub fn part(&self, i: usize) -> Result<&AeroFile> {
+        let slot = self
+            .parts
+            .get(i)
+            .ok_or_else(|| SetError::Invalid(format!("no part {i}")))?;
+        if let Some(f) = slot.get() {
+            return Ok(f);
+        }
+        let loc = self.part_location(i)?;
+        let size = self.part_entry(i)?.file.size_bytes;
+        let f = self.open_file(&loc, &format!("parts[{i}]"), size)?;
+        // Two threads may race to open; the first stored file wins.
+        Ok(slot.get_or_init(|| f))
+    }
+
+    /// Number of parts.
+    pub fn part_count(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Whether part `i` has been opened.
+    pub fn part_is_open(&self, i: usize) -> bool {
+        self.parts.get(i).is_some_and(|s| s.get().is_some())
+    }
+
+    /// Finds a tensor's global entry and the part holding it.
+    pub fn locate(&self, name: &str) -> Result<Located<'_>> {
+        let global = self
+            .index()?
+            .get(name)
+            .ok_or_else(|| SetError::NoSuchTensor {
+                set: self.manifest_path.clone(),
+                name: name.to_string(),
+            })?;
+        let part = self
+            .manifest
+            .part_for_shard(global.shard_id)
+            .ok_or_else(|| {
+                self.tensor_err(
+                    name,
+                    format!(
+                        "its shard_id {} is not listed in the `shards` of any part",
+                        global.shard_id
+                    ),
+                )
+            })?;
+        Ok(Located { global, part })
+    }
+
+    fn tensor_err(&self, name: &str, reason: String) -> SetError {
+        SetError::Tensor {
+            set: self.manifest_path.clone(),
+            name: name.to_string(),
+            reason,
+        }
+    }
+
+    /// The part file and the part's own TIDX entry for a tensor, after
+    /// checking that it agrees with the global entry.
+    pub fn resolve_tensor(&self, name: &str) -> Result<(Located<'_>, &AeroFile, &TensorInfo)> {
+        let loc = self.locate(name)?;
+        let f = self.part(loc.part)?;
+        let entry = f.index()?.get(name).ok_or_else(|| {
+            self.tensor_err(
+                name,
+                format!(
+                    "the global TIDX places it in shard {} (part {}), but that part has no tensor of this name",
+                    loc.global.shard_id,
+                    self.manifest.parts[loc.part].file.path
+                ),
+            )
+        })?;
+        if let Some(d) = disagreement(loc.global, entry) {
+            return Err(self.tensor_err(
+                name,
+                format!("{} (part {})", d, self.manifest.parts[loc.part].file.path),
+            ));
+        }
+        Ok((loc, f, entry))
+    }
+
+    /// A tensor's bytes: zero-copy from the part's mapping when local. The
+    /// part's `hash_b3` (and the global one, when only the index records it)
+    /// is verified: damaged bytes are never returned. The view's
+    /// [`TensorView::info`] is the part's own TIDX entry.
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
+        let (loc, f, entry) = self.resolve_tensor(name)?;
+        let view = f.tensor(name)?;
+        if entry.hash_b3.is_none()
+            && let Some(h) = loc.global.hash_b3
+            && *aero_io::verify::hash(view.bytes()).as_bytes() != h
+        {
+            return Err(self.tensor_err(
+                name,
+                "bytes do not match the global TIDX hash_b3 (corrupt)".into(),
+            ));
+        }
+        Ok(view)
+    }
+
+    /// A streaming reader over a tensor's bytes, without `hash_b3`
+    /// verification (for copying large tensors with bounded memory).
+    pub fn tensor_reader(&self, name: &str) -> Result<Box<dyn Read + Send + '_>> {
+        let (_, f, entry) = self.resolve_tensor(name)?;
+        Ok(f.tensor_reader(entry)?)
+    }
+
+    /// The `hash_b3` to check a tensor against: the part's, else the index's.
+    pub fn expected_hash(&self, name: &str) -> Result<Option<[u8; 32]>> {
+        let (loc, _, entry) = self.resolve_tensor(name)?;
+        Ok(entry.hash_b3.or(loc.global.hash_b3))
+    }
+
+    /// Total size of the set's files according to the manifest.
+    pub fn total_size(&self) -> u64 {
+        self.manifest
+            .parts
+            .iter()
+            .map(|p| p.file.size_bytes)
+            .fold(self.manifest.global_tidx.size_bytes, u64::saturating_add)
+    }
+
+    /// The directory of a local set.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.base {
+            SetBase::Dir(d) => Some(d),
+            SetBase::Url(_) => None,
+        }
+    }
+}
+
+/// How a part's TIDX entry disagrees with the global one, if it does
+/// (dtype, shape, data_len, and hash_b3 when both record it).
+pub fn disagreement(global: &TensorInfo, part: &TensorInfo) -> Option<String> {
+    if global.dtype != part.dtype {
+        return Some(format!(
+            "dtype is {} in the global TIDX but {} in the part",
+            global.dtype, part.dtype
+        ));
+    }
+    if global.shape != part.shape {
+        return Some(format!(
+            "shape is {:?} in the global TIDX but {:?} in the part",
+            global.shape, part.shape
+        ));
+    }
+    if global.data_len != part.data_len {
+        return Some(format!(
+            "data_len is {} in the global TIDX but {} in the part",
+            global.data_len, part.data_len
+        ));
+    }
+    if let (Some(g), Some(p)) = (global.hash_b3, part.hash_b3)
+        && g != p
+    {
+        return Some("hash_b3 differs between the global TIDX and the part".into());
+    }
+    None
+}
+
+/// Whether `path` is an AEROSET: a directory holding `model.aeroset.json`,
+/// or a file (of at most [`MAX_MANIFEST_LEN`] bytes) starting with `{` that
+/// is named `*.json` or whose `format.name` is `"AEROSET"`. A damaged
+/// `*.json` manifest is thus still treated as a set, and its errors are
+/// reported as a set's (naming the field) rather than as "not an AERO file".
+pub fn is_set(path: &Path) -> bool {
+    if path.is_dir() {
+        return path.join(MANIFEST_NAME).is_file();
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() > MAX_MANIFEST_LEN {
+        return false;
+    }
+    let mut head = [0u8; 64];
+    let n = match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => n,
+        Err(_) => return false,
+    };
+    if head[..n].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return false;
+    }
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return true;
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.pointer("/format/name").and_then(|x| x.as_str()) == Some("AEROSET"))
+}

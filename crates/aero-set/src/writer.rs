@@ -1,0 +1,461 @@
+//! Writing an AEROSET (spec §11, §13).
+//!
+//! Shards are planned over all tensors exactly as for a single file
+//! ([`ShardPlan`]), then grouped into parts of at most `max_part_shards`
+//! shards. Part `p` is a complete AERO file written by the streaming writer
+//! with `first_shard_id` = the global id of its first shard, so its WTSH
+//! chunks are named `weights.shard{global id}` and its TIDX uses global ids:
+//! both the by-name lookup and a naive by-shard-id lookup find the bytes.
+//! `index.aero` carries MMSG (chunks MMSG 0, TIDX 1; no shards) and the
+//! global TIDX (with `hash_b3` when tensor hashes are requested).
+//!
+//! Atomicity: everything is written into a sibling directory
+//! `<out>.tmp-<random>` (each file itself written atomically and fsynced),
+//! which is renamed to `<out>` at the end; on any error the temporary
+//! directory is removed and `<out>` is untouched. An existing `<out>` must be
+//! absent or an empty directory, or — only with [`SetWriteOptions::replace`] —
+//! an AEROSET holding nothing but its manifest and the files it names (so no
+//! unrelated file is ever deleted). Replacing renames the old set aside,
+//! renames the new one in and then deletes the old one; if the second rename
+//! fails the old set is put back.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use aero_format::{DType, FourCc};
+use aero_io::encode::{Manifest, ManifestChunk, encode_tidx};
+use aero_io::stream::{ShardPlan, TensorSpec, WriteOptions, check_specs, random_uuid, write_model};
+use aero_io::writer::{ChunkSpec, write_chunks};
+use aero_io::{LocalSource, TensorInfo};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, SetError};
+use crate::manifest::{FileEntry, MANIFEST_NAME, ModelInfo, PartEntry, SetManifest};
+
+/// Default number of shards per part.
+pub const DEFAULT_MAX_PART_SHARDS: usize = 4;
+/// Name of the index file written.
+pub const INDEX_NAME: &str = "index.aero";
+
+/// Options for [`write_set`].
+#[derive(Clone, Debug)]
+pub struct SetWriteOptions {
+    /// Options for every part: model name and architecture (also written to
+    /// the manifest and the index), MJSN extras, `max_shard_bytes`, layout,
+    /// `tensor_hash`, `control_integrity`, `page_hashes`. `first_shard_id` is
+    /// set per part by the writer. With `uuid` set, the index gets that UUID
+    /// and part `p` a UUID derived from it, so output is deterministic.
+    pub file: WriteOptions,
+    /// Shards per part (at least 1).
+    pub max_part_shards: usize,
+    /// Replace an existing AEROSET at the destination (see the module docs).
+    pub replace: bool,
+}
+
+impl Default for SetWriteOptions {
+    fn default() -> Self {
+        SetWriteOptions {
+            file: WriteOptions::default(),
+            max_part_shards: DEFAULT_MAX_PART_SHARDS,
+            replace: false,
+        }
+    }
+}
+
+/// A tensor to write, without its bytes (they come from a callback).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetTensor {
+    /// Unique name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Vec<u64>,
+    /// Byte length the source will supply.
+    pub data_len: u64,
+    /// Extra TIDX keys as raw MessagePack (`quant_id`, `quant_params`, …).
+    pub extras: Vec<(String, Vec<u8>)>,
+}
+
+/// What was written.
+#[derive(Clone, Debug)]
+pub struct SetWriteSummary {
+    /// The set directory.
+    pub dir: PathBuf,
+    /// The manifest as written.
+    pub manifest: SetManifest,
+    /// The global TIDX entries (global shard ids; `hash_b3` when requested).
+    pub tensors: Vec<TensorInfo>,
+    /// Number of shards over all parts.
+    pub shards: usize,
+    /// Total bytes of all files (manifest included).
+    pub total_size: u64,
+}
+
+/// The UUID of part `p` derived from the set's UUID.
+pub fn part_uuid(set_uuid: &[u8; 16], part: usize) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"aeroset-part-uuid");
+    h.update(set_uuid);
+    h.update((part as u64).to_le_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// SHA-256 and size of a local file, streamed in bounded windows.
+pub fn hash_file(path: &Path) -> Result<([u8; 32], u64)> {
+    let src = LocalSource::open(path).map_err(|e| SetError::io(path, e))?;
+    let h = crate::validate::sha256_of(&src, &|_| {}).map_err(|e| SetError::io(path, e))?;
+    Ok((h, aero_io::ByteSource::len(&src)))
+}
+
+/// Writes tensors given as full specs (each with its reader). The readers
+/// are consumed part by part; for sources that should only be opened when
+/// needed, use [`write_set`].
+pub fn write_set_specs<'a>(
+    out: &Path,
+    specs: Vec<TensorSpec<'a>>,
+    opts: &SetWriteOptions,
+) -> Result<SetWriteSummary> {
+    let mut metas = Vec::with_capacity(specs.len());
+    let mut sources: Vec<Option<Box<dyn Read + Send + 'a>>> = Vec::with_capacity(specs.len());
+    for s in specs {
+        metas.push(SetTensor {
+            name: s.name,
+            dtype: s.dtype,
+            shape: s.shape,
+            data_len: s.data_len,
+            extras: s.extras,
+        });
+        sources.push(Some(s.source));
+    }
+    write_set(out, &metas, opts, &mut |i| {
+        sources
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| io::Error::other(format!("source of tensor {i} requested twice")))
+    })
+}
+
+/// Writes an AEROSET to the directory `out`, atomically (see the module
+/// docs). `open(i)` yields the bytes of `tensors[i]`; it is called for the
+/// tensors of one part at a time, just before that part is written, so only
+/// one part's sources are open at once and memory stays bounded.
+///
+/// ```no_run
+/// use aero_set::writer::{SetTensor, SetWriteOptions, write_set};
+/// let t = vec![SetTensor { name: "w".into(), dtype: aero_io::DType::F32, shape: vec![2],
+///                          data_len: 8, extras: vec![] }];
+/// let bytes = [0u8; 8];
+/// write_set("out-set".as_ref(), &t, &SetWriteOptions::default(),
+///           &mut |_| Ok(Box::new(&bytes[..])))?;
+/// # Ok::<(), aero_set::SetError>(())
+/// ```
+pub fn write_set<'a>(
+    out: &Path,
+    tensors: &[SetTensor],
+    opts: &SetWriteOptions,
+    open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read + Send + 'a>>,
+) -> Result<SetWriteSummary> {
+    if opts.max_part_shards == 0 {
+        return Err(SetError::Invalid(
+            "max_part_shards must be at least 1".into(),
+        ));
+    }
+    if opts.file.max_shard_bytes == 0 {
+        return Err(SetError::Invalid("max_shard_bytes must be positive".into()));
+    }
+    let spec_of = |t: &SetTensor, source: Box<dyn Read + Send + 'a>| TensorSpec {
+        name: t.name.clone(),
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        data_len: t.data_len,
+        extras: t.extras.clone(),
+        source,
+    };
+    check_specs(
+        &tensors
+            .iter()
+            .map(|t| spec_of(t, Box::new(io::empty())))
+            .collect::<Vec<_>>(),
+    )?;
+    let plan = ShardPlan::new(
+        tensors.iter().map(|t| t.data_len),
+        opts.file.max_shard_bytes,
+        opts.file.layout,
+    )?;
+    let nshards = plan.shard_len.len();
+    let k = opts.max_part_shards;
+    let nparts = nshards.div_ceil(k);
+
+    let dest = Dest::new(out)?;
+    dest.state(opts.replace)?;
+    let tmp = TempDir::create(&dest)?;
+
+    let mut parts = Vec::with_capacity(nparts);
+    let mut global: Vec<TensorInfo> = Vec::with_capacity(tensors.len());
+    let mut total_size = 0u64;
+    let mut ti = 0usize;
+    for p in 0..nparts {
+        let first = p * k;
+        let last = (first + k).min(nshards);
+        let start = ti;
+        let mut specs = Vec::new();
+        while ti < tensors.len() && plan.placement[ti].0 < last {
+            let t = &tensors[ti];
+            let src = open(ti).map_err(|e| SetError::Io {
+                path: PathBuf::from(format!("<source of tensor '{}'>", t.name)),
+                source: e,
+            })?;
+            specs.push(spec_of(t, src));
+            ti += 1;
+        }
+        let name = format!("part-{p:03}.aero");
+        let path = tmp.path.join(&name);
+        let mut fo = opts.file.clone();
+        fo.first_shard_id = first as u64;
+        fo.uuid = opts.file.uuid.map(|u| part_uuid(&u, p));
+        let s = write_model(&path, specs, &fo)?;
+        if s.shards != last - first
+            || s.tensors.len() != ti - start
+            || s.tensors
+                .iter()
+                .zip(&plan.placement[start..ti])
+                .any(|(t, &(sh, _))| t.shard_id != sh as u64)
+        {
+            return Err(SetError::Invalid(format!(
+                "internal error: {name} was planned with shards {first}..{last} but written with {} shards",
+                s.shards
+            )));
+        }
+        let (sha256, size_bytes) = hash_file(&path)?;
+        total_size = total_size.saturating_add(size_bytes);
+        parts.push(PartEntry {
+            file: FileEntry {
+                path: name,
+                sha256,
+                size_bytes,
+            },
+            shards: (first as u64..last as u64).collect(),
+        });
+        global.extend(s.tensors);
+    }
+
+    // The index: MMSG + global TIDX, no weights.
+    let mmsg = Manifest {
+        model_name: opts.file.model_name.clone(),
+        architecture: opts.file.architecture.clone(),
+        chunks: vec![
+            ManifestChunk {
+                fourcc: FourCc::MMSG,
+                toc_index: 0,
+                shard_id: None,
+            },
+            ManifestChunk {
+                fourcc: FourCc::TIDX,
+                toc_index: 1,
+                shard_id: None,
+            },
+        ],
+        shards: Vec::new(),
+    }
+    .encode();
+    let index_path = tmp.path.join(INDEX_NAME);
+    write_chunks(
+        &index_path,
+        opts.file.uuid.unwrap_or_else(random_uuid),
+        &[
+            ChunkSpec::standard(FourCc::MMSG, "manifest", mmsg),
+            ChunkSpec::standard(FourCc::TIDX, "tensors", encode_tidx(global.iter())),
+        ],
+    )?;
+    let (sha256, size_bytes) = hash_file(&index_path)?;
+    total_size = total_size.saturating_add(size_bytes);
+    let manifest = SetManifest::new(
+        [0, 1],
+        ModelInfo {
+            name: opts.file.model_name.clone(),
+            architecture: opts.file.architecture.clone(),
+        },
+        parts,
+        FileEntry {
+            path: INDEX_NAME.into(),
+            sha256,
+            size_bytes,
+        },
+    )?;
+    let json = manifest.to_json_pretty();
+    total_size = total_size.saturating_add(json.len() as u64);
+    let mpath = tmp.path.join(MANIFEST_NAME);
+    let mut af =
+        aero_io::atomic::AtomicFile::create(&mpath).map_err(|e| SetError::io(&mpath, e))?;
+    af.file()
+        .write_all(json.as_bytes())
+        .map_err(|e| SetError::io(&mpath, e))?;
+    af.commit().map_err(|e| SetError::io(&mpath, e))?;
+    sync_dir(&tmp.path);
+
+    tmp.commit(&dest, opts.replace)?;
+    Ok(SetWriteSummary {
+        dir: out.to_path_buf(),
+        manifest,
+        tensors: global,
+        shards: nshards,
+        total_size,
+    })
+}
+
+fn sync_dir(p: &Path) {
+    if let Ok(d) = std::fs::File::open(p) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The destination directory split into parent and name.
+struct Dest {
+    out: PathBuf,
+    parent: PathBuf,
+    name: String,
+}
+
+/// What is at the destination now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DestState {
+    Absent,
+    EmptyDir,
+    ReplaceableSet,
+}
+
+impl Dest {
+    fn new(out: &Path) -> Result<Dest> {
+        let bad = |reason: &str| SetError::Output {
+            path: out.to_path_buf(),
+            reason: reason.into(),
+        };
+        let name = out
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| bad("needs a final directory name (UTF-8)"))?
+            .to_string();
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            return Err(bad("the parent directory does not exist"));
+        }
+        Ok(Dest {
+            out: out.to_path_buf(),
+            parent,
+            name,
+        })
+    }
+
+    fn err(&self, reason: String) -> SetError {
+        SetError::Output {
+            path: self.out.clone(),
+            reason,
+        }
+    }
+
+    fn state(&self, replace: bool) -> Result<DestState> {
+        let meta = match std::fs::symlink_metadata(&self.out) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DestState::Absent),
+            Err(e) => return Err(SetError::io(&self.out, e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(self.err("is a symlink; refusing to replace it".into()));
+        }
+        if !meta.is_dir() {
+            return Err(self.err("exists and is not a directory".into()));
+        }
+        let mut entries = std::fs::read_dir(&self.out).map_err(|e| SetError::io(&self.out, e))?;
+        if entries.next().is_none() {
+            return Ok(DestState::EmptyDir);
+        }
+        match replaceable(&self.out) {
+            Ok(()) if replace => Ok(DestState::ReplaceableSet),
+            Ok(()) => {
+                Err(self.err("already holds an AEROSET (allow replacing it to overwrite)".into()))
+            }
+            Err(why) => Err(self.err(format!(
+                "exists and is not empty, and is not an AEROSET that can be replaced ({why})"
+            ))),
+        }
+    }
+}
+
+/// Whether `dir` holds an AEROSET and nothing else: its manifest plus only
+/// the plain files the manifest names.
+fn replaceable(dir: &Path) -> std::result::Result<(), String> {
+    let m = SetManifest::load(&dir.join(MANIFEST_NAME)).map_err(|e| e.to_string())?;
+    let mut allowed: Vec<&str> = vec![MANIFEST_NAME, m.global_tidx.path.as_str()];
+    allowed.extend(m.parts.iter().map(|p| p.file.path.as_str()));
+    let rd = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    for e in rd {
+        let e = e.map_err(|e| e.to_string())?;
+        let ft = e.file_type().map_err(|e| e.to_string())?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !ft.is_file() || !allowed.contains(&name.as_ref()) {
+            return Err(format!("it also holds '{name}'"));
+        }
+    }
+    Ok(())
+}
+
+/// The temporary sibling directory, removed on drop unless committed.
+struct TempDir {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempDir {
+    fn create(dest: &Dest) -> Result<TempDir> {
+        for _ in 0..8 {
+            let tag = hex::encode(&random_uuid()[..6]);
+            let path = dest.parent.join(format!("{}.tmp-{tag}", dest.name));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(TempDir { path, armed: true }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(SetError::io(&path, e)),
+            }
+        }
+        Err(dest.err("could not create a unique temporary directory".into()))
+    }
+
+    fn commit(mut self, dest: &Dest, replace: bool) -> Result<()> {
+        let rename = |a: &Path, b: &Path| std::fs::rename(a, b).map_err(|e| SetError::io(b, e));
+        match dest.state(replace)? {
+            DestState::Absent => rename(&self.path, &dest.out)?,
+            DestState::EmptyDir => {
+                std::fs::remove_dir(&dest.out).map_err(|e| SetError::io(&dest.out, e))?;
+                rename(&self.path, &dest.out)?;
+            }
+            DestState::ReplaceableSet => {
+                let tag = hex::encode(&random_uuid()[..6]);
+                let old = dest.parent.join(format!("{}.old-{tag}", dest.name));
+                rename(&dest.out, &old)?;
+                if let Err(e) = rename(&self.path, &dest.out) {
+                    let _ = std::fs::rename(&old, &dest.out);
+                    return Err(e);
+                }
+                let _ = std::fs::remove_dir_all(&old);
+            }
+        }
+        self.armed = false;
+        sync_dir(&dest.parent);
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
