@@ -16,6 +16,7 @@ mod error;
 pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;
+pub mod sharded;
 
 pub use detect::{InputKind, detect};
 pub use error::{ConvertError, Result};

@@ -114,9 +114,6 @@ pub enum SetError {
         /// What is wrong.
         reason: String,
     },
-    /// Reading a safetensors shard failed.
-    #[error(transparent)]
-    Convert(#[from] aero_convert::ConvertError),
 }
 
 impl SetError {

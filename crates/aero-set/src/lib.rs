@@ -9,7 +9,7 @@
 //! - [`validate_set`] checks sizes and SHA-256 of every file, every part as
 //!   an AERO file, and that the global and part tensor indexes agree.
 //! - [`writer::write_set`] writes a set atomically.
-//! - [`sharded`] converts a Hugging Face sharded safetensors checkpoint.
+//! - Hugging Face sharded safetensors import lives in `aero_convert::sharded`.
 //!
 //! Paths in a manifest never leave the set's directory, and a local manifest
 //! names remote URLs only when [`SetOptions::allow_remote`] is set. Bytes are
@@ -30,7 +30,6 @@ mod error;
 pub mod manifest;
 pub mod resolve;
 mod set;
-pub mod sharded;
 pub mod validate;
 pub mod writer;
 

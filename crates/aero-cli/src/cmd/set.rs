@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aero_convert::InputKind;
+use aero_convert::sharded::ShardedSafetensors;
 use aero_io::{Mode, Verdict};
-use aero_set::sharded::ShardedSafetensors;
 use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aero_convert::sharded::{ShardedSafetensors, import};
 use aero_io::stream::WriteOptions;
 use aero_io::{Mode, Verdict};
-use aero_set::sharded::{ShardedSafetensors, import};
 use aero_set::{AeroSet, SetWriteOptions, validate_set};
 use serde_json::{Value, json};
 

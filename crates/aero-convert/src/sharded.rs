@@ -2,10 +2,10 @@
 //!
 //! Input: a `*.safetensors.index.json` (`weight_map`: tensor → shard file,
 //! optional `metadata`) or a directory holding exactly one. Every shard file
-//! is parsed with [`aero_convert::safetensors::Input`] (which checks offsets,
+//! is parsed with [`crate::safetensors::Input`] (which checks offsets,
 //! sizes and the header cap) and every tensor is streamed from that file's
 //! mapping; nothing is loaded whole. Tensors are sorted by name over all
-//! files, then written with [`crate::writer::write_set`].
+//! files, then written with [`aero_set::writer::write_set`].
 //!
 //! The index and the shard files must agree: every tensor of every shard file
 //! is in `weight_map` under that file, every `weight_map` entry exists in
@@ -22,14 +22,31 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use aero_convert::safetensors::{DTYPE_PARAM, Input, METADATA_KEY};
+use crate::safetensors::{DTYPE_PARAM, Input, METADATA_KEY};
 use aero_io::DType;
 use aero_io::stream::TensorSpec;
 use serde_json::{Map, Value, json};
 
-use crate::error::{Result, SetError};
-use crate::manifest::{MAX_MANIFEST_LEN, ModelInfo};
-use crate::writer::{SetWriteOptions, SetWriteSummary, write_set_specs};
+use aero_set::{Result, SetError};
+
+use crate::ConvertError;
+
+fn io_err(path: impl Into<PathBuf>, source: std::io::Error) -> SetError {
+    SetError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Wraps a single-file converter error (its message already names the file).
+fn conv(path: &Path) -> impl Fn(ConvertError) -> SetError + '_ {
+    move |e| SetError::Input {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+use aero_set::manifest::{MAX_MANIFEST_LEN, ModelInfo};
+use aero_set::writer::{SetWriteOptions, SetWriteSummary, write_set_specs};
 
 /// Default model name when the index metadata has none.
 pub const DEFAULT_MODEL_NAME: &str = "converted-sharded";
@@ -39,7 +56,7 @@ pub const INDEX_METADATA_KEY: &str = "safetensors_index_metadata";
 pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
 
 /// Wraps every tensor reader (e.g. for a progress bar).
-pub use aero_convert::WrapReader;
+pub use crate::WrapReader;
 
 /// An opened sharded checkpoint.
 pub struct ShardedSafetensors {
@@ -65,10 +82,10 @@ pub fn find_index(path: &Path) -> Result<PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let rd = std::fs::read_dir(path).map_err(|e| SetError::io(path, e))?;
+    let rd = std::fs::read_dir(path).map_err(|e| io_err(path, e))?;
     let mut found: Vec<PathBuf> = Vec::new();
     for e in rd {
-        let e = e.map_err(|e| SetError::io(path, e))?;
+        let e = e.map_err(|e| io_err(path, e))?;
         if e.file_name().to_string_lossy().ends_with(INDEX_SUFFIX) && e.path().is_file() {
             found.push(e.path());
         }
@@ -103,13 +120,13 @@ impl ShardedSafetensors {
             path: index_path.clone(),
             reason,
         };
-        let meta = std::fs::metadata(&index_path).map_err(|e| SetError::io(&index_path, e))?;
+        let meta = std::fs::metadata(&index_path).map_err(|e| io_err(&index_path, e))?;
         if meta.len() > MAX_MANIFEST_LEN {
             return Err(bad(format!(
                 "index is larger than {MAX_MANIFEST_LEN} bytes"
             )));
         }
-        let bytes = std::fs::read(&index_path).map_err(|e| SetError::io(&index_path, e))?;
+        let bytes = std::fs::read(&index_path).map_err(|e| io_err(&index_path, e))?;
         let v: Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let root = v
@@ -141,7 +158,7 @@ impl ShardedSafetensors {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = dir.canonicalize().map_err(|e| SetError::io(&dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| io_err(&dir, e))?;
         let names: BTreeSet<&str> = weight_map.values().copied().collect();
         let mut files = Vec::with_capacity(names.len());
         for name in names {
@@ -151,19 +168,19 @@ impl ShardedSafetensors {
                 .map(|(t, _)| *t)
                 .unwrap_or_default();
             let field = format!("weight_map[\"{tensor}\"]");
-            if crate::resolve::check_lexical(&index_path, &field, name)? {
+            if aero_set::resolve::check_lexical(&index_path, &field, name)? {
                 return Err(bad(format!(
                     "field `{field}`: '{name}' is a URL; shard files must be local"
                 )));
             }
-            let canon = crate::resolve::inside(&index_path, &dir, &field, name)?;
-            files.push((name.to_string(), Input::open(&canon)?));
+            let canon = aero_set::resolve::inside(&index_path, &dir, &field, name)?;
+            files.push((name.to_string(), Input::open(&canon).map_err(conv(&canon))?));
         }
 
         // Agreement between weight_map and the files.
         let mut owner: HashMap<String, &str> = HashMap::new();
         for (fname, inp) in &files {
-            for s in inp.specs(&|r| r)? {
+            for s in inp.specs(&|r| r).map_err(conv(&index_path))? {
                 if let Some(other) = owner.insert(s.name.clone(), fname) {
                     return Err(bad(format!(
                         "tensor '{}' is in both {other} and {fname}",
@@ -252,7 +269,7 @@ impl ShardedSafetensors {
     fn specs<'s>(&'s self, wrap: &WrapReader) -> Result<(Vec<TensorSpec<'s>>, Vec<Value>)> {
         let mut all = Vec::with_capacity(self.tensor_count);
         for (_, inp) in &self.files {
-            all.extend(inp.specs(wrap)?);
+            all.extend(inp.specs(wrap).map_err(conv(&self.index_path))?);
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let mut quant_names: Vec<String> = Vec::new();
