@@ -218,13 +218,22 @@ fn example() -> Result<()> {
     Ok(())
 }
 
-/// Serves the golden files with a real nginx on 127.0.0.1 (installed and
-/// started by `tests/nginx/run_nginx_test.sh`) and reads them remotely;
-/// nginx is stopped whatever the outcome.
+/// Serves a writable copy of the golden files with a real nginx on
+/// 127.0.0.1 (installed and started by `tests/nginx/run_nginx_test.sh`) and
+/// reads files and a freshly written `base_url` set remotely; nginx is
+/// stopped whatever the outcome.
 fn nginx_test() -> Result<()> {
     let script = "tests/nginx/run_nginx_test.sh";
+    let www = root().join("target/nginx-root");
+    let _ = std::fs::remove_dir_all(&www);
+    run(Command::new("cp")
+        .args(["-r", "../shared/golden"])
+        .arg(&www))?;
+    run(Command::new("chmod").args(["-R", "u+w"]).arg(&www))?;
     let out = Command::new("bash")
-        .args([script, "start", "../shared/golden"])
+        .arg(script)
+        .arg("start")
+        .arg(&www)
         .current_dir(root())
         .output()?;
     if !out.status.success() {
@@ -239,20 +248,36 @@ fn nginx_test() -> Result<()> {
         .current_dir(root())
         .output()?;
     let log = String::from_utf8(log.stdout)?.trim().to_string();
-    let result = run(cargo()
-        .args([
-            "test",
-            "--package",
-            "aero-io",
-            "--features",
-            "http",
-            "--test",
-            "remote_nginx",
-            "--",
-            "--nocapture",
-        ])
-        .env("AERO_NGINX_URL", &url)
-        .env("AERO_NGINX_LOG", &log));
+    let tests = || -> Result<()> {
+        run(cargo()
+            .args([
+                "test",
+                "--package",
+                "aero-io",
+                "--features",
+                "http",
+                "--test",
+                "remote_nginx",
+                "--",
+                "--nocapture",
+            ])
+            .env("AERO_NGINX_URL", &url)
+            .env("AERO_NGINX_LOG", &log))?;
+        run(cargo()
+            .args([
+                "test",
+                "--package",
+                "aero-cli",
+                "--test",
+                "remote_set_nginx",
+                "--",
+                "--nocapture",
+            ])
+            .env("AERO_NGINX_URL", &url)
+            .env("AERO_NGINX_LOG", &log)
+            .env("AERO_NGINX_ROOT", &www))
+    };
+    let result = tests();
     let _ = Command::new("bash")
         .args([script, "stop"])
         .current_dir(root())

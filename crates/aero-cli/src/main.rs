@@ -2,6 +2,7 @@
 
 mod cmd;
 mod out;
+mod remote;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ use clap::Parser;
 struct Cli {
     #[command(subcommand)]
     command: cmd::Command,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
 }
 
 /// Makes a closed stdout (e.g. `aerotensor list big.aero | head`) end the
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    remote::init(cli.remote);
     match cmd::run(cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -75,7 +75,7 @@ fn opts(max_shard_bytes: u64, max_part_shards: usize) -> SetWriteOptions {
             ..WriteOptions::default()
         },
         max_part_shards,
-        replace: false,
+        ..Default::default()
     }
 }
 

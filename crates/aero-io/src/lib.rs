@@ -34,6 +34,12 @@ mod view;
 pub mod writer;
 
 pub use aero_format::{self as format, DType, FourCc};
+
+/// Whether `s` is an `http://` or `https://` URL (available without the
+/// `http` feature, for manifests that only name URLs).
+pub fn remote_url_syntax(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
 pub use chunk::{Chunk, ChunkStatus, decompress_exact};
 pub use error::{Error, Result};
 pub use file::AeroFile;

@@ -28,6 +28,8 @@
 
 mod error;
 pub mod manifest;
+#[cfg(feature = "http")]
+pub mod remote;
 pub mod resolve;
 mod set;
 pub mod validate;

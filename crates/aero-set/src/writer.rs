@@ -50,6 +50,9 @@ pub struct SetWriteOptions {
     pub max_part_shards: usize,
     /// Replace an existing AEROSET at the destination (see the module docs).
     pub replace: bool,
+    /// Where the set will be hosted: writes a v0.2 manifest with this
+    /// `base_url` (relative paths then resolve as `base_url/path`).
+    pub base_url: Option<String>,
 }
 
 impl Default for SetWriteOptions {
@@ -58,6 +61,7 @@ impl Default for SetWriteOptions {
             file: WriteOptions::default(),
             max_part_shards: DEFAULT_MAX_PART_SHARDS,
             replace: false,
+            base_url: None,
         }
     }
 }
@@ -273,8 +277,21 @@ pub fn write_set<'a>(
     )?;
     let (sha256, size_bytes) = hash_file(&index_path)?;
     total_size = total_size.saturating_add(size_bytes);
-    let manifest = SetManifest::new(
-        [0, 1],
+    if let Some(b) = &opts.base_url {
+        if !aero_io::remote_url_syntax(b) {
+            return Err(SetError::Field {
+                path: out.to_path_buf(),
+                field: "base_url".into(),
+                reason: format!("'{b}' is not an http:// or https:// URL"),
+            });
+        }
+    }
+    let mut manifest = SetManifest::new(
+        if opts.base_url.is_some() {
+            [0, 2]
+        } else {
+            [0, 1]
+        },
         ModelInfo {
             name: opts.file.model_name.clone(),
             architecture: opts.file.architecture.clone(),
@@ -286,6 +303,7 @@ pub fn write_set<'a>(
             size_bytes,
         },
     )?;
+    manifest.base_url = opts.base_url.clone();
     let json = manifest.to_json_pretty();
     total_size = total_size.saturating_add(json.len() as u64);
     let mpath = tmp.path.join(MANIFEST_NAME);

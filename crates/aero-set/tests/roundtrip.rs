@@ -75,7 +75,7 @@ fn opts(layout: Layout, tensor_hash: bool) -> SetWriteOptions {
             ..WriteOptions::default()
         },
         max_part_shards: 2,
-        replace: false,
+        ..Default::default()
     }
 }
 

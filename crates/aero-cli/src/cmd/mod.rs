@@ -96,6 +96,9 @@ pub struct ConvertShardedArgs {
     #[arg(long, value_name = "N", default_value_t = aero_set::writer::DEFAULT_MAX_PART_SHARDS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_part_shards: usize,
+    /// URL where the set will be hosted: writes an AEROSET v0.2 manifest with this base_url.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
     #[command(flatten)]
     pub writer: WriterArgs,
     /// Print a JSON summary.

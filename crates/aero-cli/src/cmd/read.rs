@@ -1,7 +1,7 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use aero_io::{AeroFile, TensorInfo};
+use aero_io::TensorInfo;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ fn shape_str(s: &[u64]) -> String {
 }
 
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
-    let f = AeroFile::open(&a.file)?;
+    let f = crate::remote::open_file(&a.file)?;
     let idx = f.index()?;
     if a.json {
         let tensors: Vec<Value> = idx.tensors().iter().map(tensor_json).collect();
@@ -71,7 +71,7 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
-    let f = AeroFile::open(&a.file)?;
+    let f = crate::remote::open_file(&a.file)?;
     let h = f.header();
     let (name, arch) = f.model();
     let idx = f.index();
@@ -207,7 +207,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    let f = AeroFile::open(&a.file)?;
+    let f = crate::remote::open_file(&a.file)?;
     let view = f.tensor(&a.tensor)?;
     let to_stdout = match &a.out {
         Some(p) => p.as_os_str() == "-",

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use aero_io::stream::{Layout, TensorSpec, WriteOptions};
-use aero_io::{AeroFile, Mode, Verdict};
+use aero_io::{Mode, Verdict};
 use anyhow::{Context, bail};
 
 use super::{RepackArgs, WriterArgs};
@@ -88,7 +88,7 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     if a.input == a.output {
         bail!("input and output are the same file: {}", a.input.display());
     }
-    let f = AeroFile::open(&a.input)?;
+    let f = crate::remote::open_file(&a.input)?;
     if !a.force {
         let pb = out::bytes_bar(
             aero_io::validate::work_bytes(&f, Mode::Full),

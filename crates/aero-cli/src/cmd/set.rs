@@ -23,6 +23,9 @@ use crate::out;
 
 /// Whether a path given to `validate` / `list` / `extract` is an AEROSET.
 pub fn is_set(path: &Path) -> bool {
+    if crate::remote::is_url(path) {
+        return crate::remote::is_set_url(path);
+    }
     aero_set::is_set(path)
 }
 
@@ -44,7 +47,7 @@ fn part_path(set: &AeroSet, shard_id: u64) -> Option<&str> {
 }
 
 pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
-    let set = AeroSet::open(&a.set)?;
+    let set = crate::remote::open_set(&a.set)?;
     let m = set.manifest();
     let idx = set.index()?;
     let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
@@ -175,7 +178,20 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         Mode::Quick
     };
     // `load` so that a damaged index is reported, not just refused.
-    let set = AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage))?;
+    let set = if crate::remote::is_url(&a.file) {
+        crate::remote::open_set(&a.file)?
+    } else if crate::remote::allow_remote() {
+        let storage = aero_set::remote::RemoteStorage {
+            options: crate::remote::options()?,
+        };
+        AeroSet::load(
+            &a.file,
+            &SetOptions { allow_remote: true },
+            Arc::new(storage),
+        )?
+    } else {
+        AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage))?
+    };
     let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");
     let report = aero_set::validate_set(&set, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
@@ -247,7 +263,7 @@ fn print_human(r: &SetReport, strict: bool) {
 }
 
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
-    let set = AeroSet::open(&a.file)?;
+    let set = crate::remote::open_set(&a.file)?;
     let idx = set.index()?;
     if a.json {
         let tensors: Vec<Value> = idx
@@ -294,7 +310,7 @@ fn write_tensor(
     tensor: &str,
     out_path: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let set = AeroSet::open(set_path)?;
+    let set = crate::remote::open_set(set_path)?;
     let to_stdout = match out_path {
         Some(p) => p.as_os_str() == "-",
         None => {
@@ -353,6 +369,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         // Like the single-file converters, which write over an existing
         // output: an existing AEROSET (and nothing else) is replaced.
         replace: true,
+        base_url: a.base_url.clone(),
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -396,6 +413,7 @@ pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
             input: a.input,
             output: a.output,
             max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+            base_url: None,
             writer: a.writer,
             json: a.json,
         });

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use aero_io::{AeroFile, Mode, Verdict};
+use aero_io::{Mode, Verdict};
 
 use super::ValidateArgs;
 use crate::out;
@@ -13,7 +13,7 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         Mode::Quick
     };
-    let f = AeroFile::open(&a.file)?;
+    let f = crate::remote::open_file(&a.file)?;
     let pb = out::bytes_bar(aero_io::validate::work_bytes(&f, mode), "verifying");
     let report = aero_io::validate(&f, mode, &|n| pb.inc(n));
     pb.finish_and_clear();

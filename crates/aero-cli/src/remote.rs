@@ -1,0 +1,92 @@
+//! Paths or URLs: every read command accepts `http(s)://` URLs for `.aero`
+//! files and AEROSET manifests, read with Range requests through a bounded,
+//! verified disk cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use aero_io::AeroFile;
+use aero_io::remote::{RangeCache, RemoteOptions};
+use aero_set::AeroSet;
+use anyhow::Context;
+use clap::Args;
+
+/// Options for remote reads, accepted by every command.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// Let a local AEROSET manifest name remote (http/https) parts or a base_url.
+    #[arg(long, global = true)]
+    pub remote: bool,
+    /// Cache directory for remote byte ranges [default: $AEROTENSOR_CACHE_DIR or ~/.cache/aerotensor].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the remote range cache.
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+static ARGS: OnceLock<RemoteArgs> = OnceLock::new();
+
+pub fn init(a: RemoteArgs) {
+    let _ = ARGS.set(a);
+}
+
+fn args() -> RemoteArgs {
+    ARGS.get().cloned().unwrap_or_default()
+}
+
+/// Whether `--remote` was given.
+pub fn allow_remote() -> bool {
+    args().remote
+}
+
+/// Whether a command-line argument is a URL.
+pub fn is_url(p: &Path) -> bool {
+    p.to_str().is_some_and(aero_io::remote::is_url)
+}
+
+/// Whether a URL names an AEROSET manifest (`….json` or a directory URL).
+pub fn is_set_url(p: &Path) -> bool {
+    p.to_str()
+        .is_some_and(|s| aero_io::remote::is_url(s) && (s.ends_with(".json") || s.ends_with('/')))
+}
+
+/// Remote options from the flags and environment.
+pub fn options() -> anyhow::Result<RemoteOptions> {
+    let a = args();
+    let cache = if a.no_cache {
+        None
+    } else {
+        let max = RangeCache::from_env()
+            .map(|c| c.max_bytes())
+            .unwrap_or(2048 << 20);
+        Some(match &a.cache_dir {
+            Some(d) => RangeCache::new(d, max)
+                .with_context(|| format!("cache directory {}", d.display()))?,
+            None => RangeCache::from_env()
+                .context("remote range cache (use --no-cache to go without)")?,
+        })
+    };
+    Ok(RemoteOptions {
+        cache,
+        ..RemoteOptions::default()
+    })
+}
+
+/// Opens a `.aero` path or URL.
+pub fn open_file(p: &Path) -> anyhow::Result<AeroFile> {
+    match p.to_str().filter(|s| aero_io::remote::is_url(s)) {
+        Some(url) => Ok(AeroFile::open_url(url, options()?)?),
+        None => Ok(AeroFile::open(p)?),
+    }
+}
+
+/// Opens an AEROSET manifest (or its directory) by path or URL. Local
+/// manifests may name URLs only with `--remote`.
+pub fn open_set(p: &Path) -> anyhow::Result<AeroSet> {
+    match p.to_str().filter(|s| aero_io::remote::is_url(s)) {
+        Some(url) => Ok(AeroSet::open_url(url, options()?)?),
+        None if allow_remote() => Ok(AeroSet::open_with_remote(p, true, options()?)?),
+        None => Ok(AeroSet::open(p)?),
+    }
+}

@@ -1,0 +1,127 @@
+//! Remote AEROSETs (spec §13–§14): the manifest, index and parts read over
+//! HTTP(S) with Range requests through [`aero_io::remote::HttpSource`].
+//!
+//! Trust rules: a set opened from a URL resolves every path against its URL
+//! (or `base_url`), so a remote manifest can never make the reader open a
+//! local file; a local manifest may name URLs only when the caller allows it
+//! ([`SetOptions::allow_remote`], `--remote` on the CLI).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aero_io::remote::{HttpSource, RemoteOptions};
+use aero_io::{ByteSource, LocalSource};
+
+use crate::error::{Result, SetError};
+use crate::manifest::{MAX_MANIFEST_LEN, SetManifest};
+use crate::resolve::{Location, PartStorage, SetBase, SetOptions};
+use crate::set::AeroSet;
+
+/// Opens local files (memory-mapped) and URLs (HTTP range reads). Which
+/// locations a set may name is decided by path resolution, not here.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteStorage {
+    /// Options for every remote file (timeouts, retries, cache).
+    pub options: RemoteOptions,
+}
+
+impl PartStorage for RemoteStorage {
+    fn open(&self, location: &Location) -> Result<Box<dyn ByteSource>> {
+        match location {
+            Location::Local(p) => Ok(Box::new(LocalSource::open(p).map_err(|e| {
+                SetError::Io {
+                    path: p.clone(),
+                    source: e,
+                }
+            })?)),
+            Location::Remote(u) => Ok(Box::new(
+                HttpSource::open(u, self.options.clone()).map_err(|e| SetError::Io {
+                    path: PathBuf::from(u),
+                    source: e,
+                })?,
+            )),
+        }
+    }
+}
+
+/// The URL "directory" of a manifest URL (everything before the last `/`).
+fn url_dir(url: &str) -> &str {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    match url[scheme_end..].rfind('/') {
+        Some(i) => &url[..scheme_end + i],
+        None => url,
+    }
+}
+
+impl AeroSet {
+    /// Opens a set from the URL of its `model.aeroset.json` (or of a
+    /// directory URL ending in `/`, to which `model.aeroset.json` is added).
+    /// Costs one request for the manifest and one or two for the index's
+    /// header, TOC and string table (its TIDX follows on first use).
+    pub fn open_url(url: &str, options: RemoteOptions) -> Result<AeroSet> {
+        let url = if url.ends_with('/') {
+            format!("{url}{}", crate::MANIFEST_NAME)
+        } else {
+            url.to_string()
+        };
+        let label = PathBuf::from(&url);
+        let io = |e| SetError::Io {
+            path: label.clone(),
+            source: e,
+        };
+        let mut opts = options.clone();
+        // The manifest is small and read whole: it needs no range cache.
+        opts.cache = None;
+        let src = HttpSource::open(&url, opts).map_err(io)?;
+        if src.len() > MAX_MANIFEST_LEN {
+            return Err(SetError::File {
+                path: label.clone(),
+                reason: format!(
+                    "manifest is {} bytes, over the {MAX_MANIFEST_LEN}-byte cap",
+                    src.len()
+                ),
+            });
+        }
+        let bytes = src.bytes(0, src.len()).map_err(io)?;
+        let manifest = SetManifest::parse(&bytes, &label)?;
+        let base = SetBase::Url(url_dir(&url).to_string());
+        let set = AeroSet::from_manifest(
+            label,
+            base,
+            manifest,
+            &SetOptions { allow_remote: true },
+            Arc::new(RemoteStorage { options }),
+        )?;
+        set.index()?;
+        Ok(set)
+    }
+
+    /// Opens a local manifest whose parts may be remote (`allow_remote`).
+    pub fn open_with_remote(
+        path: &Path,
+        allow_remote: bool,
+        options: RemoteOptions,
+    ) -> Result<AeroSet> {
+        let set = AeroSet::load(
+            path,
+            &SetOptions { allow_remote },
+            Arc::new(RemoteStorage { options }),
+        )?;
+        set.index()?;
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_dir;
+
+    #[test]
+    fn url_dirs() {
+        assert_eq!(
+            url_dir("http://h:1/a/b/model.aeroset.json"),
+            "http://h:1/a/b"
+        );
+        assert_eq!(url_dir("https://h/model.aeroset.json"), "https://h");
+    }
+}
