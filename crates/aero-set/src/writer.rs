@@ -277,14 +277,14 @@ pub fn write_set<'a>(
     )?;
     let (sha256, size_bytes) = hash_file(&index_path)?;
     total_size = total_size.saturating_add(size_bytes);
-    if let Some(b) = &opts.base_url {
-        if !aero_io::remote_url_syntax(b) {
-            return Err(SetError::Field {
-                path: out.to_path_buf(),
-                field: "base_url".into(),
-                reason: format!("'{b}' is not an http:// or https:// URL"),
-            });
-        }
+    if let Some(b) = &opts.base_url
+        && !aero_io::remote_url_syntax(b)
+    {
+        return Err(SetError::Field {
+            path: out.to_path_buf(),
+            field: "base_url".into(),
+            reason: format!("'{b}' is not an http:// or https:// URL"),
+        });
     }
     let mut manifest = SetManifest::new(
         if opts.base_url.is_some() {
