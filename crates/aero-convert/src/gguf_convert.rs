@@ -471,7 +471,7 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
         for (t, info) in tensors.iter().zip(&header.tensors) {
             w.write_all(&vec![0u8; (info.offset - pos) as usize])
                 .map_err(io)?;
-            w.write_all(f.tensor(&t.name)?.bytes()).map_err(io)?;
+            std::io::copy(&mut f.tensor_reader(t)?, &mut w).map_err(io)?;
             pos = info.offset + info.size;
         }
         // Pad the data section to the alignment, as gguf-py does.

@@ -333,8 +333,8 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
         w.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
         w.write_all(&hb).map_err(io)?;
         for (t, _) in &items {
-            let v = f.tensor(&t.name)?;
-            w.write_all(v.bytes()).map_err(io)?;
+            // Verified above (full validation); stream with bounded memory.
+            std::io::copy(&mut f.tensor_reader(t)?, &mut w).map_err(io)?;
         }
         w.flush().map_err(io)?;
     }

@@ -159,8 +159,12 @@ impl ByteSource for Vec<u8> {
     }
 }
 
-/// A `Read` over `len` bytes at `offset` of a source: a plain slice when the
-/// source is mapped, positioned reads otherwise.
+/// A `Read` over `len` bytes at `offset` of a source, for streaming copies.
+///
+/// A local file is read with `pread` even when it is memory-mapped: the
+/// caller copies into its own buffer either way, and positioned reads keep
+/// resident memory at the buffer size instead of growing with every mapped
+/// page touched. Other sources use their zero-copy slice when they have one.
 pub fn range_reader<'a>(
     src: &'a dyn ByteSource,
     offset: u64,
@@ -172,6 +176,13 @@ pub fn range_reader<'a>(
             format!("range {offset}+{len} is past the end"),
         ));
     }
+    if let Some(file) = src.file() {
+        return Ok(Box::new(FileRange {
+            file,
+            pos: offset,
+            end: offset + len,
+        }));
+    }
     if let Some(s) = src.mapped(offset, len) {
         return Ok(Box::new(s));
     }
@@ -180,6 +191,21 @@ pub fn range_reader<'a>(
         pos: offset,
         end: offset + len,
     }))
+}
+
+struct FileRange<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl io::Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        read_exact_at(self.file, self.pos, &mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 struct RangeReader<'a> {
