@@ -12,8 +12,9 @@ pub(crate) fn map_whole(file: &File) -> Option<memmap2::Mmap> {
     unsafe { memmap2::MmapOptions::new().map(file) }.ok()
 }
 
-/// Maps `len` bytes at `offset` (page-aligned by the caller or not: memmap2
-/// handles the alignment), pre-faulting them; `None` on failure.
+/// Maps `len` bytes at `offset` (memmap2 handles page alignment); `None` on
+/// failure. Not pre-faulted: pages fault in inside the parallel hashing
+/// threads, so both cores share that work (as with `b3sum`).
 pub(crate) fn map_window(file: &File, offset: u64, len: usize) -> Option<memmap2::Mmap> {
     // SAFETY: as above; the window is dropped (unmapped) as soon as it is
     // hashed, which keeps resident memory bounded by the window size.
