@@ -27,6 +27,7 @@ mod mmap;
 pub mod remote;
 pub mod source;
 pub mod stream;
+pub mod tee;
 pub mod validate;
 pub mod value;
 pub mod verify;

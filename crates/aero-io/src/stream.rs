@@ -585,13 +585,13 @@ pub fn write_to(
             while left > 0 {
                 let want = (left.min(buf.len() as u64)) as usize;
                 let got = read_full(&mut src, &mut buf[..want]).map_err(|e| Error::Tensor {
-                    path: "<source>".into(),
+                    path: "input".into(),
                     name: spec.name.clone(),
-                    reason: format!("reading source: {e}"),
+                    reason: e.to_string(),
                 })?;
                 if got == 0 {
                     return Err(Error::Tensor {
-                        path: "<source>".into(),
+                        path: "input".into(),
                         name: spec.name.clone(),
                         reason: format!(
                             "source ended after {} of {} bytes",

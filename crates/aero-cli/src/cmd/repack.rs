@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use aero_io::stream::{Layout, TensorSpec, WriteOptions};
 use aero_io::{Mode, Verdict};
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::{RepackArgs, WriterArgs};
 use crate::out;
@@ -89,19 +89,34 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
         bail!("input and output are the same file: {}", a.input.display());
     }
     let f = crate::remote::open_file(&a.input)?;
+    // Metadata, manifest and tensor table first; weight shards are verified
+    // while they stream (aero_io::tee), so the input is read only once.
+    let mut readers = None;
     if !a.force {
-        let pb = out::bytes_bar(
-            aero_io::validate::work_bytes(&f, Mode::Full),
-            "verifying input",
-        );
-        let r = aero_io::validate(&f, Mode::Full, &|n| pb.inc(n));
-        pb.finish_and_clear();
-        if r.verdict == Verdict::Invalid {
-            bail!(
+        let refuse = |r: &aero_io::Report| {
+            anyhow::anyhow!(
                 "{}: input is damaged ({}); use --force to repack anyway",
                 a.input.display(),
                 r.errors.first().cloned().unwrap_or_default()
+            )
+        };
+        let r = aero_io::validate(&f, Mode::Quick, &|_| {});
+        if r.verdict == Verdict::Invalid {
+            return Err(refuse(&r));
+        }
+        readers = aero_io::tee::verified_tensor_readers(&f)
+            .map_err(|e| anyhow::anyhow!("{e}; use --force to repack anyway"))?;
+        if readers.is_none() {
+            // Tensors out of offset order: verify everything up front instead.
+            let pb = out::bytes_bar(
+                aero_io::validate::work_bytes(&f, Mode::Full),
+                "verifying input",
             );
+            let r = aero_io::validate(&f, Mode::Full, &|n| pb.inc(n));
+            pb.finish_and_clear();
+            if r.verdict == Verdict::Invalid {
+                return Err(refuse(&r));
+            }
         }
     }
     let idx = f.index()?;
@@ -117,8 +132,12 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
     let pb = out::bytes_bar(total, "repacking");
     let mut specs = Vec::with_capacity(idx.len());
+    let mut verified = readers.map(Vec::into_iter);
     for t in idx.tensors() {
-        let reader = f.tensor_reader(t)?;
+        let reader = match verified.as_mut().and_then(Iterator::next) {
+            Some(r) => r,
+            None => f.tensor_reader(t)?,
+        };
         specs.push(TensorSpec {
             name: t.name.clone(),
             dtype: t.dtype,
@@ -128,8 +147,15 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
             source: Box::new(pb.wrap_read(reader)),
         });
     }
-    let s = aero_io::stream::write_model(&a.output, specs, &opts)
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    let s = match aero_io::stream::write_model(&a.output, specs, &opts) {
+        Ok(s) => s,
+        Err(e) if e.to_string().contains("weights corrupt") => {
+            bail!("{}: {e}; use --force to repack anyway", a.input.display())
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("writing {}", a.output.display())));
+        }
+    };
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)

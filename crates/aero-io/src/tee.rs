@@ -1,0 +1,204 @@
+//! Tensor readers that verify their input while a copy streams.
+//!
+//! Rewriting a file (repack, export) must not copy damaged bytes, but a
+//! separate verification pass reads every weight twice. These readers hash
+//! each WTSH shard as its tensors stream past — the gaps between tensors
+//! included — and fail the read at the end of the shard if its BLAKE3 does
+//! not match the TOC. Writers are atomic, so a failure leaves nothing behind.
+
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+
+use crate::file::AeroFile;
+use crate::index::TensorInfo;
+use crate::source::ByteSource;
+
+struct ShardState {
+    hasher: blake3::Hasher,
+    /// Shard-relative offset hashed so far.
+    pos: u64,
+}
+
+struct Shard {
+    name: String,
+    offset: u64,
+    length: u64,
+    expected: Option<[u8; 32]>,
+    state: Mutex<ShardState>,
+}
+
+/// Reads one tensor, hashing it (and the gap before it) into its shard's state.
+struct TeeReader<'a> {
+    src: &'a dyn ByteSource,
+    shard: Arc<Shard>,
+    start: u64,
+    end: u64,
+    pos: u64,
+    last_in_shard: bool,
+    started: bool,
+}
+
+fn bad(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+impl TeeReader<'_> {
+    fn hash_span(&self, st: &mut ShardState, from: u64, to: u64) -> io::Result<()> {
+        crate::verify::for_each_window(
+            self.src,
+            self.shard.offset + from,
+            to - from,
+            |w| {
+                st.hasher.update(w);
+            },
+            |_| {},
+        )?;
+        st.pos = to;
+        Ok(())
+    }
+
+    fn finish_shard(&self) -> io::Result<()> {
+        let mut st = self
+            .shard
+            .state
+            .lock()
+            .map_err(|_| bad("shard state poisoned".into()))?;
+        let pos = st.pos;
+        self.hash_span(&mut st, pos, self.shard.length)?;
+        if let Some(want) = self.shard.expected {
+            if *st.hasher.finalize().as_bytes() != want {
+                return Err(bad(format!(
+                    "input {}: BLAKE3 mismatch (weights corrupt); nothing was written",
+                    self.shard.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for TeeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.started {
+            self.started = true;
+            let mut st = self
+                .shard
+                .state
+                .lock()
+                .map_err(|_| bad("shard state poisoned".into()))?;
+            let pos = st.pos;
+            self.hash_span(&mut st, pos, self.start)?;
+        }
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if n > 0 {
+            let abs = self.shard.offset + self.pos;
+            match self.src.file() {
+                Some(f) => crate::source::read_exact_at(f, abs, &mut buf[..n])?,
+                None => self.src.read_exact_at(abs, &mut buf[..n])?,
+            }
+            let mut st = self
+                .shard
+                .state
+                .lock()
+                .map_err(|_| bad("shard state poisoned".into()))?;
+            if buf.len() >= 1 << 20 {
+                st.hasher.update_rayon(&buf[..n]);
+            } else {
+                st.hasher.update(&buf[..n]);
+            }
+            st.pos = self.pos + n as u64;
+            self.pos += n as u64;
+        }
+        if self.pos == self.end && self.last_in_shard {
+            self.last_in_shard = false;
+            self.finish_shard()?;
+        }
+        Ok(n)
+    }
+}
+
+/// Readers for every tensor of `f`, in TIDX order, that verify each weight
+/// shard's BLAKE3 as the bytes go by (see the module docs). Returns `None`
+/// when some shard's tensors are not in increasing, non-overlapping offset
+/// order in the TIDX (then verify the file first with [`crate::validate`]).
+/// Shards holding no tensor are verified here, up front.
+pub fn verified_tensor_readers(
+    f: &AeroFile,
+) -> crate::Result<Option<Vec<Box<dyn Read + Send + '_>>>> {
+    let idx = f.index()?;
+    let tensors: &[TensorInfo] = idx.tensors();
+    let mut shards: std::collections::HashMap<u64, (Arc<Shard>, u64, usize)> =
+        std::collections::HashMap::new();
+    // Check ordering per shard and find each shard's last tensor.
+    for (i, t) in tensors.iter().enumerate() {
+        let (abs, _) = f.tensor_range(t)?;
+        let chunk = f.shard(t.shard_id)?;
+        let entry = shards.entry(t.shard_id).or_insert_with(|| {
+            (
+                Arc::new(Shard {
+                    name: chunk.name.clone(),
+                    offset: chunk.offset,
+                    length: chunk.length,
+                    expected: chunk.hash_recorded().then_some(chunk.blake3),
+                    state: Mutex::new(ShardState {
+                        hasher: blake3::Hasher::new(),
+                        pos: 0,
+                    }),
+                }),
+                0,
+                i,
+            )
+        });
+        let rel = abs - chunk.offset;
+        if rel < entry.1 {
+            return Ok(None);
+        }
+        entry.1 = rel + t.data_len;
+        // Writers never read an empty tensor, so only a non-empty one can
+        // close the shard.
+        if t.data_len > 0 {
+            entry.2 = i;
+        }
+    }
+    // A shard whose tensors are all empty is verified up front, like an unused one.
+    shards.retain(|_, (_, _, last)| tensors.get(*last).is_some_and(|t| t.data_len > 0));
+    // Shards no tensor lives in still need checking.
+    for c in f
+        .chunks()
+        .iter()
+        .filter(|c| c.fourcc == aero_format::FourCc::WTSH)
+    {
+        let used = c
+            .shard_id()
+            .is_some_and(|id| shards.get(&id).is_some_and(|s| s.0.name == c.name));
+        if !used && c.hash_recorded() {
+            let h = crate::verify::hash_range(f.source(), c.offset, c.length, |_| {})
+                .map_err(|e| crate::Error::io(f.path(), e))?;
+            if *h.as_bytes() != c.blake3 {
+                return Err(crate::Error::HashMismatch {
+                    path: f.path().to_path_buf(),
+                    index: c.index,
+                    fourcc: c.fourcc,
+                    name: c.name.clone(),
+                });
+            }
+        }
+    }
+    let mut out: Vec<Box<dyn Read + Send + '_>> = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        let Some((shard, _, last)) = shards.get(&t.shard_id) else {
+            out.push(f.tensor_reader(t)?);
+            continue;
+        };
+        out.push(Box::new(TeeReader {
+            src: f.source(),
+            shard: shard.clone(),
+            start: t.data_off,
+            end: t.data_off + t.data_len,
+            pos: t.data_off,
+            last_in_shard: *last == i,
+            started: false,
+        }));
+    }
+    Ok(Some(out))
+}
