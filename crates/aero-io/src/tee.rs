@@ -65,13 +65,13 @@ impl TeeReader<'_> {
             .map_err(|_| bad("shard state poisoned".into()))?;
         let pos = st.pos;
         self.hash_span(&mut st, pos, self.shard.length)?;
-        if let Some(want) = self.shard.expected {
-            if *st.hasher.finalize().as_bytes() != want {
-                return Err(bad(format!(
-                    "input {}: BLAKE3 mismatch (weights corrupt); nothing was written",
-                    self.shard.name
-                )));
-            }
+        if let Some(want) = self.shard.expected
+            && *st.hasher.finalize().as_bytes() != want
+        {
+            return Err(bad(format!(
+                "input {}: BLAKE3 mismatch (weights corrupt); nothing was written",
+                self.shard.name
+            )));
         }
         Ok(())
     }
