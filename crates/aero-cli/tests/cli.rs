@@ -317,3 +317,41 @@ fn repack_reproduces_golden_and_refuses_damaged_input() {
         Some(2)
     );
 }
+
+#[test]
+fn the_pread_fallback_reaches_the_same_verdicts_and_bytes() {
+    let e = expected();
+    for name in [
+        "mixed-multishard.aero",
+        "tensor-hash-defect.aero",
+        "mjsn-zero-hash.aero",
+        "ihsh-phsh.aero",
+    ] {
+        let f = golden(name);
+        let mapped = json(&run(&["validate", "--full", "--json", f.to_str().unwrap()]));
+        let o = bin()
+            .env("AEROTENSOR_NO_MMAP", "1")
+            .args(["validate", "--full", "--json", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let pread = json(&o);
+        assert_eq!(mapped["verdict"], pread["verdict"], "{name}");
+        assert_eq!(mapped["chunks"], pread["chunks"], "{name}");
+        assert_eq!(mapped["tensors"], pread["tensors"], "{name}");
+    }
+    let truth = &e["tensor_sets"]["mixed"]["big.weight"]["blake3"];
+    let o = bin()
+        .env("AEROTENSOR_NO_MMAP", "1")
+        .args([
+            "extract",
+            golden("mixed-single-shard.aero").to_str().unwrap(),
+            "big.weight",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        blake3::hash(&o.stdout).to_hex().as_str(),
+        truth.as_str().unwrap()
+    );
+}
