@@ -118,12 +118,7 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     no_std()?;
-    if has("cargo-nextest", "--version")
-        || cargo()
-            .args(["nextest", "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
+    if has_nextest() {
         run(cargo().args([
             "nextest",
             "run",
@@ -249,33 +244,42 @@ fn nginx_test() -> Result<()> {
         .output()?;
     let log = String::from_utf8(log.stdout)?.trim().to_string();
     let tests = || -> Result<()> {
+        let env = [("AERO_NGINX_URL", &url), ("AERO_NGINX_LOG", &log)];
+        let root_env = www.to_string_lossy().to_string();
+        if has_nextest() {
+            // The same build as the main test run: nothing recompiles.
+            let mut c = cargo();
+            c.args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--features",
+                "aero-io/http",
+                "--no-capture",
+                "-E",
+            ])
+            .arg("binary(remote_nginx) or binary(remote_set_nginx)")
+            .env("AERO_NGINX_ROOT", &root_env);
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            return run(&mut c);
+        }
         run(cargo()
             .args([
                 "test",
-                "--package",
-                "aero-io",
+                "--workspace",
                 "--features",
-                "http",
+                "aero-io/http",
                 "--test",
                 "remote_nginx",
-                "--",
-                "--nocapture",
-            ])
-            .env("AERO_NGINX_URL", &url)
-            .env("AERO_NGINX_LOG", &log))?;
-        run(cargo()
-            .args([
-                "test",
-                "--package",
-                "aero-cli",
                 "--test",
                 "remote_set_nginx",
                 "--",
                 "--nocapture",
             ])
-            .env("AERO_NGINX_URL", &url)
-            .env("AERO_NGINX_LOG", &log)
-            .env("AERO_NGINX_ROOT", &www))
+            .envs(env)
+            .env("AERO_NGINX_ROOT", &root_env))
     };
     let result = tests();
     let _ = Command::new("bash")
@@ -283,4 +287,11 @@ fn nginx_test() -> Result<()> {
         .current_dir(root())
         .status();
     result
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
