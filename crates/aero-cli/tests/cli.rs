@@ -355,3 +355,48 @@ fn the_pread_fallback_reaches_the_same_verdicts_and_bytes() {
         truth.as_str().unwrap()
     );
 }
+
+#[test]
+fn streamed_list_json_matches_inspect_json_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = Command::new("python3")
+        .arg(repo.join("tests/fixtures/gen_gguf.py"))
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let packed = d.path().join("q.aero");
+    let conv = d.path().join("v3_all.gguf");
+    assert!(
+        run(&[
+            "convert",
+            conv.to_str().unwrap(),
+            packed.to_str().unwrap(),
+            "--tensor-hash"
+        ])
+        .status
+        .success()
+    );
+    let mut files: Vec<PathBuf> = [
+        "test-vector.aero",
+        "tensor-hash-defect.aero",
+        "mixed-multishard.aero",
+    ]
+    .iter()
+    .map(|n| golden(n))
+    .collect();
+    files.push(packed);
+    for f in files {
+        let list = json(&run(&["list", "--json", f.to_str().unwrap()]));
+        let insp = json(&run(&[
+            "inspect",
+            "--json",
+            "--max-tensors",
+            "100000",
+            f.to_str().unwrap(),
+        ]));
+        assert_eq!(list["tensors"], insp["tensors"], "{}", f.display());
+        assert!(!list["tensors"].as_array().unwrap().is_empty());
+    }
+}

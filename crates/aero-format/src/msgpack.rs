@@ -117,7 +117,15 @@ impl<'a> Reader<'a> {
 
     /// Reads the next token. `field` names what is being read, for errors.
     pub fn next(&mut self, field: Field) -> Result<Token<'a>, Error> {
-        let m = Marker::from_u8(self.be::<1>(field)?[0]);
+        let b = self.be::<1>(field)?[0];
+        // Fast paths for the tokens a TIDX is made of.
+        if b <= 0x7f {
+            return Ok(Token::Uint(u64::from(b)));
+        }
+        if (0xa0..=0xbf).contains(&b) {
+            return Ok(Token::Str(self.take(usize::from(b & 0x1f), field)?));
+        }
+        let m = Marker::from_u8(b);
         Ok(match m {
             Marker::FixPos(v) => Token::Uint(u64::from(v)),
             Marker::FixNeg(v) => Token::Int(i64::from(v)),
@@ -224,6 +232,15 @@ impl<'a> Reader<'a> {
         let at = self.pos as u64;
         match self.next(field)? {
             Token::Uint(v) => Ok(v),
+            _ => Err(Error::new(ErrorKind::WrongType, field, at)),
+        }
+    }
+
+    /// Reads a string's raw bytes (not checked as UTF-8: for matching keys).
+    pub fn read_str_bytes(&mut self, field: Field) -> Result<&'a [u8], Error> {
+        let at = self.pos as u64;
+        match self.next(field)? {
+            Token::Str(b) => Ok(b),
             _ => Err(Error::new(ErrorKind::WrongType, field, at)),
         }
     }

@@ -102,6 +102,8 @@ pub struct TensorRecord<'a> {
     pub hash_b3: Option<[u8; 32]>,
     /// `quant_id`, when present and a non-negative integer.
     pub quant_id: Option<u64>,
+    /// Whether the map has keys other than [`KNOWN_KEYS`] (see [`Self::extras`]).
+    pub has_extras: bool,
     /// The raw MessagePack bytes of the whole tensor map.
     pub raw: &'a [u8],
 }
@@ -116,6 +118,12 @@ impl<'a> TensorRecord<'a> {
     /// Keys other than [`KNOWN_KEYS`], in stored order, as (key, raw
     /// MessagePack value). `quant_id` and `quant_params` appear here.
     pub fn extras(&self) -> ExtraIter<'a> {
+        if !self.has_extras {
+            return ExtraIter {
+                r: Reader::new(&[]),
+                left: 0,
+            };
+        }
         let mut r = Reader::new(self.raw);
         let left = r.read_map_len(Field::TensorExtra).unwrap_or(0);
         ExtraIter { r, left }
@@ -219,12 +227,31 @@ impl<'a> TensorIter<'a> {
         let mut flags = 0;
         let mut hash_b3 = None;
         let mut quant_id = None;
+        let mut has_extras = false;
         for _ in 0..n {
-            let key = self
+            let kat = self.r.position() as u64;
+            let key_bytes = self
                 .r
-                .read_str(Field::TensorExtra)
+                .read_str_bytes(Field::TensorExtra)
                 .map_err(|e| e.at(index))?;
-            let bit = KNOWN_KEYS.iter().position(|k| *k == key);
+            // Known keys are ASCII; only other keys need a UTF-8 check.
+            let bit = match key_bytes {
+                b"name" => Some(0),
+                b"dtype" => Some(1),
+                b"shape" => Some(2),
+                b"shard_id" => Some(3),
+                b"data_off" => Some(4),
+                b"data_len" => Some(5),
+                b"flags" => Some(6),
+                b"hash_b3" => Some(7),
+                _ => None,
+            };
+            let key = match bit {
+                Some(b) => KNOWN_KEYS.get(b).copied().unwrap_or_default(),
+                None => core::str::from_utf8(key_bytes).map_err(|_| {
+                    Error::new(ErrorKind::InvalidUtf8, Field::TensorExtra, kat).at(index)
+                })?,
+            };
             if let Some(b) = bit {
                 let mask = 1u16 << b;
                 if seen & mask != 0 {
@@ -330,6 +357,7 @@ impl<'a> TensorIter<'a> {
                     }
                 }
                 "quant_id" => {
+                    has_extras = true;
                     let mut peek = self.r.clone();
                     if let Ok(v) = peek.read_u64(Field::TensorExtra) {
                         quant_id = Some(v);
@@ -337,6 +365,7 @@ impl<'a> TensorIter<'a> {
                     self.r.skip(Field::TensorExtra).map_err(|e| e.at(index))?;
                 }
                 _ => {
+                    has_extras = true;
                     self.r.skip(Field::TensorExtra).map_err(|e| e.at(index))?;
                 }
             }
@@ -353,6 +382,7 @@ impl<'a> TensorIter<'a> {
             flags,
             hash_b3,
             quant_id,
+            has_extras,
             raw: self.r.slice(start, self.r.position()),
         };
         if record.data_end().is_none() {

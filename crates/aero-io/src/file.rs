@@ -67,11 +67,13 @@ impl AeroFile {
         Self::from_source(path, Box::new(src))
     }
 
-    /// Opens a remote file over HTTP(S) with Range requests.
+    /// Opens a remote file with range reads: `http(s)://` URLs over HTTP,
+    /// and with the `s3` feature `s3://`, `gs://` and `az://` objects
+    /// ([`crate::remote::open_source`]). Other schemes are an error.
     #[cfg(feature = "http")]
     pub fn open_url(url: &str, opts: crate::remote::RemoteOptions) -> Result<AeroFile> {
-        let src = crate::remote::HttpSource::open(url, opts).map_err(|e| Error::io(url, e))?;
-        Self::from_source(url, Box::new(src))
+        let src = crate::remote::open_source(url, opts).map_err(|e| Error::io(url, e))?;
+        Self::from_source(url, src)
     }
 
     /// Opens any [`ByteSource`]; `label` names it in errors.
@@ -318,6 +320,16 @@ impl AeroFile {
             });
         }
         Ok((data, ChunkStatus::Verified))
+    }
+
+    /// The uncompressed, hash-verified TIDX payload (for borrowing iteration
+    /// with [`aero_format::tidx::TensorIter`] without building an index).
+    pub fn tidx_payload(&self) -> Result<Cow<'_, [u8]>> {
+        let c = self.first(FourCc::TIDX).ok_or(Error::MissingChunk {
+            path: self.path.clone(),
+            what: "TIDX",
+        })?;
+        Ok(self.read_verified(c)?.0)
     }
 
     /// The decoded tensor index (first TIDX chunk), verified and cached.

@@ -22,7 +22,6 @@ pub(crate) fn map_window(file: &File, offset: u64, len: usize) -> Option<memmap2
         memmap2::MmapOptions::new()
             .offset(offset)
             .len(len)
-            .populate()
             .map(file)
     }
     .ok()
