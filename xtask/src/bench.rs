@@ -158,6 +158,13 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
 
     let machine = machine_info();
     let date = now_utc();
+    let load_start = loadavg();
+    if load_start > 0.5 {
+        eprintln!(
+            "bench: warning: load average is {load_start:.2} before starting; other work on \
+             this machine makes the timings noisy (commands are interleaved so both sides share it)"
+        );
+    }
     eprintln!(
         "bench: {} run(s) per command, {} | {}",
         runs,
@@ -192,6 +199,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
         }
     }
 
+    let load_end = loadavg();
     let table = render_table(&checks);
     println!();
     println!(
@@ -201,6 +209,8 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
     println!(
         "median of {runs} run(s) per command after one warm-up run; RSS = peak RSS (ru_maxrss)"
     );
+    println!();
+    println!("1-min load average: {load_start:.2} at start, {load_end:.2} at end");
     println!();
     print!("{table}");
     for n in &notes {
@@ -213,6 +223,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
         "date": date,
         "machine": machine,
         "runs": runs,
+        "load_average": {"start": load_start, "end": load_end},
         "checks": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
         "benchmarks": details,
         "notes": notes,
@@ -277,6 +288,8 @@ struct Sample {
     max_rss: u64,
     /// Peak RssAnon sampled from /proc every 2 ms (a lower bound), bytes.
     anon_peak: u64,
+    /// User + system CPU time of the child (and its reaped descendants).
+    cpu: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -317,6 +330,11 @@ impl Series {
     fn anon_peak(&self) -> u64 {
         self.samples.iter().map(|s| s.anon_peak).max().unwrap_or(0)
     }
+    fn median_cpu(&self) -> Duration {
+        let mut c: Vec<Duration> = self.samples.iter().map(|s| s.cpu).collect();
+        c.sort();
+        c.get(c.len() / 2).copied().unwrap_or_default()
+    }
     fn to_json(&self) -> Value {
         json!({
             "label": self.cmd.label,
@@ -328,6 +346,8 @@ impl Series {
             "max_rss_bytes": self.samples.iter().map(|s| s.max_rss).collect::<Vec<_>>(),
             "peak_rss_bytes": self.max_rss(),
             "anon_peak_bytes": self.anon_peak(),
+            "cpu_s": self.samples.iter().map(|s| s.cpu.as_secs_f64()).collect::<Vec<_>>(),
+            "median_cpu_s": self.median_cpu().as_secs_f64(),
         })
     }
 }
@@ -377,6 +397,10 @@ fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
+
 /// Runs `cmd` once: stdout to /dev/null, stderr to `log`.
 fn measure(cmd: &Cmd, log: &Path) -> Result<Sample> {
     let err = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -409,6 +433,7 @@ fn measure(cmd: &Cmd, log: &Path) -> Result<Sample> {
         // Linux reports ru_maxrss in KiB.
         max_rss: (ru.ru_maxrss.max(0) as u64) * 1024,
         anon_peak,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
     })
 }
 
@@ -1007,11 +1032,12 @@ fn render_details(details: &[Value]) -> String {
                 format!("{} – {}", dur(s("min_s")), dur(s("max_s"))),
                 human(b("peak_rss_bytes")),
                 human(b("anon_peak_bytes")),
+                dur(s("median_cpu_s")),
             ]);
         }
     }
     let mut out = String::from(
-        "per command (wall median, min – max over runs; peak RSS; sampled peak anonymous RSS):\n",
+        "per command (wall median, min – max over runs; peak RSS; sampled peak anonymous RSS; user+sys CPU time):\n",
     );
     out.push_str(&render(
         &[
@@ -1021,6 +1047,7 @@ fn render_details(details: &[Value]) -> String {
             "min – max",
             "peak RSS",
             "anon RSS",
+            "CPU (median)",
         ],
         &rows,
     ));
@@ -1055,6 +1082,14 @@ fn machine_info() -> Value {
         "kernel": kernel,
         "summary": format!("{cores} cores ({cpu}), {} RAM, Linux {kernel}", human(mem)),
     })
+}
+
+/// The 1-minute load average (0 when unknown).
+fn loadavg() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn now_utc() -> String {

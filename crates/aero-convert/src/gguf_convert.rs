@@ -258,14 +258,14 @@ impl Input {
     }
 
     /// Tensor specs sorted by name, reading straight from the mapping.
-    pub fn specs(&self, wrap: &crate::WrapReader) -> Result<Vec<TensorSpec<'_>>> {
+    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
         let mut seen: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for t in self.sorted() {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
             })?;
-            let reader = aero_io::source::range_reader(&self.src, start, t.size)
+            let (reader, mapped) = crate::input_bytes(&self.src, start, t.size, progress)
                 .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
@@ -291,7 +291,8 @@ impl Input {
                 shape: t.shape(),
                 data_len: t.size,
                 extras,
-                source: wrap(reader),
+                source: reader,
+                mapped,
             });
         }
         Ok(out)
@@ -301,7 +302,7 @@ impl Input {
 /// Converts a GGUF file to AERO.
 pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
     let inp = Input::open(input)?;
-    import_with(&inp, output, base, &|r| r)
+    import_with(&inp, output, base, &|_| {})
 }
 
 /// [`import`] with a wrapper around every tensor reader (e.g. for progress).
@@ -309,14 +310,18 @@ pub fn import_with(
     inp: &Input,
     output: &Path,
     base: &WriteOptions,
-    wrap: &crate::WrapReader<'_>,
+    progress: &crate::Progress<'_>,
 ) -> Result<WriteSummary> {
     if inp.header.tensors.is_empty() {
         return Err(ConvertError::Unsupported(
             "the GGUF file holds no tensors".into(),
         ));
     }
-    Ok(write_model(output, inp.specs(wrap)?, &inp.options(base))?)
+    Ok(write_model(
+        output,
+        inp.specs(progress)?,
+        &inp.options(base),
+    )?)
 }
 
 /// Writes an AERO file as GGUF, atomically, after verifying it. Key/values,

@@ -24,8 +24,63 @@ pub use error::{ConvertError, Result};
 /// A reader of tensor bytes, as the streaming writer consumes them.
 pub type TensorReader<'a> = Box<dyn std::io::Read + Send + 'a>;
 
-/// Wraps each tensor reader (e.g. to count bytes for a progress bar).
-pub type WrapReader<'w> = dyn for<'x> Fn(TensorReader<'x>) -> TensorReader<'x> + 'w;
+/// Told how many tensor bytes were streamed (for a progress bar).
+pub type Progress<'w> = dyn Fn(u64) + Sync + 'w;
+
+/// Calls a [`Progress`] callback for every block the writer streams.
+struct ProgressObserver<'a>(&'a Progress<'a>);
+
+impl aero_io::stream::Observer for ProgressObserver<'_> {
+    fn bytes(&mut self, block: &[u8]) -> std::io::Result<()> {
+        (self.0)(block.len() as u64);
+        Ok(())
+    }
+}
+
+/// Counts bytes read through it.
+struct Counting<'a> {
+    inner: TensorReader<'a>,
+    progress: &'a Progress<'a>,
+}
+
+impl std::io::Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+/// The bytes `offset..offset+len` of an input for the streaming writer: the
+/// file range itself when the input is a local file (the writer maps and
+/// copies it once), else a positioned reader.
+pub(crate) fn input_bytes<'a>(
+    src: &'a dyn aero_io::ByteSource,
+    offset: u64,
+    len: u64,
+    progress: &'a Progress<'a>,
+) -> std::io::Result<(TensorReader<'a>, Option<aero_io::stream::MappedSource<'a>>)> {
+    if let Some(file) = src.file() {
+        if offset.checked_add(len).is_none_or(|e| e > src.len()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "tensor range past the end of the input",
+            ));
+        }
+        let observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
+            vec![Box::new(ProgressObserver(progress))];
+        return Ok((
+            Box::new(std::io::empty()),
+            Some(aero_io::stream::MappedSource {
+                file,
+                offset,
+                observers,
+            }),
+        ));
+    }
+    let inner = aero_io::source::range_reader(src, offset, len)?;
+    Ok((Box::new(Counting { inner, progress }), None))
+}
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].
 pub(crate) fn open_source(path: &std::path::Path) -> Result<aero_io::LocalSource> {

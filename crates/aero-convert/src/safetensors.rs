@@ -181,13 +181,13 @@ impl Input {
     }
 
     /// Tensor specs in name order, reading straight from the mapping.
-    pub fn specs(&self, wrap: &crate::WrapReader) -> Result<Vec<TensorSpec<'_>>> {
+    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
         let mut quant_names: Vec<String> = Vec::new();
         let base = 8 + self.header_len;
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let reader = aero_io::source::range_reader(&self.src, base + s, e - s)
+            let (reader, mapped) = crate::input_bytes(&self.src, base + s, e - s, progress)
                 .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
@@ -216,7 +216,8 @@ impl Input {
                 shape: t.shape.iter().map(|&d| d as u64).collect(),
                 data_len: e - s,
                 extras,
-                source: wrap(reader),
+                source: reader,
+                mapped,
             });
         }
         Ok(out)
@@ -227,7 +228,7 @@ impl Input {
 /// shard size and integrity options; model name and metadata come from the input.
 pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
     let inp = Input::open(input)?;
-    import_with(&inp, output, base, &|r| r)
+    import_with(&inp, output, base, &|_| {})
 }
 
 /// [`import`] with a wrapper around every tensor reader (e.g. for progress).
@@ -235,7 +236,7 @@ pub fn import_with(
     inp: &Input,
     output: &Path,
     base: &WriteOptions,
-    wrap: &crate::WrapReader<'_>,
+    progress: &crate::Progress<'_>,
 ) -> Result<WriteSummary> {
     if inp.is_empty() {
         return Err(ConvertError::Unsupported(
@@ -243,7 +244,7 @@ pub fn import_with(
         ));
     }
     let opts = inp.options(base);
-    Ok(write_model(output, inp.specs(wrap)?, &opts)?)
+    Ok(write_model(output, inp.specs(progress)?, &opts)?)
 }
 
 /// The safetensors dtype a tensor exports as.

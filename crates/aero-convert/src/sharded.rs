@@ -56,7 +56,7 @@ pub const INDEX_METADATA_KEY: &str = "safetensors_index_metadata";
 pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
 
 /// Wraps every tensor reader (e.g. for a progress bar).
-pub use crate::WrapReader;
+pub use crate::Progress;
 
 /// An opened sharded checkpoint.
 pub struct ShardedSafetensors {
@@ -180,7 +180,7 @@ impl ShardedSafetensors {
         // Agreement between weight_map and the files.
         let mut owner: HashMap<String, &str> = HashMap::new();
         for (fname, inp) in &files {
-            for s in inp.specs(&|r| r).map_err(conv(&index_path))? {
+            for s in inp.specs(&|_| {}).map_err(conv(&index_path))? {
                 if let Some(other) = owner.insert(s.name.clone(), fname) {
                     return Err(bad(format!(
                         "tensor '{}' is in both {other} and {fname}",
@@ -266,10 +266,13 @@ impl ShardedSafetensors {
 
     /// Tensor specs over all files, sorted by name, with `quant_id`s numbered
     /// over the whole set; and the matching `quant_descriptors`.
-    fn specs<'s>(&'s self, wrap: &WrapReader) -> Result<(Vec<TensorSpec<'s>>, Vec<Value>)> {
+    fn specs<'s>(
+        &'s self,
+        progress: &'s Progress<'s>,
+    ) -> Result<(Vec<TensorSpec<'s>>, Vec<Value>)> {
         let mut all = Vec::with_capacity(self.tensor_count);
         for (_, inp) in &self.files {
-            all.extend(inp.specs(wrap).map_err(conv(&self.index_path))?);
+            all.extend(inp.specs(progress).map_err(conv(&self.index_path))?);
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let mut quant_names: Vec<String> = Vec::new();
@@ -341,15 +344,15 @@ impl ShardedSafetensors {
         o
     }
 
-    /// Converts to an AEROSET at `out`. `wrap` wraps every tensor reader.
+    /// Converts to an AEROSET at `out`; `progress` is told of every byte streamed.
     pub fn write(
         &self,
         out: &Path,
         base: &SetWriteOptions,
-        wrap: &WrapReader,
+        progress: &Progress<'_>,
     ) -> Result<SetWriteSummary> {
         let mut opts = self.options(base);
-        let (specs, descriptors) = self.specs(wrap)?;
+        let (specs, descriptors) = self.specs(progress)?;
         if !descriptors.is_empty() {
             opts.file
                 .extra_meta
@@ -361,5 +364,5 @@ impl ShardedSafetensors {
 
 /// Converts a sharded checkpoint (index file or directory) to an AEROSET.
 pub fn import(input: &Path, out: &Path, base: &SetWriteOptions) -> Result<SetWriteSummary> {
-    ShardedSafetensors::open(input)?.write(out, base, &|r| r)
+    ShardedSafetensors::open(input)?.write(out, base, &|_| {})
 }

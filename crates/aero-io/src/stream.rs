@@ -114,6 +114,36 @@ pub struct TensorSpec<'a> {
     pub extras: Vec<(String, Vec<u8>)>,
     /// The bytes.
     pub source: Box<dyn Read + Send + 'a>,
+    /// The same bytes as a range of a local file, when they are one: the
+    /// writer then maps the range in windows and hashes and writes straight
+    /// from the mapping (one copy instead of two, resident memory bounded by
+    /// the window) and `source` is not read.
+    pub mapped: Option<MappedSource<'a>>,
+}
+
+/// A tensor's bytes as a range of a local file (see [`TensorSpec::mapped`]).
+pub struct MappedSource<'a> {
+    /// The file.
+    pub file: &'a File,
+    /// Offset of the tensor's first byte.
+    pub offset: u64,
+    /// Called with every block of the bytes as they are written (input
+    /// verification, progress).
+    pub observers: Vec<Box<dyn Observer + 'a>>,
+}
+
+/// Sees a tensor's bytes as the writer streams them from a [`MappedSource`].
+pub trait Observer: Send {
+    /// Before the first block.
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Each block, in order.
+    fn bytes(&mut self, block: &[u8]) -> io::Result<()>;
+    /// After the last block; an error aborts the write.
+    fn end(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for TensorSpec<'_> {
@@ -582,6 +612,16 @@ pub fn write_to(
             let mut th = opts.tensor_hash.then(blake3::Hasher::new);
             let mut left = spec.data_len;
             let mut src = spec.source;
+            if let Some(m) = spec.mapped {
+                copy_mapped(&mut out, &mut sh, th.as_mut(), m, spec.data_len, &mut buf).map_err(
+                    |e| Error::Tensor {
+                        path: "input".into(),
+                        name: spec.name.clone(),
+                        reason: e.to_string(),
+                    },
+                )?;
+                left = 0;
+            }
             while left > 0 {
                 let want = (left.min(buf.len() as u64)) as usize;
                 let got = read_full(&mut src, &mut buf[..want]).map_err(|e| Error::Tensor {
@@ -710,6 +750,66 @@ pub fn write_to(
         uuid,
         tensors,
     })
+}
+
+/// Window used when streaming a [`MappedSource`].
+const MAP_WINDOW: u64 = 16 << 20;
+
+/// Copies `len` bytes of a mapped file range: each window is hashed (shard,
+/// page, tensor hashers and observers) on the pool while it is written.
+fn copy_mapped<W: Write + Seek + Send>(
+    out: &mut Out<W>,
+    sh: &mut ShardHasher,
+    mut th: Option<&mut blake3::Hasher>,
+    mut m: MappedSource<'_>,
+    len: u64,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    for o in &mut m.observers {
+        o.start()?;
+    }
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(MAP_WINDOW);
+        let at = m.offset + done;
+        let window = crate::mmap::map_window(m.file, at, n as usize);
+        let mut feed = |block: &[u8]| -> io::Result<()> {
+            let observers = &mut m.observers;
+            let th = &mut th;
+            let (w, h) = rayon::join(
+                || out.write(block),
+                || -> io::Result<()> {
+                    sh.update(block);
+                    if let Some(h) = th.as_deref_mut() {
+                        update(h, block);
+                    }
+                    for o in observers.iter_mut() {
+                        o.bytes(block)?;
+                    }
+                    Ok(())
+                },
+            );
+            w.and(h)
+        };
+        match &window {
+            Some(map) => feed(map)?,
+            None => {
+                // Mapping refused: positioned reads through the buffer.
+                let mut pos = 0u64;
+                while pos < n {
+                    let k = (n - pos).min(buf.len() as u64) as usize;
+                    crate::source::read_exact_at(m.file, at + pos, &mut buf[..k])?;
+                    feed(&buf[..k])?;
+                    pos += k as u64;
+                }
+            }
+        }
+        done += n;
+    }
+    for o in &mut m.observers {
+        o.end()?;
+    }
+    Ok(())
 }
 
 fn feed_zeros<W: Write + Seek>(

@@ -27,8 +27,10 @@ struct Shard {
     state: Mutex<ShardState>,
 }
 
-/// Reads one tensor, hashing it (and the gap before it) into its shard's state.
-struct TeeReader<'a> {
+/// Reads one tensor, hashing it (and the gap before it) into its shard's
+/// state. Also an [`Observer`](crate::stream::Observer), for writers that
+/// stream the bytes from a mapping themselves.
+pub struct TeeReader<'a> {
     src: &'a dyn ByteSource,
     shard: Arc<Shard>,
     start: u64,
@@ -57,6 +59,46 @@ impl TeeReader<'_> {
         Ok(())
     }
 
+    fn begin(&mut self) -> io::Result<()> {
+        if !self.started {
+            self.started = true;
+            let mut st = self
+                .shard
+                .state
+                .lock()
+                .map_err(|_| bad("shard state poisoned".into()))?;
+            let pos = st.pos;
+            self.hash_span(&mut st, pos, self.start)?;
+        }
+        Ok(())
+    }
+
+    fn absorb(&mut self, block: &[u8]) -> io::Result<()> {
+        let mut st = self
+            .shard
+            .state
+            .lock()
+            .map_err(|_| bad("shard state poisoned".into()))?;
+        if block.len() >= 1 << 20 {
+            st.hasher.update_rayon(block);
+        } else {
+            st.hasher.update(block);
+        }
+        self.pos += block.len() as u64;
+        st.pos = self.pos;
+        drop(st);
+        if self.pos == self.end && self.last_in_shard {
+            self.last_in_shard = false;
+            self.finish_shard()?;
+        }
+        Ok(())
+    }
+
+    /// Absolute file offset of the tensor's first byte.
+    pub fn file_offset(&self) -> u64 {
+        self.shard.offset + self.start
+    }
+
     fn finish_shard(&self) -> io::Result<()> {
         let mut st = self
             .shard
@@ -79,16 +121,7 @@ impl TeeReader<'_> {
 
 impl Read for TeeReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.started {
-            self.started = true;
-            let mut st = self
-                .shard
-                .state
-                .lock()
-                .map_err(|_| bad("shard state poisoned".into()))?;
-            let pos = st.pos;
-            self.hash_span(&mut st, pos, self.start)?;
-        }
+        self.begin()?;
         let n = (self.end - self.pos).min(buf.len() as u64) as usize;
         if n > 0 {
             let abs = self.shard.offset + self.pos;
@@ -96,24 +129,27 @@ impl Read for TeeReader<'_> {
                 Some(f) => crate::source::read_exact_at(f, abs, &mut buf[..n])?,
                 None => self.src.read_exact_at(abs, &mut buf[..n])?,
             }
-            let mut st = self
-                .shard
-                .state
-                .lock()
-                .map_err(|_| bad("shard state poisoned".into()))?;
-            if buf.len() >= 1 << 20 {
-                st.hasher.update_rayon(&buf[..n]);
-            } else {
-                st.hasher.update(&buf[..n]);
-            }
-            st.pos = self.pos + n as u64;
-            self.pos += n as u64;
-        }
-        if self.pos == self.end && self.last_in_shard {
-            self.last_in_shard = false;
-            self.finish_shard()?;
+            self.absorb(&buf[..n])?;
         }
         Ok(n)
+    }
+}
+
+impl crate::stream::Observer for TeeReader<'_> {
+    fn start(&mut self) -> io::Result<()> {
+        self.begin()
+    }
+    fn bytes(&mut self, block: &[u8]) -> io::Result<()> {
+        self.absorb(block)
+    }
+    fn end(&mut self) -> io::Result<()> {
+        if self.pos != self.end {
+            return Err(bad(format!(
+                "{}: tensor bytes ended early",
+                self.shard.name
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -125,6 +161,22 @@ impl Read for TeeReader<'_> {
 pub fn verified_tensor_readers(
     f: &AeroFile,
 ) -> crate::Result<Option<Vec<Box<dyn Read + Send + '_>>>> {
+    let tensors = f.index()?.tensors();
+    Ok(verifiers(f)?.map(|v| {
+        v.into_iter()
+            .zip(tensors)
+            .map(|(tee, t)| match tee {
+                Some(tee) => Box::new(tee) as Box<dyn Read + Send + '_>,
+                None => f.tensor_reader(t).unwrap_or_else(|_| Box::new(io::empty())),
+            })
+            .collect()
+    }))
+}
+
+/// Like [`verified_tensor_readers`], but the verifying readers themselves (in
+/// TIDX order; `None` for a tensor whose shard was verified up front), which
+/// are also [`crate::stream::Observer`]s.
+pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>>>> {
     let idx = f.index()?;
     let tensors: &[TensorInfo] = idx.tensors();
     let mut shards: std::collections::HashMap<u64, (Arc<Shard>, u64, usize)> =
@@ -184,13 +236,13 @@ pub fn verified_tensor_readers(
             }
         }
     }
-    let mut out: Vec<Box<dyn Read + Send + '_>> = Vec::with_capacity(tensors.len());
+    let mut out: Vec<Option<TeeReader<'_>>> = Vec::with_capacity(tensors.len());
     for (i, t) in tensors.iter().enumerate() {
         let Some((shard, _, last)) = shards.get(&t.shard_id) else {
-            out.push(f.tensor_reader(t)?);
+            out.push(None);
             continue;
         };
-        out.push(Box::new(TeeReader {
+        out.push(Some(TeeReader {
             src: f.source(),
             shard: shard.clone(),
             start: t.data_off,

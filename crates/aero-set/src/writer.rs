@@ -124,7 +124,7 @@ pub fn write_set_specs<'a>(
     opts: &SetWriteOptions,
 ) -> Result<SetWriteSummary> {
     let mut metas = Vec::with_capacity(specs.len());
-    let mut sources: Vec<Option<Box<dyn Read + Send + 'a>>> = Vec::with_capacity(specs.len());
+    let mut sources: Vec<Option<TensorBytes<'a>>> = Vec::with_capacity(specs.len());
     for s in specs {
         metas.push(SetTensor {
             name: s.name,
@@ -133,9 +133,9 @@ pub fn write_set_specs<'a>(
             data_len: s.data_len,
             extras: s.extras,
         });
-        sources.push(Some(s.source));
+        sources.push(Some((s.source, s.mapped)));
     }
-    write_set(out, &metas, opts, &mut |i| {
+    write_set_bytes(out, &metas, opts, &mut |i| {
         sources
             .get_mut(i)
             .and_then(Option::take)
@@ -163,6 +163,22 @@ pub fn write_set<'a>(
     opts: &SetWriteOptions,
     open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read + Send + 'a>>,
 ) -> Result<SetWriteSummary> {
+    write_set_bytes(out, tensors, opts, &mut |i| open(i).map(|r| (r, None)))
+}
+
+/// A tensor's bytes: a reader, and the same bytes as a mapped file range when
+/// they are one (see [`aero_io::stream::TensorSpec::mapped`]).
+pub type TensorBytes<'a> = (
+    Box<dyn Read + Send + 'a>,
+    Option<aero_io::stream::MappedSource<'a>>,
+);
+
+fn write_set_bytes<'a>(
+    out: &Path,
+    tensors: &[SetTensor],
+    opts: &SetWriteOptions,
+    open: &mut dyn FnMut(usize) -> io::Result<TensorBytes<'a>>,
+) -> Result<SetWriteSummary> {
     if opts.max_part_shards == 0 {
         return Err(SetError::Invalid(
             "max_part_shards must be at least 1".into(),
@@ -171,7 +187,8 @@ pub fn write_set<'a>(
     if opts.file.max_shard_bytes == 0 {
         return Err(SetError::Invalid("max_shard_bytes must be positive".into()));
     }
-    let spec_of = |t: &SetTensor, source: Box<dyn Read + Send + 'a>| TensorSpec {
+    let spec_of = |t: &SetTensor, source: Box<dyn Read + Send + 'a>, mapped| TensorSpec {
+        mapped,
         name: t.name.clone(),
         dtype: t.dtype,
         shape: t.shape.clone(),
@@ -182,7 +199,7 @@ pub fn write_set<'a>(
     check_specs(
         &tensors
             .iter()
-            .map(|t| spec_of(t, Box::new(io::empty())))
+            .map(|t| spec_of(t, Box::new(io::empty()), None))
             .collect::<Vec<_>>(),
     )?;
     let plan = ShardPlan::new(
@@ -213,7 +230,7 @@ pub fn write_set<'a>(
                 path: PathBuf::from(format!("<source of tensor '{}'>", t.name)),
                 source: e,
             })?;
-            specs.push(spec_of(t, src));
+            specs.push(spec_of(t, src.0, src.1));
             ti += 1;
         }
         let name = format!("part-{p:03}.aero");

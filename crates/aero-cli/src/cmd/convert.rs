@@ -19,10 +19,8 @@ pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = safetensors::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
-    let s = safetensors::import_with(&inp, &a.output, &a.writer.options(), &|r| {
-        Box::new(pb.wrap_read(r))
-    })
-    .with_context(|| format!("converting {}", a.input.display()))?;
+    let s = safetensors::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
+        .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
@@ -32,10 +30,8 @@ pub fn gguf_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = gguf_convert::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
-    let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|r| {
-        Box::new(pb.wrap_read(r))
-    })
-    .with_context(|| format!("converting {}", a.input.display()))?;
+    let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
+        .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)

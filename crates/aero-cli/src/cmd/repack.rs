@@ -104,7 +104,7 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
         if r.verdict == Verdict::Invalid {
             return Err(refuse(&r));
         }
-        readers = aero_io::tee::verified_tensor_readers(&f)
+        readers = aero_io::tee::verifiers(&f)
             .map_err(|e| anyhow::anyhow!("{e}; use --force to repack anyway"))?;
         if readers.is_none() {
             // Tensors out of offset order: verify everything up front instead.
@@ -132,19 +132,18 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
     let pb = out::bytes_bar(total, "repacking");
     let mut specs = Vec::with_capacity(idx.len());
-    let mut verified = readers.map(Vec::into_iter);
+    let mut verifiers = readers.map(Vec::into_iter);
     for t in idx.tensors() {
-        let reader = match verified.as_mut().and_then(Iterator::next) {
-            Some(r) => r,
-            None => f.tensor_reader(t)?,
-        };
+        let tee = verifiers.as_mut().and_then(Iterator::next).flatten();
+        let (source, mapped) = tensor_bytes(&f, t, tee, &pb)?;
         specs.push(TensorSpec {
             name: t.name.clone(),
             dtype: t.dtype,
             shape: t.shape.clone(),
             data_len: t.data_len,
             extras: t.extras.clone(),
-            source: Box::new(pb.wrap_read(reader)),
+            source,
+            mapped,
         });
     }
     let s = match aero_io::stream::write_model(&a.output, specs, &opts) {
@@ -159,4 +158,49 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Counts bytes for a progress bar as the writer streams them.
+pub struct ProgressObserver(pub indicatif::ProgressBar);
+
+impl aero_io::stream::Observer for ProgressObserver {
+    fn bytes(&mut self, block: &[u8]) -> std::io::Result<()> {
+        self.0.inc(block.len() as u64);
+        Ok(())
+    }
+}
+
+type Bytes<'a> = (
+    Box<dyn std::io::Read + Send + 'a>,
+    Option<aero_io::stream::MappedSource<'a>>,
+);
+
+/// A tensor's bytes for the writer: straight from the input mapping when the
+/// input is a local file (observed by the verifier and the progress bar),
+/// else through a reader.
+fn tensor_bytes<'a>(
+    f: &'a aero_io::AeroFile,
+    t: &aero_io::TensorInfo,
+    tee: Option<aero_io::tee::TeeReader<'a>>,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<Bytes<'a>> {
+    if let Some(file) = f.source().file() {
+        let (offset, _) = f.tensor_range(t)?;
+        let mut observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
+            vec![Box::new(ProgressObserver(pb.clone()))];
+        if let Some(tee) = tee {
+            observers.push(Box::new(tee));
+        }
+        let mapped = aero_io::stream::MappedSource {
+            file,
+            offset,
+            observers,
+        };
+        return Ok((Box::new(std::io::empty()), Some(mapped)));
+    }
+    let reader: Box<dyn std::io::Read + Send + 'a> = match tee {
+        Some(tee) => Box::new(tee),
+        None => f.tensor_reader(t)?,
+    };
+    Ok((Box::new(pb.wrap_read(reader)), None))
 }

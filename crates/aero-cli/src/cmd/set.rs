@@ -374,7 +374,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
     let s = inp
-        .write(&a.output, &base, &move |r| Box::new(bar.wrap_read(r)))
+        .write(&a.output, &base, &move |n| bar.inc(n))
         .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     let parts = s.manifest.parts.len();
