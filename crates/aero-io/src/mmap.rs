@@ -26,3 +26,17 @@ pub(crate) fn map_window(file: &File, offset: u64, len: usize) -> Option<memmap2
     }
     .ok()
 }
+
+/// [`map_window`], pre-faulted (`MAP_POPULATE`): used for the *next* window
+/// while the current one is hashed on the other core.
+pub(crate) fn map_window_populated(file: &File, offset: u64, len: usize) -> Option<memmap2::Mmap> {
+    // SAFETY: as for `map_window`.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)
+    }
+    .ok()
+}

@@ -29,39 +29,90 @@ pub fn for_each_window(
     src: &dyn ByteSource,
     offset: u64,
     len: u64,
-    mut sink: impl FnMut(&[u8]),
+    mut sink: impl FnMut(&[u8]) + Send,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<()> {
     let end = offset
         .checked_add(len)
         .filter(|&e| e <= src.len())
         .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    if let Some(file) = src.file()
+        && windows_mapped(file, offset, end, &mut sink, &mut progress)
+    {
+        return Ok(());
+    }
     let mut pos = offset;
     let mut buf = Vec::new();
     while pos < end {
         let n = (end - pos).min(WINDOW);
-        let done = match src.file() {
-            Some(f) => with_window(f, pos, n as usize, &mut sink),
-            None => false,
-        };
-        if !done {
-            buf.resize(n as usize, 0);
-            src.read_exact_at(pos, &mut buf)?;
-            sink(&buf);
-        }
+        buf.resize(n as usize, 0);
+        src.read_exact_at(pos, &mut buf)?;
+        sink(&buf);
         pos += n;
         progress(n);
     }
     Ok(())
 }
 
-fn with_window(file: &File, offset: u64, len: usize, sink: &mut impl FnMut(&[u8])) -> bool {
-    match crate::mmap::map_window(file, offset, len) {
-        Some(m) => {
-            sink(&m);
-            true
+/// Mapped windows, each consumed while the next one is being mapped and
+/// pre-faulted on the other side of a `rayon::join`, so page-table work
+/// overlaps hashing. `false` if mapping failed before anything was consumed.
+fn windows_mapped(
+    file: &File,
+    start: u64,
+    end: u64,
+    sink: &mut (impl FnMut(&[u8]) + Send),
+    progress: &mut impl FnMut(u64),
+) -> bool {
+    let map = |at: u64| crate::mmap::map_window(file, at, (end - at).min(WINDOW) as usize);
+    if start == end {
+        return true;
+    }
+    let Some(mut current) = map(start) else {
+        return false;
+    };
+    let mut pos = start;
+    loop {
+        let n = current.len() as u64;
+        let next_at = pos + n;
+        let next = if next_at < end {
+            let (_, next) = rayon::join(
+                || sink(&current),
+                || {
+                    crate::mmap::map_window_populated(
+                        file,
+                        next_at,
+                        (end - next_at).min(WINDOW) as usize,
+                    )
+                },
+            );
+            next
+        } else {
+            sink(&current);
+            None
+        };
+        progress(n);
+        pos = next_at;
+        if pos >= end {
+            return true;
         }
-        None => false,
+        current = match next.or_else(|| map(pos)) {
+            Some(m) => m,
+            None => {
+                // Rare: a later window cannot be mapped; finish with reads.
+                let mut buf = vec![0u8; WINDOW as usize];
+                while pos < end {
+                    let k = (end - pos).min(WINDOW) as usize;
+                    if crate::source::read_exact_at(file, pos, &mut buf[..k]).is_err() {
+                        return false;
+                    }
+                    sink(&buf[..k]);
+                    progress(k as u64);
+                    pos += k as u64;
+                }
+                return true;
+            }
+        };
     }
 }
 
