@@ -1,6 +1,9 @@
 //! Paths or URLs: every read command accepts `http(s)://` URLs for `.aero`
 //! files and AEROSET manifests, read with Range requests through a bounded,
-//! verified disk cache.
+//! verified disk cache; with the `s3` feature also `s3://`, `gs://` and
+//! `az://` objects (credentials from the environment). Without the feature
+//! such URLs are still recognised, and refused with an error that says so
+//! instead of being taken for local paths.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -14,7 +17,7 @@ use clap::Args;
 /// Options for remote reads, accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RemoteArgs {
-    /// Let a local AEROSET manifest name remote (http/https) parts or a base_url.
+    /// Let a local AEROSET manifest name remote (http(s)://, s3://, gs://, az://) parts or a base_url.
     #[arg(long, global = true)]
     pub remote: bool,
     /// Cache directory for remote byte ranges [default: $AEROTENSOR_CACHE_DIR or ~/.cache/aerotensor].
@@ -40,15 +43,31 @@ pub fn allow_remote() -> bool {
     args().remote
 }
 
+/// Whether a string is a URL (`scheme://…`) rather than a local path. URLs
+/// of schemes we do not read (or, for object storage, read only with the
+/// `s3` feature) are routed to the URL openers too, which refuse them with
+/// an error naming the accepted schemes, instead of "no such file".
+fn url_syntax(s: &str) -> bool {
+    if aero_io::remote::is_remote_url(s) || aero_io::remote::is_object_url(s) {
+        return true;
+    }
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
 /// Whether a command-line argument is a URL.
 pub fn is_url(p: &Path) -> bool {
-    p.to_str().is_some_and(aero_io::remote::is_url)
+    p.to_str().is_some_and(url_syntax)
 }
 
 /// Whether a URL names an AEROSET manifest (`….json` or a directory URL).
 pub fn is_set_url(p: &Path) -> bool {
     p.to_str()
-        .is_some_and(|s| aero_io::remote::is_url(s) && (s.ends_with(".json") || s.ends_with('/')))
+        .is_some_and(|s| url_syntax(s) && (s.ends_with(".json") || s.ends_with('/')))
 }
 
 /// Remote options from the flags and environment.
@@ -75,7 +94,7 @@ pub fn options() -> anyhow::Result<RemoteOptions> {
 
 /// Opens a `.aero` path or URL.
 pub fn open_file(p: &Path) -> anyhow::Result<AeroFile> {
-    match p.to_str().filter(|s| aero_io::remote::is_url(s)) {
+    match p.to_str().filter(|s| url_syntax(s)) {
         Some(url) => Ok(AeroFile::open_url(url, options()?)?),
         None => Ok(AeroFile::open(p)?),
     }
@@ -84,7 +103,7 @@ pub fn open_file(p: &Path) -> anyhow::Result<AeroFile> {
 /// Opens an AEROSET manifest (or its directory) by path or URL. Local
 /// manifests may name URLs only with `--remote`.
 pub fn open_set(p: &Path) -> anyhow::Result<AeroSet> {
-    match p.to_str().filter(|s| aero_io::remote::is_url(s)) {
+    match p.to_str().filter(|s| url_syntax(s)) {
         Some(url) => Ok(AeroSet::open_url(url, options()?)?),
         None if allow_remote() => Ok(AeroSet::open_with_remote(p, true, options()?)?),
         None => Ok(AeroSet::open(p)?),

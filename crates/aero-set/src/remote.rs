@@ -1,15 +1,18 @@
 //! Remote AEROSETs (spec §13–§14): the manifest, index and parts read over
-//! HTTP(S) with Range requests through [`aero_io::remote::HttpSource`].
+//! HTTP(S) with Range requests through [`aero_io::remote::HttpSource`], and
+//! with the `s3` feature from object storage (`s3://`, `gs://`, `az://`)
+//! through `aero_io::remote::ObjectSource`.
 //!
 //! Trust rules: a set opened from a URL resolves every path against its URL
 //! (or `base_url`), so a remote manifest can never make the reader open a
 //! local file; a local manifest may name URLs only when the caller allows it
-//! ([`SetOptions::allow_remote`], `--remote` on the CLI).
+//! ([`SetOptions::allow_remote`], `--remote` on the CLI); a manifest served
+//! over http(s) may not name object-store URLs (see [`crate::resolve`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aero_io::remote::{HttpSource, RemoteOptions};
+use aero_io::remote::{RemoteOptions, open_source};
 use aero_io::{ByteSource, LocalSource};
 
 use crate::error::{Result, SetError};
@@ -17,8 +20,9 @@ use crate::manifest::{MAX_MANIFEST_LEN, SetManifest};
 use crate::resolve::{Location, PartStorage, SetBase, SetOptions};
 use crate::set::AeroSet;
 
-/// Opens local files (memory-mapped) and URLs (HTTP range reads). Which
-/// locations a set may name is decided by path resolution, not here.
+/// Opens local files (memory-mapped) and URLs (HTTP range reads; object
+/// storage with the `s3` feature). Which locations a set may name is decided
+/// by path resolution, not here.
 #[derive(Clone, Debug, Default)]
 pub struct RemoteStorage {
     /// Options for every remote file (timeouts, retries, cache).
@@ -34,12 +38,10 @@ impl PartStorage for RemoteStorage {
                     source: e,
                 }
             })?)),
-            Location::Remote(u) => Ok(Box::new(
-                HttpSource::open(u, self.options.clone()).map_err(|e| SetError::Io {
-                    path: PathBuf::from(u),
-                    source: e,
-                })?,
-            )),
+            Location::Remote(u) => open_source(u, self.options.clone()).map_err(|e| SetError::Io {
+                path: PathBuf::from(u),
+                source: e,
+            }),
         }
     }
 }
@@ -55,7 +57,8 @@ fn url_dir(url: &str) -> &str {
 
 impl AeroSet {
     /// Opens a set from the URL of its `model.aeroset.json` (or of a
-    /// directory URL ending in `/`, to which `model.aeroset.json` is added).
+    /// directory URL ending in `/`, to which `model.aeroset.json` is added):
+    /// `http(s)://`, or `s3://`, `gs://`, `az://` with the `s3` feature.
     /// Costs one request for the manifest and one or two for the index's
     /// header, TOC and string table (its TIDX follows on first use).
     pub fn open_url(url: &str, options: RemoteOptions) -> Result<AeroSet> {
@@ -72,7 +75,7 @@ impl AeroSet {
         let mut opts = options.clone();
         // The manifest is small and read whole: it needs no range cache.
         opts.cache = None;
-        let src = HttpSource::open(&url, opts).map_err(io)?;
+        let src = open_source(&url, opts).map_err(io)?;
         if src.len() > MAX_MANIFEST_LEN {
             return Err(SetError::File {
                 path: label.clone(),
@@ -123,5 +126,10 @@ mod tests {
             "http://h:1/a/b"
         );
         assert_eq!(url_dir("https://h/model.aeroset.json"), "https://h");
+        assert_eq!(
+            url_dir("s3://bucket/sets/m/model.aeroset.json"),
+            "s3://bucket/sets/m"
+        );
+        assert_eq!(url_dir("gs://b/model.aeroset.json"), "gs://b");
     }
 }

@@ -20,7 +20,8 @@ use crate::manifest::is_url;
 pub enum Location {
     /// A local file, canonicalized and checked to lie inside the set directory.
     Local(PathBuf),
-    /// An `http://` / `https://` URL.
+    /// An `http://` / `https://` URL, or an object-store URL (`s3://`,
+    /// `gs://`, `az://`; opened only by storage built with the `s3` feature).
     Remote(String),
 }
 
@@ -80,9 +81,25 @@ impl PartStorage for LocalStorage {
     }
 }
 
+/// Whether `s` is an object-store URL: `s3://`, `gs://` or `az://` (scheme
+/// case-insensitive) followed by a bucket (or container) name. Recognised
+/// whatever the build's features, so that the trust rules treat such paths
+/// as remote everywhere; opening one needs the `s3` feature.
+pub fn is_object_url(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    ["s3", "gs", "az"]
+        .iter()
+        .any(|k| scheme.eq_ignore_ascii_case(k))
+        && !rest.is_empty()
+        && !rest.starts_with('/')
+}
+
 /// Checks a manifest path without touching the filesystem: not empty, no NUL,
 /// not absolute, no drive letter or URL scheme, no backslash, no `..`.
-/// Returns `Ok(true)` for an `http(s)://` URL, `Ok(false)` for a relative path.
+/// Returns `Ok(true)` for an `http(s)://` or object-store (`s3://`, `gs://`,
+/// `az://`) URL, `Ok(false)` for a relative path.
 pub fn check_lexical(manifest: &Path, field: &str, raw: &str) -> Result<bool> {
     let unsafe_path = |reason: &str| SetError::UnsafePath {
         path: manifest.to_path_buf(),
@@ -96,7 +113,7 @@ pub fn check_lexical(manifest: &Path, field: &str, raw: &str) -> Result<bool> {
     if raw.contains('\0') {
         return Err(unsafe_path("contains a NUL byte"));
     }
-    if is_url(raw) {
+    if is_url(raw) || is_object_url(raw) {
         return Ok(true);
     }
     if raw.starts_with('/') || raw.starts_with('\\') || Path::new(raw).is_absolute() {
@@ -112,7 +129,7 @@ pub fn check_lexical(manifest: &Path, field: &str, raw: &str) -> Result<bool> {
     let first = raw.split('/').next().unwrap_or_default();
     if first.contains(':') {
         return Err(unsafe_path(
-            "starts with a URL scheme or drive letter; only relative paths and http(s):// URLs are allowed",
+            "starts with a URL scheme or drive letter; only relative paths and http(s)://, s3://, gs:// or az:// URLs are allowed",
         ));
     }
     if raw.split('/').any(|c| c == "..") {
@@ -130,6 +147,13 @@ pub fn check_lexical(manifest: &Path, field: &str, raw: &str) -> Result<bool> {
 /// Resolves a manifest path. `dir` must be canonical. A local result is
 /// canonicalized (the file must exist) and must stay inside `dir` after
 /// following symlinks.
+///
+/// Remote manifests: relative paths resolve against `base_url`, else the
+/// manifest's own URL "directory" (`https://h/set`, `s3://bucket/set`);
+/// absolute URLs are followed, except that a manifest fetched over
+/// http(s) may not name object-store URLs: those are read with this
+/// machine's cloud credentials, which an unauthenticated web server must
+/// not be able to point at arbitrary buckets.
 pub fn resolve(
     manifest: &Path,
     base: &SetBase,
@@ -147,6 +171,17 @@ pub fn resolve(
     match base {
         SetBase::Url(u) => {
             if remote {
+                if is_object_url(raw) && !is_object_url(u) {
+                    return Err(SetError::UnsafePath {
+                        path: manifest.to_path_buf(),
+                        field: field.to_string(),
+                        value: raw.to_string(),
+                        reason: "names an object-store URL from a manifest served over http(s); \
+                                 only a manifest in object storage (or a local one with --remote) \
+                                 may name s3://, gs:// or az:// objects"
+                            .to_string(),
+                    });
+                }
                 Ok(Location::Remote(raw.to_string()))
             } else {
                 let b = base_url.unwrap_or(u);
@@ -231,6 +266,57 @@ mod tests {
         assert!(!check_lexical(m, "f", "./sub/part.aero").unwrap());
         assert!(check_lexical(m, "f", "https://h/x.aero").unwrap());
         assert!(check_lexical(m, "f", "HTTP://h/x.aero").unwrap());
+        assert!(check_lexical(m, "f", "s3://bucket/x.aero").unwrap());
+        assert!(check_lexical(m, "f", "GS://bucket/x.aero").unwrap());
+        assert!(check_lexical(m, "f", "az://container/x.aero").unwrap());
+        for bad in ["s3:///x.aero", "s3://", "s3:x", "ftp://h/x.aero"] {
+            assert!(check_lexical(m, "f", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn object_urls_follow_the_same_trust_rules() {
+        let m = Path::new("m.json");
+        let dir = std::env::temp_dir().canonicalize().unwrap();
+        let local = SetBase::Dir(dir);
+        let deny = SetOptions::default();
+        let allow = SetOptions { allow_remote: true };
+        let e = resolve(m, &local, None, "parts[0].path", "s3://b/p.aero", &deny).unwrap_err();
+        assert!(matches!(e, SetError::RemoteNotAllowed { .. }), "{e}");
+        assert_eq!(
+            resolve(m, &local, None, "f", "s3://b/p.aero", &allow).unwrap(),
+            Location::Remote("s3://b/p.aero".into())
+        );
+        // A manifest in a bucket: relative paths stay in its "directory"
+        // (or go under base_url); absolute URLs of any accepted scheme.
+        let s3 = SetBase::Url("s3://b/sets/m".into());
+        assert_eq!(
+            resolve(m, &s3, None, "f", "part-000.aero", &allow).unwrap(),
+            Location::Remote("s3://b/sets/m/part-000.aero".into())
+        );
+        assert_eq!(
+            resolve(m, &s3, Some("https://cdn/m/"), "f", "p.aero", &allow).unwrap(),
+            Location::Remote("https://cdn/m/p.aero".into())
+        );
+        assert_eq!(
+            resolve(m, &s3, None, "f", "gs://other/p.aero", &allow).unwrap(),
+            Location::Remote("gs://other/p.aero".into())
+        );
+        for bad in ["../p.aero", "/etc/passwd", "file:///etc/passwd"] {
+            assert!(resolve(m, &s3, None, "f", bad, &allow).is_err(), "{bad}");
+        }
+        // A web manifest cannot aim this machine's cloud credentials.
+        let web = SetBase::Url("https://h/m".into());
+        let e = resolve(
+            m,
+            &web,
+            None,
+            "parts[1].path",
+            "s3://private/p.aero",
+            &allow,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("object-store"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Remote byte sources: HTTP(S) range reads (`ureq`) behind [`ByteSource`],
 //! with retries, resumption, request splitting, strict `Content-Range`
-//! checks and an optional verified disk cache ([`RangeCache`]).
+//! checks and an optional verified disk cache ([`RangeCache`]); with the
+//! `s3` feature, objects in S3, Google Cloud Storage and Azure Blob Storage
+//! (`s3://`, `gs://`, `az://`) through `object_store` (`ObjectSource`).
+//! [`open_source`] picks the source by URL scheme.
 //!
 //! ```no_run
 //! use aero_io::remote::{HttpSource, RemoteOptions, RangeCache};
@@ -12,11 +15,18 @@
 
 mod cache;
 mod http;
+#[cfg(feature = "s3")]
+mod object;
 
 pub use cache::RangeCache;
 pub use http::{HttpSource, RequestStats};
+#[cfg(feature = "s3")]
+pub use object::ObjectSource;
 
+use std::io;
 use std::time::Duration;
+
+use crate::source::ByteSource;
 
 /// Behaviour of remote reads.
 #[derive(Clone, Debug)]
@@ -58,7 +68,62 @@ impl Default for RemoteOptions {
     }
 }
 
-/// Whether `s` looks like a URL this module can read.
+/// Whether `s` is an `http://` or `https://` URL.
 pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Whether `s` is an object-store URL (`s3://`, `gs://`, `az://`; scheme
+/// case-insensitive), whether or not this build can read it (the `s3`
+/// feature). Lets callers give a clear error instead of treating such a
+/// string as a local path.
+pub fn is_object_url(s: &str) -> bool {
+    let Some((scheme, _)) = s.split_once("://") else {
+        return false;
+    };
+    ["s3", "gs", "az"]
+        .iter()
+        .any(|k| scheme.eq_ignore_ascii_case(k))
+}
+
+/// Whether this build can open `s` as a remote URL: `http(s)://`, and with
+/// the `s3` feature `s3://`, `gs://` and `az://`.
+pub fn is_remote_url(s: &str) -> bool {
+    is_url(s) || (cfg!(feature = "s3") && is_object_url(s))
+}
+
+/// Opens a remote URL with the source for its scheme: [`HttpSource`] for
+/// `http(s)://`, `ObjectSource` for `s3://`, `gs://` and `az://` (feature
+/// `s3`). Other schemes, and object URLs in a build without `s3`, are
+/// refused with an error saying so.
+pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Box<dyn ByteSource>> {
+    if is_url(url) {
+        return Ok(Box::new(HttpSource::open(url, opts)?));
+    }
+    if is_object_url(url) {
+        #[cfg(feature = "s3")]
+        {
+            return Ok(Box::new(ObjectSource::open(url, opts)?));
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{url}: object-store URLs (s3://, gs://, az://) need aerotensor built with the `s3` feature"
+                ),
+            ));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{url}: unsupported URL scheme; remote files must be http://, https://{}",
+            if cfg!(feature = "s3") {
+                ", s3://, gs:// or az://"
+            } else {
+                " (or s3://, gs://, az:// with the `s3` feature)"
+            }
+        ),
+    ))
 }
