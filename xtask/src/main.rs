@@ -117,6 +117,16 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        "aero-io/http,aero-cli/s3",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     no_std()?;
     if has_nextest() {
         run(cargo().args([
@@ -125,7 +135,7 @@ fn ci() -> Result<()> {
             "--workspace",
             "--no-fail-fast",
             "--features",
-            "aero-io/http",
+            "aero-io/http,aero-cli/s3",
         ]))?;
     } else {
         run(cargo().args([
@@ -133,12 +143,13 @@ fn ci() -> Result<()> {
             "--workspace",
             "--no-fail-fast",
             "--features",
-            "aero-io/http",
+            "aero-io/http,aero-cli/s3",
         ]))?;
     }
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
     nginx_test()?;
+    s3_test()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
@@ -254,7 +265,7 @@ fn nginx_test() -> Result<()> {
                 "run",
                 "--workspace",
                 "--features",
-                "aero-io/http",
+                "aero-io/http,aero-cli/s3",
                 "--no-capture",
                 "-E",
             ])
@@ -270,7 +281,7 @@ fn nginx_test() -> Result<()> {
                 "test",
                 "--workspace",
                 "--features",
-                "aero-io/http",
+                "aero-io/http,aero-cli/s3",
                 "--test",
                 "remote_nginx",
                 "--test",
@@ -294,4 +305,62 @@ fn has_nextest() -> bool {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Starts an S3-compatible server that checks signatures (s3s-fs, installed
+/// by the script if missing) on 127.0.0.1, reads golden files and sets
+/// through `s3://` URLs, and stops the server whatever the outcome.
+fn s3_test() -> Result<()> {
+    let script = "tests/s3/run_s3_server.sh";
+    let out = Command::new("bash")
+        .args([script, "start"])
+        .current_dir(root())
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "starting the S3 server failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let env = Command::new("bash")
+        .args([script, "env"])
+        .current_dir(root())
+        .output()?;
+    let mut c = cargo();
+    if has_nextest() {
+        c.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--features",
+            "aero-io/http,aero-cli/s3",
+            "--no-capture",
+            "-E",
+            "binary(remote_s3)",
+        ]);
+    } else {
+        c.args([
+            "test",
+            "--package",
+            "aero-cli",
+            "--features",
+            "s3",
+            "--test",
+            "remote_s3",
+            "--",
+            "--nocapture",
+        ]);
+    }
+    for line in String::from_utf8(env.stdout)?.lines() {
+        let line = line.trim().trim_start_matches("export ");
+        if let Some((k, v)) = line.split_once('=') {
+            c.env(k, v.trim_matches(|ch| ch == '"' || ch == '\''));
+        }
+    }
+    let result = run(&mut c);
+    let _ = Command::new("bash")
+        .args([script, "stop"])
+        .current_dir(root())
+        .status();
+    result
 }
