@@ -215,6 +215,19 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
+impl ValidateArgs {
+    /// The mode the flags select.
+    pub fn mode(&self) -> aero_io::Mode {
+        if self.full {
+            aero_io::Mode::Full
+        } else if self.control {
+            aero_io::Mode::Control
+        } else {
+            aero_io::Mode::Quick
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ExtractArgs {
     /// The .aero file, or an AEROSET (model.aeroset.json or its directory).

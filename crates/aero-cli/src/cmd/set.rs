@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use aero_convert::InputKind;
 use aero_convert::sharded::ShardedSafetensors;
-use aero_io::{Mode, Verdict};
+use aero_io::Verdict;
 use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -170,13 +170,7 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let mode = if a.full {
-        Mode::Full
-    } else if a.control {
-        Mode::Control
-    } else {
-        Mode::Quick
-    };
+    let mode = a.mode();
     // `load` so that a damaged index is reported, not just refused.
     let set = if crate::remote::is_url(&a.file) {
         crate::remote::open_set(&a.file)?

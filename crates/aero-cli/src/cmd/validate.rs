@@ -1,18 +1,12 @@
 use std::process::ExitCode;
 
-use aero_io::{Mode, Verdict};
+use aero_io::Verdict;
 
 use super::ValidateArgs;
 use crate::out;
 
 pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let mode = if a.full {
-        Mode::Full
-    } else if a.control {
-        Mode::Control
-    } else {
-        Mode::Quick
-    };
+    let mode = a.mode();
     let f = crate::remote::open_file(&a.file)?;
     let pb = out::bytes_bar(aero_io::validate::work_bytes(&f, mode), "verifying");
     let report = aero_io::validate(&f, mode, &|n| pb.inc(n));

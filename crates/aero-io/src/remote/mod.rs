@@ -127,3 +127,81 @@ pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Box<dyn ByteSou
         ),
     ))
 }
+
+/// What the two remote sources share for reads: identity, size, the bytes
+/// fetched at open, and the options.
+pub(crate) struct RemoteFile<'a> {
+    pub url: &'a str,
+    pub validator: &'a str,
+    pub len: u64,
+    pub head: &'a [u8],
+    pub opts: &'a RemoteOptions,
+}
+
+impl RemoteFile<'_> {
+    fn err(&self, kind: std::io::ErrorKind, msg: String) -> std::io::Error {
+        std::io::Error::new(kind, format!("{}: {msg}", self.url))
+    }
+
+    /// The read path of every remote source: bounds, the in-memory head, the
+    /// per-read cap, the verified cache, then `fetch` (whose bytes are cached).
+    pub fn read(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        fetch: impl FnOnce(u64, &mut [u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let len = buf.len() as u64;
+        if offset.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(self.err(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("range {offset}+{len} is past the end ({})", self.len),
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        if let Some(s) = (offset as usize)
+            .checked_add(buf.len())
+            .and_then(|e| self.head.get(offset as usize..e))
+        {
+            buf.copy_from_slice(s);
+            return Ok(());
+        }
+        if len > self.opts.max_read {
+            return Err(self.err(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "read of {len} bytes exceeds the per-read cap of {} bytes",
+                    self.opts.max_read
+                ),
+            ));
+        }
+        if let Some(data) = self
+            .opts
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(self.url, self.validator, offset, len))
+        {
+            buf.copy_from_slice(&data);
+            return Ok(());
+        }
+        fetch(offset, buf)?;
+        if let Some(cache) = &self.opts.cache {
+            // A failing cache must not fail the read.
+            let _ = cache.put(self.url, self.validator, offset, buf);
+        }
+        Ok(())
+    }
+
+    /// Drops a cached range (after its bytes failed a hash check upstream).
+    pub fn invalidate(&self, offset: u64, len: u64) -> bool {
+        match &self.opts.cache {
+            Some(c) => {
+                c.remove(self.url, self.validator, offset, len);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -579,60 +579,30 @@ impl ObjectSource {
     }
 }
 
+impl ObjectSource {
+    fn remote_file(&self) -> super::RemoteFile<'_> {
+        super::RemoteFile {
+            url: &self.url,
+            validator: &self.validator,
+            len: self.len,
+            head: &self.head,
+            opts: &self.opts,
+        }
+    }
+}
+
 impl ByteSource for ObjectSource {
     fn len(&self) -> u64 {
         self.len
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let len = buf.len() as u64;
-        if offset.checked_add(len).is_none_or(|e| e > self.len) {
-            return Err(self.err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("range {offset}+{len} is past the end ({})", self.len),
-            )));
-        }
-        if len == 0 {
-            return Ok(());
-        }
-        if let Some(s) = (offset as usize)
-            .checked_add(buf.len())
-            .and_then(|e| self.head.get(offset as usize..e))
-        {
-            buf.copy_from_slice(s);
-            return Ok(());
-        }
-        if len > self.opts.max_read {
-            return Err(self.err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "read of {len} bytes exceeds the per-read cap of {} bytes",
-                    self.opts.max_read
-                ),
-            )));
-        }
-        if let Some(cache) = &self.opts.cache
-            && let Some(data) = cache.get(&self.url, &self.validator, offset, len)
-        {
-            buf.copy_from_slice(&data);
-            return Ok(());
-        }
-        self.fetch(offset, buf)?;
-        if let Some(cache) = &self.opts.cache {
-            // A failing cache must not fail the read.
-            let _ = cache.put(&self.url, &self.validator, offset, buf);
-        }
-        Ok(())
+        self.remote_file()
+            .read(offset, buf, |o, b| self.fetch(o, b))
     }
 
     fn invalidate(&self, offset: u64, len: u64) -> bool {
-        match &self.opts.cache {
-            Some(c) => {
-                c.remove(&self.url, &self.validator, offset, len);
-                true
-            }
-            None => false,
-        }
+        self.remote_file().invalidate(offset, len)
     }
 }
 
