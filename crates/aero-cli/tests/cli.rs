@@ -400,3 +400,13 @@ fn streamed_list_json_matches_inspect_json_rows() {
         assert!(!list["tensors"].as_array().unwrap().is_empty());
     }
 }
+
+#[test]
+fn inspect_recognises_an_aeroset() {
+    let set = golden("aeroset-local/model.aeroset.json");
+    let a = run(&["inspect", set.to_str().unwrap()]);
+    let b = run(&["inspect-set", set.to_str().unwrap()]);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+    assert!(String::from_utf8(a.stdout).unwrap().contains("golden-set"));
+}

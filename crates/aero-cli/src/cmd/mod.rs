@@ -246,6 +246,11 @@ pub struct MakeTestVectorArgs {
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
+        Command::Inspect(a) if set::is_set(&a.file) => set::inspect_set(InspectSetArgs {
+            set: a.file,
+            max_tensors: a.max_tensors,
+            json: a.json,
+        }),
         Command::Inspect(a) => read::inspect(a),
         Command::List(a) if set::is_set(&a.file) => set::list(a),
         Command::List(a) => read::list(a),
