@@ -216,6 +216,28 @@ pub struct ValidateArgs {
 }
 
 impl ValidateArgs {
+    /// Prints the report (JSON or human) and maps the verdict to the exit
+    /// code: 1 when invalid, or when warnings remain under `--strict`.
+    pub fn finish(
+        &self,
+        verdict: aero_io::Verdict,
+        report: &impl serde::Serialize,
+        human: impl FnOnce(),
+    ) -> anyhow::Result<ExitCode> {
+        if self.json {
+            crate::out::print_json(report)?;
+        } else {
+            human();
+        }
+        let failed = verdict == aero_io::Verdict::Invalid
+            || (self.strict && verdict == aero_io::Verdict::ValidWithWarnings);
+        Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
     /// The mode the flags select.
     pub fn mode(&self) -> aero_io::Mode {
         if self.full {

@@ -189,18 +189,7 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");
     let report = aero_set::validate_set(&set, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
-    let failed = report.verdict == Verdict::Invalid
-        || (a.strict && report.verdict == Verdict::ValidWithWarnings);
-    if a.json {
-        out::print_json(&report)?;
-    } else {
-        print_human(&report, a.strict);
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    a.finish(report.verdict, &report, || print_human(&report, a.strict))
 }
 
 fn print_human(r: &SetReport, strict: bool) {

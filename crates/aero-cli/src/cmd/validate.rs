@@ -11,18 +11,7 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let pb = out::bytes_bar(aero_io::validate::work_bytes(&f, mode), "verifying");
     let report = aero_io::validate(&f, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
-    let failed = report.verdict == Verdict::Invalid
-        || (a.strict && report.verdict == Verdict::ValidWithWarnings);
-    if a.json {
-        out::print_json(&report)?;
-    } else {
-        print_human(&report, a.strict);
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    a.finish(report.verdict, &report, || print_human(&report, a.strict))
 }
 
 fn print_human(r: &aero_io::Report, strict: bool) {
