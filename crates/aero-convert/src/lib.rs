@@ -75,6 +75,7 @@ pub(crate) fn input_bytes<'a>(
                 file,
                 offset,
                 observers,
+                chunk: None,
             }),
         ));
     }

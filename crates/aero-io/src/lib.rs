@@ -22,6 +22,7 @@ mod error;
 mod file;
 mod index;
 pub mod integrity;
+mod kernel;
 mod mmap;
 #[cfg(feature = "http")]
 pub mod remote;

@@ -1,4 +1,4 @@
-//! The only module with `unsafe`: creating memory maps.
+//! Creating memory maps (with [`crate::kernel`], the only modules with `unsafe`).
 #![allow(unsafe_code)]
 
 use std::fs::File;

@@ -14,6 +14,8 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aero_format::layout::{Prologue, align_up};
 use aero_format::{ChunkFlags, DType, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
@@ -130,6 +132,31 @@ pub struct MappedSource<'a> {
     /// Called with every block of the bytes as they are written (input
     /// verification, progress).
     pub observers: Vec<Box<dyn Observer + 'a>>,
+    /// The verified input chunk the bytes lie in, if any (see [`SourceChunk`]).
+    pub chunk: Option<SourceChunk<'a>>,
+}
+
+/// An input chunk with a recorded BLAKE3 that a [`MappedSource`] lies in,
+/// and the observer that verifies it as the bytes stream (for example a
+/// [`crate::tee::TeeReader`]).
+///
+/// When an output shard is a byte-for-byte copy of one such chunk — the same
+/// tensors at the same offsets, the same length, zero gaps: what `repack`
+/// writes when the layout does not change — the writer hashes the chunk
+/// once, checks the digest against `blake3` and uses it for the output
+/// shard; the verifiers are then not run. Otherwise each `verifier` is fed
+/// like any other observer.
+pub struct SourceChunk<'a> {
+    /// Chunk name, for errors.
+    pub name: String,
+    /// Absolute offset of the chunk in the [`MappedSource::file`].
+    pub offset: u64,
+    /// Chunk length.
+    pub length: u64,
+    /// Its recorded BLAKE3.
+    pub blake3: [u8; 32],
+    /// Verifies the chunk when the shortcut does not apply.
+    pub verifier: Box<dyn Observer + 'a>,
 }
 
 /// Sees a tensor's bytes as the writer streams them from a [`MappedSource`].
@@ -199,6 +226,24 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
     }
     let mut names = std::collections::HashSet::with_capacity(specs.len());
     for t in specs {
+        if let Some(m) = &t.mapped {
+            // Reading a mapping past the end of its file is a SIGBUS, not an
+            // error: check the range against the file's size first.
+            let size = m.file.metadata().map(|md| md.len()).unwrap_or(0);
+            if m.offset
+                .checked_add(t.data_len)
+                .is_none_or(|end| end > size)
+            {
+                return Err(Error::Tensor {
+                    path: "input".into(),
+                    name: t.name.clone(),
+                    reason: format!(
+                        "bytes {}..+{} lie past the end of the input file ({size} bytes)",
+                        m.offset, t.data_len
+                    ),
+                });
+            }
+        }
         if t.name.is_empty() {
             return Err(Error::Invalid("a tensor has an empty name".into()));
         }
@@ -341,24 +386,64 @@ fn plan_chunks(opts: &WriteOptions, shards: usize) -> Planned {
     p
 }
 
-/// Counts bytes written and writes zero padding.
-struct Out<W: Write + Seek> {
-    w: W,
+/// The output file: counts bytes written, writes zero padding, and starts
+/// write-back of what is behind it so the final `fsync` has little to wait
+/// for (see [`crate::kernel::start_writeback`]).
+struct Out<'f> {
+    w: io::BufWriter<&'f mut File>,
     pos: u64,
+    /// Write-back has been started for every byte before this offset.
+    written_back: u64,
 }
 
-impl<W: Write + Seek> Out<W> {
+/// Start write-back once this many bytes are waiting behind the cursor.
+const WRITEBACK_STEP: u64 = 16 << 20;
+
+impl<'f> Out<'f> {
+    fn new(file: &'f mut File) -> Self {
+        Out {
+            w: io::BufWriter::with_capacity(256 << 10, file),
+            pos: 0,
+            written_back: 0,
+        }
+    }
+
     fn write(&mut self, b: &[u8]) -> io::Result<()> {
         self.w.write_all(b)?;
         self.pos += b.len() as u64;
+        // Everything but the last step is in the file (the buffer is smaller).
+        let to = self.pos.saturating_sub(WRITEBACK_STEP);
+        if to >= self.written_back + WRITEBACK_STEP {
+            crate::kernel::start_writeback(
+                self.w.get_ref(),
+                self.written_back,
+                to - self.written_back,
+            );
+            self.written_back = to;
+        }
         Ok(())
     }
+
     fn pad_to(&mut self, target: u64) -> io::Result<()> {
         const Z: [u8; 4096] = [0; 4096];
         while self.pos < target {
             let n = (target - self.pos).min(Z.len() as u64) as usize;
             self.write(&Z[..n])?;
         }
+        Ok(())
+    }
+
+    /// Flushes the buffer and returns the file, for positioned writes at
+    /// `self.pos`; follow with [`Out::advance`].
+    fn file(&mut self) -> io::Result<&File> {
+        self.w.flush()?;
+        Ok(self.w.get_ref())
+    }
+
+    /// Moves the cursor past `n` bytes placed with positioned writes.
+    fn advance(&mut self, n: u64) -> io::Result<()> {
+        self.pos += n;
+        self.w.seek(SeekFrom::Start(self.pos))?;
         Ok(())
     }
 }
@@ -398,6 +483,11 @@ impl ShardHasher {
                 self.in_page = 0;
             }
         }
+    }
+
+    /// Starts over (same page size).
+    fn reset(&mut self) {
+        *self = ShardHasher::new(self.page.as_ref().map(|_| self.page_size));
     }
 
     fn finish(mut self) -> ([u8; 32], Vec<[u8; 32]>) {
@@ -543,12 +633,9 @@ pub fn write_to(
         })
         .collect();
 
-    let mut out = Out {
-        w: io::BufWriter::with_capacity(256 << 10, &mut *file),
-        pos: 0,
-    };
+    let mut out = Out::new(&mut *file);
     out.pad_to(pro.payload_start).map_err(io)?;
-    let place = |out: &mut Out<_>,
+    let place = |out: &mut Out<'_>,
                  e: &mut TocEntry,
                  align: u64,
                  stored: &[u8],
@@ -604,59 +691,28 @@ pub fn write_to(
     for s in 0..plan.shard_len.len() {
         let start = align_up(out.pos, opts.layout.shard_align()).unwrap_or(out.pos);
         out.pad_to(start).map_err(io)?;
+        let members: Vec<Member<'_>> =
+            std::iter::from_fn(|| specs.next_if(|(ti, _)| plan.placement[*ti].0 == s))
+                .map(|(ti, spec)| Member {
+                    ti,
+                    off: plan.placement[ti].1,
+                    spec,
+                })
+                .collect();
         let mut sh = ShardHasher::new(opts.page_hashes);
-        while let Some((ti, spec)) = specs.next_if(|(ti, _)| plan.placement[*ti].0 == s) {
-            let off = plan.placement[ti].1;
-            let pad = (start + off) - out.pos;
-            feed_zeros(&mut out, &mut sh, pad).map_err(io)?;
-            let mut th = opts.tensor_hash.then(blake3::Hasher::new);
-            let mut left = spec.data_len;
-            let mut src = spec.source;
-            if let Some(m) = spec.mapped {
-                copy_mapped(&mut out, &mut sh, th.as_mut(), m, spec.data_len, &mut buf).map_err(
-                    |e| Error::Tensor {
-                        path: "input".into(),
-                        name: spec.name.clone(),
-                        reason: e.to_string(),
-                    },
-                )?;
-                left = 0;
-            }
-            while left > 0 {
-                let want = (left.min(buf.len() as u64)) as usize;
-                let got = read_full(&mut src, &mut buf[..want]).map_err(|e| Error::Tensor {
-                    path: "input".into(),
-                    name: spec.name.clone(),
-                    reason: e.to_string(),
-                })?;
-                if got == 0 {
-                    return Err(Error::Tensor {
-                        path: "input".into(),
-                        name: spec.name.clone(),
-                        reason: format!(
-                            "source ended after {} of {} bytes",
-                            spec.data_len - left,
-                            spec.data_len
-                        ),
-                    });
-                }
-                let block = &buf[..got];
-                let (w, ()) = rayon::join(
-                    || out.write(block),
-                    || {
-                        sh.update(block);
-                        if let Some(h) = th.as_mut() {
-                            update(h, block);
-                        }
-                    },
-                );
-                w.map_err(io)?;
-                left -= got as u64;
-            }
-            if let Some(h) = th {
-                tensors[ti].hash_b3 = Some(*h.finalize().as_bytes());
-            }
+        let len = plan.shard_len[s];
+        for (ti, h) in stream_shard(
+            &mut out,
+            start,
+            len,
+            members,
+            &mut sh,
+            opts.tensor_hash,
+            &mut buf,
+        )? {
+            tensors[ti].hash_b3 = h;
         }
+        out.advance(plan.shard_len[s]).map_err(io)?;
         let len = out.pos - start;
         debug_assert_eq!(len, plan.shard_len[s]);
         let (digest, pages) = sh.finish();
@@ -752,79 +808,550 @@ pub fn write_to(
     })
 }
 
-/// Window used when streaming a [`MappedSource`].
+/// Window used when hashing a [`MappedSource`].
 const MAP_WINDOW: u64 = 16 << 20;
 
-/// Copies `len` bytes of a mapped file range: each window is hashed (shard,
-/// page, tensor hashers and observers) on the pool while it is written.
-fn copy_mapped<W: Write + Seek + Send>(
-    out: &mut Out<W>,
-    sh: &mut ShardHasher,
-    mut th: Option<&mut blake3::Hasher>,
-    mut m: MappedSource<'_>,
+/// One tensor of a shard being streamed.
+struct Member<'a> {
+    /// Index in the TIDX.
+    ti: usize,
+    /// Offset in the shard.
+    off: u64,
+    spec: TensorSpec<'a>,
+}
+
+/// A byte range of the shard the placing thread fills: zeros, or the bytes
+/// of a mapped tensor's file range.
+struct Placement<'a> {
+    ti: usize,
+    dst: u64,
     len: u64,
+    src: Option<(&'a File, u64)>,
+}
+
+/// State shared by the two halves of [`stream_shard`].
+struct Shared<'f> {
+    file: &'f File,
+    /// Set when either half fails: the other stops early.
+    stop: AtomicBool,
+    /// The placing half has filled the output up to this offset.
+    placed: AtomicU64,
+    /// The hashing half has finished (the placing half then paces write-back).
+    hashed: AtomicBool,
+    /// Write-back has been started for every byte before this offset.
+    written_back: Mutex<u64>,
+}
+
+impl Shared<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Starts write-back of what the placing half finished more than a step
+    /// ago. Called by the hashing half between windows, so the copying
+    /// thread never blocks on the device queue; by the placing half once
+    /// hashing is done.
+    fn pace_writeback(&self) {
+        let Ok(mut from) = self.written_back.try_lock() else {
+            return;
+        };
+        let to = self
+            .placed
+            .load(Ordering::Acquire)
+            .saturating_sub(WRITEBACK_STEP);
+        if to >= *from + WRITEBACK_STEP {
+            crate::kernel::start_writeback(self.file, *from, to - *from);
+            *from = to;
+        }
+    }
+}
+
+/// Streams one shard's tensors to the output at `start`, in two threads that
+/// never wait for each other: a placing thread fills the gaps with zeros and
+/// copies mapped tensors (in the kernel with `copy_file_range` when the
+/// system allows, else through a buffer) and starts write-back behind
+/// itself, while this thread hashes every byte (shard, page and tensor
+/// hashes, observers) from the mapping, and reads and writes the tensors that
+/// only have a `Read` source. Returns each tensor's BLAKE3 when asked for.
+fn stream_shard(
+    out: &mut Out<'_>,
+    start: u64,
+    len: u64,
+    members: Vec<Member<'_>>,
+    sh: &mut ShardHasher,
+    tensor_hash: bool,
     buf: &mut [u8],
+) -> Result<Vec<(usize, Option<[u8; 32]>)>> {
+    let written_back = out.written_back;
+    let file = out.file().map_err(|e| Error::io("<output>", e))?;
+    let mut jobs = Vec::new();
+    let mut cursor = 0u64;
+    for m in &members {
+        if m.off > cursor {
+            jobs.push(Placement {
+                ti: m.ti,
+                dst: start + cursor,
+                len: m.off - cursor,
+                src: None,
+            });
+        }
+        if let Some(src) = &m.spec.mapped {
+            jobs.push(Placement {
+                ti: m.ti,
+                dst: start + m.off,
+                len: m.spec.data_len,
+                src: Some((src.file, src.offset)),
+            });
+        }
+        cursor = m.off + m.spec.data_len;
+    }
+    let names: Vec<(usize, String)> = members
+        .iter()
+        .map(|m| (m.ti, m.spec.name.clone()))
+        .collect();
+    let name_of = |ti: usize| {
+        names
+            .iter()
+            .find(|(i, _)| *i == ti)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default()
+    };
+    let shared = Shared {
+        file,
+        stop: AtomicBool::new(false),
+        placed: AtomicU64::new(start),
+        hashed: AtomicBool::new(false),
+        written_back: Mutex::new(written_back),
+    };
+    let (placed, hashed) = std::thread::scope(|scope| {
+        let placer = scope.spawn(|| {
+            let r = place_all(&jobs, &shared);
+            if r.is_err() {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        let hashed = match verbatim_chunk(&members, len) {
+            Some(_) => hash_verbatim(&shared, members, sh, tensor_hash, buf),
+            None => hash_members(&shared, start, members, sh, tensor_hash, buf),
+        };
+        shared.hashed.store(true, Ordering::Release);
+        if hashed.is_err() {
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+        let placed = placer
+            .join()
+            .unwrap_or_else(|_| Err((0, io::Error::other("the copying thread panicked"))));
+        (placed, hashed)
+    });
+    let written_back = shared
+        .written_back
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let tensor_error = |ti: usize, e: io::Error| Error::Tensor {
+        path: "input".into(),
+        name: name_of(ti),
+        reason: e.to_string(),
+    };
+    // The hashing side's error explains more (a corrupt input shows up there
+    // first); a cancelled side reports nothing of its own.
+    let r = match (hashed, placed) {
+        (Err(Stop::Failed(ti, e)), _) => Err(tensor_error(ti, e)),
+        (Err(Stop::Other(e)), _) => Err(e),
+        (_, Err((ti, e))) => Err(tensor_error(ti, e)),
+        (Err(Stop::Cancelled), Ok(())) => Err(Error::Invalid("shard copy was cancelled".into())),
+        (Ok(h), Ok(())) if h.rehash_output => {
+            // The input had bytes in the gaps that the output has as zeros:
+            // hash the output as written.
+            sh.reset();
+            for_each_window(file, start, len, buf, &AtomicBool::new(false), &mut |w| {
+                sh.update(w);
+                Ok(())
+            })
+            .map_err(|e| Error::io("<output>", e))?;
+            Ok(h.tensors)
+        }
+        (Ok(h), Ok(())) => Ok(h.tensors),
+    };
+    out.written_back = written_back;
+    r
+}
+
+/// What the hashing half of [`stream_shard`] found.
+struct Hashed {
+    /// Each tensor's BLAKE3, when asked for.
+    tensors: Vec<(usize, Option<[u8; 32]>)>,
+    /// The shard hashes were taken over input bytes that differ from the
+    /// output (non-zero gaps): hash the output again.
+    rehash_output: bool,
+}
+
+/// Why [`hash_members`] stopped.
+enum Stop {
+    /// Tensor `ti` failed.
+    Failed(usize, io::Error),
+    /// A source shorter than declared.
+    Other(Error),
+    /// The placing thread failed.
+    Cancelled,
+}
+
+/// The placing half of [`stream_shard`]: returns the failing tensor's index.
+fn place_all(
+    jobs: &[Placement<'_>],
+    shared: &Shared<'_>,
+) -> std::result::Result<(), (usize, io::Error)> {
+    const STEP: u64 = 16 << 20;
+    let to = shared.file;
+    let mut in_kernel = true;
+    let mut buf = Vec::new();
+    for j in jobs {
+        let mut done = 0u64;
+        while done < j.len {
+            if shared.stopped() {
+                return Ok(());
+            }
+            let n = (j.len - done).min(STEP);
+            let r = match j.src {
+                None => write_zeros(to, j.dst + done, n),
+                Some((from, off)) => copy_or_write(
+                    from,
+                    off + done,
+                    to,
+                    j.dst + done,
+                    n,
+                    &mut in_kernel,
+                    &mut buf,
+                ),
+            };
+            r.map_err(|e| (j.ti, e))?;
+            done += n;
+            shared.placed.store(j.dst + done, Ordering::Release);
+            if shared.hashed.load(Ordering::Acquire) {
+                shared.pace_writeback();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_zeros(to: &File, mut at: u64, mut n: u64) -> io::Result<()> {
+    const Z: [u8; 4096] = [0; 4096];
+    while n > 0 {
+        let k = n.min(Z.len() as u64);
+        crate::kernel::write_all_at(to, at, &Z[..k as usize])?;
+        at += k;
+        n -= k;
+    }
+    Ok(())
+}
+
+/// Copies `n` bytes at `from_off` of `from` to `to_off` of `to`: in the
+/// kernel while `*in_kernel` holds (cleared for good the first time the
+/// system refuses), else through `buf`.
+fn copy_or_write(
+    from: &File,
+    from_off: u64,
+    to: &File,
+    to_off: u64,
+    n: u64,
+    in_kernel: &mut bool,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    let ended = || {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "input file ended early (was it truncated while being read?)",
+        )
+    };
+    let mut done = 0u64;
+    while *in_kernel && done < n {
+        let want = usize::try_from(n - done).unwrap_or(usize::MAX);
+        match crate::kernel::copy_range(from, from_off + done, to, to_off + done, want) {
+            Ok(0) => return Err(ended()),
+            Ok(k) => done += k as u64,
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => *in_kernel = false,
+            Err(e) => return Err(e),
+        }
+    }
+    if done < n && buf.is_empty() {
+        buf.resize(1 << 20, 0);
+    }
+    while done < n {
+        let k = (n - done).min(buf.len() as u64) as usize;
+        crate::source::read_exact_at(from, from_off + done, &mut buf[..k]).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ended()
+            } else {
+                e
+            }
+        })?;
+        crate::kernel::write_all_at(to, to_off + done, &buf[..k])?;
+        done += k as u64;
+    }
+    Ok(())
+}
+
+/// The hashing half of [`stream_shard`].
+fn hash_members(
+    shared: &Shared<'_>,
+    start: u64,
+    members: Vec<Member<'_>>,
+    sh: &mut ShardHasher,
+    tensor_hash: bool,
+    buf: &mut [u8],
+) -> std::result::Result<Hashed, Stop> {
+    let mut hashes = Vec::with_capacity(members.len());
+    let mut cursor = 0u64;
+    let file = shared.file;
+    for Member { ti, off, spec } in members {
+        if shared.stopped() {
+            return Err(Stop::Cancelled);
+        }
+        hash_zeros(sh, off - cursor);
+        cursor = off + spec.data_len;
+        let mut th = tensor_hash.then(blake3::Hasher::new);
+        let mut hash = |block: &[u8]| {
+            sh.update(block);
+            if let Some(h) = th.as_mut() {
+                update(h, block);
+            }
+        };
+        match spec.mapped {
+            Some(mut m) => {
+                if let Some(c) = m.chunk.take() {
+                    m.observers.push(c.verifier);
+                }
+                hash_mapped(&mut m, spec.data_len, &mut hash, buf, shared)
+                    .map_err(|e| Stop::Failed(ti, e))?;
+            }
+            None => {
+                let mut src = spec.source;
+                let mut done = 0u64;
+                while done < spec.data_len {
+                    if shared.stopped() {
+                        return Err(Stop::Cancelled);
+                    }
+                    let want = (spec.data_len - done).min(buf.len() as u64) as usize;
+                    let got =
+                        read_full(&mut src, &mut buf[..want]).map_err(|e| Stop::Failed(ti, e))?;
+                    if got == 0 {
+                        return Err(Stop::Other(Error::Tensor {
+                            path: "input".into(),
+                            name: spec.name.clone(),
+                            reason: format!("source ended after {done} of {} bytes", spec.data_len),
+                        }));
+                    }
+                    let block = &buf[..got];
+                    let (w, ()) = rayon::join(
+                        || crate::kernel::write_all_at(file, start + off + done, block),
+                        || hash(block),
+                    );
+                    w.map_err(|e| Stop::Other(Error::io("<output>", e)))?;
+                    done += got as u64;
+                    shared.pace_writeback();
+                }
+            }
+        }
+        hashes.push((ti, th.map(|h| *h.finalize().as_bytes())));
+    }
+    Ok(Hashed {
+        tensors: hashes,
+        rehash_output: false,
+    })
+}
+
+/// Hashes a mapped tensor window by window, feeding its observers.
+fn hash_mapped(
+    m: &mut MappedSource<'_>,
+    len: u64,
+    hash: &mut dyn FnMut(&[u8]),
+    buf: &mut [u8],
+    shared: &Shared<'_>,
 ) -> io::Result<()> {
     for o in &mut m.observers {
         o.start()?;
     }
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(MAP_WINDOW);
-        let at = m.offset + done;
-        let window = crate::mmap::map_window(m.file, at, n as usize);
-        let mut feed = |block: &[u8]| -> io::Result<()> {
-            let observers = &mut m.observers;
-            let th = &mut th;
-            let (w, h) = rayon::join(
-                || out.write(block),
-                || -> io::Result<()> {
-                    sh.update(block);
-                    if let Some(h) = th.as_deref_mut() {
-                        update(h, block);
-                    }
-                    for o in observers.iter_mut() {
-                        o.bytes(block)?;
-                    }
-                    Ok(())
-                },
-            );
-            w.and(h)
-        };
-        match &window {
-            Some(map) => feed(map)?,
-            None => {
-                // Mapping refused: positioned reads through the buffer.
-                let mut pos = 0u64;
-                while pos < n {
-                    let k = (n - pos).min(buf.len() as u64) as usize;
-                    crate::source::read_exact_at(m.file, at + pos, &mut buf[..k])?;
-                    feed(&buf[..k])?;
-                    pos += k as u64;
-                }
-            }
+    let observers = &mut m.observers;
+    for_each_window(m.file, m.offset, len, buf, &shared.stop, &mut |block| {
+        hash(block);
+        for o in observers.iter_mut() {
+            o.bytes(block)?;
         }
-        done += n;
-    }
+        shared.pace_writeback();
+        Ok(())
+    })?;
     for o in &mut m.observers {
         o.end()?;
     }
     Ok(())
 }
 
-fn feed_zeros<W: Write + Seek>(
-    out: &mut Out<W>,
-    sh: &mut ShardHasher,
-    mut n: u64,
+/// Calls `f` with `len` bytes at `offset` of `file`, one mapped window at a
+/// time (through `buf` with positioned reads where mapping is refused).
+fn for_each_window(
+    file: &File,
+    offset: u64,
+    len: u64,
+    buf: &mut [u8],
+    stop: &AtomicBool,
+    f: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
+    let mut done = 0u64;
+    while done < len {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("cancelled"));
+        }
+        let n = (len - done).min(MAP_WINDOW);
+        let at = offset + done;
+        match crate::mmap::map_window(file, at, n as usize) {
+            Some(map) => f(&map)?,
+            None => {
+                let mut pos = 0u64;
+                while pos < n {
+                    let k = (n - pos).min(buf.len() as u64) as usize;
+                    crate::source::read_exact_at(file, at + pos, &mut buf[..k])?;
+                    f(&buf[..k])?;
+                    pos += k as u64;
+                }
+            }
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// The input chunk this shard is a byte-for-byte copy of, if it is one (see
+/// [`SourceChunk`]): every tensor mapped from the same file and chunk, at
+/// its offset in the chunk, and the chunk as long as the shard.
+fn verbatim_chunk<'m>(members: &'m [Member<'_>], len: u64) -> Option<&'m SourceChunk<'m>> {
+    let first = members.first()?.spec.mapped.as_ref()?;
+    let c = first.chunk.as_ref()?;
+    let same = members.iter().all(|m| {
+        m.spec.mapped.as_ref().is_some_and(|s| {
+            std::ptr::eq(s.file, first.file)
+                && s.chunk.as_ref().is_some_and(|k| {
+                    (k.offset, k.length, k.blake3) == (c.offset, c.length, c.blake3)
+                })
+                && s.offset.checked_sub(c.offset) == Some(m.off)
+        })
+    });
+    (same && c.length == len).then_some(c)
+}
+
+/// The hashing half of [`stream_shard`] for a shard that copies an input
+/// chunk verbatim: one pass over the chunk gives its verification digest,
+/// the output shard and page hashes, and the tensor hashes. Gap bytes are
+/// checked to be zero, as the output has them; if one is not, the output is
+/// hashed again afterwards.
+fn hash_verbatim(
+    shared: &Shared<'_>,
+    mut members: Vec<Member<'_>>,
+    sh: &mut ShardHasher,
+    tensor_hash: bool,
+    buf: &mut [u8],
+) -> std::result::Result<Hashed, Stop> {
+    let Some(first) = members.first().and_then(|m| m.spec.mapped.as_ref()) else {
+        return Err(Stop::Other(Error::Invalid("empty verbatim shard".into())));
+    };
+    let file = first.file;
+    let Some(c) = first.chunk.as_ref() else {
+        return Err(Stop::Other(Error::Invalid(
+            "verbatim shard without a chunk".into(),
+        )));
+    };
+    let (name, offset, length, want) = (c.name.clone(), c.offset, c.length, c.blake3);
+    let mut ths: Vec<Option<blake3::Hasher>> = members
+        .iter()
+        .map(|_| tensor_hash.then(blake3::Hasher::new))
+        .collect();
+    let mut observers: Vec<Vec<Box<dyn Observer + '_>>> = members
+        .iter_mut()
+        .map(|m| {
+            m.spec
+                .mapped
+                .as_mut()
+                .map(|s| std::mem::take(&mut s.observers))
+                .unwrap_or_default()
+        })
+        .collect();
+    let fail = |i: usize, e: io::Error| Stop::Failed(members[i].ti, e);
+    for (i, obs) in observers.iter_mut().enumerate() {
+        for o in obs.iter_mut() {
+            o.start().map_err(|e| fail(i, e))?;
+        }
+    }
+    let mut nonzero_gap = false;
+    let mut pos = 0u64; // chunk-relative offset of the next byte
+    let mut mi = 0usize; // first member not yet passed
+    let mut failed: Option<(usize, io::Error)> = None;
+    for_each_window(file, offset, length, buf, &shared.stop, &mut |w| {
+        sh.update(w);
+        let end = pos + w.len() as u64;
+        let mut p = pos;
+        while p < end {
+            // Skip members that end at or before `p` (and empty ones).
+            while mi < members.len() && members[mi].off + members[mi].spec.data_len <= p {
+                mi += 1;
+            }
+            let (seg_end, tensor) = match members.get(mi) {
+                Some(m) if m.off <= p => ((m.off + m.spec.data_len).min(end), true),
+                Some(m) => (m.off.min(end), false),
+                None => (end, false),
+            };
+            let seg = &w[(p - pos) as usize..(seg_end - pos) as usize];
+            if tensor {
+                if let Some(h) = ths[mi].as_mut() {
+                    update(h, seg);
+                }
+                for o in observers[mi].iter_mut() {
+                    if let Err(e) = o.bytes(seg) {
+                        failed = Some((mi, e));
+                        return Err(io::Error::other("observer failed"));
+                    }
+                }
+            } else if !nonzero_gap && seg.iter().any(|&b| b != 0) {
+                nonzero_gap = true;
+            }
+            p = seg_end;
+        }
+        pos = end;
+        shared.pace_writeback();
+        Ok(())
+    })
+    .map_err(|e| match failed.take() {
+        Some((i, e)) => fail(i, e),
+        None => fail(0, e),
+    })?;
+    if *sh.shard.finalize().as_bytes() != want {
+        return Err(Stop::Other(Error::Tensor {
+            path: "input".into(),
+            name: members[0].spec.name.clone(),
+            reason: format!("input {name}: BLAKE3 mismatch (weights corrupt); nothing was written"),
+        }));
+    }
+    for (i, obs) in observers.iter_mut().enumerate() {
+        for o in obs.iter_mut() {
+            o.end().map_err(|e| fail(i, e))?;
+        }
+    }
+    Ok(Hashed {
+        tensors: members
+            .iter()
+            .zip(ths)
+            .map(|(m, h)| (m.ti, h.map(|h| *h.finalize().as_bytes())))
+            .collect(),
+        rehash_output: nonzero_gap,
+    })
+}
+
+fn hash_zeros(sh: &mut ShardHasher, mut n: u64) {
     const Z: [u8; 4096] = [0; 4096];
     while n > 0 {
         let k = n.min(Z.len() as u64) as usize;
-        out.write(&Z[..k])?;
         sh.update(&Z[..k]);
         n -= k as u64;
     }
-    Ok(())
 }
 
 /// Reads until `buf` is full or the source ends; returns bytes read.
@@ -839,4 +1366,54 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp_with(data: &[u8]) -> File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(data).unwrap();
+        f
+    }
+
+    #[test]
+    fn copy_or_write_is_exact_in_the_kernel_and_through_the_buffer() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let from = tmp_with(&data);
+        for in_kernel in [true, false] {
+            let to = tmp_with(b"0123456789");
+            let mut k = in_kernel;
+            let mut buf = Vec::new();
+            // Unaligned on both sides, longer than the fallback buffer.
+            copy_or_write(&from, 777, &to, 5, 2_500_000, &mut k, &mut buf).unwrap();
+            let mut got = Vec::new();
+            (&to).seek(SeekFrom::Start(0)).unwrap();
+            (&to).read_to_end(&mut got).unwrap();
+            assert_eq!(&got[..5], b"01234");
+            assert_eq!(
+                &got[5..],
+                &data[777..777 + 2_500_000],
+                "in_kernel={in_kernel}"
+            );
+            assert_eq!(
+                buf.is_empty(),
+                k,
+                "the buffer is used only without the kernel copy"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_or_write_reports_a_source_that_ends_early() {
+        let from = tmp_with(&[7u8; 1000]);
+        for in_kernel in [true, false] {
+            let to = tempfile::tempfile().unwrap();
+            let mut k = in_kernel;
+            let e = copy_or_write(&from, 500, &to, 0, 1000, &mut k, &mut Vec::new()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+            assert!(e.to_string().contains("ended early"), "{e}");
+        }
+    }
 }

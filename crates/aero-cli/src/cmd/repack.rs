@@ -186,16 +186,30 @@ fn tensor_bytes<'a>(
 ) -> anyhow::Result<Bytes<'a>> {
     if let Some(file) = f.source().file() {
         let (offset, _) = f.tensor_range(t)?;
-        let mut observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
+        let observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
             vec![Box::new(ProgressObserver(pb.clone()))];
-        if let Some(tee) = tee {
-            observers.push(Box::new(tee));
-        }
-        let mapped = aero_io::stream::MappedSource {
+        let mut mapped = aero_io::stream::MappedSource {
             file,
             offset,
             observers,
+            chunk: None,
         };
+        if let Some(tee) = tee {
+            // With the shard's recorded hash, the writer can verify the input
+            // with the same pass that hashes an unchanged output shard.
+            let c = f.shard(t.shard_id)?;
+            if c.hash_recorded() && c.ulen == c.length {
+                mapped.chunk = Some(aero_io::stream::SourceChunk {
+                    name: c.name.clone(),
+                    offset: c.offset,
+                    length: c.length,
+                    blake3: c.blake3,
+                    verifier: Box::new(tee),
+                });
+            } else {
+                mapped.observers.push(Box::new(tee));
+            }
+        }
         return Ok((Box::new(std::io::empty()), Some(mapped)));
     }
     let reader: Box<dyn std::io::Read + Send + 'a> = match tee {
