@@ -147,6 +147,16 @@ fn ci() -> Result<()> {
         ]))?;
     }
     run(cargo().args(["test", "--workspace", "--doc"]))?;
+    // Rustdoc is part of the documentation: broken links fail the build.
+    run(cargo()
+        .args([
+            "doc",
+            "--no-deps",
+            "--workspace",
+            "--features",
+            "aero-io/http,aero-cli/s3",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
     nginx_test()?;
     s3_test()?;

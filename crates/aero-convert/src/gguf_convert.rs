@@ -265,7 +265,7 @@ impl Input {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
             })?;
-            let (reader, mapped) = crate::input_bytes(&self.src, start, t.size, progress)
+            let (reader, range) = crate::input_bytes(&self.src, start, t.size, progress)
                 .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
@@ -292,7 +292,7 @@ impl Input {
                 data_len: t.size,
                 extras,
                 source: reader,
-                mapped,
+                file_range: range,
             });
         }
         Ok(out)

@@ -52,14 +52,14 @@ impl std::io::Read for Counting<'_> {
 }
 
 /// The bytes `offset..offset+len` of an input for the streaming writer: the
-/// file range itself when the input is a local file (the writer maps and
-/// copies it once), else a positioned reader.
+/// file range itself when the input is a local file (the writer reads it
+/// with positioned reads on its reading thread), else a positioned reader.
 pub(crate) fn input_bytes<'a>(
     src: &'a dyn aero_io::ByteSource,
     offset: u64,
     len: u64,
     progress: &'a Progress<'a>,
-) -> std::io::Result<(TensorReader<'a>, Option<aero_io::stream::MappedSource<'a>>)> {
+) -> std::io::Result<(TensorReader<'a>, Option<aero_io::stream::FileRange<'a>>)> {
     if let Some(file) = src.file() {
         if offset.checked_add(len).is_none_or(|e| e > src.len()) {
             return Err(std::io::Error::new(
@@ -71,7 +71,7 @@ pub(crate) fn input_bytes<'a>(
             vec![Box::new(ProgressObserver(progress))];
         return Ok((
             Box::new(std::io::empty()),
-            Some(aero_io::stream::MappedSource {
+            Some(aero_io::stream::FileRange {
                 file,
                 offset,
                 observers,

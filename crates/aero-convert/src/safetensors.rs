@@ -187,7 +187,7 @@ impl Input {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let (reader, mapped) = crate::input_bytes(&self.src, base + s, e - s, progress)
+            let (reader, range) = crate::input_bytes(&self.src, base + s, e - s, progress)
                 .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
@@ -217,7 +217,7 @@ impl Input {
                 data_len: e - s,
                 extras,
                 source: reader,
-                mapped,
+                file_range: range,
             });
         }
         Ok(out)

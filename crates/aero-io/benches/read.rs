@@ -78,7 +78,7 @@ fn quick_validate(c: &mut Criterion) {
     let path = dir.path().join("small.aero");
     let specs: Vec<TensorSpec<'static>> = (0..64u64)
         .map(|i| TensorSpec {
-            mapped: None,
+            file_range: None,
             name: format!("layer.{i}.weight"),
             dtype: DType::F32,
             shape: vec![64, 64],

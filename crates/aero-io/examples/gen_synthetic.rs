@@ -176,7 +176,7 @@ fn main() -> ExitCode {
         .map(|i| {
             let len = if i + 1 == a.tensors { last } else { per };
             TensorSpec {
-                mapped: None,
+                file_range: None,
                 name: format!("model.layers.{i:0width$}.weight"),
                 dtype: DType::F32,
                 shape: shape_of(len / 4),

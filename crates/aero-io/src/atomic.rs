@@ -57,12 +57,23 @@ impl AtomicFile {
     }
 
     /// Flushes to disk and renames over the destination.
-    pub fn commit(mut self) -> io::Result<()> {
+    pub fn commit(self) -> io::Result<()> {
+        self.commit_with(true)
+    }
+
+    /// Renames over the destination, first flushing the file and then its
+    /// directory to disk when `durable`. Without it the rename is still
+    /// atomic (readers see the old file or the complete new one), but a
+    /// crash or power loss soon after may leave the new name with missing
+    /// data, as after `cp`.
+    pub fn commit_with(mut self, durable: bool) -> io::Result<()> {
         let file = self.file.take().expect("AtomicFile committed twice");
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         drop(file);
         std::fs::rename(&self.tmp, &self.dest)?;
-        if let Some(dir) = self.dest.parent() {
+        if let Some(dir) = self.dest.parent().filter(|_| durable) {
             let dir = if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {

@@ -5,7 +5,7 @@
 //! Memory does not grow with tensor or model size.
 //!
 //! File order vs TOC order: the TOC is always in the standard order
-//! ([IHSH], MJSN, MMSG, TIDX, then WTSH [+ PHSH] per shard). When per-tensor
+//! (\[IHSH\], MJSN, MMSG, TIDX, then WTSH \[+ PHSH\] per shard). When per-tensor
 //! hashes are requested the TIDX payload is only known after the weights have
 //! streamed, so it is placed *after* the shards in the file (readers follow
 //! offsets, spec §1). Without tensor hashes, `Layout::Reference` produces
@@ -80,8 +80,11 @@ pub struct WriteOptions {
     pub page_hashes: Option<u64>,
     /// Id of the first shard (AEROSET parts use global shard ids).
     pub first_shard_id: u64,
-    /// Copy buffer size.
-    pub buffer_size: usize,
+    /// Make the file durable before it appears under its name: write-back
+    /// starts while streaming and the file is fsynced before the rename
+    /// (the default). `false` skips both, like `cp`: the rename stays
+    /// atomic, but a crash soon after may lose data.
+    pub durable: bool,
 }
 
 impl Default for WriteOptions {
@@ -97,7 +100,7 @@ impl Default for WriteOptions {
             control_integrity: false,
             page_hashes: None,
             first_shard_id: 0,
-            buffer_size: 4 << 20,
+            durable: true,
         }
     }
 }
@@ -117,14 +120,14 @@ pub struct TensorSpec<'a> {
     /// The bytes.
     pub source: Box<dyn Read + Send + 'a>,
     /// The same bytes as a range of a local file, when they are one: the
-    /// writer then maps the range in windows and hashes and writes straight
-    /// from the mapping (one copy instead of two, resident memory bounded by
-    /// the window) and `source` is not read.
-    pub mapped: Option<MappedSource<'a>>,
+    /// writer then reads the range with positioned reads, `source` is not
+    /// read, and an unchanged shard of a verified input can be checked and
+    /// hashed in one pass (see [`SourceChunk`]).
+    pub file_range: Option<FileRange<'a>>,
 }
 
-/// A tensor's bytes as a range of a local file (see [`TensorSpec::mapped`]).
-pub struct MappedSource<'a> {
+/// A tensor's bytes as a range of a local file (see [`TensorSpec::file_range`]).
+pub struct FileRange<'a> {
     /// The file.
     pub file: &'a File,
     /// Offset of the tensor's first byte.
@@ -136,7 +139,7 @@ pub struct MappedSource<'a> {
     pub chunk: Option<SourceChunk<'a>>,
 }
 
-/// An input chunk with a recorded BLAKE3 that a [`MappedSource`] lies in,
+/// An input chunk with a recorded BLAKE3 that a [`FileRange`] lies in,
 /// and the observer that verifies it as the bytes stream (for example a
 /// [`crate::tee::TeeReader`]).
 ///
@@ -149,7 +152,7 @@ pub struct MappedSource<'a> {
 pub struct SourceChunk<'a> {
     /// Chunk name, for errors.
     pub name: String,
-    /// Absolute offset of the chunk in the [`MappedSource::file`].
+    /// Absolute offset of the chunk in the [`FileRange::file`].
     pub offset: u64,
     /// Chunk length.
     pub length: u64,
@@ -159,7 +162,8 @@ pub struct SourceChunk<'a> {
     pub verifier: Box<dyn Observer + 'a>,
 }
 
-/// Sees a tensor's bytes as the writer streams them from a [`MappedSource`].
+/// Sees a tensor's bytes as the writer streams them from a [`FileRange`]
+/// (in pieces of at most 256 KiB).
 pub trait Observer: Send {
     /// Before the first block.
     fn start(&mut self) -> io::Result<()> {
@@ -226,7 +230,7 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
     }
     let mut names = std::collections::HashSet::with_capacity(specs.len());
     for t in specs {
-        if let Some(m) = &t.mapped {
+        if let Some(m) = &t.file_range {
             // Reading a mapping past the end of its file is a SIGBUS, not an
             // error: check the range against the file's size first.
             let size = m.file.metadata().map(|md| md.len()).unwrap_or(0);
@@ -392,7 +396,8 @@ fn plan_chunks(opts: &WriteOptions, shards: usize) -> Planned {
 struct Out<'f> {
     w: io::BufWriter<&'f mut File>,
     pos: u64,
-    /// Write-back has been started for every byte before this offset.
+    /// Write-back has been started for every byte before this offset;
+    /// `u64::MAX` when the output is not to be made durable.
     written_back: u64,
 }
 
@@ -400,11 +405,11 @@ struct Out<'f> {
 const WRITEBACK_STEP: u64 = 16 << 20;
 
 impl<'f> Out<'f> {
-    fn new(file: &'f mut File) -> Self {
+    fn new(file: &'f mut File, durable: bool) -> Self {
         Out {
             w: io::BufWriter::with_capacity(256 << 10, file),
             pos: 0,
-            written_back: 0,
+            written_back: if durable { 0 } else { u64::MAX },
         }
     }
 
@@ -413,7 +418,7 @@ impl<'f> Out<'f> {
         self.pos += b.len() as u64;
         // Everything but the last step is in the file (the buffer is smaller).
         let to = self.pos.saturating_sub(WRITEBACK_STEP);
-        if to >= self.written_back + WRITEBACK_STEP {
+        if to >= self.written_back.saturating_add(WRITEBACK_STEP) {
             crate::kernel::start_writeback(
                 self.w.get_ref(),
                 self.written_back,
@@ -469,18 +474,46 @@ impl ShardHasher {
         }
     }
 
-    fn update(&mut self, mut b: &[u8]) {
-        update(&mut self.shard, b);
-        let Some(ph) = self.page.as_mut() else { return };
+    /// Each hash runs on one thread (the other core is copying, see
+    /// [`stream_shard`]; splitting one hash across the pool only makes the
+    /// threads compete); page hashes run beside the shard hash.
+    fn update(&mut self, b: &[u8]) {
+        let ShardHasher {
+            shard,
+            page_size,
+            page,
+            in_page,
+            digests,
+        } = self;
+        match page {
+            None => {
+                shard.update(b);
+            }
+            Some(ph) => {
+                rayon::join(
+                    || shard.update(b),
+                    || Self::pages(ph, *page_size, in_page, digests, b),
+                );
+            }
+        }
+    }
+
+    fn pages(
+        ph: &mut blake3::Hasher,
+        page_size: u64,
+        in_page: &mut u64,
+        digests: &mut Vec<[u8; 32]>,
+        mut b: &[u8],
+    ) {
         while !b.is_empty() {
-            let n = ((self.page_size - self.in_page) as usize).min(b.len());
-            update(ph, &b[..n]);
-            self.in_page += n as u64;
+            let n = ((page_size - *in_page) as usize).min(b.len());
+            ph.update(&b[..n]);
+            *in_page += n as u64;
             b = &b[n..];
-            if self.in_page == self.page_size {
-                self.digests.push(*ph.finalize().as_bytes());
+            if *in_page == page_size {
+                digests.push(*ph.finalize().as_bytes());
                 *ph = blake3::Hasher::new();
-                self.in_page = 0;
+                *in_page = 0;
             }
         }
     }
@@ -500,14 +533,6 @@ impl ShardHasher {
     }
 }
 
-fn update(h: &mut blake3::Hasher, b: &[u8]) {
-    if b.len() >= 1 << 20 {
-        h.update_rayon(b);
-    } else {
-        h.update(b);
-    }
-}
-
 /// Writes a model to `path` atomically (see the module docs).
 pub fn write_model(
     path: impl AsRef<Path>,
@@ -521,7 +546,9 @@ pub fn write_model(
         Error::Io { source, .. } => Error::io(path, source),
         other => other,
     })?;
-    atomic.commit().map_err(|e| Error::io(path, e))?;
+    atomic
+        .commit_with(opts.durable)
+        .map_err(|e| Error::io(path, e))?;
     Ok(summary)
 }
 
@@ -633,7 +660,7 @@ pub fn write_to(
         })
         .collect();
 
-    let mut out = Out::new(&mut *file);
+    let mut out = Out::new(&mut *file, opts.durable);
     out.pad_to(pro.payload_start).map_err(io)?;
     let place = |out: &mut Out<'_>,
                  e: &mut TocEntry,
@@ -686,7 +713,6 @@ pub fn write_to(
     }
 
     // Stream the shards.
-    let mut buf = vec![0u8; opts.buffer_size.max(4096)];
     let mut specs = specs.into_iter().enumerate().peekable();
     for s in 0..plan.shard_len.len() {
         let start = align_up(out.pos, opts.layout.shard_align()).unwrap_or(out.pos);
@@ -701,15 +727,7 @@ pub fn write_to(
                 .collect();
         let mut sh = ShardHasher::new(opts.page_hashes);
         let len = plan.shard_len[s];
-        for (ti, h) in stream_shard(
-            &mut out,
-            start,
-            len,
-            members,
-            &mut sh,
-            opts.tensor_hash,
-            &mut buf,
-        )? {
+        for (ti, h) in stream_shard(&mut out, start, len, members, &mut sh, opts.tensor_hash)? {
             tensors[ti].hash_b3 = h;
         }
         out.advance(plan.shard_len[s]).map_err(io)?;
@@ -808,8 +826,12 @@ pub fn write_to(
     })
 }
 
-/// Window used when hashing a [`MappedSource`].
-const MAP_WINDOW: u64 = 16 << 20;
+/// Size of each buffer passed from the reading to the writing thread: small
+/// enough to stay in a core's cache between the read, the hash and the
+/// write.
+const PIECE: usize = 256 << 10;
+/// Buffers in flight between the two threads.
+const PIECES: usize = 4;
 
 /// One tensor of a shard being streamed.
 struct Member<'a> {
@@ -820,25 +842,15 @@ struct Member<'a> {
     spec: TensorSpec<'a>,
 }
 
-/// A byte range of the shard the placing thread fills: zeros, or the bytes
-/// of a mapped tensor's file range.
-struct Placement<'a> {
-    ti: usize,
-    dst: u64,
-    len: u64,
-    src: Option<(&'a File, u64)>,
-}
-
 /// State shared by the two halves of [`stream_shard`].
 struct Shared<'f> {
     file: &'f File,
     /// Set when either half fails: the other stops early.
     stop: AtomicBool,
-    /// The placing half has filled the output up to this offset.
+    /// The writing half has written the output up to this offset.
     placed: AtomicU64,
-    /// The hashing half has finished (the placing half then paces write-back).
-    hashed: AtomicBool,
-    /// Write-back has been started for every byte before this offset.
+    /// Write-back has been started for every byte before this offset
+    /// (`u64::MAX`: the output is not made durable).
     written_back: Mutex<u64>,
 }
 
@@ -847,10 +859,10 @@ impl Shared<'_> {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Starts write-back of what the placing half finished more than a step
-    /// ago. Called by the hashing half between windows, so the copying
-    /// thread never blocks on the device queue; by the placing half once
-    /// hashing is done.
+    /// Starts write-back of what was written more than a step ago, so the
+    /// final `fsync` has little left to wait for. Called by the reading
+    /// half between pieces, so the writing thread never blocks on the
+    /// device queue.
     fn pace_writeback(&self) {
         let Ok(mut from) = self.written_back.try_lock() else {
             return;
@@ -859,20 +871,54 @@ impl Shared<'_> {
             .placed
             .load(Ordering::Acquire)
             .saturating_sub(WRITEBACK_STEP);
-        if to >= *from + WRITEBACK_STEP {
+        if to >= from.saturating_add(WRITEBACK_STEP) {
             crate::kernel::start_writeback(self.file, *from, to - *from);
             *from = to;
         }
     }
 }
 
-/// Streams one shard's tensors to the output at `start`, in two threads that
-/// never wait for each other: a placing thread fills the gaps with zeros and
-/// copies mapped tensors (in the kernel with `copy_file_range` when the
-/// system allows, else through a buffer) and starts write-back behind
-/// itself, while this thread hashes every byte (shard, page and tensor
-/// hashes, observers) from the mapping, and reads and writes the tensors that
-/// only have a `Read` source. Returns each tensor's BLAKE3 when asked for.
+/// A filled buffer on its way to the writing thread.
+struct Piece {
+    buf: Vec<u8>,
+    len: usize,
+    /// Output file offset.
+    dst: u64,
+}
+
+/// The reading half's end of the buffer loop.
+struct Pipe<'s, 'f> {
+    full: std::sync::mpsc::SyncSender<Piece>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    shared: &'s Shared<'f>,
+}
+
+impl Pipe<'_, '_> {
+    /// A buffer to fill; fails when the writing thread has stopped.
+    fn take(&self) -> std::result::Result<Vec<u8>, Stop> {
+        if self.shared.stopped() {
+            return Err(Stop::Cancelled);
+        }
+        self.free.recv().map_err(|_| Stop::Cancelled)
+    }
+
+    /// Hands `buf[..len]` over to be written at `dst`.
+    fn put(&self, buf: Vec<u8>, len: usize, dst: u64) -> std::result::Result<(), Stop> {
+        self.full
+            .send(Piece { buf, len, dst })
+            .map_err(|_| Stop::Cancelled)?;
+        self.shared.pace_writeback();
+        Ok(())
+    }
+}
+
+/// Streams one shard's tensors to the output at `start` with two threads:
+/// this one reads each piece of the shard into a small buffer (positioned
+/// reads of file ranges, or the tensor's reader; zeros for the gaps),
+/// hashes it while it is in cache (shard, page and tensor hashes,
+/// observers), and passes it to a writing thread that writes it in place.
+/// Both cores stay busy and every byte is read from memory once. Returns each
+/// tensor's BLAKE3 when asked for.
 fn stream_shard(
     out: &mut Out<'_>,
     start: u64,
@@ -880,31 +926,9 @@ fn stream_shard(
     members: Vec<Member<'_>>,
     sh: &mut ShardHasher,
     tensor_hash: bool,
-    buf: &mut [u8],
 ) -> Result<Vec<(usize, Option<[u8; 32]>)>> {
     let written_back = out.written_back;
     let file = out.file().map_err(|e| Error::io("<output>", e))?;
-    let mut jobs = Vec::new();
-    let mut cursor = 0u64;
-    for m in &members {
-        if m.off > cursor {
-            jobs.push(Placement {
-                ti: m.ti,
-                dst: start + cursor,
-                len: m.off - cursor,
-                src: None,
-            });
-        }
-        if let Some(src) = &m.spec.mapped {
-            jobs.push(Placement {
-                ti: m.ti,
-                dst: start + m.off,
-                len: m.spec.data_len,
-                src: Some((src.file, src.offset)),
-            });
-        }
-        cursor = m.off + m.spec.data_len;
-    }
     let names: Vec<(usize, String)> = members
         .iter()
         .map(|m| (m.ti, m.spec.name.clone()))
@@ -920,55 +944,68 @@ fn stream_shard(
         file,
         stop: AtomicBool::new(false),
         placed: AtomicU64::new(start),
-        hashed: AtomicBool::new(false),
         written_back: Mutex::new(written_back),
     };
-    let (placed, hashed) = std::thread::scope(|scope| {
-        let placer = scope.spawn(|| {
-            let r = place_all(&jobs, &shared);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Piece>(PIECES);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..PIECES {
+        // Cannot fail: the receiver is alive.
+        let _ = free_tx.send(vec![0u8; PIECE]);
+    }
+    let (wrote, read) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let r = write_pieces(&shared, full_rx, free_tx);
             if r.is_err() {
                 shared.stop.store(true, Ordering::Relaxed);
             }
             r
         });
-        let hashed = match verbatim_chunk(&members, len) {
-            Some(_) => hash_verbatim(&shared, members, sh, tensor_hash, buf),
-            None => hash_members(&shared, start, members, sh, tensor_hash, buf),
+        let pipe = Pipe {
+            full: full_tx,
+            free: free_rx,
+            shared: &shared,
         };
-        shared.hashed.store(true, Ordering::Release);
-        if hashed.is_err() {
+        let read = match verbatim_chunk(&members, len) {
+            Some(_) => read_verbatim(&pipe, start, members, sh, tensor_hash),
+            None => read_members(&pipe, start, members, sh, tensor_hash),
+        };
+        if read.is_err() {
             shared.stop.store(true, Ordering::Relaxed);
         }
-        let placed = placer
+        drop(pipe); // ends the writer's loop
+        let wrote = writer
             .join()
-            .unwrap_or_else(|_| Err((0, io::Error::other("the copying thread panicked"))));
-        (placed, hashed)
+            .unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked")));
+        (wrote, read)
     });
     let written_back = shared
         .written_back
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
-    let tensor_error = |ti: usize, e: io::Error| Error::Tensor {
-        path: "input".into(),
-        name: name_of(ti),
-        reason: e.to_string(),
-    };
-    // The hashing side's error explains more (a corrupt input shows up there
-    // first); a cancelled side reports nothing of its own.
-    let r = match (hashed, placed) {
-        (Err(Stop::Failed(ti, e)), _) => Err(tensor_error(ti, e)),
+    // The reading side's error explains more (a corrupt or short input);
+    // a cancelled side reports nothing of its own.
+    let r = match (read, wrote) {
+        (Err(Stop::Failed(ti, e)), _) => Err(Error::Tensor {
+            path: "input".into(),
+            name: name_of(ti),
+            reason: e.to_string(),
+        }),
         (Err(Stop::Other(e)), _) => Err(e),
-        (_, Err((ti, e))) => Err(tensor_error(ti, e)),
+        (_, Err(e)) => Err(Error::io("<output>", e)),
         (Err(Stop::Cancelled), Ok(())) => Err(Error::Invalid("shard copy was cancelled".into())),
         (Ok(h), Ok(())) if h.rehash_output => {
             // The input had bytes in the gaps that the output has as zeros:
             // hash the output as written.
             sh.reset();
-            for_each_window(file, start, len, buf, &AtomicBool::new(false), &mut |w| {
-                sh.update(w);
-                Ok(())
-            })
-            .map_err(|e| Error::io("<output>", e))?;
+            let mut buf = vec![0u8; PIECE];
+            let mut pos = 0u64;
+            while pos < len {
+                let k = (len - pos).min(PIECE as u64) as usize;
+                crate::source::read_exact_at(file, start + pos, &mut buf[..k])
+                    .map_err(|e| Error::io("<output>", e))?;
+                sh.update(&buf[..k]);
+                pos += k as u64;
+            }
             Ok(h.tensors)
         }
         (Ok(h), Ok(())) => Ok(h.tensors),
@@ -977,7 +1014,7 @@ fn stream_shard(
     r
 }
 
-/// What the hashing half of [`stream_shard`] found.
+/// What the reading half of [`stream_shard`] found.
 struct Hashed {
     /// Each tensor's BLAKE3, when asked for.
     tensors: Vec<(usize, Option<[u8; 32]>)>,
@@ -986,152 +1023,94 @@ struct Hashed {
     rehash_output: bool,
 }
 
-/// Why [`hash_members`] stopped.
+/// Why the reading half stopped.
 enum Stop {
-    /// Tensor `ti` failed.
+    /// Reading tensor `ti` failed.
     Failed(usize, io::Error),
-    /// A source shorter than declared.
+    /// Another error (a short source, a corrupt input).
     Other(Error),
-    /// The placing thread failed.
+    /// The writing thread failed.
     Cancelled,
 }
 
-/// The placing half of [`stream_shard`]: returns the failing tensor's index.
-fn place_all(
-    jobs: &[Placement<'_>],
+/// The writing half of [`stream_shard`].
+fn write_pieces(
     shared: &Shared<'_>,
-) -> std::result::Result<(), (usize, io::Error)> {
-    const STEP: u64 = 16 << 20;
-    let to = shared.file;
-    let mut in_kernel = true;
-    let mut buf = Vec::new();
-    for j in jobs {
-        let mut done = 0u64;
-        while done < j.len {
-            if shared.stopped() {
-                return Ok(());
-            }
-            let n = (j.len - done).min(STEP);
-            let r = match j.src {
-                None => write_zeros(to, j.dst + done, n),
-                Some((from, off)) => copy_or_write(
-                    from,
-                    off + done,
-                    to,
-                    j.dst + done,
-                    n,
-                    &mut in_kernel,
-                    &mut buf,
-                ),
-            };
-            r.map_err(|e| (j.ti, e))?;
-            done += n;
-            shared.placed.store(j.dst + done, Ordering::Release);
-            if shared.hashed.load(Ordering::Acquire) {
-                shared.pace_writeback();
-            }
-        }
-    }
-    Ok(())
-}
-
-fn write_zeros(to: &File, mut at: u64, mut n: u64) -> io::Result<()> {
-    const Z: [u8; 4096] = [0; 4096];
-    while n > 0 {
-        let k = n.min(Z.len() as u64);
-        crate::kernel::write_all_at(to, at, &Z[..k as usize])?;
-        at += k;
-        n -= k;
-    }
-    Ok(())
-}
-
-/// Copies `n` bytes at `from_off` of `from` to `to_off` of `to`: in the
-/// kernel while `*in_kernel` holds (cleared for good the first time the
-/// system refuses), else through `buf`.
-fn copy_or_write(
-    from: &File,
-    from_off: u64,
-    to: &File,
-    to_off: u64,
-    n: u64,
-    in_kernel: &mut bool,
-    buf: &mut Vec<u8>,
+    full: std::sync::mpsc::Receiver<Piece>,
+    free: std::sync::mpsc::Sender<Vec<u8>>,
 ) -> io::Result<()> {
-    let ended = || {
+    for p in full {
+        crate::kernel::write_all_at(shared.file, p.dst, &p.buf[..p.len])?;
+        shared.placed.store(p.dst + p.len as u64, Ordering::Release);
+        // The reader may have finished: then the buffer is not needed.
+        let _ = free.send(p.buf);
+    }
+    Ok(())
+}
+
+/// The message for a file that is shorter than the range to read.
+fn ended_early(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "input file ended early (was it truncated while being read?)",
         )
-    };
-    let mut done = 0u64;
-    while *in_kernel && done < n {
-        let want = usize::try_from(n - done).unwrap_or(usize::MAX);
-        match crate::kernel::copy_range(from, from_off + done, to, to_off + done, want) {
-            Ok(0) => return Err(ended()),
-            Ok(k) => done += k as u64,
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => *in_kernel = false,
-            Err(e) => return Err(e),
-        }
+    } else {
+        e
     }
-    if done < n && buf.is_empty() {
-        buf.resize(1 << 20, 0);
-    }
-    while done < n {
-        let k = (n - done).min(buf.len() as u64) as usize;
-        crate::source::read_exact_at(from, from_off + done, &mut buf[..k]).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                ended()
-            } else {
-                e
-            }
-        })?;
-        crate::kernel::write_all_at(to, to_off + done, &buf[..k])?;
-        done += k as u64;
-    }
-    Ok(())
 }
 
-/// The hashing half of [`stream_shard`].
-fn hash_members(
-    shared: &Shared<'_>,
+/// The reading half of [`stream_shard`], tensor by tensor.
+fn read_members(
+    pipe: &Pipe<'_, '_>,
     start: u64,
     members: Vec<Member<'_>>,
     sh: &mut ShardHasher,
     tensor_hash: bool,
-    buf: &mut [u8],
 ) -> std::result::Result<Hashed, Stop> {
     let mut hashes = Vec::with_capacity(members.len());
     let mut cursor = 0u64;
-    let file = shared.file;
     for Member { ti, off, spec } in members {
-        if shared.stopped() {
-            return Err(Stop::Cancelled);
-        }
-        hash_zeros(sh, off - cursor);
+        send_zeros(pipe, sh, start + cursor, off - cursor)?;
         cursor = off + spec.data_len;
         let mut th = tensor_hash.then(blake3::Hasher::new);
-        let mut hash = |block: &[u8]| {
-            sh.update(block);
-            if let Some(h) = th.as_mut() {
-                update(h, block);
+        let mut hash = |block: &[u8]| match th.as_mut() {
+            Some(h) => {
+                rayon::join(|| sh.update(block), || h.update(block));
             }
+            None => sh.update(block),
         };
-        match spec.mapped {
-            Some(mut m) => {
-                if let Some(c) = m.chunk.take() {
-                    m.observers.push(c.verifier);
+        let dst = start + off;
+        match spec.file_range {
+            Some(mut r) => {
+                if let Some(c) = r.chunk.take() {
+                    r.observers.push(c.verifier);
                 }
-                hash_mapped(&mut m, spec.data_len, &mut hash, buf, shared)
-                    .map_err(|e| Stop::Failed(ti, e))?;
+                for o in &mut r.observers {
+                    o.start().map_err(|e| Stop::Failed(ti, e))?;
+                }
+                let mut done = 0u64;
+                while done < spec.data_len {
+                    let mut buf = pipe.take()?;
+                    let k = (spec.data_len - done).min(buf.len() as u64) as usize;
+                    crate::source::read_exact_at(r.file, r.offset + done, &mut buf[..k])
+                        .map_err(|e| Stop::Failed(ti, ended_early(e)))?;
+                    hash(&buf[..k]);
+                    for o in &mut r.observers {
+                        o.bytes(&buf[..k]).map_err(|e| Stop::Failed(ti, e))?;
+                    }
+                    pipe.put(buf, k, dst + done)?;
+                    done += k as u64;
+                }
+                for o in &mut r.observers {
+                    o.end().map_err(|e| Stop::Failed(ti, e))?;
+                }
             }
             None => {
                 let mut src = spec.source;
                 let mut done = 0u64;
                 while done < spec.data_len {
-                    if shared.stopped() {
-                        return Err(Stop::Cancelled);
-                    }
+                    let mut buf = pipe.take()?;
                     let want = (spec.data_len - done).min(buf.len() as u64) as usize;
                     let got =
                         read_full(&mut src, &mut buf[..want]).map_err(|e| Stop::Failed(ti, e))?;
@@ -1142,14 +1121,9 @@ fn hash_members(
                             reason: format!("source ended after {done} of {} bytes", spec.data_len),
                         }));
                     }
-                    let block = &buf[..got];
-                    let (w, ()) = rayon::join(
-                        || crate::kernel::write_all_at(file, start + off + done, block),
-                        || hash(block),
-                    );
-                    w.map_err(|e| Stop::Other(Error::io("<output>", e)))?;
+                    hash(&buf[..got]);
+                    pipe.put(buf, got, dst + done)?;
                     done += got as u64;
-                    shared.pace_writeback();
                 }
             }
         }
@@ -1161,74 +1135,33 @@ fn hash_members(
     })
 }
 
-/// Hashes a mapped tensor window by window, feeding its observers.
-fn hash_mapped(
-    m: &mut MappedSource<'_>,
-    len: u64,
-    hash: &mut dyn FnMut(&[u8]),
-    buf: &mut [u8],
-    shared: &Shared<'_>,
-) -> io::Result<()> {
-    for o in &mut m.observers {
-        o.start()?;
-    }
-    let observers = &mut m.observers;
-    for_each_window(m.file, m.offset, len, buf, &shared.stop, &mut |block| {
-        hash(block);
-        for o in observers.iter_mut() {
-            o.bytes(block)?;
-        }
-        shared.pace_writeback();
-        Ok(())
-    })?;
-    for o in &mut m.observers {
-        o.end()?;
-    }
-    Ok(())
-}
-
-/// Calls `f` with `len` bytes at `offset` of `file`, one mapped window at a
-/// time (through `buf` with positioned reads where mapping is refused).
-fn for_each_window(
-    file: &File,
-    offset: u64,
-    len: u64,
-    buf: &mut [u8],
-    stop: &AtomicBool,
-    f: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut done = 0u64;
-    while done < len {
-        if stop.load(Ordering::Relaxed) {
-            return Err(io::Error::other("cancelled"));
-        }
-        let n = (len - done).min(MAP_WINDOW);
-        let at = offset + done;
-        match crate::mmap::map_window(file, at, n as usize) {
-            Some(map) => f(&map)?,
-            None => {
-                let mut pos = 0u64;
-                while pos < n {
-                    let k = (n - pos).min(buf.len() as u64) as usize;
-                    crate::source::read_exact_at(file, at + pos, &mut buf[..k])?;
-                    f(&buf[..k])?;
-                    pos += k as u64;
-                }
-            }
-        }
-        done += n;
+/// Sends `n` zero bytes to be written at `dst`, hashing them.
+fn send_zeros(
+    pipe: &Pipe<'_, '_>,
+    sh: &mut ShardHasher,
+    mut dst: u64,
+    mut n: u64,
+) -> std::result::Result<(), Stop> {
+    while n > 0 {
+        let mut buf = pipe.take()?;
+        let k = n.min(buf.len() as u64) as usize;
+        buf[..k].fill(0);
+        sh.update(&buf[..k]);
+        pipe.put(buf, k, dst)?;
+        dst += k as u64;
+        n -= k as u64;
     }
     Ok(())
 }
 
 /// The input chunk this shard is a byte-for-byte copy of, if it is one (see
-/// [`SourceChunk`]): every tensor mapped from the same file and chunk, at
-/// its offset in the chunk, and the chunk as long as the shard.
+/// [`SourceChunk`]): every tensor read from the same file and chunk, at its
+/// offset in the chunk, and the chunk as long as the shard.
 fn verbatim_chunk<'m>(members: &'m [Member<'_>], len: u64) -> Option<&'m SourceChunk<'m>> {
-    let first = members.first()?.spec.mapped.as_ref()?;
+    let first = members.first()?.spec.file_range.as_ref()?;
     let c = first.chunk.as_ref()?;
     let same = members.iter().all(|m| {
-        m.spec.mapped.as_ref().is_some_and(|s| {
+        m.spec.file_range.as_ref().is_some_and(|s| {
             std::ptr::eq(s.file, first.file)
                 && s.chunk.as_ref().is_some_and(|k| {
                     (k.offset, k.length, k.blake3) == (c.offset, c.length, c.blake3)
@@ -1239,19 +1172,19 @@ fn verbatim_chunk<'m>(members: &'m [Member<'_>], len: u64) -> Option<&'m SourceC
     (same && c.length == len).then_some(c)
 }
 
-/// The hashing half of [`stream_shard`] for a shard that copies an input
+/// The reading half of [`stream_shard`] for a shard that copies an input
 /// chunk verbatim: one pass over the chunk gives its verification digest,
 /// the output shard and page hashes, and the tensor hashes. Gap bytes are
-/// checked to be zero, as the output has them; if one is not, the output is
-/// hashed again afterwards.
-fn hash_verbatim(
-    shared: &Shared<'_>,
+/// written as zeros; if an input gap byte is not zero, the output is hashed
+/// again afterwards.
+fn read_verbatim(
+    pipe: &Pipe<'_, '_>,
+    start: u64,
     mut members: Vec<Member<'_>>,
     sh: &mut ShardHasher,
     tensor_hash: bool,
-    buf: &mut [u8],
 ) -> std::result::Result<Hashed, Stop> {
-    let Some(first) = members.first().and_then(|m| m.spec.mapped.as_ref()) else {
+    let Some(first) = members.first().and_then(|m| m.spec.file_range.as_ref()) else {
         return Err(Stop::Other(Error::Invalid("empty verbatim shard".into())));
     };
     let file = first.file;
@@ -1261,6 +1194,7 @@ fn hash_verbatim(
         )));
     };
     let (name, offset, length, want) = (c.name.clone(), c.offset, c.length, c.blake3);
+    let first_ti = members[0].ti;
     let mut ths: Vec<Option<blake3::Hasher>> = members
         .iter()
         .map(|_| tensor_hash.then(blake3::Hasher::new))
@@ -1269,89 +1203,99 @@ fn hash_verbatim(
         .iter_mut()
         .map(|m| {
             m.spec
-                .mapped
+                .file_range
                 .as_mut()
                 .map(|s| std::mem::take(&mut s.observers))
                 .unwrap_or_default()
         })
         .collect();
-    let fail = |i: usize, e: io::Error| Stop::Failed(members[i].ti, e);
+    let ranges: Vec<(u64, u64)> = members
+        .iter()
+        .map(|m| (m.off, m.off + m.spec.data_len))
+        .collect();
+    let tis: Vec<usize> = members.iter().map(|m| m.ti).collect();
+    drop(members);
     for (i, obs) in observers.iter_mut().enumerate() {
         for o in obs.iter_mut() {
-            o.start().map_err(|e| fail(i, e))?;
+            o.start().map_err(|e| Stop::Failed(tis[i], e))?;
         }
     }
     let mut nonzero_gap = false;
-    let mut pos = 0u64; // chunk-relative offset of the next byte
     let mut mi = 0usize; // first member not yet passed
-    let mut failed: Option<(usize, io::Error)> = None;
-    for_each_window(file, offset, length, buf, &shared.stop, &mut |w| {
-        sh.update(w);
-        let end = pos + w.len() as u64;
-        let mut p = pos;
-        while p < end {
-            // Skip members that end at or before `p` (and empty ones).
-            while mi < members.len() && members[mi].off + members[mi].spec.data_len <= p {
-                mi += 1;
-            }
-            let (seg_end, tensor) = match members.get(mi) {
-                Some(m) if m.off <= p => ((m.off + m.spec.data_len).min(end), true),
-                Some(m) => (m.off.min(end), false),
-                None => (end, false),
-            };
-            let seg = &w[(p - pos) as usize..(seg_end - pos) as usize];
-            if tensor {
-                if let Some(h) = ths[mi].as_mut() {
-                    update(h, seg);
+    let mut pos = 0u64; // chunk-relative offset of the next byte
+    while pos < length {
+        let mut buf = pipe.take()?;
+        let k = (length - pos).min(buf.len() as u64) as usize;
+        crate::source::read_exact_at(file, offset + pos, &mut buf[..k])
+            .map_err(|e| Stop::Failed(first_ti, ended_early(e)))?;
+        let end = pos + k as u64;
+        let piece = &buf[..k];
+        // Feeds the tensors' hashes and observers; notes gaps with non-zero
+        // bytes, to be zeroed.
+        let mut walk = || -> std::result::Result<Vec<(usize, usize)>, Stop> {
+            let mut dirty = Vec::new();
+            let mut p = pos;
+            while p < end {
+                while ranges.get(mi).is_some_and(|r| r.1 <= p) {
+                    mi += 1;
                 }
-                for o in observers[mi].iter_mut() {
-                    if let Err(e) = o.bytes(seg) {
-                        failed = Some((mi, e));
-                        return Err(io::Error::other("observer failed"));
+                let (seg_end, tensor) = match ranges.get(mi) {
+                    Some(&(from, to)) if from <= p => (to.min(end), true),
+                    Some(&(from, _)) => (from.min(end), false),
+                    None => (end, false),
+                };
+                let (a, b) = ((p - pos) as usize, (seg_end - pos) as usize);
+                let seg = &piece[a..b];
+                if tensor {
+                    if let Some(h) = ths[mi].as_mut() {
+                        h.update(seg);
                     }
+                    for o in observers[mi].iter_mut() {
+                        o.bytes(seg).map_err(|e| Stop::Failed(tis[mi], e))?;
+                    }
+                } else if seg.iter().any(|&b| b != 0) {
+                    dirty.push((a, b));
                 }
-            } else if !nonzero_gap && seg.iter().any(|&b| b != 0) {
-                nonzero_gap = true;
+                p = seg_end;
             }
-            p = seg_end;
+            Ok(dirty)
+        };
+        // The shard (and page) hashes beside the tensors' own, if any.
+        let walked = if tensor_hash {
+            rayon::join(|| sh.update(piece), walk).1
+        } else {
+            sh.update(piece);
+            walk()
+        };
+        for (a, b) in walked? {
+            nonzero_gap = true;
+            buf[a..b].fill(0);
         }
+        pipe.put(buf, k, start + pos)?;
         pos = end;
-        shared.pace_writeback();
-        Ok(())
-    })
-    .map_err(|e| match failed.take() {
-        Some((i, e)) => fail(i, e),
-        None => fail(0, e),
-    })?;
+    }
     if *sh.shard.finalize().as_bytes() != want {
-        return Err(Stop::Other(Error::Tensor {
-            path: "input".into(),
-            name: members[0].spec.name.clone(),
-            reason: format!("input {name}: BLAKE3 mismatch (weights corrupt); nothing was written"),
-        }));
+        return Err(Stop::Failed(
+            first_ti,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("input {name}: BLAKE3 mismatch (weights corrupt); nothing was written"),
+            ),
+        ));
     }
     for (i, obs) in observers.iter_mut().enumerate() {
         for o in obs.iter_mut() {
-            o.end().map_err(|e| fail(i, e))?;
+            o.end().map_err(|e| Stop::Failed(tis[i], e))?;
         }
     }
     Ok(Hashed {
-        tensors: members
-            .iter()
+        tensors: tis
+            .into_iter()
             .zip(ths)
-            .map(|(m, h)| (m.ti, h.map(|h| *h.finalize().as_bytes())))
+            .map(|(ti, h)| (ti, h.map(|h| *h.finalize().as_bytes())))
             .collect(),
         rehash_output: nonzero_gap,
     })
-}
-
-fn hash_zeros(sh: &mut ShardHasher, mut n: u64) {
-    const Z: [u8; 4096] = [0; 4096];
-    while n > 0 {
-        let k = n.min(Z.len() as u64) as usize;
-        sh.update(&Z[..k]);
-        n -= k as u64;
-    }
 }
 
 /// Reads until `buf` is full or the source ends; returns bytes read.
@@ -1366,54 +1310,4 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(got)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tmp_with(data: &[u8]) -> File {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(data).unwrap();
-        f
-    }
-
-    #[test]
-    fn copy_or_write_is_exact_in_the_kernel_and_through_the_buffer() {
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
-        let from = tmp_with(&data);
-        for in_kernel in [true, false] {
-            let to = tmp_with(b"0123456789");
-            let mut k = in_kernel;
-            let mut buf = Vec::new();
-            // Unaligned on both sides, longer than the fallback buffer.
-            copy_or_write(&from, 777, &to, 5, 2_500_000, &mut k, &mut buf).unwrap();
-            let mut got = Vec::new();
-            (&to).seek(SeekFrom::Start(0)).unwrap();
-            (&to).read_to_end(&mut got).unwrap();
-            assert_eq!(&got[..5], b"01234");
-            assert_eq!(
-                &got[5..],
-                &data[777..777 + 2_500_000],
-                "in_kernel={in_kernel}"
-            );
-            assert_eq!(
-                buf.is_empty(),
-                k,
-                "the buffer is used only without the kernel copy"
-            );
-        }
-    }
-
-    #[test]
-    fn copy_or_write_reports_a_source_that_ends_early() {
-        let from = tmp_with(&[7u8; 1000]);
-        for in_kernel in [true, false] {
-            let to = tempfile::tempfile().unwrap();
-            let mut k = in_kernel;
-            let e = copy_or_write(&from, 500, &to, 0, 1000, &mut k, &mut Vec::new()).unwrap_err();
-            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
-            assert!(e.to_string().contains("ended early"), "{e}");
-        }
-    }
 }

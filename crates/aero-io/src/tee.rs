@@ -156,7 +156,7 @@ impl crate::stream::Observer for TeeReader<'_> {
 /// Readers for every tensor of `f`, in TIDX order, that verify each weight
 /// shard's BLAKE3 as the bytes go by (see the module docs). Returns `None`
 /// when some shard's tensors are not in increasing, non-overlapping offset
-/// order in the TIDX (then verify the file first with [`crate::validate`]).
+/// order in the TIDX (then verify the file first with [`crate::validate()`]).
 /// Shards holding no tensor are verified here, up front.
 pub fn verified_tensor_readers(
     f: &AeroFile,

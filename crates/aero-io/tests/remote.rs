@@ -118,7 +118,7 @@ fn gen_model(tensors: &[(&str, usize, u64)], pad: usize, tensor_hash: bool) -> M
     let specs: Vec<TensorSpec<'_>> = data
         .iter()
         .map(|(n, d)| TensorSpec {
-            mapped: None,
+            file_range: None,
             name: n.clone(),
             dtype: DType::U8,
             shape: vec![d.len() as u64],

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use aero_io::stream::{MappedSource, Observer, TensorSpec, WriteOptions, write_model};
+use aero_io::stream::{FileRange, Observer, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, LocalSource, Mode, Verdict};
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -62,7 +62,7 @@ fn multi_window_hashing_and_mapped_copies_are_exact() {
         data_len: n,
         extras: vec![],
         source: Box::new(std::io::empty()),
-        mapped: Some(MappedSource {
+        file_range: Some(FileRange {
             file: &file,
             offset: 3,
             observers: vec![Box::new(Count(seen.clone()))],
@@ -117,7 +117,7 @@ fn shards_mixing_mapped_and_reader_sources_are_exact() {
             } else {
                 Box::new(std::io::Cursor::new(data[off..off + len].to_vec()))
             },
-            mapped: mapped.then(|| MappedSource {
+            file_range: mapped.then(|| FileRange {
                 file: &file,
                 offset: off as u64,
                 observers: vec![],
@@ -158,7 +158,7 @@ fn a_mapped_range_past_the_end_fails_cleanly() {
         data_len: 50_000,
         extras: vec![],
         source: Box::new(std::io::empty()),
-        mapped: Some(MappedSource {
+        file_range: Some(FileRange {
             file: &file,
             offset: 60_000,
             observers: vec![],
@@ -213,7 +213,7 @@ fn chunk_specs<'a>(
             data_len: n,
             extras: vec![],
             source: Box::new(std::io::empty()),
-            mapped: Some(MappedSource {
+            file_range: Some(FileRange {
                 file,
                 offset: base + off,
                 observers: vec![],

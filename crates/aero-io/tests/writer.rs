@@ -18,7 +18,7 @@ fn specs_from(f: &AeroFile) -> Vec<TensorSpec<'_>> {
         .tensors()
         .iter()
         .map(|t| TensorSpec {
-            mapped: None,
+            file_range: None,
             name: t.name.clone(),
             dtype: t.dtype,
             shape: t.shape.clone(),
@@ -157,7 +157,7 @@ fn mixed_specs(m: &[(String, DType, Vec<u64>, Vec<u8>)]) -> Vec<TensorSpec<'_>> 
                 extras.push(("x_custom".to_string(), vec![0xa3, b'y', b'e', b's']));
             }
             TensorSpec {
-                mapped: None,
+                file_range: None,
                 name: n.clone(),
                 dtype: *d,
                 shape: s.clone(),
@@ -370,7 +370,7 @@ fn a_failing_write_leaves_no_tmp_and_the_destination_untouched() {
     let out = dir.path().join("model.aero");
     std::fs::write(&out, b"previous contents").unwrap();
     let spec = |n: &str, len, have| TensorSpec {
-        mapped: None,
+        file_range: None,
         name: n.into(),
         dtype: DType::U8,
         shape: vec![len],
@@ -403,7 +403,7 @@ fn invalid_tensor_sets_are_rejected_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.aero");
     let t = |n: &str, d: DType, shape: Vec<u64>, len: u64| TensorSpec {
-        mapped: None,
+        file_range: None,
         name: n.into(),
         dtype: d,
         shape,

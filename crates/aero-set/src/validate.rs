@@ -2,7 +2,7 @@
 //!
 //! Checks, in order: SHA-256 and size of the index and of every part (files
 //! hashed in parallel, each streamed in bounded windows); each file as an AERO
-//! file ([`aero_io::validate`] in the requested mode, so `Full` verifies every
+//! file ([`aero_io::validate()`] in the requested mode, so `Full` verifies every
 //! chunk of every part); shard coverage (every shard the global TIDX uses is
 //! claimed by a part); and, for every global TIDX entry, that it resolves by
 //! name in its part and agrees with the part's entry (dtype, shape, data_len,

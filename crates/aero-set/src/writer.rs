@@ -133,7 +133,7 @@ pub fn write_set_specs<'a>(
             data_len: s.data_len,
             extras: s.extras,
         });
-        sources.push(Some((s.source, s.mapped)));
+        sources.push(Some((s.source, s.file_range)));
     }
     write_set_bytes(out, &metas, opts, &mut |i| {
         sources
@@ -166,11 +166,11 @@ pub fn write_set<'a>(
     write_set_bytes(out, tensors, opts, &mut |i| open(i).map(|r| (r, None)))
 }
 
-/// A tensor's bytes: a reader, and the same bytes as a mapped file range when
-/// they are one (see [`aero_io::stream::TensorSpec::mapped`]).
+/// A tensor's bytes: a reader, and the same bytes as a file range when
+/// they are one (see [`aero_io::stream::TensorSpec::file_range`]).
 pub type TensorBytes<'a> = (
     Box<dyn Read + Send + 'a>,
-    Option<aero_io::stream::MappedSource<'a>>,
+    Option<aero_io::stream::FileRange<'a>>,
 );
 
 fn write_set_bytes<'a>(
@@ -187,8 +187,8 @@ fn write_set_bytes<'a>(
     if opts.file.max_shard_bytes == 0 {
         return Err(SetError::Invalid("max_shard_bytes must be positive".into()));
     }
-    let spec_of = |t: &SetTensor, source: Box<dyn Read + Send + 'a>, mapped| TensorSpec {
-        mapped,
+    let spec_of = |t: &SetTensor, source: Box<dyn Read + Send + 'a>, range| TensorSpec {
+        file_range: range,
         name: t.name.clone(),
         dtype: t.dtype,
         shape: t.shape.clone(),
@@ -329,7 +329,8 @@ fn write_set_bytes<'a>(
     af.file()
         .write_all(json.as_bytes())
         .map_err(|e| SetError::io(&mpath, e))?;
-    af.commit().map_err(|e| SetError::io(&mpath, e))?;
+    af.commit_with(opts.file.durable)
+        .map_err(|e| SetError::io(&mpath, e))?;
     sync_dir(&tmp.path);
 
     tmp.commit(&dest, opts.replace)?;

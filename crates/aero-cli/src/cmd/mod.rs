@@ -158,6 +158,12 @@ pub struct WriterArgs {
     /// File UUID as 32 hex digits (random by default); fixes the output bytes.
     #[arg(long, value_name = "HEX", value_parser = repack::parse_uuid)]
     pub uuid: Option<[u8; 16]>,
+    /// Do not wait for the output to reach the disk (no fsync), like `cp`.
+    /// Faster when the disk is the bottleneck; the output still appears
+    /// atomically, but a crash or power loss soon after may leave it
+    /// incomplete.
+    #[arg(long)]
+    pub no_fsync: bool,
 }
 
 #[derive(Args, Debug)]

@@ -52,6 +52,7 @@ impl WriterArgs {
             tensor_hash: self.tensor_hash,
             control_integrity: self.control_integrity,
             page_hashes: self.page_hashes,
+            durable: !self.no_fsync,
             ..WriteOptions::default()
         }
     }
@@ -135,7 +136,7 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     let mut verifiers = readers.map(Vec::into_iter);
     for t in idx.tensors() {
         let tee = verifiers.as_mut().and_then(Iterator::next).flatten();
-        let (source, mapped) = tensor_bytes(&f, t, tee, &pb)?;
+        let (source, range) = tensor_bytes(&f, t, tee, &pb)?;
         specs.push(TensorSpec {
             name: t.name.clone(),
             dtype: t.dtype,
@@ -143,7 +144,7 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
             data_len: t.data_len,
             extras: t.extras.clone(),
             source,
-            mapped,
+            file_range: range,
         });
     }
     let s = match aero_io::stream::write_model(&a.output, specs, &opts) {
@@ -172,7 +173,7 @@ impl aero_io::stream::Observer for ProgressObserver {
 
 type Bytes<'a> = (
     Box<dyn std::io::Read + Send + 'a>,
-    Option<aero_io::stream::MappedSource<'a>>,
+    Option<aero_io::stream::FileRange<'a>>,
 );
 
 /// A tensor's bytes for the writer: straight from the input mapping when the
@@ -188,7 +189,7 @@ fn tensor_bytes<'a>(
         let (offset, _) = f.tensor_range(t)?;
         let observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
             vec![Box::new(ProgressObserver(pb.clone()))];
-        let mut mapped = aero_io::stream::MappedSource {
+        let mut range = aero_io::stream::FileRange {
             file,
             offset,
             observers,
@@ -199,7 +200,7 @@ fn tensor_bytes<'a>(
             // with the same pass that hashes an unchanged output shard.
             let c = f.shard(t.shard_id)?;
             if c.hash_recorded() && c.ulen == c.length {
-                mapped.chunk = Some(aero_io::stream::SourceChunk {
+                range.chunk = Some(aero_io::stream::SourceChunk {
                     name: c.name.clone(),
                     offset: c.offset,
                     length: c.length,
@@ -207,10 +208,10 @@ fn tensor_bytes<'a>(
                     verifier: Box::new(tee),
                 });
             } else {
-                mapped.observers.push(Box::new(tee));
+                range.observers.push(Box::new(tee));
             }
         }
-        return Ok((Box::new(std::io::empty()), Some(mapped)));
+        return Ok((Box::new(std::io::empty()), Some(range)));
     }
     let reader: Box<dyn std::io::Read + Send + 'a> = match tee {
         Some(tee) => Box::new(tee),
