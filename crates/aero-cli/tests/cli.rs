@@ -410,3 +410,53 @@ fn inspect_recognises_an_aeroset() {
     assert_eq!(a.stdout, b.stdout);
     assert!(String::from_utf8(a.stdout).unwrap().contains("golden-set"));
 }
+
+/// Repacking an aligned file to the same layout hashes each shard once (the
+/// input check and the output hash share a pass): a flipped weight byte is
+/// still refused, and `--no-fsync` writes the same bytes as the default.
+#[test]
+fn unchanged_layout_repack_verifies_input_and_no_fsync_writes_the_same_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let u = "44444444444444444444444444444444";
+    let src = golden("mixed-multishard.aero");
+    let o = run(&[
+        "repack",
+        src.to_str().unwrap(),
+        &p("aligned.aero"),
+        "--uuid",
+        u,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Same layout again, durable and not: identical bytes, valid.
+    let o = run(&["repack", &p("aligned.aero"), &p("a.aero"), "--uuid", u]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "repack",
+        &p("aligned.aero"),
+        &p("b.aero"),
+        "--uuid",
+        u,
+        "--no-fsync",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = std::fs::read(p("a.aero")).unwrap();
+    assert_eq!(a, std::fs::read(p("b.aero")).unwrap());
+    assert_eq!(a, std::fs::read(p("aligned.aero")).unwrap());
+    let r = json(&run(&["validate", "--full", "--json", &p("a.aero")]));
+    assert_eq!(r["verdict"], "valid", "{r}");
+    // Flip one byte of the first tensor's data: refused, nothing written.
+    let f = aero_io::AeroFile::open(p("aligned.aero")).unwrap();
+    let t = f.index().unwrap().tensors()[0].clone();
+    let (at, _) = f.tensor_range(&t).unwrap();
+    drop(f);
+    let mut bytes = std::fs::read(p("aligned.aero")).unwrap();
+    bytes[at as usize] ^= 0x40;
+    std::fs::write(p("damaged.aero"), &bytes).unwrap();
+    let o = run(&["repack", &p("damaged.aero"), &p("c.aero")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("--force") && err.contains("BLAKE3"), "{err}");
+    assert!(!d.path().join("c.aero").exists());
+    assert!(!d.path().join("c.aero.tmp").exists());
+}
