@@ -121,8 +121,16 @@ pub fn hash_range(
     src: &dyn ByteSource,
     offset: u64,
     len: u64,
-    progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64),
 ) -> std::io::Result<blake3::Hash> {
+    if let Some(file) = src.file()
+        && len > WINDOW
+    {
+        if offset.checked_add(len).is_none_or(|e| e > src.len()) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        return hash_subtrees(file, offset, len, &mut progress);
+    }
     let mut h = blake3::Hasher::new();
     for_each_window(
         src,
@@ -138,4 +146,107 @@ pub fn hash_range(
         progress,
     )?;
     Ok(h.finalize())
+}
+
+/// BLAKE3 of a local file range longer than one [`WINDOW`]. Windows start at
+/// multiples of `WINDOW` (a power of two) from the start of the range, so
+/// each is a subtree of the BLAKE3 tree: one thread per core takes the next
+/// window, maps it, hashes it as a subtree and unmaps it (resident memory
+/// stays near one window per thread, and no thread waits for another), then
+/// the chaining values are merged as the tree dictates.
+fn hash_subtrees(
+    file: &File,
+    offset: u64,
+    len: u64,
+    progress: &mut impl FnMut(u64),
+) -> std::io::Result<blake3::Hash> {
+    use blake3::hazmat::{
+        ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root,
+        merge_subtrees_root,
+    };
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let n = len.div_ceil(WINDOW) as usize;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |w| w.get())
+        .min(n);
+    let mut cvs: Vec<ChainingValue> = vec![[0; 32]; n];
+    let mut done = 0usize;
+    let mut error = None;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<(usize, ChainingValue, u64)>>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, failed) = (&next, &failed);
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n || failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let at = i as u64 * WINDOW;
+                    let k = (len - at).min(WINDOW);
+                    let mut h = blake3::Hasher::new();
+                    h.set_input_offset(at);
+                    let r = match crate::mmap::map_window(file, offset + at, k as usize) {
+                        Some(m) => {
+                            h.update(&m);
+                            Ok(())
+                        }
+                        None => {
+                            buf.resize(k as usize, 0);
+                            crate::source::read_exact_at(file, offset + at, &mut buf).map(|()| {
+                                h.update(&buf);
+                            })
+                        }
+                    };
+                    if tx.send(r.map(|()| (i, h.finalize_non_root(), k))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for msg in rx {
+            match msg {
+                Ok((i, cv, k)) => {
+                    cvs[i] = cv;
+                    done += 1;
+                    progress(k);
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if done != n {
+        return Err(std::io::Error::other("a hashing thread stopped early"));
+    }
+    // `lo` is a multiple of WINDOW; a range of at most one window is one
+    // window's subtree, a longer one splits where BLAKE3 splits it.
+    fn subtree(cvs: &[ChainingValue], lo: u64, hi: u64) -> ChainingValue {
+        if hi - lo <= WINDOW {
+            return cvs.get((lo / WINDOW) as usize).copied().unwrap_or([0; 32]);
+        }
+        let left = left_subtree_len(hi - lo);
+        merge_subtrees_non_root(
+            &subtree(cvs, lo, lo + left),
+            &subtree(cvs, lo + left, hi),
+            Mode::Hash,
+        )
+    }
+    let left = left_subtree_len(len);
+    Ok(merge_subtrees_root(
+        &subtree(&cvs, 0, left),
+        &subtree(&cvs, left, len),
+        Mode::Hash,
+    ))
 }

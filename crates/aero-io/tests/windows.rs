@@ -311,3 +311,33 @@ fn verbatim_shards_are_verified_and_hashed_in_one_pass() {
         );
     }
 }
+
+/// Ranges longer than one window are hashed as independent BLAKE3 subtrees
+/// on several threads and merged: the result must equal `blake3::hash` for
+/// every shape of tree (exact multiples, one byte over, odd offsets).
+#[test]
+fn parallel_subtree_hashing_matches_blake3_for_every_tree_shape() {
+    const W: usize = aero_io::verify::WINDOW as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(4 * W + 5000);
+    let raw = dir.path().join("raw.bin");
+    std::fs::write(&raw, &data).unwrap();
+    let src = LocalSource::open(&raw).unwrap();
+    for (off, n) in [
+        (0, W + 1),
+        (0, 2 * W),
+        (1, 2 * W + 1),
+        (3, 3 * W),
+        (4096, 3 * W + 1023),
+        (0, 4 * W),
+        (5, 4 * W + 1),
+        (0, 4 * W + 5000),
+    ] {
+        let mut seen = 0u64;
+        let got = aero_io::verify::hash_range(&src, off as u64, n as u64, |k| seen += k).unwrap();
+        assert_eq!(got, blake3::hash(&data[off..off + n]), "{off}+{n}");
+        assert_eq!(seen, n as u64, "progress covers the range");
+    }
+    // Past the end: an error, not a panic or a short hash.
+    assert!(aero_io::verify::hash_range(&src, 10, data.len() as u64, |_| {}).is_err());
+}
