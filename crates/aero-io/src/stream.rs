@@ -231,9 +231,17 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
     let mut names = std::collections::HashSet::with_capacity(specs.len());
     for t in specs {
         if let Some(m) = &t.file_range {
-            // Reading a mapping past the end of its file is a SIGBUS, not an
-            // error: check the range against the file's size first.
-            let size = m.file.metadata().map(|md| md.len()).unwrap_or(0);
+            // Fail before writing anything rather than at the end of a long
+            // stream (and name the tensor).
+            let size = m
+                .file
+                .metadata()
+                .map_err(|e| Error::Tensor {
+                    path: "input".into(),
+                    name: t.name.clone(),
+                    reason: format!("cannot read the input file's size: {e}"),
+                })?
+                .len();
             if m.offset
                 .checked_add(t.data_len)
                 .is_none_or(|end| end > size)
@@ -553,6 +561,8 @@ pub fn write_model(
 }
 
 /// Writes a model into an open, empty, seekable file (no atomic rename).
+/// The file must be open for reading too: a shard copied from a verified
+/// input whose gaps held non-zero bytes is hashed again from the output.
 pub fn write_to(
     file: &mut File,
     specs: Vec<TensorSpec<'_>>,
@@ -861,8 +871,8 @@ impl Shared<'_> {
 
     /// Starts write-back of what was written more than a step ago, so the
     /// final `fsync` has little left to wait for. Called by the reading
-    /// half between pieces, so the writing thread never blocks on the
-    /// device queue.
+    /// half between pieces, so the writing thread never waits on the device
+    /// queue (the reading thread may, briefly, when the queue is full).
     fn pace_writeback(&self) {
         let Ok(mut from) = self.written_back.try_lock() else {
             return;
@@ -1226,8 +1236,16 @@ fn read_verbatim(
     while pos < length {
         let mut buf = pipe.take()?;
         let k = (length - pos).min(buf.len() as u64) as usize;
-        crate::source::read_exact_at(file, offset + pos, &mut buf[..k])
-            .map_err(|e| Stop::Failed(first_ti, ended_early(e)))?;
+        crate::source::read_exact_at(file, offset + pos, &mut buf[..k]).map_err(|e| {
+            // Blame the tensor being read (or the one after a gap).
+            let i = ranges.iter().position(|r| r.1 > pos).unwrap_or(0);
+            let e = ended_early(e);
+            let at = io::Error::new(
+                e.kind(),
+                format!("input {name} at offset {}: {e}", offset + pos),
+            );
+            Stop::Failed(tis.get(i).copied().unwrap_or(first_ti), at)
+        })?;
         let end = pos + k as u64;
         let piece = &buf[..k];
         // Feeds the tensors' hashes and observers; notes gaps with non-zero

@@ -169,9 +169,8 @@ fn hash_subtrees(
     let n = len.div_ceil(WINDOW) as usize;
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |w| w.get())
-        .min(n);
+    // As many as the rayon pool has (so RAYON_NUM_THREADS applies too).
+    let workers = rayon::current_num_threads().clamp(1, n);
     let mut cvs: Vec<ChainingValue> = vec![[0; 32]; n];
     let mut done = 0usize;
     let mut error = None;
@@ -232,21 +231,20 @@ fn hash_subtrees(
     }
     // `lo` is a multiple of WINDOW; a range of at most one window is one
     // window's subtree, a longer one splits where BLAKE3 splits it.
-    fn subtree(cvs: &[ChainingValue], lo: u64, hi: u64) -> ChainingValue {
+    fn subtree(cvs: &[ChainingValue], lo: u64, hi: u64) -> Option<ChainingValue> {
         if hi - lo <= WINDOW {
-            return cvs.get((lo / WINDOW) as usize).copied().unwrap_or([0; 32]);
+            return cvs.get((lo / WINDOW) as usize).copied();
         }
         let left = left_subtree_len(hi - lo);
-        merge_subtrees_non_root(
-            &subtree(cvs, lo, lo + left),
-            &subtree(cvs, lo + left, hi),
+        Some(merge_subtrees_non_root(
+            &subtree(cvs, lo, lo + left)?,
+            &subtree(cvs, lo + left, hi)?,
             Mode::Hash,
-        )
+        ))
     }
     let left = left_subtree_len(len);
-    Ok(merge_subtrees_root(
-        &subtree(&cvs, 0, left),
-        &subtree(&cvs, left, len),
-        Mode::Hash,
-    ))
+    match (subtree(&cvs, 0, left), subtree(&cvs, left, len)) {
+        (Some(l), Some(r)) => Ok(merge_subtrees_root(&l, &r, Mode::Hash)),
+        _ => Err(std::io::Error::other("BLAKE3 subtree without a window")),
+    }
 }

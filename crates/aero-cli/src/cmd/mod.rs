@@ -161,7 +161,7 @@ pub struct WriterArgs {
     /// Do not wait for the output to reach the disk (no fsync), like `cp`.
     /// Faster when the disk is the bottleneck; the output still appears
     /// atomically, but a crash or power loss soon after may leave it
-    /// incomplete.
+    /// incomplete, even where it replaced an existing file.
     #[arg(long)]
     pub no_fsync: bool,
 }
