@@ -460,3 +460,33 @@ fn unchanged_layout_repack_verifies_input_and_no_fsync_writes_the_same_bytes() {
     assert!(!d.path().join("c.aero").exists());
     assert!(!d.path().join("c.aero.tmp").exists());
 }
+
+/// The example model through the CLI: convert, then export back to
+/// safetensors (byte-identical to the input, which is in canonical order)
+/// and to GGUF, with and without `--no-fsync` (same bytes either way).
+#[test]
+fn exports_round_trip_the_example_and_no_fsync_writes_the_same_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let input = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/tiny/tiny-llama.safetensors");
+    let input = input.to_str().unwrap();
+    let o = run(&["convert", input, &p("tiny.aero")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (cmd, ext) in [
+        ("export-safetensors", "safetensors"),
+        ("export-gguf", "gguf"),
+    ] {
+        let a = p(&format!("a.{ext}"));
+        let b = p(&format!("b.{ext}"));
+        let o = run(&[cmd, &p("tiny.aero"), &a]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run(&[cmd, "--no-fsync", &p("tiny.aero"), &b]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let a = std::fs::read(a).unwrap();
+        assert_eq!(a, std::fs::read(b).unwrap(), "{cmd}");
+        if ext == "safetensors" {
+            assert_eq!(a, std::fs::read(input).unwrap(), "round trip");
+        }
+    }
+}

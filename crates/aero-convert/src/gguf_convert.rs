@@ -329,6 +329,12 @@ pub fn import_with(
 /// was converted from GGUF; otherwise a minimal header is made
 /// (`general.architecture`, `general.name`, alignment 32, TIDX order).
 pub fn export(input: &Path, output: &Path) -> Result<u64> {
+    export_with(input, output, true)
+}
+
+/// [`export`], choosing whether the output is fsynced before the rename
+/// (`durable`; see `aero_io::atomic::AtomicFile::commit_with`).
+pub fn export_with(input: &Path, output: &Path, durable: bool) -> Result<u64> {
     let f = AeroFile::open(input)?;
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
     if r.verdict == Verdict::Invalid {
@@ -485,7 +491,9 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
         w.flush().map_err(io)?;
         total = data_start + end;
     }
-    atomic.commit().map_err(|e| ConvertError::io(output, e))?;
+    atomic
+        .commit_with(durable)
+        .map_err(|e| ConvertError::io(output, e))?;
     Ok(total)
 }
 

@@ -287,6 +287,12 @@ fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
 /// (dtype descending, then name) so a canonical input round-trips to the same
 /// bytes; `__metadata__` is restored from MJSN when present.
 pub fn export(input: &Path, output: &Path) -> Result<u64> {
+    export_with(input, output, true)
+}
+
+/// [`export`], choosing whether the output is fsynced before the rename
+/// (`durable`; see `aero_io::atomic::AtomicFile::commit_with`).
+pub fn export_with(input: &Path, output: &Path, durable: bool) -> Result<u64> {
     let f = AeroFile::open(input)?;
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
     if r.verdict == Verdict::Invalid {
@@ -339,6 +345,8 @@ pub fn export(input: &Path, output: &Path) -> Result<u64> {
         }
         w.flush().map_err(io)?;
     }
-    atomic.commit().map_err(|e| ConvertError::io(output, e))?;
+    atomic
+        .commit_with(durable)
+        .map_err(|e| ConvertError::io(output, e))?;
     Ok(8 + hb.len() as u64 + off)
 }

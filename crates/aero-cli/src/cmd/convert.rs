@@ -60,14 +60,14 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 
 pub fn export_safetensors(a: ExportArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
-    let n = safetensors::export(&a.input, &a.output)?;
+    let n = safetensors::export_with(&a.input, &a.output, !a.no_fsync)?;
     eprintln!("wrote {} ({})", a.output.display(), out::human_bytes(n));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn export_gguf(a: ExportArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
-    let n = gguf_convert::export(&a.input, &a.output)?;
+    let n = gguf_convert::export_with(&a.input, &a.output, !a.no_fsync)?;
     eprintln!("wrote {} ({})", a.output.display(), out::human_bytes(n));
     Ok(ExitCode::SUCCESS)
 }

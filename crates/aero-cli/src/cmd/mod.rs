@@ -125,6 +125,10 @@ pub struct ExportArgs {
     pub input: PathBuf,
     /// Output file (written atomically).
     pub output: PathBuf,
+    /// Do not wait for the output to reach the disk (no fsync), like `cp`;
+    /// see the writer flag of the same name.
+    #[arg(long)]
+    pub no_fsync: bool,
 }
 
 /// How tensors are placed in shards.
