@@ -412,6 +412,17 @@ struct Out<'f> {
 /// Start write-back once this many bytes are waiting behind the cursor.
 const WRITEBACK_STEP: u64 = 16 << 20;
 
+/// Starts write-back of `file` from `*from` up to one step behind `pos`,
+/// once at least a step is due, and advances `*from`. `*from == u64::MAX`
+/// (not durable) never starts any.
+fn writeback_behind(file: &File, from: &mut u64, pos: u64) {
+    let to = pos.saturating_sub(WRITEBACK_STEP);
+    if to >= from.saturating_add(WRITEBACK_STEP) {
+        crate::kernel::start_writeback(file, *from, to - *from);
+        *from = to;
+    }
+}
+
 impl<'f> Out<'f> {
     fn new(file: &'f mut File, durable: bool) -> Self {
         Out {
@@ -425,15 +436,7 @@ impl<'f> Out<'f> {
         self.w.write_all(b)?;
         self.pos += b.len() as u64;
         // Everything but the last step is in the file (the buffer is smaller).
-        let to = self.pos.saturating_sub(WRITEBACK_STEP);
-        if to >= self.written_back.saturating_add(WRITEBACK_STEP) {
-            crate::kernel::start_writeback(
-                self.w.get_ref(),
-                self.written_back,
-                to - self.written_back,
-            );
-            self.written_back = to;
-        }
+        writeback_behind(self.w.get_ref(), &mut self.written_back, self.pos);
         Ok(())
     }
 
@@ -874,16 +877,8 @@ impl Shared<'_> {
     /// half between pieces, so the writing thread never waits on the device
     /// queue (the reading thread may, briefly, when the queue is full).
     fn pace_writeback(&self) {
-        let Ok(mut from) = self.written_back.try_lock() else {
-            return;
-        };
-        let to = self
-            .placed
-            .load(Ordering::Acquire)
-            .saturating_sub(WRITEBACK_STEP);
-        if to >= from.saturating_add(WRITEBACK_STEP) {
-            crate::kernel::start_writeback(self.file, *from, to - *from);
-            *from = to;
+        if let Ok(mut from) = self.written_back.try_lock() {
+            writeback_behind(self.file, &mut from, self.placed.load(Ordering::Acquire));
         }
     }
 }
