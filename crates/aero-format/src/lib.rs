@@ -36,6 +36,7 @@
 mod dtype;
 mod error;
 mod fourcc;
+pub mod ggml;
 pub mod layout;
 pub mod limits;
 pub mod msgpack;
@@ -48,6 +49,7 @@ pub mod testdata;
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Field};
 pub use fourcc::{ChunkFlags, FourCc};
+pub use ggml::GgmlType;
 pub use layout::{ChunkRef, ControlPlane, TocIter};
 pub use structs::{
     FILE_HEADER_LEN, FileHeader, MAGIC, TOC_ENTRY_LEN, TOC_HEADER_LEN, TocEntry, TocHeader,

@@ -37,8 +37,7 @@
 )]
 #![warn(missing_docs)]
 
-mod types;
-pub use types::{GGML_TYPES, GgmlType};
+pub use aero_format::ggml::{GGML_TYPES, GgmlType};
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};

@@ -1,4 +1,5 @@
-//! The ggml tensor type table: id, name, elements per block, bytes per block.
+//! The ggml tensor type table (packed AERO tensors name one in
+//! `quant_params.ggml_type`; spec §15): id, name, elements per block, bytes per block.
 //!
 //! Sizes follow the block structs of ggml's `ggml-common.h` and the
 //! `type_traits` table of `ggml.c` (not gguf-py, whose Q8_1 entry says 40
