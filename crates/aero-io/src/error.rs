@@ -106,6 +106,20 @@ pub enum Error {
     /// Invalid input to a writer.
     #[error("{0}")]
     Invalid(String),
+    /// An output path is one of the inputs (same device and inode).
+    #[error("{output}: is the same file as the input {input}; refusing to overwrite an input")]
+    SameFile {
+        /// The output path.
+        output: PathBuf,
+        /// The input it names.
+        input: PathBuf,
+    },
+    /// An output path is a file the writer is reading from.
+    #[error("{output}: is one of the files being read; refusing to overwrite an input")]
+    OutputIsInput {
+        /// The output path.
+        output: PathBuf,
+    },
 }
 
 impl Error {

@@ -15,7 +15,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-pub mod atomic;
 mod chunk;
 pub mod encode;
 mod error;
@@ -24,6 +23,8 @@ mod index;
 pub mod integrity;
 mod kernel;
 mod mmap;
+pub mod output;
+mod pipeline;
 #[cfg(feature = "http")]
 pub mod remote;
 pub mod source;

@@ -14,13 +14,11 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aero_format::layout::{Prologue, align_up};
 use aero_format::{ChunkFlags, DType, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
 
-use crate::atomic::AtomicFile;
+use crate::output::Output;
 use crate::encode::{Manifest, ManifestChunk, ManifestShard, encode_tidx};
 use crate::error::{Error, Result};
 use crate::index::TensorInfo;
@@ -409,20 +407,6 @@ struct Out<'f> {
     written_back: u64,
 }
 
-/// Start write-back once this many bytes are waiting behind the cursor.
-const WRITEBACK_STEP: u64 = 16 << 20;
-
-/// Starts write-back of `file` from `*from` up to one step behind `pos`,
-/// once at least a step is due, and advances `*from`. `*from == u64::MAX`
-/// (not durable) never starts any.
-fn writeback_behind(file: &File, from: &mut u64, pos: u64) {
-    let to = pos.saturating_sub(WRITEBACK_STEP);
-    if to >= from.saturating_add(WRITEBACK_STEP) {
-        crate::kernel::start_writeback(file, *from, to - *from);
-        *from = to;
-    }
-}
-
 impl<'f> Out<'f> {
     fn new(file: &'f mut File, durable: bool) -> Self {
         Out {
@@ -436,7 +420,7 @@ impl<'f> Out<'f> {
         self.w.write_all(b)?;
         self.pos += b.len() as u64;
         // Everything but the last step is in the file (the buffer is smaller).
-        writeback_behind(self.w.get_ref(), &mut self.written_back, self.pos);
+        crate::pipeline::writeback_behind(self.w.get_ref(), &mut self.written_back, self.pos);
         Ok(())
     }
 
@@ -552,14 +536,17 @@ pub fn write_model(
 ) -> Result<WriteSummary> {
     let path = path.as_ref();
     check_specs(&specs)?;
-    let mut atomic = AtomicFile::create(path).map_err(|e| Error::io(path, e))?;
-    let summary = write_to(atomic.file(), specs, opts).map_err(|e| match e {
+    for s in &specs {
+        if let Some(r) = &s.file_range {
+            crate::output::refuse_open_input(path, r.file)?;
+        }
+    }
+    let mut out = Output::create(path)?;
+    let summary = write_to(out.file(), specs, opts).map_err(|e| match e {
         Error::Io { source, .. } => Error::io(path, source),
         other => other,
     })?;
-    atomic
-        .commit_with(opts.durable)
-        .map_err(|e| Error::io(path, e))?;
+    out.commit(opts.durable)?;
     Ok(summary)
 }
 
@@ -839,13 +826,6 @@ pub fn write_to(
     })
 }
 
-/// Size of each buffer passed from the reading to the writing thread: small
-/// enough to stay in a core's cache between the read, the hash and the
-/// write.
-const PIECE: usize = 256 << 10;
-/// Buffers in flight between the two threads.
-const PIECES: usize = 4;
-
 /// One tensor of a shard being streamed.
 struct Member<'a> {
     /// Index in the TIDX.
@@ -853,68 +833,6 @@ struct Member<'a> {
     /// Offset in the shard.
     off: u64,
     spec: TensorSpec<'a>,
-}
-
-/// State shared by the two halves of [`stream_shard`].
-struct Shared<'f> {
-    file: &'f File,
-    /// Set when either half fails: the other stops early.
-    stop: AtomicBool,
-    /// The writing half has written the output up to this offset.
-    placed: AtomicU64,
-    /// Write-back has been started for every byte before this offset
-    /// (`u64::MAX`: the output is not made durable).
-    written_back: Mutex<u64>,
-}
-
-impl Shared<'_> {
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    /// Starts write-back of what was written more than a step ago, so the
-    /// final `fsync` has little left to wait for. Called by the reading
-    /// half between pieces, so the writing thread never waits on the device
-    /// queue (the reading thread may, briefly, when the queue is full).
-    fn pace_writeback(&self) {
-        if let Ok(mut from) = self.written_back.try_lock() {
-            writeback_behind(self.file, &mut from, self.placed.load(Ordering::Acquire));
-        }
-    }
-}
-
-/// A filled buffer on its way to the writing thread.
-struct Piece {
-    buf: Vec<u8>,
-    len: usize,
-    /// Output file offset.
-    dst: u64,
-}
-
-/// The reading half's end of the buffer loop.
-struct Pipe<'s, 'f> {
-    full: std::sync::mpsc::SyncSender<Piece>,
-    free: std::sync::mpsc::Receiver<Vec<u8>>,
-    shared: &'s Shared<'f>,
-}
-
-impl Pipe<'_, '_> {
-    /// A buffer to fill; fails when the writing thread has stopped.
-    fn take(&self) -> std::result::Result<Vec<u8>, Stop> {
-        if self.shared.stopped() {
-            return Err(Stop::Cancelled);
-        }
-        self.free.recv().map_err(|_| Stop::Cancelled)
-    }
-
-    /// Hands `buf[..len]` over to be written at `dst`.
-    fn put(&self, buf: Vec<u8>, len: usize, dst: u64) -> std::result::Result<(), Stop> {
-        self.full
-            .send(Piece { buf, len, dst })
-            .map_err(|_| Stop::Cancelled)?;
-        self.shared.pace_writeback();
-        Ok(())
-    }
 }
 
 /// Streams one shard's tensors to the output at `start` with two threads:
@@ -945,48 +863,12 @@ fn stream_shard(
             .map(|(_, n)| n.clone())
             .unwrap_or_default()
     };
-    let shared = Shared {
-        file,
-        stop: AtomicBool::new(false),
-        placed: AtomicU64::new(start),
-        written_back: Mutex::new(written_back),
-    };
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Piece>(PIECES);
-    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    for _ in 0..PIECES {
-        // Cannot fail: the receiver is alive.
-        let _ = free_tx.send(vec![0u8; PIECE]);
-    }
-    let (wrote, read) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| {
-            let r = write_pieces(&shared, full_rx, free_tx);
-            if r.is_err() {
-                shared.stop.store(true, Ordering::Relaxed);
-            }
-            r
-        });
-        let pipe = Pipe {
-            full: full_tx,
-            free: free_rx,
-            shared: &shared,
-        };
-        let read = match verbatim_chunk(&members, len) {
-            Some(_) => read_verbatim(&pipe, start, members, sh, tensor_hash),
-            None => read_members(&pipe, start, members, sh, tensor_hash),
-        };
-        if read.is_err() {
-            shared.stop.store(true, Ordering::Relaxed);
+    let (read, wrote, written_back) = crate::pipeline::run(file, written_back, |pipe| {
+        match verbatim_chunk(&members, len) {
+            Some(_) => read_verbatim(pipe, start, members, sh, tensor_hash),
+            None => read_members(pipe, start, members, sh, tensor_hash),
         }
-        drop(pipe); // ends the writer's loop
-        let wrote = writer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked")));
-        (wrote, read)
     });
-    let written_back = shared
-        .written_back
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
     // The reading side's error explains more (a corrupt or short input);
     // a cancelled side reports nothing of its own.
     let r = match (read, wrote) {
@@ -1002,10 +884,10 @@ fn stream_shard(
             // The input had bytes in the gaps that the output has as zeros:
             // hash the output as written.
             sh.reset();
-            let mut buf = vec![0u8; PIECE];
+            let mut buf = vec![0u8; crate::pipeline::PIECE];
             let mut pos = 0u64;
             while pos < len {
-                let k = (len - pos).min(PIECE as u64) as usize;
+                let k = (len - pos).min(crate::pipeline::PIECE as u64) as usize;
                 crate::source::read_exact_at(file, start + pos, &mut buf[..k])
                     .map_err(|e| Error::io("<output>", e))?;
                 sh.update(&buf[..k]);
@@ -1038,19 +920,10 @@ enum Stop {
     Cancelled,
 }
 
-/// The writing half of [`stream_shard`].
-fn write_pieces(
-    shared: &Shared<'_>,
-    full: std::sync::mpsc::Receiver<Piece>,
-    free: std::sync::mpsc::Sender<Vec<u8>>,
-) -> io::Result<()> {
-    for p in full {
-        crate::kernel::write_all_at(shared.file, p.dst, &p.buf[..p.len])?;
-        shared.placed.store(p.dst + p.len as u64, Ordering::Release);
-        // The reader may have finished: then the buffer is not needed.
-        let _ = free.send(p.buf);
+impl From<crate::pipeline::Cancelled> for Stop {
+    fn from(_: crate::pipeline::Cancelled) -> Stop {
+        Stop::Cancelled
     }
-    Ok(())
 }
 
 /// The message for a file that is shorter than the range to read.
@@ -1067,7 +940,7 @@ fn ended_early(e: io::Error) -> io::Error {
 
 /// The reading half of [`stream_shard`], tensor by tensor.
 fn read_members(
-    pipe: &Pipe<'_, '_>,
+    pipe: &crate::pipeline::Pipe<'_, '_>,
     start: u64,
     members: Vec<Member<'_>>,
     sh: &mut ShardHasher,
@@ -1142,7 +1015,7 @@ fn read_members(
 
 /// Sends `n` zero bytes to be written at `dst`, hashing them.
 fn send_zeros(
-    pipe: &Pipe<'_, '_>,
+    pipe: &crate::pipeline::Pipe<'_, '_>,
     sh: &mut ShardHasher,
     mut dst: u64,
     mut n: u64,
@@ -1183,7 +1056,7 @@ fn verbatim_chunk<'m>(members: &'m [Member<'_>], len: u64) -> Option<&'m SourceC
 /// written as zeros; if an input gap byte is not zero, the output is hashed
 /// again afterwards.
 fn read_verbatim(
-    pipe: &Pipe<'_, '_>,
+    pipe: &crate::pipeline::Pipe<'_, '_>,
     start: u64,
     mut members: Vec<Member<'_>>,
     sh: &mut ShardHasher,

@@ -7,7 +7,7 @@ use std::path::Path;
 use aero_format::layout::{Prologue, align16};
 use aero_format::{ChunkFlags, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
 
-use crate::atomic::AtomicFile;
+use crate::output::Output;
 use crate::error::{Error, Result};
 
 /// zstd level for metadata chunks (spec §11).
@@ -151,9 +151,11 @@ pub fn encode_chunks(uuid: [u8; 16], chunks: &[ChunkSpec]) -> Result<Vec<u8>> {
 pub fn write_chunks(path: impl AsRef<Path>, uuid: [u8; 16], chunks: &[ChunkSpec]) -> Result<()> {
     let path = path.as_ref();
     let bytes = encode_chunks(uuid, chunks)?;
-    let mut f = AtomicFile::create(path).map_err(|e| Error::io(path, e))?;
-    f.file().write_all(&bytes).map_err(|e| Error::io(path, e))?;
-    f.commit().map_err(|e| Error::io(path, e))
+    let mut out = Output::create(path)?;
+    out.file()
+        .write_all(&bytes)
+        .map_err(|e| Error::io(path, e))?;
+    out.commit(true)
 }
 
 /// The spec §12 test vector, built through the explicit-chunk path.

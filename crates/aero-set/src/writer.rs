@@ -10,7 +10,8 @@
 //! global TIDX (with `hash_b3` when tensor hashes are requested).
 //!
 //! Atomicity: everything is written into a sibling directory
-//! `<out>.tmp-<random>` (each file itself written atomically and fsynced),
+//! `.<out>.<pid>-<random>.aerotmp` (see `aero_io::output`; each file itself
+//! written atomically and fsynced),
 //! which is renamed to `<out>` at the end; on any error the temporary
 //! directory is removed and `<out>` is untouched. An existing `<out>` must be
 //! absent or an empty directory, or — only with [`SetWriteOptions::replace`] —
@@ -324,13 +325,11 @@ fn write_set_bytes<'a>(
     let json = manifest.to_json_pretty();
     total_size = total_size.saturating_add(json.len() as u64);
     let mpath = tmp.path.join(MANIFEST_NAME);
-    let mut af =
-        aero_io::atomic::AtomicFile::create(&mpath).map_err(|e| SetError::io(&mpath, e))?;
+    let mut af = aero_io::output::Output::create(&mpath)?;
     af.file()
         .write_all(json.as_bytes())
         .map_err(|e| SetError::io(&mpath, e))?;
-    af.commit_with(opts.file.durable)
-        .map_err(|e| SetError::io(&mpath, e))?;
+    af.commit(opts.file.durable)?;
     sync_dir(&tmp.path);
 
     tmp.commit(&dest, opts.replace)?;
@@ -379,9 +378,7 @@ impl Dest {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        if !parent.is_dir() {
-            return Err(bad("the parent directory does not exist"));
-        }
+        std::fs::create_dir_all(&parent).map_err(|e| SetError::io(&parent, e))?;
         Ok(Dest {
             out: out.to_path_buf(),
             parent,
@@ -443,27 +440,23 @@ fn replaceable(dir: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The temporary sibling directory, removed on drop unless committed.
+/// The temporary sibling directory (`aero_io::output`'s naming, lock and
+/// signal registration), removed on drop unless committed.
 struct TempDir {
     path: PathBuf,
-    armed: bool,
+    guard: aero_io::output::TempGuard,
 }
 
 impl TempDir {
     fn create(dest: &Dest) -> Result<TempDir> {
-        for _ in 0..8 {
-            let tag = hex::encode(&random_uuid()[..6]);
-            let path = dest.parent.join(format!("{}.tmp-{tag}", dest.name));
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir { path, armed: true }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(SetError::io(&path, e)),
-            }
-        }
-        Err(dest.err("could not create a unique temporary directory".into()))
+        let guard = aero_io::output::temp_dir(&dest.out)?;
+        Ok(TempDir {
+            path: guard.path().to_path_buf(),
+            guard,
+        })
     }
 
-    fn commit(mut self, dest: &Dest, replace: bool) -> Result<()> {
+    fn commit(self, dest: &Dest, replace: bool) -> Result<()> {
         let rename = |a: &Path, b: &Path| std::fs::rename(a, b).map_err(|e| SetError::io(b, e));
         match dest.state(replace)? {
             DestState::Absent => rename(&self.path, &dest.out)?,
@@ -482,16 +475,8 @@ impl TempDir {
                 let _ = std::fs::remove_dir_all(&old);
             }
         }
-        self.armed = false;
+        self.guard.disarm();
         sync_dir(&dest.parent);
         Ok(())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }
