@@ -44,8 +44,44 @@ fn reset_sigpipe() {
 #[cfg(not(unix))]
 fn reset_sigpipe() {}
 
+/// On SIGINT, SIGTERM or SIGHUP: remove every temporary file or directory
+/// a write in progress created (`aero_io::output`), then exit with 128 + the
+/// signal number, as a shell reports it (130 for Ctrl-C, 143 for SIGTERM).
+/// Destinations are untouched: they only ever change by an atomic rename.
+#[cfg(unix)]
+fn clean_up_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            aero_io::output::remove_in_flight();
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn clean_up_on_signals() {}
+
+/// 1 when the error says a file is damaged or untrustworthy (a failed
+/// hash, a malformed structure), 2 for usage and operating-system errors.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let invalid = e.chain().any(|c| {
+        c.downcast_ref::<aero_io::Error>()
+            .is_some_and(aero_io::Error::is_invalid_data)
+            || c.downcast_ref::<aero_set::SetError>()
+                .is_some_and(aero_set::SetError::is_invalid_data)
+            || c.downcast_ref::<aero_convert::ConvertError>()
+                .is_some_and(aero_convert::ConvertError::is_invalid_data)
+    });
+    if invalid { 1 } else { 2 }
+}
+
 fn main() -> ExitCode {
     reset_sigpipe();
+    clean_up_on_signals();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -62,7 +98,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             out::error_line(&e);
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
     }
 }

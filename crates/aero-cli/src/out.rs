@@ -32,6 +32,28 @@ pub fn bold(s: &str) -> String {
     paint(s, "1")
 }
 
+/// `s` with every control character (C0, DEL, C1) and every Unicode
+/// bidirectional override shown as an escape (`\x1b`, `\n`, `\u{202e}`):
+/// names and strings from files never reach a terminal raw.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x100 && bad(c) => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c if bad(c) => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
 /// Prints an error as one line on stderr: `aerotensor: error: <chain>`.
 pub fn error_line(e: &anyhow::Error) {
     let mut msg = e.to_string();
@@ -42,7 +64,7 @@ pub fn error_line(e: &anyhow::Error) {
             msg.push_str(&c);
         }
     }
-    let msg = msg.replace('\n', " ");
+    let msg = clean(&msg.replace('\n', " ")).into_owned();
     let prefix = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         "\x1b[31merror\x1b[0m"
     } else {

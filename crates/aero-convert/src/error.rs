@@ -33,6 +33,14 @@ pub enum ConvertError {
         #[source]
         source: crate::gguf::GgufError,
     },
+    /// An AERO input failed validation (its metadata is damaged).
+    #[error("{path}: input failed validation: {reason}")]
+    InputInvalid {
+        /// The file.
+        path: PathBuf,
+        /// The first problem found.
+        reason: String,
+    },
     /// The input cannot be represented in the target format.
     #[error("{0}")]
     Unsupported(String),
@@ -47,6 +55,18 @@ pub enum ConvertError {
 }
 
 impl ConvertError {
+    /// Whether the error says an input's content is damaged (see
+    /// [`aero_io::Error::is_invalid_data`]); the CLI exits 1 for these.
+    pub fn is_invalid_data(&self) -> bool {
+        match self {
+            ConvertError::Aero(e) => e.is_invalid_data(),
+            ConvertError::SafeTensors { .. }
+            | ConvertError::Gguf { .. }
+            | ConvertError::InputInvalid { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ConvertError::Io {
             path: path.into(),

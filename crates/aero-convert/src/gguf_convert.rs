@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
-use aero_io::{AeroFile, ByteSource, DType, Mode, Verdict};
+use aero_io::{ByteSource, DType};
 use serde_json::{Value, json};
 
 use crate::error::{ConvertError, Result};
@@ -324,26 +324,24 @@ pub fn import_with(
     )?)
 }
 
-/// Writes an AERO file as GGUF, atomically, after verifying it. Key/values,
-/// version, alignment and tensor order come from MJSN `gguf` when the file
-/// was converted from GGUF; otherwise a minimal header is made
-/// (`general.architecture`, `general.name`, alignment 32, TIDX order).
+/// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
+/// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
+/// order come from MJSN `gguf` when the file was converted from GGUF;
+/// otherwise a minimal header is made (`general.architecture`,
+/// `general.name`, alignment 32, TIDX order).
 pub fn export(input: &Path, output: &Path) -> Result<u64> {
-    export_with(input, output, true)
+    export_with(input, output, &aero_io::copy::CopyOptions::default())
 }
 
-/// [`export`], choosing whether the output is fsynced before the rename
-/// (`durable`; see `aero_io::atomic::AtomicFile::commit_with`).
-pub fn export_with(input: &Path, output: &Path, durable: bool) -> Result<u64> {
-    let f = AeroFile::open(input)?;
-    let r = aero_io::validate(&f, Mode::Full, &|_| {});
-    if r.verdict == Verdict::Invalid {
-        return Err(ConvertError::Unsupported(format!(
-            "{}: input failed verification: {}",
-            input.display(),
-            r.errors.first().cloned().unwrap_or_default()
-        )));
-    }
+/// [`export`] with options: verification (on unless explicitly turned
+/// off), durability of the output, progress.
+pub fn export_with(
+    input: &Path,
+    output: &Path,
+    opts: &aero_io::copy::CopyOptions<'_>,
+) -> Result<u64> {
+    aero_io::output::refuse_same_file(output, input)?;
+    let f = crate::open_aero_checked(input)?;
     let idx = f.index()?;
     let meta = f.meta_json()?.unwrap_or(Value::Null);
     let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", input.display()));
@@ -467,33 +465,32 @@ pub fn export_with(input: &Path, output: &Path, durable: bool) -> Result<u64> {
         header_len: 0,
         data_offset: 0,
     };
-    let mut atomic =
-        aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
-    let total;
+    let mut head = Vec::new();
+    let data_start = gguf::write_header(&header, &mut head).map_err(|source| ConvertError::Gguf {
+        path: output.to_path_buf(),
+        source,
+    })?;
+    // The data section is padded to the alignment, as gguf-py does.
+    let end = off.div_ceil(alignment) * alignment;
+    let total = data_start + end;
+    let mut out = aero_io::output::Output::create(output)?;
+    let io = |e| ConvertError::io(output, e);
     {
-        let io = |e| ConvertError::io(output, e);
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, atomic.file());
-        let data_start =
-            gguf::write_header(&header, &mut w).map_err(|source| ConvertError::Gguf {
-                path: output.to_path_buf(),
-                source,
-            })?;
-        let mut pos = 0u64;
-        for (t, info) in tensors.iter().zip(&header.tensors) {
-            w.write_all(&vec![0u8; (info.offset - pos) as usize])
-                .map_err(io)?;
-            std::io::copy(&mut f.tensor_reader(t)?, &mut w).map_err(io)?;
-            pos = info.offset + info.size;
-        }
-        // Pad the data section to the alignment, as gguf-py does.
-        let end = pos.div_ceil(alignment) * alignment;
-        w.write_all(&vec![0u8; (end - pos) as usize]).map_err(io)?;
-        w.flush().map_err(io)?;
-        total = data_start + end;
+        let file = out.file();
+        file.write_all(&head).map_err(io)?;
+        let placements: Vec<aero_io::copy::Placement<'_>> = tensors
+            .iter()
+            .zip(&header.tensors)
+            .map(|(t, info)| aero_io::copy::Placement {
+                tensor: t,
+                dst: data_start + info.offset,
+            })
+            .collect();
+        aero_io::copy::copy_tensors(&f, &placements, file, output, opts)?;
+        // Alignment gaps are holes of zeros; this also writes the tail padding.
+        file.set_len(total).map_err(io)?;
     }
-    atomic
-        .commit_with(durable)
-        .map_err(|e| ConvertError::io(output, e))?;
+    out.commit(opts.durable)?;
     Ok(total)
 }
 

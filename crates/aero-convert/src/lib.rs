@@ -87,3 +87,18 @@ pub(crate) fn input_bytes<'a>(
 pub(crate) fn open_source(path: &std::path::Path) -> Result<aero_io::LocalSource> {
     aero_io::LocalSource::open(path).map_err(|e| ConvertError::io(path, e))
 }
+
+/// Opens an AERO input of an exporter and checks its metadata (quick
+/// validation: header, TOC, metadata chunk hashes, tensor table); tensor
+/// bytes are verified as they are copied.
+pub(crate) fn open_aero_checked(input: &std::path::Path) -> Result<aero_io::AeroFile> {
+    let f = aero_io::AeroFile::open(input)?;
+    let r = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
+    if r.verdict == aero_io::Verdict::Invalid {
+        return Err(ConvertError::InputInvalid {
+            path: input.to_path_buf(),
+            reason: r.errors.first().cloned().unwrap_or_default(),
+        });
+    }
+    Ok(f)
+}

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
-use aero_io::{AeroFile, ByteSource, DType, Mode, Verdict};
+use aero_io::{AeroFile, ByteSource, DType};
 use safetensors::tensor::Dtype;
 use serde_json::{Map, Value, json};
 
@@ -282,30 +282,30 @@ fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
     parse_dtype(&name).ok_or_else(|| unsupported(format!("unknown safetensors dtype '{name}'")))
 }
 
-/// Writes an AERO file as safetensors, atomically. The input is fully
-/// verified first. Tensors are laid out as the `safetensors` crate does
-/// (dtype descending, then name) so a canonical input round-trips to the same
-/// bytes; `__metadata__` is restored from MJSN when present.
+/// Writes an AERO file as safetensors, atomically, verifying every tensor
+/// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
+/// `safetensors` crate does (dtype descending, then name) so a canonical
+/// input round-trips to the same bytes; `__metadata__` is restored from MJSN
+/// when present.
 pub fn export(input: &Path, output: &Path) -> Result<u64> {
-    export_with(input, output, true)
+    export_with(input, output, &aero_io::copy::CopyOptions::default())
 }
 
-/// [`export`], choosing whether the output is fsynced before the rename
-/// (`durable`; see `aero_io::atomic::AtomicFile::commit_with`).
-pub fn export_with(input: &Path, output: &Path, durable: bool) -> Result<u64> {
-    let f = AeroFile::open(input)?;
-    let r = aero_io::validate(&f, Mode::Full, &|_| {});
-    if r.verdict == Verdict::Invalid {
-        return Err(ConvertError::Unsupported(format!(
-            "{}: input failed verification: {}",
-            input.display(),
-            r.errors.first().cloned().unwrap_or_default()
-        )));
-    }
+/// [`export`] with options: verification (on unless explicitly turned
+/// off), durability of the output, progress.
+pub fn export_with(
+    input: &Path,
+    output: &Path,
+    opts: &aero_io::copy::CopyOptions<'_>,
+) -> Result<u64> {
+    aero_io::output::refuse_same_file(output, input)?;
+    let f = crate::open_aero_checked(input)?;
     let idx = f.index()?;
     let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
     for t in idx.tensors() {
-        items.push((t, export_dtype(&f, t)?));
+        let d = export_dtype(&f, t)?;
+        check_export_len(&f, t, d)?;
+        items.push((t, d));
     }
     items.sort_by(|(ln, l), (rn, r)| r.cmp(l).then(ln.name.cmp(&rn.name)));
     let mut header = Map::new();
@@ -325,28 +325,56 @@ pub fn export_with(input: &Path, output: &Path, durable: bool) -> Result<u64> {
         _ => {}
     }
     let mut off = 0u64;
+    let mut offsets = Vec::with_capacity(items.len());
     for (t, d) in &items {
         header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
+        offsets.push(off);
         off += t.data_len;
     }
     let mut hb = serde_json::to_vec(&Value::Object(header))
         .map_err(|e| ConvertError::Unsupported(e.to_string()))?;
     hb.resize(hb.len().div_ceil(8) * 8, b' ');
-    let mut atomic =
-        aero_io::atomic::AtomicFile::create(output).map_err(|e| ConvertError::io(output, e))?;
+    let data_start = 8 + hb.len() as u64;
+    let total = data_start + off;
+    let mut out = aero_io::output::Output::create(output)?;
+    let io = |e| ConvertError::io(output, e);
     {
-        let io = |e| ConvertError::io(output, e);
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, atomic.file());
-        w.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
-        w.write_all(&hb).map_err(io)?;
-        for (t, _) in &items {
-            // Verified above (full validation); stream with bounded memory.
-            std::io::copy(&mut f.tensor_reader(t)?, &mut w).map_err(io)?;
-        }
-        w.flush().map_err(io)?;
+        let file = out.file();
+        file.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
+        file.write_all(&hb).map_err(io)?;
+        let placements: Vec<aero_io::copy::Placement<'_>> = items
+            .iter()
+            .zip(&offsets)
+            .map(|((t, _), &o)| aero_io::copy::Placement {
+                tensor: t,
+                dst: data_start + o,
+            })
+            .collect();
+        aero_io::copy::copy_tensors(&f, &placements, file, output, opts)?;
+        file.set_len(total).map_err(io)?;
     }
-    atomic
-        .commit_with(durable)
-        .map_err(|e| ConvertError::io(output, e))?;
-    Ok(8 + hb.len() as u64 + off)
+    out.commit(opts.durable)?;
+    Ok(total)
+}
+
+/// Every tensor's stored length must be what its safetensors dtype and shape
+/// imply, or no safetensors reader would accept the export.
+fn check_export_len(f: &AeroFile, t: &aero_io::TensorInfo, d: Dtype) -> Result<()> {
+    let want = t
+        .elements()
+        .and_then(|n| n.checked_mul(d.bitsize() as u64))
+        .filter(|bits| bits % 8 == 0)
+        .map(|bits| bits / 8);
+    if want != Some(t.data_len) {
+        return Err(ConvertError::Unsupported(format!(
+            "{}: tensor '{}': {} bytes stored, but {} × shape {:?} needs {}",
+            f.path().display(),
+            t.name,
+            t.data_len,
+            dtype_name(d),
+            t.shape,
+            want.map_or_else(|| "a whole number of bytes".to_string(), |w| w.to_string())
+        )));
+    }
+    Ok(())
 }

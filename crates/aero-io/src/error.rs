@@ -87,13 +87,31 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
-    /// A tensor's bytes do not match its `hash_b3`.
-    #[error("{path}: tensor '{name}': bytes do not match hash_b3 (corrupt)")]
-    TensorHashMismatch {
+    /// Tensor bytes failed verification: nothing was handed out.
+    #[error("{path}: tensor '{tensor}' ({shard}, file offset {offset}): bytes do not match {check} (corrupt)")]
+    Corrupt {
         /// The file.
         path: PathBuf,
-        /// Tensor name.
-        name: String,
+        /// The tensor being read.
+        tensor: String,
+        /// The shard chunk it lies in (`weights.shard{N}`).
+        shard: String,
+        /// Absolute file offset of the first byte of the range that failed
+        /// (the tensor, the page, or the shard).
+        offset: u64,
+        /// What the bytes were checked against: `hash_b3`, `PHSH page N`,
+        /// or `the weights.shard{N} BLAKE3`.
+        check: String,
+    },
+    /// Nothing in the file records a hash for a tensor's bytes.
+    #[error("{path}: tensor '{tensor}' cannot be verified: it has no hash_b3, {shard} has no page hashes and its TOC hash is not recorded (read it unverified to accept that)")]
+    Unverifiable {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// Its shard chunk.
+        shard: String,
     },
     /// A typed view was requested that the bytes cannot provide.
     #[error("tensor '{name}': {reason}")]
@@ -123,6 +141,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the error says a file's content is damaged or cannot be
+    /// trusted (a failed hash, a malformed structure, bytes nothing
+    /// verifies), as opposed to a usage or operating-system error. The CLI
+    /// exits 1 for these and 2 for the others.
+    pub fn is_invalid_data(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidData,
+            Error::Format { .. }
+            | Error::Chunk { .. }
+            | Error::HashMismatch { .. }
+            | Error::MissingChunk { .. }
+            | Error::Metadata { .. }
+            | Error::Tensor { .. }
+            | Error::Corrupt { .. }
+            | Error::Unverifiable { .. } => true,
+            Error::NoSuchTensor { .. }
+            | Error::View { .. }
+            | Error::Invalid(_)
+            | Error::SameFile { .. }
+            | Error::OutputIsInput { .. } => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

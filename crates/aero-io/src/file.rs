@@ -3,13 +3,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use aero_format::{ControlPlane, DType, FILE_HEADER_LEN, FileHeader, FourCc, TOC_HEADER_LEN};
 
 use crate::chunk::{Chunk, ChunkStatus, decompress_exact};
 use crate::error::{Error, Result};
 use crate::index::{TensorIndex, TensorInfo};
+use crate::integrity::PageHashes;
 use crate::source::{ByteSource, LocalSource};
 use crate::view::TensorView;
 
@@ -47,6 +48,51 @@ pub struct AeroFile {
     payload_start: u64,
     shards: HashMap<u64, ShardSlot>,
     index: OnceLock<TensorIndex>,
+    /// Shard name → TOC index of its (first) PHSH chunk.
+    page_chunks: HashMap<String, usize>,
+    /// Per TOC index: the decoded page hashes of a PHSH chunk (`None` when
+    /// unusable: unreadable, corrupt, or not matching its shard).
+    pages: Vec<OnceLock<Option<Arc<PageHashes>>>>,
+    /// Per TOC index: the outcome of hashing a whole weight shard, kept for
+    /// a stable source (see [`ByteSource::stable`]).
+    shard_checks: Vec<OnceLock<ShardCheck>>,
+}
+
+/// What a verified read checks a tensor's bytes against: the strongest hash
+/// the file records for them. See the crate docs for what each costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    /// The tensor's own `hash_b3`: the read hashes exactly the tensor.
+    TensorHash,
+    /// The PHSH page hashes of its shard: the read hashes the pages that
+    /// cover the tensor (at most one page more than the tensor).
+    Pages {
+        /// Page size in bytes.
+        page_size: u64,
+    },
+    /// Only the shard's TOC hash: the whole shard is hashed, once per open
+    /// file for a local file, on every read for a remote one.
+    Shard,
+    /// Nothing records a hash for these bytes: a verified read fails.
+    Unprotected,
+}
+
+/// [`Protection`] with the page hashes themselves.
+pub(crate) enum Guard {
+    TensorHash,
+    Pages(Arc<PageHashes>),
+    Shard,
+    Unprotected,
+    /// The caller asked for unverified bytes.
+    Trusted,
+}
+
+/// The outcome of hashing a whole weight shard.
+#[derive(Clone, Debug)]
+enum ShardCheck {
+    Verified,
+    Mismatch,
+    Unreadable(String),
 }
 
 impl std::fmt::Debug for AeroFile {
@@ -169,8 +215,20 @@ impl AeroFile {
                     .or_insert(ShardSlot::Chunk(i));
             }
         }
+        let mut page_chunks = HashMap::new();
+        for (i, c) in chunks.iter().enumerate() {
+            if c.fourcc == FourCc::PHSH {
+                // The shard a PHSH covers is named in its payload; the
+                // standard chunk name `weights.shard{N}.phsh` says which to
+                // decode without reading every PHSH up front.
+                if let Some(shard) = c.name.strip_suffix(".phsh") {
+                    page_chunks.entry(shard.to_owned()).or_insert(i);
+                }
+            }
+        }
         drop((toc, strtab));
         drop(prefix);
+        let n = chunks.len();
         Ok(AeroFile {
             path,
             source,
@@ -179,6 +237,9 @@ impl AeroFile {
             payload_start,
             shards,
             index: OnceLock::new(),
+            page_chunks,
+            pages: (0..n).map(|_| OnceLock::new()).collect(),
+            shard_checks: (0..n).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -438,19 +499,21 @@ impl AeroFile {
         Ok((shard.offset.saturating_add(info.data_off), info.data_len))
     }
 
-    /// A tensor's bytes, zero-copy when mapped, without checking `hash_b3`.
+    /// A tensor's bytes, zero-copy when mapped, **without verification**:
+    /// for callers that check the bytes themselves or explicitly accept
+    /// unverified data.
     pub fn tensor_unverified<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
         let (off, len) = self.tensor_range(info)?;
         let bytes = self
             .source
             .bytes(off, len)
             .map_err(|e| Error::io(&self.path, e))?;
-        Ok(TensorView::new(info, bytes))
+        Ok(TensorView::new(info, bytes, None))
     }
 
-    /// A streaming reader over a tensor's bytes (no `hash_b3` check: writers
-    /// that re-hash while copying use this).
-    pub fn tensor_reader<'a>(
+    /// A streaming reader over a tensor's bytes, **without verification**
+    /// (writers that verify while copying, e.g. with [`crate::tee`], use it).
+    pub fn tensor_reader_unverified<'a>(
         &'a self,
         info: &TensorInfo,
     ) -> Result<Box<dyn std::io::Read + Send + 'a>> {
@@ -459,32 +522,278 @@ impl AeroFile {
             .map_err(|e| Error::io(&self.path, e))
     }
 
-    /// A tensor by name. When the entry carries `hash_b3`, the bytes are
-    /// verified and a mismatch is an error: damaged bytes are never returned.
+    /// A tensor by name, verified against the strongest hash the file
+    /// records for its bytes ([`Protection`]): damaged bytes are never
+    /// returned. Zero-copy when the file is mapped.
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
-        let info = self.index()?.get(name).ok_or_else(|| Error::NoSuchTensor {
+        self.view(self.tensor_info(name)?)
+    }
+
+    /// A tensor's index entry by name.
+    pub fn tensor_info(&self, name: &str) -> Result<&TensorInfo> {
+        self.index()?.get(name).ok_or_else(|| Error::NoSuchTensor {
             path: self.path.clone(),
             name: name.into(),
-        })?;
-        let mut view = self.tensor_unverified(info)?;
-        let ok = |v: &TensorView<'_>| {
-            info.hash_b3
-                .is_none_or(|h| *crate::verify::hash(v.bytes()).as_bytes() == h)
-        };
-        if !ok(&view) {
-            // A cached copy may be damaged: drop it and read once more.
-            let (off, len) = self.tensor_range(info)?;
-            if self.source.invalidate(off, len) {
-                view = self.tensor_unverified(info)?;
+        })
+    }
+
+    /// The verified bytes of a tensor entry (see [`AeroFile::tensor`]).
+    pub fn view<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
+        let (off, len) = self.tensor_range(info)?;
+        let shard = self.shard(info.shard_id)?;
+        match self.guard(info) {
+            Guard::TensorHash => {
+                let want = info.hash_b3.unwrap_or_default();
+                let (view, ok) = self.retrying(off, len, || {
+                    let v = self.tensor_unverified(info)?;
+                    let ok = *crate::verify::hash(v.bytes()).as_bytes() == want;
+                    Ok((v, ok))
+                })?;
+                if ok {
+                    Ok(view)
+                } else {
+                    Err(self.corrupt(info, shard, off, "hash_b3".into()))
+                }
             }
-        }
-        if !ok(&view) {
-            return Err(Error::TensorHashMismatch {
+            Guard::Pages(ph) => self.pages_view(info, shard, &ph),
+            Guard::Shard => {
+                if self.source.stable() {
+                    self.verify_shard(shard, info)?;
+                    self.tensor_unverified(info)
+                } else {
+                    let bytes = self.shard_pass(shard, info, Some((info.data_off, len)))?;
+                    Ok(TensorView::new(info, Cow::Owned(bytes), None))
+                }
+            }
+            Guard::Unprotected | Guard::Trusted => Err(Error::Unverifiable {
                 path: self.path.clone(),
-                name: name.into(),
+                tensor: info.name.clone(),
+                shard: shard.name.clone(),
+            }),
+        }
+    }
+
+    /// What a verified read of `info` checks its bytes against.
+    pub fn protection(&self, info: &TensorInfo) -> Protection {
+        match self.guard(info) {
+            Guard::TensorHash => Protection::TensorHash,
+            Guard::Pages(ph) => Protection::Pages {
+                page_size: ph.page_size,
+            },
+            Guard::Shard => Protection::Shard,
+            Guard::Unprotected | Guard::Trusted => Protection::Unprotected,
+        }
+    }
+
+    pub(crate) fn guard(&self, info: &TensorInfo) -> Guard {
+        if info.hash_b3.is_some() {
+            return Guard::TensorHash;
+        }
+        let Ok(shard) = self.shard(info.shard_id) else {
+            return Guard::Unprotected;
+        };
+        if let Some(ph) = self.page_hashes(shard) {
+            return Guard::Pages(ph);
+        }
+        if shard.hash_recorded() {
+            Guard::Shard
+        } else {
+            Guard::Unprotected
+        }
+    }
+
+    /// The page hashes covering a weight shard, when the file has a usable
+    /// PHSH for it: the chunk verifies against its TOC hash, decodes, names
+    /// this shard and holds one digest per page. Decoded once.
+    pub fn page_hashes(&self, shard: &Chunk) -> Option<Arc<PageHashes>> {
+        let &i = self.page_chunks.get(&shard.name)?;
+        self.pages.get(i)?.get_or_init(|| {
+            let c = self.chunks.get(i)?;
+            let (payload, status) = self.read_verified(c).ok()?;
+            if status != ChunkStatus::Verified {
+                return None;
+            }
+            let ph = crate::integrity::decode_phsh(&payload).ok()?;
+            let want = crate::integrity::page_count(shard.length, ph.page_size);
+            let count_ok = ph.digests.len() as u64 == want
+                || (shard.length == 0 && ph.digests.len() == 1);
+            (ph.shard_name == shard.name && count_ok).then(|| Arc::new(ph))
+        })
+        .clone()
+    }
+
+    fn corrupt(&self, info: &TensorInfo, shard: &Chunk, offset: u64, check: String) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            tensor: info.name.clone(),
+            shard: shard.name.clone(),
+            offset,
+            check,
+        }
+    }
+
+    /// Runs a read-and-check `attempt` (returning the value and whether it
+    /// verified); when it fails to verify and the source holds a cached copy
+    /// of `off..off+len`, drops the copy and tries once more. Returns the
+    /// last attempt's value and verdict.
+    fn retrying<T>(
+        &self,
+        off: u64,
+        len: u64,
+        mut attempt: impl FnMut() -> Result<(T, bool)>,
+    ) -> Result<(T, bool)> {
+        let first = attempt()?;
+        if !first.1 && self.source.invalidate(off, len) {
+            return attempt();
+        }
+        Ok(first)
+    }
+
+    /// Reads the pages covering a tensor, checks each against the PHSH and
+    /// returns the tensor's part of them.
+    fn pages_view<'a>(
+        &'a self,
+        info: &'a TensorInfo,
+        shard: &Chunk,
+        ph: &PageHashes,
+    ) -> Result<TensorView<'a>> {
+        use rayon::prelude::*;
+        let (a, len) = (info.data_off, info.data_len);
+        let Some((start, end)) = crate::integrity::page_span(ph.page_size, a, len, shard.length)
+        else {
+            return Ok(TensorView::new(info, Cow::Borrowed(&[]), None));
+        };
+        let first = start / ph.page_size;
+        let step = usize::try_from(ph.page_size).unwrap_or(usize::MAX);
+        let abs = shard.offset + start;
+        let ((bytes, bad), _) = self.retrying(abs, end - start, || {
+            let bytes = self
+                .source
+                .bytes(abs, end - start)
+                .map_err(|e| Error::io(&self.path, e))?;
+            let bad = bytes
+                .par_chunks(step.max(1))
+                .enumerate()
+                .find_first(|(i, page)| {
+                    ph.digests.get(first as usize + i)
+                        != Some(crate::verify::hash(page).as_bytes())
+                })
+                .map(|(i, _)| i as u64);
+            Ok(((bytes, bad), bad.is_none()))
+        })?;
+        match bad {
+            None => {
+                let from = (a - start) as usize;
+                Ok(TensorView::new(info, bytes, Some(from..from + len as usize)))
+            }
+            Some(i) => Err(self.corrupt(
+                info,
+                shard,
+                abs + i * ph.page_size,
+                format!("PHSH page {}", first + i),
+            )),
+        }
+    }
+
+    /// Hashes a whole weight shard once (kept for the life of this file: a
+    /// stable source does not change while open) and fails for `info` when
+    /// it does not match the TOC.
+    pub(crate) fn verify_shard(&self, shard: &Chunk, info: &TensorInfo) -> Result<()> {
+        let check = match self.shard_checks.get(shard.index as usize) {
+            Some(cell) => cell.get_or_init(|| self.hash_shard(shard)).clone(),
+            None => self.hash_shard(shard),
+        };
+        match check {
+            ShardCheck::Verified => Ok(()),
+            ShardCheck::Mismatch => Err(self.corrupt(
+                info,
+                shard,
+                shard.offset,
+                format!("the {} BLAKE3", shard.name),
+            )),
+            ShardCheck::Unreadable(e) => Err(Error::Chunk {
+                path: self.path.clone(),
+                index: shard.index,
+                fourcc: shard.fourcc,
+                name: shard.name.clone(),
+                reason: e,
+            }),
+        }
+    }
+
+    /// Whether a shard has been hashed whole and matched its TOC hash.
+    pub(crate) fn shard_known_good(&self, shard: &Chunk) -> bool {
+        self.source.stable()
+            && self
+                .shard_checks
+                .get(shard.index as usize)
+                .and_then(OnceLock::get)
+                .is_some_and(|c| matches!(c, ShardCheck::Verified))
+    }
+
+    fn hash_shard(&self, shard: &Chunk) -> ShardCheck {
+        if shard.length != shard.ulen || shard.flags.compressed() {
+            return ShardCheck::Unreadable("weight shard is compressed or has chunk_length != chunk_ulen".into());
+        }
+        let attempt = || match crate::verify::hash_range(self.source(), shard.offset, shard.length, |_| {}) {
+            Ok(h) => Ok(((), *h.as_bytes() == shard.blake3)),
+            Err(e) => Err(Error::io(&self.path, e)),
+        };
+        match self.retrying(shard.offset, shard.length, attempt) {
+            Ok(((), true)) => ShardCheck::Verified,
+            Ok(((), false)) => ShardCheck::Mismatch,
+            Err(e) => ShardCheck::Unreadable(e.to_string()),
+        }
+    }
+
+    /// One pass over a whole shard that checks its BLAKE3 and keeps the bytes
+    /// of `keep` (shard-relative offset, length): how an unstable (remote)
+    /// source serves a tensor protected only by its shard hash.
+    fn shard_pass(
+        &self,
+        shard: &Chunk,
+        info: &TensorInfo,
+        keep: Option<(u64, u64)>,
+    ) -> Result<Vec<u8>> {
+        if !shard.hash_recorded() {
+            return Err(Error::Unverifiable {
+                path: self.path.clone(),
+                tensor: info.name.clone(),
+                shard: shard.name.clone(),
             });
         }
-        Ok(view)
+        let attempt = || {
+            let (ka, kl) = keep.unwrap_or((0, 0));
+            let mut out = Vec::with_capacity(usize::try_from(kl).unwrap_or(0).min(1 << 30));
+            let mut h = blake3::Hasher::new();
+            let mut pos = 0u64;
+            crate::verify::for_each_window(
+                self.source(),
+                shard.offset,
+                shard.length,
+                |w| {
+                    h.update(w);
+                    let (s, e) = (pos, pos + w.len() as u64);
+                    let (from, to) = (ka.max(s), (ka + kl).min(e));
+                    if from < to {
+                        out.extend_from_slice(&w[(from - s) as usize..(to - s) as usize]);
+                    }
+                    pos = e;
+                },
+                |_| {},
+            )
+            .map_err(|e| Error::io(&self.path, e))?;
+            Ok((out, *h.finalize().as_bytes() == shard.blake3))
+        };
+        match self.retrying(shard.offset, shard.length, attempt)? {
+            (out, true) => Ok(out),
+            (_, false) => Err(self.corrupt(
+                info,
+                shard,
+                shard.offset,
+                format!("the {} BLAKE3", shard.name),
+            )),
+        }
     }
 
     /// Whether this file is an AEROSET index (a TIDX but no weight shards).

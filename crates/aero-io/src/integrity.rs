@@ -227,6 +227,17 @@ pub fn page_count(len: u64, page_size: u64) -> u64 {
     len.div_ceil(page_size.max(1))
 }
 
+/// The shard-relative byte range `[start, end)` of the pages of `page_size`
+/// that cover `len` bytes at `off` of a shard of `shard_len` bytes; `None`
+/// for an empty range or one that does not fit.
+pub fn page_span(page_size: u64, off: u64, len: u64, shard_len: u64) -> Option<(u64, u64)> {
+    let end = off.checked_add(len).filter(|&e| e <= shard_len && len > 0)?;
+    let ps = page_size.max(1);
+    let start = off / ps * ps;
+    let stop = end.div_ceil(ps).checked_mul(ps).unwrap_or(u64::MAX).min(shard_len);
+    Some((start, stop))
+}
+
 /// Checks every PHSH chunk against its shard.
 pub fn check_pages(f: &AeroFile) -> Vec<PageReport> {
     let mut out = Vec::new();

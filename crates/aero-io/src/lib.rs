@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod chunk;
+pub mod copy;
 pub mod encode;
 mod error;
 mod file;
@@ -45,7 +46,7 @@ pub fn remote_url_syntax(s: &str) -> bool {
 }
 pub use chunk::{Chunk, ChunkStatus, decompress_exact};
 pub use error::{Error, Result};
-pub use file::AeroFile;
+pub use file::{AeroFile, Protection};
 pub use index::{TensorIndex, TensorInfo};
 pub use source::{ByteSource, LocalSource};
 pub use validate::{Mode, Report, Verdict, validate};

@@ -34,6 +34,14 @@ pub trait ByteSource: Send + Sync {
         false
     }
 
+    /// Whether the bytes at an offset stay the same while the source is open:
+    /// true for a local file (the contract every memory-mapped reader relies
+    /// on) and for memory; false for remote sources, whose bytes are
+    /// re-verified on every read instead of being remembered as good.
+    fn stable(&self) -> bool {
+        false
+    }
+
     /// The local file behind this source, if any (for windowed hashing).
     fn file(&self) -> Option<&File> {
         None
@@ -99,12 +107,15 @@ impl ByteSource for LocalSource {
         self.len
     }
 
+    /// Always a positioned read, even when the file is mapped: copies into
+    /// the caller's buffer then keep resident memory at the buffer size
+    /// instead of growing with every mapped page touched.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        if let Some(s) = self.mapped(offset, buf.len() as u64) {
-            buf.copy_from_slice(s);
-            return Ok(());
-        }
         read_exact_at(&self.file, offset, buf)
+    }
+
+    fn stable(&self) -> bool {
+        true
     }
 
     fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
@@ -156,6 +167,9 @@ impl ByteSource for Vec<u8> {
     fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
         let start = usize::try_from(offset).ok()?;
         self.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+    }
+    fn stable(&self) -> bool {
+        true
     }
 }
 

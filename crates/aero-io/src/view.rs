@@ -31,11 +31,36 @@ element! {
 #[derive(Debug)]
 pub struct TensorView<'a> {
     info: &'a TensorInfo,
-    bytes: Cow<'a, [u8]>,
+    bytes: Bytes<'a>,
+}
+
+/// Borrowed from a mapping, or a range of an owned buffer (a verified read
+/// may have fetched whole pages around the tensor).
+#[derive(Debug)]
+enum Bytes<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>, std::ops::Range<usize>),
 }
 
 impl<'a> TensorView<'a> {
-    pub(crate) fn new(info: &'a TensorInfo, bytes: Cow<'a, [u8]>) -> Self {
+    /// The view of `range` within `bytes` (the whole of it when `None`).
+    pub(crate) fn new(
+        info: &'a TensorInfo,
+        bytes: Cow<'a, [u8]>,
+        range: Option<std::ops::Range<usize>>,
+    ) -> Self {
+        let bytes = match bytes {
+            Cow::Borrowed(b) => Bytes::Borrowed(match range {
+                Some(r) => b.get(r).unwrap_or_default(),
+                None => b,
+            }),
+            Cow::Owned(v) => {
+                let r = range
+                    .filter(|r| r.start <= r.end && r.end <= v.len())
+                    .unwrap_or(0..v.len());
+                Bytes::Owned(v, r)
+            }
+        };
         TensorView { info, bytes }
     }
 
@@ -61,12 +86,15 @@ impl<'a> TensorView<'a> {
 
     /// The raw little-endian bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        match &self.bytes {
+            Bytes::Borrowed(b) => b,
+            Bytes::Owned(v, r) => v.get(r.clone()).unwrap_or_default(),
+        }
     }
 
     /// Whether the bytes borrow the file mapping (no copy was made).
     pub fn is_zero_copy(&self) -> bool {
-        matches!(self.bytes, Cow::Borrowed(_))
+        matches!(self.bytes, Bytes::Borrowed(_))
     }
 
     fn check_type<T: Element>(&self) -> Result<()> {
@@ -96,11 +124,11 @@ impl<'a> TensorView<'a> {
     /// (the reference packs tensors back to back; use [`Self::to_vec`] then).
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         self.check_type::<T>()?;
-        bytemuck::try_cast_slice(&self.bytes).map_err(|e| Error::View {
+        bytemuck::try_cast_slice(self.bytes()).map_err(|e| Error::View {
             name: self.info.name.clone(),
             reason: format!(
                 "cannot view {} bytes as {}: {e:?}",
-                self.bytes.len(),
+                self.bytes().len(),
                 std::any::type_name::<T>()
             ),
         })
@@ -120,13 +148,13 @@ impl<'a> TensorView<'a> {
             });
         }
         let size = std::mem::size_of::<T>();
-        if !self.bytes.len().is_multiple_of(size) {
+        if !self.bytes().len().is_multiple_of(size) {
             return Err(Error::View {
                 name: self.info.name.clone(),
-                reason: format!("{} bytes is not a multiple of {size}", self.bytes.len()),
+                reason: format!("{} bytes is not a multiple of {size}", self.bytes().len()),
             });
         }
-        let mut v: Vec<T> = bytemuck::pod_collect_to_vec(&self.bytes);
+        let mut v: Vec<T> = bytemuck::pod_collect_to_vec(self.bytes());
         if cfg!(target_endian = "big") {
             for x in &mut v {
                 bytemuck::bytes_of_mut(x).reverse();

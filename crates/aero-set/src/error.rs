@@ -117,6 +117,20 @@ pub enum SetError {
 }
 
 impl SetError {
+    /// Whether the error says the set's content is damaged or untrustworthy
+    /// (see [`aero_io::Error::is_invalid_data`]); the CLI exits 1 for these.
+    pub fn is_invalid_data(&self) -> bool {
+        match self {
+            SetError::Aero(e) => e.is_invalid_data(),
+            SetError::Json { .. }
+            | SetError::Field { .. }
+            | SetError::UnsafePath { .. }
+            | SetError::File { .. }
+            | SetError::Tensor { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         SetError::Io {
             path: path.into(),

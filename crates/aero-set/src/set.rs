@@ -1,5 +1,6 @@
 //! [`AeroSet`]: an opened AEROSET.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -305,11 +306,55 @@ impl AeroSet {
         Ok(view)
     }
 
-    /// A streaming reader over a tensor's bytes, without `hash_b3`
-    /// verification (for copying large tensors with bounded memory).
-    pub fn tensor_reader(&self, name: &str) -> Result<Box<dyn Read + Send + '_>> {
+    /// A streaming reader over a tensor's bytes, **without verification**
+    /// (for callers that verify while copying, or accept unverified data).
+    pub fn tensor_reader_unverified(&self, name: &str) -> Result<Box<dyn Read + Send + '_>> {
         let (_, f, entry) = self.resolve_tensor(name)?;
-        Ok(f.tensor_reader(entry)?)
+        Ok(f.tensor_reader_unverified(entry)?)
+    }
+
+    /// The part holding a tensor and the entry to read it through: the
+    /// part's own TIDX entry, carrying the global `hash_b3` when only the
+    /// index records one (so a verified read checks it).
+    pub fn tensor_source(&self, name: &str) -> Result<(&AeroFile, Cow<'_, TensorInfo>)> {
+        let (loc, f, entry) = self.resolve_tensor(name)?;
+        if entry.hash_b3.is_none() && loc.global.hash_b3.is_some() {
+            let mut e = entry.clone();
+            e.hash_b3 = loc.global.hash_b3;
+            return Ok((f, Cow::Owned(e)));
+        }
+        Ok((f, Cow::Borrowed(entry)))
+    }
+
+    /// Local files of the set: the manifest, the index and every part that
+    /// resolves to a local path (an output must never be one of them).
+    pub fn local_files(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.manifest_path.clone()];
+        if let Ok(Location::Local(p)) = self.index_location() {
+            v.push(p);
+        }
+        for i in 0..self.parts.len() {
+            if let Ok(Location::Local(p)) = self.part_location(i) {
+                v.push(p);
+            }
+        }
+        v
+    }
+
+    /// Writes one tensor's verified bytes to `dest` (a file, atomically; `-`;
+    /// a device or FIFO), refusing a `dest` that is any file of the set.
+    /// Returns the number of bytes.
+    pub fn extract_to(
+        &self,
+        name: &str,
+        dest: &Path,
+        opts: &aero_io::copy::CopyOptions<'_>,
+    ) -> Result<u64> {
+        for p in self.local_files() {
+            aero_io::output::refuse_same_file(dest, &p)?;
+        }
+        let (f, entry) = self.tensor_source(name)?;
+        Ok(aero_io::copy::extract(f, &entry, dest, opts)?)
     }
 
     /// The `hash_b3` to check a tensor against: the part's, else the index's.

@@ -9,10 +9,7 @@ use super::{ConvertArgs, ExportArgs};
 use crate::out;
 
 fn check_paths(input: &Path, output: &Path) -> anyhow::Result<()> {
-    if input == output {
-        bail!("input and output are the same path: {}", input.display());
-    }
-    Ok(())
+    Ok(aero_io::output::refuse_same_file(output, input)?)
 }
 
 pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -59,15 +56,35 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn export_safetensors(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    check_paths(&a.input, &a.output)?;
-    let n = safetensors::export_with(&a.input, &a.output, !a.no_fsync)?;
-    eprintln!("wrote {} ({})", a.output.display(), out::human_bytes(n));
-    Ok(ExitCode::SUCCESS)
+    export(a, safetensors::export_with)
 }
 
 pub fn export_gguf(a: ExportArgs) -> anyhow::Result<ExitCode> {
+    export(a, gguf_convert::export_with)
+}
+
+type Exporter = fn(&Path, &Path, &aero_io::copy::CopyOptions<'_>) -> aero_convert::Result<u64>;
+
+fn export(a: ExportArgs, exporter: Exporter) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
-    let n = gguf_convert::export_with(&a.input, &a.output, !a.no_fsync)?;
-    eprintln!("wrote {} ({})", a.output.display(), out::human_bytes(n));
+    let total = aero_io::AeroFile::open(&a.input)
+        .and_then(|f| Ok(f.index()?.tensors().iter().map(|t| t.data_len).sum()))
+        .unwrap_or(0);
+    let pb = out::bytes_bar(total, "exporting");
+    let opts = super::read::copy_options(a.verify, !a.no_fsync, &pb);
+    let n = exporter(&a.input, &a.output, &opts)?;
+    pb.finish_and_clear();
+    if a.json {
+        out::print_json(&serde_json::json!({
+            "output": a.output.display().to_string(),
+            "file_size": n,
+        }))?;
+    } else if !aero_io::output::is_stdout(&a.output) {
+        eprintln!(
+            "wrote {} ({})",
+            out::clean(&a.output.display().to_string()),
+            out::human_bytes(n)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

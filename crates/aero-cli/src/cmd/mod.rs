@@ -84,6 +84,18 @@ pub struct FetchTensorArgs {
     pub tensor: String,
     /// Output file, or `-` for stdout.
     pub out: PathBuf,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+/// Verification of the bytes a command reads (on by default).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct VerifyArgs {
+    /// Hand out tensor bytes WITHOUT checking them against the file's
+    /// hashes (hash_b3, page hashes or the shard hash). Only for files you
+    /// trust, or whose hashes are missing.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Args, Debug)]
@@ -123,12 +135,18 @@ pub struct ConvertArgs {
 pub struct ExportArgs {
     /// Input .aero file.
     pub input: PathBuf,
-    /// Output file (written atomically).
+    /// Output file (written atomically; `-`, a device or a FIFO are written
+    /// through, never replaced).
     pub output: PathBuf,
     /// Do not wait for the output to reach the disk (no fsync), like `cp`;
     /// see the writer flag of the same name.
     #[arg(long)]
     pub no_fsync: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How tensors are placed in shards.
@@ -268,6 +286,8 @@ pub struct ExtractArgs {
     pub tensor: String,
     /// Output file, or `-` for stdout (the default when stdout is not a terminal).
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 #[derive(Args, Debug)]

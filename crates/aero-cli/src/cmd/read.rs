@@ -2,7 +2,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use aero_io::TensorInfo;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
 
 use super::{ExtractArgs, InspectArgs, ListArgs};
@@ -48,7 +48,7 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| {
             vec![
-                t.name.clone(),
+                out::clean(&t.name).into_owned(),
                 t.dtype.to_string(),
                 shape_str(&t.shape),
                 t.shard_id.to_string(),
@@ -121,8 +121,8 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         h.version_major, h.version_minor
     );
     println!("  uuid         {}", hex::encode(h.uuid));
-    println!("  model        {}", name.as_deref().unwrap_or("-"));
-    println!("  architecture {}", arch.as_deref().unwrap_or("-"));
+    println!("  model        {}", out::clean(name.as_deref().unwrap_or("-")));
+    println!("  architecture {}", out::clean(arch.as_deref().unwrap_or("-")));
     if let Some(Value::Object(m)) = &meta {
         for (k, v) in m {
             if k != "model_name" && k != "architecture" {
@@ -132,7 +132,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     s
                 };
-                println!("  meta.{k:<8} {s}");
+                println!("  meta.{:<8} {}", out::clean(k), out::clean(&s));
             }
         }
     }
@@ -147,7 +147,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             vec![
                 c.index.to_string(),
                 c.fourcc.to_string(),
-                c.name.clone(),
+                out::clean(&c.name).into_owned(),
                 c.offset.to_string(),
                 c.length.to_string(),
                 c.ulen.to_string(),
@@ -178,7 +178,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
                 .take(a.max_tensors)
                 .map(|t| {
                     vec![
-                        t.name.clone(),
+                        out::clean(&t.name).into_owned(),
                         t.dtype.to_string(),
                         shape_str(&t.shape),
                         t.shard_id.to_string(),
@@ -199,45 +199,60 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Err(e) => println!("{} {e}", out::red("tensor index unreadable:")),
+        Err(e) => println!("{} {}", out::red("tensor index unreadable:"), out::clean(&e.to_string())),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let f = crate::remote::open_file(&a.file)?;
-    let view = f.tensor(&a.tensor)?;
-    let to_stdout = match &a.out {
-        Some(p) => p.as_os_str() == "-",
-        None => {
-            if std::io::stdout().is_terminal() {
-                bail!(
-                    "refusing to write binary tensor bytes to a terminal; give an output path or `-`"
-                );
-            }
-            true
-        }
+    let dest = output_dest(a.out.as_deref())?;
+    let info = f.tensor_info(&a.tensor)?;
+    let pb = out::bytes_bar(info.data_len, "extracting");
+    let n = aero_io::copy::extract(&f, info, &dest, &copy_options(a.verify, true, &pb))?;
+    pb.finish_and_clear();
+    report_extracted(&a.tensor, n, &dest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `extract` / `fetch-tensor` write: the path given, or `-` (stdout)
+/// when none is given and stdout is not a terminal.
+pub fn output_dest(out: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    let dest = match out {
+        Some(p) => p.to_path_buf(),
+        None => "-".into(),
     };
-    if to_stdout {
-        let mut so = std::io::stdout().lock();
-        so.write_all(view.bytes()).context("writing to stdout")?;
-        so.flush().context("writing to stdout")?;
-    } else if let Some(p) = &a.out {
-        let mut w = aero_io::atomic::AtomicFile::create(p)
-            .with_context(|| format!("creating {}", p.display()))?;
-        w.file()
-            .write_all(view.bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
-        w.commit()
-            .with_context(|| format!("writing {}", p.display()))?;
+    if aero_io::output::is_stdout(&dest) && std::io::stdout().is_terminal() {
+        bail!("refusing to write binary tensor bytes to a terminal; give an output path or `-` with a redirect");
+    }
+    Ok(dest)
+}
+
+/// Copy options from the common flags, counting progress on `pb`.
+pub fn copy_options<'p>(
+    v: super::VerifyArgs,
+    durable: bool,
+    pb: &'p indicatif::ProgressBar,
+) -> aero_io::copy::CopyOptions<'p> {
+    if v.no_verify {
+        eprintln!("aerotensor: warning: --no-verify: tensor bytes are written without checking them");
+    }
+    aero_io::copy::CopyOptions {
+        verify: !v.no_verify,
+        durable,
+        progress: Box::new(move |n| pb.inc(n)),
+    }
+}
+
+/// The one-line report of an extraction (nothing when the bytes went to stdout).
+pub fn report_extracted(tensor: &str, n: u64, dest: &std::path::Path) {
+    if !aero_io::output::is_stdout(dest) {
         eprintln!(
-            "wrote {} bytes of '{}' to {}",
-            view.bytes().len(),
-            a.tensor,
-            p.display()
+            "wrote {n} bytes of '{}' to {}",
+            out::clean(tensor),
+            out::clean(&dest.display().to_string())
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `list --json` without building an owned index: the verified TIDX payload

@@ -2,7 +2,7 @@
 //! `convert-safetensors-sharded`, and the set forms of `validate`, `list`,
 //! `extract` and `convert`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,8 +101,8 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         m.parts.len() + 2
     );
     println!("  format       AEROSET {}.{}", m.version[0], m.version[1]);
-    println!("  model        {}", m.model.name);
-    println!("  architecture {}", m.model.architecture);
+    println!("  model        {}", out::clean(&m.model.name));
+    println!("  architecture {}", out::clean(&m.model.architecture));
     if let Some(b) = &m.base_url {
         println!("  base_url     {b}");
     }
@@ -120,7 +120,7 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         .map(|(i, p)| {
             vec![
                 i.to_string(),
-                p.file.path.clone(),
+                out::clean(&p.file.path).into_owned(),
                 p.file.size_bytes.to_string(),
                 format!("{:?}", p.shards),
                 hex::encode(&p.file.sha256[..8]),
@@ -145,7 +145,7 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         .take(a.max_tensors)
         .map(|t| {
             vec![
-                t.name.clone(),
+                out::clean(&t.name).into_owned(),
                 t.dtype.to_string(),
                 shape_str(&t.shape),
                 t.shard_id.to_string(),
@@ -225,10 +225,10 @@ fn print_human(r: &SetReport, strict: bool) {
         r.tensor_count, r.tensors_ok
     );
     for w in &r.warnings {
-        println!("{} {w}", out::yellow("warning:"));
+        println!("{} {}", out::yellow("warning:"), out::clean(w));
     }
     for e in &r.errors {
-        println!("{} {e}", out::red("error:"));
+        println!("{} {}", out::red("error:"), out::clean(e));
     }
     let verdict = match r.verdict {
         Verdict::Valid => out::green("VALID"),
@@ -266,7 +266,7 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| {
             vec![
-                t.name.clone(),
+                out::clean(&t.name).into_owned(),
                 t.dtype.to_string(),
                 shape_str(&t.shape),
                 t.shard_id.to_string(),
@@ -292,47 +292,24 @@ fn write_tensor(
     set_path: &Path,
     tensor: &str,
     out_path: Option<&Path>,
+    verify: super::VerifyArgs,
 ) -> anyhow::Result<ExitCode> {
     let set = crate::remote::open_set(set_path)?;
-    let to_stdout = match out_path {
-        Some(p) => p.as_os_str() == "-",
-        None => {
-            if std::io::stdout().is_terminal() {
-                bail!(
-                    "refusing to write binary tensor bytes to a terminal; give an output path or `-`"
-                );
-            }
-            true
-        }
-    };
-    let view = set.tensor(tensor)?;
-    if to_stdout {
-        let mut so = std::io::stdout().lock();
-        so.write_all(view.bytes()).context("writing to stdout")?;
-        so.flush().context("writing to stdout")?;
-    } else if let Some(p) = out_path {
-        let mut w = aero_io::atomic::AtomicFile::create(p)
-            .with_context(|| format!("creating {}", p.display()))?;
-        w.file()
-            .write_all(view.bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
-        w.commit()
-            .with_context(|| format!("writing {}", p.display()))?;
-        eprintln!(
-            "wrote {} bytes of '{tensor}' to {}",
-            view.bytes().len(),
-            p.display()
-        );
-    }
+    let dest = super::read::output_dest(out_path)?;
+    let len = set.locate(tensor)?.global.data_len;
+    let pb = out::bytes_bar(len, "extracting");
+    let n = set.extract_to(tensor, &dest, &super::read::copy_options(verify, true, &pb))?;
+    pb.finish_and_clear();
+    super::read::report_extracted(tensor, n, &dest);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    write_tensor(&a.file, &a.tensor, a.out.as_deref())
+    write_tensor(&a.file, &a.tensor, a.out.as_deref(), a.verify)
 }
 
 pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
-    write_tensor(&a.set, &a.tensor, Some(&a.out))
+    write_tensor(&a.set, &a.tensor, Some(&a.out), a.verify)
 }
 
 pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {

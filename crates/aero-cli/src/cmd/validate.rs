@@ -28,7 +28,7 @@ fn print_human(r: &aero_io::Report, strict: bool) {
             vec![
                 c.index.to_string(),
                 c.fourcc.clone(),
-                c.name.clone(),
+                out::clean(&c.name).into_owned(),
                 c.length.to_string(),
                 st,
             ]
@@ -66,10 +66,10 @@ fn print_human(r: &aero_io::Report, strict: bool) {
         );
     }
     for w in &r.warnings {
-        println!("{} {w}", out::yellow("warning:"));
+        println!("{} {}", out::yellow("warning:"), out::clean(w));
     }
     for e in &r.errors {
-        println!("{} {e}", out::red("error:"));
+        println!("{} {}", out::red("error:"), out::clean(e));
     }
     let verdict = match r.verdict {
         Verdict::Valid => out::green("VALID"),

@@ -1,0 +1,332 @@
+//! Verified tensor copies: tensor bytes streamed from an AERO file into an
+//! output file, each checked against the strongest hash the file records for
+//! it (see [`Protection`]), with bounded memory.
+//!
+//! This is how every command that writes tensor bytes out reads them
+//! (`extract`, `fetch-tensor`, both exporters): one pass over the bytes,
+//! positioned reads in 256 KiB pieces (resident memory stays near 1 MiB
+//! whatever the size, the file is not mapped), hashing on the reading
+//! thread while a second thread writes (see `pipeline`).
+//!
+//! Bytes reach the output before the hash that covers them has been
+//! finished (a tensor's `hash_b3` is known only at its last byte, a shard's
+//! at the shard's). A failed check therefore leaves unspecified bytes in the
+//! output: write into an [`Output`](crate::output::Output) and drop it on
+//! error (every writer in this workspace does), so nothing unverified is
+//! ever installed under the destination's name.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::chunk::Chunk;
+use crate::error::{Error, Result};
+use crate::file::{AeroFile, Guard};
+use crate::index::TensorInfo;
+use crate::pipeline::{self, Cancelled, PIECE, Pipe};
+
+/// A tensor to copy and the output offset of its first byte.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement<'a> {
+    /// The tensor (an entry of the file's index, or a copy of one).
+    pub tensor: &'a TensorInfo,
+    /// Where its first byte goes in the output.
+    pub dst: u64,
+}
+
+/// How [`copy_tensors`] runs.
+pub struct CopyOptions<'p> {
+    /// Check every byte against the file's hashes (the default). `false`
+    /// copies without checking: only for callers that explicitly asked for
+    /// unverified data.
+    pub verify: bool,
+    /// Start write-back of the output while copying (for outputs that will
+    /// be fsynced).
+    pub durable: bool,
+    /// Told how many tensor bytes have been written.
+    pub progress: Box<dyn Fn(u64) + Sync + 'p>,
+}
+
+impl Default for CopyOptions<'_> {
+    fn default() -> Self {
+        CopyOptions {
+            verify: true,
+            durable: true,
+            progress: Box::new(|_| {}),
+        }
+    }
+}
+
+/// How one shard's tensors are read.
+enum Mode {
+    /// Each tensor on its own, checked by its own guard.
+    PerTensor,
+    /// The whole shard in one pass, checked against its TOC hash.
+    WholeShard,
+}
+
+struct Item<'a> {
+    info: &'a TensorInfo,
+    dst: u64,
+    guard: Guard,
+}
+
+/// Why the producing half stopped.
+enum Stop {
+    Failed(Error),
+    Cancelled,
+}
+
+impl From<Cancelled> for Stop {
+    fn from(_: Cancelled) -> Stop {
+        Stop::Cancelled
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// Copies the bytes of `items` into `out` at their placements (see the
+/// module docs). Fails before writing anything when a tensor's range is out
+/// of bounds or nothing records a hash for it (with `verify`).
+pub fn copy_tensors(
+    f: &AeroFile,
+    items: &[Placement<'_>],
+    out: &File,
+    out_path: &Path,
+    opts: &CopyOptions<'_>,
+) -> Result<()> {
+    // Resolve everything first: bad ranges and unverifiable tensors fail
+    // before a byte is written.
+    let mut groups: Vec<(&Chunk, Vec<Item<'_>>)> = Vec::new();
+    for p in items {
+        f.tensor_range(p.tensor)?;
+        let shard = f.shard(p.tensor.shard_id)?;
+        let guard = if opts.verify {
+            f.guard(p.tensor)
+        } else {
+            Guard::Trusted
+        };
+        if matches!(guard, Guard::Unprotected) {
+            return Err(Error::Unverifiable {
+                path: f.path().to_path_buf(),
+                tensor: p.tensor.name.clone(),
+                shard: shard.name.clone(),
+            });
+        }
+        let item = Item {
+            info: p.tensor,
+            dst: p.dst,
+            guard,
+        };
+        match groups.iter_mut().find(|(c, _)| c.index == shard.index) {
+            Some((_, v)) => v.push(item),
+            None => groups.push((shard, vec![item])),
+        }
+    }
+    groups.sort_by_key(|(c, _)| c.offset);
+    let mut plan = Vec::with_capacity(groups.len());
+    for (shard, mut members) in groups {
+        members.sort_by_key(|m| m.info.data_off);
+        let mode = if members.iter().any(|m| matches!(m.guard, Guard::Shard))
+            && !f.shard_known_good(shard)
+        {
+            let wanted: u64 = members.iter().map(|m| m.info.data_len).sum();
+            if f.source().stable() && wanted < shard.length / 2 {
+                // A small part of a big shard: hash it once on every core
+                // (remembered for this open file), then copy just the part.
+                if let Some(m) = members.iter().find(|m| matches!(m.guard, Guard::Shard)) {
+                    f.verify_shard(shard, m.info)?;
+                }
+                Mode::PerTensor
+            } else {
+                Mode::WholeShard
+            }
+        } else {
+            Mode::PerTensor
+        };
+        plan.push((shard, members, mode));
+    }
+
+    let written_back = if opts.durable { 0 } else { u64::MAX };
+    let (produced, wrote, _) = pipeline::run(out, written_back, |pipe| {
+        for (shard, members, mode) in &plan {
+            match mode {
+                Mode::WholeShard => whole_shard(f, shard, members, pipe, opts)?,
+                Mode::PerTensor => {
+                    for m in members {
+                        per_tensor(f, shard, m, pipe, opts)?;
+                    }
+                }
+            }
+        }
+        Ok::<(), Stop>(())
+    });
+    match (produced, wrote) {
+        (Err(Stop::Failed(e)), _) => Err(e),
+        (_, Err(e)) => Err(Error::io(out_path, e)),
+        (Err(Stop::Cancelled), Ok(())) => Err(Error::Invalid("tensor copy was cancelled".into())),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+fn read_at(f: &AeroFile, abs: u64, buf: &mut [u8]) -> Result<(), Stop> {
+    f.source()
+        .read_exact_at(abs, buf)
+        .map_err(|e| Stop::Failed(Error::io(f.path(), e)))
+}
+
+/// Copies one tensor, checked by its own guard.
+fn per_tensor(
+    f: &AeroFile,
+    shard: &Chunk,
+    m: &Item<'_>,
+    pipe: &Pipe<'_, '_>,
+    opts: &CopyOptions<'_>,
+) -> Result<(), Stop> {
+    let (a, len) = (m.info.data_off, m.info.data_len);
+    let corrupt = |offset: u64, check: String| Error::Corrupt {
+        path: f.path().to_path_buf(),
+        tensor: m.info.name.clone(),
+        shard: shard.name.clone(),
+        offset,
+        check,
+    };
+    match &m.guard {
+        Guard::Pages(ph) => {
+            let Some((start, end)) = crate::integrity::page_span(ph.page_size, a, len, shard.length)
+            else {
+                return Ok(());
+            };
+            let ps = ph.page_size;
+            let mut page = blake3::Hasher::new();
+            let mut in_page = 0u64;
+            let mut index = start / ps;
+            let mut pos = start;
+            while pos < end {
+                let mut buf = pipe.take()?;
+                let k = (end - pos).min(PIECE as u64).min(ps - in_page) as usize;
+                read_at(f, shard.offset + pos, &mut buf[..k])?;
+                page.update(&buf[..k]);
+                in_page += k as u64;
+                let piece_end = pos + k as u64;
+                if in_page == ps || piece_end == end {
+                    let ok = ph
+                        .digests
+                        .get(index as usize)
+                        .is_some_and(|d| d == page.finalize().as_bytes());
+                    if !ok {
+                        return Err(Stop::Failed(corrupt(
+                            shard.offset + index * ps,
+                            format!("PHSH page {index}"),
+                        )));
+                    }
+                    page = blake3::Hasher::new();
+                    in_page = 0;
+                    index += 1;
+                }
+                let (from, to) = (a.max(pos), (a + len).min(piece_end));
+                let writes = if from < to {
+                    (opts.progress)(to - from);
+                    vec![((from - pos) as usize, (to - pos) as usize, m.dst + (from - a))]
+                } else {
+                    Vec::new()
+                };
+                pipe.put_parts(buf, writes)?;
+                pos = piece_end;
+            }
+            Ok(())
+        }
+        guard => {
+            let mut h = matches!(guard, Guard::TensorHash).then(blake3::Hasher::new);
+            let mut done = 0u64;
+            while done < len {
+                let mut buf = pipe.take()?;
+                let k = (len - done).min(PIECE as u64) as usize;
+                read_at(f, shard.offset + a + done, &mut buf[..k])?;
+                if let Some(h) = h.as_mut() {
+                    h.update(&buf[..k]);
+                }
+                pipe.put(buf, k, m.dst + done)?;
+                (opts.progress)(k as u64);
+                done += k as u64;
+            }
+            if let Some(h) = h
+                && m.info.hash_b3 != Some(*h.finalize().as_bytes())
+            {
+                return Err(Stop::Failed(corrupt(
+                    shard.offset + a,
+                    "hash_b3".into(),
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Copies tensors of one shard by reading the whole shard once and checking
+/// its TOC hash.
+fn whole_shard(
+    f: &AeroFile,
+    shard: &Chunk,
+    members: &[Item<'_>],
+    pipe: &Pipe<'_, '_>,
+    opts: &CopyOptions<'_>,
+) -> Result<(), Stop> {
+    let mut h = blake3::Hasher::new();
+    let mut pos = 0u64;
+    while pos < shard.length {
+        let mut buf = pipe.take()?;
+        let k = (shard.length - pos).min(PIECE as u64) as usize;
+        read_at(f, shard.offset + pos, &mut buf[..k])?;
+        h.update(&buf[..k]);
+        let end = pos + k as u64;
+        let mut writes = Vec::new();
+        for m in members {
+            let (a, b) = (m.info.data_off, m.info.data_off + m.info.data_len);
+            let (from, to) = (a.max(pos), b.min(end));
+            if from < to {
+                (opts.progress)(to - from);
+                writes.push(((from - pos) as usize, (to - pos) as usize, m.dst + (from - a)));
+            }
+        }
+        pipe.put_parts(buf, writes)?;
+        pos = end;
+    }
+    if *h.finalize().as_bytes() != shard.blake3 {
+        let first = members.first().map(|m| m.info.name.clone()).unwrap_or_default();
+        return Err(Stop::Failed(Error::Corrupt {
+            path: f.path().to_path_buf(),
+            tensor: first,
+            shard: shard.name.clone(),
+            offset: shard.offset,
+            check: format!("the {} BLAKE3", shard.name),
+        }));
+    }
+    Ok(())
+}
+
+/// Writes one tensor's verified bytes to `dest` — a file (atomically), `-`
+/// for standard output, a device or a FIFO (see [`crate::output`]) — and
+/// returns the number of bytes. Refuses a `dest` that is the input file.
+pub fn extract(f: &AeroFile, info: &TensorInfo, dest: &Path, opts: &CopyOptions<'_>) -> Result<u64> {
+    crate::output::refuse_same_file(dest, f.path())?;
+    let mut out = crate::output::Output::create(dest)?;
+    copy_tensors(
+        f,
+        &[Placement {
+            tensor: info,
+            dst: 0,
+        }],
+        out.file(),
+        dest,
+        opts,
+    )?;
+    out.file()
+        .set_len(info.data_len)
+        .map_err(|e| Error::io(dest, e))?;
+    out.commit(opts.durable)?;
+    Ok(info.data_len)
+}
