@@ -67,7 +67,7 @@ fn clean_up_on_signals() {}
 
 /// 1 when the error says a file is damaged or untrustworthy (a failed
 /// hash, a malformed structure), 2 for usage and operating-system errors.
-fn exit_code(e: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     let invalid = e.chain().any(|c| {
         c.downcast_ref::<aero_io::Error>()
             .is_some_and(aero_io::Error::is_invalid_data)

@@ -36,7 +36,8 @@ pub fn bold(s: &str) -> String {
 /// bidirectional override shown as an escape (`\x1b`, `\n`, `\u{202e}`):
 /// names and strings from files never reach a terminal raw.
 pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let bad =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if !s.chars().any(bad) {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -54,8 +55,8 @@ pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(o)
 }
 
-/// Prints an error as one line on stderr: `aerotensor: error: <chain>`.
-pub fn error_line(e: &anyhow::Error) {
+/// An error and its causes as one line, each cause once.
+pub fn chain(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -64,7 +65,12 @@ pub fn error_line(e: &anyhow::Error) {
             msg.push_str(&c);
         }
     }
-    let msg = clean(&msg.replace('\n', " ")).into_owned();
+    msg.replace('\n', " ")
+}
+
+/// Prints an error as one line on stderr: `aerotensor: error: <chain>`.
+pub fn error_line(e: &anyhow::Error) {
+    let msg = clean(&chain(e)).into_owned();
     let prefix = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         "\x1b[31merror\x1b[0m"
     } else {

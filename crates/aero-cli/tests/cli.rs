@@ -207,7 +207,7 @@ fn extract_writes_bytes_and_refuses_damaged_tensors() {
         "embed.weight",
         bad.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1), "damaged input exits 1");
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(
         err.contains("embed.weight") && err.contains("hash_b3") && err.lines().count() == 1,
@@ -228,7 +228,7 @@ fn extract_writes_bytes_and_refuses_damaged_tensors() {
 }
 
 #[test]
-fn errors_are_one_line_name_the_file_and_exit_2() {
+fn errors_are_one_line_name_the_file_exit_2_for_io_and_1_for_damage() {
     let d = tempfile::tempdir().unwrap();
     let missing = d.path().join("missing.aero");
     let o = run(&["validate", missing.to_str().unwrap()]);
@@ -241,10 +241,10 @@ fn errors_are_one_line_name_the_file_and_exit_2() {
     let junk = d.path().join("junk.aero");
     std::fs::write(&junk, b"not an aero file at all, just some text that is long enough to fill the header of ninety-six bytes").unwrap();
     let o = run(&["inspect", junk.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(
-        err.contains("junk.aero") && err.contains("magic") && err.lines().count() == 1,
+        err.contains("junk.aero") && err.contains("not an AERO file") && err.lines().count() == 1,
         "{err}"
     );
     let trunc = d.path().join("trunc.aero");
@@ -254,8 +254,12 @@ fn errors_are_one_line_name_the_file_and_exit_2() {
     )
     .unwrap();
     let o = run(&["list", trunc.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8(o.stderr).unwrap().contains("trunc.aero"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("trunc.aero") && err.contains("truncated"),
+        "{err}"
+    );
     // Usage errors.
     assert_eq!(run(&["validate"]).status.code(), Some(2));
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
@@ -309,7 +313,7 @@ fn repack_reproduces_golden_and_refuses_damaged_input() {
     ]));
     assert_eq!(r["verdict"], "valid", "{r}");
     assert_eq!(r["control"]["status"], "verified");
-    assert_eq!(r["pages"][0]["page_size"], 4 << 20);
+    assert_eq!(r["pages"][0]["page_size"], 1 << 20);
     assert_eq!(
         run(&["repack", "a", "b", "--max-shard-bytes", "12Q"])
             .status

@@ -124,7 +124,7 @@ fn golden_set_inspects_lists_and_validates() {
         }
     }
     let o = run(&["validate", s(&g)]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("AEROSET VALID (quick mode)"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("AEROSET VALID (quick mode"));
 
     let o = run(&["list", "--json", s(&g)]);
     let v = json(&o);
@@ -295,7 +295,7 @@ fn convert_routes_sharded_input_to_a_set() {
 }
 
 #[test]
-fn hostile_manifests_exit_2_naming_the_field() {
+fn hostile_manifests_are_refused_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("set");
     std::fs::create_dir(&dir).unwrap();
@@ -350,11 +350,14 @@ fn hostile_manifests_exit_2_naming_the_field() {
             serde_json::to_vec(&m).unwrap(),
         )
         .unwrap();
-        for cmd in [vec!["validate"], vec!["inspect-set"], vec!["list"]] {
+        // A damaged manifest is invalid data (exit 1); a remote path in a
+        // local manifest is refused by policy (exit 2).
+        let code = if what == "url" { 2 } else { 1 };
+        for cmd in [vec!["inspect-set"], vec!["list"]] {
             let mut a = cmd.clone();
             a.push(s(&dir));
             let o = run(&a);
-            assert_eq!(o.status.code(), Some(2), "{what} {cmd:?}");
+            assert_eq!(o.status.code(), Some(code), "{what} {cmd:?}");
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(
                 err.contains(&format!("field `{field}`")),
@@ -362,6 +365,18 @@ fn hostile_manifests_exit_2_naming_the_field() {
             );
             assert_eq!(err.lines().count(), 1, "{err}");
         }
+        // validate reports it: one JSON document with the error, same exit code.
+        let o = run(&["validate", "--json", s(&dir)]);
+        assert_eq!(o.status.code(), Some(code), "{what} validate");
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["valid"], false);
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("field `{field}`")),
+            "{what}: {r}"
+        );
     }
     // A shard missing from every part is a validation failure (exit 1).
     let mut m = base.clone();

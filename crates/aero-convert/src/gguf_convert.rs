@@ -317,6 +317,11 @@ pub fn import_with(
             "the GGUF file holds no tensors".into(),
         ));
     }
+    if base.layout == aero_io::stream::Layout::Reference {
+        return Err(ConvertError::Unsupported(
+            "--layout reference is byte-identical to the reference only for safetensors input: the reference GGUF converter writes gap-derived sizes and GGUF-order shapes and loses the key/values (spec §16.5); use --layout aligned".into(),
+        ));
+    }
     Ok(write_model(
         output,
         inp.specs(progress)?,
@@ -466,10 +471,11 @@ pub fn export_with(
         data_offset: 0,
     };
     let mut head = Vec::new();
-    let data_start = gguf::write_header(&header, &mut head).map_err(|source| ConvertError::Gguf {
-        path: output.to_path_buf(),
-        source,
-    })?;
+    let data_start =
+        gguf::write_header(&header, &mut head).map_err(|source| ConvertError::Gguf {
+            path: output.to_path_buf(),
+            source,
+        })?;
     // The data section is padded to the alignment, as gguf-py does.
     let end = off.div_ceil(alignment) * alignment;
     let total = data_start + end;

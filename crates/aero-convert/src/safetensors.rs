@@ -159,6 +159,10 @@ impl Input {
         o.architecture = get("architecture").unwrap_or_else(|| "unknown".into());
         o.extra_meta
             .insert("source_format".into(), json!("safetensors"));
+        if o.layout == aero_io::stream::Layout::Reference {
+            // The reference keeps nothing else (see `reference_losses`).
+            return o;
+        }
         if let Some(m) = &self.metadata {
             let pairs: Vec<Value> = m.iter().map(|(k, v)| json!([k, v])).collect();
             o.extra_meta
@@ -178,6 +182,54 @@ impl Input {
                 .insert("quant_descriptors".into(), Value::Array(descriptors));
         }
         o
+    }
+
+    /// What `--layout reference` drops to stay byte-identical to the
+    /// reference converter, one line each (empty when nothing is lost):
+    /// `__metadata__` keys other than `model_name` / `architecture`.
+    pub fn reference_losses(&self) -> Vec<String> {
+        let dropped: Vec<&str> = self
+            .metadata
+            .iter()
+            .flat_map(|m| m.keys())
+            .map(String::as_str)
+            .filter(|k| *k != "model_name" && *k != "architecture")
+            .collect();
+        if dropped.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "--layout reference drops the __metadata__ keys the reference converter drops: {} (export-safetensors cannot restore them)",
+            dropped.join(", ")
+        )]
+    }
+
+    /// Errors when a tensor has a dtype the reference converter cannot
+    /// write (it maps F16, F32, BF16, F64, I8, U8, I16, U16, I32, I64, BOOL).
+    fn check_reference_dtypes(&self) -> Result<()> {
+        for (name, t) in &self.tensors {
+            let ok = matches!(
+                t.dtype,
+                Dtype::F16
+                    | Dtype::F32
+                    | Dtype::BF16
+                    | Dtype::F64
+                    | Dtype::I8
+                    | Dtype::U8
+                    | Dtype::I16
+                    | Dtype::U16
+                    | Dtype::I32
+                    | Dtype::I64
+                    | Dtype::BOOL
+            );
+            if !ok {
+                return Err(ConvertError::Unsupported(format!(
+                    "tensor '{name}' is {}, which the reference converter cannot write, so --layout reference cannot reproduce it; use --layout aligned",
+                    dtype_name(t.dtype)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Tensor specs in name order, reading straight from the mapping.
@@ -242,6 +294,9 @@ pub fn import_with(
         return Err(ConvertError::Unsupported(
             "the safetensors file holds no tensors".into(),
         ));
+    }
+    if base.layout == aero_io::stream::Layout::Reference {
+        inp.check_reference_dtypes()?;
     }
     let opts = inp.options(base);
     Ok(write_model(output, inp.specs(progress)?, &opts)?)
@@ -340,7 +395,8 @@ pub fn export_with(
     let io = |e| ConvertError::io(output, e);
     {
         let file = out.file();
-        file.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
+        file.write_all(&(hb.len() as u64).to_le_bytes())
+            .map_err(io)?;
         file.write_all(&hb).map_err(io)?;
         let placements: Vec<aero_io::copy::Placement<'_>> = items
             .iter()

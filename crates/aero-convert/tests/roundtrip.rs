@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aero_convert::{gguf_convert, safetensors as st};
-use aero_io::stream::{Layout, WriteOptions};
+use aero_io::stream::WriteOptions;
 use aero_io::{AeroFile, DType, Mode, Verdict};
 
 fn repo() -> PathBuf {
@@ -98,8 +98,7 @@ fn reference_layout_matches_the_reference_converter() {
     let out = d.path().join("c.aero");
     let o = WriteOptions {
         uuid: Some([0x44; 16]),
-        layout: Layout::Reference,
-        ..Default::default()
+        ..WriteOptions::reference()
     };
     st::import(&golden.join("convert-input.safetensors"), &out, &o).unwrap();
     assert!(
@@ -328,9 +327,11 @@ fn truncated_and_flipped_inputs_never_panic_or_leave_output() {
                     assert!(!msg.is_empty());
                     assert!(
                         !out.exists()
-                            && !std::fs::read_dir(out.parent().unwrap())
+                            && !std::fs::read_dir(out.parent().unwrap()).unwrap().any(|e| e
                                 .unwrap()
-                                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".aerotmp")),
+                                .file_name()
+                                .to_string_lossy()
+                                .ends_with(".aerotmp")),
                         "partial output after: {msg}"
                     );
                 }

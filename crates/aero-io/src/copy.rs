@@ -196,7 +196,8 @@ fn per_tensor(
     };
     match &m.guard {
         Guard::Pages(ph) => {
-            let Some((start, end)) = crate::integrity::page_span(ph.page_size, a, len, shard.length)
+            let Some((start, end)) =
+                crate::integrity::page_span(ph.page_size, a, len, shard.length)
             else {
                 return Ok(());
             };
@@ -230,7 +231,11 @@ fn per_tensor(
                 let (from, to) = (a.max(pos), (a + len).min(piece_end));
                 let writes = if from < to {
                     (opts.progress)(to - from);
-                    vec![((from - pos) as usize, (to - pos) as usize, m.dst + (from - a))]
+                    vec![(
+                        (from - pos) as usize,
+                        (to - pos) as usize,
+                        m.dst + (from - a),
+                    )]
                 } else {
                     Vec::new()
                 };
@@ -256,10 +261,7 @@ fn per_tensor(
             if let Some(h) = h
                 && m.info.hash_b3 != Some(*h.finalize().as_bytes())
             {
-                return Err(Stop::Failed(corrupt(
-                    shard.offset + a,
-                    "hash_b3".into(),
-                )));
+                return Err(Stop::Failed(corrupt(shard.offset + a, "hash_b3".into())));
             }
             Ok(())
         }
@@ -289,14 +291,21 @@ fn whole_shard(
             let (from, to) = (a.max(pos), b.min(end));
             if from < to {
                 (opts.progress)(to - from);
-                writes.push(((from - pos) as usize, (to - pos) as usize, m.dst + (from - a)));
+                writes.push((
+                    (from - pos) as usize,
+                    (to - pos) as usize,
+                    m.dst + (from - a),
+                ));
             }
         }
         pipe.put_parts(buf, writes)?;
         pos = end;
     }
     if *h.finalize().as_bytes() != shard.blake3 {
-        let first = members.first().map(|m| m.info.name.clone()).unwrap_or_default();
+        let first = members
+            .first()
+            .map(|m| m.info.name.clone())
+            .unwrap_or_default();
         return Err(Stop::Failed(Error::Corrupt {
             path: f.path().to_path_buf(),
             tensor: first,
@@ -311,7 +320,12 @@ fn whole_shard(
 /// Writes one tensor's verified bytes to `dest` — a file (atomically), `-`
 /// for standard output, a device or a FIFO (see [`crate::output`]) — and
 /// returns the number of bytes. Refuses a `dest` that is the input file.
-pub fn extract(f: &AeroFile, info: &TensorInfo, dest: &Path, opts: &CopyOptions<'_>) -> Result<u64> {
+pub fn extract(
+    f: &AeroFile,
+    info: &TensorInfo,
+    dest: &Path,
+    opts: &CopyOptions<'_>,
+) -> Result<u64> {
     crate::output::refuse_same_file(dest, f.path())?;
     let mut out = crate::output::Output::create(dest)?;
     copy_tensors(

@@ -25,6 +25,26 @@ pub enum Error {
         #[source]
         source: aero_format::Error,
     },
+    /// The file is shorter than its own structure says.
+    #[error("{path}: truncated: {what} needs at least {need} bytes, the file has {have}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What reaches past the end (`the header`, `chunk 4 (WTSH 'weights.shard0')`).
+        what: String,
+        /// Bytes needed.
+        need: u64,
+        /// Bytes present.
+        have: u64,
+    },
+    /// The file does not start with the AERO magic.
+    #[error("{path}: not an AERO file{}", .looks_like.map(|k| format!(" (this looks like {k})")).unwrap_or_default())]
+    NotAero {
+        /// The file.
+        path: PathBuf,
+        /// What the first bytes look like, with a hint, when recognised.
+        looks_like: Option<&'static str>,
+    },
     /// A chunk's payload could not be read or is inconsistent.
     #[error("{path}: chunk {index} ({fourcc} '{name}'): {reason}")]
     Chunk {
@@ -88,7 +108,9 @@ pub enum Error {
         name: String,
     },
     /// Tensor bytes failed verification: nothing was handed out.
-    #[error("{path}: tensor '{tensor}' ({shard}, file offset {offset}): bytes do not match {check} (corrupt)")]
+    #[error(
+        "{path}: tensor '{tensor}' ({shard}, file offset {offset}): bytes do not match {check} (corrupt)"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -104,7 +126,9 @@ pub enum Error {
         check: String,
     },
     /// Nothing in the file records a hash for a tensor's bytes.
-    #[error("{path}: tensor '{tensor}' cannot be verified: it has no hash_b3, {shard} has no page hashes and its TOC hash is not recorded (read it unverified to accept that)")]
+    #[error(
+        "{path}: tensor '{tensor}' cannot be verified: it has no hash_b3, {shard} has no page hashes and its TOC hash is not recorded (read it unverified to accept that)"
+    )]
     Unverifiable {
         /// The file.
         path: PathBuf,
@@ -149,6 +173,8 @@ impl Error {
         match self {
             Error::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidData,
             Error::Format { .. }
+            | Error::Truncated { .. }
+            | Error::NotAero { .. }
             | Error::Chunk { .. }
             | Error::HashMismatch { .. }
             | Error::MissingChunk { .. }

@@ -104,6 +104,65 @@ impl std::fmt::Debug for AeroFile {
     }
 }
 
+/// What a file that is not AERO looks like, with what to do about it.
+fn looks_like(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"GGUF") {
+        return Some("GGUF — try `aerotensor convert`");
+    }
+    if let Some(n) = head.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+        let n = u64::from_le_bytes(n);
+        if n > 0 && n < (100 << 20) && head.get(8) == Some(&b'{') {
+            return Some("safetensors — try `aerotensor convert`");
+        }
+    }
+    let first = head.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') {
+        return Some("JSON — an AEROSET manifest is read by giving its path or directory");
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        return Some(
+            "a ZIP archive (a PyTorch .pt/.bin checkpoint?) — convert it to safetensors first",
+        );
+    }
+    None
+}
+
+/// A control-plane error that means the file is shorter than it says, as
+/// a [`Error::Truncated`].
+fn truncation(path: &Path, e: &aero_format::Error, file_len: u64) -> Option<Error> {
+    use aero_format::{ErrorKind, Field};
+    let (offset, length, limit) = match e.kind {
+        ErrorKind::OutOfBounds {
+            offset,
+            length,
+            limit,
+        } => (offset, length, limit),
+        ErrorKind::Truncated { need } => (0, need, file_len),
+        _ => return None,
+    };
+    let need = offset.checked_add(length)?;
+    if limit != file_len || need <= file_len {
+        return None;
+    }
+    let what = match (e.field, e.index) {
+        (Field::ChunkRange, Some(i)) => format!("chunk {i} ({})", e.field.as_str()),
+        (Field::TocOffset | Field::TocLength | Field::EntryCount, _) => {
+            format!("the TOC ({})", e.field.as_str())
+        }
+        (Field::StringTableOffset | Field::StringTableLength, _) => {
+            format!("the string table ({})", e.field.as_str())
+        }
+        _ => e.field.as_str().into(),
+    };
+    // Absurd sizes are damage, not truncation.
+    (need <= file_len.saturating_mul(1024).max(1 << 30)).then(|| Error::Truncated {
+        path: path.to_path_buf(),
+        what,
+        need,
+        have: file_len,
+    })
+}
+
 impl AeroFile {
     /// Opens a local file (memory-mapped, with a `pread` fallback) and checks
     /// its header, TOC and string table (spec §10).
@@ -132,14 +191,21 @@ impl AeroFile {
         };
         let io_err = |e| Error::io(path.clone(), e);
         if file_len < FILE_HEADER_LEN as u64 {
-            return Err(fmt_err(aero_format::Error {
-                kind: aero_format::ErrorKind::Truncated {
-                    need: FILE_HEADER_LEN as u64,
-                },
-                field: aero_format::Field::Magic,
-                offset: 0,
-                index: None,
-            }));
+            let head = source
+                .bytes(0, file_len)
+                .map_err(|e| Error::io(path.clone(), e))?;
+            if !head.starts_with(&aero_format::MAGIC[..head.len().min(4)]) || head.is_empty() {
+                return Err(Error::NotAero {
+                    looks_like: looks_like(&head),
+                    path,
+                });
+            }
+            return Err(Error::Truncated {
+                path,
+                what: "the header".into(),
+                need: FILE_HEADER_LEN as u64,
+                have: file_len,
+            });
         }
         // One guess-sized read usually covers header, TOC and string table
         // (what a remote source wants: one range request); a second read of
@@ -147,7 +213,13 @@ impl AeroFile {
         let mut prefix = source
             .bytes(0, file_len.min(PREFIX_GUESS))
             .map_err(io_err)?;
-        let header = FileHeader::parse(&prefix).map_err(fmt_err)?;
+        let header = FileHeader::parse(&prefix).map_err(|e| match e.kind {
+            aero_format::ErrorKind::BadMagic(_) => Error::NotAero {
+                looks_like: looks_like(&prefix),
+                path: path.clone(),
+            },
+            _ => fmt_err(e),
+        })?;
         if let Some(need) = ControlPlane::required_prefix(&header).filter(|&n| n <= file_len)
             && need > prefix.len() as u64
             && need <= MAX_PREFIX_READ
@@ -191,7 +263,8 @@ impl AeroFile {
         } else {
             Cow::Borrowed(&[][..])
         };
-        let cp = ControlPlane::from_parts(head, &toc, &strtab, file_len).map_err(fmt_err)?;
+        let cp = ControlPlane::from_parts(head, &toc, &strtab, file_len)
+            .map_err(|e| truncation(&path, &e, file_len).unwrap_or_else(|| fmt_err(e)))?;
         let chunks: Vec<Chunk> = cp
             .entries()
             .map(|c| Chunk {
@@ -541,6 +614,10 @@ impl AeroFile {
     pub fn view<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
         let (off, len) = self.tensor_range(info)?;
         let shard = self.shard(info.shard_id)?;
+        if self.shard_known_good(shard) {
+            // The whole shard matched its hash (see `verify_all`).
+            return self.tensor_unverified(info);
+        }
         match self.guard(info) {
             Guard::TensorHash => {
                 let want = info.hash_b3.unwrap_or_default();
@@ -571,6 +648,47 @@ impl AeroFile {
                 shard: shard.name.clone(),
             }),
         }
+    }
+
+    /// Hashes every weight shard once, on every core, and remembers the
+    /// outcome: afterwards every verified read of a local file hands out
+    /// bytes without hashing them again. This is what a loader that reads
+    /// every tensor should call first — one pass over the weights (one hash
+    /// per byte) instead of one hash per tensor plus page overlaps. Fails on
+    /// the first shard that does not match (or records no hash).
+    pub fn verify_all(&self) -> Result<()> {
+        for c in self.chunks.iter().filter(|c| c.fourcc == FourCc::WTSH) {
+            if !c.hash_recorded() {
+                continue; // its tensors fall back to their own hashes
+            }
+            let check = match self.shard_checks.get(c.index as usize) {
+                Some(cell) if self.source.stable() => {
+                    cell.get_or_init(|| self.hash_shard(c)).clone()
+                }
+                _ => self.hash_shard(c),
+            };
+            match check {
+                ShardCheck::Verified => {}
+                ShardCheck::Mismatch => {
+                    return Err(Error::HashMismatch {
+                        path: self.path.clone(),
+                        index: c.index,
+                        fourcc: c.fourcc,
+                        name: c.name.clone(),
+                    });
+                }
+                ShardCheck::Unreadable(reason) => {
+                    return Err(Error::Chunk {
+                        path: self.path.clone(),
+                        index: c.index,
+                        fourcc: c.fourcc,
+                        name: c.name.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What a verified read of `info` checks its bytes against.
@@ -607,19 +725,21 @@ impl AeroFile {
     /// this shard and holds one digest per page. Decoded once.
     pub fn page_hashes(&self, shard: &Chunk) -> Option<Arc<PageHashes>> {
         let &i = self.page_chunks.get(&shard.name)?;
-        self.pages.get(i)?.get_or_init(|| {
-            let c = self.chunks.get(i)?;
-            let (payload, status) = self.read_verified(c).ok()?;
-            if status != ChunkStatus::Verified {
-                return None;
-            }
-            let ph = crate::integrity::decode_phsh(&payload).ok()?;
-            let want = crate::integrity::page_count(shard.length, ph.page_size);
-            let count_ok = ph.digests.len() as u64 == want
-                || (shard.length == 0 && ph.digests.len() == 1);
-            (ph.shard_name == shard.name && count_ok).then(|| Arc::new(ph))
-        })
-        .clone()
+        self.pages
+            .get(i)?
+            .get_or_init(|| {
+                let c = self.chunks.get(i)?;
+                let (payload, status) = self.read_verified(c).ok()?;
+                if status != ChunkStatus::Verified {
+                    return None;
+                }
+                let ph = crate::integrity::decode_phsh(&payload).ok()?;
+                let want = crate::integrity::page_count(shard.length, ph.page_size);
+                let count_ok =
+                    ph.digests.len() as u64 == want || (shard.length == 0 && ph.digests.len() == 1);
+                (ph.shard_name == shard.name && count_ok).then(|| Arc::new(ph))
+            })
+            .clone()
     }
 
     fn corrupt(&self, info: &TensorInfo, shard: &Chunk, offset: u64, check: String) -> Error {
@@ -675,8 +795,7 @@ impl AeroFile {
                 .par_chunks(step.max(1))
                 .enumerate()
                 .find_first(|(i, page)| {
-                    ph.digests.get(first as usize + i)
-                        != Some(crate::verify::hash(page).as_bytes())
+                    ph.digests.get(first as usize + i) != Some(crate::verify::hash(page).as_bytes())
                 })
                 .map(|(i, _)| i as u64);
             Ok(((bytes, bad), bad.is_none()))
@@ -684,7 +803,11 @@ impl AeroFile {
         match bad {
             None => {
                 let from = (a - start) as usize;
-                Ok(TensorView::new(info, bytes, Some(from..from + len as usize)))
+                Ok(TensorView::new(
+                    info,
+                    bytes,
+                    Some(from..from + len as usize),
+                ))
             }
             Some(i) => Err(self.corrupt(
                 info,
@@ -733,12 +856,15 @@ impl AeroFile {
 
     fn hash_shard(&self, shard: &Chunk) -> ShardCheck {
         if shard.length != shard.ulen || shard.flags.compressed() {
-            return ShardCheck::Unreadable("weight shard is compressed or has chunk_length != chunk_ulen".into());
+            return ShardCheck::Unreadable(
+                "weight shard is compressed or has chunk_length != chunk_ulen".into(),
+            );
         }
-        let attempt = || match crate::verify::hash_range(self.source(), shard.offset, shard.length, |_| {}) {
-            Ok(h) => Ok(((), *h.as_bytes() == shard.blake3)),
-            Err(e) => Err(Error::io(&self.path, e)),
-        };
+        let attempt =
+            || match crate::verify::hash_range(self.source(), shard.offset, shard.length, |_| {}) {
+                Ok(h) => Ok(((), *h.as_bytes() == shard.blake3)),
+                Err(e) => Err(Error::io(&self.path, e)),
+            };
         match self.retrying(shard.offset, shard.length, attempt) {
             Ok(((), true)) => ShardCheck::Verified,
             Ok(((), false)) => ShardCheck::Mismatch,

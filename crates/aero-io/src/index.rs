@@ -51,6 +51,34 @@ impl TensorInfo {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The ggml type of a packed tensor converted from GGUF
+    /// (`quant_params.ggml_type`), when it names one ggml defines.
+    pub fn ggml_type(&self) -> Option<aero_format::GgmlType> {
+        use aero_format::Field;
+        use aero_format::msgpack::Reader;
+        let mut r = Reader::new(self.extra("quant_params")?);
+        let n = r.read_map_len(Field::TensorExtra).ok()?;
+        for _ in 0..n {
+            if r.read_str(Field::TensorExtra).ok()? == "ggml_type" {
+                let id = r.read_u64(Field::TensorExtra).ok()?;
+                return aero_format::GgmlType::from_id(u32::try_from(id).ok()?);
+            }
+            r.skip(Field::TensorExtra).ok()?;
+        }
+        None
+    }
+
+    /// The byte length a packed tensor's ggml type and shape imply: ggml's
+    /// block table applied with the innermost dimension last (this
+    /// project's row-major shapes) or first (the GGUF order the reference
+    /// converter stores, spec §15); `None` when neither fits the block size.
+    pub fn ggml_len(&self, ty: aero_format::GgmlType) -> Option<u64> {
+        let mut dims = self.shape.clone();
+        dims.reverse();
+        ty.tensor_bytes(&dims)
+            .or_else(|| ty.tensor_bytes(&self.shape))
+    }
+
     /// Extras as a JSON object (bin as hex).
     pub fn extras_json(&self) -> serde_json::Map<String, serde_json::Value> {
         self.extras

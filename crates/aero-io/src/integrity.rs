@@ -231,18 +231,31 @@ pub fn page_count(len: u64, page_size: u64) -> u64 {
 /// that cover `len` bytes at `off` of a shard of `shard_len` bytes; `None`
 /// for an empty range or one that does not fit.
 pub fn page_span(page_size: u64, off: u64, len: u64, shard_len: u64) -> Option<(u64, u64)> {
-    let end = off.checked_add(len).filter(|&e| e <= shard_len && len > 0)?;
+    let end = off
+        .checked_add(len)
+        .filter(|&e| e <= shard_len && len > 0)?;
     let ps = page_size.max(1);
     let start = off / ps * ps;
-    let stop = end.div_ceil(ps).checked_mul(ps).unwrap_or(u64::MAX).min(shard_len);
+    let stop = end.div_ceil(ps).saturating_mul(ps).min(shard_len);
     Some((start, stop))
 }
 
-/// Checks every PHSH chunk against its shard.
-pub fn check_pages(f: &AeroFile) -> Vec<PageReport> {
+/// A PHSH chunk read and matched to its shard, before any page is hashed.
+#[derive(Clone, Debug)]
+pub struct PageCheck {
+    /// The report so far (`error` with a detail when the chunk is unusable).
+    pub report: PageReport,
+    /// The shard's TOC index and the page hashes to check it against.
+    pub target: Option<(u32, PageHashes)>,
+}
+
+/// Reads every PHSH chunk and matches it to its shard: the payload must
+/// verify and decode, name an existing shard and hold one digest per page.
+/// No page is hashed here (see [`crate::scan`]).
+pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
     let mut out = Vec::new();
     for c in f.chunks().iter().filter(|c| c.fourcc == FourCc::PHSH) {
-        let mut rep = PageReport {
+        let mut report = PageReport {
             chunk: c.name.clone(),
             shard: String::new(),
             page_size: 0,
@@ -258,41 +271,55 @@ pub fn check_pages(f: &AeroFile) -> Vec<PageReport> {
         {
             Ok(p) => p,
             Err(e) => {
-                rep.detail = Some(e);
-                out.push(rep);
+                report.detail = Some(e);
+                out.push(PageCheck {
+                    report,
+                    target: None,
+                });
                 continue;
             }
         };
-        rep.shard = ph.shard_name.clone();
-        rep.page_size = ph.page_size;
-        rep.pages = ph.digests.len() as u64;
+        report.shard = ph.shard_name.clone();
+        report.page_size = ph.page_size;
+        report.pages = ph.digests.len() as u64;
         let Some(shard) = f.find(FourCc::WTSH, &ph.shard_name) else {
-            rep.detail = Some(format!("no WTSH named '{}'", ph.shard_name));
-            out.push(rep);
+            report.detail = Some(format!("no WTSH named '{}'", ph.shard_name));
+            out.push(PageCheck {
+                report,
+                target: None,
+            });
             continue;
         };
         let expected = page_count(shard.length, ph.page_size);
         if ph.digests.len() as u64 != expected && !(shard.length == 0 && ph.digests.len() == 1) {
-            rep.detail = Some(format!(
+            report.detail = Some(format!(
                 "{} digests for {} pages",
                 ph.digests.len(),
                 expected
             ));
-            out.push(rep);
+            out.push(PageCheck {
+                report,
+                target: None,
+            });
             continue;
         }
-        match page_mismatches(f.source(), shard.offset, shard.length, &ph) {
-            Ok(bad) if bad.is_empty() => rep.status = "verified",
-            Ok(bad) => {
-                rep.status = "mismatch";
-                rep.detail = Some(format!("{} page(s) differ", bad.len()));
-                rep.bad_pages = bad;
-            }
-            Err(e) => rep.detail = Some(e.to_string()),
-        }
-        out.push(rep);
+        out.push(PageCheck {
+            report,
+            target: Some((shard.index, ph)),
+        });
     }
     out
+}
+
+/// Records the outcome of hashing a PHSH's pages in its report.
+pub fn finish_page_report(report: &mut PageReport, bad: Vec<u64>) {
+    if bad.is_empty() {
+        report.status = "verified";
+    } else {
+        report.status = "mismatch";
+        report.detail = Some(format!("{} page(s) differ", bad.len()));
+        report.bad_pages = bad;
+    }
 }
 
 /// Indices of pages whose BLAKE3 differs from `ph`.

@@ -28,6 +28,7 @@ pub mod output;
 mod pipeline;
 #[cfg(feature = "http")]
 pub mod remote;
+pub mod scan;
 pub mod source;
 pub mod stream;
 pub mod tee;

@@ -526,10 +526,16 @@ mod tests {
         let dest = Path::new("/x/model.aero");
         let t = temp_path(dest).unwrap();
         let n = t.file_name().unwrap();
-        assert_eq!(temp_owner(n, OsStr::new("model.aero")), Some(std::process::id()));
+        assert_eq!(
+            temp_owner(n, OsStr::new("model.aero")),
+            Some(std::process::id())
+        );
         assert_eq!(temp_owner(n, OsStr::new("model")), None);
         assert_eq!(
-            temp_owner(OsStr::new(".model.aero.12-zz.aerotmp"), OsStr::new("model.aero")),
+            temp_owner(
+                OsStr::new(".model.aero.12-zz.aerotmp"),
+                OsStr::new("model.aero")
+            ),
             None
         );
     }
@@ -582,7 +588,10 @@ mod tests {
         std::fs::write(&a, b"x").unwrap();
         let b = d.path().join("b");
         std::fs::hard_link(&a, &b).unwrap();
-        assert!(matches!(refuse_same_file(&b, &a), Err(Error::SameFile { .. })));
+        assert!(matches!(
+            refuse_same_file(&b, &a),
+            Err(Error::SameFile { .. })
+        ));
         assert!(refuse_same_file(&d.path().join("c"), &a).is_ok());
     }
 }

@@ -151,7 +151,11 @@ pub(crate) fn run<T, E>(
 }
 
 /// The writing half.
-fn write_pieces(shared: &Shared<'_>, full: Receiver<Piece>, free: Sender<Vec<u8>>) -> io::Result<()> {
+fn write_pieces(
+    shared: &Shared<'_>,
+    full: Receiver<Piece>,
+    free: Sender<Vec<u8>>,
+) -> io::Result<()> {
     for p in full {
         if shared.stop.load(Ordering::Relaxed) {
             break;

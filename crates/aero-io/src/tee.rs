@@ -167,7 +167,9 @@ pub fn verified_tensor_readers(
             .zip(tensors)
             .map(|(tee, t)| match tee {
                 Some(tee) => Box::new(tee) as Box<dyn Read + Send + '_>,
-                None => f.tensor_reader_unverified(t).unwrap_or_else(|_| Box::new(io::empty())),
+                None => f
+                    .tensor_reader_unverified(t)
+                    .unwrap_or_else(|_| Box::new(io::empty())),
             })
             .collect()
     }))

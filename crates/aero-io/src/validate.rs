@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::chunk::{Chunk, ChunkStatus};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
-use crate::integrity::{ControlStatus, PageReport, check_control, check_pages};
+use crate::integrity::{ControlStatus, PageReport, check_control};
 use crate::verify;
 
 /// How much to check.
@@ -33,6 +33,9 @@ pub enum Verdict {
     ValidWithWarnings,
     /// Something failed.
     Invalid,
+    /// The file could not be read at all (missing, no permission): nothing
+    /// was checked.
+    Error,
 }
 
 /// Per-chunk result.
@@ -96,9 +99,40 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Things that could not be verified, one line each.
     pub warnings: Vec<String>,
+    /// Why the file could not be read at all, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Report {
+    /// The report on a file that could not be opened: `invalid` when its
+    /// content is damaged (truncated, not AERO, a broken header or TOC),
+    /// otherwise the verdict is [`Verdict::Error`] (missing, unreadable).
+    pub fn unreadable(file: &str, mode: Mode, message: &str, invalid: bool) -> Report {
+        let msg = message
+            .strip_prefix(file)
+            .and_then(|m| m.strip_prefix(": "))
+            .unwrap_or(message)
+            .to_string();
+        Report {
+            file: file.to_string(),
+            mode,
+            verdict: if invalid {
+                Verdict::Invalid
+            } else {
+                Verdict::Error
+            },
+            valid: false,
+            chunks: Vec::new(),
+            tensors: Vec::new(),
+            control: ControlStatus::NotPresent,
+            pages: Vec::new(),
+            errors: vec![msg.clone()],
+            warnings: Vec::new(),
+            error: Some(msg),
+        }
+    }
+
     fn finish(mut self) -> Report {
         self.verdict = if !self.errors.is_empty() {
             Verdict::Invalid
@@ -136,6 +170,7 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
         pages: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        error: None,
     };
 
     r.control = check_control(f);
@@ -156,26 +191,6 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
 
     check_duplicates(f, &mut r);
     for c in f.chunks() {
-        let status = chunk_status(f, c, mode, progress);
-        match &status {
-            ChunkStatus::Mismatch => r.errors.push(format!(
-                "chunk {} {} '{}': BLAKE3 mismatch",
-                c.index, c.fourcc, c.name
-            )),
-            ChunkStatus::Error(e) => r
-                .errors
-                .push(format!("chunk {} {} '{}': {e}", c.index, c.fourcc, c.name)),
-            ChunkStatus::HashNotRecorded => r.warnings.push(format!(
-                "chunk {} {} '{}': hash not recorded (all-zero TOC hash)",
-                c.index, c.fourcc, c.name
-            )),
-            _ => {}
-        }
-        let detail = if let ChunkStatus::Error(e) = &status {
-            Some(e.clone())
-        } else {
-            None
-        };
         r.chunks.push(ChunkReport {
             index: c.index,
             fourcc: c.fourcc.to_string(),
@@ -184,15 +199,18 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
             length: c.length,
             ulen: c.ulen,
             flags: c.flags.0,
-            status: status.as_str(),
-            detail,
+            status: "skipped",
+            detail: None,
         });
+        let row = r.chunks.len() - 1;
+        record_chunk(&mut r, row, c, chunk_status(f, c, mode, progress));
     }
 
     check_manifest(f, &mut r);
-    check_tensors(f, mode, &mut r);
+    check_tensors(f, &mut r);
     if mode == Mode::Full {
-        for p in check_pages(f) {
+        scan_shards(f, &mut r, progress);
+        for p in &r.pages {
             if p.status != "verified" {
                 r.errors.push(format!(
                     "PHSH '{}': {}",
@@ -200,7 +218,6 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
                     p.detail.clone().unwrap_or_else(|| p.status.to_string())
                 ));
             }
-            r.pages.push(p);
         }
     }
     r.finish()
@@ -233,12 +250,8 @@ fn chunk_status(f: &AeroFile, c: &Chunk, mode: Mode, progress: Progress<'_>) -> 
                 c.length, c.ulen
             ));
         }
-        return match verify::hash_range(f.source(), c.offset, c.length, progress) {
-            Ok(_) if !c.hash_recorded() => ChunkStatus::HashNotRecorded,
-            Ok(h) if *h.as_bytes() == c.blake3 => ChunkStatus::Verified,
-            Ok(_) => ChunkStatus::Mismatch,
-            Err(e) => ChunkStatus::Error(e.to_string()),
-        };
+        // Hashed with its pages and tensors in one pass (`scan_shards`).
+        return ChunkStatus::Skipped;
     }
     let out = match f.payload(c) {
         Ok(_) if !c.hash_recorded() => ChunkStatus::HashNotRecorded,
@@ -323,7 +336,7 @@ fn check_manifest(f: &AeroFile, r: &mut Report) {
     }
 }
 
-fn check_tensors(f: &AeroFile, mode: Mode, r: &mut Report) {
+fn check_tensors(f: &AeroFile, r: &mut Report) {
     let idx = match f.index() {
         Ok(i) => i,
         Err(e) => {
@@ -347,31 +360,13 @@ fn check_tensors(f: &AeroFile, mode: Mode, r: &mut Report) {
             problems.push("duplicate name".to_string());
         }
         size_problems(t, &mut problems, &mut r.warnings);
-        let mut hash = if t.hash_b3.is_some() {
+        let hash = if t.hash_b3.is_some() {
             "skipped"
         } else {
             "absent"
         };
-        if !set_index {
-            match f.tensor_range(t) {
-                Err(e) => problems.push(strip_path(&e.to_string(), f)),
-                Ok(_) if mode == Mode::Full && t.hash_b3.is_some() => {
-                    hash = match f.tensor_unverified(t) {
-                        Ok(v) if Some(*verify::hash(v.bytes()).as_bytes()) == t.hash_b3 => {
-                            "verified"
-                        }
-                        Ok(_) => {
-                            problems.push("bytes do not match hash_b3".into());
-                            "mismatch"
-                        }
-                        Err(e) => {
-                            problems.push(strip_path(&e.to_string(), f));
-                            "mismatch"
-                        }
-                    };
-                }
-                Ok(_) => {}
-            }
+        if !set_index && let Err(e) = f.tensor_range(t) {
+            problems.push(strip_path(&e.to_string(), f));
         }
         for p in &problems {
             r.errors.push(format!("tensor '{}': {p}", t.name));
@@ -391,6 +386,108 @@ fn check_tensors(f: &AeroFile, mode: Mode, r: &mut Report) {
     }
 }
 
+/// Full mode: every weight shard hashed once with its page and tensor
+/// hashes ([`crate::scan`]); fills in the WTSH chunk rows, the tensors'
+/// `hash_b3` status and the PHSH reports.
+fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
+    let mut pages = crate::integrity::page_checks(f);
+    let idx = f.index().ok();
+    for row in 0..r.chunks.len() {
+        let Some(c) = f.chunks().get(r.chunks[row].index as usize) else {
+            continue;
+        };
+        if c.fourcc != FourCc::WTSH || r.chunks[row].status != "skipped" {
+            continue;
+        }
+        // The tensors stored in this chunk that record a hash.
+        let mut tensors = Vec::new();
+        if let Some(idx) = idx {
+            for (i, t) in idx.tensors().iter().enumerate() {
+                let here = f.shard(t.shard_id).is_ok_and(|s| s.index == c.index);
+                if let (true, Some(h), Some(rep)) = (here, t.hash_b3, r.tensors.get(i))
+                    && rep.status == "ok"
+                {
+                    tensors.push((i, t.data_off, t.data_len, h));
+                }
+            }
+        }
+        // The first usable PHSH of this chunk is checked in the same pass.
+        let page_at = pages
+            .iter()
+            .position(|p| p.target.as_ref().is_some_and(|(s, _)| *s == c.index));
+        let ph = page_at.and_then(|i| pages[i].target.as_ref().map(|(_, ph)| ph));
+        let status =
+            match crate::scan::scan_shard(f.source(), c.offset, c.length, &tensors, ph, progress) {
+                Ok(scan) => {
+                    for &(i, ..) in &tensors {
+                        let bad = scan.bad_tensors.contains(&i);
+                        if let Some(t) = r.tensors.get_mut(i) {
+                            t.hash_b3 = if bad { "mismatch" } else { "verified" };
+                            if bad {
+                                t.status = "invalid";
+                                t.problems.push("bytes do not match hash_b3".into());
+                                r.errors.push(format!(
+                                    "tensor '{}': bytes do not match hash_b3",
+                                    t.name
+                                ));
+                            }
+                        }
+                    }
+                    if let Some(i) = page_at {
+                        crate::integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
+                        pages[i].target = None;
+                    }
+                    if !c.hash_recorded() {
+                        ChunkStatus::HashNotRecorded
+                    } else if scan.shard == c.blake3 {
+                        ChunkStatus::Verified
+                    } else {
+                        ChunkStatus::Mismatch
+                    }
+                }
+                Err(e) => ChunkStatus::Error(e.to_string()),
+            };
+        record_chunk(r, row, c, status);
+    }
+    // PHSH chunks not checked above (a second PHSH for one shard).
+    for p in &mut pages {
+        if let Some((s, ph)) = p.target.take()
+            && let Some(c) = f.chunks().get(s as usize)
+        {
+            match crate::integrity::page_mismatches(f.source(), c.offset, c.length, &ph) {
+                Ok(bad) => crate::integrity::finish_page_report(&mut p.report, bad),
+                Err(e) => p.report.detail = Some(e.to_string()),
+            }
+        }
+    }
+    r.pages = pages.into_iter().map(|p| p.report).collect();
+}
+
+/// Sets a chunk row's status and adds the error or warning it implies.
+fn record_chunk(r: &mut Report, row: usize, c: &Chunk, status: ChunkStatus) {
+    match &status {
+        ChunkStatus::Mismatch => r.errors.push(format!(
+            "chunk {} {} '{}': BLAKE3 mismatch",
+            c.index, c.fourcc, c.name
+        )),
+        ChunkStatus::Error(e) => r
+            .errors
+            .push(format!("chunk {} {} '{}': {e}", c.index, c.fourcc, c.name)),
+        ChunkStatus::HashNotRecorded => r.warnings.push(format!(
+            "chunk {} {} '{}': hash not recorded (all-zero TOC hash)",
+            c.index, c.fourcc, c.name
+        )),
+        _ => {}
+    }
+    if let Some(row) = r.chunks.get_mut(row) {
+        row.status = status.as_str();
+        row.detail = match status {
+            ChunkStatus::Error(e) => Some(e),
+            _ => None,
+        };
+    }
+}
+
 fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
     if t.shape.len() as u64 > aero_format::limits::MAX_RANK {
         problems.push(format!(
@@ -401,7 +498,21 @@ fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<
     }
     match t.dtype {
         DType::Unknown(c) => warnings.push(format!("tensor '{}': unknown dtype code {c}", t.name)),
-        DType::Packed => {}
+        DType::Packed => {
+            if let Some(ty) = t.ggml_type() {
+                match t.ggml_len(ty) {
+                    Some(len) if len == t.data_len => {}
+                    Some(len) => problems.push(format!(
+                        "data_len {} does not match ggml type {} x shape {:?} = {len} bytes",
+                        t.data_len, ty.name, t.shape
+                    )),
+                    None => problems.push(format!(
+                        "shape {:?} does not fit ggml type {} (blocks of {} elements)",
+                        t.shape, ty.name, ty.block_elems
+                    )),
+                }
+            }
+        }
         d => match t.elements() {
             None => problems.push("shape product overflows".into()),
             Some(n) => match d.byte_len(n) {

@@ -7,8 +7,8 @@ use std::path::Path;
 use aero_format::layout::{Prologue, align16};
 use aero_format::{ChunkFlags, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
 
-use crate::output::Output;
 use crate::error::{Error, Result};
+use crate::output::Output;
 
 /// zstd level for metadata chunks (spec §11).
 pub const ZSTD_LEVEL: i32 = 6;

@@ -175,7 +175,7 @@ fn tensor_hash_defect_names_shard_and_the_eight_damaged_tensors() {
     let truth = tensor_set("mixed");
     for n in &damaged {
         assert!(
-            matches!(f.tensor(n), Err(aero_io::Error::TensorHashMismatch { .. })),
+            matches!(f.tensor(n), Err(aero_io::Error::Corrupt { .. })),
             "{n} must be refused"
         );
     }
@@ -278,6 +278,25 @@ fn a_range_source_sees_one_read_per_region() {
     let (off, len) = f.tensor_range(t).unwrap();
     f.tensor("big.weight").unwrap();
     let reads = src.reads.lock().unwrap().clone();
-    assert_eq!(reads.len(), 3);
-    assert_eq!(reads[2], (off, len as usize), "exactly the tensor's bytes");
+    // No hash_b3: the PHSH chunk (once), then the pages covering the tensor.
+    assert_eq!(reads.len(), 4, "{reads:?}");
+    let phsh = f
+        .find(
+            aero_io::FourCc::PHSH,
+            &format!("weights.shard{}.phsh", t.shard_id),
+        )
+        .unwrap();
+    assert_eq!(
+        reads[2],
+        (phsh.offset, phsh.length as usize),
+        "{reads:?} {off} {len}"
+    );
+    let (start, n) = reads[3];
+    assert!(start <= off && start + n as u64 >= off + len, "{reads:?}");
+    assert!(
+        n as u64 <= len + 2 * 1024,
+        "at most a page more on each side: {reads:?}"
+    );
+    f.tensor("big.weight").unwrap();
+    assert_eq!(src.reads.lock().unwrap().len(), 5, "PHSH decoded once");
 }

@@ -24,7 +24,7 @@ fn specs_from(f: &AeroFile) -> Vec<TensorSpec<'_>> {
             shape: t.shape.clone(),
             data_len: t.data_len,
             extras: t.extras.clone(),
-            source: f.tensor_reader(t).unwrap(),
+            source: f.tensor_reader_unverified(t).unwrap(),
         })
         .collect()
 }
@@ -41,8 +41,7 @@ fn golden_opts(f: &AeroFile) -> WriteOptions {
         architecture: arch.unwrap(),
         extra_meta: extra,
         uuid: Some([0x33; 16]),
-        layout: Layout::Reference,
-        ..Default::default()
+        ..WriteOptions::reference()
     }
 }
 
@@ -240,8 +239,7 @@ fn reference_layout_typed_views_fall_back_to_copies() {
     let out = dir.path().join("ref.aero");
     let opts = WriteOptions {
         uuid: Some([7; 16]),
-        layout: Layout::Reference,
-        ..Default::default()
+        ..WriteOptions::reference()
     };
     write_model(&out, mixed_specs(&m), &opts).unwrap();
     let f = AeroFile::open(&out).unwrap();
@@ -430,7 +428,11 @@ fn invalid_tensor_sets_are_rejected_before_writing() {
             .unwrap_err()
             .to_string();
         assert!(e.contains(want), "{e} does not contain {want}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
     }
     // Packed tensors have no element size: any length is accepted.
     write_model(

@@ -287,23 +287,28 @@ impl AeroSet {
         Ok((loc, f, entry))
     }
 
-    /// A tensor's bytes: zero-copy from the part's mapping when local. The
-    /// part's `hash_b3` (and the global one, when only the index records it)
-    /// is verified: damaged bytes are never returned. The view's
+    /// A tensor's bytes: zero-copy from the part's mapping when local,
+    /// verified against the strongest hash recorded for them — the part's
+    /// `hash_b3`, else the global one, else the part's page or shard hashes
+    /// ([`AeroFile::view`]): damaged bytes are never returned. The view's
     /// [`TensorView::info`] is the part's own TIDX entry.
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
         let (loc, f, entry) = self.resolve_tensor(name)?;
-        let view = f.tensor(name)?;
-        if entry.hash_b3.is_none()
-            && let Some(h) = loc.global.hash_b3
-            && *aero_io::verify::hash(view.bytes()).as_bytes() != h
-        {
-            return Err(self.tensor_err(
-                name,
-                "bytes do not match the global TIDX hash_b3 (corrupt)".into(),
-            ));
+        match (entry.hash_b3, loc.global.hash_b3) {
+            // Only the index records the tensor's hash: it is the strongest
+            // check there is for these bytes.
+            (None, Some(h)) => {
+                let view = f.tensor_unverified(entry)?;
+                if *aero_io::verify::hash(view.bytes()).as_bytes() != h {
+                    return Err(self.tensor_err(
+                        name,
+                        "bytes do not match the global TIDX hash_b3 (corrupt)".into(),
+                    ));
+                }
+                Ok(view)
+            }
+            _ => Ok(f.view(entry)?),
         }
-        Ok(view)
     }
 
     /// A streaming reader over a tensor's bytes, **without verification**

@@ -371,7 +371,10 @@ fn destination_rules() {
             .to_string()
             .contains("not a directory")
     );
-    assert!(write(&tmp.path().join("no/such/parent"), &r).is_err());
+    // Missing parents are created.
+    let nested = tmp.path().join("new/parent/set");
+    write(&nested, &r).unwrap();
+    assert!(AeroSet::open(&nested).is_ok());
 }
 
 /// Rewrites the set's index with `edit` applied to its TIDX entries and

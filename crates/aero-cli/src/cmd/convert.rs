@@ -15,6 +15,11 @@ fn check_paths(input: &Path, output: &Path) -> anyhow::Result<()> {
 pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = safetensors::Input::open(&a.input)?;
+    if a.writer.layout == super::LayoutArg::Reference {
+        for w in inp.reference_losses() {
+            eprintln!("aerotensor: warning: {}", out::clean(&w));
+        }
+    }
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let s = safetensors::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
         .with_context(|| format!("converting {}", a.input.display()))?;

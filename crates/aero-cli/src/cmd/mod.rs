@@ -4,7 +4,7 @@ mod convert;
 mod read;
 pub mod repack;
 mod set;
-mod validate;
+pub mod validate;
 mod write;
 
 use std::path::PathBuf;
@@ -162,21 +162,32 @@ pub enum LayoutArg {
 /// Options shared by every command that writes an AERO file.
 #[derive(Args, Debug, Clone)]
 pub struct WriterArgs {
-    /// Tensor placement.
+    /// Tensor placement. `aligned` also records hash_b3 and page hashes
+    /// unless turned off; `reference` writes what the reference writer
+    /// writes, byte for byte (no tensor or page hashes unless asked for).
     #[arg(long, value_enum, default_value_t = LayoutArg::Aligned)]
     pub layout: LayoutArg,
     /// Largest shard payload (e.g. 4096, 512M, 2G) [default: 2G].
     #[arg(long, value_name = "N", value_parser = repack::parse_size)]
     pub max_shard_bytes: Option<u64>,
-    /// Record a BLAKE3 (hash_b3) for every tensor; reads then verify each tensor.
-    #[arg(long)]
+    /// Record a BLAKE3 (hash_b3) for every tensor, so reading one tensor
+    /// verifies just that tensor [default: on with --layout aligned].
+    #[arg(long, conflicts_with = "no_tensor_hash")]
     pub tensor_hash: bool,
+    /// Do not record hash_b3: reading one tensor then verifies its pages or
+    /// its whole shard instead.
+    #[arg(long)]
+    pub no_tensor_hash: bool,
     /// Write an IHSH control-plane hash over header, TOC and string table.
     #[arg(long)]
     pub control_integrity: bool,
-    /// Write PHSH page hashes per shard (page size, default 4M).
-    #[arg(long, value_name = "SIZE", num_args = 0..=1, require_equals = true, default_missing_value = "4M", value_parser = repack::parse_size)]
+    /// Write PHSH page hashes per shard, so partial reads verify at page
+    /// cost [default: on with --layout aligned, 1M pages; SIZE default 1M].
+    #[arg(long, value_name = "SIZE", num_args = 0..=1, require_equals = true, default_missing_value = "1M", value_parser = repack::parse_size, conflicts_with = "no_page_hashes")]
     pub page_hashes: Option<u64>,
+    /// Do not write PHSH page hashes.
+    #[arg(long)]
+    pub no_page_hashes: bool,
     /// File UUID as 32 hex digits (random by default); fixes the output bytes.
     #[arg(long, value_name = "HEX", value_parser = repack::parse_uuid)]
     pub uuid: Option<[u8; 16]>,

@@ -109,7 +109,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "tensors": tensors,
             "tidx_error": idx.as_ref().err().map(|e| e.to_string()),
         }))?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(damaged_exit(&idx));
     }
     println!(
         "{}  {}",
@@ -121,8 +121,14 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         h.version_major, h.version_minor
     );
     println!("  uuid         {}", hex::encode(h.uuid));
-    println!("  model        {}", out::clean(name.as_deref().unwrap_or("-")));
-    println!("  architecture {}", out::clean(arch.as_deref().unwrap_or("-")));
+    println!(
+        "  model        {}",
+        out::clean(name.as_deref().unwrap_or("-"))
+    );
+    println!(
+        "  architecture {}",
+        out::clean(arch.as_deref().unwrap_or("-"))
+    );
     if let Some(Value::Object(m)) = &meta {
         for (k, v) in m {
             if k != "model_name" && k != "architecture" {
@@ -199,9 +205,22 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Err(e) => println!("{} {}", out::red("tensor index unreadable:"), out::clean(&e.to_string())),
+        Err(e) => println!(
+            "{} {}",
+            out::red("tensor index unreadable:"),
+            out::clean(&e.to_string())
+        ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(damaged_exit(&idx))
+}
+
+/// `inspect` shows what it can of a damaged file, then exits 1.
+fn damaged_exit<T>(idx: &aero_io::Result<T>) -> ExitCode {
+    if idx.is_err() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
@@ -223,7 +242,9 @@ pub fn output_dest(out: Option<&std::path::Path>) -> anyhow::Result<std::path::P
         None => "-".into(),
     };
     if aero_io::output::is_stdout(&dest) && std::io::stdout().is_terminal() {
-        bail!("refusing to write binary tensor bytes to a terminal; give an output path or `-` with a redirect");
+        bail!(
+            "refusing to write binary tensor bytes to a terminal; give an output path or `-` with a redirect"
+        );
     }
     Ok(dest)
 }
@@ -235,7 +256,9 @@ pub fn copy_options<'p>(
     pb: &'p indicatif::ProgressBar,
 ) -> aero_io::copy::CopyOptions<'p> {
     if v.no_verify {
-        eprintln!("aerotensor: warning: --no-verify: tensor bytes are written without checking them");
+        eprintln!(
+            "aerotensor: warning: --no-verify: tensor bytes are written without checking them"
+        );
     }
     aero_io::copy::CopyOptions {
         verify: !v.no_verify,

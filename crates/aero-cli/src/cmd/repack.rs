@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use aero_io::stream::{Layout, TensorSpec, WriteOptions};
+use aero_io::stream::{TensorSpec, WriteOptions};
 use aero_io::{Mode, Verdict};
 use anyhow::bail;
 
@@ -40,20 +40,24 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
 impl WriterArgs {
     /// Writer options from the common flags.
     pub fn options(&self) -> WriteOptions {
+        let base = match self.layout {
+            super::LayoutArg::Aligned => WriteOptions::default(),
+            super::LayoutArg::Reference => WriteOptions::reference(),
+        };
         WriteOptions {
             max_shard_bytes: self
                 .max_shard_bytes
                 .unwrap_or(aero_io::stream::DEFAULT_MAX_SHARD_BYTES),
             uuid: self.uuid,
-            layout: match self.layout {
-                super::LayoutArg::Aligned => Layout::Aligned,
-                super::LayoutArg::Reference => Layout::Reference,
-            },
-            tensor_hash: self.tensor_hash,
+            tensor_hash: (base.tensor_hash || self.tensor_hash) && !self.no_tensor_hash,
             control_integrity: self.control_integrity,
-            page_hashes: self.page_hashes,
+            page_hashes: if self.no_page_hashes {
+                None
+            } else {
+                self.page_hashes.or(base.page_hashes)
+            },
             durable: !self.no_fsync,
-            ..WriteOptions::default()
+            ..base
         }
     }
 }

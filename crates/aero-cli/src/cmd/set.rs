@@ -172,19 +172,23 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
 pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
     // `load` so that a damaged index is reported, not just refused.
-    let set = if crate::remote::is_url(&a.file) {
-        crate::remote::open_set(&a.file)?
+    let loaded = if crate::remote::is_url(&a.file) {
+        crate::remote::open_set(&a.file)
     } else if crate::remote::allow_remote() {
-        let storage = aero_set::remote::RemoteStorage {
-            options: crate::remote::options()?,
-        };
-        AeroSet::load(
-            &a.file,
-            &SetOptions { allow_remote: true },
-            Arc::new(storage),
-        )?
+        crate::remote::options().and_then(|options| {
+            let storage = aero_set::remote::RemoteStorage { options };
+            Ok(AeroSet::load(
+                &a.file,
+                &SetOptions { allow_remote: true },
+                Arc::new(storage),
+            )?)
+        })
     } else {
-        AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage))?
+        AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage)).map_err(Into::into)
+    };
+    let set = match loaded {
+        Ok(s) => s,
+        Err(e) => return super::validate::unreadable(&a, &a.file.display().to_string(), &e),
     };
     let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");
     let report = aero_set::validate_set(&set, mode, &|n| pb.inc(n));
@@ -205,7 +209,7 @@ fn print_human(r: &SetReport, strict: bool) {
                 Some(Verdict::Valid) => out::green("valid"),
                 Some(Verdict::ValidWithWarnings) => out::yellow("valid-with-warnings"),
                 Some(Verdict::Invalid) => out::red("invalid"),
-                None => out::red("not checked"),
+                Some(Verdict::Error) | None => out::red("not checked"),
             };
             vec![
                 f.field.clone(),
@@ -230,19 +234,7 @@ fn print_human(r: &SetReport, strict: bool) {
     for e in &r.errors {
         println!("{} {}", out::red("error:"), out::clean(e));
     }
-    let verdict = match r.verdict {
-        Verdict::Valid => out::green("VALID"),
-        Verdict::ValidWithWarnings if strict => out::red("INVALID (warnings under --strict)"),
-        Verdict::ValidWithWarnings => out::yellow("VALID with warnings"),
-        Verdict::Invalid => out::red("INVALID"),
-    };
-    println!(
-        "{}: AEROSET {verdict} ({} mode)",
-        r.set,
-        serde_json::to_string(&r.mode)
-            .unwrap_or_default()
-            .trim_matches('"')
-    );
+    super::validate::verdict_line(&r.set, "AEROSET ", r.verdict, r.mode, strict);
 }
 
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {

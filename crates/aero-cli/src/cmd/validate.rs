@@ -7,7 +7,10 @@ use crate::out;
 
 pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
-    let f = crate::remote::open_file(&a.file)?;
+    let f = match crate::remote::open_file(&a.file) {
+        Ok(f) => f,
+        Err(e) => return unreadable(&a, &a.file.display().to_string(), &e),
+    };
     let pb = out::bytes_bar(aero_io::validate::work_bytes(&f, mode), "verifying");
     let report = aero_io::validate(&f, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
@@ -71,17 +74,48 @@ fn print_human(r: &aero_io::Report, strict: bool) {
     for e in &r.errors {
         println!("{} {}", out::red("error:"), out::clean(e));
     }
-    let verdict = match r.verdict {
+    verdict_line(&r.file, "", r.verdict, r.mode, strict);
+}
+
+/// The report on a file or set that could not be opened: printed like any
+/// report (one JSON document with an `error` field under `--json`); exit 1
+/// when its content is damaged, 2 when it cannot be read (missing, denied).
+pub fn unreadable(a: &ValidateArgs, file: &str, e: &anyhow::Error) -> anyhow::Result<ExitCode> {
+    let invalid = crate::exit_code(e) == 1;
+    let msg = crate::out::chain(e);
+    let report = aero_io::Report::unreadable(file, a.mode(), &msg, invalid);
+    if a.json {
+        out::print_json(&report)?;
+    } else if invalid {
+        println!(
+            "{} {}",
+            out::red("error:"),
+            out::clean(&report.errors.join("; "))
+        );
+        verdict_line(file, "", report.verdict, report.mode, a.strict);
+    } else {
+        out::error_line(e);
+    }
+    Ok(ExitCode::from(if invalid { 1 } else { 2 }))
+}
+
+/// The last line of a validation: `FILE: VALID (full mode)`, and in quick
+/// mode what was not checked.
+pub fn verdict_line(file: &str, kind: &str, verdict: Verdict, mode: aero_io::Mode, strict: bool) {
+    let v = match verdict {
         Verdict::Valid => out::green("VALID"),
         Verdict::ValidWithWarnings if strict => out::red("INVALID (warnings under --strict)"),
         Verdict::ValidWithWarnings => out::yellow("VALID with warnings"),
         Verdict::Invalid => out::red("INVALID"),
+        Verdict::Error => out::red("NOT CHECKED (unreadable)"),
     };
-    println!(
-        "{}: {verdict} ({} mode)",
-        r.file,
-        serde_json::to_string(&r.mode)
-            .unwrap_or_default()
-            .trim_matches('"')
-    );
+    let how = match mode {
+        aero_io::Mode::Full => "full mode: every hash checked".to_string(),
+        aero_io::Mode::Control => "control mode: only the IHSH control-plane hash".to_string(),
+        aero_io::Mode::Quick => format!(
+            "quick mode: metadata only, weight bytes NOT checked; `aerotensor validate --full {}` checks them",
+            out::clean(file)
+        ),
+    };
+    println!("{}: {kind}{v} ({how})", out::clean(file));
 }

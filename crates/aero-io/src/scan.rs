@@ -1,0 +1,389 @@
+//! One pass over a weight shard that checks every hash recorded for its
+//! bytes: the shard's TOC hash, its PHSH page hashes and the `hash_b3` of
+//! each tensor in it (what `validate --full` does).
+//!
+//! The shard is read once, in windows of [`WINDOW`] bytes (mapped windows
+//! for a local file, the next one pre-faulted while the current one is
+//! hashed). Each window is split into independent jobs that rayon spreads
+//! over the cores:
+//!
+//! - the shard hash, as BLAKE3 subtrees: windows start at multiples of a
+//!   power of two, so each window (and each half of it, recursively) is a
+//!   subtree whose chaining value can be computed on its own and merged
+//!   afterwards by the BLAKE3 tree rule (`blake3::hazmat`);
+//! - the page hashes of the pages inside the window (a page size that
+//!   divides the window keeps pages inside windows; other sizes carry one
+//!   page hasher from window to window);
+//! - one job per tensor that overlaps the window, continuing that tensor's
+//!   hasher.
+//!
+//! Every byte is hashed once per recorded hash that covers it: three times
+//! with shard, page and tensor hashes. A standalone page or tensor hash
+//! cannot be derived from the shard's tree: BLAKE3 compresses each 1 KiB
+//! chunk with its index in the input, so the same bytes hash differently at
+//! offset 0 of a page than at their offset in the shard.
+
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
+};
+
+use crate::integrity::PageHashes;
+use crate::source::ByteSource;
+
+/// Window size: resident memory stays near two windows.
+pub const WINDOW: u64 = crate::verify::WINDOW;
+
+/// Subtrees at most this long are hashed by one job.
+const LEAF: usize = 2 << 20;
+
+/// A tensor to check: (caller's index, shard-relative offset, length,
+/// expected BLAKE3).
+pub type TensorCheck = (usize, u64, u64, [u8; 32]);
+
+/// What one pass over a shard found.
+#[derive(Clone, Debug, Default)]
+pub struct ShardScan {
+    /// The BLAKE3 of the whole shard.
+    pub shard: [u8; 32],
+    /// Indices (the caller's) of tensors whose bytes do not match their hash.
+    pub bad_tensors: Vec<usize>,
+    /// Indices of pages whose bytes do not match their digest.
+    pub bad_pages: Vec<u64>,
+}
+
+struct Running {
+    index: usize,
+    start: u64,
+    end: u64,
+    want: [u8; 32],
+    hasher: blake3::Hasher,
+}
+
+/// Hashes `len` bytes at `offset` of `src` (a shard) once, checking the
+/// tensors' hashes and the page hashes on the way (see the module docs).
+/// `progress` is told how many bytes each window held.
+pub fn scan_shard(
+    src: &dyn ByteSource,
+    offset: u64,
+    len: u64,
+    tensors: &[TensorCheck],
+    pages: Option<&PageHashes>,
+    mut progress: impl FnMut(u64),
+) -> std::io::Result<ShardScan> {
+    let mut todo: Vec<TensorCheck> = tensors
+        .iter()
+        .copied()
+        .filter(|&(_, off, n, _)| off.checked_add(n).is_some_and(|e| e <= len))
+        .collect();
+    todo.sort_by_key(|t| t.1);
+    let mut out = ShardScan::default();
+    // Empty tensors hash the empty input.
+    for &(i, _, n, want) in &todo {
+        if n == 0 && *blake3::hash(&[]).as_bytes() != want {
+            out.bad_tensors.push(i);
+        }
+    }
+    let mut next_tensor = 0usize;
+    let mut running: Vec<Running> = Vec::new();
+    let mut cvs: Vec<ChainingValue> = Vec::new();
+    let mut root: Option<blake3::Hash> = None;
+    let mut page_carry = pages.map(|p| (blake3::Hasher::new(), 0u64, p.page_size.max(1)));
+    let mut base = 0u64;
+    crate::verify::for_each_window(
+        src,
+        offset,
+        len,
+        |w| {
+            let end = base + w.len() as u64;
+            // Tensors that start in this window join the running set.
+            while let Some(&(i, off, n, want)) = todo.get(next_tensor) {
+                if off >= end {
+                    break;
+                }
+                next_tensor += 1;
+                if n > 0 {
+                    running.push(Running {
+                        index: i,
+                        start: off,
+                        end: off + n,
+                        want,
+                        hasher: blake3::Hasher::new(),
+                    });
+                }
+            }
+            let mut cv = None;
+            let mut bad_pages = Vec::new();
+            rayon::scope(|s| {
+                let whole = len <= WINDOW;
+                let cv = &mut cv;
+                s.spawn(move |_| {
+                    *cv = Some(if whole {
+                        Err(root_hash(w))
+                    } else {
+                        Ok(subtree_cv(w, base))
+                    });
+                });
+                if let Some(ph) = pages {
+                    let carry = &mut page_carry;
+                    let bad = &mut bad_pages;
+                    s.spawn(move |_| page_job(w, base, ph, carry, bad));
+                }
+                for r in running.iter_mut() {
+                    let (from, to) = (r.start.max(base), r.end.min(end));
+                    if from < to {
+                        let seg = &w[(from - base) as usize..(to - base) as usize];
+                        s.spawn(move |_| {
+                            r.hasher.update(seg);
+                        });
+                    }
+                }
+            });
+            match cv {
+                Some(Ok(c)) => cvs.push(c),
+                Some(Err(h)) => root = Some(h),
+                None => {}
+            }
+            out.bad_pages.extend(bad_pages);
+            // Tensors that ended in this window are checked.
+            running.retain(|r| {
+                if r.end > end {
+                    return true;
+                }
+                if *r.hasher.finalize().as_bytes() != r.want {
+                    out.bad_tensors.push(r.index);
+                }
+                false
+            });
+            base = end;
+        },
+        &mut progress,
+    )?;
+    if let Some((h, n, _)) = page_carry.filter(|(_, n, _)| *n > 0)
+        && let Some(ph) = pages
+    {
+        let i = (len - n) / ph.page_size.max(1);
+        if ph.digests.get(i as usize) != Some(h.finalize().as_bytes()) {
+            out.bad_pages.push(i);
+        }
+    }
+    if len == 0 {
+        root = Some(blake3::hash(&[]));
+        if let Some(ph) = pages
+            && ph
+                .digests
+                .first()
+                .is_some_and(|d| d != blake3::hash(&[]).as_bytes())
+        {
+            out.bad_pages.push(0);
+        }
+    }
+    out.bad_tensors.sort_unstable();
+    out.bad_pages.sort_unstable();
+    out.bad_pages.dedup();
+    out.shard = match root {
+        Some(h) => *h.as_bytes(),
+        None => merge_windows(&cvs, len)
+            .ok_or_else(|| std::io::Error::other("BLAKE3 subtree without a window"))?,
+    };
+    Ok(out)
+}
+
+/// The page-hash job of one window: whole pages are hashed in parallel
+/// when the page size divides the window; otherwise one hasher carries a
+/// page across windows.
+fn page_job(
+    w: &[u8],
+    base: u64,
+    ph: &PageHashes,
+    carry: &mut Option<(blake3::Hasher, u64, u64)>,
+    bad: &mut Vec<u64>,
+) {
+    use rayon::prelude::*;
+    let ps = ph.page_size.max(1);
+    let check = |i: u64, h: blake3::Hash| ph.digests.get(i as usize) == Some(h.as_bytes());
+    if WINDOW.is_multiple_of(ps) && base.is_multiple_of(ps) {
+        let step = ps as usize;
+        let first = base / ps;
+        let found: Vec<u64> = w
+            .par_chunks(step)
+            .enumerate()
+            .filter_map(|(j, p)| {
+                let i = first + j as u64;
+                // A last page shorter than a page is complete only at the
+                // end of the shard, which is the end of this window.
+                (!check(i, blake3::hash(p))).then_some(i)
+            })
+            .collect();
+        bad.extend(found);
+        return;
+    }
+    let Some((h, n, ps)) = carry.as_mut() else {
+        return;
+    };
+    let mut rest = w;
+    let mut pos = base;
+    while !rest.is_empty() {
+        let k = ((*ps - *n) as usize).min(rest.len());
+        h.update(&rest[..k]);
+        *n += k as u64;
+        pos += k as u64;
+        rest = &rest[k..];
+        if *n == *ps {
+            let i = (pos - 1) / *ps;
+            if !check(i, h.finalize()) {
+                bad.push(i);
+            }
+            *h = blake3::Hasher::new();
+            *n = 0;
+        }
+    }
+}
+
+/// The chaining value of the subtree `bytes` at input offset `at` (which
+/// the caller guarantees is a BLAKE3 subtree), split across rayon jobs.
+fn subtree_cv(bytes: &[u8], at: u64) -> ChainingValue {
+    if bytes.len() <= LEAF {
+        let mut h = blake3::Hasher::new();
+        h.set_input_offset(at);
+        h.update(bytes);
+        return h.finalize_non_root();
+    }
+    let left = left_subtree_len(bytes.len() as u64) as usize;
+    let (l, r) = bytes.split_at(left);
+    let (a, b) = rayon::join(|| subtree_cv(l, at), || subtree_cv(r, at + left as u64));
+    merge_subtrees_non_root(&a, &b, Mode::Hash)
+}
+
+/// The BLAKE3 of a whole input, split across rayon jobs.
+fn root_hash(bytes: &[u8]) -> blake3::Hash {
+    if bytes.len() <= LEAF {
+        return blake3::hash(bytes);
+    }
+    let left = left_subtree_len(bytes.len() as u64) as usize;
+    let (l, r) = bytes.split_at(left);
+    let (a, b) = rayon::join(|| subtree_cv(l, 0), || subtree_cv(r, left as u64));
+    merge_subtrees_root(&a, &b, Mode::Hash)
+}
+
+/// Merges per-window chaining values (windows of [`WINDOW`] bytes covering
+/// `len > WINDOW` bytes) into the root hash, as the BLAKE3 tree dictates.
+pub(crate) fn merge_windows(cvs: &[ChainingValue], len: u64) -> Option<[u8; 32]> {
+    fn subtree(cvs: &[ChainingValue], lo: u64, hi: u64) -> Option<ChainingValue> {
+        if hi - lo <= WINDOW {
+            return cvs.get((lo / WINDOW) as usize).copied();
+        }
+        let left = left_subtree_len(hi - lo);
+        Some(merge_subtrees_non_root(
+            &subtree(cvs, lo, lo + left)?,
+            &subtree(cvs, lo + left, hi)?,
+            Mode::Hash,
+        ))
+    }
+    let left = left_subtree_len(len);
+    let l = subtree(cvs, 0, left)?;
+    let r = subtree(cvs, left, len)?;
+    Some(*merge_subtrees_root(&l, &r, Mode::Hash).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Vec<u8> {
+        let mut x = 0x2545F4914F6CDD1Du64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn pages_of(b: &[u8], ps: u64) -> PageHashes {
+        PageHashes {
+            shard_name: "weights.shard0".into(),
+            page_size: ps,
+            digests: if b.is_empty() {
+                vec![*blake3::hash(&[]).as_bytes()]
+            } else {
+                b.chunks(ps as usize)
+                    .map(|p| *blake3::hash(p).as_bytes())
+                    .collect()
+            },
+        }
+    }
+
+    #[test]
+    fn one_pass_matches_separate_hashes_for_every_shape() {
+        let sizes = [
+            0usize,
+            1,
+            1023,
+            1024,
+            (2 << 20) + 5,
+            WINDOW as usize,
+            WINDOW as usize + 1,
+            3 * WINDOW as usize + 12345,
+        ];
+        for &n in &sizes {
+            let b = data(n);
+            for ps in [1 << 20, 3000u64, WINDOW * 2] {
+                let ph = pages_of(&b, ps);
+                let cut = n / 3;
+                let tensors: Vec<TensorCheck> = vec![
+                    (0, 0, cut as u64, *blake3::hash(&b[..cut]).as_bytes()),
+                    (
+                        1,
+                        cut as u64,
+                        (n - cut) as u64,
+                        *blake3::hash(&b[cut..]).as_bytes(),
+                    ),
+                    (2, 0, n as u64, *blake3::hash(&b).as_bytes()),
+                ];
+                let r = scan_shard(&b, 0, n as u64, &tensors, Some(&ph), |_| {}).unwrap();
+                assert_eq!(r.shard, *blake3::hash(&b).as_bytes(), "n={n} ps={ps}");
+                assert!(
+                    r.bad_tensors.is_empty(),
+                    "n={n} ps={ps} {:?}",
+                    r.bad_tensors
+                );
+                assert!(r.bad_pages.is_empty(), "n={n} ps={ps} {:?}", r.bad_pages);
+                if n > 10 {
+                    // One flipped byte is caught by all three hashes.
+                    let mut d = b.clone();
+                    d[n - 3] ^= 1;
+                    let r = scan_shard(&d, 0, n as u64, &tensors, Some(&ph), |_| {}).unwrap();
+                    assert_ne!(r.shard, *blake3::hash(&b).as_bytes());
+                    assert_eq!(r.bad_tensors, vec![1, 2], "n={n} ps={ps}");
+                    assert_eq!(r.bad_pages, vec![(n as u64 - 3) / ps], "n={n} ps={ps}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_digest_is_not_a_subtree_of_the_shard() {
+        // Why the pass hashes pages separately: page 1 hashed on its own
+        // differs from the same bytes as a subtree of the shard.
+        let b = data(2 << 20);
+        let (p0, p1) = b.split_at(1 << 20);
+        let mut h = blake3::Hasher::new();
+        h.set_input_offset(1 << 20);
+        h.update(p1);
+        let as_subtree = h.finalize_non_root();
+        let standalone = blake3::hash(p1);
+        assert_ne!(&as_subtree, standalone.as_bytes());
+        let cv0 = {
+            let mut h = blake3::Hasher::new();
+            h.set_input_offset(0);
+            h.update(p0);
+            h.finalize_non_root()
+        };
+        assert_eq!(
+            merge_subtrees_root(&cv0, &as_subtree, Mode::Hash),
+            blake3::hash(&b)
+        );
+    }
+}
