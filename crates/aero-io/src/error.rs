@@ -148,6 +148,16 @@ pub enum Error {
     /// Invalid input to a writer.
     #[error("{0}")]
     Invalid(String),
+    /// Reading a writer's input failed: an I/O error, a short source, or
+    /// (`InvalidData`) input bytes that failed verification while streaming.
+    #[error("while copying tensor '{tensor}': {source}")]
+    Input {
+        /// The tensor being copied.
+        tensor: String,
+        /// What happened.
+        #[source]
+        source: std::io::Error,
+    },
     /// An output path is one of the inputs (same device and inode).
     #[error("{output}: is the same file as the input {input}; refusing to overwrite an input")]
     SameFile {
@@ -171,7 +181,9 @@ impl Error {
     /// exits 1 for these and 2 for the others.
     pub fn is_invalid_data(&self) -> bool {
         match self {
-            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::InvalidData,
+            Error::Io { source, .. } | Error::Input { source, .. } => {
+                source.kind() == std::io::ErrorKind::InvalidData
+            }
             Error::Format { .. }
             | Error::Truncated { .. }
             | Error::NotAero { .. }

@@ -91,6 +91,12 @@ pub struct WriteOptions {
     pub page_hashes: Option<u64>,
     /// Id of the first shard (AEROSET parts use global shard ids).
     pub first_shard_id: u64,
+    /// Tensors whose input bytes failed verification and are copied anyway
+    /// (`repack --force`): the output never vouches for them. They get no
+    /// `hash_b3`, and every shard holding one gets no TOC hash (all zero:
+    /// "not recorded") and no page hashes, so readers report them as
+    /// unverifiable instead of trusting fresh hashes over damaged bytes.
+    pub unverified: Vec<String>,
     /// Make the file durable before it appears under its name: write-back
     /// starts while streaming and the file is fsynced before the rename
     /// (the default). `false` skips both, like `cp`: the rename stays
@@ -111,6 +117,7 @@ impl Default for WriteOptions {
             control_integrity: false,
             page_hashes: Some(DEFAULT_PAGE_HASH_SIZE),
             first_shard_id: 0,
+            unverified: Vec::new(),
             durable: true,
         }
     }
@@ -261,22 +268,23 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
             let size = m
                 .file
                 .metadata()
-                .map_err(|e| Error::Tensor {
-                    path: "input".into(),
-                    name: t.name.clone(),
-                    reason: format!("cannot read the input file's size: {e}"),
+                .map_err(|e| Error::Input {
+                    tensor: t.name.clone(),
+                    source: e,
                 })?
                 .len();
             if m.offset
                 .checked_add(t.data_len)
                 .is_none_or(|end| end > size)
             {
-                return Err(Error::Tensor {
-                    path: "input".into(),
-                    name: t.name.clone(),
-                    reason: format!(
-                        "bytes {}..+{} lie past the end of the input file ({size} bytes)",
-                        m.offset, t.data_len
+                return Err(Error::Input {
+                    tensor: t.name.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "bytes {}..+{} lie past the end of the input file ({size} bytes)",
+                            m.offset, t.data_len
+                        ),
                     ),
                 });
             }
@@ -604,7 +612,22 @@ pub fn write_to(
         opts.max_shard_bytes,
         opts.layout,
     )?;
-    let chunks = plan_chunks(opts, &plan.shard_len);
+    // Shards holding a tensor the output must not vouch for.
+    let mut unvouched = vec![false; plan.shard_len.len()];
+    if !opts.unverified.is_empty() {
+        for (t, &(s, _)) in specs.iter().zip(&plan.placement) {
+            if opts.unverified.contains(&t.name) {
+                unvouched[s] = true;
+            }
+        }
+    }
+    let page_lens: Vec<u64> = plan
+        .shard_len
+        .iter()
+        .zip(&unvouched)
+        .map(|(&l, &u)| if u { 0 } else { l })
+        .collect();
+    let chunks = plan_chunks(opts, &page_lens);
     let n = chunks.fourcc.len();
 
     let mut tensors: Vec<TensorInfo> = specs
@@ -758,7 +781,9 @@ pub fn write_to(
         let mut sh = ShardHasher::new(opts.page_hashes);
         let len = plan.shard_len[s];
         for (ti, h) in stream_shard(&mut out, start, len, members, &mut sh, opts.tensor_hash)? {
-            tensors[ti].hash_b3 = h;
+            if !opts.unverified.contains(&tensors[ti].name) {
+                tensors[ti].hash_b3 = h;
+            }
         }
         out.advance(plan.shard_len[s]).map_err(io)?;
         let len = out.pos - start;
@@ -768,7 +793,7 @@ pub fn write_to(
         e.chunk_offset = start;
         e.chunk_length = len;
         e.chunk_ulen = len;
-        e.blake3 = digest;
+        e.blake3 = if unvouched[s] { [0; 32] } else { digest };
         if let Some(pi) = chunks.phsh[s] {
             let payload = encode_phsh(&PageHashes {
                 shard_name: chunks.names[chunks.wtsh[s]].clone(),
@@ -902,10 +927,9 @@ fn stream_shard(
     // The reading side's error explains more (a corrupt or short input);
     // a cancelled side reports nothing of its own.
     let r = match (read, wrote) {
-        (Err(Stop::Failed(ti, e)), _) => Err(Error::Tensor {
-            path: "input".into(),
-            name: name_of(ti),
-            reason: e.to_string(),
+        (Err(Stop::Failed(ti, e)), _) => Err(Error::Input {
+            tensor: name_of(ti),
+            source: e,
         }),
         (Err(Stop::Other(e)), _) => Err(e),
         (_, Err(e)) => Err(Error::io("<output>", e)),
@@ -1023,10 +1047,12 @@ fn read_members(
                     let got =
                         read_full(&mut src, &mut buf[..want]).map_err(|e| Stop::Failed(ti, e))?;
                     if got == 0 {
-                        return Err(Stop::Other(Error::Tensor {
-                            path: "input".into(),
-                            name: spec.name.clone(),
-                            reason: format!("source ended after {done} of {} bytes", spec.data_len),
+                        return Err(Stop::Other(Error::Input {
+                            tensor: spec.name.clone(),
+                            source: io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("source ended after {done} of {} bytes", spec.data_len),
+                            ),
                         }));
                     }
                     hash(&buf[..got]);
@@ -1195,7 +1221,7 @@ fn read_verbatim(
             first_ti,
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("input {name}: BLAKE3 mismatch (weights corrupt); nothing was written"),
+                format!("{name}: BLAKE3 mismatch (corrupt)"),
             ),
         ));
     }

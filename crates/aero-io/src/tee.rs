@@ -111,7 +111,7 @@ impl TeeReader<'_> {
             && *st.hasher.finalize().as_bytes() != want
         {
             return Err(bad(format!(
-                "input {}: BLAKE3 mismatch (weights corrupt); nothing was written",
+                "{}: BLAKE3 mismatch (corrupt)",
                 self.shard.name
             )));
         }

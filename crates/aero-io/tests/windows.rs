@@ -288,7 +288,7 @@ fn verbatim_shards_are_verified_and_hashed_in_one_pass() {
         wrong[0] ^= 1;
         let specs = chunk_specs(&file, base, &chunk, &at, wrong, &fed);
         let e = write_model(&bad, specs, &opts).unwrap_err();
-        assert!(e.to_string().contains("weights corrupt"), "{e}");
+        assert!(e.to_string().contains("BLAKE3 mismatch (corrupt)"), "{e}");
         assert!(!bad.exists());
 
         // No shortcut when the shard differs (two shards here): the verifiers

@@ -3,7 +3,6 @@ use std::process::ExitCode;
 
 use aero_io::stream::{TensorSpec, WriteOptions};
 use aero_io::{Mode, Verdict};
-use anyhow::bail;
 
 use super::{RepackArgs, WriterArgs};
 use crate::out;
@@ -97,18 +96,18 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     let mut readers = None;
     if !a.force {
         let refuse = |r: &aero_io::Report| {
-            anyhow::anyhow!(
-                "{}: input is damaged ({}); use --force to repack anyway",
-                a.input.display(),
-                r.errors.first().cloned().unwrap_or_default()
-            )
+            anyhow::Error::new(aero_convert::ConvertError::InputInvalid {
+                path: a.input.clone(),
+                reason: r.errors.first().cloned().unwrap_or_default(),
+            })
+            .context("use --force to repack anyway")
         };
         let r = aero_io::validate(&f, Mode::Quick, &|_| {});
         if r.verdict == Verdict::Invalid {
             return Err(refuse(&r));
         }
         readers = aero_io::tee::verifiers(&f)
-            .map_err(|e| anyhow::anyhow!("{e}; use --force to repack anyway"))?;
+            .map_err(|e| anyhow::Error::new(e).context("use --force to repack anyway"))?;
         if readers.is_none() {
             // Tensors out of offset order: verify everything up front instead.
             let pb = out::bytes_bar(
@@ -125,6 +124,9 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     let idx = f.index()?;
     let (name, arch) = f.model();
     let mut opts = a.writer.options();
+    if a.force {
+        opts.unverified = forced_tensors(&f, &a.input)?;
+    }
     opts.model_name = name.unwrap_or_else(|| "converted".into());
     opts.architecture = arch.unwrap_or_else(|| "unknown".into());
     if let Some(serde_json::Value::Object(m)) = f.meta_json().unwrap_or(None) {
@@ -151,8 +153,11 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     }
     let s = match aero_io::stream::write_model(&a.output, specs, &opts) {
         Ok(s) => s,
-        Err(e) if e.to_string().contains("weights corrupt") => {
-            bail!("{}: {e}; use --force to repack anyway", a.input.display())
+        Err(e) if e.is_invalid_data() => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "{}: input is damaged, nothing was written (use --force to repack anyway)",
+                a.input.display()
+            )));
         }
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("writing {}", a.output.display())));
@@ -161,6 +166,57 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--force`: verifies the whole input first and names the tensors whose
+/// bytes nothing vouches for (their shard fails its hash and no hash_b3 or
+/// page hash of their own proves them), warning about each. The writer
+/// copies them without fresh hashes (`WriteOptions::unverified`).
+fn forced_tensors(f: &aero_io::AeroFile, input: &Path) -> anyhow::Result<Vec<String>> {
+    let pb = out::bytes_bar(
+        aero_io::validate::work_bytes(f, Mode::Full),
+        "verifying input",
+    );
+    let r = aero_io::validate(f, Mode::Full, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    if r.verdict != Verdict::Invalid {
+        return Ok(Vec::new());
+    }
+    let idx = f.index()?;
+    let mut bad = Vec::new();
+    for (t, rep) in idx.tensors().iter().zip(&r.tensors) {
+        if rep.hash_b3 == "verified" {
+            continue;
+        }
+        let shard_ok = f.shard(t.shard_id).ok().and_then(|c| {
+            r.chunks
+                .iter()
+                .find(|row| row.index == c.index)
+                .map(|row| row.status == "verified")
+        });
+        let pages_ok = f.shard(t.shard_id).ok().is_some_and(|c| {
+            r.pages.iter().any(|p| {
+                p.shard == c.name
+                    && p.status != "error"
+                    && aero_io::integrity::page_span(p.page_size, t.data_off, t.data_len, c.length)
+                        .is_some_and(|(a, b)| {
+                            let (first, last) = (a / p.page_size, (b - 1) / p.page_size);
+                            !p.bad_pages.iter().any(|&i| i >= first && i <= last)
+                        })
+            })
+        });
+        if rep.hash_b3 == "mismatch" || (shard_ok != Some(true) && !pages_ok) {
+            bad.push(t.name.clone());
+        }
+    }
+    eprintln!(
+        "aerotensor: warning: {}: --force: {} of {} tensors failed verification ({}); they are copied without hashes, so the output does not vouch for them",
+        out::clean(&input.display().to_string()),
+        bad.len(),
+        idx.len(),
+        out::clean(&r.errors.first().cloned().unwrap_or_default())
+    );
+    Ok(bad)
 }
 
 /// Counts bytes for a progress bar as the writer streams them.
