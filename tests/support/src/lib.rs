@@ -1,0 +1,126 @@
+//! Helpers shared by the workspace's integration tests (not published).
+//!
+//! Fixtures are made here by code (safetensors files through the
+//! `safetensors` crate, deterministic bytes) or taken from `../shared/golden`.
+
+pub use safetensors;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A file of the reference implementation's golden set (`../shared/golden`).
+pub fn golden(name: &str) -> PathBuf {
+    repo().join("../shared/golden").join(name)
+}
+
+/// `n` deterministic pseudo-random bytes (xorshift64 from `seed`).
+pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A tensor for [`write_safetensors`]: name, dtype, shape, bytes.
+pub type StTensor = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+/// Writes a safetensors file with the `safetensors` crate.
+pub fn write_safetensors(path: &Path, tensors: &[StTensor], metadata: Option<&[(&str, &str)]>) {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("consistent tensor"),
+            )
+        })
+        .collect();
+    let meta: Option<HashMap<String, String>> = metadata.map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+    safetensors::serialize_to_file(views, meta, path).expect("write safetensors");
+}
+
+/// A small model of f32 tensors (`n` tensors, `elems` elements each).
+pub fn f32_model(n: usize, elems: usize) -> Vec<StTensor> {
+    (0..n)
+        .map(|i| {
+            (
+                format!("layer.{i:03}.weight"),
+                safetensors::Dtype::F32,
+                vec![elems],
+                bytes(i as u64 + 1, elems * 4),
+            )
+        })
+        .collect()
+}
+
+/// Runs a command-line binary with colour off.
+#[derive(Clone, Debug)]
+pub struct Cli {
+    bin: PathBuf,
+}
+
+impl Cli {
+    /// The binary at `bin` (in a test: `env!("CARGO_BIN_EXE_aerotensor")`).
+    pub fn new(bin: impl Into<PathBuf>) -> Cli {
+        Cli { bin: bin.into() }
+    }
+
+    /// A command for the binary, colour off.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env("NO_COLOR", "1");
+        c
+    }
+
+    /// Runs with `args` and collects the output.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        self.cmd().args(args).output().expect("run the binary")
+    }
+
+    /// Runs with `args`, asserts success and returns stdout.
+    pub fn ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{:?} failed: {}",
+            args.iter()
+                .map(|a| a.as_ref().to_owned())
+                .collect::<Vec<_>>(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+/// stdout parsed as one JSON document.
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// Names in `dir` that are writers' temporaries (`*.aerotmp`).
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".aerotmp") || n.contains(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
