@@ -1579,3 +1579,43 @@ fn from_env_child() {
     // mid and the TIDX fit under 1 MiB together with big; all bounded.
     assert!(cache.total_bytes() > 0 && cache.total_bytes() <= 1 << 20);
 }
+
+#[test]
+fn remote_reads_verify_files_without_tensor_hashes() {
+    let _w = watchdog(
+        "remote_reads_verify_files_without_tensor_hashes",
+        Duration::from_secs(30),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = [("a", 30_000usize, 1u64), ("b", 90_000, 2), ("c", 20_000, 3)];
+    // Only the shard hash (no hash_b3, no page hashes): a remote read of
+    // one tensor fetches and checks its whole shard.
+    let m = gen_model(&spec, 0, false);
+    for (label, flip) in [("intact", false), ("flipped", true)] {
+        let mut bytes = m.bytes.clone();
+        let (off, len) = m.range("b");
+        if flip {
+            bytes[(off + len / 2) as usize] ^= 0x10;
+        }
+        let srv = TestServer::start();
+        srv.put("/m.aero", bytes);
+        let f = AeroFile::open_url(&srv.url("/m.aero"), cached(dir.path(), 64 << 20)).unwrap();
+        assert_eq!(
+            f.protection(f.tensor_info("b").unwrap()),
+            aero_io::Protection::Shard
+        );
+        match (read(&f, "b"), flip) {
+            (Ok(v), false) => assert_eq!(v, m.data("b")),
+            (Err(e), true) => {
+                assert!(matches!(e, Error::Corrupt { .. }), "{label}: {e:?}");
+                assert!(e.to_string().contains("weights.shard0"), "{e}");
+            }
+            (r, _) => panic!("{label}: {:?}", r.map(|v| v.len())),
+        }
+        // A second read is checked again: a remote source is not trusted
+        // to keep serving what it served.
+        if flip {
+            assert!(read(&f, "a").is_err(), "same shard, so also refused");
+        }
+    }
+}
