@@ -1,19 +1,25 @@
-//! `cargo xtask bench [validate|list|repack|convert|micro|all]... [--runs N]`
+//! `cargo xtask bench [validate|list|extract|repack|convert|export|micro|all]... [--runs N]`
 //!
 //! End-to-end performance targets of the release `aerotensor`, each measured
-//! against a baseline command in the same run (see docs/BENCHMARKS.md):
+//! against a baseline command in the same run (see docs/BENCHMARKS.md). The
+//! 1 GiB fixtures are written with the defaults (hash_b3 for every tensor,
+//! 1 MiB page hashes) unless said otherwise.
 //!
 //! - `validate` — `validate --full` of a 1 GiB single-shard file vs `b3sum`
-//!   of the same file (wall ≤ 1.05×), peak RSS ≤ 64 MiB.
+//!   of the same file: ≤ 1.5× with hash_b3 + page hashes, ≤ 1.05× for a
+//!   file with shard hashes only; peak RSS ≤ 64 MiB.
 //! - `list`     — `list --json` of a 100,000-tensor file, median wall < 50 ms.
-//! - `repack`   — `repack IN OUT` of the 1 GiB file vs `cp IN OUT2` and
-//!   `cp IN OUT2 && sync OUT2` (wall ≤ 1.3×), and `repack --no-fsync` (which,
-//!   like `cp`, does not wait for the disk) vs `cp`; peak RSS ≤ 64 MiB.
-//! - `convert`  — `convert-safetensors` of a 1 GiB safetensors file, the same
-//!   comparisons and targets; skipped when the command is absent.
+//! - `extract`  — verified `extract` of one 16 MiB tensor of a 1 GiB file vs
+//!   `dd` of its byte range: ≤ 3×.
+//! - `repack`, `convert`, `export` — `repack` of the 1 GiB file,
+//!   `convert-safetensors` of a 1 GiB safetensors file and
+//!   `export-safetensors` of the 1 GiB file: the default (durable) command vs
+//!   `cp IN OUT2 && sync OUT2` ≤ 1.0×, `--no-fsync` (which, like `cp`, does
+//!   not wait for the disk) vs `cp` ≤ 1.3×, peak RSS ≤ 64 MiB; the durable
+//!   command vs plain `cp` is reported.
 //! - `micro`    — the criterion microbenchmarks (`cargo bench -p aero-io --bench read`).
 //!
-//! With no name, the four end-to-end benchmarks run; `all` adds `micro`.
+//! With no name, the end-to-end benchmarks run; `all` adds `micro`.
 //! Each child runs with stdout on /dev/null and stderr in
 //! `target/bench/logs/`; wall time is measured around spawn+wait, peak RSS is
 //! the child's `ru_maxrss` from `wait4`. Commands of one benchmark run
@@ -48,16 +54,24 @@ const BIG_TENSORS: u64 = 256;
 const LIST_TENSORS: u64 = 100_000;
 const LIST_TENSOR_BYTES: u64 = 256;
 const LIST_TARGET: Duration = Duration::from_millis(50);
-const VALIDATE_RATIO: f64 = 1.05;
-const REPACK_RATIO: f64 = 1.3;
-const CONVERT_RATIO: f64 = 1.3;
+/// `validate --full` of a file with hash_b3 and page hashes vs `b3sum`: every
+/// byte is hashed three times (shard, page, tensor; see aero_io::scan).
+const VALIDATE_RATIO: f64 = 1.5;
+/// `validate --full` of a file with only shard hashes vs `b3sum`.
+const VALIDATE_SHARD_RATIO: f64 = 1.05;
+/// Writers with the default hashes: durable vs `cp && sync`, and
+/// `--no-fsync` vs plain `cp`.
+const WRITE_SYNC_RATIO: f64 = 1.0;
+const WRITE_CP_RATIO: f64 = 1.3;
+/// Verified extract of one 16 MiB tensor vs `dd` of its byte range.
+const EXTRACT_RATIO: f64 = 3.0;
 /// Bump when the fixture generator changes so stale fixtures are rebuilt.
-const FIXTURE_VERSION: &str = "gen_synthetic v1";
+const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
-const E2E: [&str; 4] = ["validate", "list", "repack", "convert"];
+const E2E: [&str; 6] = ["validate", "list", "extract", "repack", "convert", "export"];
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|repack|convert|micro|all]... [--runs N]".into()
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|micro|all]... [--runs N]".into()
 }
 
 /// Entry point of `cargo xtask bench`.
@@ -183,8 +197,10 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
         let r = match name {
             "validate" => bench_validate(&ctx),
             "list" => bench_list(&ctx),
+            "extract" => bench_extract(&ctx),
             "repack" => bench_repack(&ctx),
             "convert" => bench_convert(&ctx),
+            "export" => bench_export(&ctx),
             _ => unreachable!("names are checked"),
         };
         match r {
@@ -508,6 +524,22 @@ fn fixture(ctx: &Ctx, name: &str, args: &[&str]) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The 1 GiB file as the reference writer lays it out: shard hashes only.
+fn big_aero_reference(ctx: &Ctx) -> Result<PathBuf> {
+    fixture(
+        ctx,
+        "model-1g-reference.aero",
+        &[
+            "--bytes",
+            &BIG_BYTES.to_string(),
+            "--tensors",
+            &BIG_TENSORS.to_string(),
+            "--layout",
+            "reference",
+        ],
+    )
+}
+
 fn big_aero(ctx: &Ctx) -> Result<PathBuf> {
     fixture(
         ctx,
@@ -680,53 +712,144 @@ impl BenchOut {
 
 // ---------------------------------------------------------------- benchmarks
 
-/// `validate --full` of the 1 GiB file vs `b3sum` of the same file.
+/// `validate --full` of the 1 GiB file (hash_b3 + page hashes) and of a
+/// 1 GiB file with only shard hashes, each vs `b3sum` of the same file.
 fn bench_validate(ctx: &Ctx) -> Result<BenchOut> {
-    let file = big_aero(ctx)?;
-    warm(&file)?;
     let b3sum = ensure_b3sum();
+    let mut all = BenchOut {
+        checks: Vec::new(),
+        commands: Vec::new(),
+        notes: Vec::new(),
+    };
+    for (file, name, ratio) in [
+        (big_aero(ctx)?, "validate --full 1 GiB (hash_b3+PHSH)", VALIDATE_RATIO),
+        (big_aero_reference(ctx)?, "validate --full 1 GiB (shard hash)", VALIDATE_SHARD_RATIO),
+    ] {
+        warm(&file)?;
+        let ours = Cmd::new(
+            "aerotensor",
+            [
+                ctx.aerotensor.as_os_str(),
+                "validate".as_ref(),
+                "--full".as_ref(),
+                file.as_os_str(),
+            ],
+        );
+        let mut cmds = vec![ours];
+        if let Some(b) = &b3sum {
+            cmds.push(Cmd::new("b3sum", [b.as_os_str(), file.as_os_str()]));
+        }
+        let s = measure_all(ctx, "validate", &cmds, &|| Ok(()))?;
+        let out = &mut all;
+        out.commands.extend(s.iter().map(Series::to_json));
+        match s.get(1) {
+            Some(base) => out.checks.push(Check::ratio(name, &s[0], base, Some(ratio))),
+            None => {
+                out.checks.push(Check {
+                    benchmark: name.into(),
+                    ours: dur(s[0].median()),
+                    baseline: "b3sum missing".into(),
+                    ratio: "-".into(),
+                    rss: human(s[0].max_rss()),
+                    target: format!("wall <= {ratio:.2}x b3sum"),
+                    outcome: Outcome::Skipped,
+                    ratio_value: None,
+                    min_ratio: None,
+                });
+                out.notes.push(
+                    "validate ratio skipped: b3sum is not installed and could not be installed \
+                     (apt-get install b3sum / cargo install b3sum --locked)"
+                        .into(),
+                );
+            }
+        }
+        out.checks
+            .push(Check::rss(name, &s[0], s.get(1), Some(RSS_TARGET)));
+    }
+    all.notes.push(
+        "a file with hash_b3 and PHSH holds three hashes of every weight byte (shard, page, \
+         tensor); validate --full computes all three in one read, b3sum one"
+            .into(),
+    );
+    Ok(all)
+}
+
+/// Verified `extract` of one 16 MiB tensor from a 1 GiB file written with
+/// the defaults vs `dd` of the same byte range, both into a file.
+fn bench_extract(ctx: &Ctx) -> Result<BenchOut> {
+    let file = fixture(
+        ctx,
+        "model-1g-16m.aero",
+        &[
+            "--bytes",
+            &BIG_BYTES.to_string(),
+            "--tensors",
+            &(BIG_BYTES / (16 * MIB)).to_string(),
+            "--layout",
+            "aligned",
+        ],
+    )?;
+    warm(&file)?;
+    let listing = Command::new(&ctx.aerotensor)
+        .args(["inspect", "--json", "--max-tensors", "1000000"])
+        .arg(&file)
+        .output()?;
+    let v: Value = serde_json::from_slice(&listing.stdout).context("inspect --json")?;
+    let t = v["tensors"]
+        .as_array()
+        .and_then(|a| a.get(a.len() / 2))
+        .context("no tensor")?
+        .clone();
+    let name = t["name"].as_str().context("tensor name")?.to_string();
+    let shard = format!("weights.shard{}", t["shard_id"]);
+    let chunk = v["chunks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == shard.as_str()))
+        .context("tensor's shard chunk")?;
+    let off = chunk["offset"].as_u64().context("offset")? + t["data_off"].as_u64().context("data_off")?;
+    let len = t["data_len"].as_u64().context("data_len")?;
+    fs::create_dir_all(ctx.dir.join("out"))?;
+    let out = ctx.dir.join("out/tensor.bin");
+    let out2 = ctx.dir.join("out/dd.bin");
     let ours = Cmd::new(
         "aerotensor",
         [
             ctx.aerotensor.as_os_str(),
-            "validate".as_ref(),
-            "--full".as_ref(),
+            "extract".as_ref(),
             file.as_os_str(),
+            name.as_ref(),
+            out.as_os_str(),
         ],
     );
-    let mut cmds = vec![ours];
-    if let Some(b) = &b3sum {
-        cmds.push(Cmd::new("b3sum", [b.as_os_str(), file.as_os_str()]));
-    }
-    let s = measure_all(ctx, "validate", &cmds, &|| Ok(()))?;
-    let name = "validate --full 1 GiB";
-    let mut out = BenchOut::new(&s);
-    match s.get(1) {
-        Some(base) => out
-            .checks
-            .push(Check::ratio(name, &s[0], base, Some(VALIDATE_RATIO))),
-        None => {
-            out.checks.push(Check {
-                benchmark: name.into(),
-                ours: dur(s[0].median()),
-                baseline: "b3sum missing".into(),
-                ratio: "-".into(),
-                rss: human(s[0].max_rss()),
-                target: format!("wall <= {VALIDATE_RATIO:.2}x b3sum"),
-                outcome: Outcome::Skipped,
-                ratio_value: None,
-                min_ratio: None,
-            });
-            out.notes.push(
-                "validate ratio skipped: b3sum is not installed and could not be installed \
-                 (apt-get install b3sum / cargo install b3sum --locked)"
-                    .into(),
-            );
-        }
-    }
-    out.checks
-        .push(Check::rss(name, &s[0], s.get(1), Some(RSS_TARGET)));
-    Ok(out)
+    let mut of = OsString::from("of=");
+    of.push(&out2);
+    let mut iff = OsString::from("if=");
+    iff.push(&file);
+    let dd = Cmd::new(
+        "dd",
+        [
+            "dd".into(),
+            iff,
+            of,
+            "bs=1M".into(),
+            format!("skip={off}").into(),
+            format!("count={len}").into(),
+            "iflag=skip_bytes,count_bytes".into(),
+            "status=none".into(),
+        ],
+    );
+    let s = measure_all(ctx, "extract", &[ours, dd], &|| remove(&[&out, &out2]))?;
+    let mut o = BenchOut::new(&s);
+    o.checks.push(Check::ratio(
+        "extract 16 MiB tensor of 1 GiB (verified)",
+        &s[0],
+        &s[1],
+        Some(EXTRACT_RATIO),
+    ));
+    o.notes.push(format!(
+        "extract checks the tensor's hash_b3 (16 MiB hashed) and writes atomically; dd copies {len} bytes at offset {off}"
+    ));
+    Ok(o)
 }
 
 /// `list --json` of the 100,000-tensor file, output to /dev/null.
@@ -798,7 +921,6 @@ fn write_bench(
     sub: &str,
     input: &Path,
     out: &Path,
-    targets: Option<(f64, u64)>,
 ) -> Result<BenchOut> {
     let aero = |extra: &[&str]| {
         let mut argv: Vec<OsString> = vec![ctx.aerotensor.clone().into(), sub.into()];
@@ -809,29 +931,29 @@ fn write_bench(
     let ours = Cmd::new("aerotensor", aero(&[]));
     let fast = Cmd::new("aerotensor --no-fsync", aero(&["--no-fsync"]));
     let out2 = ctx.dir.join("out/copy.bin");
-    let tmp = {
-        let mut s = out.as_os_str().to_owned();
-        s.push(".tmp");
-        PathBuf::from(s)
-    };
     let mut cmds = vec![ours, fast];
     cmds.extend(copy_baselines(input, &out2));
     // Every run starts with no outputs and nothing dirty in the page cache,
     // so no command pays for writing back another's data.
     let prepare = || -> Result<()> {
-        remove(&[out, &tmp, &out2])?;
+        remove(&[out, &out2])?;
         sync_all()
     };
     let s = measure_all(ctx, bench, &cmds, &prepare)?;
-    remove(&[out, &tmp, &out2])?;
+    remove(&[out, &out2])?;
     let mut o = BenchOut::new(&s);
-    let (ratio, rss) = (targets.map(|t| t.0), targets.map(|t| t.1));
     let (durable, fast, cp, cp_sync) = (&s[0], &s[1], &s[2], &s[3]);
-    o.checks.push(Check::ratio(name, durable, cp, ratio));
-    o.checks.push(Check::ratio(name, durable, cp_sync, ratio));
+    o.checks.push(Check::ratio(name, durable, cp, None));
     o.checks
-        .push(Check::ratio(&format!("{name} --no-fsync"), fast, cp, ratio));
-    o.checks.push(Check::rss(name, durable, Some(cp), rss));
+        .push(Check::ratio(name, durable, cp_sync, Some(WRITE_SYNC_RATIO)));
+    o.checks.push(Check::ratio(
+        &format!("{name} --no-fsync"),
+        fast,
+        cp,
+        Some(WRITE_CP_RATIO),
+    ));
+    o.checks
+        .push(Check::rss(name, durable, Some(cp), Some(RSS_TARGET)));
     o.notes.push(format!(
         "`{sub}` fsyncs its output before the rename (durable), `cp` does not: \
          `cp+sync` is the durable copy, `{sub} --no-fsync` the like-for-like one"
@@ -845,15 +967,7 @@ fn bench_repack(ctx: &Ctx) -> Result<BenchOut> {
     fs::create_dir_all(ctx.dir.join("out"))?;
     let out = ctx.dir.join("out/repacked.aero");
     warm(&file)?;
-    write_bench(
-        ctx,
-        "repack",
-        "repack 1 GiB",
-        "repack",
-        &file,
-        &out,
-        Some((REPACK_RATIO, RSS_TARGET)),
-    )
+    write_bench(ctx, "repack", "repack 1 GiB", "repack", &file, &out)
 }
 
 /// `convert-safetensors IN OUT` of a 1 GiB safetensors file vs `cp`, when the
@@ -874,7 +988,7 @@ fn bench_convert(ctx: &Ctx) -> Result<BenchOut> {
                 baseline: "-".into(),
                 ratio: "-".into(),
                 rss: "-".into(),
-                target: format!("wall <= {CONVERT_RATIO:.2}x cp"),
+                target: format!("wall <= {WRITE_SYNC_RATIO:.2}x cp+sync"),
                 outcome: Outcome::Skipped,
                 ratio_value: None,
                 min_ratio: None,
@@ -904,7 +1018,23 @@ fn bench_convert(ctx: &Ctx) -> Result<BenchOut> {
         "convert-safetensors",
         &input,
         &out,
-        Some((CONVERT_RATIO, RSS_TARGET)),
+    )
+}
+
+/// `export-safetensors` of the 1 GiB file written with the defaults (every
+/// tensor verified as it is copied) vs `cp`; peak RSS counts mapped pages.
+fn bench_export(ctx: &Ctx) -> Result<BenchOut> {
+    let file = big_aero(ctx)?;
+    fs::create_dir_all(ctx.dir.join("out"))?;
+    let out = ctx.dir.join("out/exported.safetensors");
+    warm(&file)?;
+    write_bench(
+        ctx,
+        "export",
+        "export-safetensors 1 GiB",
+        "export-safetensors",
+        &file,
+        &out,
     )
 }
 

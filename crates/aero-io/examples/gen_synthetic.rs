@@ -212,7 +212,13 @@ fn main() -> ExitCode {
         max_shard_bytes: u64::MAX,
         uuid: Some(uuid),
         layout: a.layout,
-        ..WriteOptions::default()
+        // The layout's defaults: hash_b3 and page hashes for aligned files,
+        // none for reference ones (what the reference writer writes).
+        ..if a.layout == Layout::Reference {
+            WriteOptions::reference()
+        } else {
+            WriteOptions::default()
+        }
     };
     match write_model(&a.out, specs, &opts) {
         Ok(s) => {
