@@ -71,7 +71,8 @@ const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 Mi
 const E2E: [&str; 6] = ["validate", "list", "extract", "repack", "convert", "export"];
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|micro|all]... [--runs N]".into()
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|micro|all]... [--runs N]"
+        .into()
 }
 
 /// Entry point of `cargo xtask bench`.
@@ -722,8 +723,16 @@ fn bench_validate(ctx: &Ctx) -> Result<BenchOut> {
         notes: Vec::new(),
     };
     for (file, name, ratio) in [
-        (big_aero(ctx)?, "validate --full 1 GiB (hash_b3+PHSH)", VALIDATE_RATIO),
-        (big_aero_reference(ctx)?, "validate --full 1 GiB (shard hash)", VALIDATE_SHARD_RATIO),
+        (
+            big_aero(ctx)?,
+            "validate --full 1 GiB (hash_b3+PHSH)",
+            VALIDATE_RATIO,
+        ),
+        (
+            big_aero_reference(ctx)?,
+            "validate --full 1 GiB (shard hash)",
+            VALIDATE_SHARD_RATIO,
+        ),
     ] {
         warm(&file)?;
         let ours = Cmd::new(
@@ -743,7 +752,9 @@ fn bench_validate(ctx: &Ctx) -> Result<BenchOut> {
         let out = &mut all;
         out.commands.extend(s.iter().map(Series::to_json));
         match s.get(1) {
-            Some(base) => out.checks.push(Check::ratio(name, &s[0], base, Some(ratio))),
+            Some(base) => out
+                .checks
+                .push(Check::ratio(name, &s[0], base, Some(ratio))),
             None => {
                 out.checks.push(Check {
                     benchmark: name.into(),
@@ -806,7 +817,8 @@ fn bench_extract(ctx: &Ctx) -> Result<BenchOut> {
         .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == shard.as_str()))
         .context("tensor's shard chunk")?;
-    let off = chunk["offset"].as_u64().context("offset")? + t["data_off"].as_u64().context("data_off")?;
+    let off =
+        chunk["offset"].as_u64().context("offset")? + t["data_off"].as_u64().context("data_off")?;
     let len = t["data_len"].as_u64().context("data_len")?;
     fs::create_dir_all(ctx.dir.join("out"))?;
     let out = ctx.dir.join("out/tensor.bin");

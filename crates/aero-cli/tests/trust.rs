@@ -467,7 +467,7 @@ fn big_input(path: &Path, n: u64) {
         &serde_json::json!({"t": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}),
     )
     .unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut b = (h.len() as u64).to_le_bytes().to_vec();

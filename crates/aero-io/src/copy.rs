@@ -1,6 +1,6 @@
 //! Verified tensor copies: tensor bytes streamed from an AERO file into an
 //! output file, each checked against the strongest hash the file records for
-//! it (see [`Protection`]), with bounded memory.
+//! it (see [`crate::Protection`]), with bounded memory.
 //!
 //! This is how every command that writes tensor bytes out reads them
 //! (`extract`, `fetch-tensor`, both exporters): one pass over the bytes,

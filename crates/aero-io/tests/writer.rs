@@ -457,3 +457,87 @@ fn shard_planning_follows_the_reference_rule() {
     let p = ShardPlan::new([5, 5, 5], 128, Layout::Aligned).unwrap();
     assert_eq!(p.placement, [(0, 0), (0, 64), (1, 0)]);
 }
+
+#[test]
+fn independent_reader_accepts_the_default_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mixed_model();
+    // The defaults (hash_b3 and 1 MiB pages), several shards, and a file
+    // whose only shard is empty (it gets no PHSH: spec §16.7).
+    let cases: Vec<(&str, Vec<TensorSpec<'_>>, WriteOptions)> = vec![
+        (
+            "defaults",
+            mixed_specs(&m),
+            WriteOptions {
+                max_shard_bytes: 256,
+                uuid: Some([9; 16]),
+                ..WriteOptions::default()
+            },
+        ),
+        (
+            "empty-shard",
+            vec![TensorSpec {
+                name: "empty".into(),
+                dtype: DType::F32,
+                shape: vec![0, 4],
+                data_len: 0,
+                extras: vec![],
+                source: Box::new(std::io::empty()),
+                file_range: None,
+            }],
+            WriteOptions::default(),
+        ),
+    ];
+    for (label, specs, opts) in cases {
+        let out = dir.path().join(format!("{label}.aero"));
+        write_model(&out, specs, &opts).unwrap();
+        let f = AeroFile::open(&out).unwrap();
+        let shards = f
+            .chunks()
+            .iter()
+            .filter(|c| c.fourcc == aero_io::FourCc::WTSH)
+            .count();
+        let pages = f
+            .chunks()
+            .iter()
+            .filter(|c| c.fourcc == aero_io::FourCc::PHSH)
+            .count();
+        if label == "empty-shard" {
+            assert_eq!((shards, pages), (1, 0), "no PHSH for an empty shard");
+        } else {
+            assert!(shards > 1 && pages == shards, "{shards} {pages}");
+        }
+        assert!(
+            f.index()
+                .unwrap()
+                .tensors()
+                .iter()
+                .all(|t| t.hash_b3.is_some())
+        );
+        let r = pyref_validate(&out);
+        assert_eq!(r["valid"], true, "{label}: {r}");
+        assert!(
+            r["chunks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["status"] == "verified"),
+            "{label}: {r}"
+        );
+        assert!(
+            r["pages"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|v| v == "verified"),
+            "{r}"
+        );
+        for t in f.index().unwrap().tensors() {
+            assert_eq!(
+                r["tensors"][&t.name]["hash_b3"], "verified",
+                "{label} {}",
+                t.name
+            );
+        }
+    }
+}
