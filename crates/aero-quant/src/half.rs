@@ -1,0 +1,163 @@
+//! IEEE half-precision and bfloat16 conversions, written so that the hot
+//! loops stay branch-free (the compiler turns the selects into vector
+//! blends).
+
+/// f16 bits → f32, exact for every input (subnormals, ±0, ±Inf); a NaN keeps
+/// its sign and payload (the payload moves to the top of the f32 mantissa).
+#[inline(always)]
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let sign = (h & 0x8000) << 16;
+    let em = h & 0x7fff;
+    // Normal numbers: rebias the exponent (15 -> 127), widen the mantissa.
+    let normal = (em << 13).wrapping_add((127 - 15) << 23);
+    // Zero and subnormals: the 10-bit mantissa counts units of 2^-24; the
+    // product is exact in f32.
+    let sub = (em as f32 * (1.0 / 16_777_216.0)).to_bits();
+    // Inf and NaN: all exponent bits set, payload kept.
+    let special = 0x7f80_0000 | ((em & 0x03ff) << 13);
+    let bits = if em >= 0x7c00 {
+        special
+    } else if em < 0x0400 {
+        sub
+    } else {
+        normal
+    };
+    f32::from_bits(bits | sign)
+}
+
+/// f32 → f16 bits, rounding to nearest even (what numpy's
+/// `astype(np.float16)` and a hardware `vcvtps2ph` do): overflow goes to ±Inf,
+/// tiny values to f16 subnormals or ±0, NaN stays NaN (quiet, with the top of
+/// its payload).
+#[inline(always)]
+pub(crate) fn f32_to_f16(x: f32) -> u16 {
+    let u = x.to_bits();
+    let sign = (u >> 16) & 0x8000;
+    let a = u & 0x7fff_ffff;
+    // |x| >= 65520 rounds to Inf; NaN keeps a quiet NaN with its payload top.
+    let special = if a > 0x7f80_0000 {
+        0x7e00 | ((a >> 13) & 0x03ff)
+    } else {
+        0x7c00
+    };
+    // |x| < 2^-14 becomes an f16 subnormal (or zero): adding 0.5 shifts the
+    // mantissa so that the FPU's own round-to-nearest-even does the rounding,
+    // and the low bits of the sum are the f16 bits.
+    let sub = (f32::from_bits(a) + 0.5)
+        .to_bits()
+        .wrapping_sub(0x3f00_0000);
+    // Normal range: rebias and round to nearest even on the 13 dropped bits.
+    // A carry out of the mantissa bumps the exponent, up to Inf at 65520.
+    let odd = (a >> 13) & 1;
+    let normal = a.wrapping_sub((127 - 15) << 23).wrapping_add(0x0fff + odd) >> 13;
+    let h = if a >= 0x4780_0000 {
+        special
+    } else if a < 0x3880_0000 {
+        sub
+    } else {
+        normal
+    };
+    (h | sign) as u16
+}
+
+/// f32 → bfloat16 bits, rounding to nearest even on the dropped 16 bits
+/// (ggml's `ggml_compute_fp32_to_bf16`): overflow goes to ±Inf, NaN stays a
+/// quiet NaN with its sign.
+#[inline(always)]
+pub(crate) fn f32_to_bf16(x: f32) -> u16 {
+    let u = x.to_bits();
+    let rounded = u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16;
+    let nan = (u >> 16) | 0x0040;
+    let h = if u & 0x7fff_ffff > 0x7f80_0000 {
+        nan
+    } else {
+        rounded
+    };
+    h as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_to_f32_is_exact() {
+        assert_eq!(f16_to_f32(0x0000).to_bits(), 0);
+        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert!(f16_to_f32(0x7c01).is_nan());
+    }
+
+    /// Every f16 survives f16 → f32 → f16, and for every pair of
+    /// neighbouring f16 values the f32s between them round to the nearer one,
+    /// and the midpoint to the one with an even mantissa.
+    #[test]
+    fn f32_to_f16_rounds_to_nearest_even_everywhere() {
+        for h in 0..=u16::MAX {
+            let x = f16_to_f32(h);
+            if x.is_nan() {
+                let back = f32_to_f16(x);
+                assert_eq!(back & 0x7c00, 0x7c00, "{h:#06x}");
+                assert_ne!(back & 0x03ff, 0, "{h:#06x}");
+                assert_eq!(back & 0x8000, h & 0x8000, "{h:#06x}");
+                continue;
+            }
+            assert_eq!(f32_to_f16(x), h, "{h:#06x}");
+            if h & 0x7fff >= 0x7c00 {
+                continue;
+            }
+            // The next f16 away from zero (0x7bff's is Inf, 0x7c00).
+            let next = h + 1;
+            let (lo, hi) = (f64::from(x), f64::from(f16_to_f32(next)));
+            let hi = if next & 0x7fff == 0x7c00 {
+                // Inf's "neighbour" for rounding: 65536 (beyond max + half ulp).
+                65536.0f64.copysign(lo)
+            } else {
+                hi
+            };
+            let mid = ((lo + hi) / 2.0) as f32; // exact: f16 midpoints fit in f32
+            let even = if h & 1 == 0 { h } else { next };
+            assert_eq!(f32_to_f16(mid), even, "midpoint after {h:#06x}");
+            let below = f32::from_bits(mid.to_bits() - 1);
+            let above = f32::from_bits(mid.to_bits() + 1);
+            let (toward, away) = if lo.abs() < hi.abs() {
+                (below, above)
+            } else {
+                (above, below)
+            };
+            assert_eq!(f32_to_f16(toward), h, "just inside {h:#06x}");
+            assert_eq!(f32_to_f16(away), next, "just past midpoint after {h:#06x}");
+        }
+        assert_eq!(f32_to_f16(f32::MAX), 0x7c00);
+        assert_eq!(f32_to_f16(-f32::MAX), 0xfc00);
+        assert_eq!(f32_to_f16(f32::MIN_POSITIVE), 0x0000);
+        assert_eq!(f32_to_f16(-1e-30), 0x8000);
+        assert_eq!(f32_to_f16(2f32.powi(-25)), 0x0000); // tie -> even (zero)
+        assert_eq!(f32_to_f16(3.0 * 2f32.powi(-25)), 0x0002); // tie -> even
+    }
+
+    #[test]
+    fn f32_to_bf16_rounds_to_nearest_even() {
+        assert_eq!(f32_to_bf16(1.0), 0x3f80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // tie, even stays
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82); // tie, odd rounds up
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8001)), 0x3f81);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_7fff)), 0x3f80);
+        assert_eq!(f32_to_bf16(f32::MAX), 0x7f80);
+        assert_eq!(f32_to_bf16(f32::NEG_INFINITY), 0xff80);
+        assert_eq!(f32_to_bf16(-0.0), 0x8000);
+        let nan = f32_to_bf16(f32::from_bits(0x7f80_0001));
+        assert!(nan & 0x7f80 == 0x7f80 && nan & 0x007f != 0);
+        let nan = f32_to_bf16(f32::from_bits(0xffff_ffff));
+        assert!(nan & 0xff80 == 0xff80 && nan & 0x007f != 0);
+    }
+}
