@@ -44,7 +44,18 @@ pub use stream::{OutputType, StreamError, dequantize_reader, dequantize_reader_w
 
 use rayon::prelude::*;
 
-/// Why a tensor could not be dequantized.
+/// Why a tensor could not be dequantized. Cheap (`Copy`), comparable, and
+/// its message names the type and both sides of a mismatch.
+///
+/// ```
+/// use aero_quant::{dequantize, GgmlType, QuantError};
+/// let q6_k = GgmlType::from_name("Q6_K").unwrap();
+/// let err = dequantize(q6_k, &[0; 200], 256, &mut [0f32; 256]).unwrap_err();
+/// assert_eq!(
+///     err,
+///     QuantError::ByteLength { name: "Q6_K", n_elems: 256, expected: 210, actual: 200 }
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuantError {
@@ -100,6 +111,11 @@ pub enum QuantError {
 /// The chunk size, in packed bytes, below which the `par_*` functions do not
 /// split work: each rayon task decodes whole blocks covering at least this
 /// many input bytes.
+///
+/// ```
+/// // A Q4_K chunk is 456 blocks (65,664 bytes, 116,736 values).
+/// assert_eq!(aero_quant::PAR_CHUNK_BYTES.div_ceil(144), 456);
+/// ```
 pub const PAR_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Whether this crate can dequantize `ty`.
@@ -142,7 +158,7 @@ pub fn packed_len(ty: GgmlType, n_elems: u64) -> Result<u64, QuantError> {
             id: ty.id,
         });
     }
-    if n_elems % ty.block_elems != 0 {
+    if !n_elems.is_multiple_of(ty.block_elems) {
         return Err(QuantError::NotBlockMultiple {
             name: ty.name,
             n_elems,

@@ -10,6 +10,15 @@ use crate::{GgmlType, QuantError, Target, ToBf16, ToF16, ToF32, Visit, decode_bl
 const STEP_ELEMS: usize = 256 * 1024;
 
 /// The element type a stream writes, little-endian.
+///
+/// ```
+/// use aero_quant::{dequantize_reader, GgmlType, OutputType};
+/// let bf16 = GgmlType::from_name("BF16").unwrap();
+/// let mut out = Vec::new();
+/// dequantize_reader(bf16, 1, &[0x80, 0x3f][..], OutputType::F32, &mut out)?;
+/// assert_eq!(out, 1.0f32.to_le_bytes());
+/// # Ok::<(), aero_quant::StreamError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputType {
     /// IEEE f32, 4 bytes per value (gguf-py's values, bit for bit).
@@ -35,6 +44,14 @@ impl OutputType {
 }
 
 /// Why a streamed dequantization stopped.
+///
+/// ```
+/// use aero_quant::{dequantize_reader_with, GgmlType, StreamError};
+/// let q4_0 = GgmlType::from_name("Q4_0").unwrap();
+/// let short = [0u8; 20]; // 64 Q4_0 values take 36 bytes
+/// let err = dequantize_reader_with(q4_0, 64, &short[..], |_| Ok(())).unwrap_err();
+/// assert!(matches!(err, StreamError::Truncated { offset: 20, expected: 36, .. }));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StreamError {

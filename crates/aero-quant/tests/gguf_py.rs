@@ -28,12 +28,15 @@ fn crate_dir() -> PathBuf {
 /// Runs a Python script and panics, loudly, when it cannot run or fails.
 fn run_python(args: &[&std::ffi::OsStr]) {
     let python = python();
-    let out = Command::new(&python).args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot start `{python}` ({e}). These tests need python3 with gguf and numpy: \
+    let out = Command::new(&python)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start `{python}` ({e}). These tests need python3 with gguf and numpy: \
              pip install -r tests/requirements.txt"
-        )
-    });
+            )
+        });
     assert!(
         out.status.success(),
         "`{python} {:?}` failed ({}). These tests need python3 with gguf and numpy: \
@@ -72,7 +75,11 @@ fn compare<T: Copy + PartialEq + std::fmt::Debug>(
     failures: &mut Vec<String>,
 ) {
     if got.len() != want.len() {
-        failures.push(format!("{what}: {} values, expected {}", got.len(), want.len()));
+        failures.push(format!(
+            "{what}: {} values, expected {}",
+            got.len(),
+            want.len()
+        ));
         return;
     }
     let bad: Vec<usize> = (0..got.len())
@@ -109,12 +116,26 @@ fn check_type(ty: GgmlType, n: u64, dir: &Path, failures: &mut Vec<String>) {
 
     let mut out = vec![0f32; len];
     match dequantize(ty, &packed, n, &mut out) {
-        Ok(()) => compare(&format!("{name} f32"), &f32_bits(&out), &want32, nan32, be, failures),
+        Ok(()) => compare(
+            &format!("{name} f32"),
+            &f32_bits(&out),
+            &want32,
+            nan32,
+            be,
+            failures,
+        ),
         Err(e) => failures.push(format!("{name} f32: {e}")),
     }
     let mut out = vec![0f32; len];
     match par_dequantize(ty, &packed, n, &mut out) {
-        Ok(()) => compare(&format!("{name} par f32"), &f32_bits(&out), &want32, nan32, be, failures),
+        Ok(()) => compare(
+            &format!("{name} par f32"),
+            &f32_bits(&out),
+            &want32,
+            nan32,
+            be,
+            failures,
+        ),
         Err(e) => failures.push(format!("{name} par f32: {e}")),
     }
     let mut out = vec![0u16; len];
@@ -124,7 +145,14 @@ fn check_type(ty: GgmlType, n: u64, dir: &Path, failures: &mut Vec<String>) {
     }
     let mut out = vec![0u16; len];
     match par_dequantize_f16(ty, &packed, n, &mut out) {
-        Ok(()) => compare(&format!("{name} par f16"), &out, &want16, nan16, be, failures),
+        Ok(()) => compare(
+            &format!("{name} par f16"),
+            &out,
+            &want16,
+            nan16,
+            be,
+            failures,
+        ),
         Err(e) => failures.push(format!("{name} par f16: {e}")),
     }
     let mut out = vec![0u16; len];
@@ -134,7 +162,14 @@ fn check_type(ty: GgmlType, n: u64, dir: &Path, failures: &mut Vec<String>) {
     }
     let mut out = vec![0u16; len];
     match par_dequantize_bf16(ty, &packed, n, &mut out) {
-        Ok(()) => compare(&format!("{name} par bf16"), &out, &wantbf, nanbf, be, failures),
+        Ok(()) => compare(
+            &format!("{name} par bf16"),
+            &out,
+            &wantbf,
+            nanbf,
+            be,
+            failures,
+        ),
         Err(e) => failures.push(format!("{name} par bf16: {e}")),
     }
     for (output, what) in [
@@ -144,16 +179,34 @@ fn check_type(ty: GgmlType, n: u64, dir: &Path, failures: &mut Vec<String>) {
     ] {
         let mut bytes = Vec::new();
         match dequantize_reader(ty, n, &packed[..], output, &mut bytes) {
-            Ok(written) if written != bytes.len() as u64 => {
-                failures.push(format!("{name} {what}: reported {written} bytes, wrote {}", bytes.len()))
-            }
-            Ok(_) if output == OutputType::F32 => {
-                compare(&format!("{name} {what}"), &f32_bits(&f32s(&bytes)), &want32, nan32, be, failures)
-            }
-            Ok(_) if output == OutputType::F16 => {
-                compare(&format!("{name} {what}"), &u16s(&bytes), &want16, nan16, be, failures)
-            }
-            Ok(_) => compare(&format!("{name} {what}"), &u16s(&bytes), &wantbf, nanbf, be, failures),
+            Ok(written) if written != bytes.len() as u64 => failures.push(format!(
+                "{name} {what}: reported {written} bytes, wrote {}",
+                bytes.len()
+            )),
+            Ok(_) if output == OutputType::F32 => compare(
+                &format!("{name} {what}"),
+                &f32_bits(&f32s(&bytes)),
+                &want32,
+                nan32,
+                be,
+                failures,
+            ),
+            Ok(_) if output == OutputType::F16 => compare(
+                &format!("{name} {what}"),
+                &u16s(&bytes),
+                &want16,
+                nan16,
+                be,
+                failures,
+            ),
+            Ok(_) => compare(
+                &format!("{name} {what}"),
+                &u16s(&bytes),
+                &wantbf,
+                nanbf,
+                be,
+                failures,
+            ),
             Err(e) => failures.push(format!("{name} {what}: {e}")),
         }
     }
@@ -182,7 +235,11 @@ fn every_type_matches_gguf_py_bit_for_bit() {
         let n: u64 = n.parse().unwrap();
         let before = failures.len();
         check_type(ty, n, dir.path(), &mut failures);
-        let verdict = if failures.len() == before { "ok" } else { "MISMATCH" };
+        let verdict = if failures.len() == before {
+            "ok"
+        } else {
+            "MISMATCH"
+        };
         eprintln!("{name:8} {n:7} values vs {source}: {verdict}");
         seen.insert(name.to_string());
     }
@@ -191,7 +248,12 @@ fn every_type_matches_gguf_py_bit_for_bit() {
         .filter(|name| !seen.contains(*name))
         .collect();
     assert!(missing.is_empty(), "no fixture for {missing:?}");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
