@@ -248,17 +248,25 @@ fn scale_min_k4<const N: usize>(b: &[u8; N], at: usize) -> ([u8; 8], [u8; 8]) {
 pub(crate) fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
     let d = f16_at(b, 80);
     let dmin = f16_at(b, 82);
+    // Value j = 128 half + 32 shift + l takes bits 2 shift.. of byte
+    // 32 half + l and scale byte j / 16. The 16 bytes of one (half, sub)
+    // feed four runs of 16 values, one per 2-bit field.
     for half in 0..2 {
-        for shift in 0..4 {
-            for sub in 0..2 {
+        for sub in 0..2 {
+            let mut dl = [0f32; 4];
+            let mut ml = [0f32; 4];
+            for shift in 0..4 {
                 let sc = b[half * 8 + shift * 2 + sub];
-                let dl = d * f32::from(sc & 0xf);
-                let ml = dmin * f32::from(sc >> 4);
-                let base = half * 128 + shift * 32 + sub * 16;
-                for l in 0..16 {
-                    let q = (b[16 + half * 32 + sub * 16 + l] >> (2 * shift)) & 3;
-                    y[base + l] = dl * f32::from(q) - ml;
-                }
+                dl[shift] = d * f32::from(sc & 0xf);
+                ml[shift] = dmin * f32::from(sc >> 4);
+            }
+            let base = half * 128 + sub * 16;
+            for l in 0..16 {
+                let q = b[16 + half * 32 + sub * 16 + l];
+                y[base + l] = dl[0] * f32::from(q & 3) - ml[0];
+                y[base + 32 + l] = dl[1] * f32::from((q >> 2) & 3) - ml[1];
+                y[base + 64 + l] = dl[2] * f32::from((q >> 4) & 3) - ml[2];
+                y[base + 96 + l] = dl[3] * f32::from(q >> 6) - ml[3];
             }
         }
     }
@@ -275,15 +283,22 @@ pub(crate) fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
         let hi = (b[104 + (k % 4)] >> (2 * (k / 4))) & 3;
         dl[k] = d * f32::from((lo | (hi << 4)) as i8 - 32);
     }
+    // Value j = 128 half + 32 shift + l: low bits from byte 32 half + l of
+    // qs, high bit (set means no -4) from bit 4 half + shift of hmask[l].
+    let q = |low: u8, mask: u8, bit: usize| -> f32 {
+        f32::from((low & 3) as i8 - ((((mask >> bit) & 1) ^ 1) << 2) as i8)
+    };
     for half in 0..2 {
-        for shift in 0..4 {
-            let bit = half * 4 + shift;
-            let base = half * 128 + shift * 32;
-            for l in 0..32 {
-                let low = ((b[32 + half * 32 + l] >> (2 * shift)) & 3) as i8;
-                let high = (b[l] >> bit) & 1;
-                let q = low - (((high ^ 1) << 2) as i8);
-                y[base + l] = dl[(base + l) / 16] * f32::from(q);
+        for sub in 0..2 {
+            let base = half * 128 + sub * 16;
+            let s = half * 8 + sub;
+            for l in 0..16 {
+                let low = b[32 + half * 32 + sub * 16 + l];
+                let mask = b[sub * 16 + l];
+                y[base + l] = dl[s] * q(low, mask, 4 * half);
+                y[base + 32 + l] = dl[s + 2] * q(low >> 2, mask, 4 * half + 1);
+                y[base + 64 + l] = dl[s + 4] * q(low >> 4, mask, 4 * half + 2);
+                y[base + 96 + l] = dl[s + 6] * q(low >> 6, mask, 4 * half + 3);
             }
         }
     }
@@ -295,15 +310,17 @@ pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
     let (sc, mn) = scale_min_k4(b, 4);
+    // Byte 32 c + l holds value 64 c + l (low nibble) and 64 c + 32 + l (high).
     for c in 0..4 {
-        for h in 0..2 {
-            let s = 2 * c + h;
-            let dl = d * f32::from(sc[s]);
-            let ml = dmin * f32::from(mn[s]);
-            for l in 0..32 {
-                let q = (b[16 + c * 32 + l] >> (4 * h)) & 0xf;
-                y[32 * s + l] = dl * f32::from(q) - ml;
-            }
+        let (dl0, ml0) = (d * f32::from(sc[2 * c]), dmin * f32::from(mn[2 * c]));
+        let (dl1, ml1) = (
+            d * f32::from(sc[2 * c + 1]),
+            dmin * f32::from(mn[2 * c + 1]),
+        );
+        for l in 0..32 {
+            let q = b[16 + c * 32 + l];
+            y[64 * c + l] = dl0 * f32::from(q & 0xf) - ml0;
+            y[64 * c + 32 + l] = dl1 * f32::from(q >> 4) - ml1;
         }
     }
 }
@@ -315,15 +332,16 @@ pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
     let dmin = f16_at(b, 2);
     let (sc, mn) = scale_min_k4(b, 4);
     for c in 0..4 {
-        for h in 0..2 {
-            let s = 2 * c + h;
-            let dl = d * f32::from(sc[s]);
-            let ml = dmin * f32::from(mn[s]);
-            for l in 0..32 {
-                let low = (b[48 + c * 32 + l] >> (4 * h)) & 0xf;
-                let high = (b[16 + l] >> s) & 1;
-                y[32 * s + l] = dl * f32::from(low | (high << 4)) - ml;
-            }
+        let (dl0, ml0) = (d * f32::from(sc[2 * c]), dmin * f32::from(mn[2 * c]));
+        let (dl1, ml1) = (
+            d * f32::from(sc[2 * c + 1]),
+            dmin * f32::from(mn[2 * c + 1]),
+        );
+        for l in 0..32 {
+            let q = b[48 + c * 32 + l];
+            let h = b[16 + l] >> (2 * c);
+            y[64 * c + l] = dl0 * f32::from((q & 0xf) | ((h & 1) << 4)) - ml0;
+            y[64 * c + 32 + l] = dl1 * f32::from((q >> 4) | ((h & 2) << 3)) - ml1;
         }
     }
 }
@@ -336,13 +354,23 @@ pub(crate) fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
     for k in 0..16 {
         dl[k] = d * f32::from(b[192 + k] as i8);
     }
+    // Value j = 128 half + 32 k + l: low nibble of ql byte 64 half + l
+    // (k = 0), 64 half + 32 + l (k = 1), or their high nibbles (k = 2, 3);
+    // high 2 bits k of qh byte 128 + 32 half + l. Scale j / 16.
+    let q = |low: u8, high: u8| -> f32 { f32::from((low | (high << 4)) as i8 - 32) };
     for half in 0..2 {
-        for r in 0..128 {
-            let low = (b[half * 64 + (r % 64)] >> (4 * (r / 64))) & 0xf;
-            let high = (b[128 + half * 32 + (r % 32)] >> (2 * (r / 32))) & 3;
-            let q = (low | (high << 4)) as i8 - 32;
-            let j = half * 128 + r;
-            y[j] = dl[j / 16] * f32::from(q);
+        for sub in 0..2 {
+            let base = half * 128 + sub * 16;
+            let s = half * 8 + sub;
+            for l in 0..16 {
+                let a = b[half * 64 + sub * 16 + l];
+                let c = b[half * 64 + 32 + sub * 16 + l];
+                let h = b[128 + half * 32 + sub * 16 + l];
+                y[base + l] = dl[s] * q(a & 0xf, h & 3);
+                y[base + 32 + l] = dl[s + 2] * q(c & 0xf, (h >> 2) & 3);
+                y[base + 64 + l] = dl[s + 4] * q(a >> 4, (h >> 4) & 3);
+                y[base + 96 + l] = dl[s + 6] * q(c >> 4, h >> 6);
+            }
         }
     }
 }
@@ -387,12 +415,14 @@ pub(crate) fn tq1_0(b: &[u8; 54], y: &mut [f32; 256]) {
 /// `block_tq2_0`: qs[64] (2 bits, 0..3 meaning -1..2), f16 d; value = d * (q - 1).
 pub(crate) fn tq2_0(b: &[u8; 66], y: &mut [f32; 256]) {
     let d = f16_at(b, 64);
+    let t = |q: u8| f32::from((q & 3) as i8 - 1);
     for c in 0..2 {
-        for shift in 0..4 {
-            for l in 0..32 {
-                let q = (b[c * 32 + l] >> (2 * shift)) & 3;
-                y[c * 128 + shift * 32 + l] = d * f32::from(q as i8 - 1);
-            }
+        for l in 0..32 {
+            let q = b[c * 32 + l];
+            y[c * 128 + l] = d * t(q);
+            y[c * 128 + 32 + l] = d * t(q >> 2);
+            y[c * 128 + 64 + l] = d * t(q >> 4);
+            y[c * 128 + 96 + l] = d * t(q >> 6);
         }
     }
 }
