@@ -16,13 +16,9 @@ pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sub = (em as f32 * (1.0 / 16_777_216.0)).to_bits();
     // Inf and NaN: all exponent bits set, payload kept.
     let special = 0x7f80_0000 | ((em & 0x03ff) << 13);
-    let bits = if em >= 0x7c00 {
-        special
-    } else if em < 0x0400 {
-        sub
-    } else {
-        normal
-    };
+    let is_special = mask(em >= 0x7c00);
+    let is_sub = mask(em < 0x0400);
+    let bits = (special & is_special) | (sub & is_sub) | (normal & !(is_special | is_sub));
     f32::from_bits(bits | sign)
 }
 
@@ -36,11 +32,7 @@ pub(crate) fn f32_to_f16(x: f32) -> u16 {
     let sign = (u >> 16) & 0x8000;
     let a = u & 0x7fff_ffff;
     // |x| >= 65520 rounds to Inf; NaN keeps a quiet NaN with its payload top.
-    let special = if a > 0x7f80_0000 {
-        0x7e00 | ((a >> 13) & 0x03ff)
-    } else {
-        0x7c00
-    };
+    let special = 0x7c00 | (mask(a > 0x7f80_0000) & (0x0200 | ((a >> 13) & 0x03ff)));
     // |x| < 2^-14 becomes an f16 subnormal (or zero): adding 0.5 shifts the
     // mantissa so that the FPU's own round-to-nearest-even does the rounding,
     // and the low bits of the sum are the f16 bits.
@@ -51,14 +43,18 @@ pub(crate) fn f32_to_f16(x: f32) -> u16 {
     // A carry out of the mantissa bumps the exponent, up to Inf at 65520.
     let odd = (a >> 13) & 1;
     let normal = a.wrapping_sub((127 - 15) << 23).wrapping_add(0x0fff + odd) >> 13;
-    let h = if a >= 0x4780_0000 {
-        special
-    } else if a < 0x3880_0000 {
-        sub
-    } else {
-        normal
-    };
+    // Select with masks rather than branches: the loop over a block then
+    // vectorises.
+    let is_special = mask(a >= 0x4780_0000);
+    let is_sub = mask(a < 0x3880_0000);
+    let h = (special & is_special) | (sub & is_sub) | (normal & !(is_special | is_sub));
     (h | sign) as u16
+}
+
+/// All ones if `c`, else zero.
+#[inline(always)]
+fn mask(c: bool) -> u32 {
+    0u32.wrapping_sub(u32::from(c))
 }
 
 /// f32 → bfloat16 bits, rounding to nearest even on the dropped 16 bits
@@ -69,12 +65,8 @@ pub(crate) fn f32_to_bf16(x: f32) -> u16 {
     let u = x.to_bits();
     let rounded = u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16;
     let nan = (u >> 16) | 0x0040;
-    let h = if u & 0x7fff_ffff > 0x7f80_0000 {
-        nan
-    } else {
-        rounded
-    };
-    h as u16
+    let is_nan = mask(u & 0x7fff_ffff > 0x7f80_0000);
+    ((nan & is_nan) | (rounded & !is_nan)) as u16
 }
 
 #[cfg(test)]

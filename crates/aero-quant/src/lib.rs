@@ -443,14 +443,15 @@ impl Visit for Shape {
 
 // -------------------------------------------------------------- targets
 
-/// What one decoded block becomes in the output buffer.
+/// What decoded blocks become in the output buffer.
 pub(crate) trait Target: Copy + Send + Sync {
     type Out: Copy + Send + Sync;
-    fn block<const N: usize, const M: usize, K>(
+    /// Decodes `blocks` into `out` (same number of blocks).
+    fn decode<const N: usize, const M: usize, K>(
         self,
         kernel: K,
-        b: &[u8; N],
-        y: &mut [Self::Out; M],
+        blocks: &[[u8; N]],
+        out: &mut [[Self::Out; M]],
     ) where
         K: Fn(&[u8; N], &mut [f32; M]);
 }
@@ -465,40 +466,73 @@ pub(crate) struct ToBf16;
 impl Target for ToF32 {
     type Out = f32;
     #[inline(always)]
-    fn block<const N: usize, const M: usize, K>(self, kernel: K, b: &[u8; N], y: &mut [f32; M])
-    where
+    fn decode<const N: usize, const M: usize, K>(
+        self,
+        kernel: K,
+        blocks: &[[u8; N]],
+        out: &mut [[f32; M]],
+    ) where
         K: Fn(&[u8; N], &mut [f32; M]),
     {
-        kernel(b, y);
+        for (b, y) in blocks.iter().zip(out) {
+            kernel(b, y);
+        }
     }
 }
 
 impl Target for ToF16 {
     type Out = u16;
     #[inline(always)]
-    fn block<const N: usize, const M: usize, K>(self, kernel: K, b: &[u8; N], y: &mut [u16; M])
-    where
+    fn decode<const N: usize, const M: usize, K>(
+        self,
+        kernel: K,
+        blocks: &[[u8; N]],
+        out: &mut [[u16; M]],
+    ) where
         K: Fn(&[u8; N], &mut [f32; M]),
     {
-        let mut tmp = [0f32; M];
-        kernel(b, &mut tmp);
-        for (o, v) in y.iter_mut().zip(tmp) {
-            *o = half::f32_to_f16(v);
-        }
+        decode_narrow(kernel, blocks, out, half::f32_to_f16);
     }
 }
 
 impl Target for ToBf16 {
     type Out = u16;
     #[inline(always)]
-    fn block<const N: usize, const M: usize, K>(self, kernel: K, b: &[u8; N], y: &mut [u16; M])
-    where
+    fn decode<const N: usize, const M: usize, K>(
+        self,
+        kernel: K,
+        blocks: &[[u8; N]],
+        out: &mut [[u16; M]],
+    ) where
         K: Fn(&[u8; N], &mut [f32; M]),
     {
-        let mut tmp = [0f32; M];
-        kernel(b, &mut tmp);
-        for (o, v) in y.iter_mut().zip(tmp) {
-            *o = half::f32_to_bf16(v);
+        decode_narrow(kernel, blocks, out, half::f32_to_bf16);
+    }
+}
+
+/// Values decoded to f32 at a time before narrowing (4 KiB of stack).
+const NARROW_GROUP: usize = 1024;
+
+/// Decodes a group of blocks into f32 scratch, then narrows the whole group
+/// in one vectorisable loop.
+#[inline(always)]
+fn decode_narrow<const N: usize, const M: usize, K>(
+    kernel: K,
+    blocks: &[[u8; N]],
+    out: &mut [[u16; M]],
+    narrow: impl Fn(f32) -> u16,
+) where
+    K: Fn(&[u8; N], &mut [f32; M]),
+{
+    let per_group = (NARROW_GROUP / M).max(1);
+    let mut scratch = [0f32; NARROW_GROUP];
+    for (bs, ys) in blocks.chunks(per_group).zip(out.chunks_mut(per_group)) {
+        let (tmp, _) = scratch.as_chunks_mut::<M>();
+        for (b, t) in bs.iter().zip(tmp.iter_mut()) {
+            kernel(b, t);
+        }
+        for (o, v) in ys.as_flattened_mut().iter_mut().zip(scratch.iter()) {
+            *o = narrow(*v);
         }
     }
 }
@@ -516,9 +550,7 @@ pub(crate) fn decode_blocks<T: Target, const N: usize, const M: usize, K>(
 {
     let (blocks, _) = bytes.as_chunks::<N>();
     let (outs, _) = out.as_chunks_mut::<M>();
-    for (b, y) in blocks.iter().zip(outs) {
-        target.block(kernel, b, y);
-    }
+    target.decode(kernel, blocks, outs);
 }
 
 struct Serial<'a, T: Target> {
