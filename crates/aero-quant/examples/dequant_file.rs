@@ -8,7 +8,9 @@
 
 use std::time::Instant;
 
-use aero_quant::{GgmlType, dequantize, dequantize_to_vec, par_dequantize};
+use aero_quant::{
+    GgmlType, OutputType, dequantize, dequantize_reader, dequantize_to_vec, par_dequantize,
+};
 
 fn main() {
     if let Err(e) = run() {
@@ -85,6 +87,16 @@ fn run() -> Result<(), String> {
         }
         report(what, &mut secs);
     }
+
+    // Streaming with bounded memory: the f32 bytes go to io::sink().
+    let mut secs = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        dequantize_reader(ty, n, &bytes[..], OutputType::F32, std::io::sink())
+            .map_err(|e| e.to_string())?;
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    report("dequantize_reader (1 thread, f32 bytes, sink)", &mut secs);
 
     if let Some(expect) = opt("--expect") {
         let want = std::fs::read(expect).map_err(|e| format!("{expect}: {e}"))?;

@@ -159,18 +159,24 @@ where
     };
     match output {
         OutputType::F32 => run(ty, n_elems, reader, ToF32, |v: &[f32]| {
-            buf.clear();
-            buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            buf.resize(v.len() * 4, 0);
+            for (b, x) in buf.chunks_exact_mut(4).zip(v) {
+                b.copy_from_slice(&x.to_le_bytes());
+            }
             write(&buf)
         })?,
         OutputType::F16 => run(ty, n_elems, reader, ToF16, |v: &[u16]| {
-            buf.clear();
-            buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            buf.resize(v.len() * 2, 0);
+            for (b, x) in buf.chunks_exact_mut(2).zip(v) {
+                b.copy_from_slice(&x.to_le_bytes());
+            }
             write(&buf)
         })?,
         OutputType::BF16 => run(ty, n_elems, reader, ToBf16, |v: &[u16]| {
-            buf.clear();
-            buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            buf.resize(v.len() * 2, 0);
+            for (b, x) in buf.chunks_exact_mut(2).zip(v) {
+                b.copy_from_slice(&x.to_le_bytes());
+            }
             write(&buf)
         })?,
     }
