@@ -241,7 +241,7 @@ fn parallel_and_stream_match_serial_on_large_inputs() {
         assert!(same_f32(&serial, &streamed), "{name}");
         assert!(calls > 1, "{name}: one step only");
         assert!(
-            max_slice <= 256 * 1024,
+            max_slice <= 64 * 1024,
             "{name}: {max_slice} values in one step"
         );
 
