@@ -99,34 +99,42 @@ fn signed(x: f32, signs: u8, bit: usize) -> f32 {
 
 // ---------------------------------------------------------------- plain types
 
+#[inline(always)]
 pub(crate) fn f32_le(b: &[u8; 4], y: &mut [f32; 1]) {
     y[0] = f32::from_le_bytes(*b);
 }
 
+#[inline(always)]
 pub(crate) fn f16(b: &[u8; 2], y: &mut [f32; 1]) {
     y[0] = f16_at(b, 0);
 }
 
+#[inline(always)]
 pub(crate) fn bf16(b: &[u8; 2], y: &mut [f32; 1]) {
     y[0] = f32::from_bits(u32::from(u16_at(b, 0)) << 16);
 }
 
+#[inline(always)]
 pub(crate) fn f64_le(b: &[u8; 8], y: &mut [f32; 1]) {
     y[0] = f64::from_le_bytes(*b) as f32;
 }
 
+#[inline(always)]
 pub(crate) fn i8_(b: &[u8; 1], y: &mut [f32; 1]) {
     y[0] = f32::from(b[0] as i8);
 }
 
+#[inline(always)]
 pub(crate) fn i16_le(b: &[u8; 2], y: &mut [f32; 1]) {
     y[0] = f32::from(i16::from_le_bytes(*b));
 }
 
+#[inline(always)]
 pub(crate) fn i32_le(b: &[u8; 4], y: &mut [f32; 1]) {
     y[0] = i32::from_le_bytes(*b) as f32;
 }
 
+#[inline(always)]
 pub(crate) fn i64_le(b: &[u8; 8], y: &mut [f32; 1]) {
     y[0] = i64::from_le_bytes(*b) as f32;
 }
