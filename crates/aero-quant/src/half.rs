@@ -2,24 +2,22 @@
 //! loops stay branch-free (the compiler turns the selects into vector
 //! blends).
 
-/// f16 bits → f32, exact for every input (subnormals, ±0, ±Inf); a NaN keeps
-/// its sign and payload (the payload moves to the top of the f32 mantissa).
+/// f16 bits → f32, exact for every input (subnormals, ±0, ±Inf); NaN stays
+/// NaN (quiet, payload kept).
 #[inline(always)]
 pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let h = u32::from(h);
-    let sign = (h & 0x8000) << 16;
-    let em = h & 0x7fff;
-    // Normal numbers: rebias the exponent (15 -> 127), widen the mantissa.
-    let normal = (em << 13).wrapping_add((127 - 15) << 23);
-    // Zero and subnormals: the 10-bit mantissa counts units of 2^-24; the
-    // product is exact in f32.
-    let sub = (em as f32 * (1.0 / 16_777_216.0)).to_bits();
-    // Inf and NaN: all exponent bits set, payload kept.
-    let special = 0x7f80_0000 | ((em & 0x03ff) << 13);
-    let is_special = mask(em >= 0x7c00);
-    let is_sub = mask(em < 0x0400);
-    let bits = (special & is_special) | (sub & is_sub) | (normal & !(is_special | is_sub));
-    f32::from_bits(bits | sign)
+    let w = u32::from(h) << 16;
+    let sign = w & 0x8000_0000;
+    let twice = w.wrapping_add(w); // exponent and mantissa at the top, sign dropped
+    // Normal, Inf, NaN: move exponent and mantissa into f32 position, add
+    // 224 to the exponent, then scale by 2^-112: the exponent ends up rebiased
+    // (15 -> 127), and Inf / NaN stay Inf / NaN.
+    let normal = f32::from_bits((twice >> 4) + 0x7000_0000) * f32::from_bits(0x0780_0000);
+    // Zero and subnormal: 0.5 + m * 2^-24 is exact in f32; subtracting 0.5
+    // leaves m * 2^-24.
+    let sub = f32::from_bits((twice >> 17) | 0x3f00_0000) - 0.5;
+    let is_sub = mask(twice < 1 << 27);
+    f32::from_bits(sign | (sub.to_bits() & is_sub) | (normal.to_bits() & !is_sub))
 }
 
 /// f32 → f16 bits, rounding to nearest even (what numpy's

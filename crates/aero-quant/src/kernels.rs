@@ -106,12 +106,12 @@ pub(crate) fn f32_le(b: &[u8; 4], y: &mut [f32; 1]) {
 
 #[inline(always)]
 pub(crate) fn f16(b: &[u8; 2], y: &mut [f32; 1]) {
-    y[0] = f16_at(b, 0);
+    y[0] = f16_to_f32(u16::from_le_bytes(*b));
 }
 
 #[inline(always)]
 pub(crate) fn bf16(b: &[u8; 2], y: &mut [f32; 1]) {
-    y[0] = f32::from_bits(u32::from(u16_at(b, 0)) << 16);
+    y[0] = f32::from_bits(u32::from(u16::from_le_bytes(*b)) << 16);
 }
 
 #[inline(always)]
