@@ -25,11 +25,13 @@
 //! on one thread; [`par_dequantize`] and friends split large inputs into
 //! block-aligned chunks of at least [`PAR_CHUNK_BYTES`] on the rayon pool;
 //! [`dequantize_reader`] streams a `Read` of packed bytes into a `Write` (or
-//! [`dequantize_reader_with`] into a callback) with under 1 MiB of memory
-//! whatever the tensor size. The type is dispatched once per call; each block
-//! then goes through a branch-free, fixed-size decoder. No input makes any of
-//! them panic: wrong lengths are [`QuantError`]s and any bytes of the right
-//! length decode to some values (NaN and Inf included).
+//! [`dequantize_reader_with`] into a callback) with about 1 MiB of buffers at
+//! most, whatever the tensor size. The type is dispatched once per call; each
+//! block then goes through a fixed-size decoder without data-dependent
+//! branches. No input makes any of them panic: wrong lengths are
+//! [`QuantError`]s and any bytes of the right length decode to some values
+//! (NaN and Inf included). See `docs/QUANT.md` for the types, the rounding
+//! rules and the cost model.
 #![warn(missing_docs)]
 
 mod half;

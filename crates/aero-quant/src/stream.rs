@@ -91,8 +91,9 @@ pub enum StreamError {
 
 /// Reads the `packed_len(ty, n_elems)` bytes of a packed tensor from
 /// `reader`, block by block, and hands the f32 values to `sink` in order, a
-/// slice of at most 64 Ki values at a time. Memory stays under 1 MiB
-/// whatever the tensor size; the values are [`dequantize`](crate::dequantize)'s.
+/// slice of at most 64 Ki values at a time. Buffers stay at about 1 MiB at
+/// most, whatever the tensor size; the values are
+/// [`dequantize`](crate::dequantize)'s.
 ///
 /// Reads exactly the packed size (a longer reader is left positioned after
 /// it); fewer bytes is [`StreamError::Truncated`].
