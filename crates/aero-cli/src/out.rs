@@ -55,15 +55,22 @@ pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(o)
 }
 
-/// An error and its causes as one line, each cause once.
+/// An error and its causes as one line, each cause once, and no path twice
+/// (`converting a.gguf: a.gguf: bad magic` reads `converting a.gguf: bad magic`).
 pub fn chain(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
+        if msg.contains(&c) {
+            continue;
         }
+        let last = msg.rsplit(' ').next().unwrap_or("");
+        let c = match c.strip_prefix(last).and_then(|r| r.strip_prefix(": ")) {
+            Some(rest) if !last.is_empty() => rest.to_string(),
+            _ => c,
+        };
+        msg.push_str(": ");
+        msg.push_str(&c);
     }
     msg.replace('\n', " ")
 }

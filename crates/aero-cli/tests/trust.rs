@@ -724,3 +724,88 @@ fn reference_layout_drops_pytorch_metadata_with_a_warning_and_stays_byte_identic
     cli().ok(&["export-safetensors", s(&c), s(&back)]);
     assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&with).unwrap());
 }
+
+#[test]
+fn damage_anywhere_exits_1_with_a_report_and_io_errors_exit_2() {
+    let m = Models::new();
+    let good = std::fs::read(m.p("hashes.aero")).unwrap();
+    let f = aero_io::AeroFile::open(m.p("hashes.aero")).unwrap();
+    let tidx = f.first(aero_io::FourCc::TIDX).unwrap().clone();
+    drop(f);
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    let mut b = good.clone();
+    b[6] = 2; // version_minor
+    cases.push(("header", b, "unsupported version"));
+    let mut b = good.clone();
+    b[96 + 16 + 8] ^= 0x40; // the first TOC entry's chunk_offset
+    cases.push(("toc", b, "chunk"));
+    let mut b = good.clone();
+    b[tidx.offset as usize + 3] ^= 1;
+    cases.push(("tidx", b, "TIDX"));
+    let half = good.len() / 2;
+    cases.push(("truncated", good[..half].to_vec(), "truncated"));
+    cases.push((
+        "tiny",
+        good[..40].to_vec(),
+        "truncated: the header needs at least 96 bytes, the file has 40",
+    ));
+    for (what, bytes, needle) in cases {
+        let p = m.p(&format!("{what}.aero"));
+        std::fs::write(&p, &bytes).unwrap();
+        let o = cli().run(&["validate", s(&p)]);
+        assert_eq!(o.status.code(), Some(1), "{what}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("INVALID") && out.contains(needle),
+            "{what}: {out}"
+        );
+        assert_eq!(
+            out.matches(s(&p)).count(),
+            1,
+            "{what}: path printed once: {out}"
+        );
+        let o = cli().run(&["validate", "--json", "--full", s(&p)]);
+        assert_eq!(o.status.code(), Some(1), "{what}");
+        let r = json(&o); // exactly one JSON document
+        assert_eq!(r["valid"], false, "{what}: {r}");
+        assert_eq!(r["verdict"], "invalid", "{what}: {r}");
+        assert!(r.to_string().contains(needle), "{what}: {r}");
+        // inspect shows what it can and exits 1 too.
+        let o = cli().run(&["inspect", s(&p)]);
+        assert_eq!(o.status.code(), Some(1), "{what} inspect");
+    }
+    if half > 0 {
+        let o = cli().run(&["validate", s(&m.p("truncated.aero"))]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains(&format!("the file has {half}")),
+            "the truncation names both sizes: {out}"
+        );
+    }
+    // A missing file is an I/O error: exit 2, and still one JSON document.
+    let o = cli().run(&["validate", "--json", s(&m.p("missing.aero"))]);
+    assert_eq!(o.status.code(), Some(2));
+    let r = json(&o);
+    assert_eq!(r["verdict"], "error");
+    assert!(r["error"].as_str().unwrap().contains("No such file"), "{r}");
+    // Other formats are named, with what to do.
+    let gguf = m.p("model.gguf");
+    cli().ok(&["export-gguf", s(&m.p("hashes.aero")), s(&gguf)]);
+    for (file, kind) in [(&gguf, "GGUF"), (&m.p("model.safetensors"), "safetensors")] {
+        let o = cli().run(&["inspect", s(file)]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("not an AERO file (this looks like {kind}"))
+                && err.contains("aerotensor convert"),
+            "{err}"
+        );
+        assert_eq!(err.matches(s(file)).count(), 1, "{err}");
+    }
+    // Converter errors name the input once.
+    let junk = m.p("junk.gguf");
+    std::fs::write(&junk, b"GGUF\x03\x00\x00\x00 and then nothing useful").unwrap();
+    let o = cli().run(&["convert-gguf", s(&junk), s(&m.p("x.aero"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches(s(&junk)).count(), 1, "{err}");
+}

@@ -109,7 +109,7 @@ pub fn check_control(f: &AeroFile) -> ControlStatus {
     };
     let payload = match f.read_verified(c) {
         Ok((p, _)) => p,
-        Err(e) => return ControlStatus::Error(e.to_string()),
+        Err(e) => return ControlStatus::Error(crate::validate::detail(&e, f)),
     };
     let ihsh = match decode_ihsh(&payload) {
         Ok(i) => i,
@@ -266,7 +266,7 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
         };
         let ph = match f
             .read_verified(c)
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::validate::detail(&e, f))
             .and_then(|(p, _)| decode_phsh(&p))
         {
             Ok(p) => p,

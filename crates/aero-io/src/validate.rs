@@ -257,7 +257,7 @@ fn chunk_status(f: &AeroFile, c: &Chunk, mode: Mode, progress: Progress<'_>) -> 
         Ok(_) if !c.hash_recorded() => ChunkStatus::HashNotRecorded,
         Ok(data) if *verify::hash(&data).as_bytes() == c.blake3 => ChunkStatus::Verified,
         Ok(_) => ChunkStatus::Mismatch,
-        Err(e) => ChunkStatus::Error(e.to_string()),
+        Err(e) => ChunkStatus::Error(detail(&e, f)),
     };
     progress(c.length);
     out
@@ -340,8 +340,15 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
     let idx = match f.index() {
         Ok(i) => i,
         Err(e) => {
-            if f.first(FourCc::TIDX).is_some() {
-                r.errors.push(format!("TIDX: {e}"));
+            let tidx_row_failed = f.first(FourCc::TIDX).is_some_and(|c| {
+                r.chunks
+                    .iter()
+                    .any(|row| row.index == c.index && matches!(row.status, "error" | "mismatch"))
+            });
+            if tidx_row_failed {
+                // Already reported as the TIDX chunk's error.
+            } else if f.first(FourCc::TIDX).is_some() {
+                r.errors.push(format!("TIDX: {}", detail(&e, f)));
             } else {
                 r.errors.push("no TIDX chunk".into());
             }
@@ -524,6 +531,16 @@ fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<
                 None => problems.push("dtype x shape overflows".into()),
             },
         },
+    }
+}
+
+/// An error as a report line about `f`: without the path (the report names
+/// the file) and without the chunk it is already filed under.
+pub(crate) fn detail(e: &crate::Error, f: &AeroFile) -> String {
+    match e {
+        crate::Error::Chunk { reason, .. } => reason.clone(),
+        crate::Error::HashMismatch { .. } => "BLAKE3 mismatch".into(),
+        _ => strip_path(&e.to_string(), f),
     }
 }
 

@@ -74,6 +74,9 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     let (name, arch) = f.model();
     let idx = f.index();
     let meta = f.meta_json().unwrap_or(None);
+    // The metadata checks of `validate` (quick): inspect says when what it
+    // shows comes from a damaged file, and exits 1.
+    let check = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
     let chunks: Vec<Value> = f
         .chunks()
         .iter()
@@ -108,8 +111,10 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "tensor_bytes": total,
             "tensors": tensors,
             "tidx_error": idx.as_ref().err().map(|e| e.to_string()),
+            "valid": check.valid,
+            "errors": check.errors,
         }))?;
-        return Ok(damaged_exit(&idx));
+        return Ok(damaged_exit(&check));
     }
     println!(
         "{}  {}",
@@ -211,15 +216,26 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             out::clean(&e.to_string())
         ),
     }
-    Ok(damaged_exit(&idx))
+    if !check.valid {
+        println!();
+        for e in &check.errors {
+            println!("{} {}", out::red("error:"), out::clean(e));
+        }
+        println!(
+            "{}: {} (run `validate` for the full report)",
+            out::clean(&a.file.display().to_string()),
+            out::red("DAMAGED")
+        );
+    }
+    Ok(damaged_exit(&check))
 }
 
 /// `inspect` shows what it can of a damaged file, then exits 1.
-fn damaged_exit<T>(idx: &aero_io::Result<T>) -> ExitCode {
-    if idx.is_err() {
-        ExitCode::from(1)
-    } else {
+fn damaged_exit(check: &aero_io::Report) -> ExitCode {
+    if check.valid {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

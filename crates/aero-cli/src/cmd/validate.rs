@@ -112,10 +112,10 @@ pub fn verdict_line(file: &str, kind: &str, verdict: Verdict, mode: aero_io::Mod
     let how = match mode {
         aero_io::Mode::Full => "full mode: every hash checked".to_string(),
         aero_io::Mode::Control => "control mode: only the IHSH control-plane hash".to_string(),
-        aero_io::Mode::Quick => format!(
-            "quick mode: metadata only, weight bytes NOT checked; `aerotensor validate --full {}` checks them",
-            out::clean(file)
-        ),
+        aero_io::Mode::Quick => {
+            "quick mode: metadata only, weight bytes NOT checked; add --full to check them"
+                .to_string()
+        }
     };
     println!("{}: {kind}{v} ({how})", out::clean(file));
 }
