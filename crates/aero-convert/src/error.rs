@@ -33,14 +33,6 @@ pub enum ConvertError {
         #[source]
         source: crate::gguf::GgufError,
     },
-    /// An AERO input failed validation (its metadata is damaged).
-    #[error("{path}: input failed validation: {reason}")]
-    InputInvalid {
-        /// The file.
-        path: PathBuf,
-        /// The first problem found.
-        reason: String,
-    },
     /// The input cannot be represented in the target format.
     #[error("{0}")]
     Unsupported(String),
@@ -60,9 +52,7 @@ impl ConvertError {
     pub fn is_invalid_data(&self) -> bool {
         match self {
             ConvertError::Aero(e) => e.is_invalid_data(),
-            ConvertError::SafeTensors { .. }
-            | ConvertError::Gguf { .. }
-            | ConvertError::InputInvalid { .. } => true,
+            ConvertError::SafeTensors { .. } | ConvertError::Gguf { .. } => true,
             _ => false,
         }
     }

@@ -95,10 +95,11 @@ pub(crate) fn open_aero_checked(input: &std::path::Path) -> Result<aero_io::Aero
     let f = aero_io::AeroFile::open(input)?;
     let r = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
     if r.verdict == aero_io::Verdict::Invalid {
-        return Err(ConvertError::InputInvalid {
+        return Err(aero_io::Error::InputDamaged {
             path: input.to_path_buf(),
             reason: r.errors.first().cloned().unwrap_or_default(),
-        });
+        }
+        .into());
     }
     Ok(f)
 }

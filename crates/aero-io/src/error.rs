@@ -148,6 +148,15 @@ pub enum Error {
     /// Invalid input to a writer.
     #[error("{0}")]
     Invalid(String),
+    /// An input failed verification, so a writer refused it (nothing was
+    /// written).
+    #[error("{path}: input is damaged: {reason}")]
+    InputDamaged {
+        /// The input file.
+        path: PathBuf,
+        /// The first problem found.
+        reason: String,
+    },
     /// Reading a writer's input failed: an I/O error, a short source, or
     /// (`InvalidData`) input bytes that failed verification while streaming.
     #[error("while copying tensor '{tensor}': {source}")]
@@ -193,6 +202,7 @@ impl Error {
             | Error::Metadata { .. }
             | Error::Tensor { .. }
             | Error::Corrupt { .. }
+            | Error::InputDamaged { .. }
             | Error::Unverifiable { .. } => true,
             Error::NoSuchTensor { .. }
             | Error::View { .. }

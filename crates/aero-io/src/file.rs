@@ -42,6 +42,8 @@ enum ShardSlot {
 /// ```
 pub struct AeroFile {
     path: PathBuf,
+    /// Opened from a local path (not a URL or another source).
+    local: bool,
     source: Box<dyn ByteSource>,
     header: FileHeader,
     chunks: Vec<Chunk>,
@@ -169,7 +171,9 @@ impl AeroFile {
     pub fn open(path: impl AsRef<Path>) -> Result<AeroFile> {
         let path = path.as_ref();
         let src = LocalSource::open(path).map_err(|e| Error::io(path, e))?;
-        Self::from_source(path, Box::new(src))
+        let mut f = Self::from_source(path, Box::new(src))?;
+        f.local = true;
+        Ok(f)
     }
 
     /// Opens a remote file with range reads: `http(s)://` URLs over HTTP,
@@ -304,6 +308,7 @@ impl AeroFile {
         let n = chunks.len();
         Ok(AeroFile {
             path,
+            local: false,
             source,
             header,
             chunks,
@@ -314,6 +319,12 @@ impl AeroFile {
             pages: (0..n).map(|_| OnceLock::new()).collect(),
             shard_checks: (0..n).map(|_| OnceLock::new()).collect(),
         })
+    }
+
+    /// The local path the file was opened from ([`AeroFile::open`]); `None`
+    /// for a URL or another source.
+    pub fn local_path(&self) -> Option<&Path> {
+        self.local.then_some(self.path.as_path())
     }
 
     /// The path (or label) the file was opened with.

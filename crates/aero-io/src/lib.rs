@@ -28,6 +28,7 @@ pub mod output;
 mod pipeline;
 #[cfg(feature = "http")]
 pub mod remote;
+pub mod repack;
 pub mod scan;
 pub mod source;
 pub mod stream;
