@@ -937,16 +937,4 @@ impl AeroFile {
     pub fn is_set_index(&self) -> bool {
         self.first(FourCc::WTSH).is_none() && self.first(FourCc::TIDX).is_some()
     }
-
-    /// Counts of each dtype, for summaries.
-    pub fn dtype_histogram(&self) -> Result<Vec<(DType, usize)>> {
-        let mut v: Vec<(DType, usize)> = Vec::new();
-        for t in self.index()?.tensors() {
-            match v.iter_mut().find(|(d, _)| *d == t.dtype) {
-                Some((_, n)) => *n += 1,
-                None => v.push((t.dtype, 1)),
-            }
-        }
-        Ok(v)
-    }
 }

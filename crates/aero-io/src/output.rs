@@ -223,57 +223,53 @@ pub fn sweep_leftovers(dest: &Path) {
 /// Creates a unique, locked, registered temporary file beside `dest`
 /// (creating missing parent directories first).
 pub fn temp_file(dest: &Path) -> Result<(TempGuard, File)> {
-    let dir = parent_dir(dest);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    sweep_leftovers(dest);
-    for _ in 0..16 {
-        let path = temp_path(dest)?;
-        match OpenOptions::new()
+    create_unique(dest, |path| {
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => {
-                let lock = file.try_clone().map_err(|e| Error::io(&path, e))?;
-                let _ = lock.try_lock();
-                return Ok((TempGuard::register(path, false, lock), file));
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(&path, e)),
-        }
-    }
-    Err(Error::io(
-        dest,
-        io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "could not create a unique temporary file",
-        ),
-    ))
+            .open(path)?;
+        let lock = file.try_clone()?;
+        let _ = lock.try_lock();
+        Ok((TempGuard::register(path.to_path_buf(), false, lock), file))
+    })
 }
 
 /// Creates a unique, locked, registered temporary directory beside `dest`.
 pub fn temp_dir(dest: &Path) -> Result<TempGuard> {
+    create_unique(dest, |path| {
+        std::fs::create_dir(path)?;
+        let lock = File::open(path)?;
+        let _ = lock.try_lock();
+        Ok(TempGuard::register(path.to_path_buf(), true, lock))
+    })
+}
+
+/// Sweeps `dest`'s leftovers, then calls `make` with fresh temporary names
+/// until one does not exist yet.
+fn create_unique<T>(dest: &Path, make: impl Fn(&Path) -> io::Result<T>) -> Result<T> {
     let dir = parent_dir(dest);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     sweep_leftovers(dest);
     for _ in 0..16 {
         let path = temp_path(dest)?;
-        match std::fs::create_dir(&path) {
-            Ok(()) => {
-                let lock = File::open(&path).map_err(|e| Error::io(&path, e))?;
-                let _ = lock.try_lock();
-                return Ok(TempGuard::register(path, true, lock));
-            }
+        match make(&path) {
+            Ok(t) => return Ok(t),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(e) => {
+                // Whatever was created before a later step failed must not stay
+                // (the name is ours: it was created exclusively).
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir(&path);
+                return Err(Error::io(&path, e));
+            }
         }
     }
     Err(Error::io(
         dest,
         io::Error::new(
             io::ErrorKind::AlreadyExists,
-            "could not create a unique temporary directory",
+            "could not create a unique temporary",
         ),
     ))
 }

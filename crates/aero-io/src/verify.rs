@@ -160,10 +160,7 @@ fn hash_subtrees(
     len: u64,
     progress: &mut impl FnMut(u64),
 ) -> std::io::Result<blake3::Hash> {
-    use blake3::hazmat::{
-        ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root,
-        merge_subtrees_root,
-    };
+    use blake3::hazmat::{ChainingValue, HasherExt};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     let n = len.div_ceil(WINDOW) as usize;
@@ -229,22 +226,7 @@ fn hash_subtrees(
     if done != n {
         return Err(std::io::Error::other("a hashing thread stopped early"));
     }
-    // `lo` is a multiple of WINDOW; a range of at most one window is one
-    // window's subtree, a longer one splits where BLAKE3 splits it.
-    fn subtree(cvs: &[ChainingValue], lo: u64, hi: u64) -> Option<ChainingValue> {
-        if hi - lo <= WINDOW {
-            return cvs.get((lo / WINDOW) as usize).copied();
-        }
-        let left = left_subtree_len(hi - lo);
-        Some(merge_subtrees_non_root(
-            &subtree(cvs, lo, lo + left)?,
-            &subtree(cvs, lo + left, hi)?,
-            Mode::Hash,
-        ))
-    }
-    let left = left_subtree_len(len);
-    match (subtree(&cvs, 0, left), subtree(&cvs, left, len)) {
-        (Some(l), Some(r)) => Ok(merge_subtrees_root(&l, &r, Mode::Hash)),
-        _ => Err(std::io::Error::other("BLAKE3 subtree without a window")),
-    }
+    crate::scan::merge_windows(&cvs, len)
+        .map(blake3::Hash::from)
+        .ok_or_else(|| std::io::Error::other("BLAKE3 subtree without a window"))
 }

@@ -37,34 +37,83 @@ fn shape_str(s: &[u64]) -> String {
     )
 }
 
+/// The tensor table of `list`, `inspect` and their AEROSET forms: name,
+/// dtype, shape, shard, then the part (sets), the offset (`list`) and the
+/// byte length; names escaped for the terminal.
+pub fn tensor_table(
+    tensors: &[TensorInfo],
+    max: usize,
+    part: Option<&dyn Fn(u64) -> String>,
+    offset: bool,
+) -> String {
+    let mut header = vec!["name", "dtype", "shape", "shard"];
+    if part.is_some() {
+        header.push("part");
+    }
+    if offset {
+        header.push("offset");
+    }
+    header.push("bytes");
+    let rows: Vec<Vec<String>> = tensors
+        .iter()
+        .take(max)
+        .map(|t| {
+            let mut r = vec![
+                out::clean(&t.name).into_owned(),
+                t.dtype.to_string(),
+                shape_str(&t.shape),
+                t.shard_id.to_string(),
+            ];
+            if let Some(p) = part {
+                r.push(out::clean(&p(t.shard_id)).into_owned());
+            }
+            if offset {
+                r.push(t.data_off.to_string());
+            }
+            r.push(t.data_len.to_string());
+            r
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    out::table(&header, &rows)
+}
+
+/// `tensors: N (size), dtypes: f32×3 f16×2` and, past `max`, how to see the rest.
+pub fn tensor_summary(tensors: &[TensorInfo], max: usize) -> (String, Option<String>) {
+    let total: u64 = tensors.iter().map(|t| t.data_len).sum();
+    let mut hist: Vec<(aero_io::DType, usize)> = Vec::new();
+    for t in tensors {
+        match hist.iter_mut().find(|(d, _)| *d == t.dtype) {
+            Some((_, n)) => *n += 1,
+            None => hist.push((t.dtype, 1)),
+        }
+    }
+    let hist: Vec<String> = hist.iter().map(|(d, n)| format!("{d}×{n}")).collect();
+    let head = format!(
+        "tensors: {} ({}), dtypes: {}",
+        tensors.len(),
+        out::human_bytes(total),
+        hist.join(" ")
+    );
+    let more = (tensors.len() > max).then(|| {
+        format!(
+            "… {} more (use --max-tensors N or `aerotensor list`)",
+            tensors.len() - max
+        )
+    });
+    (head, more)
+}
+
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let f = crate::remote::open_file(&a.file)?;
     if a.json {
         return list_json(&f, &a.file);
     }
     let idx = f.index()?;
-    let rows: Vec<Vec<String>> = idx
-        .tensors()
-        .iter()
-        .map(|t| {
-            vec![
-                out::clean(&t.name).into_owned(),
-                t.dtype.to_string(),
-                shape_str(&t.shape),
-                t.shard_id.to_string(),
-                t.data_off.to_string(),
-                t.data_len.to_string(),
-            ]
-        })
-        .collect();
     let mut so = std::io::stdout().lock();
-    let _ = so.write_all(
-        out::table(
-            &["name", "dtype", "shape", "shard", "offset", "bytes"],
-            &rows,
-        )
-        .as_bytes(),
-    );
+    let _ = so.write_all(tensor_table(idx.tensors(), usize::MAX, None, true).as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,38 +225,11 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     println!();
     match &idx {
         Ok(i) => {
-            let hist = f.dtype_histogram().unwrap_or_default();
-            let hist: Vec<String> = hist.iter().map(|(d, n)| format!("{d}×{n}")).collect();
-            println!(
-                "tensors: {count} ({}), dtypes: {}",
-                out::human_bytes(total),
-                hist.join(" ")
-            );
-            let rows: Vec<Vec<String>> = i
-                .tensors()
-                .iter()
-                .take(a.max_tensors)
-                .map(|t| {
-                    vec![
-                        out::clean(&t.name).into_owned(),
-                        t.dtype.to_string(),
-                        shape_str(&t.shape),
-                        t.shard_id.to_string(),
-                        t.data_len.to_string(),
-                    ]
-                })
-                .collect();
-            if !rows.is_empty() {
-                print!(
-                    "{}",
-                    out::table(&["name", "dtype", "shape", "shard", "bytes"], &rows)
-                );
-            }
-            if count > a.max_tensors {
-                println!(
-                    "… {} more (use --max-tensors N or `aerotensor list`)",
-                    count - a.max_tensors
-                );
+            let (head, more) = tensor_summary(i.tensors(), a.max_tensors);
+            println!("{head}");
+            print!("{}", tensor_table(i.tensors(), a.max_tensors, None, false));
+            if let Some(m) = more {
+                println!("{m}");
             }
         }
         Err(e) => println!(

@@ -14,7 +14,7 @@ use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::read::tensor_json;
+use super::read::{tensor_json, tensor_summary, tensor_table};
 use super::{
     ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
     ValidateArgs,
@@ -29,16 +29,6 @@ pub fn is_set(path: &Path) -> bool {
     aero_set::is_set(path)
 }
 
-fn shape_str(s: &[u64]) -> String {
-    format!(
-        "[{}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 fn part_path(set: &AeroSet, shard_id: u64) -> Option<&str> {
     set.manifest()
         .part_for_shard(shard_id)
@@ -51,13 +41,6 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
     let m = set.manifest();
     let idx = set.index()?;
     let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
-    let mut hist: Vec<(aero_io::DType, usize)> = Vec::new();
-    for t in idx.tensors() {
-        match hist.iter_mut().find(|(d, _)| *d == t.dtype) {
-            Some((_, n)) => *n += 1,
-            None => hist.push((t.dtype, 1)),
-        }
-    }
     if a.json {
         let parts: Vec<Value> = m
             .parts
@@ -132,39 +115,15 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         out::table(&["#", "part", "bytes", "shards", "sha256"], &rows)
     );
     println!();
-    let hist: Vec<String> = hist.iter().map(|(d, n)| format!("{d}×{n}")).collect();
-    println!(
-        "tensors: {} ({}), dtypes: {}",
-        idx.len(),
-        out::human_bytes(total),
-        hist.join(" ")
+    let (head, more) = tensor_summary(idx.tensors(), a.max_tensors);
+    println!("{head}");
+    let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
+    print!(
+        "{}",
+        tensor_table(idx.tensors(), a.max_tensors, Some(&part), false)
     );
-    let rows: Vec<Vec<String>> = idx
-        .tensors()
-        .iter()
-        .take(a.max_tensors)
-        .map(|t| {
-            vec![
-                out::clean(&t.name).into_owned(),
-                t.dtype.to_string(),
-                shape_str(&t.shape),
-                t.shard_id.to_string(),
-                part_path(&set, t.shard_id).unwrap_or("-").to_string(),
-                t.data_len.to_string(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        print!(
-            "{}",
-            out::table(&["name", "dtype", "shape", "shard", "part", "bytes"], &rows)
-        );
-    }
-    if idx.len() > a.max_tensors {
-        println!(
-            "… {} more (use --max-tensors N or `aerotensor list`)",
-            idx.len() - a.max_tensors
-        );
+    if let Some(m) = more {
+        println!("{m}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -253,29 +212,9 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         out::print_json(&json!({"set": set.path().display().to_string(), "tensors": tensors}))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = idx
-        .tensors()
-        .iter()
-        .map(|t| {
-            vec![
-                out::clean(&t.name).into_owned(),
-                t.dtype.to_string(),
-                shape_str(&t.shape),
-                t.shard_id.to_string(),
-                part_path(&set, t.shard_id).unwrap_or("-").to_string(),
-                t.data_off.to_string(),
-                t.data_len.to_string(),
-            ]
-        })
-        .collect();
+    let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
     let mut so = std::io::stdout().lock();
-    let _ = so.write_all(
-        out::table(
-            &["name", "dtype", "shape", "shard", "part", "offset", "bytes"],
-            &rows,
-        )
-        .as_bytes(),
-    );
+    let _ = so.write_all(tensor_table(idx.tensors(), usize::MAX, Some(&part), true).as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
