@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use aero_format::{ControlPlane, DType, FILE_HEADER_LEN, FileHeader, FourCc, TOC_HEADER_LEN};
+use aero_format::{ControlPlane, FILE_HEADER_LEN, FileHeader, FourCc, TOC_HEADER_LEN};
 
 use crate::chunk::{Chunk, ChunkStatus, decompress_exact};
 use crate::error::{Error, Result};
