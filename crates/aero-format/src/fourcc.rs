@@ -42,6 +42,20 @@ impl FourCc {
         }
     }
 
+    /// The chunk's `role` in the MMSG manifest (spec §6); `"other"` for an
+    /// unknown fourcc.
+    pub fn role(self) -> &'static str {
+        match self {
+            FourCc::MJSN => "json",
+            FourCc::MMSG => "manifest",
+            FourCc::TIDX => "tensors",
+            FourCc::WTSH => "weights",
+            FourCc::IHSH => "control_integrity",
+            FourCc::PHSH => "page_hashes",
+            _ => "other",
+        }
+    }
+
     /// Metadata chunks are hash-verified on every read (spec §10).
     pub fn is_metadata(self) -> bool {
         matches!(

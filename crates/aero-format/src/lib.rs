@@ -33,7 +33,12 @@
 )]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod dtype;
+#[cfg(feature = "alloc")]
+pub mod encode;
 mod error;
 mod fourcc;
 pub mod ggml;

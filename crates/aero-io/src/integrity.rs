@@ -41,20 +41,7 @@ pub fn control_digest(prologue: &[u8], toc_offset: u64, entry_count: u32) -> [u8
 
 /// Encodes the 256-byte IHSH payload for a digest over `[0, p)`.
 pub fn encode_ihsh(p: u64, digest: &[u8; 32]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(256);
-    let w = &mut v;
-    let _ = rmp::encode::write_map_len(w, 3);
-    let _ = rmp::encode::write_str(w, "algo");
-    let _ = rmp::encode::write_str(w, "blake3-256");
-    let _ = rmp::encode::write_str(w, "covered_ranges");
-    let _ = rmp::encode::write_array_len(w, 1);
-    let _ = rmp::encode::write_array_len(w, 2);
-    let _ = rmp::encode::write_uint(w, 0);
-    let _ = rmp::encode::write_uint(w, p);
-    let _ = rmp::encode::write_str(w, "digest");
-    let _ = rmp::encode::write_bin(w, digest);
-    v.resize(aero_format::limits::IHSH_PAYLOAD_LEN as usize, 0);
-    v
+    aero_format::encode::encode_ihsh(p, digest)
 }
 
 struct Ihsh {
@@ -207,19 +194,7 @@ pub fn decode_phsh(payload: &[u8]) -> Result<PageHashes, String> {
 
 /// Encodes a PHSH payload.
 pub fn encode_phsh(p: &PageHashes) -> Vec<u8> {
-    let mut v = Vec::with_capacity(64 + 35 * p.digests.len());
-    let w = &mut v;
-    let _ = rmp::encode::write_map_len(w, 3);
-    let _ = rmp::encode::write_str(w, "shard_name");
-    let _ = rmp::encode::write_str(w, &p.shard_name);
-    let _ = rmp::encode::write_str(w, "page_size");
-    let _ = rmp::encode::write_uint(w, p.page_size);
-    let _ = rmp::encode::write_str(w, "digests");
-    let _ = rmp::encode::write_array_len(w, p.digests.len() as u32);
-    for d in &p.digests {
-        let _ = rmp::encode::write_bin(w, d);
-    }
-    v
+    aero_format::encode::encode_phsh(&p.shard_name, p.page_size, &p.digests)
 }
 
 /// Number of pages of `page_size` covering `len` bytes.

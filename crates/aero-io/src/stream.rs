@@ -16,14 +16,15 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use aero_format::layout::{Prologue, align_up};
-use aero_format::{ChunkFlags, DType, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
+use aero_format::{ChunkFlags, DType, FourCc, TocEntry};
 
 use crate::encode::{Manifest, ManifestChunk, ManifestShard, encode_tidx};
 use crate::error::{Error, Result};
 use crate::index::TensorInfo;
 use crate::integrity::{PageHashes, control_digest, encode_ihsh, encode_phsh};
 use crate::output::Output;
-use crate::writer::{compress, string_table};
+use crate::writer::compress;
+use aero_format::encode::string_table;
 
 /// Where tensors go inside shards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -390,7 +391,10 @@ struct Planned {
     fourcc: Vec<FourCc>,
     names: Vec<String>,
     flags: Vec<u32>,
+    /// TOC positions of each kind of chunk.
     ihsh: Option<usize>,
+    mjsn: usize,
+    mmsg: usize,
     tidx: usize,
     wtsh: Vec<usize>,
     phsh: Vec<Option<usize>>,
@@ -402,12 +406,14 @@ fn plan_chunks(opts: &WriteOptions, shard_len: &[u64]) -> Planned {
         names: Vec::new(),
         flags: Vec::new(),
         ihsh: None,
+        mjsn: 0,
+        mmsg: 0,
         tidx: 0,
         wtsh: Vec::new(),
         phsh: Vec::new(),
     };
     let push = |p: &mut Planned, fc: FourCc, name: String| {
-        let flags = crate::writer::ChunkSpec::standard(fc, "", Vec::new()).flags;
+        let flags = aero_format::encode::standard_flags(fc).0;
         p.fourcc.push(fc);
         p.names.push(name);
         p.flags.push(flags);
@@ -416,8 +422,8 @@ fn plan_chunks(opts: &WriteOptions, shard_len: &[u64]) -> Planned {
     if opts.control_integrity {
         p.ihsh = Some(push(&mut p, FourCc::IHSH, "control.integrity".into()));
     }
-    push(&mut p, FourCc::MJSN, "meta.json".into());
-    push(&mut p, FourCc::MMSG, "manifest".into());
+    p.mjsn = push(&mut p, FourCc::MJSN, "meta.json".into());
+    p.mmsg = push(&mut p, FourCc::MMSG, "manifest".into());
     p.tidx = push(&mut p, FourCc::TIDX, "tensors".into());
     for (s, &len) in shard_len.iter().enumerate() {
         let id = opts.first_shard_id + s as u64;
@@ -737,7 +743,7 @@ pub fn write_to(
     }
     place(
         &mut out,
-        &mut entries[chunks.tidx - 2],
+        &mut entries[chunks.mjsn],
         16,
         &mjsn,
         mjsn.len() as u64,
@@ -746,7 +752,7 @@ pub fn write_to(
     .map_err(io)?;
     place(
         &mut out,
-        &mut entries[chunks.tidx - 1],
+        &mut entries[chunks.mmsg],
         16,
         &mmsg,
         manifest.len() as u64,
@@ -830,37 +836,8 @@ pub fn write_to(
     let file_size = out.pos;
 
     // Prologue: header, TOC, string table.
-    let header = FileHeader {
-        magic: MAGIC,
-        version_major: 0,
-        version_minor: 1,
-        header_size: 96,
-        toc_offset: pro.toc_offset,
-        toc_length: pro.toc_length,
-        string_table_offset: pro.string_table_offset,
-        string_table_length: pro.string_table_length,
-        file_flags: 0,
-        uuid,
-        reserved: [0; 28],
-    };
-    let build = |entries: &[TocEntry]| {
-        let mut p = vec![0u8; pro.payload_start as usize];
-        p[..96].copy_from_slice(&header.encode());
-        let t = pro.toc_offset as usize;
-        p[t..t + 16].copy_from_slice(
-            &TocHeader {
-                entry_count: n as u32,
-                ..Default::default()
-            }
-            .encode(),
-        );
-        for (i, e) in entries.iter().enumerate() {
-            p[t + 16 + 80 * i..t + 96 + 80 * i].copy_from_slice(&e.encode());
-        }
-        let s = pro.string_table_offset as usize;
-        p[s..s + strtab.len()].copy_from_slice(&strtab);
-        p
-    };
+    let build =
+        |entries: &[TocEntry]| aero_format::encode::encode_prologue(&pro, uuid, entries, &strtab);
     let w = out.w.into_inner().map_err(|e| io(e.into_error()))?;
     if let Some(i) = chunks.ihsh {
         let digest = control_digest(&build(&entries), pro.toc_offset, n as u32);

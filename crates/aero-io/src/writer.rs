@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aero_format::layout::{Prologue, align16};
-use aero_format::{ChunkFlags, FileHeader, FourCc, MAGIC, TocEntry, TocHeader};
+use aero_format::{ChunkFlags, FourCc, TocEntry};
 
 use crate::error::{Error, Result};
 use crate::output::Output;
@@ -29,17 +29,10 @@ pub struct ChunkSpec {
 impl ChunkSpec {
     /// A chunk with the flags the spec prescribes for its fourcc (§4).
     pub fn standard(fourcc: FourCc, name: impl Into<String>, payload: Vec<u8>) -> ChunkSpec {
-        let flags = match fourcc {
-            FourCc::MMSG => ChunkFlags::COMPRESSED,
-            FourCc::TIDX => ChunkFlags::COMPRESSED | ChunkFlags::INDEX,
-            FourCc::WTSH => ChunkFlags::MMAP_CRITICAL,
-            FourCc::IHSH | FourCc::PHSH => ChunkFlags::OPTIONAL,
-            _ => 0,
-        };
         ChunkSpec {
             fourcc,
             name: name.into(),
-            flags,
+            flags: aero_format::encode::standard_flags(fourcc).0,
             payload,
         }
     }
@@ -56,19 +49,6 @@ pub fn compress(data: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| Error::Invalid(format!("zstd: {e}")))?;
     c.compress(data)
         .map_err(|e| Error::Invalid(format!("zstd: {e}")))
-}
-
-/// The bytes of the string table for these names (NUL after each, padded to 8).
-pub fn string_table<'a>(names: impl IntoIterator<Item = &'a str>) -> (Vec<u8>, Vec<(u32, u32)>) {
-    let mut st = Vec::new();
-    let mut refs = Vec::new();
-    for n in names {
-        refs.push((st.len() as u32, n.len() as u32));
-        st.extend_from_slice(n.as_bytes());
-        st.push(0);
-    }
-    st.resize(st.len().div_ceil(8) * 8, 0);
-    (st, refs)
 }
 
 /// Encodes a whole file in memory from explicit chunks.
@@ -88,7 +68,7 @@ pub fn encode_chunks(uuid: [u8; 16], chunks: &[ChunkSpec]) -> Result<Vec<u8>> {
             )));
         }
     }
-    let (strtab, refs) = string_table(chunks.iter().map(|c| c.name.as_str()));
+    let (strtab, refs) = aero_format::encode::string_table(chunks.iter().map(|c| c.name.as_str()));
     let names_len: u64 = chunks.iter().map(|c| c.name.len() as u64 + 1).sum();
     let pro = Prologue::new(chunks.len() as u64, names_len)
         .ok_or_else(|| Error::Invalid("too many chunks".into()))?;
@@ -116,34 +96,8 @@ pub fn encode_chunks(uuid: [u8; 16], chunks: &[ChunkSpec]) -> Result<Vec<u8>> {
             blake3: *blake3::hash(&c.payload).as_bytes(),
         });
     }
-    let header = FileHeader {
-        magic: MAGIC,
-        version_major: 0,
-        version_minor: 1,
-        header_size: 96,
-        toc_offset: pro.toc_offset,
-        toc_length: pro.toc_length,
-        string_table_offset: pro.string_table_offset,
-        string_table_length: pro.string_table_length,
-        file_flags: 0,
-        uuid,
-        reserved: [0; 28],
-    };
-    out[..96].copy_from_slice(&header.encode());
-    let toc_start = pro.toc_offset as usize;
-    out[toc_start..toc_start + 16].copy_from_slice(
-        &TocHeader {
-            entry_count: chunks.len() as u32,
-            ..Default::default()
-        }
-        .encode(),
-    );
-    for (i, e) in entries.iter().enumerate() {
-        let at = toc_start + 16 + 80 * i;
-        out[at..at + 80].copy_from_slice(&e.encode());
-    }
-    let st = pro.string_table_offset as usize;
-    out[st..st + strtab.len()].copy_from_slice(&strtab);
+    let prologue = aero_format::encode::encode_prologue(&pro, uuid, &entries, &strtab);
+    out[..prologue.len()].copy_from_slice(&prologue);
     Ok(out)
 }
 
