@@ -372,6 +372,7 @@ impl Series {
 }
 
 /// Waits for `pid` with `wait4`, returning its status and resource usage.
+#[allow(unsafe_code)] // libc::wait4: the only way to get a child's rusage
 fn wait4(pid: libc::pid_t) -> Result<(ExitStatus, libc::rusage)> {
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is a plain C struct of integers; all-zero is a valid value.
@@ -1052,6 +1053,7 @@ fn bench_export(ctx: &Ctx) -> Result<BenchOut> {
 
 /// Finds `b3sum`, installing it when missing (apt-get as root, else
 /// `cargo install b3sum --locked`). `None` (with a message) if that fails.
+#[allow(unsafe_code)] // libc::geteuid
 fn ensure_b3sum() -> Option<PathBuf> {
     let found = |p: &Path| {
         Command::new(p)

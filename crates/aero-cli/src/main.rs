@@ -1,4 +1,5 @@
 //! `aerotensor`: convert, validate, inspect and read AERO model files.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cmd;
 mod out;

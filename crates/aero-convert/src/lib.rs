@@ -10,6 +10,7 @@
 //! Conventions for what AERO v0.1 cannot express natively (FP8/FP6/FP4
 //! safetensors dtypes, GGUF key/values) are documented in `docs/CONVERSION.md`.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod detect;
 mod error;

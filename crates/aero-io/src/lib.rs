@@ -13,7 +13,7 @@
 //! # Ok::<(), aero_io::Error>(())
 //! ```
 #![warn(missing_docs)]
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod chunk;
 pub mod copy;

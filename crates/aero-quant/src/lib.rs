@@ -33,6 +33,7 @@
 //! (NaN and Inf included). See `docs/QUANT.md` for the types, the rounding
 //! rules and the cost model.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod half;
 mod kernels;

@@ -24,7 +24,7 @@
 //! # Ok::<(), aero_set::SetError>(())
 //! ```
 #![warn(missing_docs)]
-#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
 pub mod manifest;
