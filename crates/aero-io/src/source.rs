@@ -78,7 +78,32 @@ pub struct LocalSource {
 impl LocalSource {
     /// Opens `path`, mapping it if possible (`mmap` fails on some special files
     /// and filesystems; reads then go through `pread`).
+    ///
+    /// # The memory-map contract
+    ///
+    /// A mapping shows the file as it is *now*: if another process truncates
+    /// or rewrites the file while it is mapped, the bytes seen through
+    /// [`ByteSource::mapped`] change underneath, and touching a truncated
+    /// page kills the process with `SIGBUS`. Like every mmap-based reader
+    /// (ripgrep's `MmapChoice`, `safetensors`), this crate assumes that a file
+    /// it reads is not modified while open; writers here never modify a file
+    /// in place (they write a temporary and rename it). Under that contract a
+    /// verified shard stays verified ([`ByteSource::stable`]). Where other
+    /// programs may rewrite files in place, use [`LocalSource::open_unmapped`]
+    /// (or set `AEROTENSOR_NO_MMAP`): every read is then a `pread` into a
+    /// buffer of ours.
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, std::env::var_os("AEROTENSOR_NO_MMAP").is_none())
+    }
+
+    /// Opens `path` without mapping it: reads are positioned reads into
+    /// buffers, so a concurrent change cannot alter bytes already handed
+    /// out or raise `SIGBUS` (see [`LocalSource::open`]).
+    pub fn open_unmapped(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, map: bool) -> io::Result<Self> {
         let file = File::open(path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
@@ -88,7 +113,7 @@ impl LocalSource {
             ));
         }
         let len = meta.len();
-        let map = if len == 0 || std::env::var_os("AEROTENSOR_NO_MMAP").is_some() {
+        let map = if len == 0 || !map {
             None
         } else {
             crate::mmap::map_whole(&file)
