@@ -95,11 +95,19 @@ fn main() -> ExitCode {
         }
     };
     remote::init(cli.remote);
+    let json = cli.command.wants_json();
     match cmd::run(cli.command) {
         Ok(code) => code,
         Err(e) => {
             out::error_line(&e);
-            ExitCode::from(exit_code(&e))
+            let code = exit_code(&e);
+            if json {
+                let _ = out::print_json(&serde_json::json!({
+                    "error": out::chain(&e),
+                    "exit_code": code,
+                }));
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -809,3 +809,28 @@ fn damage_anywhere_exits_1_with_a_report_and_io_errors_exit_2() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches(s(&junk)).count(), 1, "{err}");
 }
+
+#[test]
+fn json_mode_prints_one_document_even_on_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("missing.aero");
+    let junk = d.path().join("junk.aero");
+    std::fs::write(&junk, b"GGUF not really").unwrap();
+    for args in [
+        vec!["inspect", "--json", s(&missing)],
+        vec!["list", "--json", s(&junk)],
+        vec!["inspect", "--json", s(&junk)],
+        vec![
+            "convert",
+            "--json",
+            s(&missing),
+            s(&d.path().join("o.aero")),
+        ],
+    ] {
+        let o = cli().run(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let r = json(&o);
+        assert!(r["error"].is_string(), "{args:?}: {r}");
+        assert_eq!(r["exit_code"], o.status.code().unwrap(), "{args:?}");
+    }
+}

@@ -307,6 +307,27 @@ pub struct MakeTestVectorArgs {
     pub out: PathBuf,
 }
 
+impl Command {
+    /// Whether `--json` was given: then an error is also reported as one
+    /// JSON document on stdout (`{"error": …, "exit_code": …}`), so a
+    /// program reading stdout always gets one.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Inspect(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Validate(a) => a.json,
+            Command::Repack(a) => a.json,
+            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) | Command::Convert(a) => {
+                a.json
+            }
+            Command::ExportSafetensors(a) | Command::ExportGguf(a) => a.json,
+            Command::InspectSet(a) => a.json,
+            Command::ConvertSafetensorsSharded(a) => a.json,
+            Command::Extract(_) | Command::MakeTestVector(_) | Command::FetchTensor(_) => false,
+        }
+    }
+}
+
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Inspect(a) if set::is_set(&a.file) => set::inspect_set(InspectSetArgs {
