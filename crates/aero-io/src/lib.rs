@@ -32,7 +32,7 @@ pub mod repack;
 pub mod scan;
 pub mod source;
 pub mod stream;
-pub mod tee;
+mod tee;
 pub mod validate;
 pub mod value;
 pub mod verify;
