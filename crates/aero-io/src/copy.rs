@@ -150,32 +150,93 @@ pub fn copy_tensors(
         plan.push((shard, members, mode));
     }
 
-    let written_back = if opts.durable { 0 } else { u64::MAX };
-    let (produced, wrote, _) = pipeline::run(out, written_back, |pipe| {
-        for (shard, members, mode) in &plan {
-            match mode {
-                Mode::WholeShard => whole_shard(f, shard, members, pipe, opts)?,
-                Mode::PerTensor => {
-                    for m in members {
-                        per_tensor(f, shard, m, pipe, opts)?;
+    let fetched = Fetched::default();
+    let attempt = || {
+        let written_back = if opts.durable { 0 } else { u64::MAX };
+        let (produced, wrote, _) = pipeline::run(out, written_back, |pipe| {
+            for (shard, members, mode) in &plan {
+                match mode {
+                    Mode::WholeShard => whole_shard(f, shard, members, pipe, opts, &fetched)?,
+                    Mode::PerTensor => {
+                        for m in members {
+                            per_tensor(f, shard, m, pipe, opts, &fetched)?;
+                        }
                     }
                 }
             }
+            Ok::<(), Stop>(())
+        });
+        match (produced, wrote) {
+            (Err(Stop::Failed(e)), _) => Err(e),
+            (_, Err(e)) => Err(Error::io(out_path, e)),
+            (Err(Stop::Cancelled), Ok(())) => {
+                Err(Error::Invalid("tensor copy was cancelled".into()))
+            }
+            (Ok(()), Ok(())) => Ok(()),
         }
-        Ok::<(), Stop>(())
-    });
-    match (produced, wrote) {
-        (Err(Stop::Failed(e)), _) => Err(e),
-        (_, Err(e)) => Err(Error::io(out_path, e)),
-        (Err(Stop::Cancelled), Ok(())) => Err(Error::Invalid("tensor copy was cancelled".into())),
-        (Ok(()), Ok(())) => Ok(()),
+    };
+    match attempt() {
+        // A remote source may have served a damaged cached copy: drop every
+        // range this copy fetched and try once more from the network.
+        Err(e @ Error::Corrupt { .. }) if !f.source().stable() => {
+            let mut any = false;
+            for (at, len) in fetched.borrow_mut().drain(..) {
+                any |= f.source().invalidate(at, len);
+            }
+            if any { attempt() } else { Err(e) }
+        }
+        r => r,
     }
 }
 
-fn read_at(f: &AeroFile, abs: u64, buf: &mut [u8]) -> Result<(), Stop> {
-    f.source()
-        .read_exact_at(abs, buf)
-        .map_err(|e| Stop::Failed(Error::io(f.path(), e)))
+/// Ranges a copy fetched from a remote source (to drop from its cache when
+/// they turn out damaged).
+type Fetched = std::cell::RefCell<Vec<(u64, u64)>>;
+
+/// Reads of one contiguous range, in order. A local source is read with one
+/// positioned read per piece; a remote one a window of up to 16 MiB at a
+/// time (one range request instead of 64), served piece by piece.
+struct Ranged<'f> {
+    f: &'f AeroFile,
+    fetched: &'f Fetched,
+    /// End of the range being read (absolute).
+    end: u64,
+    window: Vec<u8>,
+    window_at: u64,
+}
+
+impl<'f> Ranged<'f> {
+    fn new(f: &'f AeroFile, end: u64, fetched: &'f Fetched) -> Ranged<'f> {
+        Ranged {
+            f,
+            fetched,
+            end,
+            window: Vec::new(),
+            window_at: 0,
+        }
+    }
+
+    fn read_at(&mut self, abs: u64, buf: &mut [u8]) -> Result<(), Stop> {
+        let src = self.f.source();
+        if src.stable() {
+            return src
+                .read_exact_at(abs, buf)
+                .map_err(|e| Stop::Failed(Error::io(self.f.path(), e)));
+        }
+        let want_end = abs + buf.len() as u64;
+        let have_end = self.window_at + self.window.len() as u64;
+        if abs < self.window_at || want_end > have_end {
+            let n = (self.end.saturating_sub(abs)).clamp(buf.len() as u64, crate::verify::WINDOW);
+            self.window.resize(n as usize, 0);
+            self.window_at = abs;
+            self.fetched.borrow_mut().push((abs, n));
+            src.read_exact_at(abs, &mut self.window)
+                .map_err(|e| Stop::Failed(Error::io(self.f.path(), e)))?;
+        }
+        let from = (abs - self.window_at) as usize;
+        buf.copy_from_slice(&self.window[from..from + buf.len()]);
+        Ok(())
+    }
 }
 
 /// Copies one tensor, checked by its own guard.
@@ -185,6 +246,7 @@ fn per_tensor(
     m: &Item<'_>,
     pipe: &Pipe<'_, '_>,
     opts: &CopyOptions<'_>,
+    fetched: &Fetched,
 ) -> Result<(), Stop> {
     let (a, len) = (m.info.data_off, m.info.data_len);
     let corrupt = |offset: u64, check: String| Error::Corrupt {
@@ -202,6 +264,7 @@ fn per_tensor(
                 return Ok(());
             };
             let ps = ph.page_size;
+            let mut src = Ranged::new(f, shard.offset + end, fetched);
             let mut page = blake3::Hasher::new();
             let mut in_page = 0u64;
             let mut index = start / ps;
@@ -209,7 +272,7 @@ fn per_tensor(
             while pos < end {
                 let mut buf = pipe.take()?;
                 let k = (end - pos).min(PIECE as u64).min(ps - in_page) as usize;
-                read_at(f, shard.offset + pos, &mut buf[..k])?;
+                src.read_at(shard.offset + pos, &mut buf[..k])?;
                 page.update(&buf[..k]);
                 in_page += k as u64;
                 let piece_end = pos + k as u64;
@@ -246,11 +309,12 @@ fn per_tensor(
         }
         guard => {
             let mut h = matches!(guard, Guard::TensorHash).then(blake3::Hasher::new);
+            let mut src = Ranged::new(f, shard.offset + a + len, fetched);
             let mut done = 0u64;
             while done < len {
                 let mut buf = pipe.take()?;
                 let k = (len - done).min(PIECE as u64) as usize;
-                read_at(f, shard.offset + a + done, &mut buf[..k])?;
+                src.read_at(shard.offset + a + done, &mut buf[..k])?;
                 if let Some(h) = h.as_mut() {
                     h.update(&buf[..k]);
                 }
@@ -276,13 +340,15 @@ fn whole_shard(
     members: &[Item<'_>],
     pipe: &Pipe<'_, '_>,
     opts: &CopyOptions<'_>,
+    fetched: &Fetched,
 ) -> Result<(), Stop> {
     let mut h = blake3::Hasher::new();
+    let mut src = Ranged::new(f, shard.offset + shard.length, fetched);
     let mut pos = 0u64;
     while pos < shard.length {
         let mut buf = pipe.take()?;
         let k = (shard.length - pos).min(PIECE as u64) as usize;
-        read_at(f, shard.offset + pos, &mut buf[..k])?;
+        src.read_at(shard.offset + pos, &mut buf[..k])?;
         h.update(&buf[..k]);
         let end = pos + k as u64;
         let mut writes = Vec::new();

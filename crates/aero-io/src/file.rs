@@ -774,10 +774,24 @@ impl AeroFile {
         mut attempt: impl FnMut() -> Result<(T, bool)>,
     ) -> Result<(T, bool)> {
         let first = attempt()?;
-        if !first.1 && self.source.invalidate(off, len) {
+        if !first.1 && self.invalidate(off, len) {
             return attempt();
         }
         Ok(first)
+    }
+
+    /// Drops cached copies of `off..off+len`: the range as one read, and as
+    /// the [`crate::verify::WINDOW`]-sized reads a windowed pass makes.
+    fn invalidate(&self, off: u64, len: u64) -> bool {
+        let mut any = self.source.invalidate(off, len);
+        let w = crate::verify::WINDOW;
+        let mut at = 0u64;
+        while len > w && at < len {
+            let n = (len - at).min(w);
+            any |= self.source.invalidate(off + at, n);
+            at += n;
+        }
+        any
     }
 
     /// Reads the pages covering a tensor, checks each against the PHSH and

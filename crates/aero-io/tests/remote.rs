@@ -1619,3 +1619,46 @@ fn remote_reads_verify_files_without_tensor_hashes() {
         }
     }
 }
+
+#[test]
+fn verified_copies_from_a_remote_file_drop_corrupted_cache_entries() {
+    let _w = watchdog(
+        "verified_copies_from_a_remote_file_drop_corrupted_cache_entries",
+        Duration::from_secs(30),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    // With hash_b3 (one tensor hashed) and with only the shard hash (the
+    // whole shard streamed and hashed).
+    for tensor_hash in [true, false] {
+        let m = gen_model(
+            &[("a", 30_000, 1), ("b", 90_000, 2), ("c", 20_000, 3)],
+            0,
+            tensor_hash,
+        );
+        let srv = TestServer::start();
+        srv.put("/m.aero", m.bytes.clone());
+        let f = AeroFile::open_url(&srv.url("/m.aero"), cached(dir.path(), 64 << 20)).unwrap();
+        let info = f.tensor_info("b").unwrap().clone();
+        let out = out_dir.path().join(format!("b-{tensor_hash}.bin"));
+        let opts = aero_io::copy::CopyOptions::default();
+        // One corrupted response: cached, caught, dropped, fetched again.
+        srv.fault_times("/m.aero", Fault::CorruptByte(m.range("b").0 + 5), 1);
+        aero_io::copy::extract(&f, &info, &out, &opts).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), m.data("b"), "{tensor_hash}");
+        // Persistent corruption (a fresh cache): an error and no output …
+        std::fs::remove_file(&out).unwrap();
+        let cache2 = tempfile::tempdir().unwrap();
+        let f = AeroFile::open_url(&srv.url("/m.aero"), cached(cache2.path(), 64 << 20)).unwrap();
+        srv.fault("/m.aero", Fault::CorruptByte(m.range("b").0 + 5));
+        let e = aero_io::copy::extract(&f, &info, &out, &opts).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+        assert!(!out.exists());
+        srv.clear_faults();
+        // … and nothing bad left in that cache: the next copy fetches again.
+        let n = srv.request_count();
+        aero_io::copy::extract(&f, &info, &out, &opts).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), m.data("b"));
+        assert!(srv.request_count() > n, "the damaged range was refetched");
+    }
+}
