@@ -249,7 +249,20 @@ pub fn temp_dir(dest: &Path) -> Result<TempGuard> {
 /// until one does not exist yet.
 fn create_unique<T>(dest: &Path, make: impl Fn(&Path) -> io::Result<T>) -> Result<T> {
     let dir = parent_dir(dest);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        // `afile/x.aero` where `afile` is a file: say so, not "File exists".
+        let blocker = dir.ancestors().find(|a| a.is_file());
+        match blocker {
+            Some(b) => Error::io(
+                dest,
+                io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{} is a file, not a directory", b.display()),
+                ),
+            ),
+            None => Error::io(&dir, e),
+        }
+    })?;
     sweep_leftovers(dest);
     for _ in 0..16 {
         let path = temp_path(dest)?;
