@@ -13,15 +13,18 @@ use clap::Parser;
 ///
 /// AERO stores tensors in one `.aero` file (or an AEROSET of several) with a
 /// BLAKE3 hash per chunk and 16-byte-aligned weight shards that can be
-/// memory-mapped without copying.
+/// memory-mapped without copying. Every tensor byte a command hands out is
+/// checked against the file's hashes first.
 ///
-/// Exit codes: 0 success / valid, 1 invalid (validation failed), 2 usage or I/O error.
+/// Exit codes: 0 success / valid; 1 a file is damaged or cannot be trusted
+/// (validation failed, a hash mismatch, truncation); 2 usage or I/O error.
 #[derive(Parser, Debug)]
 #[command(
     name = "aerotensor",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +32,19 @@ struct Cli {
     #[command(flatten)]
     remote: remote::RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  aerotensor convert model.safetensors dist/model.aero     # safetensors, GGUF or AERO in
+  aerotensor convert ./checkpoint dist/model-set            # sharded safetensors -> AEROSET
+  aerotensor validate --full dist/model.aero                # every hash; exit 1 if damaged
+  aerotensor inspect dist/model.aero                        # model, chunks, first tensors
+  aerotensor list --json dist/model.aero | jq '.tensors[].name'
+  aerotensor extract dist/model.aero lm_head.weight w.bin   # verified raw bytes
+  aerotensor export-safetensors dist/model.aero back.safetensors
+  aerotensor inspect https://host/models/model.aero         # remote: only the ranges needed
+
+Docs: docs/CLI.md (outputs, exit codes, --json), docs/VERIFICATION.md (what reads check).";
 
 /// Makes a closed stdout (e.g. `aerotensor list big.aero | head`) end the
 /// process quietly, as for other Unix tools, instead of a "broken pipe" panic.

@@ -22,13 +22,25 @@ pub enum Command {
     /// Check a file's structure and hashes.
     ///
     /// Default (quick): metadata chunks, tensor table, control-plane hash.
-    /// --full also hashes every weight shard, tensor hash_b3 and PHSH page.
-    /// Exit 0 valid, 1 invalid; a chunk whose hash was never recorded is a
-    /// warning (exit 0), or a failure with --strict.
+    /// --full also hashes every weight shard, tensor hash_b3 and PHSH page
+    /// (one read of the weights). Exit 0 valid, 1 invalid or unreadable
+    /// content, 2 when the file cannot be opened; a chunk whose hash was
+    /// never recorded is a warning (exit 0), or a failure with --strict.
+    #[command(after_help = "Examples:
+  aerotensor validate model.aero                 # metadata only, fast
+  aerotensor validate --full model.aero          # every weight byte
+  aerotensor validate --full --json model.aero   # the report as JSON
+  aerotensor validate --full ./model-set         # an AEROSET: manifest, index, every part")]
     Validate(ValidateArgs),
     /// Write one tensor's raw bytes to a file or stdout.
     ///
-    /// Refuses bytes that fail their hash_b3.
+    /// The bytes are checked against the file's hashes first (hash_b3, page
+    /// hashes or the shard hash); damaged bytes are refused (exit 1) and
+    /// nothing is written.
+    #[command(after_help = "Examples:
+  aerotensor extract model.aero lm_head.weight w.bin
+  aerotensor extract model.aero lm_head.weight - | xxd | head
+  aerotensor extract ./model-set model.norm.weight norm.bin")]
     Extract(ExtractArgs),
     /// Write the AERO v0.1 golden test vector (spec §12).
     MakeTestVector(MakeTestVectorArgs),
@@ -43,7 +55,15 @@ pub enum Command {
     ConvertGguf(ConvertArgs),
     /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO).
     ///
-    /// A sharded safetensors checkpoint (index file or directory) becomes an AEROSET.
+    /// A sharded safetensors checkpoint (index file or directory) becomes an
+    /// AEROSET. Output files carry a hash_b3 for every tensor and 1 MiB page
+    /// hashes (--no-tensor-hash, --no-page-hashes turn them off); the output
+    /// appears atomically and missing directories are created.
+    #[command(after_help = "Examples:
+  aerotensor convert model.safetensors dist/model.aero
+  aerotensor convert model.gguf dist/model.aero                # quantized tensors stay packed
+  aerotensor convert ./checkpoint dist/set                     # *.safetensors.index.json -> AEROSET
+  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer")]
     Convert(ConvertArgs),
     /// Write an AERO file back as safetensors (restores __metadata__).
     ExportSafetensors(ExportArgs),
