@@ -666,7 +666,9 @@ impl AeroFile {
     /// bytes without hashing them again. This is what a loader that reads
     /// every tensor should call first — one pass over the weights (one hash
     /// per byte) instead of one hash per tensor plus page overlaps. Fails on
-    /// the first shard that does not match (or records no hash).
+    /// the first shard that does not match; a shard whose TOC hash is not
+    /// recorded is skipped (its tensors are still checked by their own
+    /// hashes when read). On a remote source nothing is remembered.
     pub fn verify_all(&self) -> Result<()> {
         for c in self.chunks.iter().filter(|c| c.fourcc == FourCc::WTSH) {
             if !c.hash_recorded() {
