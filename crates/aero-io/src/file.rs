@@ -356,7 +356,8 @@ impl AeroFile {
             return Ok(None);
         };
         let (data, _) = self.read_verified(c)?;
-        crate::value::msgpack_to_json(&data)
+        let budget = crate::value::manifest_budget(self.len());
+        crate::value::msgpack_to_json_within(&data, budget.min(crate::value::json_budget(&data)))
             .map(Some)
             .map_err(|e| Error::Metadata {
                 path: self.path.clone(),
