@@ -1,0 +1,35 @@
+//! A whole AERO file from bytes: open from a `Vec<u8>` source, validate
+//! Full, read every tensor, and render what `list --json` / `inspect
+//! --json` print (extras as JSON included).
+#![no_main]
+use aero_io::{AeroFile, Mode, Verdict};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(f) = AeroFile::from_source("fuzz.aero", Box::new(data.to_vec())) else {
+        return;
+    };
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    let _ = serde_json::to_vec(&r).expect("report JSON");
+    let _ = f.manifest();
+    let _ = f.meta_json();
+    let _ = f.model();
+    let _ = f.dtype_histogram();
+    let Ok(idx) = f.index() else {
+        return;
+    };
+    let mut rows = Vec::new();
+    for t in idx.tensors() {
+        rows.push(aerotensor_fuzz::tensor_json(t));
+        assert!(idx.get(&t.name).is_some());
+        let read = f.tensor(&t.name);
+        if r.verdict != Verdict::Invalid && !f.is_set_index() {
+            let v = read.unwrap_or_else(|e| panic!("valid file, but '{}': {e}", t.name));
+            assert_eq!(v.bytes().len() as u64, v.info().data_len);
+        }
+        if let Ok(v) = f.tensor_unverified(t) {
+            let _ = v.bytes().len();
+        }
+    }
+    let _ = serde_json::to_vec(&serde_json::Value::Array(rows)).expect("list JSON");
+});

@@ -1,0 +1,47 @@
+//! GGUF: header parse and write-back of the same bytes; GGUF → AERO →
+//! `validate --full` → GGUF with the same tensors.
+#![no_main]
+use std::path::Path;
+
+use aero_convert::gguf;
+use aero_convert::gguf_convert::{Input, export_with, import_with};
+use aero_io::{AeroFile, Mode, Verdict};
+use aerotensor_fuzz::{scratch_file, write_options};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(h) = gguf::parse(data) {
+        assert!(gguf::valid_alignment(h.alignment));
+        let mut out = Vec::new();
+        if gguf::write_header(&h, &mut out).is_ok() {
+            let h2 = gguf::parse(&out).expect("a written header parses");
+            assert_eq!(h2.metadata, h.metadata);
+            assert_eq!(h2.tensors, h.tensors);
+        }
+    }
+    let Ok(inp) = Input::from_source(Path::new("fuzz.gguf"), Box::new(data.to_vec())) else {
+        return;
+    };
+    if inp.header().tensors.is_empty() {
+        return;
+    }
+    let aero = scratch_file("g.aero");
+    let back = scratch_file("g.back.gguf");
+    import_with(&inp, &aero, &write_options(), &|_| {}).expect("a checked GGUF converts");
+    let f = AeroFile::open(&aero).expect("converted file opens");
+    let r = aero_io::validate(&f, Mode::Full, &|_| {});
+    assert_eq!(r.verdict, Verdict::Valid, "{:?}", r.errors);
+    export_with(&aero, &back, false).expect("a converted GGUF exports");
+    let again = Input::open(&back).expect("exported GGUF re-imports");
+    let names = |h: &gguf::GgufHeader| {
+        let mut v: Vec<(String, u32, Vec<u64>)> = h
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.ggml_type.id, t.dims.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(again.header()), names(inp.header()));
+    assert_eq!(again.header().metadata, inp.header().metadata);
+});
