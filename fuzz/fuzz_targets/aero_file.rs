@@ -32,4 +32,19 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = serde_json::to_vec(&serde_json::Value::Array(rows)).expect("list JSON");
+    // Both exporters on every file validation accepts: an error is fine,
+    // a panic or an unbounded output is not.
+    if r.verdict != Verdict::Invalid && !f.is_set_index() {
+        let input = aerotensor_fuzz::scratch_file("in.aero");
+        std::fs::write(&input, data).expect("scratch write");
+        let out = aerotensor_fuzz::scratch_file("out.bin");
+        if let Ok(n) = aero_convert::safetensors::export_with(&input, &out, false) {
+            assert!(n <= 2 * data.len() as u64 + (1 << 20));
+        }
+        if let Ok(n) = aero_convert::gguf_convert::export_with(&input, &out, false) {
+            // Tensor bytes, plus at most one alignment of padding each.
+            let pad = (idx.len() as u64 + 1) * aero_convert::gguf::MAX_ALIGNMENT;
+            assert!(n <= 2 * data.len() as u64 + pad, "{n}");
+        }
+    }
 });
