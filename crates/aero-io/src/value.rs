@@ -255,6 +255,7 @@ fn python_number(n: &Number) -> String {
 }
 
 fn write_str(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
