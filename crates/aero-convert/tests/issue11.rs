@@ -158,3 +158,48 @@ fn convert_gguf_memory_is_a_small_multiple_of_the_input() {
         std::fs::read(&input).unwrap()
     );
 }
+
+/// Found by the `integrity` fuzz target: serde_json parsed some floats one
+/// unit in the last place off (its fast path), so a GGUF f64/f32 key/value
+/// kept in MJSN came back with other bits. `float_roundtrip` parses exactly.
+#[test]
+fn gguf_float_values_survive_the_mjsn_round_trip() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use gguf::{GgmlType, GgufHeader, GgufTensorInfo, GgufValue};
+    let dir = tempfile::tempdir().unwrap();
+    let values = [7.464259823342934e-32f64, 0.1, 1e300, -2.5e-300, 5e-324];
+    let mut metadata: Vec<(String, GgufValue)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("f64.{i}"), GgufValue::F64(*v)))
+        .collect();
+    metadata.push(("f32".into(), GgufValue::F32(7.464_26e-32)));
+    let h = GgufHeader {
+        version: 3,
+        metadata,
+        tensors: vec![GgufTensorInfo {
+            name: "w".into(),
+            dims: vec![2],
+            ggml_type: GgmlType::from_id(0).unwrap(),
+            offset: 0,
+            size: 8,
+        }],
+        alignment: 32,
+        header_len: 0,
+        data_offset: 0,
+    };
+    let mut g = Vec::new();
+    gguf::write_header(&h, &mut g).unwrap();
+    g.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    g.resize(g.len().div_ceil(32) * 32, 0);
+    let input = write(dir.path(), "f.gguf", &g);
+    let aero = dir.path().join("f.aero");
+    let opts = aero_io::stream::WriteOptions {
+        durable: false,
+        ..Default::default()
+    };
+    gguf_convert::import(&input, &aero, &opts).unwrap();
+    let back = dir.path().join("back.gguf");
+    gguf_convert::export_with(&aero, &back, false).unwrap();
+    assert!(std::fs::read(&back).unwrap() == g, "float bits changed");
+}

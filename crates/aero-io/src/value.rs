@@ -20,6 +20,10 @@ pub const JSON_BUDGET_PER_BYTE: usize = 80;
 /// bucket: hash, key and value, plus an index slot).
 const MAP_ENTRY_COST: usize = 120;
 
+/// Most elements reserved up front for one array or map; more grow as
+/// they are converted.
+const RESERVE_MAX: usize = 4096;
+
 /// The budget for converting the MMSG manifest of a file of `file_len`
 /// bytes: 4 MiB, or 32 bytes per file byte (a manifest entry costs about
 /// 800 bytes as JSON and describes a chunk whose TOC entry alone takes 80).
@@ -119,8 +123,11 @@ impl Converter<'_> {
             }
             Token::Array(n) => {
                 // The reader checked that n elements fit in the input; the
-                // budget caps what is reserved before they are converted.
-                let cap = (n as usize).min(self.left / std::mem::size_of::<Value>());
+                // budget caps what is reserved before they are converted
+                // (and a small first reservation keeps a lying count cheap).
+                let cap = (n as usize)
+                    .min(self.left / std::mem::size_of::<Value>())
+                    .min(RESERVE_MAX);
                 let mut v = Vec::with_capacity(cap);
                 for _ in 0..n {
                     v.push(self.convert(depth + 1)?);
@@ -128,7 +135,11 @@ impl Converter<'_> {
                 Value::Array(v)
             }
             Token::Map(n) => {
-                let mut m = Map::with_capacity((n as usize).min(self.left / MAP_ENTRY_COST));
+                let mut m = Map::with_capacity(
+                    (n as usize)
+                        .min(self.left / MAP_ENTRY_COST)
+                        .min(RESERVE_MAX),
+                );
                 for _ in 0..n {
                     self.spend(MAP_ENTRY_COST)?;
                     let k = self.key()?;
