@@ -37,7 +37,16 @@ fuzz_target!(|data: &[u8]| {
         let mut v: Vec<(String, u32, Vec<u64>)> = h
             .tensors
             .iter()
-            .map(|t| (t.name.clone(), t.ggml_type.id, t.dims.clone()))
+            // A 0-dim GGUF tensor is a scalar in AERO and comes back with
+            // dims [1] (ggml has no 0-dim tensors): same bytes, same count.
+            .map(|t| {
+                let dims = if t.dims.is_empty() {
+                    vec![1]
+                } else {
+                    t.dims.clone()
+                };
+                (t.name.clone(), t.ggml_type.id, dims)
+            })
             .collect();
         v.sort();
         v

@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(i) = decode_ihsh(data)
         && let [(0, p)] = i.ranges[..]
     {
-        assert_eq!(decode_ihsh(&encode_ihsh(p, &i.digest)).expect("re-encoded IHSH"), i);
+        assert_eq!(
+            decode_ihsh(&encode_ihsh(p, &i.digest)).expect("re-encoded IHSH"),
+            i
+        );
     }
     if let Ok(p) = decode_phsh(data) {
         assert!(p.digests.len() * 34 <= data.len());
@@ -27,7 +30,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = aero_io::value::msgpack_to_json(data) {
         let text = serde_json::to_string(&v).expect("JSON text");
         // Linear: hex doubles bytes and escapes take at most six per byte.
-        assert!(text.len() <= 64 * data.len() + 64, "{} -> {}", data.len(), text.len());
+        assert!(
+            text.len() <= 64 * data.len() + 64,
+            "{} -> {}",
+            data.len(),
+            text.len()
+        );
         let canon = aero_io::value::canonical_json(&v);
         let back: serde_json::Value = serde_json::from_str(&canon).expect("canonical JSON parses");
         assert_eq!(aero_io::value::canonical_json(&back), canon);

@@ -7,8 +7,7 @@ use aero_convert::safetensors::Input;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(inp) = Input::from_source(Path::new("fuzz.safetensors"), Box::new(data.to_vec()))
-    else {
+    let Ok(inp) = Input::from_source(Path::new("fuzz.safetensors"), Box::new(data.to_vec())) else {
         return;
     };
     assert!(inp.data_len() <= data.len() as u64);

@@ -10,8 +10,7 @@ use aerotensor_fuzz::{scratch_file, write_options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(inp) = Input::from_source(Path::new("fuzz.safetensors"), Box::new(data.to_vec()))
-    else {
+    let Ok(inp) = Input::from_source(Path::new("fuzz.safetensors"), Box::new(data.to_vec())) else {
         return;
     };
     if inp.is_empty() {

@@ -13,12 +13,11 @@ pub fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let shm = Path::new("/dev/shm");
-        let b = tempfile::Builder::new().prefix("aero-fuzz-").tempdir_in(if shm.is_dir() {
-            shm
-        } else {
-            Path::new(".")
-        });
-        b.or_else(|_| tempfile::tempdir()).expect("scratch directory")
+        let b = tempfile::Builder::new()
+            .prefix("aero-fuzz-")
+            .tempdir_in(if shm.is_dir() { shm } else { Path::new(".") });
+        b.or_else(|_| tempfile::tempdir())
+            .expect("scratch directory")
     })
     .path()
 }

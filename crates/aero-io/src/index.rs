@@ -116,15 +116,16 @@ impl TensorIndex {
         let mut index = TensorIndex::default();
         for rec in iter {
             let rec = rec?;
-            let n_extras = rec.extras().count();
+            let mut n_extras = 0;
             let mut cost = std::mem::size_of::<TensorInfo>()
                 + 2 * std::mem::size_of::<u32>()
                 + heap(rec.name.len())
-                + heap(8 * rec.shape.rank() as usize)
-                + heap(n_extras * std::mem::size_of::<(String, Vec<u8>)>());
+                + heap(8 * rec.shape.rank() as usize);
             for (k, v) in rec.extras() {
+                n_extras += 1;
                 cost += heap(k.len()) + heap(v.len());
             }
+            cost += heap(n_extras * std::mem::size_of::<(String, Vec<u8>)>());
             spent = spent.saturating_add(cost);
             if spent > budget {
                 return Err(aero_format::Error {
