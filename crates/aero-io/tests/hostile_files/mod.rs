@@ -72,7 +72,7 @@ pub fn marr(out: &mut Vec<u8>, n: u32) {
     }
 }
 
-/// A TIDX payload with one f32 tensor `w` of shape [n] at offset 0.
+/// A TIDX payload with one f32 tensor `w` of shape `[n]` at offset 0.
 pub fn tidx_one(n: u64) -> Vec<u8> {
     let mut t = Vec::new();
     mmap(&mut t, 1);
@@ -318,7 +318,7 @@ pub fn gguf_alignment_aero(alignment: u64) -> Vec<u8> {
 }
 
 /// Issue 11: a valid file with a packed tensor (safetensors F8_E4M3,
-/// shape [4]) whose data_len is 3, not 4: `export-safetensors` wrote a file
+/// shape `[4]`) whose data_len is 3, not 4: `export-safetensors` wrote a file
 /// no safetensors reader accepts.
 pub fn packed_len_mismatch_aero() -> Vec<u8> {
     let mut t = Vec::new();
