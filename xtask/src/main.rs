@@ -5,12 +5,15 @@
 //!   and the independent Python reader against the golden files.
 //! - `bench`  — the performance targets, measured against baselines in one run.
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
-//! - `fuzz`   — a bounded random byte-flip/truncation run over golden and generated files.
+//! - `fuzz`   — coverage-guided fuzzing with cargo-fuzz (`fuzz [--seconds N] [--replay] [TARGET…]`,
+//!   see docs/FUZZING.md); `fuzz-seeds` only rewrites the seed corpora and regression inputs.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
 //! - `example` — the main job on the tiny model shipped in `examples/tiny`:
 //!   convert, validate, inspect, list, export back and compare.
 
 mod bench;
+mod fuzz;
+mod seeds;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,26 +31,27 @@ fn main() -> Result<()> {
         "setup" => setup(),
         "bench" => bench(rest),
         "dist" => dist(),
-        "fuzz" => fuzz(rest),
+        "fuzz" => fuzz::main(rest),
+        "fuzz-seeds" => seeds::write_all(&root()),
         "no-std" => no_std(),
         "example" => example(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>"
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std>"
             );
             Ok(())
         }
     }
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
     let st = cmd
         .current_dir(root())
@@ -59,7 +63,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -160,6 +164,10 @@ fn ci() -> Result<()> {
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
     nginx_test()?;
     s3_test()?;
+    // Every committed corpus input and past finding once, then a short
+    // coverage-guided smoke run of every target.
+    fuzz::main(&["--replay".into()])?;
+    fuzz::main(&["--seconds".into(), "20".into()])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
@@ -185,22 +193,6 @@ fn dist() -> Result<()> {
 
 fn bench(rest: &[String]) -> Result<()> {
     bench::run(rest)
-}
-
-fn fuzz(rest: &[String]) -> Result<()> {
-    let iters = rest.first().cloned().unwrap_or_else(|| "20000".into());
-    run(cargo()
-        .args([
-            "test",
-            "--release",
-            "--package",
-            "aero-io",
-            "--test",
-            "robustness",
-            "--",
-            "--include-ignored",
-        ])
-        .env("AERO_FUZZ_ITERS", iters))
 }
 
 fn example() -> Result<()> {
@@ -277,6 +269,8 @@ fn nginx_test() -> Result<()> {
                 "--features",
                 "aero-io/http,aero-cli/s3",
                 "--no-capture",
+                "--run-ignored",
+                "only",
                 "-E",
             ])
             .arg("binary(remote_nginx) or binary(remote_set_nginx)")
@@ -297,6 +291,7 @@ fn nginx_test() -> Result<()> {
                 "--test",
                 "remote_set_nginx",
                 "--",
+                "--ignored",
                 "--nocapture",
             ])
             .envs(env)
@@ -345,6 +340,8 @@ fn s3_test() -> Result<()> {
             "--features",
             "aero-io/http,aero-cli/s3",
             "--no-capture",
+            "--run-ignored",
+            "only",
             "-E",
             "binary(remote_s3)",
         ]);
@@ -358,6 +355,7 @@ fn s3_test() -> Result<()> {
             "--test",
             "remote_s3",
             "--",
+            "--ignored",
             "--nocapture",
         ]);
     }

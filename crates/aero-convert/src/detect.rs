@@ -69,6 +69,15 @@ pub fn detect(path: &Path) -> Result<InputKind> {
     }
     let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'{') {
+        // Bounded like every manifest read: a huge JSON file is not a
+        // manifest and must not be read whole.
+        let cap = aero_set::manifest::MAX_MANIFEST_LEN;
+        if meta.len() > cap {
+            return Err(unknown(format!(
+                "a JSON file of {} bytes (manifests and indexes are at most {cap})",
+                meta.len()
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| ConvertError::io(path, e))?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| unknown(format!("JSON: {e}")))?;

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
-use aero_io::{ByteSource, DType};
+use aero_io::{AeroFile, ByteSource, DType};
 use serde_json::{Value, json};
 
 use crate::error::{ConvertError, Result};
@@ -100,14 +100,25 @@ fn value_json(v: &GgufValue) -> Value {
             Ok(s) => json!(s),
             Err(_) => json!({"hex": hex_encode(b)}),
         },
-        GgufValue::Array(a) => {
-            json!({"elem": type_name(a.elem_type), "items": a.items.iter().map(value_json).collect::<Vec<_>>()})
-        }
+        // Scalar arrays as the hex of their little-endian bytes: a JSON
+        // number per item would cost 72 bytes of memory per input byte.
+        GgufValue::Array(a) => match a.le_bytes() {
+            Some(b) => json!({"elem": type_name(a.elem_type), "le": hex_encode(b)}),
+            None => {
+                json!({"elem": type_name(a.elem_type), "items": a.iter().map(|v| value_json(&v)).collect::<Vec<_>>()})
+            }
+        },
     }
 }
 
 fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 15)] as char);
+    }
+    s
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -147,23 +158,24 @@ fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
         }),
         T::Array => {
             let elem = type_from_name(v.get("elem")?.as_str()?)?;
+            if let Some(le) = v.get("le") {
+                return GgufArray::from_le_bytes(elem, hex_decode(le.as_str()?)?)
+                    .map(GgufValue::Array);
+            }
             let items = v
                 .get("items")?
                 .as_array()?
                 .iter()
                 .map(|x| value_from_json(elem, x))
                 .collect::<Option<Vec<_>>>()?;
-            GgufValue::Array(GgufArray {
-                elem_type: elem,
-                items,
-            })
+            GgufValue::Array(GgufArray::new(elem, items))
         }
     })
 }
 
-/// A parsed GGUF file over a mapping.
+/// A parsed GGUF file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
-    src: aero_io::LocalSource,
+    src: Box<dyn ByteSource>,
     header: GgufHeader,
 }
 
@@ -171,28 +183,36 @@ impl Input {
     /// Opens and checks a GGUF file: header, every length and product, and
     /// every tensor's range against the file size.
     pub fn open(path: &Path) -> Result<Input> {
-        let src = crate::open_source(path)?;
+        Self::from_source(path, Box::new(crate::open_source(path)?))
+    }
+
+    /// [`Input::open`] over any byte source (e.g. a `Vec<u8>`); `label`
+    /// names it in errors. Only the header is read (growing the prefix as
+    /// the parser asks, never past the source's length).
+    pub fn from_source(label: &Path, src: Box<dyn ByteSource>) -> Result<Input> {
         let gg = |source| ConvertError::Gguf {
-            path: path.to_path_buf(),
+            path: label.to_path_buf(),
             source,
         };
-        let all = src
-            .mapped(0, src.len())
-            .ok_or_else(|| ConvertError::UnknownFormat {
-                path: path.to_path_buf(),
-                reason: "file cannot be memory-mapped (empty or special file)".into(),
-            })?;
-        let header = match gguf::parse(all) {
-            Ok(h) => h,
-            Err(gguf::GgufError::NeedMore { need }) => {
-                return Err(gg(gguf::GgufError::Truncated {
-                    need,
-                    got: all.len() as u64,
-                }));
+        let len = src.len();
+        let mut want = len.min(64 << 10);
+        let header = loop {
+            let prefix = match src.mapped(0, len) {
+                Some(all) => std::borrow::Cow::Borrowed(all),
+                None => src.bytes(0, want).map_err(|e| ConvertError::io(label, e))?,
+            };
+            match gguf::parse(&prefix) {
+                Ok(h) => break h,
+                Err(gguf::GgufError::NeedMore { need }) if need <= len && want < len => {
+                    want = need.max(want.saturating_mul(2)).min(len);
+                }
+                Err(gguf::GgufError::NeedMore { need }) => {
+                    return Err(gg(gguf::GgufError::Truncated { need, got: len }));
+                }
+                Err(e) => return Err(gg(e)),
             }
-            Err(e) => return Err(gg(e)),
         };
-        header.validate_against_len(src.len()).map_err(gg)?;
+        header.validate_against_len(len).map_err(gg)?;
         Ok(Input { src, header })
     }
 
@@ -265,7 +285,7 @@ impl Input {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
             })?;
-            let (reader, range) = crate::input_bytes(&self.src, start, t.size, progress)
+            let (reader, range) = crate::input_bytes(self.src.as_ref(), start, t.size, progress)
                 .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
@@ -347,6 +367,7 @@ pub fn export_with(
 ) -> Result<u64> {
     aero_io::output::refuse_same_file(output, input)?;
     let f = crate::open_aero_checked(input)?;
+    check_exportable(&f)?;
     let idx = f.index()?;
     let meta = f.meta_json()?.unwrap_or(Value::Null);
     let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", input.display()));
@@ -500,6 +521,80 @@ pub fn export_with(
     Ok(total)
 }
 
+/// What [`export`] needs from an AERO file before it writes a byte: a
+/// kept `gguf.alignment` that is a power of two of at most
+/// [`gguf::MAX_ALIGNMENT`] (0 once divided by zero, 2^31 once made a 4 GiB
+/// file out of 628 bytes), a kept version of 2 or 3, and every tensor's
+/// `data_len` equal to what its ggml type and shape imply
+/// ([`GgmlType::tensor_bytes`]). An error names the file and the tensor.
+pub fn check_exportable(f: &AeroFile) -> Result<()> {
+    let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", f.path().display()));
+    let meta = f.meta_json()?.unwrap_or(Value::Null);
+    if let Some(g) = meta.get(GGUF_KEY) {
+        match g.get("alignment") {
+            None => {}
+            Some(a) => match a.as_u64() {
+                Some(a) if gguf::valid_alignment(a) => {}
+                _ => {
+                    return Err(bad(format!(
+                        "MJSN gguf.alignment {a} is not a power of two of at most {}",
+                        gguf::MAX_ALIGNMENT
+                    )));
+                }
+            },
+        }
+        if let Some(v) = g.get("version")
+            && !matches!(v.as_u64(), Some(2 | 3))
+        {
+            return Err(bad(format!("MJSN gguf.version {v} is not 2 or 3")));
+        }
+    }
+    for t in f.index()?.tensors() {
+        let id = match t.dtype {
+            DType::Packed => t
+                .extras_json()
+                .get("quant_params")
+                .and_then(|q| q.get("ggml_type"))
+                .and_then(Value::as_u64)
+                .and_then(|x| u32::try_from(x).ok()),
+            d => ggml_of(d),
+        }
+        .ok_or_else(|| {
+            bad(format!(
+                "tensor '{}' ({}) has no GGUF type",
+                t.name, t.dtype
+            ))
+        })?;
+        let ty = GgmlType::from_id(id)
+            .ok_or_else(|| bad(format!("tensor '{}': unknown ggml type {id}", t.name)))?;
+        if t.shape.len() > gguf::MAX_DIMS as usize {
+            return Err(bad(format!(
+                "tensor '{}' has rank {} (GGUF allows {})",
+                t.name,
+                t.shape.len(),
+                gguf::MAX_DIMS
+            )));
+        }
+        let dims: Vec<u64> = t.shape.iter().rev().copied().collect();
+        match ty.tensor_bytes(&dims) {
+            Some(n) if n == t.data_len => {}
+            Some(n) => {
+                return Err(bad(format!(
+                    "tensor '{}': {} × {:?} is {n} bytes, stored {}",
+                    t.name, ty.name, t.shape, t.data_len
+                )));
+            }
+            None => {
+                return Err(bad(format!(
+                    "tensor '{}': shape {:?} does not fit {}",
+                    t.name, t.shape, ty.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,13 +609,13 @@ mod tests {
             GgufValue::F64(f64::INFINITY),
             GgufValue::String(vec![0xff, 0x00, b'a']),
             GgufValue::String(b"hello".to_vec()),
-            GgufValue::Array(GgufArray {
-                elem_type: GgufValueType::Array,
-                items: vec![GgufValue::Array(GgufArray {
-                    elem_type: GgufValueType::I64,
-                    items: vec![GgufValue::I64(-1)],
-                })],
-            }),
+            GgufValue::Array(GgufArray::new(
+                GgufValueType::Array,
+                vec![GgufValue::Array(GgufArray::new(
+                    GgufValueType::I64,
+                    vec![GgufValue::I64(-1)],
+                ))],
+            )),
         ];
         for v in vals {
             let j = value_json(&v);

@@ -76,36 +76,77 @@ pub fn safetensors_name(d: DType) -> Option<&'static str> {
     })
 }
 
-/// A parsed safetensors file over a mapping.
+/// A parsed safetensors file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
-    src: aero_io::LocalSource,
+    src: Box<dyn ByteSource>,
     header_len: u64,
     metadata: Option<Map<String, Value>>,
     tensors: Vec<(String, safetensors::tensor::TensorInfo)>,
 }
 
+/// The one header key the converter keeps besides the tensors; every other
+/// key is skipped by the JSON parser without being built.
+#[derive(serde::Deserialize)]
+struct HeaderMeta {
+    #[serde(rename = "__metadata__", default)]
+    metadata: Option<Value>,
+}
+
+/// Largest safetensors header accepted (the `safetensors` crate's cap).
+const MAX_HEADER_LEN: u64 = 100_000_000;
+
 impl Input {
     /// Opens and checks a safetensors file (the `safetensors` crate checks the
     /// header cap, offsets, and that each size equals shape × dtype size).
     pub fn open(path: &Path) -> Result<Input> {
+        Self::from_source(path, Box::new(crate::open_source(path)?))
+    }
+
+    /// [`Input::open`] over any byte source (e.g. a `Vec<u8>`); `label`
+    /// names it in errors. Reads the 8-byte length and the header; tensor
+    /// bytes are read only when converted.
+    pub fn from_source(label: &Path, src: Box<dyn ByteSource>) -> Result<Input> {
         let bad = |reason: String| ConvertError::SafeTensors {
-            path: path.to_path_buf(),
+            path: label.to_path_buf(),
             reason,
         };
-        let src = crate::open_source(path)?;
-        let all = src
-            .mapped(0, src.len())
-            .ok_or_else(|| bad("file cannot be memory-mapped (empty or special file)".into()))?;
-        let (n, meta) =
-            safetensors::SafeTensors::read_metadata(all).map_err(|e| bad(e.to_string()))?;
-        let header = all
-            .get(8..8 + n)
-            .ok_or_else(|| bad("header truncated".into()))?;
-        let raw: Value =
-            serde_json::from_slice(header).map_err(|e| bad(format!("header JSON: {e}")))?;
-        let metadata = match raw.get("__metadata__") {
+        let len = src.len();
+        if len < 8 {
+            return Err(bad("file shorter than the 8-byte header length".into()));
+        }
+        let head = src.bytes(0, 8).map_err(|e| ConvertError::io(label, e))?;
+        let n = u64::from_le_bytes(head[..8].try_into().unwrap_or([0xff; 8]));
+        if n > MAX_HEADER_LEN {
+            return Err(bad(format!(
+                "header length {n} exceeds the cap of {MAX_HEADER_LEN} bytes"
+            )));
+        }
+        if n > len - 8 {
+            return Err(bad(format!(
+                "header length {n} runs past the end of the {len}-byte file"
+            )));
+        }
+        let header = src.bytes(8, n).map_err(|e| ConvertError::io(label, e))?;
+        let text = std::str::from_utf8(&header).map_err(|e| bad(format!("header: {e}")))?;
+        let meta: safetensors::tensor::Metadata =
+            serde_json::from_str(text).map_err(|e| bad(format!("header JSON: {e}")))?;
+        // Validated by the crate: offsets contiguous from 0, sizes exact.
+        let data: u64 = meta
+            .tensors()
+            .values()
+            .map(|t| (t.data_offsets.1 - t.data_offsets.0) as u64)
+            .sum();
+        if 8 + n + data != len {
+            return Err(bad(format!(
+                "the header describes {data} data bytes, the file holds {}",
+                len - 8 - n
+            )));
+        }
+        let kept: HeaderMeta =
+            serde_json::from_str(text).map_err(|e| bad(format!("header JSON: {e}")))?;
+        let metadata = match kept.metadata {
             None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m.clone()),
+            Some(Value::Object(m)) => Some(m),
             Some(_) => return Err(bad("__metadata__ is not an object".into())),
         };
         let mut tensors: Vec<(String, safetensors::tensor::TensorInfo)> = meta
@@ -116,7 +157,7 @@ impl Input {
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Input {
             src,
-            header_len: n as u64,
+            header_len: n,
             metadata,
             tensors,
         })
@@ -239,7 +280,7 @@ impl Input {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let (reader, range) = crate::input_bytes(&self.src, base + s, e - s, progress)
+            let (reader, range) = crate::input_bytes(self.src.as_ref(), base + s, e - s, progress)
                 .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
@@ -337,6 +378,30 @@ fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
     parse_dtype(&name).ok_or_else(|| unsupported(format!("unknown safetensors dtype '{name}'")))
 }
 
+/// What [`export`] needs from an AERO file before it writes a byte: every
+/// tensor has a safetensors dtype, and its `data_len` is exactly the bytes
+/// dtype × shape take (a packed tensor whose length disagreed once made a
+/// file no safetensors reader accepts). An error names the file and tensor.
+pub fn check_exportable(f: &AeroFile) -> Result<()> {
+    for t in f.index()?.tensors() {
+        let d = export_dtype(f, t)?;
+        let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
+        let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
+        if want != Some(t.data_len) {
+            return Err(ConvertError::Unsupported(format!(
+                "{}: tensor '{}': {} × {:?} is {} bytes, stored {}",
+                f.path().display(),
+                t.name,
+                dtype_name(d),
+                t.shape,
+                want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
+                t.data_len
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Writes an AERO file as safetensors, atomically, verifying every tensor
 /// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
 /// `safetensors` crate does (dtype descending, then name) so a canonical
@@ -355,12 +420,11 @@ pub fn export_with(
 ) -> Result<u64> {
     aero_io::output::refuse_same_file(output, input)?;
     let f = crate::open_aero_checked(input)?;
+    check_exportable(&f)?;
     let idx = f.index()?;
     let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
     for t in idx.tensors() {
-        let d = export_dtype(&f, t)?;
-        check_export_len(&f, t, d)?;
-        items.push((t, d));
+        items.push((t, export_dtype(&f, t)?));
     }
     items.sort_by(|(ln, l), (rn, r)| r.cmp(l).then(ln.name.cmp(&rn.name)));
     let mut header = Map::new();
@@ -411,26 +475,4 @@ pub fn export_with(
     }
     out.commit(opts.durable)?;
     Ok(total)
-}
-
-/// Every tensor's stored length must be what its safetensors dtype and shape
-/// imply, or no safetensors reader would accept the export.
-fn check_export_len(f: &AeroFile, t: &aero_io::TensorInfo, d: Dtype) -> Result<()> {
-    let want = t
-        .elements()
-        .and_then(|n| n.checked_mul(d.bitsize() as u64))
-        .filter(|bits| bits % 8 == 0)
-        .map(|bits| bits / 8);
-    if want != Some(t.data_len) {
-        return Err(ConvertError::Unsupported(format!(
-            "{}: tensor '{}': {} bytes stored, but {} × shape {:?} needs {}",
-            f.path().display(),
-            t.name,
-            t.data_len,
-            dtype_name(d),
-            t.shape,
-            want.map_or_else(|| "a whole number of bytes".to_string(), |w| w.to_string())
-        )));
-    }
-    Ok(())
 }

@@ -6,6 +6,7 @@
 //! (no recursion, so hostile nesting cannot exhaust the stack).
 
 use crate::error::{Error, ErrorKind, Field};
+use crate::limits;
 use rmp::Marker;
 
 /// One MessagePack token. Arrays and maps carry only their element count; the
@@ -212,19 +213,44 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips one complete value (including nested arrays and maps) and returns
-    /// its raw bytes. Iterative: nesting depth costs no stack.
+    /// its raw bytes. Iterative: nesting costs no stack, and nesting deeper
+    /// than [`limits::MAX_MSGPACK_DEPTH`] is an error ([`ErrorKind::TooDeep`]
+    /// at the offset of the container that would go deeper).
     pub fn skip(&mut self, field: Field) -> Result<&'a [u8], Error> {
+        const LEVELS: usize = limits::MAX_MSGPACK_DEPTH as usize + 1;
         let start = self.pos;
-        let mut pending: u64 = 1;
-        while pending > 0 {
-            pending = pending.saturating_sub(1);
-            match self.next(field)? {
-                Token::Array(n) => pending = pending.saturating_add(u64::from(n)),
-                Token::Map(n) => pending = pending.saturating_add(u64::from(n).saturating_mul(2)),
-                _ => {}
+        // Values still to read at each open nesting level; level 0 is the value itself.
+        let mut pending = [0u64; LEVELS];
+        let mut depth = 0usize;
+        if let Some(p) = pending.first_mut() {
+            *p = 1;
+        }
+        loop {
+            // Close finished levels.
+            while pending.get(depth).is_some_and(|&p| p == 0) {
+                if depth == 0 {
+                    return Ok(self.slice(start, self.pos));
+                }
+                depth = depth.saturating_sub(1);
+            }
+            if let Some(p) = pending.get_mut(depth) {
+                *p = p.saturating_sub(1);
+            }
+            let at = self.pos;
+            let n = match self.next(field)? {
+                Token::Array(n) => u64::from(n),
+                Token::Map(n) => u64::from(n).saturating_mul(2),
+                _ => continue,
+            };
+            if n == 0 {
+                continue;
+            }
+            depth = depth.saturating_add(1);
+            match pending.get_mut(depth) {
+                Some(p) => *p = n,
+                None => return Err(Error::new(ErrorKind::TooDeep, field, at as u64)),
             }
         }
-        Ok(self.slice(start, self.pos))
     }
 
     /// Reads a non-negative integer.

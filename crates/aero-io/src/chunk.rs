@@ -70,8 +70,21 @@ impl ChunkStatus {
 /// Decompresses a zstd payload whose uncompressed size must be exactly `ulen`.
 /// Memory grows with the bytes actually produced, never with the claim, and a
 /// frame that declares a different content size is rejected before decoding.
+/// `ulen` may be at most [`aero_format::limits::max_inflated_len`] of the
+/// stored length (1 MiB, or 64 times the stored bytes): a small chunk cannot
+/// make a reader allocate gigabytes.
 pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
+    let budget = aero_format::limits::max_inflated_len(stored.len() as u64);
+    if ulen > budget {
+        return Err(format!(
+            "chunk_ulen {ulen} exceeds the inflation budget of {budget} bytes for {} stored bytes \
+             (at most {}:1 beyond {} bytes)",
+            stored.len(),
+            aero_format::limits::MAX_INFLATE_RATIO,
+            aero_format::limits::MIN_INFLATE_BUDGET
+        ));
+    }
     if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(stored)
         && declared != ulen
     {

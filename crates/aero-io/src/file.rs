@@ -501,7 +501,8 @@ impl AeroFile {
             return Ok(None);
         };
         let (data, _) = self.read_verified(c)?;
-        crate::value::msgpack_to_json(&data)
+        let budget = crate::value::manifest_budget(self.len());
+        crate::value::msgpack_to_json_within(&data, budget.min(crate::value::json_budget(&data)))
             .map(Some)
             .map_err(|e| Error::Metadata {
                 path: self.path.clone(),
@@ -596,7 +597,7 @@ impl AeroFile {
     }
 
     /// A streaming reader over a tensor's bytes, **without verification**
-    /// (writers that verify while copying, e.g. with [`crate::tee`], use it).
+    /// (writers that verify while copying, such as [`crate::repack`], use it).
     pub fn tensor_reader_unverified<'a>(
         &'a self,
         info: &TensorInfo,

@@ -1,7 +1,5 @@
 //! The owned tensor index (TIDX) with O(1) lookup by name.
 
-use std::collections::HashMap;
-
 use aero_format::DType;
 use aero_format::tidx::TensorIter;
 
@@ -93,29 +91,88 @@ impl TensorInfo {
     }
 }
 
+/// Bytes of memory a decoded [`TensorIndex`] may take per byte of its
+/// uncompressed TIDX payload (plus [`INDEX_BUDGET_BASE`]). Real indexes take
+/// about 2 (a 125-byte record becomes a 160-byte [`TensorInfo`], its name
+/// and shape); hostile ones (empty names, rank-64 shapes of one-byte dims,
+/// thousands of one-byte extra keys) up to 40 without this cap.
+pub const INDEX_BUDGET_PER_BYTE: usize = 8;
+/// Bytes a decoded [`TensorIndex`] may always take.
+pub const INDEX_BUDGET_BASE: usize = 64 << 10;
+
+/// Fewest bytes one TIDX record takes: a map header and the six required
+/// keys (44 bytes of key strings) with one-byte values.
+const MIN_RECORD_BYTES: usize = 51;
+
+/// Heap bytes of an allocation of `n` bytes, as glibc's malloc rounds it.
+fn heap(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
+}
+
 /// The decoded TIDX.
 #[derive(Clone, Debug, Default)]
 pub struct TensorIndex {
     tensors: Vec<TensorInfo>,
-    by_name: HashMap<String, usize>,
+    /// Open-addressing table of `index + 1` into `tensors` (0 = empty),
+    /// a power of two at most half full: O(1) lookup without a second
+    /// copy of every name.
+    slots: Vec<u32>,
+    hasher: std::hash::RandomState,
     duplicates: Vec<String>,
 }
 
 impl TensorIndex {
     /// Decodes an uncompressed TIDX payload.
+    ///
+    /// Memory is bounded by the payload: the index may take at most
+    /// [`INDEX_BUDGET_PER_BYTE`] bytes per payload byte (plus
+    /// [`INDEX_BUDGET_BASE`]), else decoding fails with `LimitExceeded`.
     pub fn decode(payload: &[u8]) -> Result<TensorIndex, aero_format::Error> {
         let iter = TensorIter::new(payload)?;
-        let mut tensors = Vec::with_capacity(iter.declared_len().min(1 << 20) as usize);
-        let mut by_name = HashMap::with_capacity(tensors.capacity());
-        let mut duplicates = Vec::new();
+        let budget = payload
+            .len()
+            .saturating_mul(INDEX_BUDGET_PER_BYTE)
+            .saturating_add(INDEX_BUDGET_BASE);
+        let mut spent = 0usize;
+        // A declared count is only trusted as far as the bytes could hold it.
+        let cap = (iter.declared_len() as usize).min(payload.len() / MIN_RECORD_BYTES);
+        let mut tensors: Vec<TensorInfo> = Vec::with_capacity(cap);
+        let mut index = TensorIndex::default();
         for rec in iter {
             let rec = rec?;
-            let shape = rec.shape.iter().collect::<Result<Vec<u64>, _>>()?;
-            let extras = rec
-                .extras()
-                .map(|(k, v)| (k.to_owned(), v.to_vec()))
-                .collect();
-            let info = TensorInfo {
+            let mut n_extras = 0;
+            let mut cost = std::mem::size_of::<TensorInfo>()
+                + 2 * std::mem::size_of::<u32>()
+                + heap(rec.name.len())
+                + heap(8 * rec.shape.rank() as usize);
+            for (k, v) in rec.extras() {
+                n_extras += 1;
+                cost += heap(k.len()) + heap(v.len());
+            }
+            cost += heap(n_extras * std::mem::size_of::<(String, Vec<u8>)>());
+            spent = spent.saturating_add(cost);
+            if spent > budget {
+                return Err(aero_format::Error {
+                    kind: aero_format::ErrorKind::LimitExceeded {
+                        value: spent as u64,
+                        limit: budget as u64,
+                    },
+                    field: aero_format::Field::Tensors,
+                    offset: rec.raw.as_ptr() as u64 - payload.as_ptr() as u64,
+                    index: Some(rec.index),
+                });
+            }
+            let mut shape = Vec::with_capacity(rec.shape.rank() as usize);
+            for d in rec.shape.iter() {
+                shape.push(d?);
+            }
+            let mut extras = Vec::with_capacity(n_extras);
+            extras.extend(rec.extras().map(|(k, v)| (k.to_owned(), v.to_vec())));
+            tensors.push(TensorInfo {
                 name: rec.name.to_owned(),
                 dtype: rec.dtype,
                 shape,
@@ -126,19 +183,41 @@ impl TensorIndex {
                 hash_b3: rec.hash_b3,
                 quant_id: rec.quant_id,
                 extras,
-            };
-            if by_name.contains_key(&info.name) {
-                duplicates.push(info.name.clone());
-            } else {
-                by_name.insert(info.name.clone(), tensors.len());
-            }
-            tensors.push(info);
+            });
         }
-        Ok(TensorIndex {
-            tensors,
-            by_name,
-            duplicates,
-        })
+        index.tensors = tensors;
+        index.build_slots();
+        Ok(index)
+    }
+
+    fn slot_of(&self, name: &str) -> usize {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(name) as usize & (self.slots.len() - 1)
+    }
+
+    /// Fills the lookup table; names after the first of each are duplicates.
+    fn build_slots(&mut self) {
+        let size = (self.tensors.len() * 2).next_power_of_two().max(2);
+        self.slots = vec![0; size];
+        let mut duplicates = Vec::new();
+        for i in 0..self.tensors.len() {
+            let name = self.tensors[i].name.as_str();
+            let mut at = self.slot_of(name);
+            loop {
+                match self.slots[at] {
+                    0 => {
+                        self.slots[at] = i as u32 + 1;
+                        break;
+                    }
+                    j if self.tensors[j as usize - 1].name == name => {
+                        duplicates.push(name.to_owned());
+                        break;
+                    }
+                    _ => at = (at + 1) & (size - 1),
+                }
+            }
+        }
+        self.duplicates = duplicates;
     }
 
     /// All entries in stored order.
@@ -158,7 +237,17 @@ impl TensorIndex {
 
     /// Looks up a tensor by name in O(1) (the first entry if a name repeats).
     pub fn get(&self, name: &str) -> Option<&TensorInfo> {
-        self.by_name.get(name).and_then(|&i| self.tensors.get(i))
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut at = self.slot_of(name);
+        loop {
+            let t = self.tensors.get(self.slots[at].checked_sub(1)? as usize)?;
+            if t.name == name {
+                return Some(t);
+            }
+            at = (at + 1) & (self.slots.len() - 1);
+        }
     }
 
     /// Names that occur more than once.

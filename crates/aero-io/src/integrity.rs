@@ -44,12 +44,35 @@ pub fn encode_ihsh(p: u64, digest: &[u8; 32]) -> Vec<u8> {
     aero_format::encode::encode_ihsh(p, digest)
 }
 
-struct Ihsh {
-    ranges: Vec<(u64, u64)>,
-    digest: [u8; 32],
+/// A decoded IHSH payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ihsh {
+    /// `covered_ranges` as `(start, end)` pairs.
+    pub ranges: Vec<(u64, u64)>,
+    /// The control-plane digest.
+    pub digest: [u8; 32],
 }
 
-fn decode_ihsh(payload: &[u8]) -> Result<Ihsh, String> {
+/// Fewest MessagePack bytes one `[start, end]` pair takes.
+const RANGE_MIN_BYTES: u64 = 3;
+
+/// Checks that `count` entries of at least `min` bytes each can still be in
+/// `r`, so a declared count never drives an allocation larger than the input.
+fn fits(r: &Reader<'_>, count: u32, min: u64, what: &str) -> Result<(), String> {
+    let need = u64::from(count).saturating_mul(min);
+    if need > r.remaining() as u64 {
+        return Err(format!(
+            "{what}: {count} entries need at least {need} bytes, {} remain at offset {}",
+            r.remaining(),
+            r.position()
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes an IHSH payload (spec §8; trailing zero padding is ignored).
+/// Every count is checked against the bytes left before it is trusted.
+pub fn decode_ihsh(payload: &[u8]) -> Result<Ihsh, String> {
     let mut r = Reader::new(payload);
     let e = |e: aero_format::Error| e.to_string();
     let n = r.read_map_len(Field::MsgPack).map_err(e)?;
@@ -59,7 +82,8 @@ fn decode_ihsh(payload: &[u8]) -> Result<Ihsh, String> {
             "algo" => algo = Some(r.read_str(Field::MsgPack).map_err(e)?.to_owned()),
             "covered_ranges" => {
                 let k = r.read_array_len(Field::MsgPack).map_err(e)?;
-                let mut v = Vec::new();
+                fits(&r, k, RANGE_MIN_BYTES, "covered_ranges")?;
+                let mut v = Vec::with_capacity(k as usize);
                 for _ in 0..k {
                     if r.read_array_len(Field::MsgPack).map_err(e)? != 2 {
                         return Err("covered_ranges entries must be [start, end]".into());
@@ -153,7 +177,9 @@ pub struct PageHashes {
     pub digests: Vec<[u8; 32]>,
 }
 
-/// Decodes a PHSH payload (trailing zero padding is ignored).
+/// Decodes a PHSH payload (trailing zero padding is ignored). The digest
+/// count is checked against the bytes left (34 per digest) before anything
+/// is allocated.
 pub fn decode_phsh(payload: &[u8]) -> Result<PageHashes, String> {
     let mut r = Reader::new(payload);
     let e = |e: aero_format::Error| e.to_string();
@@ -165,6 +191,9 @@ pub fn decode_phsh(payload: &[u8]) -> Result<PageHashes, String> {
             "page_size" => ps = Some(r.read_u64(Field::MsgPack).map_err(e)?),
             "digests" => {
                 let k = r.read_array_len(Field::MsgPack).map_err(e)?;
+                // Issue 11: the count alone once sized this allocation (a
+                // 70 KiB file asked for 64 GB). A digest takes 34 bytes.
+                fits(&r, k, aero_format::limits::PHSH_DIGEST_MIN_BYTES, "digests")?;
                 let mut v = Vec::with_capacity(k as usize);
                 for _ in 0..k {
                     match r.next(Field::MsgPack).map_err(e)? {
@@ -323,4 +352,60 @@ pub fn page_mismatches(
         }
     }
     Ok(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11: a PHSH declaring 2^32-1 digests made `validate --full`
+    /// allocate 128 GiB (`Vec::with_capacity(k)` checked against one byte
+    /// per digest only).
+    #[test]
+    fn phsh_digest_count_is_bounded_by_the_payload() {
+        let mut p = Vec::new();
+        rmp::encode::write_map_len(&mut p, 3).unwrap();
+        rmp::encode::write_str(&mut p, "shard_name").unwrap();
+        rmp::encode::write_str(&mut p, "weights.shard0").unwrap();
+        rmp::encode::write_str(&mut p, "page_size").unwrap();
+        rmp::encode::write_uint(&mut p, 4096).unwrap();
+        rmp::encode::write_str(&mut p, "digests").unwrap();
+        rmp::encode::write_array_len(&mut p, u32::MAX).unwrap();
+        // Enough bytes to pass a one-byte-per-element check (70 KiB).
+        p.resize(p.len() + (70 << 10), 0xc0);
+        assert!(decode_phsh(&p).is_err());
+        // A count that the bytes could hold at one byte each but not at 34.
+        let mut q = p.clone();
+        let at = q.len() - (70 << 10) - 4;
+        q[at..at + 4].copy_from_slice(&((70u32 << 10) / 2).to_be_bytes());
+        assert!(decode_phsh(&q).unwrap_err().contains("at least"));
+    }
+
+    #[test]
+    fn ihsh_range_count_is_bounded_by_the_payload() {
+        let mut p = Vec::new();
+        rmp::encode::write_map_len(&mut p, 1).unwrap();
+        rmp::encode::write_str(&mut p, "covered_ranges").unwrap();
+        rmp::encode::write_array_len(&mut p, 100).unwrap();
+        p.resize(p.len() + 200, 0x92);
+        assert!(decode_ihsh(&p).unwrap_err().contains("covered_ranges"));
+        let good = encode_ihsh(4096, &[7; 32]);
+        assert_eq!(
+            decode_ihsh(&good).unwrap(),
+            Ihsh {
+                ranges: vec![(0, 4096)],
+                digest: [7; 32]
+            }
+        );
+    }
+
+    #[test]
+    fn phsh_round_trips() {
+        let p = PageHashes {
+            shard_name: "weights.shard3".into(),
+            page_size: 1 << 20,
+            digests: vec![[1; 32], [2; 32]],
+        };
+        assert_eq!(decode_phsh(&encode_phsh(&p)).unwrap(), p);
+    }
 }

@@ -49,6 +49,16 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// Metadata key (a power-of-two u32) that overrides [`DEFAULT_ALIGNMENT`].
 pub const ALIGNMENT_KEY: &str = "general.alignment";
+/// Largest alignment accepted (1 MiB). ggml uses 32; a larger value only
+/// inflates the padding every tensor gets (2^31 turned a 628-byte AERO file
+/// into a 4 GiB GGUF).
+pub const MAX_ALIGNMENT: u64 = 1 << 20;
+
+/// Whether `a` is an acceptable GGUF alignment: a power of two (so not 0) of
+/// at most [`MAX_ALIGNMENT`].
+pub fn valid_alignment(a: u64) -> bool {
+    a.is_power_of_two() && a <= MAX_ALIGNMENT
+}
 /// Longest metadata key or tensor name accepted, in bytes.
 pub const MAX_KEY_LEN: u64 = 64 << 10;
 /// Longest string value accepted, in bytes.
@@ -247,12 +257,153 @@ pub enum GgufValue {
 }
 
 /// A typed array; every item has type `elem_type` (arrays may nest).
+///
+/// Arrays of fixed-width scalars (integers, floats, bools) keep their
+/// little-endian bytes as in the file, so a 16 MiB `u8` array takes 16 MiB,
+/// not 32 bytes per item; strings and nested arrays are kept as values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GgufArray {
     /// Type of every item ([`write_header`] rejects items of another type).
     pub elem_type: GgufValueType,
-    /// The items in file order.
-    pub items: Vec<GgufValue>,
+    items: Items,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Items {
+    /// Fixed-width scalars, little-endian, `width(elem_type)` bytes each.
+    Packed(Vec<u8>),
+    /// Strings, arrays, or items whose type differs from `elem_type`.
+    Values(Vec<GgufValue>),
+}
+
+impl GgufValueType {
+    /// Bytes of one value of a fixed-width scalar type, `None` for strings and arrays.
+    pub fn width(self) -> Option<usize> {
+        use GgufValueType::*;
+        match self {
+            U8 | I8 | Bool => Some(1),
+            U16 | I16 => Some(2),
+            U32 | I32 | F32 => Some(4),
+            U64 | I64 | F64 => Some(8),
+            String | Array => None,
+        }
+    }
+}
+
+fn scalar_from_le(t: GgufValueType, b: &[u8]) -> Option<GgufValue> {
+    use GgufValue as V;
+    use GgufValueType as T;
+    Some(match t {
+        T::U8 => V::U8(u8::from_le_bytes(*b.first_chunk()?)),
+        T::I8 => V::I8(i8::from_le_bytes(*b.first_chunk()?)),
+        T::Bool => V::Bool(*b.first()? != 0),
+        T::U16 => V::U16(u16::from_le_bytes(*b.first_chunk()?)),
+        T::I16 => V::I16(i16::from_le_bytes(*b.first_chunk()?)),
+        T::U32 => V::U32(u32::from_le_bytes(*b.first_chunk()?)),
+        T::I32 => V::I32(i32::from_le_bytes(*b.first_chunk()?)),
+        T::F32 => V::F32(f32::from_le_bytes(*b.first_chunk()?)),
+        T::U64 => V::U64(u64::from_le_bytes(*b.first_chunk()?)),
+        T::I64 => V::I64(i64::from_le_bytes(*b.first_chunk()?)),
+        T::F64 => V::F64(f64::from_le_bytes(*b.first_chunk()?)),
+        T::String | T::Array => return None,
+    })
+}
+
+fn scalar_to_le(v: &GgufValue, out: &mut Vec<u8>) -> bool {
+    match v {
+        GgufValue::U8(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::Bool(x) => out.push(u8::from(*x)),
+        GgufValue::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::F32(x) => out.extend_from_slice(&x.to_bits().to_le_bytes()),
+        GgufValue::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::F64(x) => out.extend_from_slice(&x.to_bits().to_le_bytes()),
+        GgufValue::String(_) | GgufValue::Array(_) => return false,
+    }
+    true
+}
+
+impl GgufArray {
+    /// An array of `items`; scalars of `elem_type` are stored packed.
+    pub fn new(elem_type: GgufValueType, items: Vec<GgufValue>) -> GgufArray {
+        if let Some(w) = elem_type.width()
+            && items.iter().all(|i| i.value_type() == elem_type)
+        {
+            let mut bytes = Vec::with_capacity(items.len().saturating_mul(w));
+            for i in &items {
+                scalar_to_le(i, &mut bytes);
+            }
+            return GgufArray {
+                elem_type,
+                items: Items::Packed(bytes),
+            };
+        }
+        GgufArray {
+            elem_type,
+            items: Items::Values(items),
+        }
+    }
+
+    /// An array of fixed-width scalars from their little-endian bytes;
+    /// `None` if `elem_type` is not such a type, `bytes` is not a whole
+    /// number of items, or a bool is not 0 or 1.
+    pub fn from_le_bytes(elem_type: GgufValueType, bytes: Vec<u8>) -> Option<GgufArray> {
+        let w = elem_type.width()?;
+        if !bytes.len().is_multiple_of(w)
+            || (elem_type == GgufValueType::Bool && bytes.iter().any(|b| *b > 1))
+        {
+            return None;
+        }
+        Some(GgufArray {
+            elem_type,
+            items: Items::Packed(bytes),
+        })
+    }
+
+    /// The little-endian bytes of an array of fixed-width scalars.
+    pub fn le_bytes(&self) -> Option<&[u8]> {
+        match &self.items {
+            Items::Packed(b) => Some(b),
+            Items::Values(_) => None,
+        }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match &self.items {
+            Items::Packed(b) => b
+                .len()
+                .checked_div(self.elem_type.width().unwrap_or(1))
+                .unwrap_or(0),
+            Items::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether the array has no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items in file order (scalars are decoded as they are visited).
+    pub fn iter(&self) -> impl Iterator<Item = GgufValue> + '_ {
+        let w = self.elem_type.width().unwrap_or(1).max(1);
+        let packed = match &self.items {
+            Items::Packed(b) => b.as_slice(),
+            Items::Values(_) => &[],
+        };
+        let values = match &self.items {
+            Items::Packed(_) => &[][..],
+            Items::Values(v) => v.as_slice(),
+        };
+        packed
+            .chunks_exact(w)
+            .filter_map(|c| scalar_from_le(self.elem_type, c))
+            .chain(values.iter().cloned())
+    }
 }
 
 impl GgufValue {
@@ -527,12 +678,25 @@ impl<'a> Cur<'a> {
                 let n_at = self.pos;
                 let n = self.len()?;
                 self.count(n, elem_type.min_size(self.wide), "array length", n_at)?;
-                // `count` bounded n by the prefix length, so this allocation is too.
-                let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-                for _ in 0..n {
-                    items.push(self.value(et, depth.saturating_add(1))?);
+                if let Some(w) = elem_type.width() {
+                    // Scalars stay as their bytes: memory equals input.
+                    let bytes = self.bytes(n.saturating_mul(w as u64))?.to_vec();
+                    match GgufArray::from_le_bytes(elem_type, bytes) {
+                        Some(a) => V::Array(a),
+                        None => bail!("bool value", self.ctx, n_at, "not 0 or 1"),
+                    }
+                } else {
+                    // `count` bounded n by the prefix length, so this
+                    // allocation is too.
+                    let mut items = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                    for _ in 0..n {
+                        items.push(self.value(et, depth.saturating_add(1))?);
+                    }
+                    V::Array(GgufArray {
+                        elem_type,
+                        items: Items::Values(items),
+                    })
                 }
-                V::Array(GgufArray { elem_type, items })
             }
         })
     }
@@ -705,9 +869,10 @@ fn parse_body(c: &mut Cur<'_>, version: u32) -> Result<GgufHeader, GgufError> {
         let value = c.value(ty, 0)?;
         if key == ALIGNMENT_KEY {
             alignment = match value {
-                GgufValue::U32(a) if a.is_power_of_two() => a.into(),
+                GgufValue::U32(a) if valid_alignment(a.into()) => a.into(),
                 _ => {
-                    let why = format!("{value:?} is not a power-of-two u32");
+                    let why =
+                        format!("{value:?} is not a power-of-two u32 of at most {MAX_ALIGNMENT}");
                     bail!("alignment", c.ctx, ty_at, why)
                 }
             };
@@ -857,7 +1022,11 @@ impl<W: Write> Out<'_, W> {
                         "key {key:?}: arrays nested deeper than {MAX_DEPTH}"
                     )));
                 }
-                if a.items.iter().any(|i| i.value_type() != a.elem_type) {
+                let values = match &a.items {
+                    Items::Packed(_) => &[][..],
+                    Items::Values(v) => v.as_slice(),
+                };
+                if values.iter().any(|i| i.value_type() != a.elem_type) {
                     return Err(GgufError::Unwritable(format!(
                         "key {key:?}: array items differ from {:?}",
                         a.elem_type
@@ -865,8 +1034,11 @@ impl<W: Write> Out<'_, W> {
                 }
                 self.put(&(a.elem_type as u32).to_le_bytes())?;
                 let what = || format!("the length of an array of key {key:?}");
-                self.len(a.items.len() as u64, &what)?;
-                a.items
+                self.len(a.len() as u64, &what)?;
+                if let Items::Packed(b) = &a.items {
+                    return self.put(b);
+                }
+                values
                     .iter()
                     .try_for_each(|i| self.value(i, depth.saturating_add(1), key))
             }
@@ -893,7 +1065,7 @@ pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufEr
     }
     let alignment = match h.get(ALIGNMENT_KEY) {
         None => DEFAULT_ALIGNMENT,
-        Some(GgufValue::U32(a)) if a.is_power_of_two() => (*a).into(),
+        Some(GgufValue::U32(a)) if valid_alignment((*a).into()) => (*a).into(),
         Some(v) => return Err(GgufError::Unwritable(format!("{ALIGNMENT_KEY} = {v:?}"))),
     };
     if alignment != h.alignment {
@@ -910,7 +1082,7 @@ pub fn write_header<W: Write>(h: &GgufHeader, out: &mut W) -> Result<u64, GgufEr
     write_body(h, &mut o)?;
     let end = align_up(o.pos, alignment).unwrap_or(o.pos);
     let pad = usize::try_from(end.saturating_sub(o.pos)).unwrap_or(0);
-    o.put(&vec![0u8; pad])?; // pad < alignment <= 2^31
+    o.put(&vec![0u8; pad])?; // pad < alignment <= MAX_ALIGNMENT
     Ok(o.pos)
 }
 

@@ -95,7 +95,7 @@ fn roundtrip(bytes: &[u8]) -> GgufHeader {
 }
 
 fn array(elem_type: GgufValueType, items: Vec<GgufValue>) -> GgufValue {
-    GgufValue::Array(GgufArray { elem_type, items })
+    GgufValue::Array(GgufArray::new(elem_type, items))
 }
 
 #[test]
