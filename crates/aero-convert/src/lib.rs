@@ -60,7 +60,8 @@ pub(crate) fn input_bytes<'a>(
     offset: u64,
     len: u64,
     progress: &'a Progress<'a>,
-) -> std::io::Result<(TensorReader<'a>, Option<aero_io::stream::FileRange<'a>>)> {
+) -> std::io::Result<aero_io::stream::TensorBytes<'a>> {
+    use aero_io::stream::TensorBytes;
     if let Some(file) = src.file() {
         if offset.checked_add(len).is_none_or(|e| e > src.len()) {
             return Err(std::io::Error::new(
@@ -70,18 +71,15 @@ pub(crate) fn input_bytes<'a>(
         }
         let observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
             vec![Box::new(ProgressObserver(progress))];
-        return Ok((
-            Box::new(std::io::empty()),
-            Some(aero_io::stream::FileRange {
-                file,
-                offset,
-                observers,
-                chunk: None,
-            }),
-        ));
+        return Ok(TensorBytes::File(aero_io::stream::FileRange {
+            file,
+            offset,
+            observers,
+            chunk: None,
+        }));
     }
     let inner = aero_io::source::range_reader(src, offset, len)?;
-    Ok((Box::new(Counting { inner, progress }), None))
+    Ok(TensorBytes::Reader(Box::new(Counting { inner, progress })))
 }
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].

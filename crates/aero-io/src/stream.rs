@@ -150,16 +150,37 @@ pub struct TensorSpec<'a> {
     pub data_len: u64,
     /// Extra TIDX keys as raw MessagePack (`quant_id`, `quant_params`, unknown keys).
     pub extras: Vec<(String, Vec<u8>)>,
-    /// The bytes.
-    pub source: Box<dyn Read + Send + 'a>,
-    /// The same bytes as a range of a local file, when they are one: the
-    /// writer then reads the range with positioned reads, `source` is not
-    /// read, and an unchanged shard of a verified input can be checked and
-    /// hashed in one pass (see [`SourceChunk`]).
-    pub file_range: Option<FileRange<'a>>,
+    /// Where the bytes come from.
+    pub bytes: TensorBytes<'a>,
 }
 
-/// A tensor's bytes as a range of a local file (see [`TensorSpec::file_range`]).
+/// Where a tensor's bytes come from.
+pub enum TensorBytes<'a> {
+    /// A stream of exactly `data_len` bytes.
+    Reader(Box<dyn Read + Send + 'a>),
+    /// A range of a local file: the writer reads it with positioned reads on
+    /// its reading thread, and an unchanged shard of a verified input can be
+    /// checked and hashed in one pass (see [`SourceChunk`]).
+    File(FileRange<'a>),
+}
+
+impl<'a> TensorBytes<'a> {
+    fn file_range(&self) -> Option<&FileRange<'a>> {
+        match self {
+            TensorBytes::File(r) => Some(r),
+            TensorBytes::Reader(_) => None,
+        }
+    }
+
+    fn file_range_mut(&mut self) -> Option<&mut FileRange<'a>> {
+        match self {
+            TensorBytes::File(r) => Some(r),
+            TensorBytes::Reader(_) => None,
+        }
+    }
+}
+
+/// A tensor's bytes as a range of a local file (see [`TensorBytes::File`]).
 pub struct FileRange<'a> {
     /// The file.
     pub file: &'a File,
@@ -263,7 +284,7 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
     }
     let mut names = std::collections::HashSet::with_capacity(specs.len());
     for t in specs {
-        if let Some(m) = &t.file_range {
+        if let Some(m) = t.bytes.file_range() {
             // Fail before writing anything rather than at the end of a long
             // stream (and name the tensor).
             let size = m
@@ -581,7 +602,7 @@ pub fn write_model(
     let path = path.as_ref();
     check_specs(&specs)?;
     for s in &specs {
-        if let Some(r) = &s.file_range {
+        if let Some(r) = s.bytes.file_range() {
             crate::output::refuse_open_input(path, r.file)?;
         }
     }
@@ -990,8 +1011,8 @@ fn read_members(
             None => sh.update(block),
         };
         let dst = start + off;
-        match spec.file_range {
-            Some(mut r) => {
+        match spec.bytes {
+            TensorBytes::File(mut r) => {
                 if let Some(c) = r.chunk.take() {
                     r.observers.push(c.verifier);
                 }
@@ -1015,8 +1036,7 @@ fn read_members(
                     o.end().map_err(|e| Stop::Failed(ti, e))?;
                 }
             }
-            None => {
-                let mut src = spec.source;
+            TensorBytes::Reader(mut src) => {
                 let mut done = 0u64;
                 while done < spec.data_len {
                     let mut buf = pipe.take()?;
@@ -1069,10 +1089,10 @@ fn send_zeros(
 /// [`SourceChunk`]): every tensor read from the same file and chunk, at its
 /// offset in the chunk, and the chunk as long as the shard.
 fn verbatim_chunk<'m>(members: &'m [Member<'_>], len: u64) -> Option<&'m SourceChunk<'m>> {
-    let first = members.first()?.spec.file_range.as_ref()?;
+    let first = members.first()?.spec.bytes.file_range()?;
     let c = first.chunk.as_ref()?;
     let same = members.iter().all(|m| {
-        m.spec.file_range.as_ref().is_some_and(|s| {
+        m.spec.bytes.file_range().is_some_and(|s| {
             std::ptr::eq(s.file, first.file)
                 && s.chunk.as_ref().is_some_and(|k| {
                     (k.offset, k.length, k.blake3) == (c.offset, c.length, c.blake3)
@@ -1095,7 +1115,7 @@ fn read_verbatim(
     sh: &mut ShardHasher,
     tensor_hash: bool,
 ) -> std::result::Result<Hashed, Stop> {
-    let Some(first) = members.first().and_then(|m| m.spec.file_range.as_ref()) else {
+    let Some(first) = members.first().and_then(|m| m.spec.bytes.file_range()) else {
         return Err(Stop::Other(Error::Invalid("empty verbatim shard".into())));
     };
     let file = first.file;
@@ -1114,8 +1134,8 @@ fn read_verbatim(
         .iter_mut()
         .map(|m| {
             m.spec
-                .file_range
-                .as_mut()
+                .bytes
+                .file_range_mut()
                 .map(|s| std::mem::take(&mut s.observers))
                 .unwrap_or_default()
         })
