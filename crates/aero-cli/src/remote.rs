@@ -43,20 +43,13 @@ pub fn allow_remote() -> bool {
     args().remote
 }
 
-/// Whether a string is a URL (`scheme://…`) rather than a local path. URLs
-/// of schemes we do not read (or, for object storage, read only with the
-/// `s3` feature) are routed to the URL openers too, which refuse them with
-/// an error naming the accepted schemes, instead of "no such file".
+/// Whether a string is a URL (`scheme://…`, [`aero_io::url::classify`])
+/// rather than a local path. URLs of schemes we do not read (or, for object
+/// storage, read only with the `s3` feature) are routed to the URL openers
+/// too, which refuse them with an error naming the accepted schemes, instead
+/// of "no such file".
 fn url_syntax(s: &str) -> bool {
-    if aero_io::remote::is_remote_url(s) || aero_io::remote::is_object_url(s) {
-        return true;
-    }
-    s.split_once("://").is_some_and(|(scheme, _)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    })
+    aero_io::url::classify(s).is_url()
 }
 
 /// Whether a command-line argument is a URL.

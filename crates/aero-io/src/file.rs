@@ -179,7 +179,6 @@ impl AeroFile {
     /// Opens a remote file with range reads: `http(s)://` URLs over HTTP,
     /// and with the `s3` feature `s3://`, `gs://` and `az://` objects
     /// ([`crate::remote::open_source`]). Other schemes are an error.
-    #[cfg(feature = "http")]
     pub fn open_url(url: &str, opts: crate::remote::RemoteOptions) -> Result<AeroFile> {
         let src = crate::remote::open_source(url, opts).map_err(|e| Error::io(url, e))?;
         Self::from_source(url, src)

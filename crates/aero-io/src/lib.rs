@@ -26,13 +26,13 @@ mod kernel;
 mod mmap;
 pub mod output;
 mod pipeline;
-#[cfg(feature = "http")]
 pub mod remote;
 pub mod repack;
 pub mod scan;
 pub mod source;
 pub mod stream;
 mod tee;
+pub mod url;
 pub mod validate;
 pub mod value;
 pub mod verify;
@@ -41,11 +41,6 @@ pub mod writer;
 
 pub use aero_format::{self as format, DType, FourCc};
 
-/// Whether `s` is an `http://` or `https://` URL (available without the
-/// `http` feature, for manifests that only name URLs).
-pub fn remote_url_syntax(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
-}
 pub use chunk::{Chunk, ChunkStatus, decompress_exact};
 pub use error::{Error, Result};
 pub use file::{AeroFile, Protection};

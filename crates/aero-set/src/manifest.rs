@@ -88,12 +88,6 @@ pub struct SetManifest {
     shard_part: HashMap<u64, usize>,
 }
 
-/// Whether `s` is an absolute `http://` or `https://` URL.
-pub fn is_url(s: &str) -> bool {
-    let l = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    l.starts_with("http://") || l.starts_with("https://")
-}
-
 struct Ctx<'a> {
     path: &'a Path,
 }
@@ -345,7 +339,7 @@ impl SetManifest {
         let base_url = match root.get("base_url") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
-                if !is_url(s) {
+                if aero_io::url::classify(s) != aero_io::url::Kind::Http {
                     return Err(c.err(
                         "base_url",
                         format!("'{s}' is not an http:// or https:// URL"),

@@ -10,10 +10,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use aero_io::url::{Kind, classify};
 use aero_io::{ByteSource, LocalSource};
 
 use crate::error::{Result, SetError};
-use crate::manifest::is_url;
 
 /// A resolved manifest path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,25 +81,12 @@ impl PartStorage for LocalStorage {
     }
 }
 
-/// Whether `s` is an object-store URL: `s3://`, `gs://` or `az://` (scheme
-/// case-insensitive) followed by a bucket (or container) name. Recognised
-/// whatever the build's features, so that the trust rules treat such paths
-/// as remote everywhere; opening one needs the `s3` feature.
-pub fn is_object_url(s: &str) -> bool {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return false;
-    };
-    ["s3", "gs", "az"]
-        .iter()
-        .any(|k| scheme.eq_ignore_ascii_case(k))
-        && !rest.is_empty()
-        && !rest.starts_with('/')
-}
-
 /// Checks a manifest path without touching the filesystem: not empty, no NUL,
 /// not absolute, no drive letter or URL scheme, no backslash, no `..`.
 /// Returns `Ok(true)` for an `http(s)://` or object-store (`s3://`, `gs://`,
-/// `az://`) URL, `Ok(false)` for a relative path.
+/// `az://`) URL ([`aero_io::url::classify`]; object-store URLs are
+/// recognised whatever the build's features, so that the trust rules treat
+/// them as remote everywhere), `Ok(false)` for a relative path.
 pub fn check_lexical(manifest: &Path, field: &str, raw: &str) -> Result<bool> {
     let unsafe_path = |reason: &str| SetError::UnsafePath {
         path: manifest.to_path_buf(),
@@ -113,7 +100,7 @@ pub fn check_lexical(manifest: &Path, field: &str, raw: &str) -> Result<bool> {
     if raw.contains('\0') {
         return Err(unsafe_path("contains a NUL byte"));
     }
-    if is_url(raw) || is_object_url(raw) {
+    if matches!(classify(raw), Kind::Http | Kind::Object { .. }) {
         return Ok(true);
     }
     if raw.starts_with('/') || raw.starts_with('\\') || Path::new(raw).is_absolute() {
@@ -171,7 +158,8 @@ pub fn resolve(
     match base {
         SetBase::Url(u) => {
             if remote {
-                if is_object_url(raw) && !is_object_url(u) {
+                let object = |s| matches!(classify(s), Kind::Object { .. });
+                if object(raw) && !object(u) {
                     return Err(SetError::UnsafePath {
                         path: manifest.to_path_buf(),
                         field: field.to_string(),

@@ -292,7 +292,7 @@ fn write_set_bytes<'a>(
     let (sha256, size_bytes) = hash_file(&index_path)?;
     total_size = total_size.saturating_add(size_bytes);
     if let Some(b) = &opts.base_url
-        && !aero_io::remote_url_syntax(b)
+        && aero_io::url::classify(b) != aero_io::url::Kind::Http
     {
         return Err(SetError::Field {
             path: out.to_path_buf(),

@@ -1,12 +1,24 @@
-//! Remote byte sources: HTTP(S) range reads (`ureq`) behind [`ByteSource`],
-//! with retries, resumption, request splitting, strict `Content-Range`
-//! checks and an optional verified disk cache ([`RangeCache`]); with the
-//! `s3` feature, objects in S3, Google Cloud Storage and Azure Blob Storage
-//! (`s3://`, `gs://`, `az://`) through `object_store` (`ObjectSource`).
-//! [`open_source`] picks the source by URL scheme.
+//! Remote files read with range requests, behind [`ByteSource`].
+//!
+//! One read core, [`RemoteSource`], owns everything a remote read needs
+//! whatever the protocol: the bytes fetched at open, bounds and the
+//! per-read cap, splitting at `max_request`, retries with backoff, resuming
+//! a cut body at the current offset, strict `Content-Range` and length
+//! checks, a server that ignores ranges, request statistics and the
+//! verified disk cache ([`RangeCache`]). A protocol is a small
+//! [`Transport`] that sends one range request and classifies its failures
+//! by type ([`FetchError`]): HTTP(S) through `ureq` ([`HttpTransport`],
+//! feature `http`) and, with the `s3` feature, objects in S3, Google Cloud
+//! Storage and Azure Blob Storage through `object_store`
+//! (`ObjectTransport`). [`open_source`] picks the transport by URL scheme
+//! ([`crate::url::classify`]).
+//!
+//! A new transport is one file beside this one, implementing [`Transport`],
+//! and one line in the `transports!` list below naming its module, type and
+//! schemes.
 //!
 //! ```no_run
-//! use aero_io::remote::{HttpSource, RemoteOptions, RangeCache};
+//! use aero_io::remote::{RemoteOptions, RangeCache};
 //! let opts = RemoteOptions { cache: Some(RangeCache::from_env()?), ..Default::default() };
 //! let f = aero_io::AeroFile::open_url("https://example.com/model.aero", opts)?;
 //! let w = f.tensor("lm_head.weight")?;   // one Range request (or none when cached)
@@ -14,19 +26,75 @@
 //! ```
 
 mod cache;
-mod http;
-#[cfg(feature = "s3")]
-mod object;
+mod source;
+mod transport;
 
 pub use cache::RangeCache;
-pub use http::{HttpSource, RequestStats};
-#[cfg(feature = "s3")]
-pub use object::ObjectSource;
+pub use source::{RemoteSource, RequestStats};
+pub use transport::{FetchError, Meta, Reply, Served, Transport};
 
 use std::io;
 use std::time::Duration;
 
 use crate::source::ByteSource;
+
+/// Declares the transports: for each, its module (a file beside this one),
+/// its type, and the URL schemes it opens; `#[cfg]` attributes apply to
+/// both the module and the registration.
+macro_rules! transports {
+    ($($(#[$cfg:meta])* $module:ident :: $transport:ident => [$($scheme:literal),+];)+) => {
+        $(
+            $(#[$cfg])*
+            mod $module;
+            $(#[$cfg])*
+            pub use $module::$transport;
+        )+
+
+        /// The transport registered for `scheme`, opening `url`.
+        #[allow(unused_variables)] // in a build without transports
+        fn open_registered(
+            scheme: &str,
+            url: &str,
+            opts: RemoteOptions,
+        ) -> Option<io::Result<Box<dyn ByteSource>>> {
+            $(
+                $(#[$cfg])*
+                if [$($scheme),+].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
+                    return Some(
+                        RemoteSource::<$module::$transport>::open(url, opts)
+                            .map(|s| Box::new(s) as Box<dyn ByteSource>),
+                    );
+                }
+            )+
+            None
+        }
+
+        /// Every scheme this build opens, in registration order.
+        fn schemes() -> Vec<&'static str> {
+            #[allow(unused_mut)]
+            let mut v = Vec::new();
+            $(
+                $(#[$cfg])*
+                v.extend([$($scheme),+]);
+            )+
+            v
+        }
+    };
+}
+
+transports! {
+    #[cfg(feature = "http")] http::HttpTransport => ["http", "https"];
+    #[cfg(feature = "s3")] object::ObjectTransport => ["s3", "gs", "az"];
+}
+
+/// An `http(s)://` file ([`RemoteSource`] over [`HttpTransport`]).
+#[cfg(feature = "http")]
+pub type HttpSource = RemoteSource<HttpTransport>;
+
+/// An `s3://`, `gs://` or `az://` object ([`RemoteSource`] over
+/// `ObjectTransport`; feature `s3`).
+#[cfg(feature = "s3")]
+pub type ObjectSource = RemoteSource<ObjectTransport>;
 
 /// Behaviour of remote reads.
 #[derive(Clone, Debug)]
@@ -68,140 +136,49 @@ impl Default for RemoteOptions {
     }
 }
 
-/// Whether `s` is an `http://` or `https://` URL.
-pub fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
-}
-
-/// Whether `s` is an object-store URL (`s3://`, `gs://`, `az://`; scheme
-/// case-insensitive), whether or not this build can read it (the `s3`
-/// feature). Lets callers give a clear error instead of treating such a
-/// string as a local path.
-pub fn is_object_url(s: &str) -> bool {
-    let Some((scheme, _)) = s.split_once("://") else {
-        return false;
-    };
-    ["s3", "gs", "az"]
-        .iter()
-        .any(|k| scheme.eq_ignore_ascii_case(k))
-}
-
-/// Whether this build can open `s` as a remote URL: `http(s)://`, and with
-/// the `s3` feature `s3://`, `gs://` and `az://`.
-pub fn is_remote_url(s: &str) -> bool {
-    is_url(s) || (cfg!(feature = "s3") && is_object_url(s))
-}
-
-/// Opens a remote URL with the source for its scheme: [`HttpSource`] for
-/// `http(s)://`, `ObjectSource` for `s3://`, `gs://` and `az://` (feature
-/// `s3`). Other schemes, and object URLs in a build without `s3`, are
-/// refused with an error saying so.
+/// Opens a remote URL with the transport registered for its scheme
+/// ([`crate::url::classify`]): [`HttpSource`] for `http(s)://`,
+/// `ObjectSource` for `s3://`, `gs://` and `az://` (feature `s3`). Other
+/// schemes, and URLs whose transport this build lacks, are refused with an
+/// error saying so.
 pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Box<dyn ByteSource>> {
-    if is_url(url) {
-        return Ok(Box::new(HttpSource::open(url, opts)?));
+    use crate::url::Kind;
+    let kind = crate::url::classify(url);
+    if let Some(opened) = kind
+        .scheme(url)
+        .and_then(|scheme| open_registered(scheme, url, opts))
+    {
+        return opened;
     }
-    if is_object_url(url) {
-        #[cfg(feature = "s3")]
-        {
-            return Ok(Box::new(ObjectSource::open(url, opts)?));
-        }
-        #[cfg(not(feature = "s3"))]
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "{url}: object-store URLs (s3://, gs://, az://) need aerotensor built with the `s3` feature"
-                ),
-            ));
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "{url}: unsupported URL scheme; remote files must be http://, https://{}",
-            if cfg!(feature = "s3") {
-                ", s3://, gs:// or az://"
-            } else {
-                " (or s3://, gs://, az:// with the `s3` feature)"
-            }
+    let feature = |f: &str| {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{url}: {f}"),
+        ))
+    };
+    match kind {
+        Kind::Object { .. } => feature(
+            "object-store URLs (s3://, gs://, az://) need aerotensor built with the `s3` feature",
         ),
-    ))
-}
-
-/// What the two remote sources share for reads: identity, size, the bytes
-/// fetched at open, and the options.
-pub(crate) struct RemoteFile<'a> {
-    pub url: &'a str,
-    pub validator: &'a str,
-    pub len: u64,
-    pub head: &'a [u8],
-    pub opts: &'a RemoteOptions,
-}
-
-impl RemoteFile<'_> {
-    fn err(&self, kind: std::io::ErrorKind, msg: String) -> std::io::Error {
-        std::io::Error::new(kind, format!("{}: {msg}", self.url))
-    }
-
-    /// The read path of every remote source: bounds, the in-memory head, the
-    /// per-read cap, the verified cache, then `fetch` (whose bytes are cached).
-    pub fn read(
-        &self,
-        offset: u64,
-        buf: &mut [u8],
-        fetch: impl FnOnce(u64, &mut [u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        let len = buf.len() as u64;
-        if offset.checked_add(len).is_none_or(|e| e > self.len) {
-            return Err(self.err(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("range {offset}+{len} is past the end ({})", self.len),
-            ));
-        }
-        if len == 0 {
-            return Ok(());
-        }
-        if let Some(s) = (offset as usize)
-            .checked_add(buf.len())
-            .and_then(|e| self.head.get(offset as usize..e))
-        {
-            buf.copy_from_slice(s);
-            return Ok(());
-        }
-        if len > self.opts.max_read {
-            return Err(self.err(
-                std::io::ErrorKind::InvalidInput,
+        Kind::Http => feature("http(s):// URLs need aero-io built with the `http` feature"),
+        Kind::OtherScheme(_) | Kind::LocalPath => {
+            let list: Vec<String> = schemes().iter().map(|s| format!("{s}://")).collect();
+            let list = match list.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => "none in this build".into(),
+            };
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
                 format!(
-                    "read of {len} bytes exceeds the per-read cap of {} bytes",
-                    self.opts.max_read
+                    "{url}: unsupported URL scheme; remote files must be {list}{}",
+                    if cfg!(feature = "s3") {
+                        ""
+                    } else {
+                        " (s3://, gs://, az:// need the `s3` feature)"
+                    }
                 ),
-            ));
-        }
-        if let Some(data) = self
-            .opts
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(self.url, self.validator, offset, len))
-        {
-            buf.copy_from_slice(&data);
-            return Ok(());
-        }
-        fetch(offset, buf)?;
-        if let Some(cache) = &self.opts.cache {
-            // A failing cache must not fail the read.
-            let _ = cache.put(self.url, self.validator, offset, buf);
-        }
-        Ok(())
-    }
-
-    /// Drops a cached range (after its bytes failed a hash check upstream).
-    pub fn invalidate(&self, offset: u64, len: u64) -> bool {
-        match &self.opts.cache {
-            Some(c) => {
-                c.remove(self.url, self.validator, offset, len);
-                true
-            }
-            None => false,
+            ))
         }
     }
 }
