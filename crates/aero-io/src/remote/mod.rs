@@ -85,6 +85,7 @@ macro_rules! transports {
 transports! {
     #[cfg(feature = "http")] http::HttpTransport => ["http", "https"];
     #[cfg(feature = "s3")] object::ObjectTransport => ["s3", "gs", "az"];
+    #[cfg(test)] memory::MemoryTransport => ["mem"];
 }
 
 /// An `http(s)://` file ([`RemoteSource`] over [`HttpTransport`]).

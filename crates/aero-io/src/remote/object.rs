@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientConfigKey, CredentialProvider, GetOptions, GetRange, ObjectStore,
+    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore,
     RetryConfig,
 };
 

@@ -275,11 +275,14 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                         "body ended after {got} of {n} bytes"
                     )));
                 }
-                Ok((n, Meta {
-                    size: total,
-                    etag,
-                    modified,
-                }))
+                Ok((
+                    n,
+                    Meta {
+                        size: total,
+                        etag,
+                        modified,
+                    },
+                ))
             }
             Served::Whole { total } => {
                 // No range support: the whole file follows. Keep what fits.
@@ -298,11 +301,14 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                 if (got as u64) < total.min(want) {
                     return Err(FetchError::Retry(format!("body ended after {got} bytes")));
                 }
-                Ok((got, Meta {
-                    size: total,
-                    etag,
-                    modified,
-                }))
+                Ok((
+                    got,
+                    Meta {
+                        size: total,
+                        etag,
+                        modified,
+                    },
+                ))
             }
         }
     }
@@ -415,7 +421,11 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
             return (0, Err(FetchError::Changed(format!("ETag {want} → {got}"))));
         }
         match served {
-            Served::Range { start: a, end: b, total } => {
+            Served::Range {
+                start: a,
+                end: b,
+                total,
+            } => {
                 if a != start || b != end || total.is_some_and(|t| t != self.len) {
                     return (
                         0,
