@@ -1,13 +1,14 @@
 //! The "bytes at offset" seam: a whole-file memory map where possible, `pread`
-//! otherwise. Remote sources implement the same trait (see `aero-set`).
+//! otherwise. Remote files implement the same trait through one read core,
+//! `remote::RemoteSource` (feature-gated transports: see `crate::remote`).
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
-/// Random-access bytes. Implemented for local files (mmap or pread) and, in
-/// other crates, for remote range sources.
+/// Random-access bytes. Implemented for local files (mmap or pread), for
+/// memory, and for remote files (`remote::RemoteSource`).
 pub trait ByteSource: Send + Sync {
     /// Total size in bytes.
     fn len(&self) -> u64;

@@ -94,14 +94,16 @@ pub struct Meta {
 }
 
 /// Why a request failed, as the transport classified it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Worth another attempt: a 5xx or 429 status, a timeout, a connection
     /// error.
+    #[error("{0}")]
     Retry(String),
     /// The server refused the range (HTTP 416, or an object store's final
     /// status for it). `meta` carries the file's size and validators when
     /// the refusal gave them; an empty file opens this way.
+    #[error("{error}")]
     Unsatisfiable {
         /// What the refusal said about the file, if anything.
         meta: Option<Meta>,
@@ -109,8 +111,10 @@ pub enum FetchError {
         error: io::Error,
     },
     /// The file changed since it was opened (HTTP 412 to `If-Match`).
+    #[error("remote file changed since it was opened ({0})")]
     Changed(String),
     /// Final: anything else (4xx, bad responses, refused configuration).
+    #[error(transparent)]
     Fatal(io::Error),
 }
 
