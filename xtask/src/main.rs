@@ -131,6 +131,18 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The fuzz crate is outside the workspace (it needs its own profile):
+    // lint it here so an API change breaks the build in seconds, not after
+    // the whole test suite.
+    run(cargo().args([
+        "clippy",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--bins",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     no_std()?;
     if has_nextest() {
         run(cargo().args([

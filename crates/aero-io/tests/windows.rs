@@ -7,15 +7,7 @@ use aero_io::stream::{FileRange, Observer, TensorBytes, TensorSpec, WriteOptions
 use aero_io::{AeroFile, DType, LocalSource, Mode, Verdict};
 
 fn pattern(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    aero_test_support::bytes(0x2545_f491, len)
 }
 
 struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
