@@ -181,7 +181,7 @@ pub fn copy_tensors(
         Err(e @ Error::Corrupt { .. }) if !f.source().stable() => {
             let mut any = false;
             for (at, len) in fetched.borrow_mut().drain(..) {
-                any |= f.source().invalidate(at, len);
+                any |= f.drop_cached(at, len);
             }
             if any { attempt() } else { Err(e) }
         }

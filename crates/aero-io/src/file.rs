@@ -45,6 +45,9 @@ pub struct AeroFile {
     /// Opened from a local path (not a URL or another source).
     local: bool,
     source: Box<dyn ByteSource>,
+    /// The remote source behind `source`, when opened from one: its cache
+    /// of fetched ranges is dropped when their bytes fail verification.
+    remote: Option<Arc<crate::remote::RemoteSource>>,
     header: FileHeader,
     chunks: Vec<Chunk>,
     payload_start: u64,
@@ -181,7 +184,20 @@ impl AeroFile {
     /// ([`crate::remote::open_source`]). Other schemes are an error.
     pub fn open_url(url: &str, opts: crate::remote::RemoteOptions) -> Result<AeroFile> {
         let src = crate::remote::open_source(url, opts).map_err(|e| Error::io(url, e))?;
-        Self::from_source(url, src)
+        Self::from_remote(url, src)
+    }
+
+    /// Opens a remote source ([`crate::remote::open_source`]); `label` names
+    /// it in errors. Unlike [`AeroFile::from_source`], a verified read whose
+    /// bytes fail their hash drops the source's cached copy of them and reads
+    /// once more ([`crate::remote::RemoteSource::invalidate`]).
+    pub fn from_remote(
+        label: impl Into<PathBuf>,
+        source: Arc<crate::remote::RemoteSource>,
+    ) -> Result<AeroFile> {
+        let mut f = Self::from_source(label, Box::new(Arc::clone(&source)))?;
+        f.remote = Some(source);
+        Ok(f)
     }
 
     /// Opens any [`ByteSource`]; `label` names it in errors.
@@ -309,6 +325,7 @@ impl AeroFile {
             path,
             local: false,
             source,
+            remote: None,
             header,
             chunks,
             payload_start,
@@ -344,6 +361,13 @@ impl AeroFile {
     /// Whether the file is empty (never true for an opened file).
     pub fn is_empty(&self) -> bool {
         self.source.len() == 0
+    }
+
+    /// Drops the remote source's cached copy of `off..off+len` (its bytes
+    /// failed verification). Returns whether reading again can give other
+    /// bytes: false for a local file or a source without a cache.
+    pub(crate) fn drop_cached(&self, off: u64, len: u64) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.invalidate(off, len))
     }
 
     /// The byte source behind this file.
@@ -441,9 +465,7 @@ impl AeroFile {
     pub fn read_verified(&self, chunk: &Chunk) -> Result<(Cow<'_, [u8]>, ChunkStatus)> {
         match self.read_verified_once(chunk) {
             // A cached copy may be damaged: drop it and read once more.
-            Err(Error::HashMismatch { .. })
-                if self.source.invalidate(chunk.offset, chunk.length) =>
-            {
+            Err(Error::HashMismatch { .. }) if self.drop_cached(chunk.offset, chunk.length) => {
                 self.read_verified_once(chunk)
             }
             other => other,
@@ -785,12 +807,12 @@ impl AeroFile {
     /// Drops cached copies of `off..off+len`: the range as one read, and as
     /// the [`crate::verify::WINDOW`]-sized reads a windowed pass makes.
     fn invalidate(&self, off: u64, len: u64) -> bool {
-        let mut any = self.source.invalidate(off, len);
+        let mut any = self.drop_cached(off, len);
         let w = crate::verify::WINDOW;
         let mut at = 0u64;
         while len > w && at < len {
             let n = (len - at).min(w);
-            any |= self.source.invalidate(off + at, n);
+            any |= self.drop_cached(off + at, n);
             at += n;
         }
         any

@@ -28,13 +28,6 @@ pub trait ByteSource: Send + Sync {
         None
     }
 
-    /// Forgets any cached copy of a range whose bytes failed verification, so
-    /// the next read fetches them again. Returns whether a retry can help.
-    fn invalidate(&self, offset: u64, len: u64) -> bool {
-        let _ = (offset, len);
-        false
-    }
-
     /// Whether the bytes at an offset stay the same while the source is open:
     /// true for a local file (the contract every memory-mapped reader relies
     /// on) and for memory; false for remote sources, whose bytes are
@@ -196,6 +189,26 @@ impl ByteSource for Vec<u8> {
     }
     fn stable(&self) -> bool {
         true
+    }
+}
+
+/// A shared source (an [`std::sync::Arc`] kept elsewhere too, as a remote
+/// file's cache handle is).
+impl<T: ByteSource + ?Sized> ByteSource for std::sync::Arc<T> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_exact_at(offset, buf)
+    }
+    fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        (**self).mapped(offset, len)
+    }
+    fn stable(&self) -> bool {
+        (**self).stable()
+    }
+    fn file(&self) -> Option<&File> {
+        (**self).file()
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aero_io::remote::{RemoteOptions, open_source};
-use aero_io::{ByteSource, LocalSource};
+use aero_io::{AeroFile, ByteSource, LocalSource};
 
 use crate::error::{Result, SetError};
 use crate::manifest::{MAX_MANIFEST_LEN, SetManifest};
@@ -38,11 +38,34 @@ impl PartStorage for RemoteStorage {
                     source: e,
                 }
             })?)),
-            Location::Remote(u) => open_source(u, self.options.clone()).map_err(|e| SetError::Io {
-                path: PathBuf::from(u),
-                source: e,
-            }),
+            Location::Remote(u) => open_source(u, self.options.clone())
+                .map(|s| Box::new(s) as Box<dyn ByteSource>)
+                .map_err(|e| SetError::Io {
+                    path: PathBuf::from(u),
+                    source: e,
+                }),
         }
+    }
+
+    /// Remote parts are opened with [`AeroFile::from_remote`]: a verified
+    /// read whose bytes fail their hash drops the cached copy and reads again.
+    fn open_file(
+        &self,
+        location: &Location,
+        label: PathBuf,
+        check_len: &dyn Fn(u64) -> Result<()>,
+    ) -> Result<AeroFile> {
+        let Location::Remote(u) = location else {
+            let src = self.open(location)?;
+            check_len(src.len())?;
+            return Ok(AeroFile::from_source(label, src)?);
+        };
+        let src = open_source(u, self.options.clone()).map_err(|e| SetError::Io {
+            path: PathBuf::from(u),
+            source: e,
+        })?;
+        check_len(src.len())?;
+        Ok(AeroFile::from_remote(label, src)?)
     }
 }
 

@@ -11,7 +11,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use aero_io::url::{Kind, classify};
-use aero_io::{ByteSource, LocalSource};
+use aero_io::{AeroFile, ByteSource, LocalSource};
 
 use crate::error::{Result, SetError};
 
@@ -58,6 +58,22 @@ pub struct SetOptions {
 pub trait PartStorage: Send + Sync {
     /// Opens `location` for random access.
     fn open(&self, location: &Location) -> Result<Box<dyn ByteSource>>;
+
+    /// Opens `location` as an AERO file named `label` in errors, once
+    /// `check_len` accepted its size. The default parses [`PartStorage::open`]'s
+    /// source; a storage whose sources cache fetched ranges overrides it so
+    /// that verified reads can drop a damaged cached copy
+    /// ([`aero_io::AeroFile::from_remote`]).
+    fn open_file(
+        &self,
+        location: &Location,
+        label: PathBuf,
+        check_len: &dyn Fn(u64) -> Result<()>,
+    ) -> Result<AeroFile> {
+        let src = self.open(location)?;
+        check_len(src.len())?;
+        Ok(AeroFile::from_source(label, src)?)
+    }
 }
 
 /// Local files only: memory-mapped where possible. URLs are refused.

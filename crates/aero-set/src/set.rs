@@ -173,21 +173,20 @@ impl AeroSet {
 
     /// Opens a location as an AERO file, checking its size against the manifest.
     fn open_file(&self, loc: &Location, label: &str, size: u64) -> Result<AeroFile> {
-        let src = self.storage.open(loc)?;
         let name = match loc {
             Location::Local(p) => p.clone(),
             Location::Remote(u) => PathBuf::from(u),
         };
-        if src.len() != size {
-            return Err(SetError::File {
-                path: name,
-                reason: format!(
-                    "{label} is {} bytes but the manifest says size_bytes {size}",
-                    src.len()
-                ),
-            });
-        }
-        Ok(AeroFile::from_source(name, src)?)
+        let check_len = |len: u64| {
+            if len == size {
+                return Ok(());
+            }
+            Err(SetError::File {
+                path: name.clone(),
+                reason: format!("{label} is {len} bytes but the manifest says size_bytes {size}"),
+            })
+        };
+        self.storage.open_file(loc, name.clone(), &check_len)
     }
 
     /// The index file (`global_tidx`), opened on first use.

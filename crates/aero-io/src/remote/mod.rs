@@ -34,9 +34,8 @@ pub use source::{RemoteSource, RequestStats};
 pub use transport::{FetchError, Meta, Reply, Served, Transport};
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
-
-use crate::source::ByteSource;
 
 /// Declares the transports: for each, its module (a file beside this one),
 /// its type, and the URL schemes it opens; `#[cfg]` attributes apply to
@@ -56,13 +55,13 @@ macro_rules! transports {
             scheme: &str,
             url: &str,
             opts: RemoteOptions,
-        ) -> Option<io::Result<Box<dyn ByteSource>>> {
+        ) -> Option<io::Result<Arc<RemoteSource>>> {
             $(
                 $(#[$cfg])*
                 if [$($scheme),+].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
                     return Some(
                         RemoteSource::<$module::$transport>::open(url, opts)
-                            .map(|s| Box::new(s) as Box<dyn ByteSource>),
+                            .map(|s| Arc::new(s) as Arc<RemoteSource>),
                     );
                 }
             )+
@@ -142,7 +141,11 @@ impl Default for RemoteOptions {
 /// `ObjectSource` for `s3://`, `gs://` and `az://` (feature `s3`). Other
 /// schemes, and URLs whose transport this build lacks, are refused with an
 /// error saying so.
-pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Box<dyn ByteSource>> {
+///
+/// The result is a [`crate::ByteSource`] (so is an `Arc` of it) that can
+/// also drop cached ranges ([`RemoteSource::invalidate`]): pass it to
+/// [`crate::AeroFile::from_remote`] so that verified reads use that.
+pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Arc<RemoteSource>> {
     use crate::url::Kind;
     let kind = crate::url::classify(url);
     if let Some(opened) = kind

@@ -36,7 +36,9 @@ pub struct RequestStats {
 ///   calls transient, and resumed at the current offset when a body is cut.
 ///
 /// [`RemoteSource::invalidate`] drops a cached range whose bytes failed a
-/// hash check, so that the next read fetches it again.
+/// hash check, so that the next read fetches it again. It is not part of
+/// [`ByteSource`] ("bytes at offset" only): a verified reader that can use it
+/// holds the source itself ([`crate::AeroFile::from_remote`]).
 ///
 /// `T` is the transport; `RemoteSource` (that is, `RemoteSource<dyn
 /// Transport>`) is any of them, which a `Box<RemoteSource<T>>` coerces to.
@@ -482,9 +484,5 @@ impl<T: Transport + ?Sized> ByteSource for RemoteSource<T> {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.read(offset, buf)
-    }
-
-    fn invalidate(&self, offset: u64, len: u64) -> bool {
-        RemoteSource::invalidate(self, offset, len)
     }
 }
