@@ -1,4 +1,4 @@
-//! Remote files read with range requests, behind [`ByteSource`].
+//! Remote files read with range requests, behind [`ByteSource`](crate::ByteSource).
 //!
 //! One read core, [`RemoteSource`], owns everything a remote read needs
 //! whatever the protocol: the bytes fetched at open, bounds and the
