@@ -7,10 +7,16 @@
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
 //! - `fuzz`   — a bounded random byte-flip/truncation run over golden and generated files.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
+//! - `capi`   — the C ABI: header check, `libaerotensor` in release, the C
+//!   and C++ examples and the C ABI test built with `-Wall -Wextra -Werror`
+//!   and run on the golden files (output checked against `expected.json`),
+//!   under valgrind memcheck and AddressSanitizer.
+//! - `capi-header [--check]` — regenerate (or check) the cbindgen headers.
 //! - `example` — the main job on the tiny model shipped in `examples/tiny`:
 //!   convert, validate, inspect, list, export back and compare.
 
 mod bench;
+mod capi;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,9 +37,11 @@ fn main() -> Result<()> {
         "fuzz" => fuzz(rest),
         "no-std" => no_std(),
         "example" => example(),
+        "capi" => capi::capi(),
+        "capi-header" => capi::header(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [ITERATIONS]|no-std>"
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [ITERATIONS]|no-std|capi|capi-header [--check]>"
             );
             Ok(())
         }
