@@ -223,7 +223,11 @@ fn build() -> Result<Built> {
     crate::run(crate::cargo().args(["build", "--release", "-p", "aero-capi"]))?;
     let lib = target_dir().join("release");
     for f in ["libaerotensor.so", "libaerotensor.a"] {
-        ensure!(lib.join(f).is_file(), "{} was not built", lib.join(f).display());
+        ensure!(
+            lib.join(f).is_file(),
+            "{} was not built",
+            lib.join(f).display()
+        );
     }
     let dir = target_dir().join("capi");
     let pc = write_pc(&dir, &lib)?;
@@ -253,7 +257,11 @@ fn build() -> Result<Built> {
     cc("load_asan", "examples/c/load.c", &asan)?;
     cc("open_all", "examples/c/open_all.c", &["-O2"])?;
     cc("abi_test", "crates/aero-capi/tests/c/abi_test.c", &[])?;
-    cc("abi_test_asan", "crates/aero-capi/tests/c/abi_test.c", &asan)?;
+    cc(
+        "abi_test_asan",
+        "crates/aero-capi/tests/c/abi_test.c",
+        &asan,
+    )?;
     // The legacy program sees only aero_capi.h (its include path holds
     // nothing else), and is linked once against each library.
     let only_legacy = dir.join("legacy-include");
@@ -315,7 +323,7 @@ struct Listing {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>> {
-    ensure!(s.len() % 2 == 0, "odd hex length");
+    ensure!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("hex"))
@@ -358,7 +366,11 @@ fn parse_listing(text: &str) -> Result<Listing> {
 /// Checks a listing against `expected.json`: every tensor of the set with
 /// its dtype, shape, length and the BLAKE3 of its bytes; `damaged` tensors
 /// must instead have failed with AERO_E_CORRUPT (2).
-fn check_listing(l: &Listing, set: &serde_json::Map<String, Value>, damaged: &[&str]) -> Result<()> {
+fn check_listing(
+    l: &Listing,
+    set: &serde_json::Map<String, Value>,
+    damaged: &[&str],
+) -> Result<()> {
     ensure!(
         l.count == Some(set.len() as u64),
         "count {:?}, expected {}",
@@ -379,16 +391,29 @@ fn check_listing(l: &Listing, set: &serde_json::Map<String, Value>, damaged: &[&
             .tensors
             .get(name)
             .with_context(|| format!("tensor {name} missing (error {:?})", l.errors.get(name)))?;
-        ensure!(Some(*dtype) == want["dtype"].as_u64(), "{name}: dtype {dtype}");
+        ensure!(
+            Some(*dtype) == want["dtype"].as_u64(),
+            "{name}: dtype {dtype}"
+        );
         let wshape: Vec<u64> = want["shape"]
             .as_array()
             .context("shape")?
             .iter()
             .filter_map(Value::as_u64)
             .collect();
-        ensure!(*shape == wshape, "{name}: shape {shape:?}, expected {wshape:?}");
-        ensure!(Some(*len) == want["data_len"].as_u64(), "{name}: data_len {len}");
-        ensure!(bytes.len() as u64 == *len, "{name}: {} bytes listed", bytes.len());
+        ensure!(
+            *shape == wshape,
+            "{name}: shape {shape:?}, expected {wshape:?}"
+        );
+        ensure!(
+            Some(*len) == want["data_len"].as_u64(),
+            "{name}: data_len {len}"
+        );
+        ensure!(
+            bytes.len() as u64 == *len,
+            "{name}: {} bytes listed",
+            bytes.len()
+        );
         let b3 = blake3::hash(bytes).to_hex().to_string();
         ensure!(
             Some(b3.as_str()) == want["blake3"].as_str(),
@@ -425,7 +450,11 @@ fn cases(expected: &Value) -> Result<Vec<(PathBuf, String, Vec<String>)>> {
             .collect();
         v.push((path, set.to_string(), damaged));
     }
-    ensure!(v.len() >= 8, "expected.json lists {} files with tensors", v.len());
+    ensure!(
+        v.len() >= 8,
+        "expected.json lists {} files with tensors",
+        v.len()
+    );
     Ok(v)
 }
 
@@ -460,8 +489,12 @@ fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
             o.status
         );
         let l = parse_listing(&std::fs::read_to_string(&out)?)?;
-        check_listing(&l, set, &damaged.iter().map(String::as_str).collect::<Vec<_>>())
-            .with_context(|| format!("{prog} on {}", input.display()))?;
+        check_listing(
+            &l,
+            set,
+            &damaged.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .with_context(|| format!("{prog} on {}", input.display()))?;
         if !wrap.is_empty() {
             check_memcheck(&stderr).with_context(|| format!("{prog} {}", input.display()))?;
         }
@@ -482,9 +515,16 @@ fn check_memcheck(stderr: &str) -> Result<()> {
         summary.contains("ERROR SUMMARY: 0 errors"),
         "valgrind: {summary}"
     );
-    if let Some(l) = stderr.lines().find(|l| l.contains("definitely lost:")) {
+    let lost = stderr.lines().find(|l| l.contains("definitely lost:"));
+    if let Some(l) = lost {
         ensure!(l.contains("definitely lost: 0 bytes"), "valgrind: {l}");
     }
+    let strip = |l: &str| l.split_once("== ").map_or(l, |(_, r)| r).trim().to_string();
+    eprintln!(
+        "  valgrind: {}; {}",
+        strip(summary),
+        lost.map_or("no leaks possible".into(), strip)
+    );
     Ok(())
 }
 
@@ -578,7 +618,11 @@ fn run_abi_test(b: &Built, prog: &str, wrap: &[&str], args: &[PathBuf]) -> Resul
     let o = output(cmd.args(args))?;
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    let last = stdout.lines().rev().find(|l| l.contains("passed")).unwrap_or("");
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("passed"))
+        .unwrap_or("");
     eprintln!("{prog}: {last}");
     ensure!(
         o.status.success(),

@@ -166,6 +166,9 @@ fn ci() -> Result<()> {
         ])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
+    // The C ABI: header freshness, C/C++ examples on the golden files,
+    // the ABI test, valgrind and AddressSanitizer (a few minutes).
+    capi::capi()?;
     nginx_test()?;
     s3_test()?;
     eprintln!("xtask ci: all checks passed");

@@ -366,9 +366,7 @@ pub unsafe extern "C" fn aero_tensor_ggml_type_name(
         if info.dtype != aero_io::DType::Packed {
             return Ok(ptr::null());
         }
-        Ok(info
-            .ggml_type()
-            .map_or(ptr::null(), |t| ggml_name(t.name)))
+        Ok(info.ggml_type().map_or(ptr::null(), |t| ggml_name(t.name)))
     })
 }
 
@@ -400,23 +398,23 @@ pub extern "C" fn aero_last_error_code() -> aero_error_code_t {
 pub extern "C" fn aero_error_code_name(code: c_int) -> *const c_char {
     use aero_error_code_t::*;
     pure(c"AERO_E_UNKNOWN".as_ptr(), || {
-    let all = [
-        (AERO_OK, c"AERO_OK"),
-        (AERO_E_IO, c"AERO_E_IO"),
-        (AERO_E_CORRUPT, c"AERO_E_CORRUPT"),
-        (AERO_E_UNVERIFIABLE, c"AERO_E_UNVERIFIABLE"),
-        (AERO_E_NOT_FOUND, c"AERO_E_NOT_FOUND"),
-        (AERO_E_INVALID_ARGUMENT, c"AERO_E_INVALID_ARGUMENT"),
-        (AERO_E_BUFFER_TOO_SMALL, c"AERO_E_BUFFER_TOO_SMALL"),
-        (AERO_E_UNSUPPORTED, c"AERO_E_UNSUPPORTED"),
-        (AERO_E_PANIC, c"AERO_E_PANIC"),
-        (AERO_E_FORMAT, c"AERO_E_FORMAT"),
-        (AERO_E_REFUSED, c"AERO_E_REFUSED"),
-    ];
-    all.iter()
-        .find(|(c, _)| *c as c_int == code)
-        .map_or(c"AERO_E_UNKNOWN", |(_, n)| n)
-        .as_ptr()
+        let all = [
+            (AERO_OK, c"AERO_OK"),
+            (AERO_E_IO, c"AERO_E_IO"),
+            (AERO_E_CORRUPT, c"AERO_E_CORRUPT"),
+            (AERO_E_UNVERIFIABLE, c"AERO_E_UNVERIFIABLE"),
+            (AERO_E_NOT_FOUND, c"AERO_E_NOT_FOUND"),
+            (AERO_E_INVALID_ARGUMENT, c"AERO_E_INVALID_ARGUMENT"),
+            (AERO_E_BUFFER_TOO_SMALL, c"AERO_E_BUFFER_TOO_SMALL"),
+            (AERO_E_UNSUPPORTED, c"AERO_E_UNSUPPORTED"),
+            (AERO_E_PANIC, c"AERO_E_PANIC"),
+            (AERO_E_FORMAT, c"AERO_E_FORMAT"),
+            (AERO_E_REFUSED, c"AERO_E_REFUSED"),
+        ];
+        all.iter()
+            .find(|(c, _)| *c as c_int == code)
+            .map_or(c"AERO_E_UNKNOWN", |(_, n)| n)
+            .as_ptr()
     })
 }
 

@@ -54,7 +54,7 @@ impl OpenOptions {
 
 /// An opened `.aero` file or AEROSET.
 pub(crate) enum Source {
-    File(AeroFile),
+    File(Box<AeroFile>),
     Set(Box<AeroSet>),
 }
 
@@ -86,7 +86,7 @@ impl Source {
                 if url.ends_with(".json") || url.ends_with('/') {
                     Source::Set(Box::new(AeroSet::open_url(url, opts.remote()?)?))
                 } else {
-                    Source::File(AeroFile::open_url(url, opts.remote()?)?)
+                    Source::File(Box::new(AeroFile::open_url(url, opts.remote()?)?))
                 }
             }
             None if aero_set::is_set(target) => {
@@ -97,7 +97,7 @@ impl Source {
                 };
                 Source::Set(Box::new(set))
             }
-            None => Source::File(AeroFile::open(target)?),
+            None => Source::File(Box::new(AeroFile::open(target)?)),
         };
         if opts.verify_all {
             src.verify_all()?;
@@ -168,7 +168,7 @@ impl Source {
 
     fn tensor_source(&self) -> &dyn TensorSource {
         match self {
-            Source::File(f) => f,
+            Source::File(f) => f.as_ref(),
             Source::Set(s) => s.as_ref(),
         }
     }

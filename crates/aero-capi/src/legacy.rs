@@ -242,7 +242,10 @@ pub unsafe extern "C" fn aero_tensor_info(
         let dt = c_dtype(info.dtype).ok_or_else(|| {
             CError::new(
                 Code::AERO_E_UNSUPPORTED,
-                format!("tensor '{name}' has dtype code {}, not one of aero_dtype_t", info.dtype.code()),
+                format!(
+                    "tensor '{name}' has dtype code {}, not one of aero_dtype_t",
+                    info.dtype.code()
+                ),
             )
         })?;
         // SAFETY: both out-pointers are non-null and, per the contract,
@@ -429,7 +432,10 @@ pub unsafe extern "C" fn aero_state_dict_get_tensor(
         if e.shape.len() > MAX_RANK {
             return Err(CError::new(
                 Code::AERO_E_UNSUPPORTED,
-                format!("rank {} exceeds the {MAX_RANK} dimensions this call returns", e.shape.len()),
+                format!(
+                    "rank {} exceeds the {MAX_RANK} dimensions this call returns",
+                    e.shape.len()
+                ),
             ));
         }
         let (p, n) = h.tensor(i as usize)?;

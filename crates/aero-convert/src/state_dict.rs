@@ -273,14 +273,13 @@ impl StateDict {
         })?;
         let view = src.verified(&e.source)?;
         let used = usize::try_from(e.used_len).map_err(|_| too_big(e))?;
-        let stored = view.bytes().get(..used).ok_or_else(|| StateDictError::Invalid {
-            name: e.source.clone(),
-            reason: format!(
-                "{} bytes stored, {} needed",
-                view.bytes().len(),
-                e.used_len
-            ),
-        })?;
+        let stored = view
+            .bytes()
+            .get(..used)
+            .ok_or_else(|| StateDictError::Invalid {
+                name: e.source.clone(),
+                reason: format!("{} bytes stored, {} needed", view.bytes().len(), e.used_len),
+            })?;
         let n = usize::try_from(e.elements).map_err(|_| too_big(e))?;
         let data = match (e.conversion, e.dtype) {
             (Conversion::Keep, dt) => {
@@ -474,7 +473,7 @@ fn plan_one(
             name = hf;
         }
         if let Some((layer, kind)) = qk_tensor(&t.name) {
-            unpermute = heads.for_tensor(layer, kind).map_err(|r| invalid(r))?;
+            unpermute = heads.for_tensor(layer, kind).map_err(&invalid)?;
             if let Some(h) = unpermute {
                 let rows = shape.first().copied().unwrap_or(0);
                 if h == 0 || rows % (2 * h) != 0 {
@@ -641,9 +640,11 @@ impl HeadCounts {
     /// with; `None` when the architecture's converter does not permute.
     fn for_tensor(&self, layer: u64, kind: Qk) -> std::result::Result<Option<u64>, String> {
         let Some(arch) = self.arch.as_deref() else {
-            return Err("the GGUF architecture is unknown, so whether llama.cpp permuted \
+            return Err(
+                "the GGUF architecture is unknown, so whether llama.cpp permuted \
                         its Q/K rows cannot be told"
-                .into());
+                    .into(),
+            );
         };
         if !PERMUTED_ARCHITECTURES.contains(&arch) {
             return Ok(None);
