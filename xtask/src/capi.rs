@@ -255,7 +255,6 @@ fn build() -> Result<Built> {
     let asan = ["-fsanitize=address", "-fno-omit-frame-pointer"];
     cc("load", "examples/c/load.c", &[])?;
     cc("load_asan", "examples/c/load.c", &asan)?;
-    cc("open_all", "examples/c/open_all.c", &["-O2"])?;
     cc("abi_test", "crates/aero-capi/tests/c/abi_test.c", &[])?;
     cc(
         "abi_test_asan",
@@ -310,6 +309,33 @@ fn build() -> Result<Built> {
             .arg(&rpath),
     )?;
     Ok(Built { dir })
+}
+
+/// `libaerotensor.so` in release and `examples/c/open_all.c` at -O2
+/// against it (for `cargo xtask bench capi`).
+pub fn build_open_all() -> Result<PathBuf> {
+    crate::run(crate::cargo().args(["build", "--release", "-p", "aero-capi"]))?;
+    let lib = target_dir().join("release");
+    let dir = target_dir().join("capi");
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("open_all");
+    crate::run(
+        Command::new("gcc")
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .arg(format!(
+                "-I{}",
+                root().join(CRATE).join("include").display()
+            ))
+            .arg(root().join("examples/c/open_all.c"))
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("-L{}", lib.display()))
+            .arg("-laerotensor")
+            // DT_RPATH: wins over a LD_LIBRARY_PATH that `cargo run` sets.
+            .arg("-Wl,--disable-new-dtags")
+            .arg(format!("-Wl,-rpath,{}", lib.display())),
+    )?;
+    Ok(out)
 }
 
 /// A program's output lines for one input, as the checker reads them.

@@ -2,7 +2,7 @@
 //!
 //! - `ci`     — everything CI checks: fmt, clippy -D warnings, tests (nextest when
 //!   installed, else cargo test), doc tests, the no_std/no-alloc target build,
-//!   and the independent Python reader against the golden files.
+//!   the independent Python reader against the golden files, and `capi`.
 //! - `bench`  — the performance targets, measured against baselines in one run.
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
 //! - `fuzz`   — a bounded random byte-flip/truncation run over golden and generated files.
