@@ -14,14 +14,12 @@
 //!   version.
 //!
 //! This is the only crate with `extern "C"` and `unsafe`: every entry point
-//! runs in [`error::guard`] (no panic reaches C), checks every pointer for
+//! runs in `error::guard` (no panic reaches C), checks every pointer for
 //! NULL and every length, and hands out only bytes it verified unless the
 //! call is named `*_unverified`. The semantics live in the Rust libraries
 //! it wraps (`aero-io`, `aero-set`, `aero-convert::state_dict`). See
 //! `docs/CAPI.md`.
-#![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-#![allow(missing_docs)] // C items are documented in the generated headers' terms
 
 mod error;
 pub mod ext;
