@@ -140,3 +140,78 @@ fn default_layout_pointers_are_verified_zero_copy_and_shared() {
         aero_close(h);
     }
 }
+
+#[test]
+fn ggml_type_names_of_packed_gguf_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q8.aero");
+    let mut qp = Vec::new();
+    aero_io::encode::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
+    let data = aero_test_support::bytes(3, 34 * 2); // two Q8_0 blocks
+    let spec = TensorSpec {
+        name: "q".into(),
+        dtype: DType::Packed,
+        shape: vec![64],
+        data_len: data.len() as u64,
+        extras: vec![("quant_params".into(), qp)],
+        source: Box::new(std::io::Cursor::new(data)),
+        file_range: None,
+    };
+    write_model(&path, vec![spec], &WriteOptions::default()).unwrap();
+    let p = c(&path);
+    // SAFETY: valid strings and out-pointers; static names are not freed.
+    unsafe {
+        let h = aero_load(p.as_ptr());
+        assert!(!h.is_null());
+        let n = aero_tensor_ggml_type_name(h, c"q".as_ptr());
+        assert_eq!(CStr::from_ptr(n).to_str().unwrap(), "Q8_0");
+        assert_eq!(aero_last_error_code(), aero_error_code_t::AERO_OK);
+        let mut dt = aero_dtype_t::AERO_DT_F32;
+        let (mut shape, mut rank, mut len) = ([0i64; 8], 0u32, 0u64);
+        assert_eq!(
+            aero_tensor_info(
+                h,
+                c"q".as_ptr(),
+                &mut dt,
+                shape.as_mut_ptr(),
+                &mut rank,
+                &mut len
+            ),
+            0
+        );
+        assert_eq!((dt, len), (aero_dtype_t::AERO_DT_PACKED, 68));
+        assert_eq!(
+            CStr::from_ptr(aero_dtype_name(dt as u32)).to_str().unwrap(),
+            "packed"
+        );
+        aero_close(h);
+        // The state dict dequantizes it to 64 f32 values.
+        let sd = aero_load_state_dict(p.as_ptr(), 1);
+        assert!(!sd.is_null(), "{}", last_message());
+        let mut name = [0 as std::ffi::c_char; 16];
+        let mut sdt = aero_state_dict_dtype_t::AERO_SD_F16;
+        let (mut data, mut size) = (ptr::null(), 0u64);
+        assert_eq!(
+            aero_state_dict_get_tensor(
+                sd,
+                0,
+                name.as_mut_ptr(),
+                name.len(),
+                shape.as_mut_ptr(),
+                &mut rank,
+                &mut sdt,
+                &mut data,
+                &mut size
+            ),
+            0,
+            "{}",
+            last_message()
+        );
+        assert_eq!(
+            (sdt, size, rank, shape[0]),
+            (aero_state_dict_dtype_t::AERO_SD_F32, 256, 1, 64)
+        );
+        assert_eq!(data as usize % 4, 0);
+        aero_state_dict_free(sd);
+    }
+}

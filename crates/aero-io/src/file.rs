@@ -596,7 +596,7 @@ impl AeroFile {
     }
 
     /// A streaming reader over a tensor's bytes, **without verification**
-    /// (writers that verify while copying, e.g. with [`crate::tee`], use it).
+    /// (writers that verify while copying, e.g. the crate-internal `tee` module, use it).
     pub fn tensor_reader_unverified<'a>(
         &'a self,
         info: &TensorInfo,

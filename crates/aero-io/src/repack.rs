@@ -3,7 +3,7 @@
 //!
 //! The input is read once: metadata, manifest and tensor table are checked
 //! first (quick validation), then each weight shard is hashed as its tensors
-//! stream past ([`crate::tee`]) and the write fails — leaving nothing — if a
+//! stream past (the internal `tee` module) and the write fails — leaving nothing — if a
 //! shard does not match. When an output shard is a byte-for-byte copy of an
 //! input shard (a repack that keeps the layout), that one hash both checks
 //! the input and becomes the output's ([`crate::stream::SourceChunk`]).

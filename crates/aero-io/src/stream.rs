@@ -173,8 +173,8 @@ pub struct FileRange<'a> {
 }
 
 /// An input chunk with a recorded BLAKE3 that a [`FileRange`] lies in,
-/// and the observer that verifies it as the bytes stream (for example a
-/// [`crate::tee::TeeReader`]).
+/// and the observer that verifies it as the bytes stream (for example the
+/// internal `tee::TeeReader`).
 ///
 /// When an output shard is a byte-for-byte copy of one such chunk — the same
 /// tensors at the same offsets, the same length, zero gaps: what `repack`
