@@ -522,7 +522,11 @@ fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
         )
         .with_context(|| format!("{prog} on {}", input.display()))?;
         if !wrap.is_empty() {
-            check_memcheck(&stderr).with_context(|| format!("{prog} {}", input.display()))?;
+            let label = format!(
+                "{prog} {}",
+                input.file_name().unwrap_or_default().to_string_lossy()
+            );
+            check_memcheck(&label, &stderr).with_context(|| label.clone())?;
         }
         n += 1;
     }
@@ -531,7 +535,7 @@ fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
 }
 
 /// valgrind's verdict: no errors, nothing definitely lost.
-fn check_memcheck(stderr: &str) -> Result<()> {
+fn check_memcheck(label: &str, stderr: &str) -> Result<()> {
     let summary = stderr
         .lines()
         .rev()
@@ -547,7 +551,7 @@ fn check_memcheck(stderr: &str) -> Result<()> {
     }
     let strip = |l: &str| l.split_once("== ").map_or(l, |(_, r)| r).trim().to_string();
     eprintln!(
-        "  valgrind: {}; {}",
+        "  valgrind {label}: {}; {}",
         strip(summary),
         lost.map_or("no leaks possible".into(), strip)
     );
@@ -656,7 +660,7 @@ fn run_abi_test(b: &Built, prog: &str, wrap: &[&str], args: &[PathBuf]) -> Resul
         o.status
     );
     if !wrap.is_empty() {
-        check_memcheck(&stderr)?;
+        check_memcheck(prog, &stderr)?;
     }
     Ok(())
 }
