@@ -2,16 +2,22 @@
 //!
 //! - `ci`     — everything CI checks: fmt, clippy -D warnings, tests (nextest when
 //!   installed, else cargo test), doc tests, the no_std/no-alloc target build,
-//!   and the independent Python reader against the golden files.
+//!   the independent Python reader against the golden files, and `capi`.
 //! - `bench`  — the performance targets, measured against baselines in one run.
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
 //! - `fuzz`   — coverage-guided fuzzing with cargo-fuzz (`fuzz [--seconds N] [--replay] [TARGET…]`,
 //!   see docs/FUZZING.md); `fuzz-seeds` only rewrites the seed corpora and regression inputs.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
+//! - `capi`   — the C ABI: header check, `libaerotensor` in release, the C
+//!   and C++ examples and the C ABI test built with `-Wall -Wextra -Werror`
+//!   and run on the golden files (output checked against `expected.json`),
+//!   under valgrind memcheck and AddressSanitizer.
+//! - `capi-header [--check]` — regenerate (or check) the cbindgen headers.
 //! - `example` — the main job on the tiny model shipped in `examples/tiny`:
 //!   convert, validate, inspect, list, export back and compare.
 
 mod bench;
+mod capi;
 mod fuzz;
 mod seeds;
 
@@ -35,9 +41,11 @@ fn main() -> Result<()> {
         "fuzz-seeds" => seeds::write_all(&root()),
         "no-std" => no_std(),
         "example" => example(),
+        "capi" => capi::capi(),
+        "capi-header" => capi::header(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std>"
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std|capi|capi-header [--check]>"
             );
             Ok(())
         }
@@ -174,6 +182,9 @@ fn ci() -> Result<()> {
         ])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
+    // The C ABI: header freshness, C/C++ examples on the golden files,
+    // the ABI test, valgrind and AddressSanitizer (a few minutes).
+    capi::capi()?;
     nginx_test()?;
     s3_test()?;
     // Every committed corpus input and past finding once, then a short

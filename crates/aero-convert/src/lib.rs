@@ -6,6 +6,8 @@
 //! - [`safetensors::import`] / [`safetensors::export`]
 //! - [`gguf_convert::import`] / [`gguf_convert::export`]
 //! - [`detect`] recognises an input by its content.
+//! - [`state_dict`]: every tensor as floats, llama-family GGUF names mapped
+//!   to Hugging Face names (what the C ABI's state-dict calls hand out).
 //!
 //! Conventions for what AERO v0.1 cannot express natively (FP8/FP6/FP4
 //! safetensors dtypes, GGUF key/values) are documented in `docs/CONVERSION.md`.
@@ -18,6 +20,7 @@ pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;
 pub mod sharded;
+pub mod state_dict;
 
 pub use detect::{InputKind, detect};
 pub use error::{ConvertError, Result};

@@ -44,7 +44,7 @@ impl ObjectScheme {
         }
     }
 
-    fn parse(scheme: &str) -> Option<ObjectScheme> {
+    pub(crate) fn parse(scheme: &str) -> Option<ObjectScheme> {
         Self::ALL
             .into_iter()
             .find(|s| scheme.eq_ignore_ascii_case(s.as_str()))

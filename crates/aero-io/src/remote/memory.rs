@@ -181,6 +181,9 @@ mod tests {
         let mut buf = vec![0u8; 300];
         src.read_exact_at(4000, &mut buf).unwrap();
         assert_eq!(buf, data[4000..4300]);
+        assert!(super::super::can_open("Mem://missing"));
+        assert!(!super::super::can_open("ftp://h/x"));
+        assert!(!super::super::can_open("s3:///key"));
         let Err(e) = open_source("mem://missing", opts()) else {
             panic!("opened a file that is not served");
         };

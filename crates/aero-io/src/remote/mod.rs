@@ -136,6 +136,19 @@ impl Default for RemoteOptions {
     }
 }
 
+/// Whether this build has a transport for `url` ([`open_source`] may
+/// succeed): `http(s)://` with the `http` feature; `s3://`, `gs://` and
+/// `az://` URLs with a bucket with the `s3` feature.
+pub fn can_open(url: &str) -> bool {
+    use crate::url::{Kind, ObjectScheme};
+    let kind = crate::url::classify(url);
+    let registered = kind
+        .scheme(url)
+        .is_some_and(|s| schemes().iter().any(|k| s.eq_ignore_ascii_case(k)));
+    // An object-store scheme without a bucket is not an object URL.
+    registered && !matches!(kind, Kind::OtherScheme(s) if ObjectScheme::parse(s).is_some())
+}
+
 /// Opens a remote URL with the transport registered for its scheme
 /// ([`crate::url::classify`]): [`HttpSource`] for `http(s)://`,
 /// `ObjectSource` for `s3://`, `gs://` and `az://` (feature `s3`). Other
