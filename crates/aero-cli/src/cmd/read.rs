@@ -395,25 +395,19 @@ fn put_u64(w: &mut impl Write, mut v: u64) -> std::io::Result<()> {
 }
 
 /// A file or a set, opened as `list` / `extract` open them.
-pub enum Source {
-    File(aero_io::AeroFile),
-    Set(aero_set::AeroSet),
-}
+pub struct Source(Box<dyn aero_convert::state_dict::TensorSource>);
 
 impl Source {
     pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
-        Ok(if super::set::is_set(p) {
-            Source::Set(crate::remote::open_set(p)?)
+        Ok(Source(if super::set::is_set(p) {
+            Box::new(crate::remote::open_set(p)?)
         } else {
-            Source::File(crate::remote::open_file(p)?)
-        })
+            Box::new(crate::remote::open_file(p)?)
+        }))
     }
 
     pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
-        match self {
-            Source::File(f) => f,
-            Source::Set(s) => s,
-        }
+        self.0.as_ref()
     }
 }
 

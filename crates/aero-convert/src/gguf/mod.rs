@@ -573,8 +573,9 @@ impl GgufHeader {
         for (i, &(start, end, t)) in ranges.iter().enumerate() {
             // Tensors sharing a start (zero-sized ones) bound nothing.
             let next = ranges
-                .get(i + 1..)
-                .and_then(|rest| rest.iter().find(|r| r.0 > start))
+                .iter()
+                .skip(i.saturating_add(1))
+                .find(|r| r.0 > start)
                 .map_or(file_len, |r| r.0);
             let gap = next.saturating_sub(end);
             if gap >= self.alignment && t.size > 0 {
@@ -582,7 +583,7 @@ impl GgufHeader {
                     tensor: t.name.clone(),
                     ggml_type: t.ggml_type.name,
                     expected: t.size,
-                    laid_out: next - start,
+                    laid_out: next.saturating_sub(start),
                     start,
                 });
             }
