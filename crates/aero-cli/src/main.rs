@@ -92,6 +92,8 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
                 .is_some_and(aero_set::SetError::is_invalid_data)
             || c.downcast_ref::<aero_convert::ConvertError>()
                 .is_some_and(aero_convert::ConvertError::is_invalid_data)
+            || c.downcast_ref::<aero_convert::state_dict::StateDictError>()
+                .is_some_and(aero_convert::state_dict::StateDictError::is_invalid_data)
     });
     if invalid { 1 } else { 2 }
 }

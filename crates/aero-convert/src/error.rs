@@ -36,6 +36,9 @@ pub enum ConvertError {
     /// The input cannot be represented in the target format.
     #[error("{0}")]
     Unsupported(String),
+    /// Reading a tensor as floats failed.
+    #[error(transparent)]
+    StateDict(#[from] crate::state_dict::StateDictError),
     /// The input format could not be recognised.
     #[error("{path}: {reason}")]
     UnknownFormat {
@@ -53,6 +56,7 @@ impl ConvertError {
         match self {
             ConvertError::Aero(e) => e.is_invalid_data(),
             ConvertError::SafeTensors { .. } | ConvertError::Gguf { .. } => true,
+            ConvertError::StateDict(e) => e.is_invalid_data(),
             _ => false,
         }
     }

@@ -15,7 +15,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod detect;
+pub mod diff;
 mod error;
+pub mod floats;
 pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;

@@ -65,6 +65,12 @@ pub enum StateDictError {
         /// Why.
         reason: String,
     },
+    /// No tensor of that name.
+    #[error("no tensor named '{name}'")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
     /// The tensor's entry is inconsistent (length against dtype and shape,
     /// a Q/K shape the head count does not divide, two tensors mapped to
     /// one name).
@@ -75,6 +81,19 @@ pub enum StateDictError {
         /// Why.
         reason: String,
     },
+}
+
+impl StateDictError {
+    /// Whether the error says a file's content is damaged or inconsistent
+    /// (the CLI exits 1), rather than unsupported or an I/O failure.
+    pub fn is_invalid_data(&self) -> bool {
+        match self {
+            StateDictError::Aero(e) => e.is_invalid_data(),
+            StateDictError::Set(e) => e.is_invalid_data(),
+            StateDictError::Quant { .. } | StateDictError::Invalid { .. } => true,
+            StateDictError::Unsupported { .. } | StateDictError::NotFound { .. } => false,
+        }
+    }
 }
 
 /// Result alias.
@@ -250,6 +269,27 @@ impl StateDict {
         }
         Ok(StateDict {
             entries,
+            reference_order,
+        })
+    }
+
+    /// Plans the state dict of one tensor of `src` (by its name in the file,
+    /// without name mapping): what `extract --as` needs.
+    pub fn plan_one(src: &dyn TensorSource, name: &str) -> Result<StateDict> {
+        let idx = src.tensor_index()?;
+        let t = idx.get(name).ok_or_else(|| StateDictError::NotFound {
+            name: name.to_owned(),
+        })?;
+        let meta = src.meta()?;
+        let reference_order = meta.as_ref().is_some_and(reference_gguf_order);
+        let e = plan_one(
+            t,
+            reference_order,
+            &StateDictOptions::default(),
+            &HeadCounts::default(),
+        )?;
+        Ok(StateDict {
+            entries: vec![e],
             reference_order,
         })
     }

@@ -60,8 +60,34 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn export_safetensors(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    export(a, safetensors::export_with)
+pub fn export_safetensors(a: super::ExportSafetensorsArgs) -> anyhow::Result<ExitCode> {
+    let Some(fmt) = a.dequantize else {
+        return export(a.export, safetensors::export_with);
+    };
+    let a_ = &a.export;
+    if a_.verify.no_verify {
+        bail!("--dequantize reads verified bytes only; it cannot be combined with --no-verify");
+    }
+    if !crate::remote::is_url(&a_.input) {
+        check_paths(&a_.input, &a_.output)?;
+    }
+    let src = super::read::Source::open(&a_.input)?;
+    let total: u64 = src
+        .as_dyn()
+        .tensor_index()
+        .map(|i| i.tensors().iter().map(|t| t.data_len).sum())
+        .unwrap_or(0);
+    let pb = out::bytes_bar(total, "exporting");
+    let n = aero_convert::floats::export_safetensors(
+        src.as_dyn(),
+        &a_.output,
+        fmt.into(),
+        !a_.no_fsync,
+        &|n| pb.inc(n),
+    )
+    .with_context(|| format!("exporting {}", a_.input.display()))?;
+    pb.finish_and_clear();
+    report_exported(a_, n)
 }
 
 pub fn export_gguf(a: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -79,6 +105,10 @@ fn export(a: ExportArgs, exporter: Exporter) -> anyhow::Result<ExitCode> {
     let opts = super::read::copy_options(a.verify, !a.no_fsync, &pb);
     let n = exporter(&a.input, &a.output, &opts)?;
     pb.finish_and_clear();
+    report_exported(&a, n)
+}
+
+fn report_exported(a: &ExportArgs, n: u64) -> anyhow::Result<ExitCode> {
     if a.json {
         out::print_json(&serde_json::json!({
             "output": a.output.display().to_string(),

@@ -37,11 +37,33 @@ pub enum Command {
     /// The bytes are checked against the file's hashes first (hash_b3, page
     /// hashes or the shard hash); damaged bytes are refused (exit 1) and
     /// nothing is written.
+    ///
+    /// With --as f32|f16|bf16 the tensor's values are written instead, as
+    /// little-endian floats: packed GGUF tensors (Q4_K, IQ2_XS, …) are
+    /// dequantized bit for bit as gguf-py does, other dtypes converted
+    /// (f16/bf16 rounded to nearest even). The bytes are verified first all
+    /// the same.
     #[command(after_help = "Examples:
   aerotensor extract model.aero lm_head.weight w.bin
   aerotensor extract model.aero lm_head.weight - | xxd | head
+  aerotensor extract model.aero blk.0.attn_q.weight q.f32 --as f32    # Q4_K -> f32 values
   aerotensor extract ./model-set model.norm.weight norm.bin")]
     Extract(ExtractArgs),
+    /// Compare two files or sets tensor by tensor.
+    ///
+    /// Reports tensors only in one side, dtype (ggml type for packed GGUF
+    /// tensors) and shape changes, and whether each common tensor's bytes
+    /// are identical (by the recorded hash_b3s when both sides have them,
+    /// else by the verified bytes). --numeric adds, per differing tensor,
+    /// the max absolute and relative error and the cosine similarity of the
+    /// values (packed tensors dequantized). A different tensor order alone
+    /// is reported but is not a difference. Exit 0 identical, 1 different,
+    /// 2 error.
+    #[command(after_help = "Examples:
+  aerotensor diff a.aero b.aero                      # exit 0 identical, 1 different
+  aerotensor diff model-q8_0.aero model-q4_k.aero --numeric
+  aerotensor diff ./set-v1 ./set-v2 --json | jq '.tensors[] | select(.identical | not) | .name'")]
+    Diff(DiffArgs),
     /// Write the AERO v0.1 golden test vector (spec §12).
     MakeTestVector(MakeTestVectorArgs),
     /// Rewrite an AERO file with a new layout, shard size or integrity data.
@@ -66,7 +88,18 @@ pub enum Command {
   aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer")]
     Convert(ConvertArgs),
     /// Write an AERO file back as safetensors (restores __metadata__).
-    ExportSafetensors(ExportArgs),
+    ///
+    /// With --dequantize f16|bf16|f32 every tensor is written as floats of
+    /// that type instead — packed GGUF tensors dequantized (bit for bit as
+    /// gguf-py does, then rounded to nearest even), others converted — so a
+    /// model converted from GGUF becomes a float safetensors checkpoint.
+    /// Names are kept; __metadata__ holds format "pt" and the model name
+    /// and architecture. Works on sets and URLs too in this mode. Memory:
+    /// one tensor's values at a time.
+    #[command(after_help = "Examples:
+  aerotensor export-safetensors model.aero back.safetensors
+  aerotensor export-safetensors model-q4_k.aero model-f16.safetensors --dequantize f16")]
+    ExportSafetensors(ExportSafetensorsArgs),
     /// Write an AERO file back as GGUF (restores key/values and tensor order).
     ExportGguf(ExportArgs),
     /// Summarise an AEROSET: model, index, parts, shards, tensors.
@@ -82,6 +115,52 @@ pub enum Command {
     /// atomically (an existing AEROSET there is replaced; any other non-empty
     /// directory is refused). Tensors are sorted by name.
     ConvertSafetensorsSharded(ConvertShardedArgs),
+}
+
+/// A float format for values handed out.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatArg {
+    /// IEEE single, 4 bytes.
+    F32,
+    /// IEEE half, 2 bytes (round to nearest even).
+    F16,
+    /// bfloat16, 2 bytes (round to nearest even).
+    Bf16,
+}
+
+impl From<FloatArg> for aero_convert::floats::FloatFormat {
+    fn from(a: FloatArg) -> Self {
+        match a {
+            FloatArg::F32 => Self::F32,
+            FloatArg::F16 => Self::F16,
+            FloatArg::Bf16 => Self::BF16,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// First file or set (.aero, AEROSET manifest or directory, URL).
+    pub a: PathBuf,
+    /// Second file or set.
+    pub b: PathBuf,
+    /// Also compare values: max abs/rel error and cosine similarity per
+    /// differing tensor (packed tensors dequantized).
+    #[arg(long)]
+    pub numeric: bool,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportSafetensorsArgs {
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// Write every tensor as floats of this type (dequantizing packed GGUF
+    /// tensors) instead of the stored bytes.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub dequantize: Option<FloatArg>,
 }
 
 #[derive(Args, Debug)]
@@ -317,6 +396,15 @@ pub struct ExtractArgs {
     pub tensor: String,
     /// Output file, or `-` for stdout (the default when stdout is not a terminal).
     pub out: Option<PathBuf>,
+    /// Write the values as little-endian floats of this type (dequantizing
+    /// a packed tensor) instead of the stored bytes.
+    #[arg(
+        long = "as",
+        value_enum,
+        value_name = "TYPE",
+        conflicts_with = "no_verify"
+    )]
+    pub as_float: Option<FloatArg>,
     #[command(flatten)]
     pub verify: VerifyArgs,
 }
@@ -340,7 +428,9 @@ impl Command {
             Command::ConvertSafetensors(a) | Command::ConvertGguf(a) | Command::Convert(a) => {
                 a.json
             }
-            Command::ExportSafetensors(a) | Command::ExportGguf(a) => a.json,
+            Command::ExportSafetensors(a) => a.export.json,
+            Command::ExportGguf(a) => a.json,
+            Command::Diff(a) => a.json,
             Command::InspectSet(a) => a.json,
             Command::ConvertSafetensorsSharded(a) => a.json,
             Command::Extract(_) | Command::MakeTestVector(_) | Command::FetchTensor(_) => false,
@@ -360,7 +450,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::List(a) => read::list(a),
         Command::Validate(a) if set::is_set(&a.file) => set::validate(a),
         Command::Validate(a) => validate::run(a),
+        Command::Extract(a) if a.as_float.is_some() => read::extract_floats(a),
         Command::Extract(a) if set::is_set(&a.file) => set::extract(a),
+        Command::Diff(a) => read::diff(a),
         Command::Extract(a) => read::extract(a),
         Command::MakeTestVector(a) => write::make_test_vector(a),
         Command::Repack(a) => repack::run(a),

@@ -399,3 +399,143 @@ fn put_u64(w: &mut impl Write, mut v: u64) -> std::io::Result<()> {
     }
     w.write_all(&buf[i..])
 }
+
+/// A file or a set, opened as `list` / `extract` open them.
+pub struct Source(Box<dyn aero_convert::state_dict::TensorSource>);
+
+impl Source {
+    pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
+        Ok(Source(if super::set::is_set(p) {
+            Box::new(crate::remote::open_set(p)?)
+        } else {
+            Box::new(crate::remote::open_file(p)?)
+        }))
+    }
+
+    pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
+        self.0.as_ref()
+    }
+}
+
+/// `extract --as`: the tensor's values as floats, written atomically.
+pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
+    let fmt: aero_convert::floats::FloatFormat = match a.as_float {
+        Some(f) => f.into(),
+        None => bail!("--as was not given"),
+    };
+    let src = Source::open(&a.file)?;
+    let dest = output_dest(a.out.as_deref())?;
+    if !crate::remote::is_url(&a.file) {
+        aero_io::output::refuse_same_file(&dest, &a.file)?;
+    }
+    let bytes = aero_convert::floats::tensor_bytes(src.as_dyn(), &a.tensor, fmt)
+        .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
+    let mut out = aero_io::output::Output::create(&dest)?;
+    out.file()
+        .write_all(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dest.display()))?;
+    out.commit(true)?;
+    report_extracted(&a.tensor, bytes.len() as u64, &dest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `diff A B`: exit 0 identical, 1 different.
+pub fn diff(a: super::DiffArgs) -> anyhow::Result<ExitCode> {
+    let (sa, sb) = (Source::open(&a.a)?, Source::open(&a.b)?);
+    let opts = aero_convert::diff::DiffOptions { numeric: a.numeric };
+    let r = aero_convert::diff::diff(sa.as_dyn(), sb.as_dyn(), &opts)?;
+    let identical = r.identical();
+    if a.json {
+        out::print_json(&json!({
+            "a": a.a.display().to_string(),
+            "b": a.b.display().to_string(),
+            "identical": identical,
+            "only_in_a": r.only_in_a,
+            "only_in_b": r.only_in_b,
+            "order_changed": r.order_changed,
+            "tensors": r.tensors,
+        }))?;
+    } else {
+        print_diff(&a, &r);
+    }
+    Ok(if identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_diff(a: &super::DiffArgs, r: &aero_convert::diff::DiffReport) {
+    use aero_convert::diff::Numeric;
+    let (na, nb) = (
+        out::clean(&a.a.display().to_string()).into_owned(),
+        out::clean(&a.b.display().to_string()).into_owned(),
+    );
+    println!("--- {na}\n+++ {nb}");
+    for n in &r.only_in_a {
+        println!("{} {}", out::red("only in A:"), out::clean(n));
+    }
+    for n in &r.only_in_b {
+        println!("{} {}", out::red("only in B:"), out::clean(n));
+    }
+    let rows: Vec<Vec<String>> = r
+        .changed()
+        .map(|t| {
+            let dtype = if t.dtype_changed {
+                format!("{} -> {}", t.a.dtype, t.b.dtype)
+            } else {
+                t.a.dtype.clone()
+            };
+            let shape = if t.shape_changed {
+                format!("{} -> {}", shape_str(&t.a.shape), shape_str(&t.b.shape))
+            } else {
+                shape_str(&t.a.shape)
+            };
+            let mut row = vec![out::clean(&t.name).into_owned(), dtype, shape];
+            if a.numeric {
+                row.extend(match &t.numeric {
+                    Some(Numeric::Compared {
+                        max_abs_err,
+                        max_rel_err,
+                        cosine,
+                        ..
+                    }) => vec![
+                        format!("{max_abs_err:.3e}"),
+                        format!("{max_rel_err:.3e}"),
+                        format!("{cosine:.6}"),
+                    ],
+                    Some(Numeric::ElementCountDiffers) => {
+                        vec!["-".into(), "-".into(), "element counts differ".into()]
+                    }
+                    Some(Numeric::Unavailable { reason }) => {
+                        vec!["-".into(), "-".into(), out::clean(reason).into_owned()]
+                    }
+                    None => vec!["-".into(), "-".into(), "-".into()],
+                });
+            }
+            row
+        })
+        .collect();
+    if !rows.is_empty() {
+        let mut header = vec!["changed tensor", "dtype", "shape"];
+        if a.numeric {
+            header.extend(["max abs err", "max rel err", "cosine"]);
+        }
+        print!("{}", out::table(&header, &rows));
+    }
+    let same = r.tensors.iter().filter(|t| t.identical).count();
+    let changed = r.tensors.len() - same;
+    if r.order_changed {
+        println!("tensor order differs");
+    }
+    println!(
+        "{}: {same} identical, {changed} changed, {} only in A, {} only in B",
+        if r.identical() {
+            out::bold("identical")
+        } else {
+            out::red("different")
+        },
+        r.only_in_a.len(),
+        r.only_in_b.len()
+    );
+}

@@ -140,6 +140,28 @@ pub enum GgufError {
         /// The file's length.
         file_len: u64,
     },
+    /// The bytes laid out for a tensor do not match the size its ggml type
+    /// implies: the gap to the next tensor (or to the end of the file) is a
+    /// whole alignment unit or more longer than the type's size. gguf-py
+    /// writes Q8_1 with 40-byte blocks where ggml's are 36 (spec §15); such a
+    /// tensor is refused rather than cut to the type's size.
+    #[error(
+        "tensor {tensor:?}: {ggml_type} data should take {expected} bytes, but {laid_out} bytes lie \
+         at offset {start} before the next tensor or the end of the file (a writer with another \
+         block size for {ggml_type}? gguf-py lays out 40-byte Q8_1 blocks, ggml's are 36)"
+    )]
+    SizeMismatch {
+        /// The tensor's name.
+        tensor: String,
+        /// Its ggml type's name.
+        ggml_type: &'static str,
+        /// Bytes the type's block layout gives for its dimensions.
+        expected: u64,
+        /// Bytes from its start to the next tensor's start or the file's end.
+        laid_out: u64,
+        /// Absolute start of its data.
+        start: u64,
+    },
     /// [`parse_reader`] hit end of stream inside the header.
     #[error("GGUF stream ended after {got} bytes, the header needs {need}")]
     Truncated {
@@ -524,12 +546,17 @@ impl GgufHeader {
         write_body(self, &mut o).is_ok() && o.pos == self.header_len
     }
 
-    /// Checks that the header and every tensor's data lie within a file of `file_len` bytes.
+    /// Checks that the header and every tensor's data lie within a file of
+    /// `file_len` bytes, and that no tensor has a whole alignment unit or
+    /// more of unexplained bytes after it ([`GgufError::SizeMismatch`]):
+    /// the space up to the next tensor's start (or the file's end) must be
+    /// the type's size plus less than `alignment` bytes of padding.
     pub fn validate_against_len(&self, file_len: u64) -> Result<(), GgufError> {
         if self.header_len > file_len {
             let why = format!("the header alone takes {} bytes", self.header_len);
             bail!("file length", "header", file_len, why);
         }
+        let mut ranges = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             let (start, end) = self.tensor_range(t).unwrap_or((self.data_offset, u64::MAX));
             if end > file_len {
@@ -538,6 +565,26 @@ impl GgufHeader {
                     start,
                     end,
                     file_len,
+                });
+            }
+            ranges.push((start, end, t));
+        }
+        ranges.sort_by_key(|r| (r.0, r.1));
+        for (i, &(start, end, t)) in ranges.iter().enumerate() {
+            // Tensors sharing a start (zero-sized ones) bound nothing.
+            let next = ranges
+                .iter()
+                .skip(i.saturating_add(1))
+                .find(|r| r.0 > start)
+                .map_or(file_len, |r| r.0);
+            let gap = next.saturating_sub(end);
+            if gap >= self.alignment && t.size > 0 {
+                return Err(GgufError::SizeMismatch {
+                    tensor: t.name.clone(),
+                    ggml_type: t.ggml_type.name,
+                    expected: t.size,
+                    laid_out: next.saturating_sub(start),
+                    start,
                 });
             }
         }

@@ -1,0 +1,324 @@
+//! Compares two AERO files or sets tensor by tensor: what `aerotensor diff`
+//! reports.
+//!
+//! - tensors only in one side;
+//! - for tensors in both: dtype (a packed GGUF tensor's dtype is its ggml
+//!   type name, `Q4_K`) and shape changes, and whether the bytes are
+//!   identical — by the recorded `hash_b3`s when both sides record one (the
+//!   tensor index holding them is hash-checked when read), else by the
+//!   verified bytes themselves;
+//! - whether the tensors common to both come in another order;
+//! - with [`DiffOptions::numeric`], per differing tensor: max absolute and
+//!   relative error and cosine similarity of the values, packed tensors
+//!   dequantized (f64 accumulation). Memory: both tensors' f32 values.
+//!
+//! Shapes are compared row-major; files of the reference GGUF converter
+//! (GGUF order, spec §15) are recognised as the state dict does and their
+//! shapes reversed.
+//!
+//! ```no_run
+//! use aero_convert::diff::{diff, DiffOptions};
+//! let a = aero_io::AeroFile::open("a.aero")?;
+//! let b = aero_io::AeroFile::open("b.aero")?;
+//! let r = diff(&a, &b, &DiffOptions { numeric: true })?;
+//! println!("identical: {}", r.identical());
+//! # Ok::<(), aero_convert::state_dict::StateDictError>(())
+//! ```
+
+use aero_format::DType;
+use aero_io::TensorInfo;
+use serde::Serialize;
+
+use crate::floats::{FloatFormat, encode};
+use crate::state_dict::{StateDict, StateDictError, TensorSource, reference_gguf_order};
+
+/// What to compare beyond names, dtypes, shapes and bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiffOptions {
+    /// Compute max abs/rel error and cosine similarity of differing tensors.
+    pub numeric: bool,
+}
+
+/// One side's view of a tensor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Side {
+    /// The dtype name (`f16`, …), or the ggml type name (`Q4_K`) of a
+    /// packed tensor converted from GGUF.
+    pub dtype: String,
+    /// Row-major shape.
+    pub shape: Vec<u64>,
+    /// Stored bytes.
+    pub bytes: u64,
+}
+
+/// How byte identity was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparedBy {
+    /// Both sides record a `hash_b3`; they were compared.
+    HashB3,
+    /// The verified bytes were compared.
+    Bytes,
+}
+
+/// Numeric comparison of two tensors' values.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Numeric {
+    /// Both tensors' values were compared.
+    Compared {
+        /// Elements compared.
+        elements: u64,
+        /// max |a − b| (infinite when one side is NaN or infinite and the
+        /// other is not the same value).
+        max_abs_err: f64,
+        /// max |a − b| / max(|a|, |b|) over elements not both zero.
+        max_rel_err: f64,
+        /// a·b / (|a| |b|); 1 when both are all zero, 0 when one is.
+        cosine: f64,
+    },
+    /// The element counts differ.
+    ElementCountDiffers,
+    /// A side cannot be expressed as floats (e.g. a ggml type that cannot be
+    /// dequantized, FP8).
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A tensor present on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TensorDiff {
+    /// Its name.
+    pub name: String,
+    /// Side A.
+    pub a: Side,
+    /// Side B.
+    pub b: Side,
+    /// Whether the dtypes (or ggml types) differ.
+    pub dtype_changed: bool,
+    /// Whether the shapes differ.
+    pub shape_changed: bool,
+    /// Whether dtype, shape and bytes are all the same.
+    pub identical: bool,
+    /// How the bytes were compared.
+    pub compared_by: ComparedBy,
+    /// With [`DiffOptions::numeric`], for tensors that are not identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numeric: Option<Numeric>,
+}
+
+/// The result of [`diff`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DiffReport {
+    /// Names only side A has, in A's order.
+    pub only_in_a: Vec<String>,
+    /// Names only side B has, in B's order.
+    pub only_in_b: Vec<String>,
+    /// Tensors in both, in A's order.
+    pub tensors: Vec<TensorDiff>,
+    /// Whether the tensors common to both come in a different order in B.
+    pub order_changed: bool,
+}
+
+impl DiffReport {
+    /// No tensor only in one side and every common tensor identical (the
+    /// order may differ: the same tensors in another order are the same
+    /// model).
+    pub fn identical(&self) -> bool {
+        self.only_in_a.is_empty()
+            && self.only_in_b.is_empty()
+            && self.tensors.iter().all(|t| t.identical)
+    }
+
+    /// The common tensors that are not identical.
+    pub fn changed(&self) -> impl Iterator<Item = &TensorDiff> {
+        self.tensors.iter().filter(|t| !t.identical)
+    }
+}
+
+fn side(t: &TensorInfo, reverse: bool) -> Side {
+    let dtype = match (t.dtype, t.ggml_type()) {
+        (DType::Packed, Some(g)) => g.name.to_owned(),
+        (d, _) => d.to_string(),
+    };
+    let mut shape = t.shape.clone();
+    if reverse {
+        shape.reverse();
+    }
+    Side {
+        dtype,
+        shape,
+        bytes: t.data_len,
+    }
+}
+
+/// Compares `a` with `b` (see the module docs). Errors are those of reading
+/// either side (a tensor failing verification included); a tensor that
+/// cannot be compared numerically is reported, not an error.
+pub fn diff(
+    a: &dyn TensorSource,
+    b: &dyn TensorSource,
+    opts: &DiffOptions,
+) -> Result<DiffReport, StateDictError> {
+    let (ia, ib) = (a.tensor_index()?, b.tensor_index()?);
+    let rev_a = a.meta()?.as_ref().is_some_and(reference_gguf_order);
+    let rev_b = b.meta()?.as_ref().is_some_and(reference_gguf_order);
+    let mut report = DiffReport {
+        only_in_a: Vec::new(),
+        only_in_b: Vec::new(),
+        tensors: Vec::new(),
+        order_changed: false,
+    };
+    let b_pos: std::collections::HashMap<&str, usize> = ib
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let mut b_positions = Vec::new();
+    for ta in ia.tensors() {
+        let Some((tb, pos)) = b_pos
+            .get(ta.name.as_str())
+            .and_then(|&p| Some((ib.tensors().get(p)?, p)))
+        else {
+            report.only_in_a.push(ta.name.clone());
+            continue;
+        };
+        b_positions.push(pos);
+        let (sa, sb) = (side(ta, rev_a), side(tb, rev_b));
+        let dtype_changed = sa.dtype != sb.dtype;
+        let shape_changed = sa.shape != sb.shape;
+        let (same_bytes, compared_by) = match (ta.hash_b3, tb.hash_b3) {
+            (Some(x), Some(y)) => (x == y && ta.data_len == tb.data_len, ComparedBy::HashB3),
+            _ => {
+                let (va, vb) = (a.verified(&ta.name)?, b.verified(&tb.name)?);
+                (va.bytes() == vb.bytes(), ComparedBy::Bytes)
+            }
+        };
+        let identical = same_bytes && !dtype_changed && !shape_changed;
+        let numeric = (opts.numeric && !identical)
+            .then(|| numeric(a, b, &ta.name))
+            .transpose()?;
+        report.tensors.push(TensorDiff {
+            name: ta.name.clone(),
+            a: sa,
+            b: sb,
+            dtype_changed,
+            shape_changed,
+            identical,
+            compared_by,
+            numeric,
+        });
+    }
+    let a_names: std::collections::HashSet<&str> =
+        ia.tensors().iter().map(|t| t.name.as_str()).collect();
+    report.order_changed = b_positions.windows(2).any(|w| w[0] > w[1]);
+    for tb in ib.tensors() {
+        if !a_names.contains(tb.name.as_str()) {
+            report.only_in_b.push(tb.name.clone());
+        }
+    }
+    Ok(report)
+}
+
+/// A tensor's values as f32, or why they cannot be had. Verification and
+/// I/O failures are errors; a tensor that is not expressible as floats is
+/// `Err(Ok(reason))`.
+fn values(src: &dyn TensorSource, name: &str) -> Result<Result<Vec<f32>, String>, StateDictError> {
+    let sd = match StateDict::plan_one(src, name) {
+        Ok(sd) => sd,
+        Err(e @ (StateDictError::Unsupported { .. } | StateDictError::Invalid { .. })) => {
+            return Ok(Err(e.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(e) = sd.entries().first() else {
+        return Ok(Err("no such tensor".into()));
+    };
+    let data = sd.load(src, 0)?;
+    let bytes = encode(name, &data, e.dtype, e.elements, FloatFormat::F32)?;
+    Ok(Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()))
+}
+
+fn numeric(
+    a: &dyn TensorSource,
+    b: &dyn TensorSource,
+    name: &str,
+) -> Result<Numeric, StateDictError> {
+    let va = match values(a, name)? {
+        Ok(v) => v,
+        Err(reason) => return Ok(Numeric::Unavailable { reason }),
+    };
+    let vb = match values(b, name)? {
+        Ok(v) => v,
+        Err(reason) => return Ok(Numeric::Unavailable { reason }),
+    };
+    if va.len() != vb.len() {
+        return Ok(Numeric::ElementCountDiffers);
+    }
+    Ok(compare(&va, &vb))
+}
+
+/// Max abs/rel error and cosine similarity of two equally long slices.
+pub fn compare(a: &[f32], b: &[f32]) -> Numeric {
+    let (mut max_abs, mut max_rel) = (0f64, 0f64);
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        let same = x == y || (x.is_nan() && y.is_nan());
+        let d = if same { 0.0 } else { (x - y).abs() };
+        let d = if d.is_nan() { f64::INFINITY } else { d };
+        max_abs = max_abs.max(d);
+        let m = x.abs().max(y.abs());
+        if d > 0.0 && m > 0.0 {
+            let r = if m.is_finite() { d / m } else { f64::INFINITY };
+            max_rel = max_rel.max(r);
+        }
+        if x.is_finite() && y.is_finite() {
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
+        }
+    }
+    let cosine = match (na > 0.0, nb > 0.0) {
+        (false, false) => 1.0,
+        (true, true) => dot / (na.sqrt() * nb.sqrt()),
+        _ => 0.0,
+    };
+    Numeric::Compared {
+        elements: a.len() as u64,
+        max_abs_err: max_abs,
+        max_rel_err: max_rel,
+        cosine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_basics() {
+        let Numeric::Compared {
+            max_abs_err,
+            max_rel_err,
+            cosine,
+            ..
+        } = compare(&[1.0, 2.0, 0.0], &[1.0, 2.5, 0.0])
+        else {
+            panic!("not compared")
+        };
+        assert_eq!(max_abs_err, 0.5);
+        assert_eq!(max_rel_err, 0.2);
+        assert!(cosine > 0.99 && cosine < 1.0);
+        assert!(matches!(
+            compare(&[0.0], &[0.0]),
+            Numeric::Compared { cosine, .. } if cosine == 1.0
+        ));
+    }
+}
