@@ -662,6 +662,61 @@ impl AeroFile {
         }
     }
 
+    /// Verified bytes of part of a tensor: `len` bytes starting `start`
+    /// bytes into it (a few rows, say). They are checked against the PHSH
+    /// pages that cover them when the shard has page hashes, so the read
+    /// costs those pages (at most one page more than asked on each side),
+    /// not the tensor; without page hashes the whole tensor is read and
+    /// checked as [`AeroFile::view`] does (its `hash_b3`, else the shard
+    /// hash). A shard already proven by [`AeroFile::verify_all`] is not
+    /// hashed again. Zero-copy when the file is mapped.
+    ///
+    /// ```no_run
+    /// let f = aero_io::AeroFile::open("model.aero")?;
+    /// let info = f.tensor_info("embed.weight")?;
+    /// let row_bytes = info.data_len / info.shape[0];
+    /// let rows_10_to_12 = f.tensor_part(info, 10 * row_bytes, 2 * row_bytes)?;
+    /// # Ok::<(), aero_io::Error>(())
+    /// ```
+    pub fn tensor_part<'a>(
+        &'a self,
+        info: &'a TensorInfo,
+        start: u64,
+        len: u64,
+    ) -> Result<Cow<'a, [u8]>> {
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= info.data_len)
+            .ok_or_else(|| Error::Tensor {
+                path: self.path.clone(),
+                name: info.name.clone(),
+                reason: format!(
+                    "bytes {start}..{start}+{len} lie outside the tensor's {} bytes",
+                    info.data_len
+                ),
+            })?;
+        if start == 0 && len == info.data_len {
+            return Ok(self.view(info)?.into_bytes());
+        }
+        let (off, _) = self.tensor_range(info)?;
+        let shard = self.shard(info.shard_id)?;
+        if len == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        if self.shard_known_good(shard) {
+            return self
+                .source
+                .bytes(off + start, len)
+                .map_err(|e| Error::io(&self.path, e));
+        }
+        if let Some(ph) = self.page_hashes(shard) {
+            let (bytes, range) = self.pages_read(info, shard, &ph, info.data_off + start, len)?;
+            return Ok(sub_range(bytes, range));
+        }
+        let whole = self.view(info)?.into_bytes();
+        Ok(sub_range(whole, start as usize..end as usize))
+    }
+
     /// Hashes every weight shard once, on every core, and remembers the
     /// outcome: afterwards every verified read of a local file hands out
     /// bytes without hashing them again. This is what a loader that reads
@@ -805,11 +860,25 @@ impl AeroFile {
         shard: &Chunk,
         ph: &PageHashes,
     ) -> Result<TensorView<'a>> {
+        let (bytes, range) = self.pages_read(info, shard, ph, info.data_off, info.data_len)?;
+        Ok(TensorView::new(info, bytes, Some(range)))
+    }
+
+    /// Reads the pages covering `len` bytes at shard offset `a` (part of
+    /// `info`), checks each against the PHSH, and returns the pages' bytes
+    /// with the range of them that was asked for.
+    fn pages_read<'a>(
+        &'a self,
+        info: &TensorInfo,
+        shard: &Chunk,
+        ph: &PageHashes,
+        a: u64,
+        len: u64,
+    ) -> Result<(Cow<'a, [u8]>, std::ops::Range<usize>)> {
         use rayon::prelude::*;
-        let (a, len) = (info.data_off, info.data_len);
         let Some((start, end)) = crate::integrity::page_span(ph.page_size, a, len, shard.length)
         else {
-            return Ok(TensorView::new(info, Cow::Borrowed(&[]), None));
+            return Ok((Cow::Borrowed(&[]), 0..0));
         };
         let first = start / ph.page_size;
         let step = usize::try_from(ph.page_size).unwrap_or(usize::MAX);
@@ -831,11 +900,7 @@ impl AeroFile {
         match bad {
             None => {
                 let from = (a - start) as usize;
-                Ok(TensorView::new(
-                    info,
-                    bytes,
-                    Some(from..from + len as usize),
-                ))
+                Ok((bytes, from..from + len as usize))
             }
             Some(i) => Err(self.corrupt(
                 info,
@@ -953,5 +1018,15 @@ impl AeroFile {
     /// Whether this file is an AEROSET index (a TIDX but no weight shards).
     pub fn is_set_index(&self) -> bool {
         self.first(FourCc::WTSH).is_none() && self.first(FourCc::TIDX).is_some()
+    }
+}
+
+/// `range` of `bytes`, without copying when borrowed or when it is the whole
+/// buffer.
+fn sub_range(bytes: Cow<'_, [u8]>, range: std::ops::Range<usize>) -> Cow<'_, [u8]> {
+    match bytes {
+        Cow::Borrowed(b) => Cow::Borrowed(b.get(range).unwrap_or_default()),
+        Cow::Owned(v) if range == (0..v.len()) => Cow::Owned(v),
+        Cow::Owned(v) => Cow::Owned(v.get(range).unwrap_or_default().to_vec()),
     }
 }
