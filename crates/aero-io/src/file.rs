@@ -60,6 +60,10 @@ pub struct AeroFile {
     shard_checks: Vec<OnceLock<ShardCheck>>,
 }
 
+/// Bytes read for a tensor and, when more was read (whole pages), the
+/// tensor's range of them.
+type Verified<'a> = (Cow<'a, [u8]>, Option<std::ops::Range<usize>>);
+
 /// What a verified read checks a tensor's bytes against: the strongest hash
 /// the file records for them. See the crate docs for what each costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -624,34 +628,62 @@ impl AeroFile {
 
     /// The verified bytes of a tensor entry (see [`AeroFile::tensor`]).
     pub fn view<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
+        let (bytes, range) = self.verified(info)?;
+        Ok(TensorView::new(info, bytes, range))
+    }
+
+    /// The verified bytes of a tensor entry, checked as [`AeroFile::view`]
+    /// checks them, without the view around them: they borrow the file only
+    /// (zero-copy when it is mapped), not `info`, which may be a temporary
+    /// (an AEROSET part's entry carrying the index's `hash_b3`).
+    pub fn verified_bytes<'a>(&'a self, info: &TensorInfo) -> Result<Cow<'a, [u8]>> {
+        let (bytes, range) = self.verified(info)?;
+        Ok(match range {
+            Some(r) => sub_range(bytes, r),
+            None => bytes,
+        })
+    }
+
+    /// Reads and checks a tensor's bytes; the range, when given, is the
+    /// tensor's part of them (pages around it were read too).
+    fn verified<'a>(&'a self, info: &TensorInfo) -> Result<Verified<'a>> {
         let (off, len) = self.tensor_range(info)?;
         let shard = self.shard(info.shard_id)?;
+        let unverified = || {
+            self.source
+                .bytes(off, len)
+                .map_err(|e| Error::io(&self.path, e))
+        };
         if self.shard_known_good(shard) {
             // The whole shard matched its hash (see `verify_all`).
-            return self.tensor_unverified(info);
+            return Ok((unverified()?, None));
         }
         match self.guard(info) {
             Guard::TensorHash => {
                 let want = info.hash_b3.unwrap_or_default();
-                let (view, ok) = self.retrying(off, len, || {
-                    let v = self.tensor_unverified(info)?;
-                    let ok = *crate::verify::hash(v.bytes()).as_bytes() == want;
+                let (bytes, ok) = self.retrying(off, len, || {
+                    let v = unverified()?;
+                    let ok = *crate::verify::hash(&v).as_bytes() == want;
                     Ok((v, ok))
                 })?;
                 if ok {
-                    Ok(view)
+                    Ok((bytes, None))
                 } else {
                     Err(self.corrupt(info, shard, off, "hash_b3".into()))
                 }
             }
-            Guard::Pages(ph) => self.pages_view(info, shard, &ph),
+            Guard::Pages(ph) => {
+                let (bytes, range) =
+                    self.pages_read(info, shard, &ph, info.data_off, info.data_len)?;
+                Ok((bytes, Some(range)))
+            }
             Guard::Shard => {
                 if self.source.stable() {
                     self.verify_shard(shard, info)?;
-                    self.tensor_unverified(info)
+                    Ok((unverified()?, None))
                 } else {
                     let bytes = self.shard_pass(shard, info, Some((info.data_off, len)))?;
-                    Ok(TensorView::new(info, Cow::Owned(bytes), None))
+                    Ok((Cow::Owned(bytes), None))
                 }
             }
             Guard::Unprotected | Guard::Trusted => Err(Error::Unverifiable {
@@ -680,7 +712,7 @@ impl AeroFile {
     /// ```
     pub fn tensor_part<'a>(
         &'a self,
-        info: &'a TensorInfo,
+        info: &TensorInfo,
         start: u64,
         len: u64,
     ) -> Result<Cow<'a, [u8]>> {
@@ -696,7 +728,7 @@ impl AeroFile {
                 ),
             })?;
         if start == 0 && len == info.data_len {
-            return Ok(self.view(info)?.into_bytes());
+            return self.verified_bytes(info);
         }
         let (off, _) = self.tensor_range(info)?;
         let shard = self.shard(info.shard_id)?;
@@ -713,7 +745,7 @@ impl AeroFile {
             let (bytes, range) = self.pages_read(info, shard, &ph, info.data_off + start, len)?;
             return Ok(sub_range(bytes, range));
         }
-        let whole = self.view(info)?.into_bytes();
+        let whole = self.verified_bytes(info)?;
         Ok(sub_range(whole, start as usize..end as usize))
     }
 
@@ -850,18 +882,6 @@ impl AeroFile {
             at += n;
         }
         any
-    }
-
-    /// Reads the pages covering a tensor, checks each against the PHSH and
-    /// returns the tensor's part of them.
-    fn pages_view<'a>(
-        &'a self,
-        info: &'a TensorInfo,
-        shard: &Chunk,
-        ph: &PageHashes,
-    ) -> Result<TensorView<'a>> {
-        let (bytes, range) = self.pages_read(info, shard, ph, info.data_off, info.data_len)?;
-        Ok(TensorView::new(info, bytes, Some(range)))
     }
 
     /// Reads the pages covering `len` bytes at shard offset `a` (part of

@@ -301,7 +301,7 @@ fn partial_reads_check_only_their_pages() {
     let mut b = orig.clone();
     b[at + 1500] ^= 1; // page 5 of the tensor (if data_off is page-aligned)
     let g = open_bytes(b).unwrap();
-    assert!(t.data_off % 256 == 0, "data_off {}", t.data_off);
+    assert!(t.data_off.is_multiple_of(256), "data_off {}", t.data_off);
     assert_eq!(
         g.tensor_part(&t, 0, 512).unwrap().to_vec(),
         f.tensor_part(&t, 0, 512).unwrap().to_vec()
