@@ -400,10 +400,15 @@ impl HttpSource {
 }
 
 fn classify(status: u16) -> Failure {
-    match status {
-        429 | 500..=599 => Failure::Retry(format!("HTTP {status}")),
-        s => fatal(format!("HTTP {s}")),
-    }
+    // A missing or forbidden file is an I/O error like a local one, not
+    // damaged data: callers (the Python package) report it as such.
+    let kind = match status {
+        429 | 500..=599 => return Failure::Retry(format!("HTTP {status}")),
+        404 | 410 => io::ErrorKind::NotFound,
+        401 | 403 => io::ErrorKind::PermissionDenied,
+        _ => io::ErrorKind::InvalidData,
+    };
+    Failure::Fatal(io::Error::new(kind, format!("HTTP {status}")))
 }
 
 impl HttpSource {

@@ -536,7 +536,8 @@ def save_file(tensors: Mapping[str, Any], filename: PathLike,
             a = a.view(_np.uint16)
         if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _np.little_endian is False):
             a = a.astype(a.dtype.newbyteorder("<"))
-        a = _np.ascontiguousarray(a)
+        # ascontiguousarray makes 0-d arrays 1-d: keep the shape.
+        a = _np.ascontiguousarray(a).reshape(a.shape)
         items.append((name, code, [int(d) for d in a.shape], a, int(a.nbytes)))
     meta = dict(metadata or {})
     model_name = meta.pop("model_name", None)
