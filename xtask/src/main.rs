@@ -234,8 +234,9 @@ pub(crate) fn wheel() -> Result<PathBuf> {
 }
 
 /// A fresh venv under `target/` with the wheel and what the tests import
-/// (numpy, pytest, blake3, safetensors, gguf); returns its python.
-pub(crate) fn venv(wheel: &Path, name: &str) -> Result<PathBuf> {
+/// (numpy, pytest, blake3, safetensors, gguf) and `extra`; returns its
+/// python.
+pub(crate) fn venv(wheel: &Path, name: &str, extra: &[&str]) -> Result<PathBuf> {
     let dir = root().join("target").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
@@ -249,7 +250,8 @@ pub(crate) fn venv(wheel: &Path, name: &str) -> Result<PathBuf> {
             "--disable-pip-version-check",
         ])
         .arg(wheel)
-        .args(["pytest", "blake3", "safetensors", "gguf"]))?;
+        .args(["pytest", "blake3", "safetensors", "gguf"])
+        .args(extra))?;
     Ok(py)
 }
 
@@ -258,7 +260,7 @@ pub(crate) fn venv(wheel: &Path, name: &str) -> Result<PathBuf> {
 /// what is imported). Its nginx tests start their own server.
 fn pytest() -> Result<()> {
     let wheel = wheel()?;
-    let py = venv(&wheel, "py-venv")?;
+    let py = venv(&wheel, "py-venv", &[])?;
     let tmp = root().join("target/pytest-tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     run(Command::new(&py)

@@ -354,13 +354,24 @@ impl Handle {
     }
 
     /// The tensor index as the reference returns it: one dict per tensor
-    /// with every key the TIDX stores (the global TIDX of a set).
+    /// with every key the TIDX stores (the global TIDX of a set), decoded
+    /// from the verified payload after every record passed the index's
+    /// checks (required keys, types, shape).
     fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let b = self.get()?;
         let payload = py
             .detach(|| -> Res<Cow<'_, [u8]>> {
-                b.index()?; // checks every entry (names, types, bounds)
-                Ok(b.file()?.tidx_payload()?)
+                match &*b {
+                    Backing::File(f) => {
+                        let payload = f.tidx_payload()?;
+                        check_records(f, &payload)?;
+                        Ok(payload)
+                    }
+                    Backing::Set(_) => {
+                        b.index()?;
+                        Ok(b.file()?.tidx_payload()?)
+                    }
+                }
             })
             .py(py)?;
         let what = format!("{}: TIDX", self.path);
@@ -527,6 +538,28 @@ impl Handle {
             if self.closed() { " (closed)" } else { "" }
         )
     }
+}
+
+/// Checks every TIDX record as `TensorIndex::decode` does, with the
+/// non-allocating iterator (listing a file need not build the index; it is
+/// built, and cached, by the first tensor read).
+fn check_records(f: &AeroFile, payload: &[u8]) -> Res<()> {
+    let check = || -> Result<(), aero_format::Error> {
+        for rec in aero_format::TensorIter::new(payload)? {
+            for d in rec?.shape.iter() {
+                d?;
+            }
+        }
+        Ok(())
+    };
+    check().map_err(|e| {
+        aero_io::Error::Metadata {
+            path: f.path().to_path_buf(),
+            chunk: "TIDX",
+            reason: e.to_string(),
+        }
+        .into()
+    })
 }
 
 pub fn parse_mode(mode: &str) -> PyResult<Mode> {

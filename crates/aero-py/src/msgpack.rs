@@ -11,7 +11,7 @@ use aero_format::Field;
 use aero_format::msgpack::{Reader, Token};
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString, PyTuple};
 
 use crate::errors::{Failure, Res};
 
@@ -41,6 +41,37 @@ impl Budget {
                 "metadata",
                 "MessagePack payload would decode to more Python objects than its size allows",
             )),
+        }
+    }
+}
+
+/// Payloads from this size on are decoded with the cyclic GC paused.
+const GC_PAUSE_BYTES: usize = 64 << 10;
+
+/// Disables Python's cyclic garbage collector until dropped, if it was
+/// enabled (`gc.disable()` / `gc.enable()`).
+struct GcPause<'py> {
+    gc: Option<Bound<'py, PyModule>>,
+}
+
+impl<'py> GcPause<'py> {
+    fn new(py: Python<'py>) -> PyResult<GcPause<'py>> {
+        let gc = py.import("gc")?;
+        if gc.call_method0("isenabled")?.is_truthy()? {
+            gc.call_method0("disable")?;
+            Ok(GcPause { gc: Some(gc) })
+        } else {
+            Ok(GcPause { gc: None })
+        }
+    }
+}
+
+impl Drop for GcPause<'_> {
+    fn drop(&mut self) {
+        if let Some(gc) = &self.gc {
+            // Nothing to do if re-enabling fails: the interpreter is
+            // shutting down.
+            let _ = gc.call_method0("enable");
         }
     }
 }
@@ -75,6 +106,12 @@ fn bad(what: &str, e: aero_format::Error) -> Failure {
 /// Decodes exactly one MessagePack value from `data`; bytes after it must
 /// be zero padding (IHSH and PHSH payloads are padded) or nothing.
 pub fn unpack<'py>(py: Python<'py>, data: &[u8], what: &str) -> Res<Bound<'py, PyAny>> {
+    // A large TIDX becomes hundreds of thousands of lists and dicts; the
+    // cyclic GC would scan them over and over while they are built (none
+    // can be part of a cycle), which costs as much as building them.
+    let _paused = (data.len() >= GC_PAUSE_BYTES)
+        .then(|| GcPause::new(py))
+        .transpose()?;
     let mut r = Reader::new(data);
     let mut budget = Budget::for_payload(data.len());
     let mut keys = Keys { seen: Vec::new() };

@@ -111,5 +111,5 @@ def test_served_damage_is_refused(nginx, tmp_path):
             r.get_tensor("big.weight")
         with pytest.raises(at.IntegrityError):
             r.read_tensor_bytes("big.weight")
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):  # HTTP 404: missing, not damaged
         at.AeroReader(f"{nginx['url']}/no-such-file.aero", cache=False)
