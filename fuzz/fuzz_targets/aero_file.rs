@@ -14,7 +14,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = f.manifest();
     let _ = f.meta_json();
     let _ = f.model();
-    let _ = f.dtype_histogram();
     let Ok(idx) = f.index() else {
         return;
     };

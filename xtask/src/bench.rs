@@ -1,4 +1,4 @@
-//! `cargo xtask bench [validate|list|extract|repack|convert|export|micro|all]... [--runs N]`
+//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|micro|all]... [--runs N]`
 //!
 //! End-to-end performance targets of the release `aerotensor`, each measured
 //! against a baseline command in the same run (see docs/BENCHMARKS.md). The
@@ -24,6 +24,12 @@
 //!   pure-Python reader `tests/pyref/aero_ref.py` ≤ 0.25×. Timed in-process by
 //!   `crates/aero-py/bench/bench_py.py` (a fresh interpreter per call, imports
 //!   done before the clock starts).
+//! - `capi`     — the C ABI's loader path (`examples/c/open_all.c` against
+//!   the release `libaerotensor.so`): open the 1 GiB file and take a
+//!   verified pointer to every tensor, vs `b3sum` of the file: ≤ 1.05× with
+//!   `AERO_OPEN_VERIFY_ALL` (each shard hashed once, all cores); per-tensor
+//!   verification (`aero_load` + `aero_tensor_ptr`, each tensor's hash_b3)
+//!   is reported without a target.
 //! - `micro`    — the criterion microbenchmarks (`cargo bench -p aero-io --bench read`).
 //!
 //! With no name, the end-to-end benchmarks run; `all` adds `micro`.
@@ -75,12 +81,14 @@ const EXTRACT_RATIO: f64 = 3.0;
 /// Bump when the fixture generator changes so stale fixtures are rebuilt.
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
-const E2E: [&str; 7] = [
-    "validate", "list", "extract", "repack", "convert", "export", "py",
+const E2E: [&str; 8] = [
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py",
 ];
+/// The C ABI loader (open + a verified pointer to every tensor) vs `b3sum`.
+const CAPI_RATIO: f64 = 1.05;
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|py|micro|all]... [--runs N]"
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|micro|all]... [--runs N]"
         .into()
 }
 
@@ -211,6 +219,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
             "repack" => bench_repack(&ctx),
             "convert" => bench_convert(&ctx),
             "export" => bench_export(&ctx),
+            "capi" => bench_capi(&ctx),
             "py" => bench_py(&ctx),
             _ => unreachable!("names are checked"),
         };
@@ -1173,6 +1182,51 @@ fn bench_export(ctx: &Ctx) -> Result<BenchOut> {
         &file,
         &out,
     )
+}
+
+/// The C loader path on the 1 GiB default file vs `b3sum` of it: open plus
+/// a verified zero-copy pointer to each of its 256 tensors, verified per
+/// tensor (hash_b3) or by hashing the shard once at open.
+fn bench_capi(ctx: &Ctx) -> Result<BenchOut> {
+    let prog = crate::capi::build_open_all()?;
+    let file = big_aero(ctx)?;
+    warm(&file)?;
+    let b3sum = ensure_b3sum().context("b3sum is needed as the baseline")?;
+    let cmds = [
+        Cmd::new(
+            "open_all each",
+            [prog.as_os_str(), file.as_os_str(), "each".as_ref()],
+        ),
+        Cmd::new(
+            "open_all all",
+            [prog.as_os_str(), file.as_os_str(), "all".as_ref()],
+        ),
+        Cmd::new("b3sum", [b3sum.as_os_str(), file.as_os_str()]),
+    ];
+    let s = measure_all(ctx, "capi", &cmds, &|| Ok(()))?;
+    let mut o = BenchOut::new(&s);
+    o.checks.push(Check::ratio(
+        "C ABI: aero_open(VERIFY_ALL) + aero_tensor_ptr x256, 1 GiB",
+        &s[1],
+        &s[2],
+        Some(CAPI_RATIO),
+    ));
+    o.checks.push(Check::ratio(
+        "C ABI: aero_load + aero_tensor_ptr x256, 1 GiB (hash_b3 each)",
+        &s[0],
+        &s[2],
+        None,
+    ));
+    o.notes.push(
+        "open_all (examples/c/open_all.c) takes a pointer to every tensor of the 1 GiB file \
+         written with the defaults; every byte is hashed once, as b3sum hashes it. The target \
+         is on the loader that says it wants every tensor (AERO_OPEN_VERIFY_ALL: one parallel \
+         pass per shard); per-tensor verification (aero_load) hashes each 4 MiB tensor on the \
+         rayon pool from the caller's thread, one hand-off and wake-up per tensor, and is \
+         reported without a target"
+            .into(),
+    );
+    Ok(o)
 }
 
 /// Finds `b3sum`, installing it when missing (apt-get as root, else

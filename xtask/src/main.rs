@@ -2,7 +2,7 @@
 //!
 //! - `ci`     — everything CI checks: fmt, clippy -D warnings, tests (nextest when
 //!   installed, else cargo test), doc tests, the no_std/no-alloc target build,
-//!   and the independent Python reader against the golden files.
+//!   the independent Python reader against the golden files, and `capi`.
 //! - `bench`  — the performance targets, measured against baselines in one run.
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
 //! - `wheel`  — the `aerotensor` Python wheel (crate aero-py, abi3, CPython ≥ 3.9)
@@ -11,10 +11,16 @@
 //! - `fuzz`   — coverage-guided fuzzing with cargo-fuzz (`fuzz [--seconds N] [--replay] [TARGET…]`,
 //!   see docs/FUZZING.md); `fuzz-seeds` only rewrites the seed corpora and regression inputs.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
+//! - `capi`   — the C ABI: header check, `libaerotensor` in release, the C
+//!   and C++ examples and the C ABI test built with `-Wall -Wextra -Werror`
+//!   and run on the golden files (output checked against `expected.json`),
+//!   under valgrind memcheck and AddressSanitizer.
+//! - `capi-header [--check]` — regenerate (or check) the cbindgen headers.
 //! - `example` — the main job on the tiny model shipped in `examples/tiny`:
 //!   convert, validate, inspect, list, export back and compare.
 
 mod bench;
+mod capi;
 mod fuzz;
 mod seeds;
 
@@ -40,9 +46,11 @@ fn main() -> Result<()> {
         "fuzz-seeds" => seeds::write_all(&root()),
         "no-std" => no_std(),
         "example" => example(),
+        "capi" => capi::capi(),
+        "capi-header" => capi::header(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|wheel|pytest|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std>"
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|wheel|pytest|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std|capi|capi-header [--check]>"
             );
             Ok(())
         }
@@ -136,6 +144,18 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The fuzz crate is outside the workspace (it needs its own profile):
+    // lint it here so an API change breaks the build in seconds, not after
+    // the whole test suite.
+    run(cargo().args([
+        "clippy",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--bins",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     no_std()?;
     if has_nextest() {
         run(cargo().args([
@@ -167,6 +187,9 @@ fn ci() -> Result<()> {
         ])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
+    // The C ABI: header freshness, C/C++ examples on the golden files,
+    // the ABI test, valgrind and AddressSanitizer (a few minutes).
+    capi::capi()?;
     // The Python package: the wheel as shipped, in a fresh venv.
     pytest()?;
     nginx_test()?;

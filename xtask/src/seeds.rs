@@ -236,8 +236,7 @@ fn spec(
         shape,
         data_len: len,
         extras,
-        source: Box::new(std::io::Cursor::new(bytes)),
-        file_range: None,
+        bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(bytes))),
     }
 }
 

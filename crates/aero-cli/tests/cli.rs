@@ -3,25 +3,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aerotensor"));
-    c.env("NO_COLOR", "1");
-    c
+use aero_test_support::{Cli, golden, json};
+
+fn cli() -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_aerotensor"))
 }
 
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/golden")
-        .join(name)
+fn bin() -> Command {
+    cli().cmd()
 }
 
 fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+    cli().run(args)
 }
 
 fn expected() -> serde_json::Value {
@@ -363,7 +356,7 @@ fn the_pread_fallback_reaches_the_same_verdicts_and_bytes() {
 #[test]
 fn streamed_list_json_matches_inspect_json_rows() {
     let d = tempfile::tempdir().unwrap();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = aero_test_support::repo();
     let o = Command::new("python3")
         .arg(repo.join("tests/fixtures/gen_gguf.py"))
         .arg(d.path())

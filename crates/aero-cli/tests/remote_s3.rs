@@ -508,15 +508,7 @@ fn object_source_ranges_cache_and_limits() {
 
 /// 300 KB of deterministic bytes.
 fn blob() -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..300_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    aero_test_support::bytes(0x9e37_79b9, 300_000)
 }
 
 fn object_source_child() {

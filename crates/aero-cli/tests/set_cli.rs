@@ -2,7 +2,7 @@
 //! extract, fetch-tensor, convert-safetensors-sharded and convert routing.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -10,9 +10,7 @@ use serde_json::Value;
 type Edit = Box<dyn Fn(&mut Value)>;
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aerotensor"));
-    c.env("NO_COLOR", "1");
-    c
+    aero_test_support::Cli::new(env!("CARGO_BIN_EXE_aerotensor")).cmd()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -23,15 +21,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/golden")
-        .join(name)
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use aero_test_support::{golden, repo as repo_root};
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {

@@ -285,7 +285,7 @@ impl Input {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
             })?;
-            let (reader, range) = crate::input_bytes(self.src.as_ref(), start, t.size, progress)
+            let bytes = crate::input_bytes(self.src.as_ref(), start, t.size, progress)
                 .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
@@ -311,8 +311,7 @@ impl Input {
                 shape: t.shape(),
                 data_len: t.size,
                 extras,
-                source: reader,
-                file_range: range,
+                bytes,
             });
         }
         Ok(out)

@@ -6,6 +6,8 @@
 //! - [`safetensors::import`] / [`safetensors::export`]
 //! - [`gguf_convert::import`] / [`gguf_convert::export`]
 //! - [`detect`] recognises an input by its content.
+//! - [`state_dict`]: every tensor as floats, llama-family GGUF names mapped
+//!   to Hugging Face names (what the C ABI's state-dict calls hand out).
 //!
 //! Conventions for what AERO v0.1 cannot express natively (FP8/FP6/FP4
 //! safetensors dtypes, GGUF key/values) are documented in `docs/CONVERSION.md`.
@@ -18,6 +20,7 @@ pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;
 pub mod sharded;
+pub mod state_dict;
 
 pub use detect::{InputKind, detect};
 pub use error::{ConvertError, Result};
@@ -60,7 +63,8 @@ pub(crate) fn input_bytes<'a>(
     offset: u64,
     len: u64,
     progress: &'a Progress<'a>,
-) -> std::io::Result<(TensorReader<'a>, Option<aero_io::stream::FileRange<'a>>)> {
+) -> std::io::Result<aero_io::stream::TensorBytes<'a>> {
+    use aero_io::stream::TensorBytes;
     if let Some(file) = src.file() {
         if offset.checked_add(len).is_none_or(|e| e > src.len()) {
             return Err(std::io::Error::new(
@@ -70,18 +74,15 @@ pub(crate) fn input_bytes<'a>(
         }
         let observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
             vec![Box::new(ProgressObserver(progress))];
-        return Ok((
-            Box::new(std::io::empty()),
-            Some(aero_io::stream::FileRange {
-                file,
-                offset,
-                observers,
-                chunk: None,
-            }),
-        ));
+        return Ok(TensorBytes::File(aero_io::stream::FileRange {
+            file,
+            offset,
+            observers,
+            chunk: None,
+        }));
     }
     let inner = aero_io::source::range_reader(src, offset, len)?;
-    Ok((Box::new(Counting { inner, progress }), None))
+    Ok(TensorBytes::Reader(Box::new(Counting { inner, progress })))
 }
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].

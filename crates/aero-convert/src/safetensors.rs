@@ -280,7 +280,7 @@ impl Input {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let (reader, range) = crate::input_bytes(self.src.as_ref(), base + s, e - s, progress)
+            let bytes = crate::input_bytes(self.src.as_ref(), base + s, e - s, progress)
                 .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
@@ -309,8 +309,7 @@ impl Input {
                 shape: t.shape.iter().map(|&d| d as u64).collect(),
                 data_len: e - s,
                 extras,
-                source: reader,
-                file_range: range,
+                bytes,
             });
         }
         Ok(out)

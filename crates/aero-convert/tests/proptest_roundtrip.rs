@@ -82,8 +82,7 @@ fn specs(ts: &[Tensor]) -> Vec<TensorSpec<'static>> {
             shape: t.shape.clone(),
             data_len: t.bytes.len() as u64,
             extras: Vec::new(),
-            source: Box::new(Cursor::new(t.bytes.clone())),
-            file_range: None,
+            bytes: aero_io::stream::TensorBytes::Reader(Box::new(Cursor::new(t.bytes.clone()))),
         })
         .collect()
 }

@@ -78,13 +78,14 @@ fn quick_validate(c: &mut Criterion) {
     let path = dir.path().join("small.aero");
     let specs: Vec<TensorSpec<'static>> = (0..64u64)
         .map(|i| TensorSpec {
-            file_range: None,
             name: format!("layer.{i}.weight"),
             dtype: DType::F32,
             shape: vec![64, 64],
             data_len: 64 * 64 * 4,
             extras: Vec::new(),
-            source: Box::new(std::io::repeat(i as u8).take(64 * 64 * 4)),
+            bytes: aero_io::stream::TensorBytes::Reader(Box::new(
+                std::io::repeat(i as u8).take(64 * 64 * 4),
+            )),
         })
         .collect();
     let opts = WriteOptions {

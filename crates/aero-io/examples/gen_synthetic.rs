@@ -176,13 +176,15 @@ fn main() -> ExitCode {
         .map(|i| {
             let len = if i + 1 == a.tensors { last } else { per };
             TensorSpec {
-                file_range: None,
                 name: format!("model.layers.{i:0width$}.weight"),
                 dtype: DType::F32,
                 shape: shape_of(len / 4),
                 data_len: len,
                 extras: Vec::new(),
-                source: Box::new(XorShift::new(a.seed ^ (i << 20), len)),
+                bytes: aero_io::stream::TensorBytes::Reader(Box::new(XorShift::new(
+                    a.seed ^ (i << 20),
+                    len,
+                ))),
             }
         })
         .collect();
@@ -263,11 +265,14 @@ fn write_safetensors(path: &str, specs: Vec<TensorSpec<'_>>) -> std::io::Result<
     w.write_all(&(header.len() as u64).to_le_bytes())?;
     w.write_all(header.as_bytes())?;
     let mut buf = vec![0u8; 4 << 20];
-    for mut t in specs {
+    for t in specs {
+        let aero_io::stream::TensorBytes::Reader(mut source) = t.bytes else {
+            return Err(std::io::Error::other("generated tensors are readers"));
+        };
         let mut left = t.data_len;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
-            let n = t.source.read(&mut buf[..want])?;
+            let n = source.read(&mut buf[..want])?;
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }

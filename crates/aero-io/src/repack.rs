@@ -16,7 +16,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
-use crate::stream::{FileRange, Observer, SourceChunk, TensorSpec, WriteOptions, WriteSummary};
+use crate::stream::{
+    FileRange, Observer, SourceChunk, TensorBytes, TensorSpec, WriteOptions, WriteSummary,
+};
 use crate::validate::{Mode, Report, Verdict};
 
 /// How [`repack`] runs.
@@ -163,8 +165,7 @@ fn spec<'a>(
         shape: t.shape.clone(),
         data_len: t.data_len,
         extras: t.extras.clone(),
-        source: Box::new(std::io::empty()),
-        file_range: None,
+        bytes: TensorBytes::Reader(Box::new(std::io::empty())),
     };
     if let Some(file) = f.source().file() {
         let (offset, _) = f.tensor_range(t)?;
@@ -190,17 +191,17 @@ fn spec<'a>(
                 range.observers.push(Box::new(tee));
             }
         }
-        spec.file_range = Some(range);
+        spec.bytes = TensorBytes::File(range);
         return Ok(spec);
     }
     let reader: Box<dyn std::io::Read + Send + 'a> = match tee {
         Some(tee) => Box::new(tee),
         None => f.tensor_reader_unverified(t)?,
     };
-    spec.source = Box::new(Counting {
+    spec.bytes = TensorBytes::Reader(Box::new(Counting {
         inner: reader,
         progress,
-    });
+    }));
     Ok(spec)
 }
 

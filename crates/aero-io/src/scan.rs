@@ -290,15 +290,7 @@ mod tests {
     use super::*;
 
     fn data(n: usize) -> Vec<u8> {
-        let mut x = 0x2545F4914F6CDD1Du64;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        aero_test_support::bytes(0x2545_f491, n)
     }
 
     fn pages_of(b: &[u8], ps: u64) -> PageHashes {

@@ -118,13 +118,12 @@ fn gen_model(tensors: &[(&str, usize, u64)], pad: usize, tensor_hash: bool) -> M
     let specs: Vec<TensorSpec<'_>> = data
         .iter()
         .map(|(n, d)| TensorSpec {
-            file_range: None,
             name: n.clone(),
             dtype: DType::U8,
             shape: vec![d.len() as u64],
             data_len: d.len() as u64,
             extras: Vec::new(),
-            source: Box::new(std::io::Cursor::new(d.clone())),
+            bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(d.clone()))),
         })
         .collect();
     let mut extra_meta = serde_json::Map::new();

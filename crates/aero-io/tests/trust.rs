@@ -32,8 +32,9 @@ fn our_files() -> Vec<(String, Vec<u8>)> {
                 shape: vec![b.len() as u64],
                 data_len: b.len() as u64,
                 extras: Vec::new(),
-                source: Box::new(std::io::Cursor::new(b.clone())),
-                file_range: None,
+                bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(
+                    b.clone(),
+                ))),
             })
             .collect::<Vec<_>>()
     };
@@ -158,8 +159,7 @@ fn a_padded_quantized_tensor_is_invalid() {
         shape: vec![32],
         data_len: len as u64,
         extras: vec![("quant_params".into(), qp.clone())],
-        source: Box::new(std::io::Cursor::new(vec![1u8; len])),
-        file_range: None,
+        bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(vec![1u8; len]))),
     };
     write_model(&p, vec![spec(50)], &WriteOptions::default()).unwrap();
     let f = AeroFile::open(&p).unwrap();

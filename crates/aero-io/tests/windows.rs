@@ -3,19 +3,11 @@
 
 use std::io::Write;
 
-use aero_io::stream::{FileRange, Observer, TensorSpec, WriteOptions, write_model};
+use aero_io::stream::{FileRange, Observer, TensorBytes, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, LocalSource, Mode, Verdict};
 
 fn pattern(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    aero_test_support::bytes(0x2545_f491, len)
 }
 
 struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
@@ -61,8 +53,7 @@ fn multi_window_hashing_and_mapped_copies_are_exact() {
         shape: vec![n],
         data_len: n,
         extras: vec![],
-        source: Box::new(std::io::empty()),
-        file_range: Some(FileRange {
+        bytes: TensorBytes::File(FileRange {
             file: &file,
             offset: 3,
             observers: vec![Box::new(Count(seen.clone()))],
@@ -112,17 +103,18 @@ fn shards_mixing_mapped_and_reader_sources_are_exact() {
             shape: vec![len as u64],
             data_len: len as u64,
             extras: vec![],
-            source: if mapped {
-                Box::new(std::io::empty())
+            bytes: if mapped {
+                TensorBytes::File(FileRange {
+                    file: &file,
+                    offset: off as u64,
+                    observers: vec![],
+                    chunk: None,
+                })
             } else {
-                Box::new(std::io::Cursor::new(data[off..off + len].to_vec()))
+                TensorBytes::Reader(Box::new(std::io::Cursor::new(
+                    data[off..off + len].to_vec(),
+                )))
             },
-            file_range: mapped.then(|| FileRange {
-                file: &file,
-                offset: off as u64,
-                observers: vec![],
-                chunk: None,
-            }),
         })
         .collect();
     let out = dir.path().join("mixed.aero");
@@ -157,8 +149,7 @@ fn a_mapped_range_past_the_end_fails_cleanly() {
         shape: vec![50_000],
         data_len: 50_000,
         extras: vec![],
-        source: Box::new(std::io::empty()),
-        file_range: Some(FileRange {
+        bytes: TensorBytes::File(FileRange {
             file: &file,
             offset: 60_000,
             observers: vec![],
@@ -212,8 +203,7 @@ fn chunk_specs<'a>(
             shape: vec![n],
             data_len: n,
             extras: vec![],
-            source: Box::new(std::io::empty()),
-            file_range: Some(FileRange {
+            bytes: TensorBytes::File(FileRange {
                 file,
                 offset: base + off,
                 observers: vec![],

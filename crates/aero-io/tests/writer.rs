@@ -18,13 +18,12 @@ fn specs_from(f: &AeroFile) -> Vec<TensorSpec<'_>> {
         .tensors()
         .iter()
         .map(|t| TensorSpec {
-            file_range: None,
             name: t.name.clone(),
             dtype: t.dtype,
             shape: t.shape.clone(),
             data_len: t.data_len,
             extras: t.extras.clone(),
-            source: f.tensor_reader_unverified(t).unwrap(),
+            bytes: aero_io::stream::TensorBytes::Reader(f.tensor_reader_unverified(t).unwrap()),
         })
         .collect()
 }
@@ -156,13 +155,12 @@ fn mixed_specs(m: &[(String, DType, Vec<u64>, Vec<u8>)]) -> Vec<TensorSpec<'_>> 
                 extras.push(("x_custom".to_string(), vec![0xa3, b'y', b'e', b's']));
             }
             TensorSpec {
-                file_range: None,
                 name: n.clone(),
                 dtype: *d,
                 shape: s.clone(),
                 data_len: b.len() as u64,
                 extras,
-                source: Box::new(b.as_slice()),
+                bytes: aero_io::stream::TensorBytes::Reader(Box::new(b.as_slice())),
             }
         })
         .collect()
@@ -368,13 +366,12 @@ fn a_failing_write_leaves_no_tmp_and_the_destination_untouched() {
     let out = dir.path().join("model.aero");
     std::fs::write(&out, b"previous contents").unwrap();
     let spec = |n: &str, len, have| TensorSpec {
-        file_range: None,
         name: n.into(),
         dtype: DType::U8,
         shape: vec![len],
         data_len: len,
         extras: vec![],
-        source: Box::new(Short(have)),
+        bytes: aero_io::stream::TensorBytes::Reader(Box::new(Short(have))),
     };
     let err = write_model(
         &out,
@@ -400,13 +397,12 @@ fn invalid_tensor_sets_are_rejected_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.aero");
     let t = |n: &str, d: DType, shape: Vec<u64>, len: u64| TensorSpec {
-        file_range: None,
         name: n.into(),
         dtype: d,
         shape,
         data_len: len,
         extras: vec![],
-        source: Box::new(std::io::empty()),
+        bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::empty())),
     };
     let long = "n".repeat(4097);
     let cases: Vec<(Vec<TensorSpec<'_>>, &str)> = vec![
@@ -482,8 +478,7 @@ fn independent_reader_accepts_the_default_output() {
                 shape: vec![0, 4],
                 data_len: 0,
                 extras: vec![],
-                source: Box::new(std::io::empty()),
-                file_range: None,
+                bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::empty())),
             }],
             WriteOptions::default(),
         ),

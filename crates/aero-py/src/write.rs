@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use aero_format::DType;
-use aero_io::stream::{Layout, TensorSpec, WriteOptions, WriteSummary};
+use aero_io::stream::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -141,13 +141,12 @@ pub fn save(
             shape,
             data_len: len,
             extras: Vec::new(),
-            source: Box::new(ArrayReader {
+            bytes: TensorBytes::Reader(Box::new(ArrayReader {
                 array,
                 bytes: None,
                 pos: 0,
                 len: usize::try_from(len).unwrap_or(usize::MAX),
-            }),
-            file_range: None,
+            })),
         })
         .collect();
     py.detach(|| -> Res<WriteSummary> { Ok(aero_io::stream::write_model(path, specs, &wopts)?) })

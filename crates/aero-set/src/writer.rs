@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use aero_format::{DType, FourCc};
 use aero_io::encode::{Manifest, ManifestChunk, encode_tidx};
-use aero_io::stream::{ShardPlan, TensorSpec, WriteOptions, check_specs, random_uuid, write_model};
+use aero_io::stream::{
+    ShardPlan, TensorBytes, TensorSpec, WriteOptions, check_specs, random_uuid, write_model,
+};
 use aero_io::writer::{ChunkSpec, write_chunks};
 use aero_io::{LocalSource, TensorInfo};
 use sha2::{Digest, Sha256};
@@ -134,7 +136,7 @@ pub fn write_set_specs<'a>(
             data_len: s.data_len,
             extras: s.extras,
         });
-        sources.push(Some((s.source, s.file_range)));
+        sources.push(Some(s.bytes));
     }
     write_set_bytes(out, &metas, opts, &mut |i| {
         sources
@@ -164,15 +166,10 @@ pub fn write_set<'a>(
     opts: &SetWriteOptions,
     open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read + Send + 'a>>,
 ) -> Result<SetWriteSummary> {
-    write_set_bytes(out, tensors, opts, &mut |i| open(i).map(|r| (r, None)))
+    write_set_bytes(out, tensors, opts, &mut |i| {
+        open(i).map(TensorBytes::Reader)
+    })
 }
-
-/// A tensor's bytes: a reader, and the same bytes as a file range when
-/// they are one (see [`aero_io::stream::TensorSpec::file_range`]).
-pub type TensorBytes<'a> = (
-    Box<dyn Read + Send + 'a>,
-    Option<aero_io::stream::FileRange<'a>>,
-);
 
 fn write_set_bytes<'a>(
     out: &Path,
@@ -188,19 +185,18 @@ fn write_set_bytes<'a>(
     if opts.file.max_shard_bytes == 0 {
         return Err(SetError::Invalid("max_shard_bytes must be positive".into()));
     }
-    let spec_of = |t: &SetTensor, source: Box<dyn Read + Send + 'a>, range| TensorSpec {
-        file_range: range,
+    let spec_of = |t: &SetTensor, bytes: TensorBytes<'a>| TensorSpec {
         name: t.name.clone(),
         dtype: t.dtype,
         shape: t.shape.clone(),
         data_len: t.data_len,
         extras: t.extras.clone(),
-        source,
+        bytes,
     };
     check_specs(
         &tensors
             .iter()
-            .map(|t| spec_of(t, Box::new(io::empty()), None))
+            .map(|t| spec_of(t, TensorBytes::Reader(Box::new(io::empty()))))
             .collect::<Vec<_>>(),
     )?;
     let plan = ShardPlan::new(
@@ -231,7 +227,7 @@ fn write_set_bytes<'a>(
                 path: PathBuf::from(format!("<source of tensor '{}'>", t.name)),
                 source: e,
             })?;
-            specs.push(spec_of(t, src.0, src.1));
+            specs.push(spec_of(t, src));
             ti += 1;
         }
         let name = format!("part-{p:03}.aero");

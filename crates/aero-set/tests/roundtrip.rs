@@ -14,17 +14,7 @@ use aero_set::writer::{SetTensor, SetWriteOptions, hash_file, write_set};
 use aero_set::{AeroSet, SetError, validate_set};
 use serde_json::json;
 
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use aero_test_support::bytes;
 
 fn model() -> Vec<(SetTensor, Vec<u8>)> {
     let mut qp = Vec::new();

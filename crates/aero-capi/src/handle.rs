@@ -1,0 +1,384 @@
+//! What a handle holds: an opened file or set, and the bytes handed out
+//! through it, kept alive (and at a fixed address) until the handle closes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{OnceLock, RwLock};
+
+use aero_convert::state_dict::{FloatData, StateDict, StateDictOptions, TensorSource};
+use aero_io::remote::{RangeCache, RemoteOptions};
+use aero_io::{AeroFile, Mode, TensorIndex, TensorInfo, TensorView, Verdict};
+use aero_set::AeroSet;
+
+use crate::error::{CError, CResult};
+use crate::ext::aero_error_code_t as Code;
+
+/// How to open a path or URL (the C `aero_open_options`, decoded).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OpenOptions {
+    /// A local AEROSET manifest may name remote parts (`--remote`).
+    pub(crate) allow_remote_parts: bool,
+    /// No remote range cache.
+    pub(crate) no_cache: bool,
+    /// Hash every weight shard once at open (`AeroFile::verify_all`).
+    pub(crate) verify_all: bool,
+    /// Cache directory instead of `$AEROTENSOR_CACHE_DIR` / `~/.cache/aerotensor`.
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+impl OpenOptions {
+    fn remote(&self) -> CResult<RemoteOptions> {
+        let cache = if self.no_cache {
+            None
+        } else {
+            let io = |e: std::io::Error| {
+                CError::new(
+                    Code::AERO_E_IO,
+                    format!("remote range cache: {e} (open with AERO_OPEN_NO_CACHE to go without)"),
+                )
+            };
+            Some(match &self.cache_dir {
+                Some(d) => {
+                    let max = RangeCache::from_env().map_or(2048 << 20, |c| c.max_bytes());
+                    RangeCache::new(d, max).map_err(io)?
+                }
+                None => RangeCache::from_env().map_err(io)?,
+            })
+        };
+        Ok(RemoteOptions {
+            cache,
+            ..RemoteOptions::default()
+        })
+    }
+}
+
+/// An opened `.aero` file or AEROSET.
+pub(crate) enum Source {
+    File(Box<AeroFile>),
+    Set(Box<AeroSet>),
+}
+
+/// Whether a string is a URL rather than a path (any `scheme://`), so an
+/// unsupported scheme is refused by name instead of "no such file".
+fn url_syntax(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+impl Source {
+    /// Opens what the CLI's read commands open, under the same trust rules:
+    /// a `.aero` path; an AEROSET manifest or its directory (remote parts
+    /// only with `allow_remote_parts`); an `http(s)://` URL of a file, or of
+    /// a manifest (`….json`, or a directory URL ending in `/`).
+    pub(crate) fn open(target: &Path, opts: &OpenOptions) -> CResult<Source> {
+        let src = match target.to_str().filter(|s| url_syntax(s)) {
+            Some(url) => {
+                if !aero_io::remote::is_remote_url(url) {
+                    return Err(CError::new(
+                        Code::AERO_E_UNSUPPORTED,
+                        format!("{url}: this library reads http:// and https:// URLs only"),
+                    ));
+                }
+                if url.ends_with(".json") || url.ends_with('/') {
+                    Source::Set(Box::new(AeroSet::open_url(url, opts.remote()?)?))
+                } else {
+                    Source::File(Box::new(AeroFile::open_url(url, opts.remote()?)?))
+                }
+            }
+            None if aero_set::is_set(target) => {
+                let set = if opts.allow_remote_parts {
+                    AeroSet::open_with_remote(target, true, opts.remote()?)?
+                } else {
+                    AeroSet::open(target)?
+                };
+                Source::Set(Box::new(set))
+            }
+            None => Source::File(Box::new(AeroFile::open(target)?)),
+        };
+        if opts.verify_all {
+            src.verify_all()?;
+        }
+        Ok(src)
+    }
+
+    pub(crate) fn index(&self) -> CResult<&TensorIndex> {
+        Ok(match self {
+            Source::File(f) => f.index()?,
+            Source::Set(s) => s.index()?,
+        })
+    }
+
+    pub(crate) fn info(&self, name: &str) -> CResult<&TensorInfo> {
+        match self {
+            Source::File(f) => Ok(f.tensor_info(name)?),
+            Source::Set(s) => Ok(s.locate(name)?.global),
+        }
+    }
+
+    fn verified(&self, name: &str) -> CResult<TensorView<'_>> {
+        Ok(match self {
+            Source::File(f) => f.tensor(name)?,
+            Source::Set(s) => s.tensor(name)?,
+        })
+    }
+
+    fn unverified(&self, name: &str) -> CResult<TensorView<'_>> {
+        Ok(match self {
+            Source::File(f) => f.tensor_unverified(f.tensor_info(name)?)?,
+            Source::Set(s) => {
+                let (_, f, entry) = s.resolve_tensor(name)?;
+                f.tensor_unverified(entry)?
+            }
+        })
+    }
+
+    /// Hashes every weight shard once (every part of a set); afterwards
+    /// verified reads of a local file hand out bytes without hashing again.
+    pub(crate) fn verify_all(&self) -> CResult<()> {
+        match self {
+            Source::File(f) => f.verify_all()?,
+            Source::Set(s) => {
+                for i in 0..s.part_count() {
+                    s.part(i)?.verify_all()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates in `mode`: the verdict and the report as JSON (the
+    /// schema of `aerotensor validate --json`).
+    pub(crate) fn validate(&self, mode: Mode) -> CResult<(Verdict, String)> {
+        let json = |e: serde_json::Error| CError::new(Code::AERO_E_IO, e.to_string());
+        Ok(match self {
+            Source::File(f) => {
+                let r = aero_io::validate(f, mode, &|_| {});
+                (r.verdict, serde_json::to_string(&r).map_err(json)?)
+            }
+            Source::Set(s) => {
+                let r = aero_set::validate_set(s, mode, &|_| {});
+                (r.verdict, serde_json::to_string(&r).map_err(json)?)
+            }
+        })
+    }
+
+    fn tensor_source(&self) -> &dyn TensorSource {
+        match self {
+            Source::File(f) => f.as_ref(),
+            Source::Set(s) => s.as_ref(),
+        }
+    }
+}
+
+/// Bytes handed out to C: `ptr..ptr+len` stays valid and unchanged while
+/// this value lives. It points into the file's memory map (which lives as
+/// long as the handle's `Source`) or into `owned`, whose heap buffer does
+/// not move when a `Held` is moved.
+pub(crate) struct Held {
+    ptr: *const u8,
+    len: usize,
+    /// The buffer `ptr` points into, when it is not the mapping.
+    _owned: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+// SAFETY: `Held` is a read-only view of bytes that are never written after
+// it is made (a read-only file mapping, or buffers it owns and never hands
+// out mutably); sharing or sending such a pointer between threads is as
+// safe as sharing a `&[u8]`.
+unsafe impl Send for Held {}
+// SAFETY: as above: nothing mutates the bytes behind `ptr`.
+unsafe impl Sync for Held {}
+
+/// A valid, non-null address for empty tensors.
+static EMPTY: [u8; 8] = [0; 8];
+
+impl Held {
+    /// Keeps a view's bytes: its address when the view borrows the file's
+    /// mapping (zero-copy), else a copy the `Held` owns.
+    fn from_view(v: &TensorView<'_>) -> Held {
+        if v.is_zero_copy() {
+            Held {
+                ptr: v.bytes().as_ptr(),
+                len: v.bytes().len(),
+                _owned: None,
+            }
+        } else {
+            Self::owning(v.bytes().to_vec())
+        }
+    }
+
+    /// Owns `v`; its heap buffer stays where it is when the `Vec` moves.
+    fn owning<T: Send + Sync + 'static>(v: Vec<T>) -> Held {
+        Held {
+            ptr: v.as_ptr().cast(),
+            len: std::mem::size_of_val(v.as_slice()),
+            _owned: Some(Box::new(v)),
+        }
+    }
+
+    fn from_float(d: FloatData<'_>) -> Held {
+        match d {
+            FloatData::Stored(v) => Self::from_view(&v),
+            FloatData::F32(v) => Self::owning(v),
+            FloatData::F16(v) => Self::owning(v),
+        }
+    }
+
+    /// The address to hand out (never null) and the length.
+    pub(crate) fn raw(&self) -> (*const u8, usize) {
+        if self.len == 0 {
+            (EMPTY.as_ptr(), 0)
+        } else {
+            (self.ptr, self.len)
+        }
+    }
+
+    /// The bytes, for a verified copy.
+    pub(crate) fn with_bytes<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        if self.len == 0 {
+            return f(&[]);
+        }
+        // SAFETY: `ptr..ptr+len` is valid for reads and unchanged while
+        // `self` lives (see the type's invariant), and `self` outlives `f`.
+        f(unsafe { std::slice::from_raw_parts(self.ptr, self.len) })
+    }
+}
+
+/// Tells a live handle of ours from a stray pointer of another type
+/// (best effort: a freed or foreign pointer cannot be detected reliably).
+pub(crate) const HANDLE_MAGIC: u64 = 0x4145_524f_4841_4e44; // "AEROHAND"
+pub(crate) const STATE_DICT_MAGIC: u64 = 0x4145_524f_5344_4943; // "AEROSDIC"
+
+/// The state behind an `aero_handle_t`.
+pub(crate) struct Handle {
+    pub(crate) source: Source,
+    /// Bytes handed out by verified calls, by tensor name.
+    verified: RwLock<HashMap<String, Held>>,
+    /// Bytes handed out by `aero_tensor_ptr_unverified` (non-mapped sources).
+    unverified: RwLock<HashMap<String, Held>>,
+}
+
+impl Handle {
+    pub(crate) fn new(source: Source) -> Handle {
+        Handle {
+            source,
+            verified: RwLock::new(HashMap::new()),
+            unverified: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn cached(map: &RwLock<HashMap<String, Held>>, name: &str) -> Option<(*const u8, usize)> {
+        map.read().ok()?.get(name).map(Held::raw)
+    }
+
+    fn keep(map: &RwLock<HashMap<String, Held>>, name: &str, held: Held) -> (*const u8, usize) {
+        match map.write() {
+            // Two threads may have verified the same tensor: the first kept
+            // copy wins and both return it.
+            Ok(mut m) => m.entry(name.to_owned()).or_insert(held).raw(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(name.to_owned())
+                .or_insert(held)
+                .raw(),
+        }
+    }
+
+    /// The verified bytes of a tensor, kept until the handle closes:
+    /// checked once against the strongest hash the file records for them
+    /// (zero-copy from a local file's mapping).
+    pub(crate) fn verified_ptr(&self, name: &str) -> CResult<(*const u8, usize)> {
+        if let Some(p) = Self::cached(&self.verified, name) {
+            return Ok(p);
+        }
+        let view = self.source.verified(name)?;
+        Ok(Self::keep(&self.verified, name, Held::from_view(&view)))
+    }
+
+    /// The bytes of a tensor, NOT verified (unless they already were).
+    pub(crate) fn unverified_ptr(&self, name: &str) -> CResult<(*const u8, usize)> {
+        if let Some(p) = Self::cached(&self.verified, name) {
+            return Ok(p);
+        }
+        if let Some(p) = Self::cached(&self.unverified, name) {
+            return Ok(p);
+        }
+        let view = self.source.unverified(name)?;
+        Ok(Self::keep(&self.unverified, name, Held::from_view(&view)))
+    }
+
+    /// Copies a tensor's verified bytes into `out` (exactly its length),
+    /// without keeping a copy.
+    pub(crate) fn copy_verified(&self, name: &str, out: &mut [u8]) -> CResult<usize> {
+        let have = out.len();
+        let copy = |b: &[u8]| -> CResult<usize> {
+            let dst = out
+                .get_mut(..b.len())
+                .ok_or_else(|| too_small(b.len(), have))?;
+            dst.copy_from_slice(b);
+            Ok(b.len())
+        };
+        if let Ok(m) = self.verified.read()
+            && let Some(h) = m.get(name)
+        {
+            return h.with_bytes(copy);
+        }
+        let view = self.source.verified(name)?;
+        let mut copy = copy;
+        copy(view.bytes())
+    }
+}
+
+pub(crate) fn too_small(need: usize, have: usize) -> CError {
+    CError::new(
+        Code::AERO_E_BUFFER_TOO_SMALL,
+        format!("the buffer holds {have} bytes, {need} are needed"),
+    )
+}
+
+/// The state behind an `aero_state_dict_handle_t`.
+pub(crate) struct StateHandle {
+    source: Source,
+    pub(crate) plan: StateDict,
+    data: Vec<OnceLock<Held>>,
+}
+
+impl StateHandle {
+    pub(crate) fn open(path: &Path, gguf_name_mapping: bool) -> CResult<StateHandle> {
+        let source = Source::open(path, &OpenOptions::default())?;
+        let plan = StateDict::plan(
+            source.tensor_source(),
+            &StateDictOptions { gguf_name_mapping },
+        )?;
+        let data = plan.entries().iter().map(|_| OnceLock::new()).collect();
+        Ok(StateHandle { source, plan, data })
+    }
+
+    /// Tensor `i` as floats, made (verified, converted) on first use and
+    /// kept until the state dict is freed.
+    pub(crate) fn tensor(&self, i: usize) -> CResult<(*const u8, usize)> {
+        let cell = self
+            .data
+            .get(i)
+            .ok_or_else(|| CError::new(Code::AERO_E_NOT_FOUND, format!("no tensor {i}")))?;
+        if let Some(h) = cell.get() {
+            return Ok(h.raw());
+        }
+        let d = self.plan.load(self.source.tensor_source(), i)?;
+        let held = Held::from_float(d);
+        // Another thread may have stored it first: both hand out that one.
+        Ok(cell.get_or_init(|| held).raw())
+    }
+}
+
+/// Compile-time check of the header's promise: handles may be used from
+/// several threads at once.
+const _: fn() = || {
+    fn sync_send<T: Sync + Send>() {}
+    sync_send::<Handle>();
+    sync_send::<StateHandle>();
+};

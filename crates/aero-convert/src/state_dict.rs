@@ -1,0 +1,704 @@
+//! Every tensor of an AERO file or set as floats — what a framework's
+//! `load_state_dict` wants — with llama-family GGUF names optionally mapped
+//! to Hugging Face names and llama.cpp's Q/K row permutation undone.
+//!
+//! - f32 and f16 tensors are kept (zero-copy from the file's mapping when
+//!   their bytes are aligned for the element type);
+//! - bf16, f64 and every integer and bool dtype become f32 (integers rounded
+//!   to nearest, ties to even; bool is 0.0 / 1.0);
+//! - packed tensors converted from GGUF (`quant_params.ggml_type`) are
+//!   dequantized to f32 with `aero_quant`, bit for bit what gguf-py gives.
+//!
+//! Every tensor's bytes are verified first (the strongest hash the file
+//! records, see docs/VERIFICATION.md).
+//!
+//! Shapes are row-major, innermost dimension last, as this project writes
+//! them. Files from the reference GGUF converter store GGUF order (spec §15)
+//! and are recognised by [`reference_gguf_order`]: MJSN says
+//! `"source_format": "gguf"` but has no `gguf` key (our converter always
+//! writes it; the reference loses the key/values). Their shapes are
+//! reversed, and a tensor may carry fewer than 32 trailing bytes of
+//! alignment padding (spec §16.5), which are ignored.
+//!
+//! ```no_run
+//! use aero_convert::state_dict::{StateDict, StateDictOptions};
+//! let f = aero_io::AeroFile::open("model.aero")?;
+//! let sd = StateDict::plan(&f, &StateDictOptions { gguf_name_mapping: true })?;
+//! for (i, e) in sd.entries().iter().enumerate() {
+//!     let t = sd.load(&f, i)?;
+//!     println!("{} {:?} {:?} {} bytes", e.name, e.dtype, e.shape, t.bytes().len());
+//! }
+//! # Ok::<(), aero_convert::state_dict::StateDictError>(())
+//! ```
+
+use std::collections::HashSet;
+
+use aero_format::{DType, GgmlType};
+use aero_io::{AeroFile, TensorIndex, TensorInfo, TensorView};
+use serde_json::Value;
+
+/// Why a state dict could not be planned or a tensor loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateDictError {
+    /// Reading or verifying the file failed.
+    #[error(transparent)]
+    Aero(#[from] aero_io::Error),
+    /// Reading or verifying a set failed.
+    #[error(transparent)]
+    Set(#[from] aero_set::SetError),
+    /// Dequantizing failed (sizes that do not fit the type).
+    #[error("tensor '{name}': {source}")]
+    Quant {
+        /// The tensor (its name in the file).
+        name: String,
+        /// What aero-quant said.
+        #[source]
+        source: aero_quant::QuantError,
+    },
+    /// The tensor cannot be expressed as floats (e.g. FP8 kept packed from
+    /// safetensors, or a ggml type aero-quant does not decode).
+    #[error("tensor '{name}': {reason}")]
+    Unsupported {
+        /// The tensor.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The tensor's entry is inconsistent (length against dtype and shape,
+    /// a Q/K shape the head count does not divide, two tensors mapped to
+    /// one name).
+    #[error("tensor '{name}': {reason}")]
+    Invalid {
+        /// The tensor.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = StateDictError> = std::result::Result<T, E>;
+
+/// What a tensor becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatType {
+    /// IEEE half, as its `u16` bits.
+    F16,
+    /// IEEE single.
+    F32,
+}
+
+impl FloatType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            FloatType::F16 => 2,
+            FloatType::F32 => 4,
+        }
+    }
+}
+
+/// Options for [`StateDict::plan`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StateDictOptions {
+    /// Map llama-family GGUF names to Hugging Face names ([`hf_name`]) and
+    /// undo llama.cpp's Q/K row permutation ([`unpermute_rows`]).
+    pub gguf_name_mapping: bool,
+}
+
+/// Where tensors come from: an [`AeroFile`] or an [`aero_set::AeroSet`].
+pub trait TensorSource {
+    /// The tensor index (the global one for a set).
+    fn tensor_index(&self) -> Result<&TensorIndex>;
+    /// The MJSN object (the index file's for a set), if any.
+    fn meta(&self) -> Result<Option<Value>>;
+    /// A tensor's verified bytes.
+    fn verified(&self, name: &str) -> Result<TensorView<'_>>;
+}
+
+impl TensorSource for AeroFile {
+    fn tensor_index(&self) -> Result<&TensorIndex> {
+        Ok(self.index()?)
+    }
+    fn meta(&self) -> Result<Option<Value>> {
+        Ok(self.meta_json()?)
+    }
+    fn verified(&self, name: &str) -> Result<TensorView<'_>> {
+        Ok(self.tensor(name)?)
+    }
+}
+
+impl TensorSource for aero_set::AeroSet {
+    fn tensor_index(&self) -> Result<&TensorIndex> {
+        Ok(self.index()?)
+    }
+    fn meta(&self) -> Result<Option<Value>> {
+        // The set's index file usually has no MJSN; the first part does.
+        if let Some(m) = self.index_file()?.meta_json()? {
+            return Ok(Some(m));
+        }
+        match self.part_count() {
+            0 => Ok(None),
+            _ => Ok(self.part(0)?.meta_json()?),
+        }
+    }
+    fn verified(&self, name: &str) -> Result<TensorView<'_>> {
+        Ok(self.tensor(name)?)
+    }
+}
+
+/// How a stored tensor becomes floats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conversion {
+    /// f32 or f16 bytes as they are.
+    Keep,
+    /// A dtype aero-quant decodes as a ggml type (bf16, f64, i8–i64) or a
+    /// packed ggml type.
+    Ggml(GgmlType),
+    /// u8, u16, u32, u64, bool.
+    Unsigned(DType),
+}
+
+/// One tensor of the state dict.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The name handed out (mapped when asked for).
+    pub name: String,
+    /// The tensor's name in the file.
+    pub source: String,
+    /// Row-major shape, innermost dimension last.
+    pub shape: Vec<u64>,
+    /// What its values are.
+    pub dtype: FloatType,
+    /// Number of elements.
+    pub elements: u64,
+    conversion: Conversion,
+    /// The stored bytes to use (a prefix of `data_len` for padded tensors
+    /// from the reference converter).
+    used_len: u64,
+    /// Heads to undo llama.cpp's Q/K permutation with.
+    unpermute: Option<u64>,
+}
+
+impl Entry {
+    /// Bytes of the float data.
+    pub fn byte_len(&self) -> u64 {
+        self.elements.saturating_mul(self.dtype.size() as u64)
+    }
+
+    /// Whether llama.cpp's Q/K row permutation is undone for this tensor,
+    /// and with how many heads.
+    pub fn unpermute_heads(&self) -> Option<u64> {
+        self.unpermute
+    }
+}
+
+/// A tensor's float values, native-endian.
+#[derive(Debug)]
+pub enum FloatData<'a> {
+    /// The file's own bytes, verified, aligned for the element type
+    /// (zero-copy when [`TensorView::is_zero_copy`]).
+    Stored(TensorView<'a>),
+    /// Converted f32 values.
+    F32(Vec<f32>),
+    /// f16 bits (reordered rows, or copied for alignment).
+    F16(Vec<u16>),
+}
+
+impl FloatData<'_> {
+    /// The values as bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            FloatData::Stored(v) => v.bytes(),
+            FloatData::F32(v) => bytemuck::cast_slice(v),
+            FloatData::F16(v) => bytemuck::cast_slice(v),
+        }
+    }
+}
+
+/// The planned state dict: names, shapes and float types of every tensor,
+/// and how to produce each. Planning reads only the index and MJSN.
+#[derive(Clone, Debug)]
+pub struct StateDict {
+    entries: Vec<Entry>,
+    reference_order: bool,
+}
+
+impl StateDict {
+    /// Plans the state dict of `src`: every tensor of its index, in order.
+    pub fn plan(src: &dyn TensorSource, opts: &StateDictOptions) -> Result<StateDict> {
+        let idx = src.tensor_index()?;
+        let meta = src.meta()?;
+        let reference_order = meta.as_ref().is_some_and(reference_gguf_order);
+        let heads = if opts.gguf_name_mapping {
+            meta.as_ref().map(HeadCounts::from_meta).unwrap_or_default()
+        } else {
+            HeadCounts::default()
+        };
+        let mut seen = HashSet::new();
+        let mut entries = Vec::with_capacity(idx.len());
+        for t in idx.tensors() {
+            let e = plan_one(t, reference_order, opts, &heads)?;
+            if !seen.insert(e.name.clone()) {
+                return Err(StateDictError::Invalid {
+                    name: t.name.clone(),
+                    reason: format!("a second tensor is named '{}' in the state dict", e.name),
+                });
+            }
+            entries.push(e);
+        }
+        Ok(StateDict {
+            entries,
+            reference_order,
+        })
+    }
+
+    /// Every tensor, in the index's order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Whether the file was recognised as written by the reference GGUF
+    /// converter (shapes in GGUF order, reversed here).
+    pub fn reference_gguf_order(&self) -> bool {
+        self.reference_order
+    }
+
+    /// Tensor `i`'s values: its bytes verified, then converted.
+    pub fn load<'a>(&self, src: &'a dyn TensorSource, i: usize) -> Result<FloatData<'a>> {
+        let e = self.entries.get(i).ok_or_else(|| StateDictError::Invalid {
+            name: format!("#{i}"),
+            reason: format!("no tensor {i}: the state dict has {}", self.entries.len()),
+        })?;
+        let view = src.verified(&e.source)?;
+        let used = usize::try_from(e.used_len).map_err(|_| too_big(e))?;
+        let stored = view
+            .bytes()
+            .get(..used)
+            .ok_or_else(|| StateDictError::Invalid {
+                name: e.source.clone(),
+                reason: format!("{} bytes stored, {} needed", view.bytes().len(), e.used_len),
+            })?;
+        let n = usize::try_from(e.elements).map_err(|_| too_big(e))?;
+        let data = match (e.conversion, e.dtype) {
+            (Conversion::Keep, dt) => {
+                let aligned = (stored.as_ptr() as usize).is_multiple_of(dt.size());
+                if aligned && used == view.bytes().len() && cfg!(target_endian = "little") {
+                    FloatData::Stored(view)
+                } else if dt == FloatType::F32 {
+                    FloatData::F32(
+                        stored
+                            .chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect(),
+                    )
+                } else {
+                    FloatData::F16(
+                        stored
+                            .chunks_exact(2)
+                            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                            .collect(),
+                    )
+                }
+            }
+            (Conversion::Ggml(ty), _) => {
+                let mut out = vec![0f32; n];
+                aero_quant::par_dequantize(ty, stored, e.elements, &mut out).map_err(|source| {
+                    StateDictError::Quant {
+                        name: e.source.clone(),
+                        source,
+                    }
+                })?;
+                FloatData::F32(out)
+            }
+            (Conversion::Unsigned(dt), _) => FloatData::F32(unsigned_to_f32(dt, stored)),
+        };
+        match e.unpermute {
+            None => Ok(data),
+            Some(heads) => {
+                let rows = e.shape.first().copied().unwrap_or(1) as usize;
+                let row_len = n.checked_div(rows).unwrap_or(0);
+                let heads = heads as usize;
+                Ok(match data {
+                    FloatData::F32(v) => FloatData::F32(unpermute_rows(&v, rows, row_len, heads)),
+                    FloatData::F16(v) => FloatData::F16(unpermute_rows(&v, rows, row_len, heads)),
+                    FloatData::Stored(view) => match e.dtype {
+                        FloatType::F32 => {
+                            let v: Vec<f32> = view.to_vec()?;
+                            FloatData::F32(unpermute_rows(&v, rows, row_len, heads))
+                        }
+                        FloatType::F16 => {
+                            let v: Vec<u16> = view.to_vec()?;
+                            FloatData::F16(unpermute_rows(&v, rows, row_len, heads))
+                        }
+                    },
+                })
+            }
+        }
+    }
+}
+
+fn too_big(e: &Entry) -> StateDictError {
+    StateDictError::Unsupported {
+        name: e.source.clone(),
+        reason: "too large for this platform's address space".into(),
+    }
+}
+
+fn unsigned_to_f32(dt: DType, b: &[u8]) -> Vec<f32> {
+    match dt {
+        DType::U8 => b.iter().map(|&x| f32::from(x)).collect(),
+        DType::Bool => b.iter().map(|&x| if x != 0 { 1.0 } else { 0.0 }).collect(),
+        DType::U16 => b
+            .chunks_exact(2)
+            .map(|c| f32::from(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        DType::U32 => b
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        _ => b
+            .chunks_exact(8)
+            .map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                u64::from_le_bytes(a) as f32
+            })
+            .collect(),
+    }
+}
+
+/// Whether an MJSN object marks a file written by the reference GGUF
+/// converter, whose shapes are in GGUF order (`ne0` first, spec §15):
+/// `source_format` is `"gguf"` and there is no `gguf` key, which this
+/// project's converter always writes (the key/values, version, alignment
+/// and tensor order) and the reference never does.
+pub fn reference_gguf_order(meta: &Value) -> bool {
+    meta.get("source_format").and_then(Value::as_str) == Some("gguf")
+        && meta.get(crate::gguf_convert::GGUF_KEY).is_none()
+}
+
+/// Trailing bytes a tensor from the reference GGUF converter may carry:
+/// its sizes are offset gaps, which include padding to GGUF's default
+/// 32-byte alignment (spec §16.5).
+const REFERENCE_PADDING: u64 = 32;
+
+fn plan_one(
+    t: &TensorInfo,
+    reference_order: bool,
+    opts: &StateDictOptions,
+    heads: &HeadCounts,
+) -> Result<Entry> {
+    let invalid = |reason: String| StateDictError::Invalid {
+        name: t.name.clone(),
+        reason,
+    };
+    let unsupported = |reason: String| StateDictError::Unsupported {
+        name: t.name.clone(),
+        reason,
+    };
+    let mut shape = t.shape.clone();
+    if reference_order {
+        shape.reverse();
+    }
+    let elements = t
+        .elements()
+        .ok_or_else(|| invalid(format!("shape {:?} overflows", t.shape)))?;
+    let (conversion, dtype, need) = match t.dtype {
+        DType::F32 | DType::F16 => {
+            let ft = if t.dtype == DType::F32 {
+                FloatType::F32
+            } else {
+                FloatType::F16
+            };
+            (Conversion::Keep, ft, t.dtype.byte_len(elements))
+        }
+        DType::BF16 | DType::F64 | DType::I8 | DType::I16 | DType::I32 | DType::I64 => {
+            let ggml = crate::gguf_convert::ggml_of(t.dtype)
+                .and_then(GgmlType::from_id)
+                .ok_or_else(|| unsupported(format!("no conversion for {}", t.dtype)))?;
+            (
+                Conversion::Ggml(ggml),
+                FloatType::F32,
+                t.dtype.byte_len(elements),
+            )
+        }
+        DType::U8 | DType::U16 | DType::U32 | DType::U64 | DType::Bool => (
+            Conversion::Unsigned(t.dtype),
+            FloatType::F32,
+            t.dtype.byte_len(elements),
+        ),
+        DType::Packed => {
+            let ty = t.ggml_type().ok_or_else(|| {
+                unsupported(
+                    "packed without a ggml type (quant_params.ggml_type): not a GGUF \
+                     quantization, cannot be expressed as floats"
+                        .into(),
+                )
+            })?;
+            if !aero_quant::can_dequantize(ty) {
+                return Err(unsupported(format!(
+                    "ggml type {} (id {}) cannot be dequantized",
+                    ty.name, ty.id
+                )));
+            }
+            // Rows are whole blocks: the innermost dimension must be a
+            // multiple of the block size.
+            let mut dims = shape.clone();
+            dims.reverse();
+            let need = ty.tensor_bytes(&dims).ok_or_else(|| {
+                invalid(format!(
+                    "shape {shape:?} does not fit {}: the innermost dimension must be a \
+                     multiple of {}",
+                    ty.name, ty.block_elems
+                ))
+            })?;
+            (Conversion::Ggml(ty), FloatType::F32, Some(need))
+        }
+        DType::Unknown(code) => return Err(unsupported(format!("unknown dtype code {code}"))),
+    };
+    let need = need.ok_or_else(|| invalid("byte length overflows".into()))?;
+    let padded = reference_order && t.data_len > need && t.data_len - need < REFERENCE_PADDING;
+    if t.data_len != need && !padded {
+        return Err(invalid(format!(
+            "data_len is {} but {} × {:?} takes {need} bytes",
+            t.data_len, t.dtype, shape
+        )));
+    }
+    let mut name = t.name.clone();
+    let mut unpermute = None;
+    if opts.gguf_name_mapping {
+        if let Some(hf) = hf_name(&t.name) {
+            name = hf;
+        }
+        if let Some((layer, kind)) = qk_tensor(&t.name) {
+            unpermute = heads.for_tensor(layer, kind).map_err(&invalid)?;
+            if let Some(h) = unpermute {
+                let rows = shape.first().copied().unwrap_or(0);
+                if h == 0 || rows % (2 * h) != 0 {
+                    return Err(invalid(format!(
+                        "{rows} rows cannot be split into {h} heads of an even size \
+                         (undoing llama.cpp's Q/K permutation)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(Entry {
+        name,
+        source: t.name.clone(),
+        shape,
+        dtype,
+        elements,
+        conversion,
+        used_len: need,
+        unpermute,
+    })
+}
+
+/// The Hugging Face name of a llama-family GGUF tensor name, `None` for a
+/// name without one (it is then kept as it is).
+///
+/// ```
+/// use aero_convert::state_dict::hf_name;
+/// assert_eq!(hf_name("token_embd.weight").as_deref(), Some("model.embed_tokens.weight"));
+/// assert_eq!(
+///     hf_name("blk.3.attn_q.weight").as_deref(),
+///     Some("model.layers.3.self_attn.q_proj.weight")
+/// );
+/// assert_eq!(hf_name("blk.0.ffn_norm.weight").as_deref(),
+///            Some("model.layers.0.post_attention_layernorm.weight"));
+/// assert_eq!(hf_name("rope_freqs.weight"), None);
+/// ```
+pub fn hf_name(gguf: &str) -> Option<String> {
+    let (stem, suffix) = gguf.rsplit_once('.')?;
+    if suffix != "weight" && suffix != "bias" {
+        return None;
+    }
+    let top = match stem {
+        "token_embd" => Some("model.embed_tokens"),
+        "output_norm" => Some("model.norm"),
+        "output" => Some("lm_head"),
+        _ => None,
+    };
+    if let Some(t) = top {
+        return Some(format!("{t}.{suffix}"));
+    }
+    let rest = stem.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hf = match part {
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Qk {
+    Q,
+    K,
+}
+
+/// `blk.N.attn_q.{weight,bias}` / `attn_k`: (N, which).
+fn qk_tensor(name: &str) -> Option<(u64, Qk)> {
+    let rest = name.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let layer: u64 = layer.parse().ok()?;
+    let kind = match part {
+        "attn_q.weight" | "attn_q.bias" => Qk::Q,
+        "attn_k.weight" | "attn_k.bias" => Qk::K,
+        _ => return None,
+    };
+    Some((layer, kind))
+}
+
+/// Architectures whose Q/K rows llama.cpp's `convert_hf_to_gguf.py`
+/// permutes (`LlamaModel.permute`): the `llama` architecture (Llama 1–3,
+/// Mistral and Mixtral are all written as `llama`).
+const PERMUTED_ARCHITECTURES: &[&str] = &["llama"];
+
+/// Head counts from MJSN `gguf.metadata` (kept by our GGUF converter).
+#[derive(Clone, Debug, Default)]
+struct HeadCounts {
+    /// `general.architecture`, when known.
+    arch: Option<String>,
+    head_count: Option<Counts>,
+    head_count_kv: Option<Counts>,
+}
+
+/// A scalar or a per-layer array (`{arch}.attention.head_count` may be either).
+#[derive(Clone, Debug)]
+enum Counts {
+    All(u64),
+    PerLayer(Vec<u64>),
+}
+
+impl Counts {
+    fn parse(v: &Value) -> Option<Counts> {
+        if let Some(n) = v.as_u64() {
+            return Some(Counts::All(n));
+        }
+        let items = v.get("items")?.as_array()?;
+        items
+            .iter()
+            .map(Value::as_u64)
+            .collect::<Option<Vec<u64>>>()
+            .map(Counts::PerLayer)
+    }
+
+    fn layer(&self, layer: u64) -> Option<u64> {
+        match self {
+            Counts::All(n) => Some(*n),
+            Counts::PerLayer(v) => v.get(usize::try_from(layer).ok()?).copied(),
+        }
+    }
+}
+
+impl HeadCounts {
+    fn from_meta(meta: &Value) -> HeadCounts {
+        let kv = meta
+            .pointer("/gguf/metadata")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let get = |key: &str| {
+            kv.iter()
+                .find(|e| e.get(0).and_then(Value::as_str) == Some(key))
+                .and_then(|e| e.get(2))
+        };
+        let arch = get("general.architecture")
+            .and_then(Value::as_str)
+            .or_else(|| meta.get("architecture").and_then(Value::as_str))
+            .map(str::to_owned);
+        let (head_count, head_count_kv) = match &arch {
+            Some(a) => (
+                get(&format!("{a}.attention.head_count")).and_then(Counts::parse),
+                get(&format!("{a}.attention.head_count_kv")).and_then(Counts::parse),
+            ),
+            None => (None, None),
+        };
+        HeadCounts {
+            arch,
+            head_count,
+            head_count_kv,
+        }
+    }
+
+    /// The head count to undo the permutation of layer `layer`'s Q or K
+    /// with; `None` when the architecture's converter does not permute.
+    fn for_tensor(&self, layer: u64, kind: Qk) -> std::result::Result<Option<u64>, String> {
+        let Some(arch) = self.arch.as_deref() else {
+            return Err(
+                "the GGUF architecture is unknown, so whether llama.cpp permuted \
+                        its Q/K rows cannot be told"
+                    .into(),
+            );
+        };
+        if !PERMUTED_ARCHITECTURES.contains(&arch) {
+            return Ok(None);
+        }
+        let missing = || {
+            format!(
+                "{arch}.attention.head_count is not in MJSN gguf.metadata (a file from the \
+                 reference converter loses the GGUF key/values; convert the GGUF with \
+                 aerotensor), so llama.cpp's Q/K permutation cannot be undone"
+            )
+        };
+        let q = self
+            .head_count
+            .as_ref()
+            .and_then(|c| c.layer(layer))
+            .ok_or_else(missing)?;
+        Ok(Some(match kind {
+            Qk::Q => q,
+            Qk::K => self
+                .head_count_kv
+                .as_ref()
+                .and_then(|c| c.layer(layer))
+                .unwrap_or(q),
+        }))
+    }
+}
+
+/// Undoes llama.cpp's Q/K row permutation: `convert_hf_to_gguf.py` stores
+/// `w.reshape(n_head, 2, rows / n_head / 2, ...).swapaxes(1, 2)`, so GGUF
+/// row `h·d + 2j + i` holds Hugging Face row `h·d + i·d/2 + j` (`d` =
+/// rows / n_head). `data` is `rows` rows of `row_len` values; returns the
+/// rows in Hugging Face order. Returns `data` unchanged when `rows` is not
+/// a multiple of `2 · n_head` (the planner refuses those).
+///
+/// ```
+/// use aero_convert::state_dict::unpermute_rows;
+/// // One head of 4 rows: GGUF order is HF rows 0, 2, 1, 3.
+/// assert_eq!(unpermute_rows(&[0, 2, 1, 3], 4, 1, 1), vec![0, 1, 2, 3]);
+/// ```
+pub fn unpermute_rows<T: Copy>(data: &[T], rows: usize, row_len: usize, n_head: usize) -> Vec<T> {
+    let mut out = data.to_vec();
+    if n_head == 0 || !rows.is_multiple_of(2 * n_head) || data.len() != rows * row_len {
+        return out;
+    }
+    let d = rows / n_head;
+    let half = d / 2;
+    for h in 0..n_head {
+        for j in 0..half {
+            for i in 0..2 {
+                let src = (h * d + 2 * j + i) * row_len;
+                let dst = (h * d + i * half + j) * row_len;
+                out[dst..dst + row_len].copy_from_slice(&data[src..src + row_len]);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,723 @@
+//! The C ABI's tasks.
+//!
+//! - `cargo xtask capi-header [--check]` — generates
+//!   `crates/aero-capi/include/aero_capi.h` (from `src/legacy.rs`) and
+//!   `aerotensor.h` (from `src/ext.rs`) with cbindgen; `--check` fails when
+//!   the committed headers differ from what the source generates.
+//! - `cargo xtask capi` — the header check, `libaerotensor.so`/`.a` in
+//!   release, `target/capi/aerotensor.pc`, the C and C++ examples and the C
+//!   ABI test compiled with `-Wall -Wextra -Werror` (flags from pkg-config),
+//!   run on the golden files with their output checked against
+//!   `expected.json` (names, dtypes, shapes, lengths, BLAKE3 of the bytes),
+//!   then again under valgrind memcheck and AddressSanitizer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+
+use crate::root;
+
+const CRATE: &str = "crates/aero-capi";
+
+const LICENSE_NOTE: &str = "/*
+ * aerotensor C ABI — AERO model-weight containers (libaerotensor).
+ * Link: pkg-config --cflags --libs aerotensor, or -I<include> -L<lib> -laerotensor.
+ *
+ * Ownership and lifetimes:
+ *  - A handle (aero_load / aero_open, aero_load_state_dict) is owned by the
+ *    caller and released exactly once with aero_close / aero_state_dict_free
+ *    (NULL is a no-op). Every pointer obtained through a handle (tensor
+ *    data, state-dict data) stays valid, read-only and unchanged until then.
+ *  - Strings the library allocates for the caller (the report of
+ *    aero_validate) are freed with aero_string_free.
+ *  - aero_error_string(), aero_dtype_name(), aero_version() and the ggml and
+ *    error-code names are owned by the library: never free them.
+ *    aero_error_string() is valid until the next aero_* call on the same thread.
+ *  - Input strings (paths, names) are only read during the call.
+ *
+ * Errors: functions returning int return 0 on success and an error code
+ * (aero_error_code_t in aerotensor.h) on failure; functions returning a
+ * handle or pointer return NULL. Every call first clears the calling
+ * thread's last error, then sets it on failure: aero_error_string() (never
+ * NULL, \"\" after success). Nothing is written to out-parameters on failure.
+ *
+ * Trust: every tensor byte handed out is first verified against the
+ * strongest hash the file records for it (hash_b3, page hashes, or the
+ * shard hash); damaged bytes are an error, never data. Only calls named
+ * *_unverified skip that.
+ *
+ * Threads: handles may be used from several threads at once (the library
+ * synchronises internally). Closing a handle while another thread uses it
+ * is the caller's error.
+ */";
+
+fn config(guard: &str, includes: Vec<String>, source: &str) -> cbindgen::Config {
+    let mut c = cbindgen::Config {
+        language: cbindgen::Language::C,
+        cpp_compat: true,
+        include_guard: Some(guard.into()),
+        no_includes: true,
+        sys_includes: vec!["stddef.h".into(), "stdint.h".into()],
+        includes,
+        documentation: true,
+        documentation_style: cbindgen::DocumentationStyle::C,
+        style: cbindgen::Style::Both,
+        usize_is_size_t: true,
+        header: Some(LICENSE_NOTE.into()),
+        autogen_warning: Some(format!(
+            "/* Generated from {CRATE}/{source} by `cargo xtask capi-header` (cbindgen). Do not edit. */"
+        )),
+        ..cbindgen::Config::default()
+    };
+    c.enumeration.prefix_with_name = false;
+    c
+}
+
+/// The two headers as the source generates them: (file name, contents).
+fn generate() -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let dir = root().join(CRATE).join("src");
+    let mut out = Vec::new();
+    for (name, src, guard, includes) in [
+        ("aero_capi.h", "legacy.rs", "AERO_CAPI_H", vec![]),
+        (
+            "aerotensor.h",
+            "ext.rs",
+            "AEROTENSOR_H",
+            vec!["aero_capi.h".to_string()],
+        ),
+    ] {
+        let bindings = cbindgen::Builder::new()
+            .with_config(config(guard, includes, &format!("src/{src}")))
+            .with_src(dir.join(src))
+            .generate()
+            .with_context(|| format!("cbindgen on {src}"))?;
+        let mut buf = Vec::new();
+        bindings.write(&mut buf);
+        out.push((name, buf));
+    }
+    Ok(out)
+}
+
+/// `cargo xtask capi-header [--check]`.
+pub fn header(rest: &[String]) -> Result<()> {
+    let check = rest.iter().any(|a| a == "--check");
+    let dir = root().join(CRATE).join("include");
+    let mut stale = Vec::new();
+    for (name, text) in generate()? {
+        let path = dir.join(name);
+        if check {
+            let have = std::fs::read(&path).unwrap_or_default();
+            if have != text {
+                stale.push(path.display().to_string());
+            }
+        } else {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "stale C header(s): {} — the Rust source generates something else; run `cargo xtask capi-header` and commit",
+            stale.join(", ")
+        );
+    }
+    if check {
+        eprintln!("capi-header: headers match the source");
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
+/// Writes `aerotensor.pc` for the release library in this tree.
+fn write_pc(dir: &Path, libdir: &Path) -> Result<PathBuf> {
+    let include = root().join(CRATE).join("include");
+    let pc = format!(
+        "includedir={}\nlibdir={}\n\nName: aerotensor\nDescription: AERO model-weight containers: verified zero-copy loading (C ABI)\nVersion: {}\nCflags: -I${{includedir}}\nLibs: -L${{libdir}} -laerotensor\nLibs.private: -lpthread -ldl -lm -lgcc_s -lc\n",
+        include.display(),
+        libdir.display(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("aerotensor.pc");
+    std::fs::write(&path, pc)?;
+    Ok(path)
+}
+
+fn output(cmd: &mut Command) -> Result<Output> {
+    // `cargo run` puts target/*/deps on LD_LIBRARY_PATH, which outranks
+    // the programs' rpath and could load a stale debug libaerotensor.so.
+    cmd.env_remove("LD_LIBRARY_PATH");
+    eprintln!("$ {cmd:?}");
+    cmd.output().with_context(|| format!("running {cmd:?}"))
+}
+
+fn pkg_config(pc_dir: &Path, args: &[&str]) -> Result<Vec<String>> {
+    let o = output(
+        Command::new("pkg-config")
+            .args(args)
+            .arg("aerotensor")
+            .env("PKG_CONFIG_PATH", pc_dir),
+    )?;
+    ensure!(
+        o.status.success(),
+        "pkg-config failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(String::from_utf8(o.stdout)?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+fn ensure_tools() -> Result<()> {
+    let missing: Vec<&str> = [
+        ("gcc", "gcc"),
+        ("g++", "g++"),
+        ("valgrind", "valgrind"),
+        ("pkg-config", "pkg-config"),
+    ]
+    .into_iter()
+    .filter(|(bin, _)| !crate::has(bin, "--version"))
+    .map(|(_, pkg)| pkg)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("capi: installing {}", missing.join(" "));
+    let apt = |args: &[&str]| -> Result<()> {
+        crate::run(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq"];
+    args.extend(&missing);
+    apt(&args)
+}
+
+struct Built {
+    dir: PathBuf,
+}
+
+impl Built {
+    fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Builds the library, the .pc file and every C/C++ program.
+fn build() -> Result<Built> {
+    crate::run(crate::cargo().args(["build", "--release", "-p", "aero-capi"]))?;
+    let lib = target_dir().join("release");
+    for f in ["libaerotensor.so", "libaerotensor.a"] {
+        ensure!(
+            lib.join(f).is_file(),
+            "{} was not built",
+            lib.join(f).display()
+        );
+    }
+    let dir = target_dir().join("capi");
+    let pc = write_pc(&dir, &lib)?;
+    eprintln!("wrote {}", pc.display());
+    let cflags = pkg_config(&dir, &["--cflags"])?;
+    let libs = pkg_config(&dir, &["--libs"])?;
+    let rpath = format!("-Wl,-rpath,{}", lib.display());
+    let warn = ["-Wall", "-Wextra", "-Werror", "-g"];
+    let r = root();
+    let cc = |out: &str, src: &str, extra: &[&str]| -> Result<()> {
+        crate::run(
+            Command::new("gcc")
+                .args(["-std=c11", "-pedantic"])
+                .args(warn)
+                .args(&cflags)
+                .args(extra)
+                .arg(r.join(src))
+                .arg("-o")
+                .arg(dir.join(out))
+                .args(&libs)
+                .arg(&rpath)
+                .arg("-pthread"),
+        )
+    };
+    let asan = ["-fsanitize=address", "-fno-omit-frame-pointer"];
+    cc("load", "examples/c/load.c", &[])?;
+    cc("load_asan", "examples/c/load.c", &asan)?;
+    cc("abi_test", "crates/aero-capi/tests/c/abi_test.c", &[])?;
+    cc(
+        "abi_test_asan",
+        "crates/aero-capi/tests/c/abi_test.c",
+        &asan,
+    )?;
+    // The legacy program sees only aero_capi.h (its include path holds
+    // nothing else), and is linked once against each library.
+    let only_legacy = dir.join("legacy-include");
+    std::fs::create_dir_all(&only_legacy)?;
+    std::fs::copy(
+        r.join(CRATE).join("include/aero_capi.h"),
+        only_legacy.join("aero_capi.h"),
+    )?;
+    let legacy = |out: &str, link: &[String]| -> Result<()> {
+        crate::run(
+            Command::new("gcc")
+                .args(["-std=c99", "-pedantic"])
+                .args(warn)
+                .arg(format!("-I{}", only_legacy.display()))
+                .arg(r.join("examples/c/legacy.c"))
+                .arg("-o")
+                .arg(dir.join(out))
+                .args(link),
+        )
+    };
+    legacy(
+        "legacy",
+        &[libs.clone(), vec![rpath.clone(), "-lm".into()]].concat(),
+    )?;
+    let static_libs = pkg_config(&dir, &["--libs", "--static"])?;
+    let static_link: Vec<String> = static_libs
+        .iter()
+        .map(|a| {
+            if a == "-laerotensor" {
+                lib.join("libaerotensor.a").display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    legacy("legacy_static", &static_link)?;
+    crate::run(
+        Command::new("g++")
+            .args(["-std=c++17", "-pedantic"])
+            .args(warn)
+            .args(&cflags)
+            .arg(r.join("examples/cpp/load.cpp"))
+            .arg("-o")
+            .arg(dir.join("load_cpp"))
+            .args(&libs)
+            .arg(&rpath),
+    )?;
+    Ok(Built { dir })
+}
+
+/// `libaerotensor.so` in release and `examples/c/open_all.c` at -O2
+/// against it (for `cargo xtask bench capi`).
+pub fn build_open_all() -> Result<PathBuf> {
+    crate::run(crate::cargo().args(["build", "--release", "-p", "aero-capi"]))?;
+    let lib = target_dir().join("release");
+    let dir = target_dir().join("capi");
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("open_all");
+    crate::run(
+        Command::new("gcc")
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .arg(format!(
+                "-I{}",
+                root().join(CRATE).join("include").display()
+            ))
+            .arg(root().join("examples/c/open_all.c"))
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("-L{}", lib.display()))
+            .arg("-laerotensor")
+            // DT_RPATH: wins over a LD_LIBRARY_PATH that `cargo run` sets.
+            .arg("-Wl,--disable-new-dtags")
+            .arg(format!("-Wl,-rpath,{}", lib.display())),
+    )?;
+    Ok(out)
+}
+
+/// A program's output lines for one input, as the checker reads them.
+#[derive(Debug, Default)]
+struct Listing {
+    /// name → (dtype code, shape, data_len, bytes)
+    tensors: BTreeMap<String, (u64, Vec<u64>, u64, Vec<u8>)>,
+    /// name → error code
+    errors: BTreeMap<String, i64>,
+    count: Option<u64>,
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    ensure!(s.len().is_multiple_of(2), "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("hex"))
+        .collect()
+}
+
+/// Parses the `tensor` / `error` / `count` lines the examples write.
+fn parse_listing(text: &str) -> Result<Listing> {
+    let mut l = Listing::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.first().copied() {
+            Some("count") => l.count = Some(f.get(1).context("count")?.parse()?),
+            Some("tensor") => {
+                ensure!(f.len() == 8, "bad tensor line: {line}");
+                let shape = if f[5].is_empty() {
+                    Vec::new()
+                } else {
+                    f[5].split(',')
+                        .map(|d| d.parse::<u64>().context("dim"))
+                        .collect::<Result<_>>()?
+                };
+                let bytes = unhex(f[7])?;
+                let dup = l.tensors.insert(
+                    f[1].to_string(),
+                    (f[2].parse()?, shape, f[6].parse()?, bytes),
+                );
+                ensure!(dup.is_none(), "tensor {} listed twice", f[1]);
+            }
+            Some("error") => {
+                ensure!(f.len() >= 3, "bad error line: {line}");
+                l.errors.insert(f[1].to_string(), f[2].parse()?);
+            }
+            _ => {}
+        }
+    }
+    Ok(l)
+}
+
+/// Checks a listing against `expected.json`: every tensor of the set with
+/// its dtype, shape, length and the BLAKE3 of its bytes; `damaged` tensors
+/// must instead have failed with AERO_E_CORRUPT (2).
+fn check_listing(
+    l: &Listing,
+    set: &serde_json::Map<String, Value>,
+    damaged: &[&str],
+) -> Result<()> {
+    ensure!(
+        l.count == Some(set.len() as u64),
+        "count {:?}, expected {}",
+        l.count,
+        set.len()
+    );
+    for (name, want) in set {
+        if damaged.contains(&name.as_str()) {
+            ensure!(
+                l.errors.get(name) == Some(&2),
+                "damaged tensor {name}: expected error 2 (AERO_E_CORRUPT), got {:?} / data {}",
+                l.errors.get(name),
+                l.tensors.contains_key(name)
+            );
+            continue;
+        }
+        let (dtype, shape, len, bytes) = l
+            .tensors
+            .get(name)
+            .with_context(|| format!("tensor {name} missing (error {:?})", l.errors.get(name)))?;
+        ensure!(
+            Some(*dtype) == want["dtype"].as_u64(),
+            "{name}: dtype {dtype}"
+        );
+        let wshape: Vec<u64> = want["shape"]
+            .as_array()
+            .context("shape")?
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect();
+        ensure!(
+            *shape == wshape,
+            "{name}: shape {shape:?}, expected {wshape:?}"
+        );
+        ensure!(
+            Some(*len) == want["data_len"].as_u64(),
+            "{name}: data_len {len}"
+        );
+        ensure!(
+            bytes.len() as u64 == *len,
+            "{name}: {} bytes listed",
+            bytes.len()
+        );
+        let b3 = blake3::hash(bytes).to_hex().to_string();
+        ensure!(
+            Some(b3.as_str()) == want["blake3"].as_str(),
+            "{name}: BLAKE3 {b3}, expected {}",
+            want["blake3"]
+        );
+    }
+    for name in l.tensors.keys().chain(l.errors.keys()) {
+        ensure!(set.contains_key(name), "unexpected tensor {name}");
+    }
+    Ok(())
+}
+
+fn golden() -> PathBuf {
+    root().join("../shared/golden")
+}
+
+/// (input, tensor set, damaged tensors) for the examples.
+fn cases(expected: &Value) -> Result<Vec<(PathBuf, String, Vec<String>)>> {
+    let mut v = Vec::new();
+    for (file, meta) in expected["files"].as_object().context("files")? {
+        let Some(set) = meta["tensors"].as_str() else {
+            continue;
+        };
+        let path = match file.strip_suffix("/model.aeroset.json") {
+            Some(dir) => golden().join(dir),
+            None => golden().join(file),
+        };
+        let damaged = meta["damaged_tensors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect();
+        v.push((path, set.to_string(), damaged));
+    }
+    ensure!(
+        v.len() >= 8,
+        "expected.json lists {} files with tensors",
+        v.len()
+    );
+    Ok(v)
+}
+
+/// Runs `prog IN OUT` on every golden case and checks OUT.
+fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
+    let expected: Value = serde_json::from_slice(&std::fs::read(golden().join("expected.json"))?)?;
+    let out_dir = b.dir.join("out");
+    std::fs::create_dir_all(&out_dir)?;
+    let mut n = 0;
+    for (input, set_name, damaged) in cases(&expected)? {
+        let set = expected["tensor_sets"][&set_name]
+            .as_object()
+            .with_context(|| format!("tensor set {set_name}"))?;
+        let out = out_dir.join(format!(
+            "{prog}-{}.txt",
+            input.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let mut cmd = match wrap.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(b.bin(prog));
+                c
+            }
+            None => Command::new(b.bin(prog)),
+        };
+        let o = output(cmd.arg(&input).arg(&out))?;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        ensure!(
+            o.status.success(),
+            "{prog} {} failed ({}): {stderr}",
+            input.display(),
+            o.status
+        );
+        let l = parse_listing(&std::fs::read_to_string(&out)?)?;
+        check_listing(
+            &l,
+            set,
+            &damaged.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .with_context(|| format!("{prog} on {}", input.display()))?;
+        if !wrap.is_empty() {
+            let label = format!(
+                "{prog} {}",
+                input.file_name().unwrap_or_default().to_string_lossy()
+            );
+            check_memcheck(&label, &stderr).with_context(|| label.clone())?;
+        }
+        n += 1;
+    }
+    eprintln!("capi: {prog}: output of {n} golden files matches expected.json");
+    Ok(n)
+}
+
+/// valgrind's verdict: no errors, nothing definitely lost.
+fn check_memcheck(label: &str, stderr: &str) -> Result<()> {
+    let summary = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("ERROR SUMMARY:"))
+        .context("no valgrind ERROR SUMMARY")?;
+    ensure!(
+        summary.contains("ERROR SUMMARY: 0 errors"),
+        "valgrind: {summary}"
+    );
+    let lost = stderr.lines().find(|l| l.contains("definitely lost:"));
+    if let Some(l) = lost {
+        ensure!(l.contains("definitely lost: 0 bytes"), "valgrind: {l}");
+    }
+    let strip = |l: &str| l.split_once("== ").map_or(l, |(_, r)| r).trim().to_string();
+    eprintln!(
+        "  valgrind {label}: {}; {}",
+        strip(summary),
+        lost.map_or("no leaks possible".into(), strip)
+    );
+    Ok(())
+}
+
+const VALGRIND: &[&str] = &[
+    "valgrind",
+    "--error-exitcode=99",
+    "--leak-check=full",
+    "--show-leak-kinds=definite",
+    "--errors-for-leak-kinds=definite",
+];
+
+/// The offset of the middle byte of the first non-empty weight shard
+/// (header: toc_offset at 12; TOC entries of 80 bytes after 16).
+fn weight_offset(b: &[u8]) -> Result<u64> {
+    let u64_at = |o: usize| -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            b.get(o..o + 8).context("short file")?.try_into()?,
+        ))
+    };
+    let toc = u64_at(12)? as usize;
+    let count = u32::from_le_bytes(b.get(toc..toc + 4).context("short TOC")?.try_into()?);
+    for i in 0..count as usize {
+        let e = toc + 16 + 80 * i;
+        if b.get(e..e + 4) == Some(b"WTSH") && u64_at(e + 16)? > 0 {
+            return Ok(u64_at(e + 8)? + u64_at(e + 16)? / 2);
+        }
+    }
+    bail!("no weight shard")
+}
+
+/// Deterministic bytes that are not an AERO file.
+fn garbage(n: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Damaged inputs for the ABI test: a flipped weight byte (shard hash only,
+/// and hash_b3), a truncated file, garbage, a local manifest naming a
+/// remote part.
+fn abi_fixtures(dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let good = golden().join("mixed-single-shard.aero");
+    let bytes = std::fs::read(&good)?;
+    let f = weight_offset(&bytes)?;
+    let mut flipped = bytes.clone();
+    flipped[f as usize] ^= 0x01;
+    let damaged = dir.join("flipped.aero");
+    std::fs::write(&damaged, &flipped)?;
+    let truncated = dir.join("truncated.aero");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2])?;
+    let junk = dir.join("garbage.aero");
+    std::fs::write(&junk, garbage(4096))?;
+    let set = dir.join("remote-set");
+    std::fs::create_dir_all(&set)?;
+    let src = golden().join("aeroset-local");
+    for e in std::fs::read_dir(&src)? {
+        let e = e?;
+        std::fs::copy(e.path(), set.join(e.file_name()))?;
+    }
+    let mpath = set.join("model.aeroset.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&mpath)?)?;
+    m["parts"][0]["path"] = Value::from("http://127.0.0.1:9/part-000.aero");
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m)?)?;
+    Ok(vec![
+        good,
+        damaged,
+        truncated,
+        junk,
+        mpath,
+        golden().join("tensor-hash-defect.aero"),
+        golden().join("aeroset-local"),
+    ])
+}
+
+fn run_abi_test(b: &Built, prog: &str, wrap: &[&str], args: &[PathBuf]) -> Result<()> {
+    let mut cmd = match wrap.split_first() {
+        Some((w, a)) => {
+            let mut c = Command::new(w);
+            c.args(a).arg(b.bin(prog));
+            c
+        }
+        None => Command::new(b.bin(prog)),
+    };
+    let o = output(cmd.args(args))?;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("passed"))
+        .unwrap_or("");
+    eprintln!("{prog}: {last}");
+    ensure!(
+        o.status.success(),
+        "{prog} failed ({}):\n{stdout}\n{stderr}",
+        o.status
+    );
+    if !wrap.is_empty() {
+        check_memcheck(prog, &stderr)?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask capi`.
+pub fn capi() -> Result<()> {
+    header(&["--check".into()])?;
+    ensure_tools()?;
+    let b = build()?;
+    // Plain runs, checked against expected.json.
+    run_examples(&b, "load", &[])?;
+    run_examples(&b, "load_cpp", &[])?;
+    run_examples(&b, "legacy", &[])?;
+    run_examples(&b, "legacy_static", &[])?;
+    let fixtures = abi_fixtures(&b.dir.join("abi"))?;
+    run_abi_test(&b, "abi_test", &[], &fixtures)?;
+    // AddressSanitizer on the C side (the Rust library is built normally).
+    let asan_env = "detect_leaks=1:abort_on_error=0:halt_on_error=1";
+    let run_asan = |prog: &str| -> Result<()> {
+        let o = output(
+            Command::new(b.bin(prog))
+                .args(&fixtures)
+                .env("ASAN_OPTIONS", asan_env),
+        )?;
+        ensure!(
+            o.status.success(),
+            "{prog} under ASan failed ({}):\n{}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!("capi: {prog}: clean under AddressSanitizer");
+        Ok(())
+    };
+    run_asan("abi_test_asan")?;
+    let expected: Value = serde_json::from_slice(&std::fs::read(golden().join("expected.json"))?)?;
+    for (input, _, _) in cases(&expected)? {
+        let out = b.dir.join("out/asan.txt");
+        let o = output(
+            Command::new(b.bin("load_asan"))
+                .arg(&input)
+                .arg(&out)
+                .env("ASAN_OPTIONS", asan_env),
+        )?;
+        ensure!(
+            o.status.success(),
+            "load_asan {} failed: {}",
+            input.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    eprintln!("capi: load_asan: clean under AddressSanitizer on every golden file");
+    // valgrind memcheck: zero errors, nothing definitely lost.
+    run_examples(&b, "load", VALGRIND)?;
+    run_examples(&b, "load_cpp", VALGRIND)?;
+    run_examples(&b, "legacy", VALGRIND)?;
+    run_abi_test(&b, "abi_test", VALGRIND, &fixtures)?;
+    eprintln!("capi: all C ABI checks passed");
+    Ok(())
+}
