@@ -17,6 +17,13 @@
 //!   `cp IN OUT2 && sync OUT2` ≤ 1.0×, `--no-fsync` (which, like `cp`, does
 //!   not wait for the disk) vs `cp` ≤ 1.3×, peak RSS ≤ 64 MiB; the durable
 //!   command vs plain `cp` is reported.
+//! - `py`       — the Python package (wheel built with maturin, installed in a
+//!   venv under target/bench): `aerotensor.load_file` of the 1 GiB file into
+//!   numpy arrays, verified, vs `safetensors.numpy.load_file` of the same
+//!   weights ≤ 1.0×; open + `list_tensors()` of the 100,000-tensor file vs the
+//!   pure-Python reader `tests/pyref/aero_ref.py` ≤ 0.25×. Timed in-process by
+//!   `crates/aero-py/bench/bench_py.py` (a fresh interpreter per call, imports
+//!   done before the clock starts).
 //! - `capi`     — the C ABI's loader path (`examples/c/open_all.c` against
 //!   the release `libaerotensor.so`): open the 1 GiB file and take a
 //!   verified pointer to every tensor, vs `b3sum` of the file: ≤ 1.05× with
@@ -74,14 +81,14 @@ const EXTRACT_RATIO: f64 = 3.0;
 /// Bump when the fixture generator changes so stale fixtures are rebuilt.
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
-const E2E: [&str; 7] = [
-    "validate", "list", "extract", "repack", "convert", "export", "capi",
+const E2E: [&str; 8] = [
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py",
 ];
 /// The C ABI loader (open + a verified pointer to every tensor) vs `b3sum`.
 const CAPI_RATIO: f64 = 1.05;
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|micro|all]... [--runs N]"
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|micro|all]... [--runs N]"
         .into()
 }
 
@@ -213,6 +220,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
             "convert" => bench_convert(&ctx),
             "export" => bench_export(&ctx),
             "capi" => bench_capi(&ctx),
+            "py" => bench_py(&ctx),
             _ => unreachable!("names are checked"),
         };
         match r {
@@ -915,6 +923,120 @@ fn bench_list(ctx: &Ctx) -> Result<BenchOut> {
         min_ratio: None,
     });
     Ok(out)
+}
+
+/// The Python package: loading every tensor of the 1 GiB file into numpy
+/// arrays (verified) vs safetensors, and listing 100k tensors vs the
+/// pure-Python reader; see `crates/aero-py/bench/bench_py.py`.
+fn bench_py(ctx: &Ctx) -> Result<BenchOut> {
+    let wheel = crate::wheel()?;
+    let py = crate::venv(&wheel, "bench/py-venv", &["msgpack", "zstandard"])?;
+    let aero = big_aero(ctx)?;
+    let st = fixture(
+        ctx,
+        "model-1g.safetensors",
+        &[
+            "--bytes",
+            &BIG_BYTES.to_string(),
+            "--tensors",
+            &BIG_TENSORS.to_string(),
+            "--safetensors",
+        ],
+    )?;
+    let list = fixture(
+        ctx,
+        "tensors-100k.aero",
+        &[
+            "--bytes",
+            &(LIST_TENSORS * LIST_TENSOR_BYTES).to_string(),
+            "--tensors",
+            &LIST_TENSORS.to_string(),
+            "--layout",
+            "aligned",
+        ],
+    )?;
+    let out = ctx.dir.join("py.json");
+    let root = crate::root();
+    crate::run(
+        Command::new(&py)
+            .arg(root.join("crates/aero-py/bench/bench_py.py"))
+            .arg("run")
+            .arg("--load-aero")
+            .arg(&aero)
+            .arg("--load-safetensors")
+            .arg(&st)
+            .arg("--list-aero")
+            .arg(&list)
+            .arg("--pyref")
+            .arg(root.join("tests/pyref"))
+            .arg("--runs")
+            .arg(ctx.runs.to_string())
+            .arg("--out")
+            .arg(&out),
+    )?;
+    let v: Value = serde_json::from_slice(&fs::read(&out)?).context("bench_py.py output")?;
+    let mut o = BenchOut {
+        checks: Vec::new(),
+        commands: Vec::new(),
+        notes: Vec::new(),
+    };
+    for r in v.as_array().context("bench_py.py output: a list")? {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        let s = |k: &str| dur(Duration::from_secs_f64(f(k).max(0.0)));
+        let name = match r["benchmark"].as_str() {
+            Some("load") => "py: load_file 1 GiB into numpy (verified)",
+            Some("list") => "py: list_tensors 100k tensors",
+            _ => "py: ?",
+        };
+        let target = f("target");
+        o.checks.push(Check {
+            benchmark: name.into(),
+            ours: s("ours_median_s"),
+            baseline: format!(
+                "{} {}",
+                r["baseline"].as_str().unwrap_or(""),
+                s("baseline_median_s")
+            ),
+            ratio: format!("{:.2}x (min {:.2}x)", f("ratio"), f("ratio_of_min")),
+            rss: human(r["ours_peak_rss"].as_u64().unwrap_or(0)),
+            target: format!(
+                "wall <= {target:.2}x {}",
+                r["baseline"].as_str().unwrap_or("")
+            ),
+            outcome: Outcome::of(r["pass"].as_bool().unwrap_or(false)),
+            ratio_value: Some(f("ratio")),
+            min_ratio: Some(f("ratio_of_min")),
+        });
+        for (side, label) in [("ours", "ours"), ("baseline", "baseline")] {
+            let samples = &r["samples"][r[side].as_str().unwrap_or("")];
+            let walls: Vec<f64> = samples
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["s"].as_f64())
+                .collect();
+            let min = walls.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = walls.iter().copied().fold(0.0, f64::max);
+            o.commands.push(json!({
+                "label": format!("{} ({label})", r[side].as_str().unwrap_or("")),
+                "command": format!("bench_py.py child ({})", r["benchmark"]),
+                "wall_s": walls,
+                "median_s": f(&format!("{side}_median_s")),
+                "min_s": min,
+                "max_s": max,
+                "peak_rss_bytes": r[format!("{side}_peak_rss")],
+                "anon_peak_bytes": 0,
+                "median_cpu_s": 0.0,
+            }));
+        }
+    }
+    o.notes.push(
+        "py rows: time of the call in a fresh interpreter (imports excluded); load_file verifies \
+         every shard on all cores, then hands out zero-copy read-only views of the mapping; \
+         safetensors.numpy.load_file reads the file into memory and does not verify"
+            .into(),
+    );
+    Ok(o)
 }
 
 /// The two copy baselines: plain `cp`, and `cp` then `sync` of the copy (our

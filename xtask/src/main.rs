@@ -5,6 +5,9 @@
 //!   the independent Python reader against the golden files, and `capi`.
 //! - `bench`  — the performance targets, measured against baselines in one run.
 //! - `dist`   — a release build of `aerotensor` into `target/dist/`.
+//! - `wheel`  — the `aerotensor` Python wheel (crate aero-py, abi3, CPython ≥ 3.9)
+//!   built with maturin into `target/wheels/`; `pytest` also installs it into a
+//!   fresh venv and runs the Python suite (`crates/aero-py/tests`).
 //! - `fuzz`   — coverage-guided fuzzing with cargo-fuzz (`fuzz [--seconds N] [--replay] [TARGET…]`,
 //!   see docs/FUZZING.md); `fuzz-seeds` only rewrites the seed corpora and regression inputs.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
@@ -37,6 +40,8 @@ fn main() -> Result<()> {
         "setup" => setup(),
         "bench" => bench(rest),
         "dist" => dist(),
+        "wheel" => wheel().map(|_| ()),
+        "pytest" => pytest(),
         "fuzz" => fuzz::main(rest),
         "fuzz-seeds" => seeds::write_all(&root()),
         "no-std" => no_std(),
@@ -45,7 +50,7 @@ fn main() -> Result<()> {
         "capi-header" => capi::header(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std|capi|capi-header [--check]>"
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|wheel|pytest|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std|capi|capi-header [--check]>"
             );
             Ok(())
         }
@@ -185,6 +190,8 @@ fn ci() -> Result<()> {
     // The C ABI: header freshness, C/C++ examples on the golden files,
     // the ABI test, valgrind and AddressSanitizer (a few minutes).
     capi::capi()?;
+    // The Python package: the wheel as shipped, in a fresh venv.
+    pytest()?;
     nginx_test()?;
     s3_test()?;
     // Every committed corpus input and past finding once, then a short
@@ -212,6 +219,77 @@ fn dist() -> Result<()> {
     )?;
     eprintln!("wrote {}", dist.join("aerotensor").display());
     Ok(())
+}
+
+/// Builds the `aerotensor` wheel (release, abi3) with maturin into
+/// `target/wheels/` and returns its path.
+pub(crate) fn wheel() -> Result<PathBuf> {
+    let out = root().join("target/wheels");
+    std::fs::create_dir_all(&out)?;
+    // Only this build's wheel is left, so the path below is unambiguous.
+    for e in std::fs::read_dir(&out)? {
+        let p = e?.path();
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("aerotensor-") && n.ends_with(".whl"))
+        {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    let mut cmd = if has("maturin", "--version") {
+        Command::new("maturin")
+    } else {
+        let mut c = Command::new("python3");
+        c.args(["-m", "maturin"]);
+        c
+    };
+    run(cmd
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(root().join("crates/aero-py/Cargo.toml"))
+        .arg("--out")
+        .arg(&out))?;
+    let wheel = std::fs::read_dir(&out)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .with_context(|| format!("maturin wrote no wheel into {}", out.display()))?;
+    eprintln!("wrote {}", wheel.display());
+    Ok(wheel)
+}
+
+/// A fresh venv under `target/` with the wheel and what the tests import
+/// (numpy, pytest, blake3, safetensors, gguf) and `extra`; returns its
+/// python.
+pub(crate) fn venv(wheel: &Path, name: &str, extra: &[&str]) -> Result<PathBuf> {
+    let dir = root().join("target").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    let py = dir.join("bin/python");
+    run(Command::new(&py)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg(wheel)
+        .args(["pytest", "blake3", "safetensors", "gguf"])
+        .args(extra))?;
+    Ok(py)
+}
+
+/// Builds the wheel, installs it into a fresh venv and runs the Python
+/// suite there (from outside the source tree, so the installed package is
+/// what is imported). Its nginx tests start their own server.
+fn pytest() -> Result<()> {
+    let wheel = wheel()?;
+    let py = venv(&wheel, "py-venv", &[])?;
+    let tmp = root().join("target/pytest-tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    run(Command::new(&py)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
+        .arg(&tmp)
+        .arg(root().join("crates/aero-py/tests")))
 }
 
 fn bench(rest: &[String]) -> Result<()> {

@@ -63,6 +63,10 @@ pub struct AeroFile {
     shard_checks: Vec<OnceLock<ShardCheck>>,
 }
 
+/// Bytes read for a tensor and, when more was read (whole pages), the
+/// tensor's range of them.
+type Verified<'a> = (Cow<'a, [u8]>, Option<std::ops::Range<usize>>);
+
 /// What a verified read checks a tensor's bytes against: the strongest hash
 /// the file records for them. See the crate docs for what each costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -645,34 +649,62 @@ impl AeroFile {
 
     /// The verified bytes of a tensor entry (see [`AeroFile::tensor`]).
     pub fn view<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
+        let (bytes, range) = self.verified(info)?;
+        Ok(TensorView::new(info, bytes, range))
+    }
+
+    /// The verified bytes of a tensor entry, checked as [`AeroFile::view`]
+    /// checks them, without the view around them: they borrow the file only
+    /// (zero-copy when it is mapped), not `info`, which may be a temporary
+    /// (an AEROSET part's entry carrying the index's `hash_b3`).
+    pub fn verified_bytes<'a>(&'a self, info: &TensorInfo) -> Result<Cow<'a, [u8]>> {
+        let (bytes, range) = self.verified(info)?;
+        Ok(match range {
+            Some(r) => sub_range(bytes, r),
+            None => bytes,
+        })
+    }
+
+    /// Reads and checks a tensor's bytes; the range, when given, is the
+    /// tensor's part of them (pages around it were read too).
+    fn verified<'a>(&'a self, info: &TensorInfo) -> Result<Verified<'a>> {
         let (off, len) = self.tensor_range(info)?;
         let shard = self.shard(info.shard_id)?;
+        let unverified = || {
+            self.source
+                .bytes(off, len)
+                .map_err(|e| Error::io(&self.path, e))
+        };
         if self.shard_known_good(shard) {
             // The whole shard matched its hash (see `verify_all`).
-            return self.tensor_unverified(info);
+            return Ok((unverified()?, None));
         }
         match self.guard(info) {
             Guard::TensorHash => {
                 let want = info.hash_b3.unwrap_or_default();
-                let (view, ok) = self.retrying(off, len, || {
-                    let v = self.tensor_unverified(info)?;
-                    let ok = *crate::verify::hash(v.bytes()).as_bytes() == want;
+                let (bytes, ok) = self.retrying(off, len, || {
+                    let v = unverified()?;
+                    let ok = *crate::verify::hash(&v).as_bytes() == want;
                     Ok((v, ok))
                 })?;
                 if ok {
-                    Ok(view)
+                    Ok((bytes, None))
                 } else {
                     Err(self.corrupt(info, shard, off, "hash_b3".into()))
                 }
             }
-            Guard::Pages(ph) => self.pages_view(info, shard, &ph),
+            Guard::Pages(ph) => {
+                let (bytes, range) =
+                    self.pages_read(info, shard, &ph, info.data_off, info.data_len)?;
+                Ok((bytes, Some(range)))
+            }
             Guard::Shard => {
                 if self.source.stable() {
                     self.verify_shard(shard, info)?;
-                    self.tensor_unverified(info)
+                    Ok((unverified()?, None))
                 } else {
                     let bytes = self.shard_pass(shard, info, Some((info.data_off, len)))?;
-                    Ok(TensorView::new(info, Cow::Owned(bytes), None))
+                    Ok((Cow::Owned(bytes), None))
                 }
             }
             Guard::Unprotected | Guard::Trusted => Err(Error::Unverifiable {
@@ -681,6 +713,61 @@ impl AeroFile {
                 shard: shard.name.clone(),
             }),
         }
+    }
+
+    /// Verified bytes of part of a tensor: `len` bytes starting `start`
+    /// bytes into it (a few rows, say). They are checked against the PHSH
+    /// pages that cover them when the shard has page hashes, so the read
+    /// costs those pages (at most one page more than asked on each side),
+    /// not the tensor; without page hashes the whole tensor is read and
+    /// checked as [`AeroFile::view`] does (its `hash_b3`, else the shard
+    /// hash). A shard already proven by [`AeroFile::verify_all`] is not
+    /// hashed again. Zero-copy when the file is mapped.
+    ///
+    /// ```no_run
+    /// let f = aero_io::AeroFile::open("model.aero")?;
+    /// let info = f.tensor_info("embed.weight")?;
+    /// let row_bytes = info.data_len / info.shape[0];
+    /// let rows_10_to_12 = f.tensor_part(info, 10 * row_bytes, 2 * row_bytes)?;
+    /// # Ok::<(), aero_io::Error>(())
+    /// ```
+    pub fn tensor_part<'a>(
+        &'a self,
+        info: &TensorInfo,
+        start: u64,
+        len: u64,
+    ) -> Result<Cow<'a, [u8]>> {
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= info.data_len)
+            .ok_or_else(|| Error::Tensor {
+                path: self.path.clone(),
+                name: info.name.clone(),
+                reason: format!(
+                    "bytes {start}..{start}+{len} lie outside the tensor's {} bytes",
+                    info.data_len
+                ),
+            })?;
+        if start == 0 && len == info.data_len {
+            return self.verified_bytes(info);
+        }
+        let (off, _) = self.tensor_range(info)?;
+        let shard = self.shard(info.shard_id)?;
+        if len == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        if self.shard_known_good(shard) {
+            return self
+                .source
+                .bytes(off + start, len)
+                .map_err(|e| Error::io(&self.path, e));
+        }
+        if let Some(ph) = self.page_hashes(shard) {
+            let (bytes, range) = self.pages_read(info, shard, &ph, info.data_off + start, len)?;
+            return Ok(sub_range(bytes, range));
+        }
+        let whole = self.verified_bytes(info)?;
+        Ok(sub_range(whole, start as usize..end as usize))
     }
 
     /// Hashes every weight shard once, on every core, and remembers the
@@ -818,19 +905,21 @@ impl AeroFile {
         any
     }
 
-    /// Reads the pages covering a tensor, checks each against the PHSH and
-    /// returns the tensor's part of them.
-    fn pages_view<'a>(
+    /// Reads the pages covering `len` bytes at shard offset `a` (part of
+    /// `info`), checks each against the PHSH, and returns the pages' bytes
+    /// with the range of them that was asked for.
+    fn pages_read<'a>(
         &'a self,
-        info: &'a TensorInfo,
+        info: &TensorInfo,
         shard: &Chunk,
         ph: &PageHashes,
-    ) -> Result<TensorView<'a>> {
+        a: u64,
+        len: u64,
+    ) -> Result<(Cow<'a, [u8]>, std::ops::Range<usize>)> {
         use rayon::prelude::*;
-        let (a, len) = (info.data_off, info.data_len);
         let Some((start, end)) = crate::integrity::page_span(ph.page_size, a, len, shard.length)
         else {
-            return Ok(TensorView::new(info, Cow::Borrowed(&[]), None));
+            return Ok((Cow::Borrowed(&[]), 0..0));
         };
         let first = start / ph.page_size;
         let step = usize::try_from(ph.page_size).unwrap_or(usize::MAX);
@@ -852,11 +941,7 @@ impl AeroFile {
         match bad {
             None => {
                 let from = (a - start) as usize;
-                Ok(TensorView::new(
-                    info,
-                    bytes,
-                    Some(from..from + len as usize),
-                ))
+                Ok((bytes, from..from + len as usize))
             }
             Some(i) => Err(self.corrupt(
                 info,
@@ -974,5 +1059,15 @@ impl AeroFile {
     /// Whether this file is an AEROSET index (a TIDX but no weight shards).
     pub fn is_set_index(&self) -> bool {
         self.first(FourCc::WTSH).is_none() && self.first(FourCc::TIDX).is_some()
+    }
+}
+
+/// `range` of `bytes`, without copying when borrowed or when it is the whole
+/// buffer.
+fn sub_range(bytes: Cow<'_, [u8]>, range: std::ops::Range<usize>) -> Cow<'_, [u8]> {
+    match bytes {
+        Cow::Borrowed(b) => Cow::Borrowed(b.get(range).unwrap_or_default()),
+        Cow::Owned(v) if range == (0..v.len()) => Cow::Owned(v),
+        Cow::Owned(v) => Cow::Owned(v.get(range).unwrap_or_default().to_vec()),
     }
 }

@@ -92,6 +92,21 @@ impl<'a> TensorView<'a> {
         }
     }
 
+    /// The bytes, borrowed from the mapping when they were (see
+    /// [`Self::is_zero_copy`]), else owned.
+    pub fn into_bytes(self) -> Cow<'a, [u8]> {
+        match self.bytes {
+            Bytes::Borrowed(b) => Cow::Borrowed(b),
+            Bytes::Owned(mut v, r) => {
+                if r.end <= v.len() && r.start <= r.end {
+                    v.truncate(r.end);
+                    v.drain(..r.start);
+                }
+                Cow::Owned(v)
+            }
+        }
+    }
+
     /// Whether the bytes borrow the file mapping (no copy was made).
     pub fn is_zero_copy(&self) -> bool {
         matches!(self.bytes, Bytes::Borrowed(_))

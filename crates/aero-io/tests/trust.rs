@@ -231,3 +231,82 @@ fn files_without_any_hash_are_refused_unless_read_unverified() {
     assert!(e.to_string().contains("unverified"), "{e}");
     assert!(f.tensor_unverified(&t).is_ok());
 }
+
+/// A partial read (`tensor_part`, what row slices use) hands out exactly the
+/// bytes written or refuses, whatever byte of the file is flipped; pages
+/// verify just the range when the file has them.
+#[test]
+fn partial_reads_never_lie() {
+    for (label, orig) in our_files() {
+        let base = open_bytes(orig.clone()).unwrap();
+        let ranges = |len: u64| {
+            [
+                (0, len / 2),
+                (len / 3, (len / 3 + 1).min(len - len / 3)),
+                (len - len / 4, len / 4),
+            ]
+        };
+        let truth: HashMap<(String, u64, u64), Vec<u8>> = base
+            .index()
+            .unwrap()
+            .tensors()
+            .iter()
+            .flat_map(|t| {
+                let all = base.tensor(&t.name).unwrap().bytes().to_vec();
+                ranges(t.data_len).map(|(s, l)| {
+                    (
+                        (t.name.clone(), s, l),
+                        all[s as usize..(s + l) as usize].to_vec(),
+                    )
+                })
+            })
+            .collect();
+        let info = base.tensor_info("t3").unwrap();
+        assert!(base.tensor_part(info, 0, info.data_len + 1).is_err());
+        assert!(base.tensor_part(info, u64::MAX, 2).is_err());
+        let mut refused = 0u64;
+        for pos in (0..orig.len()).step_by(3) {
+            let mut b = orig.clone();
+            b[pos] ^= 0xa5;
+            let Ok(f) = open_bytes(b) else { continue };
+            let Ok(idx) = f.index() else { continue };
+            for t in idx.tensors() {
+                for (s, l) in ranges(t.data_len) {
+                    match f.tensor_part(t, s, l) {
+                        Ok(got) => assert_eq!(
+                            Some(&got.to_vec()),
+                            truth.get(&(t.name.clone(), s, l)),
+                            "{label}: flip at {pos} served wrong bytes for '{}' [{s}, +{l})",
+                            t.name
+                        ),
+                        Err(_) => refused += 1,
+                    }
+                }
+            }
+        }
+        assert!(refused > 0, "{label}");
+    }
+}
+
+/// With page hashes, damage outside the pages a partial read covers does
+/// not stop the read (it costs the pages, not the tensor); damage inside
+/// them does.
+#[test]
+fn partial_reads_check_only_their_pages() {
+    let (_, orig) = our_files().remove(1); // pages only, 256-byte pages
+    let f = open_bytes(orig.clone()).unwrap();
+    let t = f.tensor_info("t3").unwrap().clone(); // 2048 bytes
+    let shard = f.shard(t.shard_id).unwrap();
+    let at = (shard.offset + t.data_off) as usize;
+    let mut b = orig.clone();
+    b[at + 1500] ^= 1; // page 5 of the tensor (if data_off is page-aligned)
+    let g = open_bytes(b).unwrap();
+    assert!(t.data_off.is_multiple_of(256), "data_off {}", t.data_off);
+    assert_eq!(
+        g.tensor_part(&t, 0, 512).unwrap().to_vec(),
+        f.tensor_part(&t, 0, 512).unwrap().to_vec()
+    );
+    let e = g.tensor_part(&t, 1400, 200).unwrap_err().to_string();
+    assert!(e.contains("PHSH page"), "{e}");
+    assert!(g.tensor("t3").is_err());
+}

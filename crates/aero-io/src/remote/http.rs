@@ -112,6 +112,21 @@ impl Transport for HttpTransport {
                 });
             }
             429 | 500..=599 => return Err(FetchError::Retry(format!("HTTP {status}"))),
+            // A missing or forbidden file is an I/O error like a local one,
+            // not damaged data: callers (the Python package, the CLI's exit
+            // code) report it as such.
+            s @ (404 | 410) => {
+                return Err(FetchError::Fatal(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("HTTP {s}"),
+                )));
+            }
+            s @ (401 | 403) => {
+                return Err(FetchError::Fatal(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("HTTP {s}"),
+                )));
+            }
             s => return Err(FetchError::fatal(format!("HTTP {s}"))),
         };
         Ok(Reply {

@@ -1,0 +1,671 @@
+//! `_Handle`: an opened AERO file or AEROSET, local or remote.
+//!
+//! Every method that hashes or reads releases the GIL while it does; Python
+//! objects are built afterwards. Tensor bytes are handed out only after
+//! `aero_io`/`aero_set` verified them (the strongest hash the file records:
+//! `hash_b3`, PHSH pages, the shard hash); the one unverified path is
+//! `chunk_bytes(verify=False)`, which the caller asks for by name.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aero_io::{AeroFile, ChunkStatus, Mode, TensorInfo};
+use aero_set::AeroSet;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::buffer::{Buffer, Elem};
+use crate::errors::{Failure, IntoPyResult, Raised, Res};
+
+/// What a handle reads (kept in an `Arc`, so the size difference of the
+/// variants costs nothing).
+#[allow(clippy::large_enum_variant)]
+pub enum Backing {
+    File(AeroFile),
+    Set(AeroSet),
+}
+
+/// How to reach remote files.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteArgs {
+    pub allow_remote: bool,
+    pub cache: bool,
+    pub cache_dir: Option<String>,
+}
+
+impl RemoteArgs {
+    /// Range-cache settings as the CLI takes them: `cache_dir`, else
+    /// `$AEROTENSOR_CACHE_DIR` or `~/.cache/aerotensor`; none when off.
+    fn options(&self) -> Res<aero_io::remote::RemoteOptions> {
+        use aero_io::remote::RangeCache;
+        let os = |path: &str, e| Failure::Os {
+            path: path.to_string(),
+            source: e,
+        };
+        let cache = if !self.cache {
+            None
+        } else {
+            let max = RangeCache::from_env()
+                .map(|c| c.max_bytes())
+                .unwrap_or(2048 << 20);
+            Some(match &self.cache_dir {
+                Some(d) => RangeCache::new(d, max).map_err(|e| os(d, e))?,
+                None => RangeCache::from_env().map_err(|e| os("remote range cache", e))?,
+            })
+        };
+        Ok(aero_io::remote::RemoteOptions {
+            cache,
+            ..Default::default()
+        })
+    }
+}
+
+/// Whether `s` is a URL (`scheme://…`) rather than a local path. Schemes
+/// this build cannot read are routed to the URL opener, which names the
+/// ones it accepts, rather than being taken for missing files.
+pub fn url_syntax(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// Whether `path` names an AEROSET: a manifest or a directory holding one
+/// (for a URL: one ending in `.json` or `/`).
+pub fn is_set(path: &str) -> bool {
+    if url_syntax(path) {
+        path.ends_with(".json") || path.ends_with('/')
+    } else {
+        aero_set::is_set(Path::new(path))
+    }
+}
+
+impl Backing {
+    /// Opens `path` as `kind` (`auto`, `file` or `set`).
+    pub fn open(path: &str, kind: &str, remote: &RemoteArgs) -> Res<Backing> {
+        let set = match kind {
+            "file" => false,
+            "set" => true,
+            "auto" => is_set(path),
+            other => {
+                return Err(Failure::Py(PyValueError::new_err(format!(
+                    "kind must be 'auto', 'file' or 'set', not {other:?}"
+                ))));
+            }
+        };
+        let url = url_syntax(path);
+        Ok(match (set, url) {
+            (false, false) => Backing::File(AeroFile::open(path)?),
+            (false, true) => Backing::File(AeroFile::open_url(path, remote.options()?)?),
+            (true, true) => Backing::Set(AeroSet::open_url(path, remote.options()?)?),
+            (true, false) if remote.allow_remote => Backing::Set(AeroSet::open_with_remote(
+                Path::new(path),
+                true,
+                remote.options()?,
+            )?),
+            (true, false) => Backing::Set(AeroSet::open(path)?),
+        })
+    }
+
+    fn file(&self) -> Res<&AeroFile> {
+        match self {
+            Backing::File(f) => Ok(f),
+            Backing::Set(s) => Ok(s.index_file()?),
+        }
+    }
+
+    /// The file holding a tensor's bytes and the entry to read them by
+    /// (for a set: the part and its entry, carrying the global `hash_b3`
+    /// when only the index records one).
+    fn locate(&self, name: &str) -> Res<(&AeroFile, Cow<'_, TensorInfo>)> {
+        match self {
+            Backing::File(f) => Ok((f, Cow::Borrowed(f.tensor_info(name)?))),
+            Backing::Set(s) => Ok(s.tensor_source(name)?),
+        }
+    }
+
+    /// A tensor's index entry (the global one for a set).
+    fn info(&self, name: &str) -> Res<&TensorInfo> {
+        match self {
+            Backing::File(f) => Ok(f.tensor_info(name)?),
+            Backing::Set(s) => Ok(s.locate(name)?.global),
+        }
+    }
+
+    fn index(&self) -> Res<&aero_io::TensorIndex> {
+        match self {
+            Backing::File(f) => Ok(f.index()?),
+            Backing::Set(s) => Ok(s.index()?),
+        }
+    }
+
+    /// The verified bytes of a whole tensor.
+    fn tensor(&self, name: &str) -> Res<Cow<'_, [u8]>> {
+        let (f, entry) = self.locate(name)?;
+        Ok(f.verified_bytes(&entry)?)
+    }
+
+    /// The verified bytes `start..start+len` of a tensor.
+    fn part(&self, name: &str, start: u64, len: u64) -> Res<Cow<'_, [u8]>> {
+        let (f, entry) = self.locate(name)?;
+        Ok(f.tensor_part(&entry, start, len)?)
+    }
+
+    /// Hashes every weight shard once (every part of a set), so that later
+    /// verified reads of a local file cost nothing.
+    fn verify_all(&self) -> Res<()> {
+        match self {
+            Backing::File(f) => Ok(f.verify_all()?),
+            Backing::Set(s) => {
+                for i in 0..s.part_count() {
+                    s.part(i)?.verify_all()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An opened AERO file or AEROSET.
+#[pyclass(frozen, module = "aerotensor._aerotensor", name = "_Handle")]
+pub struct Handle {
+    inner: Mutex<Option<Arc<Backing>>>,
+    path: String,
+    kind: &'static str,
+}
+
+impl Handle {
+    fn get(&self) -> PyResult<Arc<Backing>> {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or_else(|| PyValueError::new_err(format!("{}: the reader is closed", self.path)))
+    }
+
+    fn file(&self, py: Python<'_>) -> PyResult<Arc<Backing>> {
+        let b = self.get()?;
+        match &*b {
+            Backing::File(_) => Ok(b),
+            Backing::Set(_) => Err(Failure::aero(
+                "not-a-file",
+                format!(
+                    "{}: is an AEROSET; open one of its files for chunk access",
+                    self.path
+                ),
+            )
+            .into_py(py)),
+        }
+    }
+}
+
+/// Numpy type and shape of a whole tensor: its own, or raw bytes (`uint8`,
+/// one dimension) for packed and unknown dtypes and when `raw`.
+fn elem_shape(info: &TensorInfo, raw: bool) -> Res<(Elem, Vec<u64>)> {
+    match Elem::of(info.dtype) {
+        Some(e) if !raw => {
+            if info.expected_len() != Some(info.data_len) {
+                return Err(Raised::new(
+                    crate::errors::Class::Aero,
+                    "tensor",
+                    format!(
+                        "tensor '{}': data_len {} does not match shape {:?} of {} ({} bytes per element)",
+                        info.name, info.data_len, info.shape, info.dtype, e.size
+                    ),
+                )
+                .with_tensor(&info.name)
+                .into());
+            }
+            Ok((e, info.shape.clone()))
+        }
+        _ => Ok((Elem::U8, vec![info.data_len])),
+    }
+}
+
+fn header_tuple(f: &AeroFile) -> ([u8; 16], u64, (u16, u16)) {
+    let h = f.header();
+    (h.uuid, h.file_flags, (h.version_major, h.version_minor))
+}
+
+#[pymethods]
+impl Handle {
+    /// Opens a local path or URL: an `.aero` file, or an AEROSET manifest
+    /// (or its directory). `kind` forces one: `auto`, `file` or `set`.
+    #[staticmethod]
+    #[pyo3(signature = (path, kind = "auto", allow_remote = false, cache = true, cache_dir = None))]
+    fn open(
+        py: Python<'_>,
+        path: String,
+        kind: &str,
+        allow_remote: bool,
+        cache: bool,
+        cache_dir: Option<String>,
+    ) -> PyResult<Handle> {
+        let remote = RemoteArgs {
+            allow_remote,
+            cache,
+            cache_dir,
+        };
+        let kind = kind.to_string();
+        let p = path.clone();
+        let backing = py
+            .detach(move || Backing::open(&p, &kind, &remote))
+            .py(py)?;
+        let kind = match backing {
+            Backing::File(_) => "file",
+            Backing::Set(_) => "set",
+        };
+        Ok(Handle {
+            inner: Mutex::new(Some(Arc::new(backing))),
+            path,
+            kind,
+        })
+    }
+
+    /// `file` or `set`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The path or URL opened.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// Drops this handle's reference to the file: its mapping is released
+    /// once no array or memoryview from it is alive.
+    fn close(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            *g = None;
+        }
+    }
+
+    /// (uuid, file_flags, (major, minor)) of the file (of the index file
+    /// of a set).
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, u64, (u16, u16))> {
+        let b = self.get()?;
+        let (uuid, flags, v) = header_tuple(b.file().py(py)?);
+        Ok((PyBytes::new(py, &uuid), flags, v))
+    }
+
+    /// Every TOC entry: (index, fourcc, name, flags, offset, length, ulen, hash).
+    #[allow(clippy::type_complexity)]
+    fn chunks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let b = self.file(py)?;
+        let f = b.file().py(py)?;
+        let rows = f
+            .chunks()
+            .iter()
+            .map(|c| {
+                (
+                    c.index,
+                    PyBytes::new(py, &c.fourcc.0),
+                    c.name.as_str(),
+                    c.flags.0,
+                    c.offset,
+                    c.length,
+                    c.ulen,
+                    PyBytes::new(py, &c.blake3),
+                )
+            })
+            .collect::<Vec<_>>();
+        PyList::new(py, rows)
+    }
+
+    /// The uncompressed payload of chunk `index`, its BLAKE3 checked
+    /// against the TOC unless `verify` is false. A chunk whose TOC hash is
+    /// not recorded (all zero) cannot be verified: IntegrityError.
+    #[pyo3(signature = (index, verify = true))]
+    fn chunk_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        index: usize,
+        verify: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.file(py)?;
+        let bytes = py.detach(|| chunk_payload(&b, index, verify)).py(py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Chunk `index` (verified) decoded from MessagePack as
+    /// `msgpack.unpackb(raw=False)` would.
+    fn chunk_msgpack<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.file(py)?;
+        let bytes = py.detach(|| chunk_payload(&b, index, true)).py(py)?;
+        let what = b
+            .file()
+            .ok()
+            .and_then(|f| f.chunks().get(index))
+            .map(|c| format!("{} chunk {} ({} '{}')", self.path, index, c.fourcc, c.name))
+            .unwrap_or_default();
+        crate::msgpack::unpack(py, &bytes, &what).py(py)
+    }
+
+    /// The tensor index as the reference returns it: one dict per tensor
+    /// with every key the TIDX stores (the global TIDX of a set), decoded
+    /// from the verified payload after every record passed the index's
+    /// checks (required keys, types, shape).
+    fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.get()?;
+        let payload = py
+            .detach(|| -> Res<Cow<'_, [u8]>> {
+                match &*b {
+                    Backing::File(f) => {
+                        let payload = f.tidx_payload()?;
+                        check_records(f, &payload)?;
+                        Ok(payload)
+                    }
+                    Backing::Set(_) => {
+                        b.index()?;
+                        Ok(b.file()?.tidx_payload()?)
+                    }
+                }
+            })
+            .py(py)?;
+        let what = format!("{}: TIDX", self.path);
+        let tidx = crate::msgpack::unpack(py, &payload, &what).py(py)?;
+        tidx.get_item("tensors")
+    }
+
+    /// Tensor names in index order.
+    fn names(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let b = self.get()?;
+        let idx = py.detach(|| b.index()).py(py)?;
+        Ok(idx.tensors().iter().map(|t| t.name.clone()).collect())
+    }
+
+    /// (dtype code, shape, data_len, ggml type id or None) of a tensor.
+    fn info<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+    ) -> PyResult<(u16, Bound<'py, PyTuple>, u64, Option<u32>)> {
+        let b = self.get()?;
+        let i = py.detach(|| b.info(name)).py(py)?;
+        Ok((
+            i.dtype.code(),
+            PyTuple::new(py, &i.shape)?,
+            i.data_len,
+            i.ggml_type().map(|t| t.id),
+        ))
+    }
+
+    /// A tensor's verified bytes as a numpy-ready buffer (zero-copy from a
+    /// local mapping when aligned); `raw` gives them as 1-D `uint8`.
+    #[pyo3(signature = (name, raw = false))]
+    fn tensor(&self, py: Python<'_>, name: &str, raw: bool) -> PyResult<Buffer> {
+        let b = self.get()?;
+        let (bytes, elem, shape) = py
+            .detach(|| -> Res<_> {
+                let info = b.info(name)?;
+                let (elem, shape) = elem_shape(info, raw)?;
+                Ok((b.tensor(name)?, elem, shape))
+            })
+            .py(py)?;
+        Ok(Buffer::new(bytes, Arc::clone(&b), elem, shape))
+    }
+
+    /// Rows `start..stop` of a tensor (along its first dimension), verified
+    /// through the page hashes covering them (else the tensor's own check).
+    fn rows(&self, py: Python<'_>, name: &str, start: u64, stop: u64) -> PyResult<Buffer> {
+        let b = self.get()?;
+        let (bytes, elem, shape) = py
+            .detach(|| -> Res<_> {
+                let info = b.info(name)?;
+                let (elem, mut shape) = elem_shape(info, false)?;
+                let n = shape.first().copied().unwrap_or(0);
+                if elem == Elem::U8 && Elem::of(info.dtype).is_none() {
+                    return Err(Failure::aero(
+                        "tensor",
+                        format!(
+                            "tensor '{name}' is {}: read it whole (get_tensor) to slice it",
+                            info.dtype
+                        ),
+                    ));
+                }
+                if shape.is_empty() || start > stop || stop > n {
+                    return Err(Failure::aero(
+                        "tensor",
+                        format!("rows {start}..{stop} of tensor '{name}' with shape {shape:?}"),
+                    ));
+                }
+                let row = info.data_len.checked_div(n).unwrap_or(0);
+                shape[0] = stop - start;
+                Ok((
+                    b.part(name, start * row, (stop - start) * row)?,
+                    elem,
+                    shape,
+                ))
+            })
+            .py(py)?;
+        Ok(Buffer::new(bytes, Arc::clone(&b), elem, shape))
+    }
+
+    /// A tensor's verified bytes as `bytes` (a copy).
+    fn tensor_bytes<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.get()?;
+        let bytes = py.detach(|| b.tensor(name)).py(py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A ggml-packed tensor dequantized (aero-quant, bit-exact with gguf-py)
+    /// to `f32`, `f16` or `bf16` (bits as `uint16`), with its row-major shape.
+    #[pyo3(signature = (name, out = "f32"))]
+    fn dequantize(&self, py: Python<'_>, name: &str, out: &str) -> PyResult<Buffer> {
+        let b = self.get()?;
+        let out = out.to_string();
+        py.detach(|| dequantize(&b, name, &out)).py(py)
+    }
+
+    /// Hashes every weight shard once on every core; afterwards verified
+    /// reads of a local file hash nothing.
+    fn verify_all(&self, py: Python<'_>) -> PyResult<()> {
+        let b = self.get()?;
+        py.detach(|| b.verify_all()).py(py)
+    }
+
+    /// The validation report as JSON (the CLI's `validate --json`).
+    fn validate(&self, py: Python<'_>, mode: &str) -> PyResult<String> {
+        let b = self.get()?;
+        let mode = parse_mode(mode)?;
+        let json = py.detach(|| match &*b {
+            Backing::File(f) => serde_json::to_string(&aero_io::validate(f, mode, &|_| {})),
+            Backing::Set(s) => serde_json::to_string(&aero_set::validate_set(s, mode, &|_| {})),
+        });
+        json.map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// The IHSH control-plane check as a list of problems (empty when the
+    /// file has no IHSH or it verifies).
+    fn validate_control(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let b = self.file(py)?;
+        let f = b.file().py(py)?;
+        use aero_io::integrity::ControlStatus as C;
+        Ok(match py.detach(|| aero_io::integrity::check_control(f)) {
+            C::Verified | C::NotPresent => Vec::new(),
+            C::Mismatch => vec![
+                "IHSH: control-plane digest mismatch (header/TOC/string table tampered or corrupted)"
+                    .into(),
+            ],
+            C::Error(e) => vec![format!("IHSH: {e}")],
+        })
+    }
+
+    /// (model name, architecture): a set's manifest, a file's MMSG or MJSN.
+    fn model(&self) -> PyResult<(Option<String>, Option<String>)> {
+        let b = self.get()?;
+        Ok(match &*b {
+            Backing::File(f) => f.model(),
+            Backing::Set(s) => {
+                let m = &s.manifest().model;
+                (Some(m.name.clone()), Some(m.architecture.clone()))
+            }
+        })
+    }
+
+    /// The MJSN metadata object as JSON (`null` when there is none); for a
+    /// set, the manifest.
+    fn metadata_json(&self, py: Python<'_>) -> PyResult<String> {
+        let b = self.get()?;
+        let v = py
+            .detach(|| -> Res<serde_json::Value> {
+                Ok(match &*b {
+                    Backing::File(f) => f.meta_json()?.unwrap_or(serde_json::Value::Null),
+                    Backing::Set(s) => s.manifest().to_json(),
+                })
+            })
+            .py(py)?;
+        Ok(v.to_string())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<aerotensor {} {:?}{}>",
+            self.kind,
+            self.path,
+            if self.closed() { " (closed)" } else { "" }
+        )
+    }
+}
+
+/// Checks every TIDX record as `TensorIndex::decode` does, with the
+/// non-allocating iterator (listing a file need not build the index; it is
+/// built, and cached, by the first tensor read).
+fn check_records(f: &AeroFile, payload: &[u8]) -> Res<()> {
+    let check = || -> Result<(), aero_format::Error> {
+        for rec in aero_format::TensorIter::new(payload)? {
+            for d in rec?.shape.iter() {
+                d?;
+            }
+        }
+        Ok(())
+    };
+    check().map_err(|e| {
+        aero_io::Error::Metadata {
+            path: f.path().to_path_buf(),
+            chunk: "TIDX",
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}
+
+pub fn parse_mode(mode: &str) -> PyResult<Mode> {
+    match mode {
+        "quick" => Ok(Mode::Quick),
+        "full" => Ok(Mode::Full),
+        "control" => Ok(Mode::Control),
+        other => Err(PyValueError::new_err(format!(
+            "mode must be 'quick', 'full' or 'control', not {other:?}"
+        ))),
+    }
+}
+
+/// A chunk's payload, verified unless `verify` is false.
+fn chunk_payload(b: &Backing, index: usize, verify: bool) -> Res<Vec<u8>> {
+    let f = b.file()?;
+    let c = f.chunks().get(index).ok_or_else(|| {
+        Failure::aero(
+            "chunk",
+            format!(
+                "{}: no chunk {index} (the file has {})",
+                f.path().display(),
+                f.chunks().len()
+            ),
+        )
+    })?;
+    if !verify {
+        return Ok(f.payload(c)?.into_owned());
+    }
+    let (data, status) = f.read_verified(c)?;
+    if status != ChunkStatus::Verified {
+        let mut r = Raised::new(
+            crate::errors::Class::Integrity,
+            "hash-not-recorded",
+            format!(
+                "{}: chunk {} ({} '{}'): its TOC hash is not recorded (all zero), so its bytes cannot be verified; read it with verify_hash=False to accept that",
+                f.path().display(),
+                c.index,
+                c.fourcc,
+                c.name
+            ),
+        );
+        r.path = Some(f.path().display().to_string());
+        r.chunk = Some(format!("{} '{}'", c.fourcc, c.name));
+        return Err(r.into());
+    }
+    Ok(data.into_owned())
+}
+
+fn dequantize(b: &Arc<Backing>, name: &str, out: &str) -> Res<Buffer> {
+    let info = b.info(name)?;
+    let ty = info.ggml_type().ok_or_else(|| {
+        Failure::aero(
+            "dequantize",
+            format!("tensor '{name}' is {} without a ggml type (quant_params.ggml_type): nothing to dequantize", info.dtype),
+        )
+    })?;
+    let n = info
+        .elements()
+        .ok_or_else(|| Failure::aero("dequantize", format!("tensor '{name}': shape overflows")))?;
+    // Row-major shape (this project, spec §15) or GGUF order (the
+    // reference converter): whichever the ggml block layout fits.
+    let mut reversed = info.shape.clone();
+    reversed.reverse();
+    let shape = if ty.tensor_bytes(&reversed) == Some(info.data_len) {
+        info.shape.clone()
+    } else if ty.tensor_bytes(&info.shape) == Some(info.data_len) {
+        reversed
+    } else {
+        return Err(Failure::aero(
+            "dequantize",
+            format!(
+                "tensor '{name}': {} bytes do not hold {} shape {:?}",
+                info.data_len, ty.name, info.shape
+            ),
+        ));
+    };
+    let bytes = b.tensor(name)?;
+    aero_quant::packed_len(ty, n)?;
+    let len = usize::try_from(n).map_err(|_| Failure::aero("dequantize", "tensor too large"))?;
+    Ok(match out {
+        "f32" => {
+            let v = aero_quant::dequantize_to_vec(ty, &bytes, n)?;
+            Buffer::from_vec(
+                v,
+                Elem {
+                    typestr: "<f4",
+                    size: 4,
+                },
+                shape,
+            )
+        }
+        "f16" | "bf16" => {
+            let mut v = vec![0u16; len];
+            if out == "f16" {
+                aero_quant::par_dequantize_f16(ty, &bytes, n, &mut v)?;
+            } else {
+                aero_quant::par_dequantize_bf16(ty, &bytes, n, &mut v)?;
+            }
+            let typestr = if out == "f16" { "<f2" } else { "<u2" };
+            Buffer::from_vec(v, Elem { typestr, size: 2 }, shape)
+        }
+        other => {
+            return Err(Failure::Py(PyValueError::new_err(format!(
+                "dequantize must be 'f32', 'f16' or 'bf16', not {other:?}"
+            ))));
+        }
+    })
+}
