@@ -431,30 +431,7 @@ pub fn export_with(
     let mut infos = Vec::with_capacity(tensors.len());
     let mut off = 0u64;
     for t in &tensors {
-        let id = match t.dtype {
-            DType::Packed => t
-                .extras_json()
-                .get("quant_params")
-                .and_then(|q| q.get("ggml_type"))
-                .and_then(Value::as_u64)
-                .map(|x| x as u32),
-            d => ggml_of(d),
-        }
-        .ok_or_else(|| {
-            bad(format!(
-                "tensor '{}' ({}) has no GGUF type",
-                t.name, t.dtype
-            ))
-        })?;
-        let ty = GgmlType::from_id(id)
-            .ok_or_else(|| bad(format!("tensor '{}': unknown ggml type {id}", t.name)))?;
-        if t.shape.len() > gguf::MAX_DIMS as usize {
-            return Err(bad(format!(
-                "tensor '{}' has rank {} (GGUF allows 4)",
-                t.name,
-                t.shape.len()
-            )));
-        }
+        let ty = gguf_type_of(t).map_err(bad)?;
         let dims: Vec<u64> = if t.shape.is_empty() {
             vec![1]
         } else {
@@ -549,31 +526,7 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
         }
     }
     for t in f.index()?.tensors() {
-        let id = match t.dtype {
-            DType::Packed => t
-                .extras_json()
-                .get("quant_params")
-                .and_then(|q| q.get("ggml_type"))
-                .and_then(Value::as_u64)
-                .and_then(|x| u32::try_from(x).ok()),
-            d => ggml_of(d),
-        }
-        .ok_or_else(|| {
-            bad(format!(
-                "tensor '{}' ({}) has no GGUF type",
-                t.name, t.dtype
-            ))
-        })?;
-        let ty = GgmlType::from_id(id)
-            .ok_or_else(|| bad(format!("tensor '{}': unknown ggml type {id}", t.name)))?;
-        if t.shape.len() > gguf::MAX_DIMS as usize {
-            return Err(bad(format!(
-                "tensor '{}' has rank {} (GGUF allows {})",
-                t.name,
-                t.shape.len(),
-                gguf::MAX_DIMS
-            )));
-        }
+        let ty = gguf_type_of(t).map_err(bad)?;
         let dims: Vec<u64> = t.shape.iter().rev().copied().collect();
         match ty.tensor_bytes(&dims) {
             Some(n) if n == t.data_len => {}
@@ -592,6 +545,33 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The GGUF type a tensor is written as: its `quant_params.ggml_type` when
+/// packed, else the type of its dtype; its rank must fit GGUF. The error
+/// names the tensor (the caller adds the file).
+fn gguf_type_of(t: &aero_io::TensorInfo) -> std::result::Result<GgmlType, String> {
+    let id = match t.dtype {
+        DType::Packed => t
+            .extras_json()
+            .get("quant_params")
+            .and_then(|q| q.get("ggml_type"))
+            .and_then(Value::as_u64)
+            .and_then(|x| u32::try_from(x).ok()),
+        d => ggml_of(d),
+    }
+    .ok_or_else(|| format!("tensor '{}' ({}) has no GGUF type", t.name, t.dtype))?;
+    let ty = GgmlType::from_id(id)
+        .ok_or_else(|| format!("tensor '{}': unknown ggml type {id}", t.name))?;
+    if t.shape.len() > gguf::MAX_DIMS as usize {
+        return Err(format!(
+            "tensor '{}' has rank {} (GGUF allows {})",
+            t.name,
+            t.shape.len(),
+            gguf::MAX_DIMS
+        ));
+    }
+    Ok(ty)
 }
 
 #[cfg(test)]
