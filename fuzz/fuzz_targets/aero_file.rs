@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut rows = Vec::new();
     for t in idx.tensors() {
-        rows.push(aerotensor_fuzz::tensor_json(t));
+        rows.push(t.to_json());
         assert!(idx.get(&t.name).is_some());
         let read = f.tensor(&t.name);
         if r.verdict != Verdict::Invalid && !f.is_set_index() {

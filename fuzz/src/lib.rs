@@ -1,12 +1,11 @@
 //! Helpers shared by the fuzz targets: a scratch directory on tmpfs for the
-//! entry points that still take paths (the exporters), and the JSON
-//! rendering `aerotensor list --json` does.
+//! entry points that still take paths (the exporters), and deterministic
+//! writer options. (The JSON `list --json` prints is
+//! `aero_io::TensorInfo::to_json`.)
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use aero_io::TensorInfo;
-use serde_json::{Value, json};
 
 /// A per-process scratch directory (under /dev/shm when it exists).
 pub fn scratch() -> &'static Path {
@@ -25,25 +24,6 @@ pub fn scratch() -> &'static Path {
 /// `scratch()/name`.
 pub fn scratch_file(name: &str) -> PathBuf {
     scratch().join(name)
-}
-
-/// What `list --json` prints for one tensor (aero-cli's `tensor_json`).
-pub fn tensor_json(t: &TensorInfo) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("name".into(), json!(t.name));
-    m.insert("dtype".into(), json!(t.dtype.to_string()));
-    m.insert("dtype_code".into(), json!(t.dtype.code()));
-    m.insert("shape".into(), json!(t.shape));
-    m.insert("shard_id".into(), json!(t.shard_id));
-    m.insert("data_off".into(), json!(t.data_off));
-    m.insert("data_len".into(), json!(t.data_len));
-    if let Some(h) = &t.hash_b3 {
-        m.insert("hash_b3".into(), json!(hex::encode(h)));
-    }
-    if !t.extras.is_empty() {
-        m.insert("extra".into(), Value::Object(t.extras_json()));
-    }
-    Value::Object(m)
 }
 
 /// Writer options that make outputs deterministic and skip fsync.

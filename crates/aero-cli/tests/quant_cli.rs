@@ -260,3 +260,286 @@ fn gguf_py_q8_1_tensor_is_an_error_naming_it_never_truncated() {
     assert!(err.contains("576") && err.contains("640"), "{err}");
     assert!(!out.exists());
 }
+
+/// `gen_inspect.py`'s fixtures: kv.gguf (every key/value type, six tensor
+/// types, written by gguf-py) and m.safetensors.
+fn inspect_fixtures() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gen_inspect.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    d
+}
+
+/// What gguf-py's own `gguf-dump --json --json-array` says of a file.
+fn gguf_dump(file: &Path) -> serde_json::Value {
+    let o = Command::new("python3")
+        .args(["-m", "gguf.scripts.gguf_dump", "--json", "--json-array"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Every key/value of `ours` (inspect --json --all-values) against gguf-dump's.
+fn assert_same_key_values(ours: &serde_json::Value, dump: &serde_json::Value) {
+    let dump_kvs = dump["metadata"].as_object().unwrap();
+    let kvs = ours["key_values"].as_array().unwrap();
+    let our_keys: Vec<&str> = kvs.iter().map(|kv| kv["key"].as_str().unwrap()).collect();
+    let dump_keys: Vec<&str> = dump_kvs.keys().map(String::as_str).collect();
+    assert_eq!(our_keys, dump_keys, "keys and their order");
+    for kv in kvs {
+        let key = kv["key"].as_str().unwrap();
+        let d = &dump_kvs[key];
+        assert_eq!(kv["type"], d["type"], "{key}");
+        if d["type"] == "ARRAY" {
+            assert_eq!(kv["array_types"], d["array_types"], "{key}");
+            assert_eq!(kv["truncated"], false, "{key}");
+            let items = kv["value"].as_array().unwrap();
+            assert_eq!(kv["len"], items.len(), "{key}");
+            // gguf-py flattens nested arrays; compare plain ones item by item.
+            if d["array_types"].as_array().unwrap().len() == 1 {
+                assert_eq!(&kv["value"], &d["value"], "{key}");
+            }
+        } else {
+            assert_eq!(kv["value"], d["value"], "{key}");
+        }
+    }
+}
+
+#[test]
+fn inspect_gguf_lists_what_gguf_dump_lists() {
+    let d = inspect_fixtures();
+    let kv = d.path().join("kv.gguf");
+    let dump = gguf_dump(&kv);
+    let o = cli().run(&[
+        "inspect",
+        "--json",
+        "--all-values",
+        "--max-tensors",
+        "100",
+        s(&kv),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let ours = json(&o);
+    assert_eq!(ours["format"], "GGUF");
+    assert_eq!(ours["version"], 3);
+    assert_same_key_values(&ours, &dump);
+
+    // Tensors: same names in file order, same type names, gguf-dump's
+    // `ne` order reversed to row-major, element counts and bits per weight.
+    let dump_t = dump["tensors"].as_object().unwrap();
+    let tensors = ours["tensors"].as_array().unwrap();
+    let names: Vec<&str> = tensors
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, dump_t.keys().map(String::as_str).collect::<Vec<_>>());
+    for t in tensors {
+        let dt = &dump_t[t["name"].as_str().unwrap()];
+        assert_eq!(t["type"], dt["type"]);
+        let mut ne: Vec<u64> = dt["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(t["elements"].as_u64().unwrap(), ne.iter().product::<u64>());
+        ne.reverse();
+        assert_eq!(t["shape"], serde_json::json!(ne));
+    }
+    let by_name = |n: &str| tensors.iter().find(|t| t["name"] == n).unwrap().clone();
+    assert_eq!(by_name("blk.0.attn_q.weight")["bits_per_weight"], 4.5); // Q4_K: 144 B / 256
+    assert_eq!(by_name("blk.1.ffn_up.weight")["bytes"], 296); // IQ2_XS: 2 rows × 2 × 74 B
+    let types: Vec<&str> = ours["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 6, "{types:?}");
+    for want in ["Q4_K", "Q8_0", "IQ2_XS", "F32", "F16", "BF16"] {
+        assert!(types.contains(&want), "{want} missing from {types:?}");
+    }
+
+    // The summary (default) keeps every key but cuts the vocabulary and the
+    // chat template, saying so.
+    let sum = cli().ok(&["inspect", "--json", s(&kv)]);
+    let sum: serde_json::Value = serde_json::from_str(&sum).unwrap();
+    let tokens = sum["key_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "tokenizer.ggml.tokens")
+        .unwrap()
+        .clone();
+    assert_eq!(tokens["len"], 1000);
+    assert_eq!(tokens["truncated"], true);
+    assert!(tokens["value"].as_array().unwrap().len() < 20);
+
+    // Text: every key and tensor is there, with gguf-dump's type spellings.
+    let text = cli().ok(&["inspect", "--max-tensors", "100", s(&kv)]);
+    for key in dump["metadata"].as_object().unwrap().keys() {
+        assert!(text.contains(key.as_str()), "{key} missing:\n{text}");
+    }
+    for want in [
+        "[STRING]",
+        "[[INT32]]",
+        "FLOAT64",
+        "IQ2_XS",
+        "4.50",
+        "tok7",
+        "…",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    assert!(
+        !text.contains("tok999"),
+        "the vocabulary is summarised:\n{text}"
+    );
+
+    // Converted to AERO, `inspect` shows the same key/values (kept in MJSN)
+    // and ggml type names instead of `packed`.
+    let aero = d.path().join("kv.aero");
+    cli().ok(&["convert", s(&kv), s(&aero)]);
+    let o = cli().run(&[
+        "inspect",
+        "--json",
+        "--all-values",
+        "--max-tensors",
+        "100",
+        s(&aero),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let a = json(&o);
+    assert_same_key_values(&a, &dump);
+    let listed = json(&cli().run(&["list", "--json", s(&aero)]));
+    for t in listed["tensors"].as_array().unwrap() {
+        let want = &dump_t[t["name"].as_str().unwrap()]["type"];
+        if t["dtype"] == "packed" {
+            assert_eq!(&t["ggml_type"], want, "{t}");
+        }
+    }
+    let text = cli().ok(&["list", s(&aero)]);
+    assert!(
+        text.contains("IQ2_XS") && !text.contains("packed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_and_list_filter_markdown_and_safetensors() {
+    let d = inspect_fixtures();
+    let kv = d.path().join("kv.gguf");
+    let names = |args: &[&str]| -> Vec<String> {
+        let o = cli().run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        json(&o)["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // A glob matches the whole name; a plain pattern is a substring.
+    assert_eq!(
+        names(&["list", "--json", "--filter", "blk.0.*", s(&kv)]),
+        ["blk.0.attn_q.weight", "blk.0.attn_k.weight"]
+    );
+    assert_eq!(
+        names(&["list", "--json", "--filter", "norm", s(&kv)]),
+        ["blk.1.ffn_norm.weight"]
+    );
+    assert!(names(&["list", "--json", "--filter", "blk.0", s(&kv)]).len() == 2);
+    let aero = d.path().join("kv.aero");
+    cli().ok(&["convert", s(&kv), s(&aero)]);
+    assert_eq!(
+        names(&["list", "--json", "--filter", "*.attn_?.weight", s(&aero)]),
+        ["blk.0.attn_k.weight", "blk.0.attn_q.weight"]
+    );
+    let i = json(&cli().run(&["inspect", "--json", "--filter", "blk.1.*", s(&aero)]));
+    assert_eq!(i["tensor_count"], 6);
+    assert_eq!(i["tensors"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        i["types"].as_array().unwrap().len(),
+        2,
+        "histogram of the filtered tensors"
+    );
+    let bad = cli().run(&["list", "--filter", "[", s(&kv)]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--filter"));
+
+    // Markdown for model cards: sections, one row per key and tensor, `|` escaped.
+    let md = cli().ok(&["inspect", "--markdown", s(&kv)]);
+    for want in [
+        "# kv.gguf",
+        "## Key/values (23)",
+        "## Tensor types",
+        "| Q4_K | 1 | 1024 |",
+        "héllo \\| world",
+    ] {
+        assert!(md.contains(want), "{want} missing:\n{md}");
+    }
+    let md = cli().ok(&["list", "--markdown", s(&aero)]);
+    assert_eq!(md.lines().count(), 2 + 6, "{md}");
+    assert!(
+        md.contains("| blk.1.ffn_up.weight | IQ2_XS | [2, 512] | 1024 | 296 | 2.31 |"),
+        "{md}"
+    );
+
+    // safetensors: metadata as STRING key/values, dtypes as the format names them.
+    let st = d.path().join("m.safetensors");
+    let i = json(&cli().run(&["inspect", "--json", s(&st)]));
+    assert_eq!(i["format"], "safetensors");
+    let kvs: Vec<(String, String)> = i["key_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().into(),
+                k["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // In stored order, which the safetensors package picks from a hash map.
+    let mut kvs = kvs;
+    kvs.sort();
+    assert_eq!(
+        kvs,
+        [
+            ("format".into(), "pt".into()),
+            ("note".into(), "a | b".into())
+        ]
+    );
+    let t = &i["tensors"];
+    let find = |n: &str| {
+        t.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(find("model.embed.weight")["type"], "F16");
+    assert_eq!(
+        find("model.embed.weight")["shape"],
+        serde_json::json!([4, 8])
+    );
+    assert_eq!(find("lm_head.weight")["type"], "I8");
+    assert_eq!(find("lm_head.weight")["bits_per_weight"], 8.0);
+
+    // A truncated GGUF is named with what is missing, exit 1; JSON says so too.
+    let bytes = std::fs::read(&kv).unwrap();
+    let cut = d.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let o = cli().run(&["inspect", "--json", s(&cut)]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = json(&o);
+    assert!(e["error"].as_str().unwrap().contains("cut.gguf"), "{e}");
+}

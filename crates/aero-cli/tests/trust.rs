@@ -788,11 +788,14 @@ fn damage_anywhere_exits_1_with_a_report_and_io_errors_exit_2() {
     let r = json(&o);
     assert_eq!(r["verdict"], "error");
     assert!(r["error"].as_str().unwrap().contains("No such file"), "{r}");
-    // Other formats are named, with what to do.
+    // Other formats are named, with what to do (`inspect` and `list` read
+    // them; `extract` reads AERO files and sets only).
     let gguf = m.p("model.gguf");
     cli().ok(&["export-gguf", s(&m.p("hashes.aero")), s(&gguf)]);
     for (file, kind) in [(&gguf, "GGUF"), (&m.p("model.safetensors"), "safetensors")] {
         let o = cli().run(&["inspect", s(file)]);
+        assert_eq!(o.status.code(), Some(0), "inspect reads {kind}");
+        let o = cli().run(&["extract", s(file), "x", s(&m.p("x.bin"))]);
         assert_eq!(o.status.code(), Some(1));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(

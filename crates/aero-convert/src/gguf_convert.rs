@@ -348,6 +348,31 @@ pub fn import_with(
     )?)
 }
 
+/// The GGUF key/values kept in MJSN `gguf` (`g` is that object), typed, in
+/// file order; the error names the malformed entry.
+pub(crate) fn kept_key_values(g: &Value) -> std::result::Result<Vec<(String, GgufValue)>, String> {
+    let mut kv = Vec::new();
+    for e in g
+        .get("metadata")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(k), Some(t)) = (
+            e.get(0).and_then(Value::as_str),
+            e.get(1).and_then(Value::as_str).and_then(type_from_name),
+        ) else {
+            return Err(format!("MJSN gguf.metadata entry {e} is malformed"));
+        };
+        let v = e
+            .get(2)
+            .and_then(|v| value_from_json(t, v))
+            .ok_or_else(|| format!("MJSN gguf value for '{k}' is malformed"))?;
+        kv.push((k.to_owned(), v));
+    }
+    Ok(kv)
+}
+
 /// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
 /// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
 /// order come from MJSN `gguf` when the file was converted from GGUF;
@@ -377,25 +402,7 @@ pub fn export_with(
                 .get("alignment")
                 .and_then(Value::as_u64)
                 .unwrap_or(gguf::DEFAULT_ALIGNMENT);
-            let mut kv = Vec::new();
-            for e in g
-                .get("metadata")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let (Some(k), Some(t)) = (
-                    e.get(0).and_then(Value::as_str),
-                    e.get(1).and_then(Value::as_str).and_then(type_from_name),
-                ) else {
-                    return Err(bad(format!("MJSN gguf.metadata entry {e} is malformed")));
-                };
-                let v = e
-                    .get(2)
-                    .and_then(|v| value_from_json(t, v))
-                    .ok_or_else(|| bad(format!("MJSN gguf value for '{k}' is malformed")))?;
-                kv.push((k.to_owned(), v));
-            }
+            let kv = kept_key_values(g).map_err(bad)?;
             let order: Vec<String> = g
                 .get("tensor_order")
                 .and_then(Value::as_array)

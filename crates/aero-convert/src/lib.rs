@@ -6,6 +6,8 @@
 //! - [`safetensors::import`] / [`safetensors::export`]
 //! - [`gguf_convert::import`] / [`gguf_convert::export`]
 //! - [`detect`] recognises an input by its content.
+//! - [`describe`]: what a GGUF, safetensors or AERO file holds (key/values,
+//!   tensor types, bits per weight), read-only, for `inspect` and `list`.
 //! - [`state_dict`]: every tensor as floats, llama-family GGUF names mapped
 //!   to Hugging Face names (what the C ABI's state-dict calls hand out).
 //!
@@ -14,6 +16,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod describe;
 mod detect;
 pub mod diff;
 mod error;

@@ -168,6 +168,17 @@ impl Input {
         self.metadata.as_ref()
     }
 
+    /// The tensors as the header describes them (sorted by name; offsets
+    /// are relative to the data section, which starts at `8 + header_len`).
+    pub fn tensors(&self) -> &[(String, safetensors::tensor::TensorInfo)] {
+        &self.tensors
+    }
+
+    /// The JSON header's length in bytes.
+    pub fn header_len(&self) -> u64 {
+        self.header_len
+    }
+
     /// Total tensor bytes.
     pub fn data_len(&self) -> u64 {
         self.tensors

@@ -77,6 +77,33 @@ impl TensorInfo {
             .or_else(|| ty.tensor_bytes(&self.shape))
     }
 
+    /// The tensor as `aerotensor list --json` prints it (a stable schema,
+    /// docs/CLI.md): name, dtype and its code, `ggml_type`'s name for a
+    /// packed tensor converted from GGUF, shape, shard, offset, length,
+    /// `hash_b3` in hex when recorded, and the extras (see
+    /// [`Self::extras_json`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Value, json};
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("dtype".into(), json!(self.dtype.to_string()));
+        m.insert("dtype_code".into(), json!(self.dtype.code()));
+        if let Some(g) = self.ggml_type().filter(|_| self.dtype == DType::Packed) {
+            m.insert("ggml_type".into(), json!(g.name));
+        }
+        m.insert("shape".into(), json!(self.shape));
+        m.insert("shard_id".into(), json!(self.shard_id));
+        m.insert("data_off".into(), json!(self.data_off));
+        m.insert("data_len".into(), json!(self.data_len));
+        if let Some(h) = &self.hash_b3 {
+            m.insert("hash_b3".into(), json!(hex::encode(h)));
+        }
+        if !self.extras.is_empty() {
+            m.insert("extra".into(), Value::Object(self.extras_json()));
+        }
+        Value::Object(m)
+    }
+
     /// Extras as a JSON object (bin as hex).
     pub fn extras_json(&self) -> serde_json::Map<String, serde_json::Value> {
         self.extras

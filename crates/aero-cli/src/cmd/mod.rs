@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod convert;
+mod describe;
 mod read;
 pub mod repack;
 mod set;
@@ -14,10 +15,32 @@ use clap::{Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Summarise a file: header, chunks, model, tensors.
-    #[command(visible_alias = "info")]
+    /// Summarise a file: header, chunks, model, key/values, tensor types, tensors.
+    ///
+    /// Also reads GGUF and safetensors files directly (by content, without
+    /// converting them): every key/value typed as gguf-dump types it, arrays
+    /// summarised (--all-values for whole vocabularies), tensor types (Q4_K,
+    /// IQ2_XS, F16…), element counts and bits per weight, a per-type size
+    /// histogram. AERO files converted from GGUF show the kept key/values.
+    #[command(
+        visible_alias = "info",
+        after_help = "Examples:
+  aerotensor inspect model.aero
+  aerotensor inspect model.gguf                          # before converting it
+  aerotensor inspect model.gguf --filter 'blk.0.*'       # glob over names (else substring)
+  aerotensor inspect model.gguf --markdown > CARD.md     # tables for a model card
+  aerotensor inspect model.gguf --json --all-values | jq '.key_values[] | select(.key == \"tokenizer.ggml.tokens\")'"
+    )]
     Inspect(InspectArgs),
     /// List every tensor: name, dtype, shape, shard, offset, length.
+    ///
+    /// GGUF and safetensors files are listed too: name, type, shape,
+    /// elements, offset, bytes, bits per weight.
+    #[command(after_help = "Examples:
+  aerotensor list model.aero
+  aerotensor list model.gguf --filter attn_q            # substring
+  aerotensor list model.aero --filter '*.ffn_*' --json | jq -r '.tensors[].name'
+  aerotensor list model.safetensors --markdown")]
     List(ListArgs),
     /// Check a file's structure and hashes.
     ///
@@ -170,6 +193,10 @@ pub struct InspectSetArgs {
     /// Show at most N tensors (0 for none).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_tensors: usize,
+    /// Only tensors whose name matches: a glob (`blk.0.*`) over the whole
+    /// name, or else a substring.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -316,11 +343,23 @@ pub struct RepackArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The .aero file.
+    /// The file: .aero, .gguf or .safetensors (recognised by content), or an
+    /// AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
     /// Show at most N tensors (0 for none).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_tensors: usize,
+    /// Only tensors whose name matches: a glob (`blk.0.*`, `*.attn_?.weight`)
+    /// over the whole name, or else a substring.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Show arrays (tokenizer vocabularies…) and long strings whole instead
+    /// of their first items.
+    #[arg(long)]
+    pub all_values: bool,
+    /// Markdown tables (for a model card) instead of text.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -328,8 +367,16 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// The .aero file, or an AEROSET (model.aeroset.json or its directory).
+    /// The file: .aero, .gguf or .safetensors (recognised by content), or an
+    /// AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
+    /// Only tensors whose name matches: a glob (`blk.0.*`) over the whole
+    /// name, or else a substring.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// A markdown table instead of text.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -440,11 +487,22 @@ impl Command {
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Inspect(a) if set::is_set(&a.file) => set::inspect_set(InspectSetArgs {
-            set: a.file,
-            max_tensors: a.max_tensors,
-            json: a.json,
-        }),
+        Command::Inspect(a) if set::is_set(&a.file) => {
+            // An AEROSET has no key/values of its own to show whole, and
+            // its summary is not a model-card table yet: say so rather
+            // than ignore the flag.
+            if a.markdown || a.all_values {
+                anyhow::bail!(
+                    "--markdown and --all-values apply to .aero, .gguf and .safetensors files; for an AEROSET inspect its index.aero, or use --json"
+                );
+            }
+            set::inspect_set(InspectSetArgs {
+                set: a.file,
+                max_tensors: a.max_tensors,
+                filter: a.filter,
+                json: a.json,
+            })
+        }
         Command::Inspect(a) => read::inspect(a),
         Command::List(a) if set::is_set(&a.file) => set::list(a),
         Command::List(a) => read::list(a),

@@ -8,23 +8,10 @@ use serde_json::{Value, json};
 use super::{ExtractArgs, InspectArgs, ListArgs};
 use crate::out;
 
-/// JSON form of a tensor entry (stable schema for `list --json` / `inspect --json`).
+/// JSON form of a tensor entry (stable schema for `list --json` /
+/// `inspect --json`; [`TensorInfo::to_json`]).
 pub fn tensor_json(t: &TensorInfo) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("name".into(), json!(t.name));
-    m.insert("dtype".into(), json!(t.dtype.to_string()));
-    m.insert("dtype_code".into(), json!(t.dtype.code()));
-    m.insert("shape".into(), json!(t.shape));
-    m.insert("shard_id".into(), json!(t.shard_id));
-    m.insert("data_off".into(), json!(t.data_off));
-    m.insert("data_len".into(), json!(t.data_len));
-    if let Some(h) = &t.hash_b3 {
-        m.insert("hash_b3".into(), json!(hex::encode(h)));
-    }
-    if !t.extras.is_empty() {
-        m.insert("extra".into(), Value::Object(t.extras_json()));
-    }
-    Value::Object(m)
+    t.to_json()
 }
 
 fn shape_str(s: &[u64]) -> String {
@@ -60,7 +47,7 @@ pub fn tensor_table(
         .map(|t| {
             let mut r = vec![
                 out::clean(&t.name).into_owned(),
-                t.dtype.to_string(),
+                aero_convert::describe::aero_tensor_row(t).type_name,
                 shape_str(&t.shape),
                 t.shard_id.to_string(),
             ];
@@ -80,49 +67,104 @@ pub fn tensor_table(
     out::table(&header, &rows)
 }
 
-/// `tensors: N (size), dtypes: f32×3 f16×2` and, past `max`, how to see the rest.
-pub fn tensor_summary(tensors: &[TensorInfo], max: usize) -> (String, Option<String>) {
-    let total: u64 = tensors.iter().map(|t| t.data_len).sum();
-    let mut hist: Vec<(aero_io::DType, usize)> = Vec::new();
-    for t in tensors {
-        match hist.iter_mut().find(|(d, _)| *d == t.dtype) {
-            Some((_, n)) => *n += 1,
-            None => hist.push((t.dtype, 1)),
-        }
-    }
-    let hist: Vec<String> = hist.iter().map(|(d, n)| format!("{d}×{n}")).collect();
-    let head = format!(
-        "tensors: {} ({}), dtypes: {}",
-        tensors.len(),
-        out::human_bytes(total),
-        hist.join(" ")
+/// The tensor part of `inspect` (files and sets): the count and size, the
+/// per-type histogram with bits per weight, the first `max` tensors, and,
+/// past `max`, how to see the rest. `shown` is what `--filter` kept of
+/// `all` tensors.
+pub fn print_tensor_section(
+    shown: &[TensorInfo],
+    all: usize,
+    max: usize,
+    part: Option<&dyn Fn(u64) -> String>,
+) {
+    let rows: Vec<aero_convert::describe::TensorRow> = shown
+        .iter()
+        .map(aero_convert::describe::aero_tensor_row)
+        .collect();
+    let total: u64 = shown.iter().map(|t| t.data_len).sum();
+    let count = if shown.len() == all {
+        all.to_string()
+    } else {
+        format!("{} of {all} (--filter)", shown.len())
+    };
+    println!("tensors: {count} ({})", out::human_bytes(total));
+    print!(
+        "{}",
+        super::describe::types_table(&aero_convert::describe::histogram(&rows))
     );
-    let more = (tensors.len() > max).then(|| {
-        format!(
+    print!("{}", tensor_table(shown, max, part, false));
+    if shown.len() > max {
+        println!(
             "… {} more (use --max-tensors N or `aerotensor list`)",
-            tensors.len() - max
-        )
-    });
-    (head, more)
+            shown.len() - max
+        );
+    }
+}
+
+/// The tensors `--filter` keeps.
+pub fn filtered(tensors: &[TensorInfo], pattern: Option<&str>) -> anyhow::Result<Vec<TensorInfo>> {
+    let f = super::describe::NameFilter::new(pattern)?;
+    Ok(tensors
+        .iter()
+        .filter(|t| f.matches(&t.name))
+        .cloned()
+        .collect())
 }
 
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
+    if let Some(format) = super::describe::foreign(&a.file) {
+        return super::describe::list(&a, format);
+    }
     let f = crate::remote::open_file(&a.file)?;
+    let filter = super::describe::NameFilter::new(a.filter.as_deref())?;
     if a.json {
-        return list_json(&f, &a.file);
+        return list_json(&f, &a.file, &filter);
     }
     let idx = f.index()?;
+    let shown = filtered(idx.tensors(), a.filter.as_deref())?;
+    let text = if a.markdown {
+        super::describe::markdown_aero_tensors(&shown)
+    } else {
+        tensor_table(&shown, usize::MAX, None, true)
+    };
     let mut so = std::io::stdout().lock();
-    let _ = so.write_all(tensor_table(idx.tensors(), usize::MAX, None, true).as_bytes());
+    let _ = so.write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
+    if let Some(format) = super::describe::foreign(&a.file) {
+        return super::describe::inspect(&a, format);
+    }
     let f = crate::remote::open_file(&a.file)?;
     let h = f.header();
     let (name, arch) = f.model();
     let idx = f.index();
     let meta = f.meta_json().unwrap_or(None);
+    let all = idx.as_ref().map_or(0, |i| i.len());
+    let shown = match &idx {
+        Ok(i) => filtered(i.tensors(), a.filter.as_deref())?,
+        Err(_) => Vec::new(),
+    };
+    let rows: Vec<aero_convert::describe::TensorRow> = shown
+        .iter()
+        .map(aero_convert::describe::aero_tensor_row)
+        .collect();
+    let types = aero_convert::describe::histogram(&rows);
+    // GGUF key/values kept by the converter, shown as a GGUF file shows them.
+    let values = if a.all_values {
+        aero_convert::describe::Values::All
+    } else {
+        aero_convert::describe::Values::Summary
+    };
+    let kept = meta
+        .as_ref()
+        .and_then(|m| aero_convert::describe::aero_gguf_key_values(m, all as u64, values));
+    let (kept, kept_err) = match kept {
+        Some(Ok(k)) => (Some(k), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
     // The metadata checks of `validate` (quick): inspect says when what it
     // shows comes from a damaged file, and exits 1.
     let check = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
@@ -134,20 +176,12 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
                    "length": c.length, "ulen": c.ulen, "flags": c.flags.0, "blake3": hex::encode(c.blake3)})
         })
         .collect();
-    let (count, total) = match &idx {
-        Ok(i) => (i.len(), i.tensors().iter().map(|t| t.data_len).sum::<u64>()),
-        Err(_) => (0, 0),
+    let total = match &idx {
+        Ok(i) => i.tensors().iter().map(|t| t.data_len).sum::<u64>(),
+        Err(_) => 0,
     };
     if a.json {
-        let tensors: Vec<Value> = match &idx {
-            Ok(i) => i
-                .tensors()
-                .iter()
-                .take(a.max_tensors)
-                .map(tensor_json)
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let tensors: Vec<Value> = shown.iter().take(a.max_tensors).map(tensor_json).collect();
         out::print_json(&json!({
             "file": a.file.display().to_string(),
             "size": f.len(),
@@ -156,13 +190,49 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "model": {"name": name, "architecture": arch},
             "meta": meta,
             "chunks": chunks,
-            "tensor_count": count,
+            "key_values": kept.as_deref().map(super::describe::kvs_json),
+            "tensor_count": all,
             "tensor_bytes": total,
+            "filter": a.filter,
+            "types": super::describe::types_json(&types),
             "tensors": tensors,
             "tidx_error": idx.as_ref().err().map(|e| e.to_string()),
             "valid": check.valid,
             "errors": check.errors,
         }))?;
+        return Ok(damaged_exit(&check));
+    }
+    if a.markdown {
+        let facts = vec![
+            (
+                "format",
+                format!("AERO {}.{}", h.version_major, h.version_minor),
+            ),
+            ("uuid", hex::encode(h.uuid)),
+            ("size", out::human_bytes(f.len())),
+            ("model", name.clone().unwrap_or_else(|| "-".into())),
+            ("architecture", arch.clone().unwrap_or_else(|| "-".into())),
+        ];
+        let model = aero_convert::describe::Model {
+            path: a.file.clone(),
+            format: aero_convert::describe::Format::Aero,
+            size: f.len(),
+            version: None,
+            alignment: None,
+            key_values: kept.unwrap_or_else(|| super::describe::meta_key_values(meta.as_ref())),
+            tensors: Vec::new(),
+        };
+        print!(
+            "{}",
+            super::describe::markdown_inspect(&model, &facts, &types, &rows, a.max_tensors)
+        );
+        if !check.valid {
+            eprintln!(
+                "aerotensor: {}: DAMAGED: {} (run `validate` for the full report)",
+                out::clean(&a.file.display().to_string()),
+                out::clean(&check.errors.join("; "))
+            );
+        }
         return Ok(damaged_exit(&check));
     }
     println!(
@@ -185,7 +255,8 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(Value::Object(m)) = &meta {
         for (k, v) in m {
-            if k != "model_name" && k != "architecture" {
+            let shown_below = k == aero_convert::gguf_convert::GGUF_KEY && kept.is_some();
+            if k != "model_name" && k != "architecture" && !shown_below {
                 let s = v.to_string();
                 let s = if s.len() > 80 {
                     format!("{}…", s.chars().take(77).collect::<String>())
@@ -223,15 +294,20 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         )
     );
     println!();
+    if let Some(kvs) = &kept {
+        println!("GGUF key/values kept from the source:");
+        super::describe::print_key_values(kvs);
+        println!();
+    }
+    if let Some(e) = &kept_err {
+        println!(
+            "{} {}",
+            out::red("GGUF key/values unreadable:"),
+            out::clean(e)
+        );
+    }
     match &idx {
-        Ok(i) => {
-            let (head, more) = tensor_summary(i.tensors(), a.max_tensors);
-            println!("{head}");
-            print!("{}", tensor_table(i.tensors(), a.max_tensors, None, false));
-            if let Some(m) = more {
-                println!("{m}");
-            }
-        }
+        Ok(_) => print_tensor_section(&shown, all, a.max_tensors, None),
         Err(e) => println!(
             "{} {}",
             out::red("tensor index unreadable:"),
@@ -320,7 +396,11 @@ pub fn report_extracted(tensor: &str, n: u64, dest: &std::path::Path) {
 /// is walked once and each entry written as it is read (100,000 tensors in
 /// tens of milliseconds, memory independent of the tensor count). The schema
 /// is the one [`tensor_json`] produces.
-fn list_json(f: &aero_io::AeroFile, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn list_json(
+    f: &aero_io::AeroFile,
+    file: &std::path::Path,
+    filter: &super::describe::NameFilter,
+) -> anyhow::Result<ExitCode> {
     let payload = f.tidx_payload()?;
     let tidx_err = |e: aero_format::Error| anyhow::anyhow!("{}: TIDX: {e}", f.path().display());
     let iter = aero_format::TensorIter::new(&payload).map_err(tidx_err)?;
@@ -329,11 +409,16 @@ fn list_json(f: &aero_io::AeroFile, file: &std::path::Path) -> anyhow::Result<Ex
     w.write_all(b"{\"file\":")?;
     serde_json::to_writer(&mut w, &file.display().to_string())?;
     w.write_all(b",\"tensors\":[")?;
-    for (i, rec) in iter.enumerate() {
+    let mut first = true;
+    for rec in iter {
         let t = rec.map_err(tidx_err)?;
-        if i > 0 {
+        if !filter.matches(t.name) {
+            continue;
+        }
+        if !first {
             w.write_all(b",")?;
         }
+        first = false;
         w.write_all(b"{\"name\":")?;
         serde_json::to_writer(&mut w, t.name)?;
         w.write_all(b",\"dtype\":\"")?;
@@ -375,6 +460,18 @@ fn list_json(f: &aero_io::AeroFile, file: &std::path::Path) -> anyhow::Result<Ex
                     )
                 })
                 .collect();
+            if t.dtype == aero_format::DType::Packed {
+                let ggml = extra
+                    .get("quant_params")
+                    .and_then(|q| q.get("ggml_type"))
+                    .and_then(Value::as_u64)
+                    .and_then(|id| u32::try_from(id).ok())
+                    .and_then(aero_format::GgmlType::from_id);
+                if let Some(g) = ggml {
+                    w.write_all(b",\"ggml_type\":")?;
+                    serde_json::to_writer(&mut w, g.name)?;
+                }
+            }
             w.write_all(b",\"extra\":")?;
             serde_json::to_writer(&mut w, &extra)?;
         }

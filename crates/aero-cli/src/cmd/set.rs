@@ -14,7 +14,7 @@ use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::read::{tensor_json, tensor_summary, tensor_table};
+use super::read::{filtered, print_tensor_section, tensor_json, tensor_table};
 use super::{
     ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
     ValidateArgs,
@@ -41,6 +41,7 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
     let m = set.manifest();
     let idx = set.index()?;
     let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
+    let shown = filtered(idx.tensors(), a.filter.as_deref())?;
     if a.json {
         let parts: Vec<Value> = m
             .parts
@@ -50,8 +51,11 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
                        "sha256": hex::encode(p.file.sha256), "shards": p.shards})
             })
             .collect();
-        let tensors: Vec<Value> = idx
-            .tensors()
+        let rows: Vec<aero_convert::describe::TensorRow> = shown
+            .iter()
+            .map(aero_convert::describe::aero_tensor_row)
+            .collect();
+        let tensors: Vec<Value> = shown
             .iter()
             .take(a.max_tensors)
             .map(|t| {
@@ -73,6 +77,8 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
             "shard_count": m.parts.iter().map(|p| p.shards.len()).sum::<usize>(),
             "tensor_count": idx.len(),
             "tensor_bytes": total,
+            "filter": a.filter,
+            "types": super::describe::types_json(&aero_convert::describe::histogram(&rows)),
             "tensors": tensors,
         }))?;
         return Ok(ExitCode::SUCCESS);
@@ -115,16 +121,8 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         out::table(&["#", "part", "bytes", "shards", "sha256"], &rows)
     );
     println!();
-    let (head, more) = tensor_summary(idx.tensors(), a.max_tensors);
-    println!("{head}");
     let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
-    print!(
-        "{}",
-        tensor_table(idx.tensors(), a.max_tensors, Some(&part), false)
-    );
-    if let Some(m) = more {
-        println!("{m}");
-    }
+    print_tensor_section(&shown, idx.len(), a.max_tensors, Some(&part));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,9 +197,9 @@ fn print_human(r: &SetReport, strict: bool) {
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let set = crate::remote::open_set(&a.file)?;
     let idx = set.index()?;
+    let shown = filtered(idx.tensors(), a.filter.as_deref())?;
     if a.json {
-        let tensors: Vec<Value> = idx
-            .tensors()
+        let tensors: Vec<Value> = shown
             .iter()
             .map(|t| {
                 let mut v = tensor_json(t);
@@ -213,8 +211,13 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
+    let text = if a.markdown {
+        super::describe::markdown_aero_tensors(&shown)
+    } else {
+        tensor_table(&shown, usize::MAX, Some(&part), true)
+    };
     let mut so = std::io::stdout().lock();
-    let _ = so.write_all(tensor_table(idx.tensors(), usize::MAX, Some(&part), true).as_bytes());
+    let _ = so.write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
