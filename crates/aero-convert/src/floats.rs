@@ -88,7 +88,7 @@ pub fn encode(
         FloatFormat::F32 => {
             let mut out = vec![0f32; n];
             aero_quant::par_dequantize(ty, &src, elements, &mut out).map_err(quant)?;
-            out.iter().flat_map(|v| v.to_le_bytes()).collect()
+            le_f32(&out).into_owned()
         }
         FloatFormat::F16 if stored == FloatType::F16 => src.into_owned(),
         FloatFormat::F16 | FloatFormat::BF16 => {
@@ -98,9 +98,175 @@ pub fn encode(
             } else {
                 aero_quant::par_dequantize_bf16(ty, &src, elements, &mut out).map_err(quant)?;
             }
-            out.iter().flat_map(|v| v.to_le_bytes()).collect()
+            le_u16(&out).into_owned()
         }
     })
+}
+
+/// f32 values as little-endian bytes (a borrow on little-endian hosts).
+fn le_f32(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
+    } else {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+}
+
+/// u16 values (f16/bf16 bits) as little-endian bytes.
+fn le_u16(v: &[u16]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
+    } else {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+}
+
+/// Output bytes per piece when values are streamed: large enough that
+/// rayon spreads a piece over every core, small enough that memory stays
+/// flat whatever the tensor's size.
+const PIECE: u64 = 16 << 20;
+
+/// Writes one tensor's values (by its name in the file) as `fmt`,
+/// little-endian, to `w` — what `extract --as` does. The tensor's bytes are
+/// verified first (as [`tensor_bytes`]); then they are dequantized or
+/// converted in pieces of about 16 MiB of output, each spread over every
+/// core, so memory stays at one piece (plus the verified input, which is
+/// the file's own mapping for a local file) whatever the tensor's size.
+/// Tensors whose rows are reordered (llama.cpp's Q/K permutation) or that
+/// are converted whole (unsigned integers) are encoded in one piece.
+/// `out_path` names `w` in errors; `progress` is told the bytes written.
+/// Returns the number of bytes written.
+pub fn write_tensor(
+    src: &dyn TensorSource,
+    name: &str,
+    fmt: FloatFormat,
+    w: &mut dyn Write,
+    out_path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    write_tensor_in_pieces(src, name, fmt, PIECE, w, out_path, progress)
+}
+
+/// [`write_tensor`] with pieces of about `piece` output bytes (at least
+/// one block each) instead of 16 MiB: for tuning, and for tests that cross
+/// piece boundaries with small tensors.
+pub fn write_tensor_in_pieces(
+    src: &dyn TensorSource,
+    name: &str,
+    fmt: FloatFormat,
+    piece: u64,
+    w: &mut dyn Write,
+    out_path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let sd = StateDict::plan_one(src, name)?;
+    write_entry(&sd, src, 0, fmt, piece, w, out_path, progress)
+}
+
+/// [`write_tensor`] for entry `i` of a planned state dict.
+#[allow(clippy::too_many_arguments)]
+fn write_entry(
+    sd: &StateDict,
+    src: &dyn TensorSource,
+    i: usize,
+    fmt: FloatFormat,
+    piece: u64,
+    w: &mut dyn Write,
+    out_path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let io = |e| ConvertError::io(out_path, e);
+    let e = sd
+        .entries()
+        .get(i)
+        .ok_or_else(|| StateDictError::NotFound {
+            name: format!("#{i}"),
+        })?;
+    let ty = match (e.unpermute_heads(), e.block_type()) {
+        (None, Some(ty)) => ty,
+        _ => {
+            let data = sd.load(src, i)?;
+            let bytes = encode(&e.source, &data, e.dtype, e.elements, fmt)?;
+            w.write_all(&bytes).map_err(io)?;
+            progress(bytes.len() as u64);
+            return Ok(bytes.len() as u64);
+        }
+    };
+    let view = src.verified(&e.source)?;
+    let stored = usize::try_from(e.used_len())
+        .ok()
+        .and_then(|n| view.bytes().get(..n))
+        .ok_or_else(|| StateDictError::Invalid {
+            name: e.source.clone(),
+            reason: format!(
+                "{} bytes stored, {} needed",
+                view.bytes().len(),
+                e.used_len()
+            ),
+        })?;
+    let quant = |source| StateDictError::Quant {
+        name: e.source.clone(),
+        source,
+    };
+    // The stored bytes must be exactly the elements' blocks.
+    let want = aero_quant::packed_len(ty, e.elements).map_err(quant)?;
+    if want != stored.len() as u64 {
+        return Err(StateDictError::Invalid {
+            name: e.source.clone(),
+            reason: format!(
+                "{} bytes stored, {want} for {} {} elements",
+                stored.len(),
+                e.elements,
+                ty.name
+            ),
+        }
+        .into());
+    }
+    let same = matches!(
+        (ty.name, fmt),
+        ("F32", FloatFormat::F32) | ("F16", FloatFormat::F16) | ("BF16", FloatFormat::BF16)
+    );
+    let mut written = 0u64;
+    if same {
+        for part in stored.chunks(usize::try_from(piece.max(1)).unwrap_or(usize::MAX)) {
+            w.write_all(part).map_err(io)?;
+            progress(part.len() as u64);
+            written += part.len() as u64;
+        }
+        return Ok(written);
+    }
+    let (be, bb) = (ty.block_elems, ty.block_bytes);
+    let blocks = (piece / be.saturating_mul(fmt.size()).max(1)).max(1);
+    let piece_elems = usize::try_from(blocks.saturating_mul(be)).unwrap_or(usize::MAX);
+    let mut f32s: Vec<f32> = Vec::new();
+    let mut u16s: Vec<u16> = Vec::new();
+    let mut done = 0u64;
+    for chunk in stored.chunks(usize::try_from(blocks.saturating_mul(bb)).unwrap_or(usize::MAX)) {
+        let n = e.elements.saturating_sub(done).min(blocks.saturating_mul(be));
+        let k = usize::try_from(n).unwrap_or(piece_elems);
+        let bytes = match fmt {
+            FloatFormat::F32 => {
+                f32s.resize(k, 0.0);
+                aero_quant::par_dequantize(ty, chunk, n, &mut f32s[..k]).map_err(quant)?;
+                le_f32(&f32s[..k])
+            }
+            FloatFormat::F16 => {
+                u16s.resize(k, 0);
+                aero_quant::par_dequantize_f16(ty, chunk, n, &mut u16s[..k]).map_err(quant)?;
+                le_u16(&u16s[..k])
+            }
+            FloatFormat::BF16 => {
+                u16s.resize(k, 0);
+                aero_quant::par_dequantize_bf16(ty, chunk, n, &mut u16s[..k]).map_err(quant)?;
+                le_u16(&u16s[..k])
+            }
+        };
+        w.write_all(&bytes).map_err(io)?;
+        progress(bytes.len() as u64);
+        written += bytes.len() as u64;
+        done += n;
+    }
+    Ok(written)
 }
 
 /// The values as little-endian bytes (a borrow on little-endian hosts).
@@ -140,7 +306,8 @@ pub fn tensor_bytes(
 /// place; nothing appears on error). Tensors keep their names (no name
 /// mapping) and are laid out in name order; `__metadata__` holds the
 /// model name and architecture from MJSN when present and
-/// `"format": "pt"`. Memory: one tensor's values at a time.
+/// `"format": "pt"`. Memory: one piece of values at a time (see
+/// [`write_tensor`]).
 /// `progress` is told each tensor's output bytes. Returns the file size.
 pub fn export_safetensors(
     src: &dyn TensorSource,
@@ -192,12 +359,7 @@ pub fn export_safetensors(
         w.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
         w.write_all(&hb).map_err(io)?;
         for &i in &order {
-            let e = &sd.entries()[i];
-            let data = sd.load(src, i).map_err(ConvertError::from)?;
-            let bytes =
-                encode(&e.source, &data, e.dtype, e.elements, fmt).map_err(ConvertError::from)?;
-            w.write_all(&bytes).map_err(io)?;
-            progress(bytes.len() as u64);
+            write_entry(&sd, src, i, fmt, PIECE, &mut w, output, progress)?;
         }
         w.flush().map_err(io)?;
     }

@@ -211,6 +211,25 @@ impl Entry {
     pub fn unpermute_heads(&self) -> Option<u64> {
         self.unpermute
     }
+
+    /// The ggml type the stored bytes decode as, block by block (f32 and
+    /// f16 kept as they are count as ggml's `F32`/`F16`); `None` for
+    /// tensors converted whole (unsigned integers, bool).
+    pub(crate) fn block_type(&self) -> Option<GgmlType> {
+        match self.conversion {
+            Conversion::Ggml(ty) => Some(ty),
+            Conversion::Keep => GgmlType::from_name(match self.dtype {
+                FloatType::F32 => "F32",
+                FloatType::F16 => "F16",
+            }),
+            Conversion::Unsigned(_) => None,
+        }
+    }
+
+    /// The stored bytes the values come from (see `used_len`).
+    pub(crate) fn used_len(&self) -> u64 {
+        self.used_len
+    }
 }
 
 /// A tensor's float values, native-endian.

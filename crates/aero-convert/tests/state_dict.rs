@@ -213,3 +213,43 @@ fn bytemuck_f32(b: &[u8]) -> Vec<f32> {
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect()
 }
+
+/// `extract --as` streams values in pieces: whatever the piece size (one
+/// block, a few blocks, the default), every tensor of every stored type
+/// (F32, F16, BF16, Q8_0) comes out as the whole-tensor encoding does, in
+/// each output format.
+#[test]
+fn streamed_values_equal_whole_tensor_values() {
+    use aero_convert::floats::{FloatFormat, tensor_bytes, write_tensor, write_tensor_in_pieces};
+    let tmp = tempfile::tempdir().unwrap();
+    let aero = fixture(tmp.path());
+    let f = AeroFile::open(&aero).unwrap();
+    let names: Vec<String> = f
+        .index()
+        .unwrap()
+        .tensors()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(names.len() >= 4);
+    let path = tmp.path().join("out.bin");
+    for name in &names {
+        for fmt in [FloatFormat::F32, FloatFormat::F16, FloatFormat::BF16] {
+            let whole = tensor_bytes(&f, name, fmt).unwrap();
+            for piece in [1, 70, 1000, u64::MAX] {
+                let mut out = Vec::new();
+                let seen = std::cell::Cell::new(0u64);
+                let n = write_tensor_in_pieces(&f, name, fmt, piece, &mut out, &path, &|k| {
+                    seen.set(seen.get() + k)
+                })
+                .unwrap();
+                assert_eq!(n, whole.len() as u64, "{name} {fmt:?} piece {piece}");
+                assert_eq!(seen.get(), n, "progress counts every byte");
+                assert!(out == whole, "{name} {fmt:?} piece {piece}: values differ");
+            }
+            let mut out = Vec::new();
+            write_tensor(&f, name, fmt, &mut out, &path, &|_| {}).unwrap();
+            assert!(out == whole);
+        }
+    }
+}

@@ -525,14 +525,22 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     if !crate::remote::is_url(&a.file) {
         aero_io::output::refuse_same_file(&dest, &a.file)?;
     }
-    let bytes = aero_convert::floats::tensor_bytes(src.as_dyn(), &a.tensor, fmt)
-        .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
+    let elements = src
+        .as_dyn()
+        .tensor_index()
+        .ok()
+        .and_then(|i| i.get(&a.tensor).and_then(TensorInfo::elements))
+        .unwrap_or(0);
+    let pb = out::bytes_bar(elements.saturating_mul(fmt.size()), "converting");
     let mut out = aero_io::output::Output::create(&dest)?;
-    out.file()
-        .write_all(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dest.display()))?;
+    let n =
+        aero_convert::floats::write_tensor(src.as_dyn(), &a.tensor, fmt, out.file(), &dest, &|n| {
+            pb.inc(n)
+        })
+        .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
     out.commit(true)?;
-    report_extracted(&a.tensor, bytes.len() as u64, &dest);
+    pb.finish_and_clear();
+    report_extracted(&a.tensor, n, &dest);
     Ok(ExitCode::SUCCESS)
 }
 
