@@ -1,4 +1,4 @@
-//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|micro|all]... [--runs N]`
+//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|dequant|micro|all]... [--runs N]`
 //!
 //! End-to-end performance targets of the release `aerotensor`, each measured
 //! against a baseline command in the same run (see docs/BENCHMARKS.md). The
@@ -30,6 +30,14 @@
 //!   `AERO_OPEN_VERIFY_ALL` (each shard hashed once, all cores); per-tensor
 //!   verification (`aero_load` + `aero_tensor_ptr`, each tensor's hash_b3)
 //!   is reported without a target.
+//! - `dequant`  — `extract --as f32` of a 1 GiB Q4_K tensor (a GGUF written
+//!   by gguf-py, converted) to /dev/null: verified, dequantized in pieces on
+//!   every core. Its input rate vs `gguf.quants.dequantize` over the first
+//!   64 MiB of the same bytes (timed in-process by
+//!   `crates/aero-quant/bench/bench_dequant.py`; gguf-py's whole 1 GiB would
+//!   need tens of GiB of numpy temporaries) ≥ 30×; f32 output ≥ 1 GB/s;
+//!   peak RSS ≤ the output's size (the 1 GiB input is mapped: its pages
+//!   count).
 //! - `micro`    — the criterion microbenchmarks (`cargo bench -p aero-io --bench read`).
 //!
 //! With no name, the end-to-end benchmarks run; `all` adds `micro`.
@@ -81,14 +89,20 @@ const EXTRACT_RATIO: f64 = 3.0;
 /// Bump when the fixture generator changes so stale fixtures are rebuilt.
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
-const E2E: [&str; 8] = [
-    "validate", "list", "extract", "repack", "convert", "export", "capi", "py",
+const E2E: [&str; 9] = [
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "dequant",
 ];
+/// `extract --as f32` of Q4_K vs gguf-py's dequantize, input bytes per second.
+const DEQUANT_RATIO: f64 = 30.0;
+/// f32 bytes per second `extract --as f32` must write.
+const DEQUANT_OUTPUT_RATE: f64 = 1e9;
+/// gguf-py dequantizes this much of the tensor (MiB).
+const DEQUANT_PY_SLICE_MIB: u64 = 64;
 /// The C ABI loader (open + a verified pointer to every tensor) vs `b3sum`.
 const CAPI_RATIO: f64 = 1.05;
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|micro|all]... [--runs N]"
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|dequant|micro|all]... [--runs N]"
         .into()
 }
 
@@ -221,6 +235,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
             "export" => bench_export(&ctx),
             "capi" => bench_capi(&ctx),
             "py" => bench_py(&ctx),
+            "dequant" => bench_dequant(&ctx),
             _ => unreachable!("names are checked"),
         };
         match r {
@@ -923,6 +938,130 @@ fn bench_list(ctx: &Ctx) -> Result<BenchOut> {
         min_ratio: None,
     });
     Ok(out)
+}
+
+/// `extract --as f32` of a 1 GiB Q4_K tensor vs gguf-py's dequantize.
+fn bench_dequant(ctx: &Ctx) -> Result<BenchOut> {
+    let script = crate::root().join("crates/aero-quant/bench/bench_dequant.py");
+    let gguf = ctx.dir.join("q4k-1g.gguf");
+    let aero = ctx.dir.join("q4k-1g.aero");
+    let stamp = ctx.dir.join("q4k-1g.stamp");
+    let key = format!("bench_dequant.py gen --bytes {BIG_BYTES}; convert\n");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(key.as_str())
+        || !gguf.is_file()
+        || !aero.is_file()
+    {
+        let _ = fs::remove_file(&stamp);
+        crate::run(
+            Command::new("python3")
+                .arg(&script)
+                .arg("gen")
+                .arg(&gguf)
+                .args(["--bytes", &BIG_BYTES.to_string()]),
+        )?;
+        crate::run(
+            Command::new(&ctx.aerotensor)
+                .arg("convert")
+                .arg(&gguf)
+                .arg(&aero)
+                .args(["--uuid", "00112233445566778899aabbccddeeff"]),
+        )?;
+        fs::write(&stamp, &key)?;
+    } else {
+        eprintln!("  reusing {} and {}", gguf.display(), aero.display());
+    }
+    warm(&aero)?;
+    let listing = Command::new(&ctx.aerotensor)
+        .args(["list", "--json"])
+        .arg(&aero)
+        .output()?;
+    let v: Value = serde_json::from_slice(&listing.stdout).context("list --json")?;
+    let t = v["tensors"].get(0).context("no tensor")?;
+    let in_bytes = t["data_len"].as_u64().context("data_len")?;
+    let elements: u64 = t["shape"]
+        .as_array()
+        .context("shape")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .product();
+    let out_bytes = elements * 4;
+    let ours = Cmd::new(
+        "aerotensor",
+        [
+            ctx.aerotensor.as_os_str(),
+            "extract".as_ref(),
+            aero.as_os_str(),
+            "w".as_ref(),
+            "/dev/null".as_ref(),
+            "--as".as_ref(),
+            "f32".as_ref(),
+        ],
+    );
+    let s = measure_all(ctx, "dequant", &[ours], &|| Ok(()))?;
+    let py_out = ctx.dir.join("dequant-py.json");
+    crate::run(
+        Command::new("python3")
+            .arg(&script)
+            .arg("run")
+            .arg(&gguf)
+            .args(["--slice-mib", &DEQUANT_PY_SLICE_MIB.to_string()])
+            .args(["--runs", &ctx.runs.to_string()])
+            .arg("--out")
+            .arg(&py_out),
+    )?;
+    let py: Value =
+        serde_json::from_slice(&fs::read(&py_out)?).context("bench_dequant.py output")?;
+    let py_bytes = py["slice_bytes"].as_f64().context("slice_bytes")?;
+    let py_secs = py["median_s"].as_f64().context("median_s")?;
+    let ours_secs = s[0].median().as_secs_f64().max(1e-9);
+    let ours_rate = in_bytes as f64 / ours_secs;
+    let py_rate = py_bytes / py_secs.max(1e-9);
+    let speedup = ours_rate / py_rate;
+    let out_rate = out_bytes as f64 / ours_secs;
+    let mut o = BenchOut::new(&s);
+    o.commands.push(
+        json!({"label": "gguf.quants.dequantize", "slice_bytes": py_bytes,
+                           "seconds": py["seconds"], "median_s": py_secs}),
+    );
+    o.checks.push(Check {
+        benchmark: "extract --as f32, 1 GiB Q4_K (verified)".into(),
+        ours: format!("{} ({}/s in)", dur(s[0].median()), human(ours_rate as u64)),
+        baseline: format!(
+            "gguf-py {} for {} ({}/s in)",
+            dur(Duration::from_secs_f64(py_secs)),
+            human(py_bytes as u64),
+            human(py_rate as u64)
+        ),
+        ratio: format!("{speedup:.1}x faster"),
+        rss: human(s[0].max_rss()),
+        target: format!(">= {DEQUANT_RATIO:.0}x gguf-py input rate"),
+        outcome: Outcome::of(speedup >= DEQUANT_RATIO),
+        ratio_value: Some(speedup),
+        min_ratio: None,
+    });
+    o.checks.push(Check {
+        benchmark: "extract --as f32 output rate".into(),
+        ours: format!("{:.2} GB/s", out_rate / 1e9),
+        baseline: "-".into(),
+        ratio: "-".into(),
+        rss: human(s[0].max_rss()),
+        target: format!(">= {:.1} GB/s of f32", DEQUANT_OUTPUT_RATE / 1e9),
+        outcome: Outcome::of(out_rate >= DEQUANT_OUTPUT_RATE),
+        ratio_value: None,
+        min_ratio: None,
+    });
+    o.checks.push(Check::rss(
+        "extract --as f32 peak RSS",
+        &s[0],
+        None,
+        Some(out_bytes),
+    ));
+    o.notes.push(format!(
+        "dequant: {in_bytes} bytes of Q4_K -> {out_bytes} bytes of f32; anon peak {} (the rest of RSS is the mapped input); gguf-py timed on the first {} MiB in-process",
+        human(s[0].anon_peak()),
+        DEQUANT_PY_SLICE_MIB
+    ));
+    Ok(o)
 }
 
 /// The Python package: loading every tensor of the 1 GiB file into numpy

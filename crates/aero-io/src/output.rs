@@ -338,6 +338,9 @@ enum Kind {
     Replace { guard: TempGuard, file: File },
     /// A spool copied to a target that is not a regular file.
     Spool { spool: File, sink: Sink },
+    /// A target that is not a regular file, written as bytes come
+    /// ([`Output::create_unspooled`]).
+    Direct { target: File },
 }
 
 #[derive(Debug)]
@@ -398,6 +401,28 @@ impl Output {
         }
     }
 
+    /// [`Output::create`] for a writer that has checked everything it will
+    /// write before writing the first byte (values decoded from a tensor
+    /// verified whole, say): a regular file is still written to a temporary
+    /// and renamed, but stdout, a device or a FIFO is written directly
+    /// instead of through a spool — no copy of the whole output in the
+    /// temporary directory first. Only an I/O error part-way can then leave
+    /// part of the output in the stream (the caller reports it).
+    pub fn create_unspooled(dest: impl AsRef<Path>) -> Result<Output> {
+        let out = Output::create(dest)?;
+        let Output { dest, kind } = out;
+        let kind = match kind {
+            Kind::Spool { sink, .. } => Kind::Direct {
+                target: match sink {
+                    Sink::File(f) => f,
+                    Sink::Stdout => stdout_file().map_err(|e| Error::io(&dest, e))?,
+                },
+            },
+            other => other,
+        };
+        Ok(Output { dest, kind })
+    }
+
     /// The destination path.
     pub fn dest(&self) -> &Path {
         &self.dest
@@ -406,7 +431,7 @@ impl Output {
     /// Whether the destination is not a regular file (stdout, a device, a
     /// FIFO): bytes are spooled and copied on commit.
     pub fn is_stream(&self) -> bool {
-        matches!(self.kind, Kind::Spool { .. })
+        matches!(self.kind, Kind::Spool { .. } | Kind::Direct { .. })
     }
 
     /// The file to write (a temporary or the spool): readable, writable and
@@ -415,6 +440,7 @@ impl Output {
         match &mut self.kind {
             Kind::Replace { file, .. } => file,
             Kind::Spool { spool, .. } => spool,
+            Kind::Direct { target } => target,
         }
     }
 
@@ -451,8 +477,24 @@ impl Output {
                     }
                 }
             }
+            Kind::Direct { mut target } => target.flush().map_err(io_err),
         }
     }
+}
+
+/// Standard output as a `File` (a duplicate of descriptor 1).
+#[cfg(unix)]
+fn stdout_file() -> io::Result<File> {
+    use std::os::fd::AsFd;
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(not(unix))]
+fn stdout_file() -> io::Result<File> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "unspooled standard output needs a Unix descriptor",
+    ))
 }
 
 fn copy_all(from: &mut File, to: &mut impl Write) -> io::Result<()> {

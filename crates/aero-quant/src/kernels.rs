@@ -143,6 +143,7 @@ pub(crate) fn i64_le(b: &[u8; 8], y: &mut [f32; 1]) {
 
 /// `block_q4_0`: f16 d, 16 bytes of nibbles (low nibbles are values 0..16,
 /// high nibbles 16..32); value = d * (q - 8).
+#[inline(always)]
 pub(crate) fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for l in 0..16 {
@@ -153,6 +154,7 @@ pub(crate) fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
 }
 
 /// `block_q4_1`: f16 d, f16 m, nibbles; value = d * q + m.
+#[inline(always)]
 pub(crate) fn q4_1(b: &[u8; 20], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     let m = f16_at(b, 2);
@@ -165,6 +167,7 @@ pub(crate) fn q4_1(b: &[u8; 20], y: &mut [f32; 32]) {
 
 /// `block_q5_0`: f16 d, u32 qh (5th bit of value j is bit j), nibbles;
 /// value = d * (q - 16).
+#[inline(always)]
 pub(crate) fn q5_0(b: &[u8; 22], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     let qh = u32_at(b, 2);
@@ -178,6 +181,7 @@ pub(crate) fn q5_0(b: &[u8; 22], y: &mut [f32; 32]) {
 }
 
 /// `block_q5_1`: f16 d, f16 m, u32 qh, nibbles; value = d * q + m.
+#[inline(always)]
 pub(crate) fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     let m = f16_at(b, 2);
@@ -192,6 +196,7 @@ pub(crate) fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
 }
 
 /// `block_q8_0`: f16 d, 32 x i8; value = q * d.
+#[inline(always)]
 pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for l in 0..32 {
@@ -200,6 +205,7 @@ pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
 }
 
 /// `block_iq4_nl`: f16 d, nibbles indexing `kvalues_iq4nl`; value = d * kv.
+#[inline(always)]
 pub(crate) fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for l in 0..16 {
@@ -211,6 +217,7 @@ pub(crate) fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
 
 /// `block_mxfp4`: E8M0 e, nibbles indexing the doubled E2M1 values;
 /// value = (2^(e-127) / 2) * kv.
+#[inline(always)]
 pub(crate) fn mxfp4(b: &[u8; 17], y: &mut [f32; 32]) {
     let d = e8m0_half(b[0]);
     for l in 0..16 {
@@ -222,6 +229,7 @@ pub(crate) fn mxfp4(b: &[u8; 17], y: &mut [f32; 32]) {
 
 /// `block_nvfp4`: 4 UE4M3 scales (one per 16 values), 32 bytes of E2M1
 /// nibbles; sub-block s reads bytes 8s..8s+8, low nibbles first.
+#[inline(always)]
 pub(crate) fn nvfp4(b: &[u8; 36], y: &mut [f32; 64]) {
     for s in 0..4 {
         let d = UE4M3_HALF[usize::from(b[s])];
@@ -253,6 +261,7 @@ fn scale_min_k4<const N: usize>(b: &[u8; N], at: usize) -> ([u8; 8], [u8; 8]) {
 
 /// `block_q2_K`: scales[16] (low nibble scale, high nibble min), qs[64]
 /// (2 bits), f16 d, f16 dmin; value = (d * sc) * q - (dmin * m).
+#[inline(always)]
 pub(crate) fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
     let d = f16_at(b, 80);
     let dmin = f16_at(b, 82);
@@ -283,6 +292,7 @@ pub(crate) fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
 /// `block_q3_K`: hmask[32], qs[64] (2 low bits), scales[12] (16 x 6 bits,
 /// offset 32), f16 d; value = (d * sc) * q, q = low bits - 4 unless the hmask
 /// bit is set.
+#[inline(always)]
 pub(crate) fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
     let d = f16_at(b, 108);
     let mut dl = [0f32; 16];
@@ -314,6 +324,7 @@ pub(crate) fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
 
 /// `block_q4_K`: f16 d, f16 dmin, scales[12] (8 x 6-bit scale and min),
 /// qs[128]; value = (d * sc) * q - (dmin * m), eight sub-blocks of 32.
+#[inline(always)]
 pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
@@ -335,6 +346,7 @@ pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
 
 /// `block_q5_K`: f16 d, f16 dmin, scales[12], qh[32] (5th bits: bit s of
 /// byte l for value 32s + l), qs[128]; value = (d * sc) * q - (dmin * m).
+#[inline(always)]
 pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
@@ -356,6 +368,7 @@ pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
 
 /// `block_q6_K`: ql[128] (low 4 bits), qh[64] (high 2 bits), scales[16] (i8),
 /// f16 d; value = (d * sc) * (q - 32).
+#[inline(always)]
 pub(crate) fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
     let d = f16_at(b, 208);
     let mut dl = [0f32; 16];
@@ -385,6 +398,7 @@ pub(crate) fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
 
 /// `block_q8_K`: f32 d, 256 x i8, bsums (ignored); value = d * q. gguf-py has
 /// no Q8_K; this follows ggml's `dequantize_row_q8_K`.
+#[inline(always)]
 pub(crate) fn q8_k(b: &[u8; 292], y: &mut [f32; 256]) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     for l in 0..256 {
@@ -396,6 +410,7 @@ pub(crate) fn q8_k(b: &[u8; 292], y: &mut [f32; 256]) {
 
 /// `block_tq1_0`: qs[48] and qh[4] hold base-3 digits as fixed-point
 /// fractions (digit = (byte * 3^k mod 256) * 3 >> 8), f16 d; value = d * (t - 1).
+#[inline(always)]
 pub(crate) fn tq1_0(b: &[u8; 54], y: &mut [f32; 256]) {
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let d = f16_at(b, 52);
@@ -421,6 +436,7 @@ pub(crate) fn tq1_0(b: &[u8; 54], y: &mut [f32; 256]) {
 }
 
 /// `block_tq2_0`: qs[64] (2 bits, 0..3 meaning -1..2), f16 d; value = d * (q - 1).
+#[inline(always)]
 pub(crate) fn tq2_0(b: &[u8; 66], y: &mut [f32; 256]) {
     let d = f16_at(b, 64);
     let t = |q: u8| f32::from((q & 3) as i8 - 1);
@@ -439,6 +455,7 @@ pub(crate) fn tq2_0(b: &[u8; 66], y: &mut [f32; 256]) {
 
 /// `block_iq4_xs`: f16 d, u16 scales_h, scales_l[4], qs[128]; eight
 /// sub-blocks of 32 with 6-bit scales (minus 32) and `kvalues_iq4nl` levels.
+#[inline(always)]
 pub(crate) fn iq4_xs(b: &[u8; 136], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     let scales_h = u16_at(b, 2);
@@ -457,6 +474,7 @@ pub(crate) fn iq4_xs(b: &[u8; 136], y: &mut [f32; 256]) {
 /// `block_iq2_xxs`: f16 d, then per 32 values two u32: four 8-bit grid
 /// indices, and four 7-bit sign indices plus a 4-bit scale;
 /// value = ((d * (0.5 + s)) * 0.25) * grid, signed.
+#[inline(always)]
 pub(crate) fn iq2_xxs(b: &[u8; 66], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     for ib in 0..8 {
@@ -475,6 +493,7 @@ pub(crate) fn iq2_xxs(b: &[u8; 66], y: &mut [f32; 256]) {
 
 /// `block_iq2_xs`: f16 d, 32 x u16 (9-bit grid index, 7-bit sign index),
 /// scales[8] (4 bits per 16 values); value = ((d * (0.5 + s)) * 0.25) * grid.
+#[inline(always)]
 pub(crate) fn iq2_xs(b: &[u8; 74], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     for l in 0..32 {
@@ -492,6 +511,7 @@ pub(crate) fn iq2_xs(b: &[u8; 74], y: &mut [f32; 256]) {
 /// `block_iq2_s`: f16 d, qs[32] (low 8 bits of a 10-bit grid index),
 /// signs[32] (one byte per 8 values), qh[8] (high 2 bits), scales[8];
 /// value = ((d * (0.5 + s)) * 0.25) * grid, signed.
+#[inline(always)]
 pub(crate) fn iq2_s(b: &[u8; 82], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     for l in 0..32 {
@@ -510,6 +530,7 @@ pub(crate) fn iq2_s(b: &[u8; 82], y: &mut [f32; 256]) {
 /// `block_iq3_xxs`: f16 d, qs[64] (8-bit grid indices, 4 values each), then
 /// per 32 values a u32 of four 7-bit sign indices and a 4-bit scale;
 /// value = ((d * (0.5 + s)) * 0.5) * grid, signed.
+#[inline(always)]
 pub(crate) fn iq3_xxs(b: &[u8; 98], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     for ib in 0..8 {
@@ -531,6 +552,7 @@ pub(crate) fn iq3_xxs(b: &[u8; 98], y: &mut [f32; 256]) {
 /// `block_iq3_s`: f16 d, qs[64] (low 8 bits of 9-bit grid indices), qh[8],
 /// signs[32], scales[4] (4 bits per 32 values); value = (d * (1 + 2s)) * grid,
 /// signed.
+#[inline(always)]
 pub(crate) fn iq3_s(b: &[u8; 110], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     for ib in 0..8 {
@@ -551,6 +573,7 @@ pub(crate) fn iq3_s(b: &[u8; 110], y: &mut [f32; 256]) {
 /// `block_iq1_s`: f16 d, qs[32] (low 8 bits of 11-bit grid indices), qh[8] x
 /// u16 (3 high bits per index, 3-bit scale, delta sign); value =
 /// (d * (2s + 1)) * (grid ± 0.125).
+#[inline(always)]
 pub(crate) fn iq1_s(b: &[u8; 50], y: &mut [f32; 256]) {
     let d = f16_at(b, 0);
     for ib in 0..8 {
@@ -571,6 +594,7 @@ pub(crate) fn iq1_s(b: &[u8; 50], y: &mut [f32; 256]) {
 /// `block_iq1_m`: qs[32], qh[16] (per 8 values: 3 high index bits and a
 /// delta sign), scales[8] as 4 u16 (3-bit scales per 16 values; the top
 /// nibbles together are the f16 d); value = (d * (2s + 1)) * (grid ± 0.125).
+#[inline(always)]
 pub(crate) fn iq1_m(b: &[u8; 56], y: &mut [f32; 256]) {
     let sc = [u16_at(b, 48), u16_at(b, 50), u16_at(b, 52), u16_at(b, 54)];
     let d = f16_to_f32(

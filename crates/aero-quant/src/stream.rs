@@ -2,7 +2,9 @@
 
 use std::io::{self, Read, Write};
 
-use crate::{GgmlType, QuantError, Target, ToBf16, ToF16, ToF32, Visit, decode_blocks, dispatch};
+use crate::{
+    GgmlType, Kernel, QuantError, Target, ToBf16, ToF16, ToF32, Visit, decode_blocks, dispatch,
+};
 
 /// About this many values are decoded per step (256 KiB of f32): a stream
 /// holds 256 KiB of f32, as much encoded output and at most 512 KiB of packed
@@ -231,7 +233,7 @@ where
 
     fn visit<const N: usize, const M: usize, K>(mut self, kernel: K) -> Self::Output
     where
-        K: Fn(&[u8; N], &mut [f32; M]) + Copy + Send + Sync,
+        K: Kernel<N, M>,
     {
         let step_blocks = (STEP_ELEMS / M).max(1);
         let total_blocks = self.expected / N as u64;

@@ -532,7 +532,10 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
         .and_then(|i| i.get(&a.tensor).and_then(TensorInfo::elements))
         .unwrap_or(0);
     let pb = out::bytes_bar(elements.saturating_mul(fmt.size()), "converting");
-    let mut out = aero_io::output::Output::create(&dest)?;
+    // Unspooled: the tensor is verified whole before the first value is
+    // written, so a pipe or device gets the values as they are decoded
+    // (a 7 GiB f32 output is not first copied to the temporary directory).
+    let mut out = aero_io::output::Output::create_unspooled(&dest)?;
     let n =
         aero_convert::floats::write_tensor(src.as_dyn(), &a.tensor, fmt, out.file(), &dest, &|n| {
             pb.inc(n)
