@@ -76,9 +76,8 @@ impl ChunkStatus {
 /// The frames are decoded in one call straight into a buffer of `ulen`
 /// bytes (within that budget), so nothing is copied twice: streaming through
 /// `Read` decoded into zstd's window and copied out, and grew the output by
-/// reallocation (a third of inflating a 100,000-tensor TIDX). Pages of the
-/// buffer are touched only as bytes are produced, and output beyond `ulen`
-/// is an error, as before.
+/// reallocation. Pages of the buffer are touched only as bytes are
+/// produced, and output beyond `ulen` is an error, as before.
 pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
     let budget = aero_format::limits::max_inflated_len(stored.len() as u64);
     if ulen > budget {
