@@ -309,24 +309,99 @@ fn int(v: i64) -> Token<'static> {
 }
 
 /// Decodes 64 hex characters into 32 bytes (either case accepted).
+///
+/// Table-driven and branch-free per character: the digits of a hash are
+/// random, so a `match` on digit/lower/upper mispredicts about half the
+/// time (that was most of the cost of iterating a TIDX with `hash_b3`).
 pub fn decode_hex32(s: &[u8]) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
+    let s: &[u8; 64] = s.try_into().ok()?;
     let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let hi = hex_val(*pair.first()?)?;
-        let lo = hex_val(*pair.get(1)?)?;
-        *o = (hi << 4) | lo;
+    // Invalid characters map to 0xff; OR-ing every value keeps the high
+    // bit set if any character was invalid.
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.as_chunks::<2>().0) {
+        let (hi, lo) = (hex_val(pair[0]), hex_val(pair[1]));
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c.wrapping_sub(b'0')),
-        b'a'..=b'f' => Some(c.wrapping_sub(b'a').wrapping_add(10)),
-        b'A'..=b'F' => Some(c.wrapping_sub(b'A').wrapping_add(10)),
-        _ => None,
+/// The value of a hex digit ('0'-'9', 'a'-'f', 'A'-'F'); 0xff otherwise.
+#[inline(always)]
+fn hex_val(c: u8) -> u8 {
+    // A u8 always indexes a 256-entry table.
+    #[allow(clippy::indexing_slicing)]
+    HEX_VAL[usize::from(c)]
+}
+
+const HEX_VAL: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut c = 0u8;
+    loop {
+        // In range: the table has 256 entries and `c` is a u8.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[c as usize] = match c {
+                b'0'..=b'9' => c.wrapping_sub(b'0'),
+                b'a'..=b'f' => c.wrapping_sub(b'a').wrapping_add(10),
+                b'A'..=b'F' => c.wrapping_sub(b'A').wrapping_add(10),
+                _ => 0xff,
+            };
+        }
+        if c == u8::MAX {
+            break;
+        }
+        c = c.wrapping_add(1);
+    }
+    t
+};
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used
+)]
+mod tests {
+    use super::decode_hex32;
+
+    /// The same hex digit in both cases, then every byte as both digits.
+    #[test]
+    fn decode_hex32_accepts_hex_digits_only() {
+        let mut s = [b'0'; 64];
+        for (i, c) in b"0123456789abcdefABCDEF".iter().enumerate() {
+            s[i] = *c;
+        }
+        let d = decode_hex32(&s).unwrap();
+        assert_eq!(
+            d[..11],
+            [
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xab, 0xcd, 0xef
+            ]
+        );
+        assert!(d[11..].iter().all(|&b| b == 0));
+        for c in 0..=255u8 {
+            let want = match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            };
+            for pos in [0, 1, 62, 63] {
+                let mut s = [b'0'; 64];
+                s[pos] = c;
+                let got = decode_hex32(&s);
+                match want {
+                    None => assert_eq!(got, None, "byte {c:#x} at {pos}"),
+                    Some(v) => {
+                        let b = got.unwrap()[pos / 2];
+                        assert_eq!(b, if pos % 2 == 0 { v << 4 } else { v }, "{c:#x}");
+                    }
+                }
+            }
+        }
+        assert_eq!(decode_hex32(&[b'0'; 63]), None);
+        assert_eq!(decode_hex32(&[b'0'; 65]), None);
     }
 }

@@ -345,15 +345,20 @@ impl<'a> TensorIter<'a> {
                         .map_err(|e| e.at(index))?
                 }
                 "hash_b3" => {
+                    // 64 hex digits are ASCII: the UTF-8 check is needed
+                    // only to report a string that is not hex correctly.
                     let s = self
                         .r
-                        .read_str(Field::TensorHash)
+                        .read_str_bytes(Field::TensorHash)
                         .map_err(|e| e.at(index))?;
                     if !s.is_empty() {
-                        hash_b3 = Some(
-                            decode_hex32(s.as_bytes())
-                                .ok_or(bad(ErrorKind::BadHex, Field::TensorHash))?,
-                        );
+                        hash_b3 = Some(match decode_hex32(s) {
+                            Some(h) => h,
+                            None if core::str::from_utf8(s).is_err() => {
+                                return Err(bad(ErrorKind::InvalidUtf8, Field::TensorHash));
+                            }
+                            None => return Err(bad(ErrorKind::BadHex, Field::TensorHash)),
+                        });
                     }
                 }
                 "quant_id" => {

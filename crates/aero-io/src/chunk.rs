@@ -68,13 +68,17 @@ impl ChunkStatus {
 }
 
 /// Decompresses a zstd payload whose uncompressed size must be exactly `ulen`.
-/// Memory grows with the bytes actually produced, never with the claim, and a
-/// frame that declares a different content size is rejected before decoding.
-/// `ulen` may be at most [`aero_format::limits::max_inflated_len`] of the
-/// stored length (1 MiB, or 64 times the stored bytes): a small chunk cannot
-/// make a reader allocate gigabytes.
+/// A frame that declares a different content size is rejected before
+/// decoding. `ulen` may be at most [`aero_format::limits::max_inflated_len`]
+/// of the stored length (1 MiB, or 64 times the stored bytes): a small chunk
+/// cannot make a reader allocate gigabytes.
+///
+/// The frames are decoded in one call straight into a buffer of `ulen`
+/// bytes (within that budget), so nothing is copied twice: streaming through
+/// `Read` decoded into zstd's window and copied out, and grew the output by
+/// reallocation. Pages of the buffer are touched only as bytes are
+/// produced, and output beyond `ulen` is an error, as before.
 pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
     let budget = aero_format::limits::max_inflated_len(stored.len() as u64);
     if ulen > budget {
         return Err(format!(
@@ -92,11 +96,18 @@ pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
             "zstd frame declares {declared} bytes, TOC chunk_ulen says {ulen}"
         ));
     }
-    let dec = zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| format!("zstd: {e}"))?;
-    let mut out = Vec::with_capacity(usize::try_from(ulen.min(1 << 20)).unwrap_or(0));
-    dec.take(ulen.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| format!("zstd: {e}"))?;
+    let cap = usize::try_from(ulen).map_err(|_| format!("chunk_ulen {ulen} too large"))?;
+    let mut out = Vec::with_capacity(cap);
+    let mut dctx = zstd::zstd_safe::DCtx::try_create().ok_or("zstd: no decompression context")?;
+    dctx.decompress(&mut out, stored).map_err(|code| {
+        let name = zstd::zstd_safe::get_error_name(code);
+        if name.contains("too small") {
+            // The frames hold more than the buffer of `ulen` bytes.
+            format!("zstd payload inflates to more than the {ulen} bytes chunk_ulen says")
+        } else {
+            format!("zstd: {name}")
+        }
+    })?;
     if out.len() as u64 != ulen {
         return Err(format!(
             "decompressed to {} bytes, TOC chunk_ulen says {ulen}",

@@ -4,7 +4,9 @@
 //!
 //! The shard is read once, in windows of [`WINDOW`] bytes (mapped windows
 //! for a local file, the next one pre-faulted while the current one is
-//! hashed). Each window is split into independent jobs that rayon spreads
+//! hashed). A local shard with no page or tensor hash to check is hashed by
+//! [`crate::verify::hash_range`] instead (independent subtrees, no barrier
+//! between windows). Each window is split into independent jobs that rayon spreads
 //! over the cores:
 //!
 //! - the shard hash, as BLAKE3 subtrees: windows start at multiples of a
@@ -82,6 +84,17 @@ pub fn scan_shard(
         if n == 0 && *blake3::hash(&[]).as_bytes() != want {
             out.bad_tensors.push(i);
         }
+    }
+    if pages.is_none() && todo.iter().all(|&(_, _, n, _)| n == 0) && src.file().is_some() {
+        // Only the shard hash covers these bytes: one BLAKE3 of the range,
+        // which for a local file is [`crate::verify::hash_range`]'s subtrees
+        // (each core maps and hashes the next window on its own, with no
+        // barrier between windows), as `validate --full` hashed shards
+        // before page and tensor hashes joined the pass. The windowed pass
+        // below waits at the end of every window for its slowest job.
+        out.shard = *crate::verify::hash_range(src, offset, len, progress)?.as_bytes();
+        out.bad_tensors.sort_unstable();
+        return Ok(out);
     }
     let mut next_tensor = 0usize;
     let mut running: Vec<Running> = Vec::new();
@@ -352,6 +365,31 @@ mod tests {
                     assert_eq!(r.bad_pages, vec![(n as u64 - 3) / ps], "n={n} ps={ps}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_local_shard_with_only_its_own_hash_is_hashed_whole() {
+        // The subtree path (no pages, no tensor hashes, a local file longer
+        // than a window) gives the shard's BLAKE3 and sees a flipped byte.
+        let n = 3 * WINDOW as usize + 12345;
+        let mut b = data(n + 100);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shard");
+        for flip in [false, true] {
+            if flip {
+                b[100 + n - 7] ^= 1;
+            }
+            std::fs::write(&path, &b).unwrap();
+            let src = crate::source::LocalSource::open(&path).unwrap();
+            let empty = (0usize, 5u64, 0u64, *blake3::hash(&[]).as_bytes());
+            let mut seen = 0u64;
+            let r = scan_shard(&src, 100, n as u64, &[empty], None, |k| seen += k).unwrap();
+            assert_eq!(seen, n as u64);
+            assert_eq!(r.shard, *blake3::hash(&b[100..]).as_bytes());
+            let original = *blake3::hash(&data(n + 100)[100..]).as_bytes();
+            assert_eq!(r.shard == original, !flip);
+            assert!(r.bad_tensors.is_empty() && r.bad_pages.is_empty());
         }
     }
 
