@@ -29,8 +29,8 @@ use aero_format::DType;
 use aero_io::TensorInfo;
 use serde::Serialize;
 
-use crate::floats::{FloatFormat, encode};
-use crate::state_dict::{StateDict, StateDictError, TensorSource, reference_gguf_order};
+use crate::floats::F32Pieces;
+use crate::state_dict::{StateDictError, TensorSource, reference_gguf_order};
 
 /// What to compare beyond names, dtypes, shapes and bytes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -223,79 +223,122 @@ pub fn diff(
     Ok(report)
 }
 
-/// A tensor's values as f32, or why they cannot be had. Verification and
-/// I/O failures are errors; a tensor that is not expressible as floats is
-/// `Err(Ok(reason))`.
-fn values(src: &dyn TensorSource, name: &str) -> Result<Result<Vec<f32>, String>, StateDictError> {
-    let sd = match StateDict::plan_one(src, name) {
-        Ok(sd) => sd,
+/// Bytes of f32 values each side of `diff --numeric` holds at a time.
+const PIECE: u64 = 4 << 20;
+
+/// A tensor's values as f32 pieces, or why they cannot be had.
+/// Verification and I/O failures are errors; a tensor that is not
+/// expressible as floats is `Err(Ok(reason))`.
+fn pieces<'a>(
+    src: &'a dyn TensorSource,
+    name: &str,
+) -> Result<Result<F32Pieces<'a>, String>, StateDictError> {
+    match F32Pieces::new(src, name, PIECE) {
+        Ok(p) => Ok(Ok(p)),
         Err(e @ (StateDictError::Unsupported { .. } | StateDictError::Invalid { .. })) => {
-            return Ok(Err(e.to_string()));
+            Ok(Err(e.to_string()))
         }
-        Err(e) => return Err(e),
-    };
-    let Some(e) = sd.entries().first() else {
-        return Ok(Err("no such tensor".into()));
-    };
-    let data = sd.load(src, 0)?;
-    let bytes = encode(name, &data, e.dtype, e.elements, FloatFormat::F32)?;
-    Ok(Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()))
+        Err(e) => Err(e),
+    }
 }
 
+/// Compares the two tensors' values piece by piece (memory: a piece of
+/// each, not two whole tensors of f32).
 fn numeric(
     a: &dyn TensorSource,
     b: &dyn TensorSource,
     name: &str,
 ) -> Result<Numeric, StateDictError> {
-    let va = match values(a, name)? {
-        Ok(v) => v,
+    let mut pa = match pieces(a, name)? {
+        Ok(p) => p,
         Err(reason) => return Ok(Numeric::Unavailable { reason }),
     };
-    let vb = match values(b, name)? {
-        Ok(v) => v,
+    let mut pb = match pieces(b, name)? {
+        Ok(p) => p,
         Err(reason) => return Ok(Numeric::Unavailable { reason }),
     };
-    if va.len() != vb.len() {
+    if pa.elements != pb.elements {
         return Ok(Numeric::ElementCountDiffers);
     }
-    Ok(compare(&va, &vb))
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    let (mut ia, mut ib) = (0usize, 0usize);
+    let mut acc = Acc::default();
+    loop {
+        if ia == va.len() {
+            if !pa.next_into(&mut va)? {
+                break;
+            }
+            ia = 0;
+            continue;
+        }
+        if ib == vb.len() {
+            if !pb.next_into(&mut vb)? {
+                break;
+            }
+            ib = 0;
+            continue;
+        }
+        let k = (va.len() - ia).min(vb.len() - ib);
+        acc.add(&va[ia..ia + k], &vb[ib..ib + k]);
+        ia += k;
+        ib += k;
+    }
+    Ok(acc.finish())
+}
+
+/// Running max abs/rel error and the sums of the cosine similarity.
+#[derive(Default)]
+struct Acc {
+    max_abs: f64,
+    max_rel: f64,
+    dot: f64,
+    na: f64,
+    nb: f64,
+    n: u64,
+}
+
+impl Acc {
+    fn add(&mut self, a: &[f32], b: &[f32]) {
+        for (&x, &y) in a.iter().zip(b) {
+            let (x, y) = (f64::from(x), f64::from(y));
+            let same = x == y || (x.is_nan() && y.is_nan());
+            let d = if same { 0.0 } else { (x - y).abs() };
+            let d = if d.is_nan() { f64::INFINITY } else { d };
+            self.max_abs = self.max_abs.max(d);
+            let m = x.abs().max(y.abs());
+            if d > 0.0 && m > 0.0 {
+                let r = if m.is_finite() { d / m } else { f64::INFINITY };
+                self.max_rel = self.max_rel.max(r);
+            }
+            if x.is_finite() && y.is_finite() {
+                self.dot += x * y;
+                self.na += x * x;
+                self.nb += y * y;
+            }
+        }
+        self.n += a.len().min(b.len()) as u64;
+    }
+
+    fn finish(self) -> Numeric {
+        let cosine = match (self.na > 0.0, self.nb > 0.0) {
+            (false, false) => 1.0,
+            (true, true) => self.dot / (self.na.sqrt() * self.nb.sqrt()),
+            _ => 0.0,
+        };
+        Numeric::Compared {
+            elements: self.n,
+            max_abs_err: self.max_abs,
+            max_rel_err: self.max_rel,
+            cosine,
+        }
+    }
 }
 
 /// Max abs/rel error and cosine similarity of two equally long slices.
 pub fn compare(a: &[f32], b: &[f32]) -> Numeric {
-    let (mut max_abs, mut max_rel) = (0f64, 0f64);
-    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        let same = x == y || (x.is_nan() && y.is_nan());
-        let d = if same { 0.0 } else { (x - y).abs() };
-        let d = if d.is_nan() { f64::INFINITY } else { d };
-        max_abs = max_abs.max(d);
-        let m = x.abs().max(y.abs());
-        if d > 0.0 && m > 0.0 {
-            let r = if m.is_finite() { d / m } else { f64::INFINITY };
-            max_rel = max_rel.max(r);
-        }
-        if x.is_finite() && y.is_finite() {
-            dot += x * y;
-            na += x * x;
-            nb += y * y;
-        }
-    }
-    let cosine = match (na > 0.0, nb > 0.0) {
-        (false, false) => 1.0,
-        (true, true) => dot / (na.sqrt() * nb.sqrt()),
-        _ => 0.0,
-    };
-    Numeric::Compared {
-        elements: a.len() as u64,
-        max_abs_err: max_abs,
-        max_rel_err: max_rel,
-        cosine,
-    }
+    let mut acc = Acc::default();
+    acc.add(a, b);
+    acc.finish()
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::state_dict::{
     FloatData, FloatType, StateDict, StateDictError, StateDictOptions, TensorSource,
 };
 use crate::{ConvertError, Result};
+use aero_io::TensorView;
 
 /// A float format values are handed out in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,6 +166,149 @@ pub fn write_tensor_in_pieces(
     write_entry(&sd, src, 0, fmt, piece, w, out_path, progress)
 }
 
+/// The verified stored bytes of entry `i` and the ggml type they decode
+/// as, block by block, with the number of bytes to use (checked to be
+/// exactly the elements' blocks); `None` for entries decoded whole (rows
+/// reordered, unsigned integers).
+fn blocks_of<'a>(
+    sd: &StateDict,
+    src: &'a dyn TensorSource,
+    i: usize,
+) -> Result<Option<(TensorView<'a>, GgmlType, usize)>, StateDictError> {
+    let e = sd
+        .entries()
+        .get(i)
+        .ok_or_else(|| StateDictError::NotFound {
+            name: format!("#{i}"),
+        })?;
+    let ty = match (e.unpermute_heads(), e.block_type()) {
+        (None, Some(ty)) => ty,
+        _ => return Ok(None),
+    };
+    let view = src.verified(&e.source)?;
+    let want = aero_quant::packed_len(ty, e.elements).map_err(|source| StateDictError::Quant {
+        name: e.source.clone(),
+        source,
+    })?;
+    let used = usize::try_from(e.used_len()).unwrap_or(usize::MAX);
+    if want != e.used_len() || used > view.bytes().len() {
+        return Err(StateDictError::Invalid {
+            name: e.source.clone(),
+            reason: format!(
+                "{} bytes stored, {} used, {want} for {} {} elements",
+                view.bytes().len(),
+                e.used_len(),
+                e.elements,
+                ty.name
+            ),
+        });
+    }
+    Ok(Some((view, ty, used)))
+}
+
+/// A tensor's values as f32, a piece at a time (for comparing two tensors
+/// with bounded memory, as `diff --numeric` does): verified first, then
+/// decoded block by block; tensors decoded whole come as one piece.
+pub struct F32Pieces<'a> {
+    state: PiecesState<'a>,
+    /// Elements in all.
+    pub elements: u64,
+}
+
+enum PiecesState<'a> {
+    Whole(Option<Vec<f32>>),
+    Blocks {
+        view: TensorView<'a>,
+        ty: GgmlType,
+        used: usize,
+        at: usize,
+        done: u64,
+        blocks: u64,
+        name: String,
+    },
+}
+
+impl<'a> F32Pieces<'a> {
+    /// The values of tensor `name` (its name in the file), in pieces of
+    /// about `piece` bytes of f32.
+    pub fn new(src: &'a dyn TensorSource, name: &str, piece: u64) -> Result<Self, StateDictError> {
+        let sd = StateDict::plan_one(src, name)?;
+        let e = sd
+            .entries()
+            .first()
+            .ok_or_else(|| StateDictError::NotFound {
+                name: name.to_owned(),
+            })?;
+        let elements = e.elements;
+        let state = match blocks_of(&sd, src, 0)? {
+            Some((view, ty, used)) => PiecesState::Blocks {
+                view,
+                ty,
+                used,
+                at: 0,
+                done: 0,
+                blocks: (piece / ty.block_elems.saturating_mul(4).max(1)).max(1),
+                name: e.source.clone(),
+            },
+            None => {
+                let data = sd.load(src, 0)?;
+                let bytes = encode(&e.source, &data, e.dtype, e.elements, FloatFormat::F32)?;
+                PiecesState::Whole(Some(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                ))
+            }
+        };
+        Ok(F32Pieces { state, elements })
+    }
+
+    /// Replaces `buf` with the next piece; `false` when there is none.
+    pub fn next_into(&mut self, buf: &mut Vec<f32>) -> Result<bool, StateDictError> {
+        match &mut self.state {
+            PiecesState::Whole(v) => match v.take() {
+                Some(v) => {
+                    *buf = v;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+            PiecesState::Blocks {
+                view,
+                ty,
+                used,
+                at,
+                done,
+                blocks,
+                name,
+            } => {
+                if *at >= *used {
+                    return Ok(false);
+                }
+                let len = usize::try_from(blocks.saturating_mul(ty.block_bytes))
+                    .unwrap_or(usize::MAX)
+                    .min(*used - *at);
+                let chunk = &view.bytes()[*at..*at + len];
+                let n = self
+                    .elements
+                    .saturating_sub(*done)
+                    .min(blocks.saturating_mul(ty.block_elems));
+                buf.resize(usize::try_from(n).unwrap_or(0), 0.0);
+                aero_quant::par_dequantize(*ty, chunk, n, buf).map_err(|source| {
+                    StateDictError::Quant {
+                        name: name.clone(),
+                        source,
+                    }
+                })?;
+                *at += len;
+                *done += n;
+                Ok(true)
+            }
+        }
+    }
+}
+
 /// [`write_tensor`] for entry `i` of a planned state dict.
 #[allow(clippy::too_many_arguments)]
 fn write_entry(
@@ -184,46 +328,18 @@ fn write_entry(
         .ok_or_else(|| StateDictError::NotFound {
             name: format!("#{i}"),
         })?;
-    let ty = match (e.unpermute_heads(), e.block_type()) {
-        (None, Some(ty)) => ty,
-        _ => {
-            let data = sd.load(src, i)?;
-            let bytes = encode(&e.source, &data, e.dtype, e.elements, fmt)?;
-            w.write_all(&bytes).map_err(io)?;
-            progress(bytes.len() as u64);
-            return Ok(bytes.len() as u64);
-        }
+    let Some((view, ty, used)) = blocks_of(sd, src, i)? else {
+        let data = sd.load(src, i)?;
+        let bytes = encode(&e.source, &data, e.dtype, e.elements, fmt)?;
+        w.write_all(&bytes).map_err(io)?;
+        progress(bytes.len() as u64);
+        return Ok(bytes.len() as u64);
     };
-    let view = src.verified(&e.source)?;
-    let stored = usize::try_from(e.used_len())
-        .ok()
-        .and_then(|n| view.bytes().get(..n))
-        .ok_or_else(|| StateDictError::Invalid {
-            name: e.source.clone(),
-            reason: format!(
-                "{} bytes stored, {} needed",
-                view.bytes().len(),
-                e.used_len()
-            ),
-        })?;
+    let stored = &view.bytes()[..used];
     let quant = |source| StateDictError::Quant {
         name: e.source.clone(),
         source,
     };
-    // The stored bytes must be exactly the elements' blocks.
-    let want = aero_quant::packed_len(ty, e.elements).map_err(quant)?;
-    if want != stored.len() as u64 {
-        return Err(StateDictError::Invalid {
-            name: e.source.clone(),
-            reason: format!(
-                "{} bytes stored, {want} for {} {} elements",
-                stored.len(),
-                e.elements,
-                ty.name
-            ),
-        }
-        .into());
-    }
     let same = matches!(
         (ty.name, fmt),
         ("F32", FloatFormat::F32) | ("F16", FloatFormat::F16) | ("BF16", FloatFormat::BF16)

@@ -251,5 +251,16 @@ fn streamed_values_equal_whole_tensor_values() {
             write_tensor(&f, name, fmt, &mut out, &path, &|_| {}).unwrap();
             assert!(out == whole);
         }
+        // The f32 pieces `diff --numeric` pulls concatenate to the same values.
+        let whole = tensor_bytes(&f, name, FloatFormat::F32).unwrap();
+        for piece in [1, 130, u64::MAX] {
+            let mut p = aero_convert::floats::F32Pieces::new(&f, name, piece).unwrap();
+            let (mut buf, mut all) = (Vec::new(), Vec::new());
+            while p.next_into(&mut buf).unwrap() {
+                all.extend(buf.iter().flat_map(|v| v.to_le_bytes()));
+            }
+            assert_eq!(all.len() as u64, p.elements * 4);
+            assert!(all == whole, "{name}: pieces of {piece}");
+        }
     }
 }
