@@ -175,7 +175,7 @@ fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
 
 /// A parsed GGUF file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
-    src: Box<dyn ByteSource>,
+    src: aero_io::Source,
     header: GgufHeader,
 }
 
@@ -183,13 +183,14 @@ impl Input {
     /// Opens and checks a GGUF file: header, every length and product, and
     /// every tensor's range against the file size.
     pub fn open(path: &Path) -> Result<Input> {
-        Self::from_source(path, Box::new(crate::open_source(path)?))
+        Self::from_source(path, crate::open_source(path)?)
     }
 
     /// [`Input::open`] over any byte source (e.g. a `Vec<u8>`); `label`
     /// names it in errors. Only the header is read (growing the prefix as
     /// the parser asks, never past the source's length).
-    pub fn from_source(label: &Path, src: Box<dyn ByteSource>) -> Result<Input> {
+    pub fn from_source(label: &Path, src: impl Into<aero_io::Source>) -> Result<Input> {
+        let src = src.into();
         let gg = |source| ConvertError::Gguf {
             path: label.to_path_buf(),
             source,
@@ -285,7 +286,7 @@ impl Input {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
             })?;
-            let bytes = crate::input_bytes(self.src.as_ref(), start, t.size, progress)
+            let bytes = crate::input_bytes(self.src.as_source_ref(), start, t.size, progress)
                 .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();

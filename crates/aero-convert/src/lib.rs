@@ -61,14 +61,17 @@ impl std::io::Read for Counting<'_> {
 /// file range itself when the input is a local file (the writer reads it
 /// with positioned reads on its reading thread), else a positioned reader.
 pub(crate) fn input_bytes<'a>(
-    src: &'a dyn aero_io::ByteSource,
+    src: aero_io::SourceRef<'a>,
     offset: u64,
     len: u64,
     progress: &'a Progress<'a>,
 ) -> std::io::Result<aero_io::stream::TensorBytes<'a>> {
     use aero_io::stream::TensorBytes;
-    if let Some(file) = src.file() {
-        if offset.checked_add(len).is_none_or(|e| e > src.len()) {
+    if let Some(file) = src.local_file() {
+        if offset
+            .checked_add(len)
+            .is_none_or(|e| e > src.bytes().len())
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "tensor range past the end of the input",

@@ -78,7 +78,7 @@ pub fn safetensors_name(d: DType) -> Option<&'static str> {
 
 /// A parsed safetensors file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
-    src: Box<dyn ByteSource>,
+    src: aero_io::Source,
     header_len: u64,
     metadata: Option<Map<String, Value>>,
     tensors: Vec<(String, safetensors::tensor::TensorInfo)>,
@@ -99,13 +99,14 @@ impl Input {
     /// Opens and checks a safetensors file (the `safetensors` crate checks the
     /// header cap, offsets, and that each size equals shape × dtype size).
     pub fn open(path: &Path) -> Result<Input> {
-        Self::from_source(path, Box::new(crate::open_source(path)?))
+        Self::from_source(path, crate::open_source(path)?)
     }
 
     /// [`Input::open`] over any byte source (e.g. a `Vec<u8>`); `label`
     /// names it in errors. Reads the 8-byte length and the header; tensor
     /// bytes are read only when converted.
-    pub fn from_source(label: &Path, src: Box<dyn ByteSource>) -> Result<Input> {
+    pub fn from_source(label: &Path, src: impl Into<aero_io::Source>) -> Result<Input> {
+        let src = src.into();
         let bad = |reason: String| ConvertError::SafeTensors {
             path: label.to_path_buf(),
             reason,
@@ -280,7 +281,7 @@ impl Input {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let bytes = crate::input_bytes(self.src.as_ref(), base + s, e - s, progress)
+            let bytes = crate::input_bytes(self.src.as_source_ref(), base + s, e - s, progress)
                 .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {

@@ -45,6 +45,6 @@ pub use chunk::{Chunk, ChunkStatus, decompress_exact};
 pub use error::{Error, Result};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
-pub use source::{ByteSource, LocalSource};
+pub use source::{ByteSource, LocalSource, Source, SourceRef};
 pub use validate::{Mode, Report, Verdict, validate};
 pub use view::{Element, TensorView};

@@ -28,7 +28,7 @@ use blake3::hazmat::{
 };
 
 use crate::integrity::PageHashes;
-use crate::source::ByteSource;
+use crate::source::SourceRef;
 
 /// Window size: resident memory stays near two windows.
 pub const WINDOW: u64 = crate::verify::WINDOW;
@@ -62,8 +62,8 @@ struct Running {
 /// Hashes `len` bytes at `offset` of `src` (a shard) once, checking the
 /// tensors' hashes and the page hashes on the way (see the module docs).
 /// `progress` is told how many bytes each window held.
-pub fn scan_shard(
-    src: &dyn ByteSource,
+pub fn scan_shard<'a>(
+    src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
     tensors: &[TensorCheck],

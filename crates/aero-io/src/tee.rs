@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
-use crate::source::ByteSource;
+use crate::source::SourceRef;
 
 struct ShardState {
     hasher: blake3::Hasher,
@@ -31,7 +31,7 @@ struct Shard {
 /// state. Also an [`Observer`](crate::stream::Observer), for writers that
 /// stream the bytes from a mapping themselves.
 pub struct TeeReader<'a> {
-    src: &'a dyn ByteSource,
+    src: SourceRef<'a>,
     shard: Arc<Shard>,
     start: u64,
     end: u64,
@@ -120,10 +120,7 @@ impl Read for TeeReader<'_> {
         let n = (self.end - self.pos).min(buf.len() as u64) as usize;
         if n > 0 {
             let abs = self.shard.offset + self.pos;
-            match self.src.file() {
-                Some(f) => crate::source::read_exact_at(f, abs, &mut buf[..n])?,
-                None => self.src.read_exact_at(abs, &mut buf[..n])?,
-            }
+            self.src.bytes().read_exact_at(abs, &mut buf[..n])?;
             self.absorb(&buf[..n])?;
         }
         Ok(n)
@@ -222,7 +219,7 @@ pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>
             .shard_id()
             .is_some_and(|id| shards.get(&id).is_some_and(|s| s.0.name == c.name));
         if !used && c.hash_recorded() {
-            let h = crate::verify::hash_range(f.source(), c.offset, c.length, |_| {})
+            let h = crate::verify::hash_range(f.source_ref(), c.offset, c.length, |_| {})
                 .map_err(|e| crate::Error::io(f.path(), e))?;
             if *h.as_bytes() != c.blake3 {
                 return Err(crate::Error::HashMismatch {
@@ -241,7 +238,7 @@ pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>
             continue;
         };
         out.push(Some(TeeReader {
-            src: f.source(),
+            src: f.source_ref(),
             shard: shard.clone(),
             start: t.data_off,
             end: t.data_off + t.data_len,

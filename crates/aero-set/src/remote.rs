@@ -30,16 +30,16 @@ pub struct RemoteStorage {
 }
 
 impl PartStorage for RemoteStorage {
-    fn open(&self, location: &Location) -> Result<Box<dyn ByteSource>> {
+    fn open(&self, location: &Location) -> Result<aero_io::Source> {
         match location {
-            Location::Local(p) => Ok(Box::new(LocalSource::open(p).map_err(|e| {
-                SetError::Io {
+            Location::Local(p) => Ok(LocalSource::open(p)
+                .map_err(|e| SetError::Io {
                     path: p.clone(),
                     source: e,
-                }
-            })?)),
+                })?
+                .into()),
             Location::Remote(u) => open_source(u, self.options.clone())
-                .map(|s| Box::new(s) as Box<dyn ByteSource>)
+                .map(|s| aero_io::Source::Other(Box::new(s)))
                 .map_err(|e| SetError::Io {
                     path: PathBuf::from(u),
                     source: e,

@@ -167,7 +167,7 @@ impl AeroSet {
     }
 
     /// Opens a resolved location through the set's storage, as raw bytes.
-    pub fn open_source(&self, loc: &Location) -> Result<Box<dyn aero_io::ByteSource>> {
+    pub fn open_source(&self, loc: &Location) -> Result<aero_io::Source> {
         self.storage.open(loc)
     }
 
