@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
+use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary};
 use aero_io::{AeroFile, ByteSource, DType};
 use serde_json::{Value, json};
 
@@ -332,22 +332,31 @@ pub fn import_with(
     base: &WriteOptions,
     progress: &crate::Progress<'_>,
 ) -> Result<WriteSummary> {
-    if inp.header.tensors.is_empty() {
-        return Err(ConvertError::Unsupported(
-            "the GGUF file holds no tensors".into(),
-        ));
-    }
-    if base.layout == aero_io::stream::Layout::Reference {
-        return Err(ConvertError::Unsupported(
-            "--layout reference is byte-identical to the reference only for safetensors input: the reference GGUF converter writes gap-derived sizes and GGUF-order shapes and loses the key/values (spec §16.5); use --layout aligned".into(),
-        ));
-    }
-    Ok(write_model(
-        output,
-        inp.specs(progress)?,
-        &inp.options(base),
-    )?)
+    crate::import_input(inp, output, base, progress)
 }
+
+impl crate::ImportInput for Input {
+    fn check(&self, base: &WriteOptions) -> Result<()> {
+        if self.header.tensors.is_empty() {
+            return Err(ConvertError::Unsupported(
+                "the GGUF file holds no tensors".into(),
+            ));
+        }
+        if base.layout == aero_io::stream::Layout::Reference {
+            return Err(ConvertError::Unsupported(REFERENCE_LAYOUT_REFUSED.into()));
+        }
+        Ok(())
+    }
+    fn options(&self, base: &WriteOptions) -> WriteOptions {
+        Input::options(self, base)
+    }
+    fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+        Input::specs(self, progress)
+    }
+}
+
+/// Why `--layout reference` is refused for GGUF input.
+const REFERENCE_LAYOUT_REFUSED: &str = "--layout reference is byte-identical to the reference only for safetensors input: the reference GGUF converter writes gap-derived sizes and GGUF-order shapes and loses the key/values (spec §16.5); use --layout aligned";
 
 /// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
 /// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor

@@ -90,6 +90,39 @@ pub(crate) fn input_bytes<'a>(
     Ok(TensorBytes::Reader(Box::new(Counting { inner, progress })))
 }
 
+/// What one import routine ([`import_input`]) needs of a converter's parsed
+/// input: the checks made before anything is written, the writer options
+/// and the tensors. A new converter implements it for its `Input` and its
+/// `import`/`import_with` are then one call each.
+pub(crate) trait ImportInput {
+    /// Refuses an input that must not reach the writer (no tensors, a
+    /// layout the converter cannot honour for it).
+    fn check(&self, base: &aero_io::stream::WriteOptions) -> Result<()>;
+    /// Writer options (model name, MJSN extras) on top of `base`.
+    fn options(&self, base: &aero_io::stream::WriteOptions) -> aero_io::stream::WriteOptions;
+    /// Every tensor, its bytes streamed from the input.
+    fn specs<'s>(
+        &'s self,
+        progress: &'s Progress<'s>,
+    ) -> Result<Vec<aero_io::stream::TensorSpec<'s>>>;
+}
+
+/// Checks `inp` and writes it to `output` as AERO (atomically).
+pub(crate) fn import_input(
+    inp: &impl ImportInput,
+    output: &std::path::Path,
+    base: &aero_io::stream::WriteOptions,
+    progress: &Progress<'_>,
+) -> Result<aero_io::stream::WriteSummary> {
+    inp.check(base)?;
+    let opts = inp.options(base);
+    Ok(aero_io::stream::write_model(
+        output,
+        inp.specs(progress)?,
+        &opts,
+    )?)
+}
+
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].
 pub(crate) fn open_source(path: &std::path::Path) -> Result<aero_io::LocalSource> {
     aero_io::LocalSource::open(path).map_err(|e| ConvertError::io(path, e))

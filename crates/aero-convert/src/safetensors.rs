@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
+use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary};
 use aero_io::{AeroFile, ByteSource, DType};
 use safetensors::tensor::Dtype;
 use serde_json::{Map, Value, json};
@@ -331,16 +331,27 @@ pub fn import_with(
     base: &WriteOptions,
     progress: &crate::Progress<'_>,
 ) -> Result<WriteSummary> {
-    if inp.is_empty() {
-        return Err(ConvertError::Unsupported(
-            "the safetensors file holds no tensors".into(),
-        ));
+    crate::import_input(inp, output, base, progress)
+}
+
+impl crate::ImportInput for Input {
+    fn check(&self, base: &WriteOptions) -> Result<()> {
+        if self.is_empty() {
+            return Err(ConvertError::Unsupported(
+                "the safetensors file holds no tensors".into(),
+            ));
+        }
+        if base.layout == aero_io::stream::Layout::Reference {
+            self.check_reference_dtypes()?;
+        }
+        Ok(())
     }
-    if base.layout == aero_io::stream::Layout::Reference {
-        inp.check_reference_dtypes()?;
+    fn options(&self, base: &WriteOptions) -> WriteOptions {
+        Input::options(self, base)
     }
-    let opts = inp.options(base);
-    Ok(write_model(output, inp.specs(progress)?, &opts)?)
+    fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+        Input::specs(self, progress)
+    }
 }
 
 /// The safetensors dtype a tensor exports as.

@@ -45,35 +45,42 @@ fn bad(msg: String) -> io::Error {
 }
 
 impl TeeReader<'_> {
-    fn hash_span(&self, st: &mut ShardState, from: u64, to: u64) -> io::Result<()> {
+    fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, ShardState>> {
+        self.shard
+            .state
+            .lock()
+            .map_err(|_| bad("shard state poisoned".into()))
+    }
+
+    /// Hashes the shard's bytes from where its state stands up to `to`
+    /// (shard-relative) and returns the state, still locked.
+    fn hash_up_to(&self, to: u64) -> io::Result<std::sync::MutexGuard<'_, ShardState>> {
+        let mut st = self.lock()?;
+        let from = st.pos;
+        let hasher = &mut st.hasher;
         crate::verify::for_each_window(
             self.src,
             self.shard.offset + from,
             to - from,
             |w| {
-                st.hasher.update(w);
+                hasher.update(w);
             },
             |_| {},
         )?;
         st.pos = to;
-        Ok(())
+        Ok(st)
     }
 
     fn begin(&mut self) -> io::Result<()> {
         if !self.started {
             self.started = true;
-            let mut st = self
-                .shard
-                .state
-                .lock()
-                .map_err(|_| bad("shard state poisoned".into()))?;
-            let pos = st.pos;
-            self.hash_span(&mut st, pos, self.start)?;
+            drop(self.hash_up_to(self.start)?);
         }
         Ok(())
     }
 
     fn absorb(&mut self, block: &[u8]) -> io::Result<()> {
+        // Locks the field, not `self` (`self.pos` moves below).
         let mut st = self
             .shard
             .state
@@ -95,13 +102,7 @@ impl TeeReader<'_> {
     }
 
     fn finish_shard(&self) -> io::Result<()> {
-        let mut st = self
-            .shard
-            .state
-            .lock()
-            .map_err(|_| bad("shard state poisoned".into()))?;
-        let pos = st.pos;
-        self.hash_span(&mut st, pos, self.shard.length)?;
+        let st = self.hash_up_to(self.shard.length)?;
         if let Some(want) = self.shard.expected
             && *st.hasher.finalize().as_bytes() != want
         {
