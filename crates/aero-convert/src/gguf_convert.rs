@@ -319,24 +319,11 @@ impl Input {
     }
 }
 
-/// Converts a GGUF file to AERO.
-pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
-    let inp = Input::open(input)?;
-    import_with(&inp, output, base, &|_| {})
-}
+import_entry_points!("GGUF");
 
-/// [`import`] with a wrapper around every tensor reader (e.g. for progress).
-pub fn import_with(
-    inp: &Input,
-    output: &Path,
-    base: &WriteOptions,
-    progress: &crate::Progress<'_>,
-) -> Result<WriteSummary> {
-    crate::import_input(inp, output, base, progress)
-}
-
-impl crate::ImportInput for Input {
-    fn check(&self, base: &WriteOptions) -> Result<()> {
+impl Input {
+    /// Refuses what must not reach the writer (see [`crate::ImportInput::check`]).
+    fn check_import(&self, base: &WriteOptions) -> Result<()> {
         if self.header.tensors.is_empty() {
             return Err(ConvertError::Unsupported(
                 "the GGUF file holds no tensors".into(),
@@ -347,36 +334,26 @@ impl crate::ImportInput for Input {
         }
         Ok(())
     }
-    fn options(&self, base: &WriteOptions) -> WriteOptions {
-        Input::options(self, base)
-    }
-    fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
-        Input::specs(self, progress)
-    }
 }
 
 /// Why `--layout reference` is refused for GGUF input.
 const REFERENCE_LAYOUT_REFUSED: &str = "--layout reference is byte-identical to the reference only for safetensors input: the reference GGUF converter writes gap-derived sizes and GGUF-order shapes and loses the key/values (spec §16.5); use --layout aligned";
 
-/// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
-/// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
-/// order come from MJSN `gguf` when the file was converted from GGUF;
-/// otherwise a minimal header is made (`general.architecture`,
-/// `general.name`, alignment 32, TIDX order).
-pub fn export(input: &Path, output: &Path) -> Result<u64> {
-    export_with(input, output, &aero_io::copy::CopyOptions::default())
-}
+export_entry_points!(
+    /// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
+    /// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
+    /// order come from MJSN `gguf` when the file was converted from GGUF;
+    /// otherwise a minimal header is made (`general.architecture`,
+    /// `general.name`, alignment 32, TIDX order).
+);
 
-/// [`export`] with options: verification (on unless explicitly turned
-/// off), durability of the output, progress.
-pub fn export_with(
+/// The body of [`export_with`]: `f` is the opened, checked `input`.
+fn export_checked(
+    f: AeroFile,
     input: &Path,
     output: &Path,
     opts: &aero_io::copy::CopyOptions<'_>,
 ) -> Result<u64> {
-    aero_io::output::refuse_same_file(output, input)?;
-    let f = crate::open_aero_checked(input)?;
-    check_exportable(&f)?;
     let idx = f.index()?;
     let meta = f.meta_json()?.unwrap_or(Value::Null);
     let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", input.display()));

@@ -317,25 +317,11 @@ impl Input {
     }
 }
 
-/// Converts a safetensors file to AERO. `base` carries the layout, UUID,
-/// shard size and integrity options; model name and metadata come from the input.
-pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
-    let inp = Input::open(input)?;
-    import_with(&inp, output, base, &|_| {})
-}
+import_entry_points!("safetensors");
 
-/// [`import`] with a wrapper around every tensor reader (e.g. for progress).
-pub fn import_with(
-    inp: &Input,
-    output: &Path,
-    base: &WriteOptions,
-    progress: &crate::Progress<'_>,
-) -> Result<WriteSummary> {
-    crate::import_input(inp, output, base, progress)
-}
-
-impl crate::ImportInput for Input {
-    fn check(&self, base: &WriteOptions) -> Result<()> {
+impl Input {
+    /// Refuses what must not reach the writer (see [`crate::ImportInput::check`]).
+    fn check_import(&self, base: &WriteOptions) -> Result<()> {
         if self.is_empty() {
             return Err(ConvertError::Unsupported(
                 "the safetensors file holds no tensors".into(),
@@ -345,12 +331,6 @@ impl crate::ImportInput for Input {
             self.check_reference_dtypes()?;
         }
         Ok(())
-    }
-    fn options(&self, base: &WriteOptions) -> WriteOptions {
-        Input::options(self, base)
-    }
-    fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
-        Input::specs(self, progress)
     }
 }
 
@@ -413,25 +393,22 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
     Ok(())
 }
 
-/// Writes an AERO file as safetensors, atomically, verifying every tensor
-/// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
-/// `safetensors` crate does (dtype descending, then name) so a canonical
-/// input round-trips to the same bytes; `__metadata__` is restored from MJSN
-/// when present.
-pub fn export(input: &Path, output: &Path) -> Result<u64> {
-    export_with(input, output, &aero_io::copy::CopyOptions::default())
-}
+export_entry_points!(
+    /// Writes an AERO file as safetensors, atomically, verifying every tensor
+    /// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
+    /// `safetensors` crate does (dtype descending, then name) so a canonical
+    /// input round-trips to the same bytes; `__metadata__` is restored from MJSN
+    /// when present.
+);
 
-/// [`export`] with options: verification (on unless explicitly turned
-/// off), durability of the output, progress.
-pub fn export_with(
-    input: &Path,
+/// The body of [`export_with`]: `f` is the opened, checked input (whose
+/// path `f` names in errors, so `_input` is not needed here).
+fn export_checked(
+    f: AeroFile,
+    _input: &Path,
     output: &Path,
     opts: &aero_io::copy::CopyOptions<'_>,
 ) -> Result<u64> {
-    aero_io::output::refuse_same_file(output, input)?;
-    let f = crate::open_aero_checked(input)?;
-    check_exportable(&f)?;
     let idx = f.index()?;
     let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
     for t in idx.tensors() {
