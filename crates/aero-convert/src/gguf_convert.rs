@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
+use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary};
 use aero_io::{AeroFile, ByteSource, DType};
 use serde_json::{Value, json};
 
@@ -175,7 +175,7 @@ fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
 
 /// A parsed GGUF file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
-    src: Box<dyn ByteSource>,
+    src: aero_io::Source,
     header: GgufHeader,
 }
 
@@ -183,13 +183,14 @@ impl Input {
     /// Opens and checks a GGUF file: header, every length and product, and
     /// every tensor's range against the file size.
     pub fn open(path: &Path) -> Result<Input> {
-        Self::from_source(path, Box::new(crate::open_source(path)?))
+        Self::from_source(path, crate::open_source(path)?)
     }
 
     /// [`Input::open`] over any byte source (e.g. a `Vec<u8>`); `label`
     /// names it in errors. Only the header is read (growing the prefix as
     /// the parser asks, never past the source's length).
-    pub fn from_source(label: &Path, src: Box<dyn ByteSource>) -> Result<Input> {
+    pub fn from_source(label: &Path, src: impl Into<aero_io::Source>) -> Result<Input> {
+        let src = src.into();
         let gg = |source| ConvertError::Gguf {
             path: label.to_path_buf(),
             source,
@@ -285,7 +286,7 @@ impl Input {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
             })?;
-            let bytes = crate::input_bytes(self.src.as_ref(), start, t.size, progress)
+            let bytes = crate::input_bytes(self.src.as_source_ref(), start, t.size, progress)
                 .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
@@ -318,34 +319,21 @@ impl Input {
     }
 }
 
-/// Converts a GGUF file to AERO.
-pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
-    let inp = Input::open(input)?;
-    import_with(&inp, output, base, &|_| {})
-}
+import_entry_points!("GGUF");
 
-/// [`import`] with a wrapper around every tensor reader (e.g. for progress).
-pub fn import_with(
-    inp: &Input,
-    output: &Path,
-    base: &WriteOptions,
-    progress: &crate::Progress<'_>,
-) -> Result<WriteSummary> {
-    if inp.header.tensors.is_empty() {
-        return Err(ConvertError::Unsupported(
-            "the GGUF file holds no tensors".into(),
-        ));
+impl Input {
+    /// Refuses what must not reach the writer (see [`crate::ImportInput::check`]).
+    fn check_import(&self, base: &WriteOptions) -> Result<()> {
+        if self.header.tensors.is_empty() {
+            return Err(ConvertError::Unsupported(
+                "the GGUF file holds no tensors".into(),
+            ));
+        }
+        if base.layout == aero_io::stream::Layout::Reference {
+            return Err(ConvertError::Unsupported(REFERENCE_LAYOUT_REFUSED.into()));
+        }
+        Ok(())
     }
-    if base.layout == aero_io::stream::Layout::Reference {
-        return Err(ConvertError::Unsupported(
-            "--layout reference is byte-identical to the reference only for safetensors input: the reference GGUF converter writes gap-derived sizes and GGUF-order shapes and loses the key/values (spec §16.5); use --layout aligned".into(),
-        ));
-    }
-    Ok(write_model(
-        output,
-        inp.specs(progress)?,
-        &inp.options(base),
-    )?)
 }
 
 /// The GGUF key/values kept in MJSN `gguf` (`g` is that object), typed, in
@@ -373,25 +361,24 @@ pub(crate) fn kept_key_values(g: &Value) -> std::result::Result<Vec<(String, Ggu
     Ok(kv)
 }
 
-/// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
-/// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
-/// order come from MJSN `gguf` when the file was converted from GGUF;
-/// otherwise a minimal header is made (`general.architecture`,
-/// `general.name`, alignment 32, TIDX order).
-pub fn export(input: &Path, output: &Path) -> Result<u64> {
-    export_with(input, output, &aero_io::copy::CopyOptions::default())
-}
+/// Why `--layout reference` is refused for GGUF input.
+const REFERENCE_LAYOUT_REFUSED: &str = "--layout reference is byte-identical to the reference only for safetensors input: the reference GGUF converter writes gap-derived sizes and GGUF-order shapes and loses the key/values (spec §16.5); use --layout aligned";
 
-/// [`export`] with options: verification (on unless explicitly turned
-/// off), durability of the output, progress.
-pub fn export_with(
+export_entry_points!(
+    /// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
+    /// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
+    /// order come from MJSN `gguf` when the file was converted from GGUF;
+    /// otherwise a minimal header is made (`general.architecture`,
+    /// `general.name`, alignment 32, TIDX order).
+);
+
+/// The body of [`export_with`]: `f` is the opened, checked `input`.
+fn export_checked(
+    f: AeroFile,
     input: &Path,
     output: &Path,
     opts: &aero_io::copy::CopyOptions<'_>,
 ) -> Result<u64> {
-    aero_io::output::refuse_same_file(output, input)?;
-    let f = crate::open_aero_checked(input)?;
-    check_exportable(&f)?;
     let idx = f.index()?;
     let meta = f.meta_json()?.unwrap_or(Value::Null);
     let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", input.display()));

@@ -17,6 +17,68 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod describe;
+/// A converter module's `import` and `import_with` and its [`ImportInput`]
+/// impl, from its `Input` (with `open`, `options`, `specs` and
+/// `check_import`): every converter's entry points are these, written once.
+macro_rules! import_entry_points {
+    ($what:literal) => {
+        #[doc = concat!("Converts a ", $what, " file to AERO. `base` carries the layout, UUID,")]
+        /// shard size and integrity options; model name and metadata come
+        /// from the input.
+        pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
+            import_with(&Input::open(input)?, output, base, &|_| {})
+        }
+
+        /// [`import`] with a wrapper around every tensor reader (e.g. for progress).
+        pub fn import_with(
+            inp: &Input,
+            output: &Path,
+            base: &WriteOptions,
+            progress: &crate::Progress<'_>,
+        ) -> Result<WriteSummary> {
+            crate::import_input(inp, output, base, progress)
+        }
+
+        impl crate::ImportInput for Input {
+            fn check(&self, base: &WriteOptions) -> Result<()> {
+                Input::check_import(self, base)
+            }
+            fn options(&self, base: &WriteOptions) -> WriteOptions {
+                Input::options(self, base)
+            }
+            fn specs<'s>(
+                &'s self,
+                progress: &'s crate::Progress<'s>,
+            ) -> Result<Vec<TensorSpec<'s>>> {
+                Input::specs(self, progress)
+            }
+        }
+    };
+}
+
+/// A converter module's `export` and `export_with`, from its
+/// `check_exportable` and `export_checked` (which writes an input already
+/// opened by [`open_export_input`]): written once for every exporter.
+macro_rules! export_entry_points {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        pub fn export(input: &Path, output: &Path) -> Result<u64> {
+            export_with(input, output, &aero_io::copy::CopyOptions::default())
+        }
+
+        /// [`export`] with options: verification (on unless explicitly turned
+        /// off), durability of the output, progress.
+        pub fn export_with(
+            input: &Path,
+            output: &Path,
+            opts: &aero_io::copy::CopyOptions<'_>,
+        ) -> Result<u64> {
+            let f = crate::open_export_input(input, output, check_exportable)?;
+            export_checked(f, input, output, opts)
+        }
+    };
+}
+
 mod detect;
 pub mod diff;
 mod error;
@@ -64,14 +126,17 @@ impl std::io::Read for Counting<'_> {
 /// file range itself when the input is a local file (the writer reads it
 /// with positioned reads on its reading thread), else a positioned reader.
 pub(crate) fn input_bytes<'a>(
-    src: &'a dyn aero_io::ByteSource,
+    src: aero_io::SourceRef<'a>,
     offset: u64,
     len: u64,
     progress: &'a Progress<'a>,
 ) -> std::io::Result<aero_io::stream::TensorBytes<'a>> {
     use aero_io::stream::TensorBytes;
-    if let Some(file) = src.file() {
-        if offset.checked_add(len).is_none_or(|e| e > src.len()) {
+    if let Some(file) = src.local_file() {
+        if offset
+            .checked_add(len)
+            .is_none_or(|e| e > src.bytes().len())
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "tensor range past the end of the input",
@@ -90,9 +155,56 @@ pub(crate) fn input_bytes<'a>(
     Ok(TensorBytes::Reader(Box::new(Counting { inner, progress })))
 }
 
+/// What one import routine ([`import_input`]) needs of a converter's parsed
+/// input: the checks made before anything is written, the writer options
+/// and the tensors. A new converter implements it for its `Input` and its
+/// `import`/`import_with` are then one call each.
+pub(crate) trait ImportInput {
+    /// Refuses an input that must not reach the writer (no tensors, a
+    /// layout the converter cannot honour for it).
+    fn check(&self, base: &aero_io::stream::WriteOptions) -> Result<()>;
+    /// Writer options (model name, MJSN extras) on top of `base`.
+    fn options(&self, base: &aero_io::stream::WriteOptions) -> aero_io::stream::WriteOptions;
+    /// Every tensor, its bytes streamed from the input.
+    fn specs<'s>(
+        &'s self,
+        progress: &'s Progress<'s>,
+    ) -> Result<Vec<aero_io::stream::TensorSpec<'s>>>;
+}
+
+/// Checks `inp` and writes it to `output` as AERO (atomically).
+pub(crate) fn import_input(
+    inp: &impl ImportInput,
+    output: &std::path::Path,
+    base: &aero_io::stream::WriteOptions,
+    progress: &Progress<'_>,
+) -> Result<aero_io::stream::WriteSummary> {
+    inp.check(base)?;
+    let opts = inp.options(base);
+    Ok(aero_io::stream::write_model(
+        output,
+        inp.specs(progress)?,
+        &opts,
+    )?)
+}
+
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].
 pub(crate) fn open_source(path: &std::path::Path) -> Result<aero_io::LocalSource> {
     aero_io::LocalSource::open(path).map_err(|e| ConvertError::io(path, e))
+}
+
+/// An exporter's input: refused when it is the output, opened with its
+/// metadata checked ([`open_aero_checked`]), then checked by the exporter's
+/// own `exportable` rule.
+pub(crate) fn open_export_input(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    exportable: impl FnOnce(&aero_io::AeroFile) -> Result<()>,
+) -> Result<aero_io::AeroFile> {
+    aero_io::output::refuse_same_file(output, input)?;
+    let f = open_aero_checked(input)?;
+    exportable(&f)?;
+    Ok(f)
 }
 
 /// Opens an AERO input of an exporter and checks its metadata (quick

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary, write_model};
+use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary};
 use aero_io::{AeroFile, ByteSource, DType};
 use safetensors::tensor::Dtype;
 use serde_json::{Map, Value, json};
@@ -78,7 +78,7 @@ pub fn safetensors_name(d: DType) -> Option<&'static str> {
 
 /// A parsed safetensors file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
-    src: Box<dyn ByteSource>,
+    src: aero_io::Source,
     header_len: u64,
     metadata: Option<Map<String, Value>>,
     tensors: Vec<(String, safetensors::tensor::TensorInfo)>,
@@ -99,13 +99,14 @@ impl Input {
     /// Opens and checks a safetensors file (the `safetensors` crate checks the
     /// header cap, offsets, and that each size equals shape × dtype size).
     pub fn open(path: &Path) -> Result<Input> {
-        Self::from_source(path, Box::new(crate::open_source(path)?))
+        Self::from_source(path, crate::open_source(path)?)
     }
 
     /// [`Input::open`] over any byte source (e.g. a `Vec<u8>`); `label`
     /// names it in errors. Reads the 8-byte length and the header; tensor
     /// bytes are read only when converted.
-    pub fn from_source(label: &Path, src: Box<dyn ByteSource>) -> Result<Input> {
+    pub fn from_source(label: &Path, src: impl Into<aero_io::Source>) -> Result<Input> {
+        let src = src.into();
         let bad = |reason: String| ConvertError::SafeTensors {
             path: label.to_path_buf(),
             reason,
@@ -291,7 +292,7 @@ impl Input {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let bytes = crate::input_bytes(self.src.as_ref(), base + s, e - s, progress)
+            let bytes = crate::input_bytes(self.src.as_source_ref(), base + s, e - s, progress)
                 .map_err(|err| ConvertError::io(name.as_str(), err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
@@ -327,30 +328,21 @@ impl Input {
     }
 }
 
-/// Converts a safetensors file to AERO. `base` carries the layout, UUID,
-/// shard size and integrity options; model name and metadata come from the input.
-pub fn import(input: &Path, output: &Path, base: &WriteOptions) -> Result<WriteSummary> {
-    let inp = Input::open(input)?;
-    import_with(&inp, output, base, &|_| {})
-}
+import_entry_points!("safetensors");
 
-/// [`import`] with a wrapper around every tensor reader (e.g. for progress).
-pub fn import_with(
-    inp: &Input,
-    output: &Path,
-    base: &WriteOptions,
-    progress: &crate::Progress<'_>,
-) -> Result<WriteSummary> {
-    if inp.is_empty() {
-        return Err(ConvertError::Unsupported(
-            "the safetensors file holds no tensors".into(),
-        ));
+impl Input {
+    /// Refuses what must not reach the writer (see [`crate::ImportInput::check`]).
+    fn check_import(&self, base: &WriteOptions) -> Result<()> {
+        if self.is_empty() {
+            return Err(ConvertError::Unsupported(
+                "the safetensors file holds no tensors".into(),
+            ));
+        }
+        if base.layout == aero_io::stream::Layout::Reference {
+            self.check_reference_dtypes()?;
+        }
+        Ok(())
     }
-    if base.layout == aero_io::stream::Layout::Reference {
-        inp.check_reference_dtypes()?;
-    }
-    let opts = inp.options(base);
-    Ok(write_model(output, inp.specs(progress)?, &opts)?)
 }
 
 /// The safetensors dtype a tensor exports as.
@@ -412,25 +404,22 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
     Ok(())
 }
 
-/// Writes an AERO file as safetensors, atomically, verifying every tensor
-/// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
-/// `safetensors` crate does (dtype descending, then name) so a canonical
-/// input round-trips to the same bytes; `__metadata__` is restored from MJSN
-/// when present.
-pub fn export(input: &Path, output: &Path) -> Result<u64> {
-    export_with(input, output, &aero_io::copy::CopyOptions::default())
-}
+export_entry_points!(
+    /// Writes an AERO file as safetensors, atomically, verifying every tensor
+    /// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
+    /// `safetensors` crate does (dtype descending, then name) so a canonical
+    /// input round-trips to the same bytes; `__metadata__` is restored from MJSN
+    /// when present.
+);
 
-/// [`export`] with options: verification (on unless explicitly turned
-/// off), durability of the output, progress.
-pub fn export_with(
-    input: &Path,
+/// The body of [`export_with`]: `f` is the opened, checked input (whose
+/// path `f` names in errors, so `_input` is not needed here).
+fn export_checked(
+    f: AeroFile,
+    _input: &Path,
     output: &Path,
     opts: &aero_io::copy::CopyOptions<'_>,
 ) -> Result<u64> {
-    aero_io::output::refuse_same_file(output, input)?;
-    let f = crate::open_aero_checked(input)?;
-    check_exportable(&f)?;
     let idx = f.index()?;
     let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
     for t in idx.tensors() {

@@ -169,9 +169,9 @@ pub fn copy_tensors(
         match (produced, wrote) {
             (Err(Stop::Failed(e)), _) => Err(e),
             (_, Err(e)) => Err(Error::io(out_path, e)),
-            (Err(Stop::Cancelled), Ok(())) => {
-                Err(Error::Invalid("tensor copy was cancelled".into()))
-            }
+            (Err(Stop::Cancelled), Ok(())) => Err(Error::Cancelled {
+                what: "tensor copy",
+            }),
             (Ok(()), Ok(())) => Ok(()),
         }
     };

@@ -56,7 +56,9 @@ pub enum Error {
         fourcc: aero_format::FourCc,
         /// Chunk name.
         name: String,
-        /// What went wrong.
+        /// What went wrong. Free text: the variant already says which
+        /// chunk and that it is unusable (what a caller acts on); the
+        /// detail (decompression error, length disagreement) is for people.
         reason: String,
     },
     /// A chunk's BLAKE3 does not match the TOC.
@@ -86,7 +88,8 @@ pub enum Error {
         path: PathBuf,
         /// Which chunk.
         chunk: &'static str,
-        /// What is wrong.
+        /// What is wrong. Free text: the decoder's diagnostic; callers
+        /// branch on the variant and `chunk`, never on the detail.
         reason: String,
     },
     /// A tensor entry is unusable.
@@ -96,7 +99,9 @@ pub enum Error {
         path: PathBuf,
         /// Tensor name.
         name: String,
-        /// What is wrong.
+        /// What is wrong. Free text: the entry's inconsistencies as the
+        /// validator lists them; the variant and `name` are what a caller
+        /// acts on.
         reason: String,
     },
     /// The requested tensor does not exist.
@@ -142,10 +147,49 @@ pub enum Error {
     View {
         /// Tensor name.
         name: String,
-        /// Why not.
+        /// Why not (alignment, element type, length). Free text: a typed
+        /// view either works or the caller falls back to bytes; nobody
+        /// branches on which.
         reason: String,
     },
-    /// Invalid input to a writer.
+    /// A writer was given no tensors (nothing was written).
+    #[error("no tensors to write")]
+    NoTensors,
+    /// A tensor given to a writer is unusable (nothing was written).
+    #[error("{}", .problem.describe(.tensor))]
+    BadTensor {
+        /// The tensor's name (may be empty: see [`TensorProblem::EmptyName`]).
+        tensor: String,
+        /// What is wrong with it.
+        problem: TensorProblem,
+    },
+    /// A writer option is outside what the format allows.
+    #[error("{option} {value} is out of range")]
+    OptionOutOfRange {
+        /// The option (`max shard bytes`, `page size`).
+        option: &'static str,
+        /// The value given.
+        value: u64,
+    },
+    /// The output would exceed a limit of the format (chunk count, u64
+    /// offsets).
+    #[error("{what}: exceeds the format's limits")]
+    LimitExceeded {
+        /// What grew too large (`the chunk count`, `the file size`, `a shard size`).
+        what: &'static str,
+    },
+    /// A copy was cancelled because its other side failed first (the
+    /// failure is reported by whoever saw it).
+    #[error("{what} was cancelled")]
+    Cancelled {
+        /// What was being copied (`shard copy`, `tensor copy`).
+        what: &'static str,
+    },
+    /// A hand-built chunk list that cannot be encoded (a duplicate chunk, a
+    /// compressed weight shard), a compressor failure, or a broken internal
+    /// invariant of the writer. Free text: these are programming errors of
+    /// the caller or of this crate that nobody handles differently from one
+    /// another; the message is for the person fixing the code.
     #[error("{0}")]
     Invalid(String),
     /// An input failed verification, so a writer refused it (nothing was
@@ -154,7 +198,10 @@ pub enum Error {
     InputDamaged {
         /// The input file.
         path: PathBuf,
-        /// The first problem found.
+        /// The first problem found, as the validator reports it
+        /// ([`crate::Report::errors`]). Free text: the variant is what a
+        /// caller acts on (refuse, suggest `validate`); the full, typed
+        /// picture is the validation report itself.
         reason: String,
     },
     /// Reading a writer's input failed: an I/O error, a short source, or
@@ -207,6 +254,11 @@ impl Error {
             Error::NoSuchTensor { .. }
             | Error::View { .. }
             | Error::Invalid(_)
+            | Error::NoTensors
+            | Error::BadTensor { .. }
+            | Error::OptionOutOfRange { .. }
+            | Error::LimitExceeded { .. }
+            | Error::Cancelled { .. }
             | Error::SameFile { .. }
             | Error::OutputIsInput { .. } => false,
         }
@@ -216,6 +268,73 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+/// What is wrong with a tensor a writer was given ([`Error::BadTensor`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TensorProblem {
+    /// The name is empty.
+    EmptyName,
+    /// The name is longer than the format allows.
+    NameTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: u64,
+    },
+    /// Another tensor has the same name.
+    DuplicateName,
+    /// More dimensions than the format allows.
+    RankTooHigh {
+        /// The rank given.
+        rank: usize,
+        /// The limit.
+        max: u64,
+    },
+    /// The element count or byte length overflows u64.
+    ShapeOverflows {
+        /// The shape given.
+        shape: Vec<u64>,
+    },
+    /// The byte length given is not dtype size × element count.
+    LengthMismatch {
+        /// Element type.
+        dtype: aero_format::DType,
+        /// The shape.
+        shape: Vec<u64>,
+        /// dtype size × element count.
+        expected: u64,
+        /// The length given.
+        given: u64,
+    },
+}
+
+impl TensorProblem {
+    fn describe(&self, tensor: &str) -> String {
+        match self {
+            TensorProblem::EmptyName => "a tensor has an empty name".into(),
+            TensorProblem::NameTooLong { len, max } => format!(
+                "tensor name of {len} bytes exceeds {max} bytes: '{}…'",
+                tensor.chars().take(40).collect::<String>()
+            ),
+            TensorProblem::DuplicateName => format!("duplicate tensor name '{tensor}'"),
+            TensorProblem::RankTooHigh { rank, max } => {
+                format!("tensor '{tensor}': rank {rank} exceeds {max}")
+            }
+            TensorProblem::ShapeOverflows { shape } => {
+                format!("tensor '{tensor}': shape {shape:?} overflows")
+            }
+            TensorProblem::LengthMismatch {
+                dtype,
+                shape,
+                expected,
+                given,
+            } => format!(
+                "tensor '{tensor}': {dtype} × shape {shape:?} is {expected} bytes but {given} bytes were given"
+            ),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::chunk::{Chunk, ChunkStatus, decompress_exact};
 use crate::error::{Error, Result};
 use crate::index::{TensorIndex, TensorInfo};
 use crate::integrity::PageHashes;
-use crate::source::{ByteSource, LocalSource};
+use crate::source::{ByteSource, LocalSource, Source, SourceRef};
 use crate::view::TensorView;
 
 /// First read when opening a file: covers header, TOC and string table of
@@ -44,7 +44,7 @@ pub struct AeroFile {
     path: PathBuf,
     /// Opened from a local path (not a URL or another source).
     local: bool,
-    source: Box<dyn ByteSource>,
+    source: Source,
     /// The remote source behind `source`, when opened from one: its cache
     /// of fetched ranges is dropped when their bytes fail verification.
     remote: Option<Arc<crate::remote::RemoteSource>>,
@@ -178,7 +178,7 @@ impl AeroFile {
     pub fn open(path: impl AsRef<Path>) -> Result<AeroFile> {
         let path = path.as_ref();
         let src = LocalSource::open(path).map_err(|e| Error::io(path, e))?;
-        let mut f = Self::from_source(path, Box::new(src))?;
+        let mut f = Self::from_source(path, src)?;
         f.local = true;
         Ok(f)
     }
@@ -199,14 +199,18 @@ impl AeroFile {
         label: impl Into<PathBuf>,
         source: Arc<crate::remote::RemoteSource>,
     ) -> Result<AeroFile> {
-        let mut f = Self::from_source(label, Box::new(Arc::clone(&source)))?;
+        let shared: Box<dyn ByteSource> = Box::new(Arc::clone(&source));
+        let mut f = Self::from_source(label, shared)?;
         f.remote = Some(source);
         Ok(f)
     }
 
-    /// Opens any [`ByteSource`]; `label` names it in errors.
-    pub fn from_source(label: impl Into<PathBuf>, source: Box<dyn ByteSource>) -> Result<AeroFile> {
+    /// Opens any [`ByteSource`] (a `Box<dyn ByteSource>`, or a
+    /// [`LocalSource`] whose fast paths stay available: see [`Source`]);
+    /// `label` names it in errors.
+    pub fn from_source(label: impl Into<PathBuf>, source: impl Into<Source>) -> Result<AeroFile> {
         let path = label.into();
+        let source = source.into();
         let file_len = source.len();
         let fmt_err = |e| Error::Format {
             path: path.clone(),
@@ -376,7 +380,19 @@ impl AeroFile {
 
     /// The byte source behind this file.
     pub fn source(&self) -> &dyn ByteSource {
-        self.source.as_ref()
+        self.source.as_source_ref().bytes()
+    }
+
+    /// The byte source behind this file, keeping a local file's concrete
+    /// type (for the read core's fast paths).
+    pub fn source_ref(&self) -> SourceRef<'_> {
+        self.source.as_source_ref()
+    }
+
+    /// The local file behind this file, when it was opened from one (for
+    /// positioned reads of it, and the writer's [`crate::stream::FileRange`]).
+    pub fn local_file(&self) -> Option<&std::fs::File> {
+        self.source.local().map(LocalSource::file)
     }
 
     /// All TOC entries in order.
@@ -628,7 +644,7 @@ impl AeroFile {
         info: &TensorInfo,
     ) -> Result<Box<dyn std::io::Read + Send + 'a>> {
         let (off, len) = self.tensor_range(info)?;
-        crate::source::range_reader(self.source.as_ref(), off, len)
+        crate::source::range_reader(self.source_ref(), off, len)
             .map_err(|e| Error::io(&self.path, e))
     }
 
@@ -994,11 +1010,15 @@ impl AeroFile {
                 "weight shard is compressed or has chunk_length != chunk_ulen".into(),
             );
         }
-        let attempt =
-            || match crate::verify::hash_range(self.source(), shard.offset, shard.length, |_| {}) {
-                Ok(h) => Ok(((), *h.as_bytes() == shard.blake3)),
-                Err(e) => Err(Error::io(&self.path, e)),
-            };
+        let attempt = || match crate::verify::hash_range(
+            self.source_ref(),
+            shard.offset,
+            shard.length,
+            |_| {},
+        ) {
+            Ok(h) => Ok(((), *h.as_bytes() == shard.blake3)),
+            Err(e) => Err(Error::io(&self.path, e)),
+        };
         match self.retrying(shard.offset, shard.length, attempt) {
             Ok(((), true)) => ShardCheck::Verified,
             Ok(((), false)) => ShardCheck::Mismatch,
@@ -1028,7 +1048,7 @@ impl AeroFile {
             let mut h = blake3::Hasher::new();
             let mut pos = 0u64;
             crate::verify::for_each_window(
-                self.source(),
+                self.source_ref(),
                 shard.offset,
                 shard.length,
                 |w| {

@@ -5,7 +5,7 @@ use aero_format::{Field, FourCc, TOC_ENTRY_LEN, TOC_HEADER_LEN};
 use serde::Serialize;
 
 use crate::file::AeroFile;
-use crate::source::ByteSource;
+use crate::source::SourceRef;
 use crate::verify;
 
 /// Result of the IHSH check.
@@ -327,12 +327,13 @@ pub fn finish_page_report(report: &mut PageReport, bad: Vec<u64>) {
 }
 
 /// Indices of pages whose BLAKE3 differs from `ph`.
-pub fn page_mismatches(
-    src: &dyn ByteSource,
+pub fn page_mismatches<'a>(
+    src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
     ph: &PageHashes,
 ) -> std::io::Result<Vec<u64>> {
+    let src = src.into();
     let mut bad = Vec::new();
     if len == 0 {
         if ph

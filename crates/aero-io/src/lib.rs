@@ -42,9 +42,9 @@ pub mod writer;
 pub use aero_format::{self as format, DType, FourCc};
 
 pub use chunk::{Chunk, ChunkStatus, decompress_exact};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TensorProblem};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
-pub use source::{ByteSource, LocalSource};
+pub use source::{ByteSource, LocalSource, Source, SourceRef};
 pub use validate::{Mode, Report, Verdict, validate};
 pub use view::{Element, TensorView};

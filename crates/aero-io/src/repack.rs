@@ -167,7 +167,7 @@ fn spec<'a>(
         extras: t.extras.clone(),
         bytes: TensorBytes::Reader(Box::new(std::io::empty())),
     };
-    if let Some(file) = f.source().file() {
+    if let Some(file) = f.local_file() {
         let (offset, _) = f.tensor_range(t)?;
         let mut range = FileRange {
             file,

@@ -30,7 +30,7 @@ use blake3::hazmat::{
 };
 
 use crate::integrity::PageHashes;
-use crate::source::ByteSource;
+use crate::source::SourceRef;
 
 /// Window size: resident memory stays near two windows.
 pub const WINDOW: u64 = crate::verify::WINDOW;
@@ -64,14 +64,15 @@ struct Running {
 /// Hashes `len` bytes at `offset` of `src` (a shard) once, checking the
 /// tensors' hashes and the page hashes on the way (see the module docs).
 /// `progress` is told how many bytes each window held.
-pub fn scan_shard(
-    src: &dyn ByteSource,
+pub fn scan_shard<'a>(
+    src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
     tensors: &[TensorCheck],
     pages: Option<&PageHashes>,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<ShardScan> {
+    let src: SourceRef<'a> = src.into();
     let mut todo: Vec<TensorCheck> = tensors
         .iter()
         .copied()
@@ -85,7 +86,7 @@ pub fn scan_shard(
             out.bad_tensors.push(i);
         }
     }
-    if pages.is_none() && todo.iter().all(|&(_, _, n, _)| n == 0) && src.file().is_some() {
+    if pages.is_none() && todo.iter().all(|&(_, _, n, _)| n == 0) && src.local_file().is_some() {
         // Only the shard hash covers these bytes: one BLAKE3 of the range,
         // which for a local file is [`crate::verify::hash_range`]'s subtrees
         // (each core maps and hashes the next window on its own, with no

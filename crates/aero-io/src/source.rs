@@ -36,11 +36,6 @@ pub trait ByteSource: Send + Sync {
         false
     }
 
-    /// The local file behind this source, if any (for windowed hashing).
-    fn file(&self) -> Option<&File> {
-        None
-    }
-
     /// The bytes at `offset..offset+len`, borrowed if mapped, else read.
     fn bytes(&self, offset: u64, len: u64) -> io::Result<Cow<'_, [u8]>> {
         if let Some(s) = self.mapped(offset, len) {
@@ -119,6 +114,136 @@ impl LocalSource {
     pub fn is_mapped(&self) -> bool {
         self.map.is_some()
     }
+
+    /// The open file: for the fast paths that map windows of it, hash it
+    /// by subtrees or hand a range of it to the writer (see [`SourceRef`]).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// An owned byte source that keeps a local file's concrete type, so the
+/// read core's fast paths (windowed mapping, subtree hashing, positioned
+/// reads, the writer's file ranges) stay available behind it without the
+/// [`ByteSource`] trait exposing a file.
+pub enum Source {
+    /// A local file.
+    Local(LocalSource),
+    /// Any other source (memory, remote, a caller's own).
+    Other(Box<dyn ByteSource>),
+}
+
+impl Source {
+    /// Borrowed, for the functions that take a [`SourceRef`].
+    pub fn as_source_ref(&self) -> SourceRef<'_> {
+        match self {
+            Source::Local(l) => SourceRef::Local(l),
+            Source::Other(s) => SourceRef::Other(s.as_ref()),
+        }
+    }
+
+    /// The local file behind this source, if it is one.
+    pub fn local(&self) -> Option<&LocalSource> {
+        match self {
+            Source::Local(l) => Some(l),
+            Source::Other(_) => None,
+        }
+    }
+
+    fn dyn_source(&self) -> &dyn ByteSource {
+        match self {
+            Source::Local(l) => l,
+            Source::Other(s) => s.as_ref(),
+        }
+    }
+}
+
+impl From<LocalSource> for Source {
+    fn from(l: LocalSource) -> Source {
+        Source::Local(l)
+    }
+}
+
+impl From<Box<dyn ByteSource>> for Source {
+    fn from(s: Box<dyn ByteSource>) -> Source {
+        Source::Other(s)
+    }
+}
+
+impl<T: ByteSource + 'static> From<Box<T>> for Source {
+    fn from(s: Box<T>) -> Source {
+        Source::Other(s)
+    }
+}
+
+impl ByteSource for Source {
+    fn len(&self) -> u64 {
+        self.dyn_source().len()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.dyn_source().read_exact_at(offset, buf)
+    }
+    fn mapped(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        self.dyn_source().mapped(offset, len)
+    }
+    fn stable(&self) -> bool {
+        self.dyn_source().stable()
+    }
+}
+
+/// A borrowed byte source as the read core's loops take it: a local file
+/// (whose [`LocalSource::file`] they may map in windows or read with
+/// `pread`) or any other [`ByteSource`] (read through the trait). Every
+/// function taking one accepts `&LocalSource`, `&dyn ByteSource`, `&Source`
+/// and `&Vec<u8>` through `Into`.
+#[derive(Clone, Copy)]
+pub enum SourceRef<'a> {
+    /// A local file.
+    Local(&'a LocalSource),
+    /// Any other source.
+    Other(&'a dyn ByteSource),
+}
+
+impl<'a> SourceRef<'a> {
+    /// The source as a trait object.
+    pub fn bytes(self) -> &'a dyn ByteSource {
+        match self {
+            SourceRef::Local(l) => l,
+            SourceRef::Other(s) => s,
+        }
+    }
+
+    /// The local file, if the source is one.
+    pub fn local_file(self) -> Option<&'a File> {
+        match self {
+            SourceRef::Local(l) => Some(l.file()),
+            SourceRef::Other(_) => None,
+        }
+    }
+}
+
+impl<'a> From<&'a LocalSource> for SourceRef<'a> {
+    fn from(l: &'a LocalSource) -> Self {
+        SourceRef::Local(l)
+    }
+}
+
+impl<'a> From<&'a dyn ByteSource> for SourceRef<'a> {
+    fn from(s: &'a dyn ByteSource) -> Self {
+        SourceRef::Other(s)
+    }
+}
+
+impl<'a> From<&'a Source> for SourceRef<'a> {
+    fn from(s: &'a Source) -> Self {
+        s.as_source_ref()
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for SourceRef<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        SourceRef::Other(v)
+    }
 }
 
 impl ByteSource for LocalSource {
@@ -142,10 +267,6 @@ impl ByteSource for LocalSource {
         let start = usize::try_from(offset).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
         map.get(start..end)
-    }
-
-    fn file(&self) -> Option<&File> {
-        Some(&self.file)
     }
 }
 
@@ -207,9 +328,6 @@ impl<T: ByteSource + ?Sized> ByteSource for std::sync::Arc<T> {
     fn stable(&self) -> bool {
         (**self).stable()
     }
-    fn file(&self) -> Option<&File> {
-        (**self).file()
-    }
 }
 
 /// A `Read` over `len` bytes at `offset` of a source, for streaming copies.
@@ -219,17 +337,19 @@ impl<T: ByteSource + ?Sized> ByteSource for std::sync::Arc<T> {
 /// resident memory at the buffer size instead of growing with every mapped
 /// page touched. Other sources use their zero-copy slice when they have one.
 pub fn range_reader<'a>(
-    src: &'a dyn ByteSource,
+    src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
 ) -> io::Result<Box<dyn io::Read + Send + 'a>> {
+    let src = src.into();
+    let (file, src) = (src.local_file(), src.bytes());
     if offset.checked_add(len).is_none_or(|e| e > src.len()) {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("range {offset}+{len} is past the end"),
         ));
     }
-    if let Some(file) = src.file() {
+    if let Some(file) = file {
         return Ok(Box::new(FileRange {
             file,
             pos: offset,

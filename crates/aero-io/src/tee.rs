@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
-use crate::source::ByteSource;
+use crate::source::SourceRef;
 
 struct ShardState {
     hasher: blake3::Hasher,
@@ -31,7 +31,7 @@ struct Shard {
 /// state. Also an [`Observer`](crate::stream::Observer), for writers that
 /// stream the bytes from a mapping themselves.
 pub struct TeeReader<'a> {
-    src: &'a dyn ByteSource,
+    src: SourceRef<'a>,
     shard: Arc<Shard>,
     start: u64,
     end: u64,
@@ -45,35 +45,42 @@ fn bad(msg: String) -> io::Error {
 }
 
 impl TeeReader<'_> {
-    fn hash_span(&self, st: &mut ShardState, from: u64, to: u64) -> io::Result<()> {
+    fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, ShardState>> {
+        self.shard
+            .state
+            .lock()
+            .map_err(|_| bad("shard state poisoned".into()))
+    }
+
+    /// Hashes the shard's bytes from where its state stands up to `to`
+    /// (shard-relative) and returns the state, still locked.
+    fn hash_up_to(&self, to: u64) -> io::Result<std::sync::MutexGuard<'_, ShardState>> {
+        let mut st = self.lock()?;
+        let from = st.pos;
+        let hasher = &mut st.hasher;
         crate::verify::for_each_window(
             self.src,
             self.shard.offset + from,
             to - from,
             |w| {
-                st.hasher.update(w);
+                hasher.update(w);
             },
             |_| {},
         )?;
         st.pos = to;
-        Ok(())
+        Ok(st)
     }
 
     fn begin(&mut self) -> io::Result<()> {
         if !self.started {
             self.started = true;
-            let mut st = self
-                .shard
-                .state
-                .lock()
-                .map_err(|_| bad("shard state poisoned".into()))?;
-            let pos = st.pos;
-            self.hash_span(&mut st, pos, self.start)?;
+            drop(self.hash_up_to(self.start)?);
         }
         Ok(())
     }
 
     fn absorb(&mut self, block: &[u8]) -> io::Result<()> {
+        // Locks the field, not `self` (`self.pos` moves below).
         let mut st = self
             .shard
             .state
@@ -95,13 +102,7 @@ impl TeeReader<'_> {
     }
 
     fn finish_shard(&self) -> io::Result<()> {
-        let mut st = self
-            .shard
-            .state
-            .lock()
-            .map_err(|_| bad("shard state poisoned".into()))?;
-        let pos = st.pos;
-        self.hash_span(&mut st, pos, self.shard.length)?;
+        let st = self.hash_up_to(self.shard.length)?;
         if let Some(want) = self.shard.expected
             && *st.hasher.finalize().as_bytes() != want
         {
@@ -120,10 +121,7 @@ impl Read for TeeReader<'_> {
         let n = (self.end - self.pos).min(buf.len() as u64) as usize;
         if n > 0 {
             let abs = self.shard.offset + self.pos;
-            match self.src.file() {
-                Some(f) => crate::source::read_exact_at(f, abs, &mut buf[..n])?,
-                None => self.src.read_exact_at(abs, &mut buf[..n])?,
-            }
+            self.src.bytes().read_exact_at(abs, &mut buf[..n])?;
             self.absorb(&buf[..n])?;
         }
         Ok(n)
@@ -222,7 +220,7 @@ pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>
             .shard_id()
             .is_some_and(|id| shards.get(&id).is_some_and(|s| s.0.name == c.name));
         if !used && c.hash_recorded() {
-            let h = crate::verify::hash_range(f.source(), c.offset, c.length, |_| {})
+            let h = crate::verify::hash_range(f.source_ref(), c.offset, c.length, |_| {})
                 .map_err(|e| crate::Error::io(f.path(), e))?;
             if *h.as_bytes() != c.blake3 {
                 return Err(crate::Error::HashMismatch {
@@ -241,7 +239,7 @@ pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>
             continue;
         };
         out.push(Some(TeeReader {
-            src: f.source(),
+            src: f.source_ref(),
             shard: shard.clone(),
             start: t.data_off,
             end: t.data_off + t.data_len,

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 
-use crate::source::ByteSource;
+use crate::source::SourceRef;
 
 /// Payloads at least this large are hashed with rayon.
 const PARALLEL_THRESHOLD: usize = 1 << 20;
@@ -25,18 +25,20 @@ pub fn hash(data: &[u8]) -> blake3::Hash {
 /// [`WINDOW`] bytes. For a local file each window is mapped, consumed and
 /// unmapped (so resident memory stays bounded regardless of the range size);
 /// other sources are read into one reusable buffer.
-pub fn for_each_window(
-    src: &dyn ByteSource,
+pub fn for_each_window<'a>(
+    src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
     mut sink: impl FnMut(&[u8]) + Send,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<()> {
+    let src = src.into();
+    let (file, src) = (src.local_file(), src.bytes());
     let end = offset
         .checked_add(len)
         .filter(|&e| e <= src.len())
         .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-    if let Some(file) = src.file()
+    if let Some(file) = file
         && windows_mapped(file, offset, end, &mut sink, &mut progress)
     {
         return Ok(());
@@ -117,16 +119,20 @@ fn windows_mapped(
 }
 
 /// BLAKE3 of `len` bytes at `offset`, windowed and parallel.
-pub fn hash_range(
-    src: &dyn ByteSource,
+pub fn hash_range<'a>(
+    src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<blake3::Hash> {
-    if let Some(file) = src.file()
+    let src = src.into();
+    if let Some(file) = src.local_file()
         && len > WINDOW
     {
-        if offset.checked_add(len).is_none_or(|e| e > src.len()) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|e| e > src.bytes().len())
+        {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         return hash_subtrees(file, offset, len, &mut progress);

@@ -70,8 +70,9 @@ pub fn encode_chunks(uuid: [u8; 16], chunks: &[ChunkSpec]) -> Result<Vec<u8>> {
     }
     let (strtab, refs) = aero_format::encode::string_table(chunks.iter().map(|c| c.name.as_str()));
     let names_len: u64 = chunks.iter().map(|c| c.name.len() as u64 + 1).sum();
-    let pro = Prologue::new(chunks.len() as u64, names_len)
-        .ok_or_else(|| Error::Invalid("too many chunks".into()))?;
+    let pro = Prologue::new(chunks.len() as u64, names_len).ok_or(Error::LimitExceeded {
+        what: "the chunk count",
+    })?;
     let mut out = vec![0u8; pro.payload_start as usize];
     let mut entries = Vec::with_capacity(chunks.len());
     for (c, (name_off, name_len)) in chunks.iter().zip(refs) {
@@ -80,8 +81,9 @@ pub fn encode_chunks(uuid: [u8; 16], chunks: &[ChunkSpec]) -> Result<Vec<u8>> {
         } else {
             c.payload.clone()
         };
-        let offset =
-            align16(out.len() as u64).ok_or_else(|| Error::Invalid("file too large".into()))?;
+        let offset = align16(out.len() as u64).ok_or(Error::LimitExceeded {
+            what: "the file size",
+        })?;
         out.resize(offset as usize, 0);
         out.extend_from_slice(&stored);
         entries.push(TocEntry {

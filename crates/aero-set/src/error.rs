@@ -21,7 +21,8 @@ pub enum SetError {
     Json {
         /// The manifest.
         path: PathBuf,
-        /// What the JSON parser said.
+        /// What the JSON parser said (free text: serde_json's diagnostic,
+        /// for people; the variant is what a caller acts on).
         reason: String,
     },
     /// A manifest field is missing, has the wrong type or an invalid value.
@@ -31,7 +32,8 @@ pub enum SetError {
         path: PathBuf,
         /// The field, e.g. `parts[1].sha256`.
         field: String,
-        /// What is wrong.
+        /// What is wrong (free text: the variant and `field` say what to
+        /// fix; callers do not branch on the detail).
         reason: String,
     },
     /// A path in the manifest would leave the set's directory.
@@ -43,7 +45,8 @@ pub enum SetError {
         field: String,
         /// The path as written.
         value: String,
-        /// Why it is refused.
+        /// Why it is refused (free text: every unsafe path is refused
+        /// alike; the detail tells the author which rule it broke).
         reason: String,
     },
     /// A local manifest names a remote URL and remote access was not allowed.
@@ -63,7 +66,8 @@ pub enum SetError {
     Unsupported {
         /// The location (path or URL).
         location: String,
-        /// Why not.
+        /// Why not (free text: which feature or backend is missing, for
+        /// the person building or configuring the reader).
         reason: String,
     },
     /// A part or index file does not match what the manifest says about it.
@@ -71,7 +75,8 @@ pub enum SetError {
     File {
         /// The part or index file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong (free text: a size or UUID disagreement; every
+        /// such file is refused alike and the detail is for people).
         reason: String,
     },
     /// Reading an AERO file (index or part) failed.
@@ -84,7 +89,8 @@ pub enum SetError {
         set: PathBuf,
         /// Tensor name.
         name: String,
-        /// What is wrong.
+        /// What is wrong (free text: how the global index and the part
+        /// disagree; the variant and `name` are what a caller acts on).
         reason: String,
     },
     /// The set holds no tensor of this name.
@@ -95,7 +101,26 @@ pub enum SetError {
         /// The name asked for.
         name: String,
     },
-    /// Invalid input to the writer.
+    /// The set has no part of this index.
+    #[error("{set}: no part {index}")]
+    NoSuchPart {
+        /// The set manifest.
+        set: PathBuf,
+        /// The index asked for.
+        index: usize,
+    },
+    /// A writer option is out of range.
+    #[error("{option} {value} is out of range")]
+    OptionOutOfRange {
+        /// The option (`max_part_shards`, `max_shard_bytes`).
+        option: &'static str,
+        /// The value given.
+        value: u64,
+    },
+    /// A broken invariant of the writer's own plan (a shard claimed by two
+    /// parts, a part written with other shards than planned). Free text:
+    /// these are bugs in this crate, not conditions a caller handles; the
+    /// message is for whoever fixes the code.
     #[error("{0}")]
     Invalid(String),
     /// The destination of a write cannot be used.
@@ -103,7 +128,8 @@ pub enum SetError {
     Output {
         /// The destination directory.
         path: PathBuf,
-        /// Why.
+        /// Why (free text: not empty, not a directory, ...; the writer
+        /// refuses alike in every case).
         reason: String,
     },
     /// A sharded safetensors input is malformed.
@@ -111,7 +137,8 @@ pub enum SetError {
     Input {
         /// The index file or shard file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong (free text: the index's JSON or shard list
+        /// diagnostic; every such input is refused alike).
         reason: String,
     },
 }

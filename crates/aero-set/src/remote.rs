@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aero_io::remote::{RemoteOptions, open_source};
-use aero_io::{AeroFile, ByteSource, LocalSource};
+use aero_io::{AeroFile, ByteSource};
 
 use crate::error::{Result, SetError};
 use crate::manifest::{MAX_MANIFEST_LEN, SetManifest};
-use crate::resolve::{Location, PartStorage, SetBase, SetOptions};
+use crate::resolve::{LocalStorage, Location, PartStorage, SetBase, SetOptions};
 use crate::set::AeroSet;
 
 /// Opens local files (memory-mapped) and URLs (HTTP range reads; object
@@ -30,16 +30,11 @@ pub struct RemoteStorage {
 }
 
 impl PartStorage for RemoteStorage {
-    fn open(&self, location: &Location) -> Result<Box<dyn ByteSource>> {
+    fn open(&self, location: &Location) -> Result<aero_io::Source> {
         match location {
-            Location::Local(p) => Ok(Box::new(LocalSource::open(p).map_err(|e| {
-                SetError::Io {
-                    path: p.clone(),
-                    source: e,
-                }
-            })?)),
+            Location::Local(_) => LocalStorage.open(location),
             Location::Remote(u) => open_source(u, self.options.clone())
-                .map(|s| Box::new(s) as Box<dyn ByteSource>)
+                .map(|s| aero_io::Source::Other(Box::new(s)))
                 .map_err(|e| SetError::Io {
                     path: PathBuf::from(u),
                     source: e,
@@ -56,9 +51,7 @@ impl PartStorage for RemoteStorage {
         check_len: &dyn Fn(u64) -> Result<()>,
     ) -> Result<AeroFile> {
         let Location::Remote(u) = location else {
-            let src = self.open(location)?;
-            check_len(src.len())?;
-            return Ok(AeroFile::from_source(label, src)?);
+            return LocalStorage.open_file(location, label, check_len);
         };
         let src = open_source(u, self.options.clone()).map_err(|e| SetError::Io {
             path: PathBuf::from(u),

@@ -57,7 +57,9 @@ pub struct SetOptions {
 /// [`LocalStorage`]; a remote range source implements it for URLs.
 pub trait PartStorage: Send + Sync {
     /// Opens `location` for random access.
-    fn open(&self, location: &Location) -> Result<Box<dyn ByteSource>>;
+    /// A local file is returned as [`aero_io::Source::Local`], so hashing
+    /// and copying it keep the local fast paths.
+    fn open(&self, location: &Location) -> Result<aero_io::Source>;
 
     /// Opens `location` as an AERO file named `label` in errors, once
     /// `check_len` accepted its size. The default parses [`PartStorage::open`]'s
@@ -81,11 +83,11 @@ pub trait PartStorage: Send + Sync {
 pub struct LocalStorage;
 
 impl PartStorage for LocalStorage {
-    fn open(&self, location: &Location) -> Result<Box<dyn ByteSource>> {
+    fn open(&self, location: &Location) -> Result<aero_io::Source> {
         match location {
             Location::Local(p) => {
                 let src = LocalSource::open(p).map_err(|e| SetError::io(p, e))?;
-                Ok(Box::new(src))
+                Ok(src.into())
             }
             Location::Remote(u) => Err(SetError::Unsupported {
                 location: u.clone(),

@@ -160,14 +160,18 @@ impl AeroSet {
     }
 
     fn part_entry(&self, i: usize) -> Result<&PartEntry> {
-        self.manifest
-            .parts
-            .get(i)
-            .ok_or_else(|| SetError::Invalid(format!("no part {i}")))
+        self.manifest.parts.get(i).ok_or_else(|| self.no_part(i))
+    }
+
+    fn no_part(&self, index: usize) -> SetError {
+        SetError::NoSuchPart {
+            set: self.manifest_path.clone(),
+            index,
+        }
     }
 
     /// Opens a resolved location through the set's storage, as raw bytes.
-    pub fn open_source(&self, loc: &Location) -> Result<Box<dyn aero_io::ByteSource>> {
+    pub fn open_source(&self, loc: &Location) -> Result<aero_io::Source> {
         self.storage.open(loc)
     }
 
@@ -206,10 +210,7 @@ impl AeroSet {
 
     /// Part `i`, opened on first use and kept open.
     pub fn part(&self, i: usize) -> Result<&AeroFile> {
-        let slot = self
-            .parts
-            .get(i)
-            .ok_or_else(|| SetError::Invalid(format!("no part {i}")))?;
+        let slot = self.parts.get(i).ok_or_else(|| self.no_part(i))?;
         if let Some(f) = slot.get() {
             return Ok(f);
         }

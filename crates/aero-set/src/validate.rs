@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aero_io::{Mode, Report, Verdict};
+use aero_io::{ByteSource, Mode, Report, Verdict};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -101,12 +101,14 @@ pub fn work_bytes(set: &AeroSet, mode: Mode) -> u64 {
 }
 
 /// SHA-256 of a whole byte source, in bounded windows.
-pub fn sha256_of(
-    src: &dyn aero_io::ByteSource,
+pub fn sha256_of<'a>(
+    src: impl Into<aero_io::SourceRef<'a>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> std::io::Result<[u8; 32]> {
+    let src = src.into();
     let mut h = Sha256::new();
-    aero_io::verify::for_each_window(src, 0, src.len(), |w| h.update(w), progress)?;
+    let len = src.bytes().len();
+    aero_io::verify::for_each_window(src, 0, len, |w| h.update(w), progress)?;
     Ok(h.finalize().into())
 }
 
@@ -226,7 +228,7 @@ fn check_file(
             entry.size_bytes
         ));
     }
-    match sha256_of(raw.as_ref(), progress) {
+    match sha256_of(&raw, progress) {
         Ok(h) => {
             fr.actual_sha256 = Some(hex::encode(h));
             if h == entry.sha256 {

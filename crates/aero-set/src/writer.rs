@@ -178,12 +178,16 @@ fn write_set_bytes<'a>(
     open: &mut dyn FnMut(usize) -> io::Result<TensorBytes<'a>>,
 ) -> Result<SetWriteSummary> {
     if opts.max_part_shards == 0 {
-        return Err(SetError::Invalid(
-            "max_part_shards must be at least 1".into(),
-        ));
+        return Err(SetError::OptionOutOfRange {
+            option: "max_part_shards",
+            value: 0,
+        });
     }
     if opts.file.max_shard_bytes == 0 {
-        return Err(SetError::Invalid("max_shard_bytes must be positive".into()));
+        return Err(SetError::OptionOutOfRange {
+            option: "max_shard_bytes",
+            value: 0,
+        });
     }
     let spec_of = |t: &SetTensor, bytes: TensorBytes<'a>| TensorSpec {
         name: t.name.clone(),

@@ -149,48 +149,36 @@ fn store_for(
     };
     // Each builder, the store it builds, and whether requests are signed
     // (then credentials are looked up once here: see `check_credentials`).
+    // The three builders share no trait, so one macro configures them alike.
+    macro_rules! store {
+        ($builder:ident, $key:ident) => {{
+            let b = $builder::from_env()
+                .with_url(&url)
+                .with_retry(retry)
+                .with_config($key::Client(ClientConfigKey::Timeout), &timeout)
+                .with_config($key::Client(ClientConfigKey::ConnectTimeout), &connect);
+            let signed = !b
+                .get_config_value(&$key::SkipSignature)
+                .is_some_and(|v| truthy(&v));
+            let s = b.build().map_err(config_err)?;
+            if signed {
+                check_credentials(&url, s.credentials().get_credential())?;
+            }
+            Arc::new(s)
+        }};
+    }
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectScheme::S3 => {
-            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as K};
-            let b = AmazonS3Builder::from_env()
-                .with_url(&url)
-                .with_retry(retry)
-                .with_config(K::Client(ClientConfigKey::Timeout), &timeout)
-                .with_config(K::Client(ClientConfigKey::ConnectTimeout), &connect);
-            let signed = !b.get_config_value(&K::SkipSignature).is_some_and(|v| truthy(&v));
-            let s = b.build().map_err(config_err)?;
-            if signed {
-                check_credentials(&url, s.credentials().get_credential())?;
-            }
-            Arc::new(s)
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            store!(AmazonS3Builder, AmazonS3ConfigKey)
         }
         ObjectScheme::Gcs => {
-            use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey as K};
-            let b = GoogleCloudStorageBuilder::from_env()
-                .with_url(&url)
-                .with_retry(retry)
-                .with_config(K::Client(ClientConfigKey::Timeout), &timeout)
-                .with_config(K::Client(ClientConfigKey::ConnectTimeout), &connect);
-            let signed = !b.get_config_value(&K::SkipSignature).is_some_and(|v| truthy(&v));
-            let s = b.build().map_err(config_err)?;
-            if signed {
-                check_credentials(&url, s.credentials().get_credential())?;
-            }
-            Arc::new(s)
+            use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+            store!(GoogleCloudStorageBuilder, GoogleConfigKey)
         }
         ObjectScheme::Azure => {
-            use object_store::azure::{AzureConfigKey as K, MicrosoftAzureBuilder};
-            let b = MicrosoftAzureBuilder::from_env()
-                .with_url(&url)
-                .with_retry(retry)
-                .with_config(K::Client(ClientConfigKey::Timeout), &timeout)
-                .with_config(K::Client(ClientConfigKey::ConnectTimeout), &connect);
-            let signed = !b.get_config_value(&K::SkipSignature).is_some_and(|v| truthy(&v));
-            let s = b.build().map_err(config_err)?;
-            if signed {
-                check_credentials(&url, s.credentials().get_credential())?;
-            }
-            Arc::new(s)
+            use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+            store!(MicrosoftAzureBuilder, AzureConfigKey)
         }
     };
     if let Ok(mut m) = stores().lock() {

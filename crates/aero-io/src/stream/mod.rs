@@ -66,32 +66,37 @@ pub fn write_model(
         }
     }
     let mut out = Output::create(path)?;
-    let summary = write_to(out.file(), specs, opts).map_err(|e| match e {
-        Error::Io { source, .. } => Error::io(path, source),
-        other => other,
-    })?;
+    let summary = write_to(path, out.file(), specs, opts)?;
     out.commit(opts.durable)?;
     Ok(summary)
 }
 
-/// Writes a model into an open, empty, seekable file (no atomic rename).
-/// The file must be open for reading too: a shard copied from a verified
-/// input whose gaps held non-zero bytes is hashed again from the output.
+/// Writes a model into an open, empty, seekable file (no atomic rename);
+/// `path` names it in errors. The file must be open for reading too: a
+/// shard copied from a verified input whose gaps held non-zero bytes is
+/// hashed again from the output.
 pub fn write_to(
+    path: &Path,
     file: &mut File,
     specs: Vec<TensorSpec<'_>>,
     opts: &WriteOptions,
 ) -> Result<WriteSummary> {
     check_specs(&specs)?;
     if opts.max_shard_bytes == 0 {
-        return Err(Error::Invalid("max shard bytes must be positive".into()));
+        return Err(Error::OptionOutOfRange {
+            option: "max shard bytes",
+            value: 0,
+        });
     }
     if let Some(ps) = opts.page_hashes
         && (ps == 0 || ps > aero_format::limits::MAX_METADATA_ULEN)
     {
-        return Err(Error::Invalid(format!("page size {ps} is out of range")));
+        return Err(Error::OptionOutOfRange {
+            option: "page size",
+            value: ps,
+        });
     }
-    let io = |e| Error::io("<output>", e);
+    let io = |e| Error::io(path, e);
     let uuid = opts.uuid.unwrap_or_else(random_uuid);
     let plan = ShardPlan::new(
         specs.iter().map(|t| t.data_len),
@@ -181,8 +186,9 @@ pub fn write_to(
 
     let (strtab, name_refs) = string_table(chunks.names.iter().map(String::as_str));
     let names_len: u64 = chunks.names.iter().map(|s| s.len() as u64 + 1).sum();
-    let pro = Prologue::new(n as u64, names_len)
-        .ok_or_else(|| Error::Invalid("too many chunks".into()))?;
+    let pro = Prologue::new(n as u64, names_len).ok_or(Error::LimitExceeded {
+        what: "the chunk count",
+    })?;
 
     // Entries: filled in as payloads are placed.
     let mut entries: Vec<TocEntry> = (0..n)
@@ -199,7 +205,7 @@ pub fn write_to(
         })
         .collect();
 
-    let mut out = Out::new(&mut *file, opts.durable);
+    let mut out = Out::new(path, &mut *file, opts.durable);
     out.pad_to(pro.payload_start).map_err(io)?;
     let place = |out: &mut Out<'_>,
                  e: &mut TocEntry,

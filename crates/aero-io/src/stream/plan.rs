@@ -23,7 +23,9 @@ impl ShardPlan {
     /// Walks tensors in order; a new shard starts when the current one is
     /// non-empty and adding the tensor would exceed `max` (spec §11).
     pub fn new(lens: impl IntoIterator<Item = u64>, max: u64, layout: Layout) -> Result<ShardPlan> {
-        let overflow = || Error::Invalid("shard size overflows u64".into());
+        let overflow = || Error::LimitExceeded {
+            what: "a shard size",
+        };
         let mut p = ShardPlan {
             placement: Vec::new(),
             shard_len: Vec::new(),

@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 /// write-back of what is behind it so the final `fsync` has little to wait
 /// for (see [`crate::kernel::start_writeback`]).
 pub(super) struct Out<'f> {
+    /// The output's path, for errors.
+    pub(super) path: &'f std::path::Path,
     pub(super) w: io::BufWriter<&'f mut File>,
     pub(super) pos: u64,
     /// Write-back has been started for every byte before this offset;
@@ -20,8 +22,9 @@ pub(super) struct Out<'f> {
 }
 
 impl<'f> Out<'f> {
-    pub(super) fn new(file: &'f mut File, durable: bool) -> Self {
+    pub(super) fn new(path: &'f std::path::Path, file: &'f mut File, durable: bool) -> Self {
         Out {
+            path,
             w: io::BufWriter::with_capacity(256 << 10, file),
             pos: 0,
             written_back: if durable { 0 } else { u64::MAX },
@@ -165,7 +168,8 @@ pub(super) fn stream_shard(
     tensor_hash: bool,
 ) -> Result<Vec<(usize, Option<[u8; 32]>)>> {
     let written_back = out.written_back;
-    let file = out.file().map_err(|e| Error::io("<output>", e))?;
+    let path = out.path;
+    let file = out.file().map_err(|e| Error::io(path, e))?;
     let names: Vec<(usize, String)> = members
         .iter()
         .map(|m| (m.ti, m.spec.name.clone()))
@@ -191,8 +195,8 @@ pub(super) fn stream_shard(
             source: e,
         }),
         (Err(Stop::Other(e)), _) => Err(e),
-        (_, Err(e)) => Err(Error::io("<output>", e)),
-        (Err(Stop::Cancelled), Ok(())) => Err(Error::Invalid("shard copy was cancelled".into())),
+        (_, Err(e)) => Err(Error::io(path, e)),
+        (Err(Stop::Cancelled), Ok(())) => Err(Error::Cancelled { what: "shard copy" }),
         (Ok(h), Ok(())) if h.rehash_output => {
             // The input had bytes in the gaps that the output has as zeros:
             // hash the output as written.
@@ -202,7 +206,7 @@ pub(super) fn stream_shard(
             while pos < len {
                 let k = (len - pos).min(crate::pipeline::PIECE as u64) as usize;
                 crate::source::read_exact_at(file, start + pos, &mut buf[..k])
-                    .map_err(|e| Error::io("<output>", e))?;
+                    .map_err(|e| Error::io(path, e))?;
                 sh.update(&buf[..k]);
                 pos += k as u64;
             }

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 
 use aero_format::DType;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TensorProblem};
 
 /// One tensor to write: metadata and a source of exactly `data_len` bytes.
 pub struct TensorSpec<'a> {
@@ -114,7 +114,7 @@ impl std::fmt::Debug for TensorSpec<'_> {
 /// Checks tensor metadata before anything is written.
 pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
     if specs.is_empty() {
-        return Err(Error::Invalid("no tensors to write".into()));
+        return Err(Error::NoTensors);
     }
     let mut names = std::collections::HashSet::with_capacity(specs.len());
     for t in specs {
@@ -145,52 +145,47 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
                 });
             }
         }
+        let bad = |problem| Error::BadTensor {
+            tensor: t.name.clone(),
+            problem,
+        };
         if t.name.is_empty() {
-            return Err(Error::Invalid("a tensor has an empty name".into()));
+            return Err(bad(TensorProblem::EmptyName));
         }
         if t.name.len() as u64 > aero_format::limits::MAX_NAME_LEN {
-            return Err(Error::Invalid(format!(
-                "tensor name of {} bytes exceeds {} bytes: '{}…'",
-                t.name.len(),
-                aero_format::limits::MAX_NAME_LEN,
-                t.name.chars().take(40).collect::<String>()
-            )));
+            return Err(bad(TensorProblem::NameTooLong {
+                len: t.name.len(),
+                max: aero_format::limits::MAX_NAME_LEN,
+            }));
         }
         if !names.insert(t.name.as_str()) {
-            return Err(Error::Invalid(format!(
-                "duplicate tensor name '{}'",
-                t.name
-            )));
+            return Err(bad(TensorProblem::DuplicateName));
         }
         if t.shape.len() as u64 > aero_format::limits::MAX_RANK {
-            return Err(Error::Invalid(format!(
-                "tensor '{}': rank {} exceeds 64",
-                t.name,
-                t.shape.len()
-            )));
+            return Err(bad(TensorProblem::RankTooHigh {
+                rank: t.shape.len(),
+                max: aero_format::limits::MAX_RANK,
+            }));
         }
+        let overflows = || {
+            bad(TensorProblem::ShapeOverflows {
+                shape: t.shape.clone(),
+            })
+        };
         let elems = t
             .shape
             .iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "tensor '{}': shape {:?} overflows",
-                    t.name, t.shape
-                ))
-            })?;
+            .ok_or_else(overflows)?;
         if let Some(size) = t.dtype.size() {
-            let want = elems.checked_mul(size).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "tensor '{}': shape {:?} × {} bytes overflows",
-                    t.name, t.shape, size
-                ))
-            })?;
+            let want = elems.checked_mul(size).ok_or_else(overflows)?;
             if want != t.data_len {
-                return Err(Error::Invalid(format!(
-                    "tensor '{}': {} × shape {:?} is {want} bytes but {} bytes were given",
-                    t.name, t.dtype, t.shape, t.data_len
-                )));
+                return Err(bad(TensorProblem::LengthMismatch {
+                    dtype: t.dtype,
+                    shape: t.shape.clone(),
+                    expected: want,
+                    given: t.data_len,
+                }));
             }
         }
     }
