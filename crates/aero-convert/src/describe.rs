@@ -428,21 +428,15 @@ fn float_json(x: f64) -> Value {
     }
 }
 
+/// A scalar as readable JSON: integers and booleans as the MJSN form
+/// writes them, floats with non-finite values named, strings lossily.
 fn scalar_json(v: &GgufValue) -> Value {
     match v {
-        GgufValue::U8(x) => json!(x),
-        GgufValue::I8(x) => json!(x),
-        GgufValue::U16(x) => json!(x),
-        GgufValue::I16(x) => json!(x),
-        GgufValue::U32(x) => json!(x),
-        GgufValue::I32(x) => json!(x),
-        GgufValue::U64(x) => json!(x),
-        GgufValue::I64(x) => json!(x),
-        GgufValue::Bool(x) => json!(x),
         GgufValue::F32(x) => float_json(f64::from(*x)),
         GgufValue::F64(x) => float_json(*x),
         GgufValue::String(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
         GgufValue::Array(a) => array_kv("", a, Values::Summary).value,
+        other => crate::gguf_convert::value_json(other),
     }
 }
 

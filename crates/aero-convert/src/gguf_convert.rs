@@ -81,7 +81,7 @@ fn type_from_name(s: &str) -> Option<GgufValueType> {
 
 /// JSON for a value's payload (the type is recorded separately). Strings that
 /// are not UTF-8 become `{"hex": …}`, non-finite floats `{"bits": …}`.
-fn value_json(v: &GgufValue) -> Value {
+pub(crate) fn value_json(v: &GgufValue) -> Value {
     match v {
         GgufValue::U8(x) => json!(x),
         GgufValue::I8(x) => json!(x),

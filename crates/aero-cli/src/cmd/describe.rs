@@ -253,25 +253,31 @@ fn type_text(kv: &KeyValue) -> String {
 /// The key/value table, numbered as `gguf-dump` numbers it.
 pub fn print_key_values(kvs: &[KeyValue]) {
     println!("key/values: {}", kvs.len());
-    let rows: Vec<Vec<String>> = kvs
-        .iter()
+    let rows = kv_rows(kvs, &|s| out::clean(s).into_owned());
+    if !rows.is_empty() {
+        print!("{}", out::table(&KV_HEADER, &rows));
+    }
+}
+
+/// Columns of the key/value tables (text and markdown), as `gguf-dump`
+/// orders them.
+const KV_HEADER: [&str; 5] = ["#", "type", "len", "key", "value"];
+
+/// One row per key/value, each cell passed through `cell` (escaping for
+/// the terminal or for markdown).
+fn kv_rows(kvs: &[KeyValue], cell: &dyn Fn(&str) -> String) -> Vec<Vec<String>> {
+    kvs.iter()
         .enumerate()
         .map(|(i, kv)| {
             vec![
                 (i + 1).to_string(),
-                type_text(kv),
+                cell(&type_text(kv)),
                 kv.len.to_string(),
-                out::clean(&kv.key).into_owned(),
-                out::clean(&value_text(kv)).into_owned(),
+                cell(&kv.key),
+                cell(&value_text(kv)),
             ]
         })
-        .collect();
-    if !rows.is_empty() {
-        print!(
-            "{}",
-            out::table(&["#", "type", "len", "key", "value"], &rows)
-        );
-    }
+        .collect()
 }
 
 /// The per-type histogram, then the first `max` tensors.
@@ -296,27 +302,32 @@ pub fn print_types_and_tensors(types: &[TypeStats], tensors: &[TensorRow], max: 
 /// The per-type histogram as a text table (empty for no tensors), then a
 /// blank line.
 pub fn types_table(types: &[TypeStats]) -> String {
-    let rows: Vec<Vec<String>> = types
+    let rows = type_rows(types, &|s| out::clean(s).into_owned());
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = out::table(&TYPES_HEADER, &rows);
+    s.push('\n');
+    s
+}
+
+/// Columns of the per-type histogram (text and markdown).
+const TYPES_HEADER: [&str; 5] = ["type", "tensors", "elements", "size", "bits/weight"];
+
+/// One row per type, the name passed through `cell`.
+fn type_rows(types: &[TypeStats], cell: &dyn Fn(&str) -> String) -> Vec<Vec<String>> {
+    types
         .iter()
         .map(|t| {
             vec![
-                t.type_name.clone(),
+                cell(&t.type_name),
                 t.count.to_string(),
                 t.elements.to_string(),
                 out::human_bytes(t.bytes),
                 bpw(t.bits_per_weight()),
             ]
         })
-        .collect();
-    if rows.is_empty() {
-        return String::new();
-    }
-    let mut s = out::table(
-        &["type", "tensors", "elements", "size", "bits/weight"],
-        &rows,
-    );
-    s.push('\n');
-    s
+        .collect()
 }
 
 fn tensor_rows_table<'a>(
@@ -387,22 +398,7 @@ pub fn markdown_inspect(
     s.push_str(&md_table(&["field", "value"], &rows));
     s.push_str(&markdown_key_values(&m.key_values));
     s.push_str("\n## Tensor types\n\n");
-    let rows: Vec<Vec<String>> = types
-        .iter()
-        .map(|t| {
-            vec![
-                md(&t.type_name),
-                t.count.to_string(),
-                t.elements.to_string(),
-                out::human_bytes(t.bytes),
-                bpw(t.bits_per_weight()),
-            ]
-        })
-        .collect();
-    s.push_str(&md_table(
-        &["type", "tensors", "elements", "size", "bits/weight"],
-        &rows,
-    ));
+    s.push_str(&md_table(&TYPES_HEADER, &type_rows(types, &md)));
     s.push_str(&format!("\n## Tensors ({})\n\n", tensors.len()));
     s.push_str(&markdown_tensors(tensors.iter(), max));
     if tensors.len() > max {
@@ -413,23 +409,10 @@ pub fn markdown_inspect(
 
 /// The `## Key/values` section of `inspect --markdown`.
 pub fn markdown_key_values(kvs: &[KeyValue]) -> String {
-    let rows: Vec<Vec<String>> = kvs
-        .iter()
-        .enumerate()
-        .map(|(i, kv)| {
-            vec![
-                (i + 1).to_string(),
-                md(&kv.key),
-                md(&type_text(kv)),
-                kv.len.to_string(),
-                md(&value_text(kv)),
-            ]
-        })
-        .collect();
     format!(
         "\n## Key/values ({})\n\n{}",
         kvs.len(),
-        md_table(&["#", "key", "type", "len", "value"], &rows)
+        md_table(&KV_HEADER, &kv_rows(kvs, &md))
     )
 }
 
