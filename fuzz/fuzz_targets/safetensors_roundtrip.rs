@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
     // The writer's own rules (e.g. a non-empty tensor name) may refuse an
     // input the parser accepts: an error, never a panic, is what counts.
     match import_with(&inp, &aero, &opts, &|_| {}) {
-        Err(aero_convert::ConvertError::Aero(aero_io::Error::Invalid(_))) => return,
+        Err(aero_convert::ConvertError::Aero(
+            aero_io::Error::Invalid(_)
+            | aero_io::Error::NoTensors
+            | aero_io::Error::BadTensor { .. }
+            | aero_io::Error::LimitExceeded { .. },
+        )) => return,
         r => r.expect("a checked safetensors input converts"),
     };
     let f = AeroFile::open(&aero).expect("converted file opens");
