@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-
 /// A per-process scratch directory (under /dev/shm when it exists).
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -33,4 +32,19 @@ pub fn write_options() -> aero_io::stream::WriteOptions {
         durable: false,
         ..Default::default()
     }
+}
+
+/// Whether a converter's error is the writer refusing an input the parser
+/// accepted (no tensors, an unusable tensor such as an empty name, a format
+/// limit): an error, never a panic, is what the round-trip targets require.
+pub fn writer_refused(e: &aero_convert::ConvertError) -> bool {
+    matches!(
+        e,
+        aero_convert::ConvertError::Aero(
+            aero_io::Error::Invalid(_)
+                | aero_io::Error::NoTensors
+                | aero_io::Error::BadTensor { .. }
+                | aero_io::Error::LimitExceeded { .. }
+        )
+    )
 }

@@ -12,15 +12,23 @@ fn cli() -> Cli {
 }
 
 /// Generates the GGUF fixtures and converts each to AERO (fixed UUID).
-fn fixtures() -> (tempfile::TempDir, PathBuf) {
+/// A temporary directory filled by the fixture script `tests/<script>` (gguf-py).
+fn python_fixtures(script: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gen_quant_cli.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
     let o = Command::new("python3")
         .arg(&script)
         .arg(d.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    d
+}
+
+fn fixtures() -> (tempfile::TempDir, PathBuf) {
+    let d = python_fixtures("gen_quant_cli.py");
     for n in ["a", "changed", "reorder", "requant"] {
         let gguf = d.path().join(format!("{n}.gguf"));
         let aero = d.path().join(format!("{n}.aero"));
@@ -264,15 +272,7 @@ fn gguf_py_q8_1_tensor_is_an_error_naming_it_never_truncated() {
 /// `gen_inspect.py`'s fixtures: kv.gguf (every key/value type, six tensor
 /// types, written by gguf-py) and m.safetensors.
 fn inspect_fixtures() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gen_inspect.py");
-    let o = Command::new("python3")
-        .arg(&script)
-        .arg(d.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    d
+    python_fixtures("gen_inspect.py")
 }
 
 /// What gguf-py's own `gguf-dump --json --json-array` says of a file.
