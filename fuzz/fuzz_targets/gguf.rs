@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     export_with(
         &aero,
         &back,
-        &aero_io::copy::CopyOptions {
+        &aero_io::CopyOptions {
             durable: false,
             ..Default::default()
         },

@@ -3,7 +3,7 @@
 #![no_main]
 use aero_format::Field;
 use aero_format::msgpack::Reader;
-use aero_io::integrity::{decode_ihsh, decode_phsh, encode_ihsh, encode_phsh};
+use aero_io::write::raw::{decode_ihsh, decode_phsh, encode_ihsh, encode_phsh};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => break,
         }
     }
-    if let Ok(v) = aero_io::value::msgpack_to_json(data) {
+    if let Ok(v) = aero_io::meta::msgpack_to_json(data) {
         let text = serde_json::to_string(&v).expect("JSON text");
         // Linear: hex doubles bytes and escapes take at most six per byte.
         assert!(
@@ -36,8 +36,8 @@ fuzz_target!(|data: &[u8]| {
             data.len(),
             text.len()
         );
-        let canon = aero_io::value::canonical_json(&v);
+        let canon = aero_io::meta::canonical_json(&v);
         let back: serde_json::Value = serde_json::from_str(&canon).expect("canonical JSON parses");
-        assert_eq!(aero_io::value::canonical_json(&back), canon);
+        assert_eq!(aero_io::meta::canonical_json(&back), canon);
     }
 });

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = (t.shape.elements(), t.expected_len(), t.data_end());
             for (k, v) in t.extras() {
                 assert!(!aero_format::tidx::KNOWN_KEYS.contains(&k));
-                let _ = aero_io::value::msgpack_to_json(v);
+                let _ = aero_io::meta::msgpack_to_json(v);
             }
             let _ = (t.dtype.name(), t.hash_b3, t.quant_id, t.flags, t.name.len());
         }
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = (t.expected_len(), t.extras_json());
         }
         // Re-encoding what was decoded gives an index that decodes the same.
-        let again = aero_io::encode::encode_tidx(idx.tensors().iter());
+        let again = aero_io::write::raw::encode_tidx(idx.tensors().iter());
         let back = aero_io::TensorIndex::decode(&again).expect("re-encoded TIDX decodes");
         assert_eq!(back.tensors(), idx.tensors());
     }

@@ -26,8 +26,8 @@ pub fn scratch_file(name: &str) -> PathBuf {
 }
 
 /// Writer options that make outputs deterministic and skip fsync.
-pub fn write_options() -> aero_io::stream::WriteOptions {
-    aero_io::stream::WriteOptions {
+pub fn write_options() -> aero_io::write::WriteOptions {
+    aero_io::write::WriteOptions {
         uuid: Some([0x11; 16]),
         durable: false,
         ..Default::default()

@@ -9,7 +9,7 @@ use std::path::Path;
 use aero_convert::gguf::{
     self, GgmlType, GgufArray, GgufHeader, GgufTensorInfo, GgufValue, GgufValueType,
 };
-use aero_io::stream::{TensorSpec, WriteOptions, write_model};
+use aero_io::write::{TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, FourCc};
 use anyhow::{Context, Result};
 
@@ -201,7 +201,7 @@ fn written_files() -> Result<Vec<(String, Vec<u8>)>> {
             spec("c.scalar", DType::I64, vec![], 8, Vec::new()),
             spec("d.q", DType::Packed, vec![32], 34, {
                 let mut qp = Vec::new();
-                aero_io::encode::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
+                aero_io::meta::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
                 vec![("quant_id".into(), vec![0]), ("quant_params".into(), qp)]
             }),
         ];
@@ -236,7 +236,7 @@ fn spec(
         shape,
         data_len: len,
         extras,
-        bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(bytes))),
+        bytes: aero_io::write::TensorBytes::Reader(Box::new(std::io::Cursor::new(bytes))),
     }
 }
 

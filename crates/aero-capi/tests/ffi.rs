@@ -6,7 +6,7 @@ use std::ffi::{CStr, CString};
 use std::ptr;
 
 use aero_io::DType;
-use aero_io::stream::{TensorBytes, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{TensorBytes, TensorSpec, WriteOptions, write_model};
 use aerotensor::*;
 
 fn write(path: &std::path::Path, opts: &WriteOptions, data: &[u8]) {
@@ -145,7 +145,7 @@ fn ggml_type_names_of_packed_gguf_tensors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q8.aero");
     let mut qp = Vec::new();
-    aero_io::encode::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
+    aero_io::meta::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
     let data = aero_test_support::bytes(3, 34 * 2); // two Q8_0 blocks
     let spec = TensorSpec {
         name: "q".into(),

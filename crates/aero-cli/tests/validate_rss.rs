@@ -15,7 +15,7 @@ mod hostile_files;
 use std::process::Command;
 
 use aero_format::FourCc;
-use aero_io::writer::{ChunkSpec, encode_chunks};
+use aero_io::write::raw::{ChunkSpec, encode_chunks};
 use hostile_files::*;
 
 const MIB: u64 = 1 << 20;

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary};
+use aero_io::write::{TensorSpec, WriteOptions, WriteSummary};
 use aero_io::{AeroFile, ByteSource, DType};
 use serde_json::{Value, json};
 
@@ -298,9 +298,9 @@ impl Input {
                         seen.len() - 1
                     });
                     let mut qid = Vec::new();
-                    aero_io::encode::json_to_msgpack(&json!(q), &mut qid);
+                    aero_io::meta::json_to_msgpack(&json!(q), &mut qid);
                     let mut qp = Vec::new();
-                    aero_io::encode::json_to_msgpack(&json!({"ggml_type": id}), &mut qp);
+                    aero_io::meta::json_to_msgpack(&json!({"ggml_type": id}), &mut qp);
                     extras.push(("quant_id".to_string(), qid));
                     extras.push(("quant_params".to_string(), qp));
                     DType::Packed
@@ -329,7 +329,7 @@ impl Input {
                 "the GGUF file holds no tensors".into(),
             ));
         }
-        if base.layout == aero_io::stream::Layout::Reference {
+        if base.layout == aero_io::write::Layout::Reference {
             return Err(ConvertError::Unsupported(REFERENCE_LAYOUT_REFUSED.into()));
         }
         Ok(())
@@ -366,7 +366,7 @@ const REFERENCE_LAYOUT_REFUSED: &str = "--layout reference is byte-identical to 
 
 export_entry_points!(
     /// Writes an AERO file as GGUF, atomically, verifying every tensor as it is
-    /// copied (see [`aero_io::copy`]). Key/values, version, alignment and tensor
+    /// copied (see [`aero_io::copy_tensors`]). Key/values, version, alignment and tensor
     /// order come from MJSN `gguf` when the file was converted from GGUF;
     /// otherwise a minimal header is made (`general.architecture`,
     /// `general.name`, alignment 32, TIDX order).
@@ -377,7 +377,7 @@ fn export_checked(
     f: AeroFile,
     input: &Path,
     output: &Path,
-    opts: &aero_io::copy::CopyOptions<'_>,
+    opts: &aero_io::CopyOptions<'_>,
 ) -> Result<u64> {
     let idx = f.index()?;
     let meta = f.meta_json()?.unwrap_or(Value::Null);
@@ -475,15 +475,15 @@ fn export_checked(
     {
         let file = out.file();
         file.write_all(&head).map_err(io)?;
-        let placements: Vec<aero_io::copy::Placement<'_>> = tensors
+        let placements: Vec<aero_io::Placement<'_>> = tensors
             .iter()
             .zip(&header.tensors)
-            .map(|(t, info)| aero_io::copy::Placement {
+            .map(|(t, info)| aero_io::Placement {
                 tensor: t,
                 dst: data_start + info.offset,
             })
             .collect();
-        aero_io::copy::copy_tensors(&f, &placements, file, output, opts)?;
+        aero_io::copy_tensors(&f, &placements, file, output, opts)?;
         // Alignment gaps are holes of zeros; this also writes the tail padding.
         file.set_len(total).map_err(io)?;
     }

@@ -63,7 +63,7 @@ macro_rules! export_entry_points {
     ($(#[$doc:meta])*) => {
         $(#[$doc])*
         pub fn export(input: &Path, output: &Path) -> Result<u64> {
-            export_with(input, output, &aero_io::copy::CopyOptions::default())
+            export_with(input, output, &aero_io::CopyOptions::default())
         }
 
         /// [`export`] with options: verification (on unless explicitly turned
@@ -71,7 +71,7 @@ macro_rules! export_entry_points {
         pub fn export_with(
             input: &Path,
             output: &Path,
-            opts: &aero_io::copy::CopyOptions<'_>,
+            opts: &aero_io::CopyOptions<'_>,
         ) -> Result<u64> {
             let f = crate::open_export_input(input, output, check_exportable)?;
             export_checked(f, input, output, opts)
@@ -101,7 +101,7 @@ pub type Progress<'w> = dyn Fn(u64) + Sync + 'w;
 /// Calls a [`Progress`] callback for every block the writer streams.
 struct ProgressObserver<'a>(&'a Progress<'a>);
 
-impl aero_io::stream::Observer for ProgressObserver<'_> {
+impl aero_io::write::Observer for ProgressObserver<'_> {
     fn bytes(&mut self, block: &[u8]) -> std::io::Result<()> {
         (self.0)(block.len() as u64);
         Ok(())
@@ -130,8 +130,8 @@ pub(crate) fn input_bytes<'a>(
     offset: u64,
     len: u64,
     progress: &'a Progress<'a>,
-) -> std::io::Result<aero_io::stream::TensorBytes<'a>> {
-    use aero_io::stream::TensorBytes;
+) -> std::io::Result<aero_io::write::TensorBytes<'a>> {
+    use aero_io::write::TensorBytes;
     if let Some(file) = src.local_file() {
         if offset
             .checked_add(len)
@@ -142,16 +142,16 @@ pub(crate) fn input_bytes<'a>(
                 "tensor range past the end of the input",
             ));
         }
-        let observers: Vec<Box<dyn aero_io::stream::Observer + 'a>> =
+        let observers: Vec<Box<dyn aero_io::write::Observer + 'a>> =
             vec![Box::new(ProgressObserver(progress))];
-        return Ok(TensorBytes::File(aero_io::stream::FileRange {
+        return Ok(TensorBytes::File(aero_io::write::FileRange {
             file,
             offset,
             observers,
             chunk: None,
         }));
     }
-    let inner = aero_io::source::range_reader(src, offset, len)?;
+    let inner = aero_io::range_reader(src, offset, len)?;
     Ok(TensorBytes::Reader(Box::new(Counting { inner, progress })))
 }
 
@@ -162,26 +162,26 @@ pub(crate) fn input_bytes<'a>(
 pub(crate) trait ImportInput {
     /// Refuses an input that must not reach the writer (no tensors, a
     /// layout the converter cannot honour for it).
-    fn check(&self, base: &aero_io::stream::WriteOptions) -> Result<()>;
+    fn check(&self, base: &aero_io::write::WriteOptions) -> Result<()>;
     /// Writer options (model name, MJSN extras) on top of `base`.
-    fn options(&self, base: &aero_io::stream::WriteOptions) -> aero_io::stream::WriteOptions;
+    fn options(&self, base: &aero_io::write::WriteOptions) -> aero_io::write::WriteOptions;
     /// Every tensor, its bytes streamed from the input.
     fn specs<'s>(
         &'s self,
         progress: &'s Progress<'s>,
-    ) -> Result<Vec<aero_io::stream::TensorSpec<'s>>>;
+    ) -> Result<Vec<aero_io::write::TensorSpec<'s>>>;
 }
 
 /// Checks `inp` and writes it to `output` as AERO (atomically).
 pub(crate) fn import_input(
     inp: &impl ImportInput,
     output: &std::path::Path,
-    base: &aero_io::stream::WriteOptions,
+    base: &aero_io::write::WriteOptions,
     progress: &Progress<'_>,
-) -> Result<aero_io::stream::WriteSummary> {
+) -> Result<aero_io::write::WriteSummary> {
     inp.check(base)?;
     let opts = inp.options(base);
-    Ok(aero_io::stream::write_model(
+    Ok(aero_io::write::write_model(
         output,
         inp.specs(progress)?,
         &opts,

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aero_io::stream::{TensorSpec, WriteOptions, WriteSummary};
+use aero_io::write::{TensorSpec, WriteOptions, WriteSummary};
 use aero_io::{AeroFile, ByteSource, DType};
 use safetensors::tensor::Dtype;
 use serde_json::{Map, Value, json};
@@ -212,7 +212,7 @@ impl Input {
         o.architecture = get("architecture").unwrap_or_else(|| "unknown".into());
         o.extra_meta
             .insert("source_format".into(), json!("safetensors"));
-        if o.layout == aero_io::stream::Layout::Reference {
+        if o.layout == aero_io::write::Layout::Reference {
             // The reference keeps nothing else (see `reference_losses`).
             return o;
         }
@@ -307,9 +307,9 @@ impl Input {
                             quant_names.len() - 1
                         });
                     let mut qid = Vec::new();
-                    aero_io::encode::json_to_msgpack(&json!(id), &mut qid);
+                    aero_io::meta::json_to_msgpack(&json!(id), &mut qid);
                     let mut qp = Vec::new();
-                    aero_io::encode::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
+                    aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
                     extras.push(("quant_id".to_string(), qid));
                     extras.push(("quant_params".to_string(), qp));
                     DType::Packed
@@ -338,7 +338,7 @@ impl Input {
                 "the safetensors file holds no tensors".into(),
             ));
         }
-        if base.layout == aero_io::stream::Layout::Reference {
+        if base.layout == aero_io::write::Layout::Reference {
             self.check_reference_dtypes()?;
         }
         Ok(())
@@ -406,7 +406,7 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
 
 export_entry_points!(
     /// Writes an AERO file as safetensors, atomically, verifying every tensor
-    /// as it is copied (see [`aero_io::copy`]). Tensors are laid out as the
+    /// as it is copied (see [`aero_io::copy_tensors`]). Tensors are laid out as the
     /// `safetensors` crate does (dtype descending, then name) so a canonical
     /// input round-trips to the same bytes; `__metadata__` is restored from MJSN
     /// when present.
@@ -418,7 +418,7 @@ fn export_checked(
     f: AeroFile,
     _input: &Path,
     output: &Path,
-    opts: &aero_io::copy::CopyOptions<'_>,
+    opts: &aero_io::CopyOptions<'_>,
 ) -> Result<u64> {
     let idx = f.index()?;
     let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
@@ -461,15 +461,15 @@ fn export_checked(
         file.write_all(&(hb.len() as u64).to_le_bytes())
             .map_err(io)?;
         file.write_all(&hb).map_err(io)?;
-        let placements: Vec<aero_io::copy::Placement<'_>> = items
+        let placements: Vec<aero_io::Placement<'_>> = items
             .iter()
             .zip(&offsets)
-            .map(|((t, _), &o)| aero_io::copy::Placement {
+            .map(|((t, _), &o)| aero_io::Placement {
                 tensor: t,
                 dst: data_start + o,
             })
             .collect();
-        aero_io::copy::copy_tensors(&f, &placements, file, output, opts)?;
+        aero_io::copy_tensors(&f, &placements, file, output, opts)?;
         file.set_len(total).map_err(io)?;
     }
     out.commit(opts.durable)?;

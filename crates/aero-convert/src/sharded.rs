@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::safetensors::{DTYPE_PARAM, Input, METADATA_KEY};
 use aero_io::DType;
-use aero_io::stream::TensorSpec;
+use aero_io::write::TensorSpec;
 use serde_json::{Map, Value, json};
 
 use aero_set::{Result, SetError};
@@ -284,7 +284,7 @@ impl ShardedSafetensors {
                 .extras
                 .iter()
                 .find(|(k, _)| k == "quant_params")
-                .and_then(|(_, v)| aero_io::value::msgpack_to_json(v).ok());
+                .and_then(|(_, v)| aero_io::meta::msgpack_to_json(v).ok());
             let Some(dn) = qp
                 .as_ref()
                 .and_then(|q| q.get(DTYPE_PARAM))
@@ -301,7 +301,7 @@ impl ShardedSafetensors {
                 }
             };
             let mut enc = Vec::new();
-            aero_io::encode::json_to_msgpack(&json!(id), &mut enc);
+            aero_io::meta::json_to_msgpack(&json!(id), &mut enc);
             for (k, v) in &mut s.extras {
                 if k == "quant_id" {
                     *v = enc.clone();

@@ -78,7 +78,7 @@ fn export_gguf_refuses_a_bad_kept_alignment() {
         let e = gguf_convert::export_with(
             &input,
             &out,
-            &aero_io::copy::CopyOptions {
+            &aero_io::CopyOptions {
                 durable: false,
                 ..Default::default()
             },
@@ -93,7 +93,7 @@ fn export_gguf_refuses_a_bad_kept_alignment() {
     gguf_convert::export_with(
         &input,
         &out,
-        &aero_io::copy::CopyOptions {
+        &aero_io::CopyOptions {
             durable: false,
             ..Default::default()
         },
@@ -144,7 +144,7 @@ fn export_safetensors_checks_every_length_first() {
     let e = safetensors::export_with(
         &input,
         &out,
-        &aero_io::copy::CopyOptions {
+        &aero_io::CopyOptions {
             durable: false,
             ..Default::default()
         },
@@ -166,7 +166,7 @@ fn convert_gguf_memory_is_a_small_multiple_of_the_input() {
     let out = dir.path().join("big.aero");
     let base = NOW.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
-    let opts = aero_io::stream::WriteOptions {
+    let opts = aero_io::write::WriteOptions {
         durable: false,
         ..Default::default()
     };
@@ -182,7 +182,7 @@ fn convert_gguf_memory_is_a_small_multiple_of_the_input() {
     gguf_convert::export_with(
         &out,
         &back,
-        &aero_io::copy::CopyOptions {
+        &aero_io::CopyOptions {
             durable: false,
             ..Default::default()
         },
@@ -229,7 +229,7 @@ fn gguf_float_values_survive_the_mjsn_round_trip() {
     g.resize(g.len().div_ceil(32) * 32, 0);
     let input = write(dir.path(), "f.gguf", &g);
     let aero = dir.path().join("f.aero");
-    let opts = aero_io::stream::WriteOptions {
+    let opts = aero_io::write::WriteOptions {
         durable: false,
         ..Default::default()
     };
@@ -238,7 +238,7 @@ fn gguf_float_values_survive_the_mjsn_round_trip() {
     gguf_convert::export_with(
         &aero,
         &back,
-        &aero_io::copy::CopyOptions {
+        &aero_io::CopyOptions {
             durable: false,
             ..Default::default()
         },

@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use aero_io::stream::{Layout, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{Layout, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, Mode, Verdict};
 use proptest::prelude::*;
 
@@ -82,7 +82,7 @@ fn specs(ts: &[Tensor]) -> Vec<TensorSpec<'static>> {
             shape: t.shape.clone(),
             data_len: t.bytes.len() as u64,
             extras: Vec::new(),
-            bytes: aero_io::stream::TensorBytes::Reader(Box::new(Cursor::new(t.bytes.clone()))),
+            bytes: aero_io::write::TensorBytes::Reader(Box::new(Cursor::new(t.bytes.clone()))),
         })
         .collect()
 }
@@ -123,7 +123,7 @@ proptest! {
         }
 
         let st = dir.path().join("m.safetensors");
-        aero_convert::safetensors::export_with(&aero, &st, &aero_io::copy::CopyOptions { durable: false, ..Default::default() }).unwrap();
+        aero_convert::safetensors::export_with(&aero, &st, &aero_io::CopyOptions { durable: false, ..Default::default() }).unwrap();
         let bytes = std::fs::read(&st).unwrap();
         let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         prop_assert_eq!(parsed.len(), ts.len());
@@ -141,7 +141,7 @@ proptest! {
         let aligned = WriteOptions { layout: Layout::Aligned, ..opts.clone() };
         aero_convert::safetensors::import(&st, &aero2, &aligned).unwrap();
         let st2 = dir.path().join("m2.safetensors");
-        aero_convert::safetensors::export_with(&aero2, &st2, &aero_io::copy::CopyOptions { durable: false, ..Default::default() }).unwrap();
+        aero_convert::safetensors::export_with(&aero2, &st2, &aero_io::CopyOptions { durable: false, ..Default::default() }).unwrap();
         prop_assert!(std::fs::read(&st2).unwrap() == bytes, "re-export differs");
     }
 }

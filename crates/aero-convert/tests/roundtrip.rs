@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aero_convert::{gguf_convert, safetensors as st};
-use aero_io::stream::WriteOptions;
+use aero_io::write::WriteOptions;
 use aero_io::{AeroFile, DType, Mode, Verdict};
 
 fn repo() -> PathBuf {

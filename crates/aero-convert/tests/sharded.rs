@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aero_convert::sharded::{ShardedSafetensors, import};
-use aero_io::stream::WriteOptions;
+use aero_io::write::WriteOptions;
 use aero_io::{Mode, Verdict};
 use aero_set::{AeroSet, SetWriteOptions, validate_set};
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use aero_convert::state_dict::{FloatType, StateDict, StateDictOptions};
 use aero_io::AeroFile;
-use aero_io::stream::{TensorBytes, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{TensorBytes, TensorSpec, WriteOptions, write_model};
 use serde_json::{Value, json};
 
 fn fixture(dir: &Path) -> PathBuf {

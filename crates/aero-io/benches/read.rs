@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::io::Read as _;
 use std::time::Duration;
 
-use aero_io::stream::{TensorSpec, WriteOptions, write_model};
+use aero_io::write::{TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, Mode, TensorIndex, TensorInfo, validate};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -31,7 +31,7 @@ fn entries(n: u64) -> Vec<TensorInfo> {
 
 fn tidx(c: &mut Criterion) {
     let list = entries(N);
-    let payload = aero_io::encode::encode_tidx(list.iter());
+    let payload = aero_io::write::raw::encode_tidx(list.iter());
     let mut g = c.benchmark_group("tidx");
     g.measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))
@@ -83,7 +83,7 @@ fn quick_validate(c: &mut Criterion) {
             shape: vec![64, 64],
             data_len: 64 * 64 * 4,
             extras: Vec::new(),
-            bytes: aero_io::stream::TensorBytes::Reader(Box::new(
+            bytes: aero_io::write::TensorBytes::Reader(Box::new(
                 std::io::repeat(i as u8).take(64 * 64 * 4),
             )),
         })

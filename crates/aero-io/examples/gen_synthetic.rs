@@ -19,7 +19,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use aero_io::DType;
-use aero_io::stream::{Layout, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{Layout, TensorSpec, WriteOptions, write_model};
 
 /// Deterministic pseudo-random bytes (xorshift64*), `len` of them.
 struct XorShift {
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
                 shape: shape_of(len / 4),
                 data_len: len,
                 extras: Vec::new(),
-                bytes: aero_io::stream::TensorBytes::Reader(Box::new(XorShift::new(
+                bytes: aero_io::write::TensorBytes::Reader(Box::new(XorShift::new(
                     a.seed ^ (i << 20),
                     len,
                 ))),
@@ -266,7 +266,7 @@ fn write_safetensors(path: &str, specs: Vec<TensorSpec<'_>>) -> std::io::Result<
     w.write_all(header.as_bytes())?;
     let mut buf = vec![0u8; 4 << 20];
     for t in specs {
-        let aero_io::stream::TensorBytes::Reader(mut source) = t.bytes else {
+        let aero_io::write::TensorBytes::Reader(mut source) = t.bytes else {
             return Err(std::io::Error::other("generated tensors are readers"));
         };
         let mut left = t.data_len;

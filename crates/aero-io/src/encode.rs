@@ -10,17 +10,7 @@ pub use aero_format::encode::{Manifest, ManifestChunk, ManifestShard};
 /// Encodes a TIDX payload from owned entries (see
 /// [`aero_format::encode::encode_tidx`] for the key order).
 pub fn encode_tidx<'a>(tensors: impl ExactSizeIterator<Item = &'a TensorInfo>) -> Vec<u8> {
-    aero_format::encode::encode_tidx(tensors.map(|t| aero_format::encode::TensorEntry {
-        name: &t.name,
-        dtype: t.dtype,
-        shape: &t.shape,
-        shard_id: t.shard_id,
-        data_off: t.data_off,
-        data_len: t.data_len,
-        flags: t.flags,
-        extras: &t.extras,
-        hash_b3: t.hash_b3.as_ref(),
-    }))
+    aero_format::encode::encode_tidx(tensors.map(TensorInfo::entry))
 }
 
 fn s(w: &mut Vec<u8>, v: &str) {

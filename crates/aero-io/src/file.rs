@@ -390,7 +390,7 @@ impl AeroFile {
     }
 
     /// The local file behind this file, when it was opened from one (for
-    /// positioned reads of it, and the writer's [`crate::stream::FileRange`]).
+    /// positioned reads of it, and the writer's [`crate::write::FileRange`]).
     pub fn local_file(&self) -> Option<&std::fs::File> {
         self.source.local().map(LocalSource::file)
     }

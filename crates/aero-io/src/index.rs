@@ -1,10 +1,15 @@
 //! The owned tensor index (TIDX) with O(1) lookup by name.
 
 use aero_format::DType;
-use aero_format::tidx::TensorIter;
+use aero_format::encode::TensorEntry;
+use aero_format::tidx::{TensorIter, TensorRecord};
 
-/// One tensor entry, owned. Unknown keys are kept as raw MessagePack so a
-/// rewrite can carry them over unchanged.
+/// One tensor entry (a TIDX row), owned. Unknown keys are kept as raw
+/// MessagePack so a rewrite can carry them over unchanged.
+///
+/// The same row as aero-format's borrowed [`TensorRecord`] (decoded; see
+/// [`TensorInfo::from_record`]) and [`TensorEntry`] (to encode; see
+/// [`TensorInfo::entry`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorInfo {
     /// Tensor name.
@@ -31,6 +36,45 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// The owned copy of a decoded TIDX row (fails only on a malformed
+    /// dimension, which the iterator reports lazily).
+    pub fn from_record(rec: &TensorRecord<'_>) -> Result<TensorInfo, aero_format::Error> {
+        let mut shape = Vec::with_capacity(rec.shape.rank() as usize);
+        for d in rec.shape.iter() {
+            shape.push(d?);
+        }
+        Ok(TensorInfo {
+            name: rec.name.to_owned(),
+            dtype: rec.dtype,
+            shape,
+            shard_id: rec.shard_id,
+            data_off: rec.data_off,
+            data_len: rec.data_len,
+            flags: rec.flags,
+            hash_b3: rec.hash_b3,
+            quant_id: rec.quant_id,
+            extras: rec
+                .extras()
+                .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                .collect(),
+        })
+    }
+
+    /// This row as aero-format's encoder takes it.
+    pub fn entry(&self) -> TensorEntry<'_> {
+        TensorEntry {
+            name: &self.name,
+            dtype: self.dtype,
+            shape: &self.shape,
+            shard_id: self.shard_id,
+            data_off: self.data_off,
+            data_len: self.data_len,
+            flags: self.flags,
+            extras: &self.extras,
+            hash_b3: self.hash_b3.as_ref(),
+        }
+    }
+
     /// Product of the dimensions, `None` on overflow.
     pub fn elements(&self) -> Option<u64> {
         self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))
@@ -193,24 +237,7 @@ impl TensorIndex {
                     index: Some(rec.index),
                 });
             }
-            let mut shape = Vec::with_capacity(rec.shape.rank() as usize);
-            for d in rec.shape.iter() {
-                shape.push(d?);
-            }
-            let mut extras = Vec::with_capacity(n_extras);
-            extras.extend(rec.extras().map(|(k, v)| (k.to_owned(), v.to_vec())));
-            tensors.push(TensorInfo {
-                name: rec.name.to_owned(),
-                dtype: rec.dtype,
-                shape,
-                shard_id: rec.shard_id,
-                data_off: rec.data_off,
-                data_len: rec.data_len,
-                flags: rec.flags,
-                hash_b3: rec.hash_b3,
-                quant_id: rec.quant_id,
-                extras,
-            });
+            tensors.push(TensorInfo::from_record(&rec)?);
         }
         index.tensors = tensors;
         index.build_slots();

@@ -1,5 +1,5 @@
 //! The two-thread copy pipeline shared by the model writer
-//! ([`crate::stream`]) and the verified tensor copier ([`crate::copy`]).
+//! ([`crate::write`]) and the verified tensor copier ([`crate::copy`]).
 //!
 //! The calling thread *produces*: it fills small buffers (reads, zeros),
 //! hashes them while they are in its cache, and hands them over with the

@@ -6,20 +6,20 @@
 //! stream past (the internal `tee` readers) and the write fails — leaving nothing — if a
 //! shard does not match. When an output shard is a byte-for-byte copy of an
 //! input shard (a repack that keeps the layout), that one hash both checks
-//! the input and becomes the output's ([`crate::stream::SourceChunk`]).
+//! the input and becomes the output's ([`crate::write::SourceChunk`]).
 //!
 //! `force` copies damaged input anyway, but never vouches for it: see
-//! [`crate::stream::WriteOptions::unverified`].
+//! [`crate::write::WriteOptions::unverified`].
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
-use crate::stream::{
+use crate::validate::{Mode, Report, Verdict};
+use crate::write::{
     FileRange, Observer, SourceChunk, TensorBytes, TensorSpec, WriteOptions, WriteSummary,
 };
-use crate::validate::{Mode, Report, Verdict};
 
 /// How [`repack`] runs.
 pub struct RepackOptions<'p> {
@@ -93,7 +93,7 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         let tee = verifiers.as_mut().and_then(Iterator::next).flatten();
         specs.push(spec(input, t, tee, opts.progress)?);
     }
-    let summary = crate::stream::write_model(output, specs, &write).map_err(|e| match e {
+    let summary = crate::write::write_model(output, specs, &write).map_err(|e| match e {
         e if e.is_invalid_data() && !opts.force => Error::InputDamaged {
             path: input.path().to_path_buf(),
             reason: e.to_string(),

@@ -28,7 +28,7 @@ struct Shard {
 }
 
 /// Reads one tensor, hashing it (and the gap before it) into its shard's
-/// state. Also an [`Observer`](crate::stream::Observer), for writers that
+/// state. Also an [`Observer`](crate::write::Observer), for writers that
 /// stream the bytes from a mapping themselves.
 pub struct TeeReader<'a> {
     src: SourceRef<'a>,
@@ -128,7 +128,7 @@ impl Read for TeeReader<'_> {
     }
 }
 
-impl crate::stream::Observer for TeeReader<'_> {
+impl crate::write::Observer for TeeReader<'_> {
     fn start(&mut self) -> io::Result<()> {
         self.begin()
     }
@@ -171,7 +171,7 @@ pub fn verified_tensor_readers(
 
 /// Like [`verified_tensor_readers`], but the verifying readers themselves (in
 /// TIDX order; `None` for a tensor whose shard was verified up front), which
-/// are also [`crate::stream::Observer`]s.
+/// are also [`crate::write::Observer`]s.
 pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>>>> {
     let idx = f.index()?;
     let tensors: &[TensorInfo] = idx.tensors();

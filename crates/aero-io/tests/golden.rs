@@ -91,7 +91,7 @@ fn valid_files_validate_and_every_tensor_hashes_to_truth() {
 fn ihsh_and_phsh_checks_pass() {
     let f = AeroFile::open(golden().join("ihsh-phsh.aero")).unwrap();
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
-    assert_eq!(r.control, aero_io::integrity::ControlStatus::Verified);
+    assert_eq!(r.control, aero_io::ControlStatus::Verified);
     assert_eq!(r.pages.len(), 3);
     assert!(r.pages.iter().all(|p| p.status == "verified"));
     assert_eq!(

@@ -132,7 +132,7 @@ fn a_small_compressed_chunk_cannot_inflate_to_gigabytes() {
     assert!(f.payload(c).is_err());
     // Within the ratio, a compressed chunk still reads.
     assert_eq!(
-        aero_io::decompress_exact(&aero_io::writer::compress(&[7; 4096]).unwrap(), 4096)
+        aero_io::decompress_exact(&aero_io::write::raw::compress(&[7; 4096]).unwrap(), 4096)
             .unwrap()
             .len(),
         4096

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aero_io::remote::{HttpSource, RangeCache, RemoteOptions};
-use aero_io::stream::{Layout, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{Layout, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, ByteSource, DType, Error, FourCc};
 use common::{aero_files, golden};
 use support::http_server::{Fault, LogEntry, Scope, TestServer};
@@ -123,7 +123,7 @@ fn gen_model(tensors: &[(&str, usize, u64)], pad: usize, tensor_hash: bool) -> M
             shape: vec![d.len() as u64],
             data_len: d.len() as u64,
             extras: Vec::new(),
-            bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(d.clone()))),
+            bytes: aero_io::write::TensorBytes::Reader(Box::new(std::io::Cursor::new(d.clone()))),
         })
         .collect();
     let mut extra_meta = serde_json::Map::new();
@@ -142,7 +142,7 @@ fn gen_model(tensors: &[(&str, usize, u64)], pad: usize, tensor_hash: bool) -> M
         tensor_hash,
         // Without tensor hashes these files rely on the shard hash alone.
         page_hashes: if tensor_hash {
-            Some(aero_io::stream::DEFAULT_PAGE_HASH_SIZE)
+            Some(aero_io::write::DEFAULT_PAGE_HASH_SIZE)
         } else {
             None
         },
@@ -1640,23 +1640,23 @@ fn verified_copies_from_a_remote_file_drop_corrupted_cache_entries() {
         let f = AeroFile::open_url(&srv.url("/m.aero"), cached(dir.path(), 64 << 20)).unwrap();
         let info = f.tensor_info("b").unwrap().clone();
         let out = out_dir.path().join(format!("b-{tensor_hash}.bin"));
-        let opts = aero_io::copy::CopyOptions::default();
+        let opts = aero_io::CopyOptions::default();
         // One corrupted response: cached, caught, dropped, fetched again.
         srv.fault_times("/m.aero", Fault::CorruptByte(m.range("b").0 + 5), 1);
-        aero_io::copy::extract(&f, &info, &out, &opts).unwrap();
+        aero_io::extract(&f, &info, &out, &opts).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), m.data("b"), "{tensor_hash}");
         // Persistent corruption (a fresh cache): an error and no output …
         std::fs::remove_file(&out).unwrap();
         let cache2 = tempfile::tempdir().unwrap();
         let f = AeroFile::open_url(&srv.url("/m.aero"), cached(cache2.path(), 64 << 20)).unwrap();
         srv.fault("/m.aero", Fault::CorruptByte(m.range("b").0 + 5));
-        let e = aero_io::copy::extract(&f, &info, &out, &opts).unwrap_err();
+        let e = aero_io::extract(&f, &info, &out, &opts).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
         assert!(!out.exists());
         srv.clear_faults();
         // … and nothing bad left in that cache: the next copy fetches again.
         let n = srv.request_count();
-        aero_io::copy::extract(&f, &info, &out, &opts).unwrap();
+        aero_io::extract(&f, &info, &out, &opts).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), m.data("b"));
         assert!(srv.request_count() > n, "the damaged range was refetched");
     }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use aero_io::stream::{TensorSpec, WriteOptions, write_model};
+use aero_io::write::{TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, Mode, Verdict};
 use common::*;
 
@@ -32,7 +32,7 @@ fn our_files() -> Vec<(String, Vec<u8>)> {
                 shape: vec![b.len() as u64],
                 data_len: b.len() as u64,
                 extras: Vec::new(),
-                bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(
+                bytes: aero_io::write::TensorBytes::Reader(Box::new(std::io::Cursor::new(
                     b.clone(),
                 ))),
             })
@@ -152,14 +152,14 @@ fn a_padded_quantized_tensor_is_invalid() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("q.aero");
     let mut qp = Vec::new();
-    aero_io::encode::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
+    aero_io::meta::json_to_msgpack(&serde_json::json!({"ggml_type": 8}), &mut qp);
     let spec = |len: usize| TensorSpec {
         name: "blk.0.attn_q.weight".into(),
         dtype: DType::Packed,
         shape: vec![32],
         data_len: len as u64,
         extras: vec![("quant_params".into(), qp.clone())],
-        bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::Cursor::new(vec![1u8; len]))),
+        bytes: aero_io::write::TensorBytes::Reader(Box::new(std::io::Cursor::new(vec![1u8; len]))),
     };
     write_model(&p, vec![spec(50)], &WriteOptions::default()).unwrap();
     let f = AeroFile::open(&p).unwrap();

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use aero_io::stream::{FileRange, Observer, TensorBytes, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{FileRange, Observer, TensorBytes, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, LocalSource, Mode, Verdict};
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -207,7 +207,7 @@ fn chunk_specs<'a>(
                 file,
                 offset: base + off,
                 observers: vec![],
-                chunk: Some(aero_io::stream::SourceChunk {
+                chunk: Some(aero_io::write::SourceChunk {
                     name: "weights.shard0".into(),
                     offset: base,
                     length: chunk.len() as u64,

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aero_io::stream::{Layout, TensorSpec, WriteOptions, write_model};
+use aero_io::write::{Layout, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, Mode, Verdict};
 use common::*;
 
@@ -23,7 +23,7 @@ fn specs_from(f: &AeroFile) -> Vec<TensorSpec<'_>> {
             shape: t.shape.clone(),
             data_len: t.data_len,
             extras: t.extras.clone(),
-            bytes: aero_io::stream::TensorBytes::Reader(f.tensor_reader_unverified(t).unwrap()),
+            bytes: aero_io::write::TensorBytes::Reader(f.tensor_reader_unverified(t).unwrap()),
         })
         .collect()
 }
@@ -146,7 +146,7 @@ fn mixed_specs(m: &[(String, DType, Vec<u64>, Vec<u8>)]) -> Vec<TensorSpec<'_>> 
             let mut extras = Vec::new();
             if *d == DType::Packed {
                 let mut qp = Vec::new();
-                aero_io::encode::json_to_msgpack(
+                aero_io::meta::json_to_msgpack(
                     &serde_json::json!({"codec": "test", "bits": 3}),
                     &mut qp,
                 );
@@ -160,7 +160,7 @@ fn mixed_specs(m: &[(String, DType, Vec<u64>, Vec<u8>)]) -> Vec<TensorSpec<'_>> 
                 shape: s.clone(),
                 data_len: b.len() as u64,
                 extras,
-                bytes: aero_io::stream::TensorBytes::Reader(Box::new(b.as_slice())),
+                bytes: aero_io::write::TensorBytes::Reader(Box::new(b.as_slice())),
             }
         })
         .collect()
@@ -371,7 +371,7 @@ fn a_failing_write_leaves_no_tmp_and_the_destination_untouched() {
         shape: vec![len],
         data_len: len,
         extras: vec![],
-        bytes: aero_io::stream::TensorBytes::Reader(Box::new(Short(have))),
+        bytes: aero_io::write::TensorBytes::Reader(Box::new(Short(have))),
     };
     let err = write_model(
         &out,
@@ -402,7 +402,7 @@ fn invalid_tensor_sets_are_rejected_before_writing() {
         shape,
         data_len: len,
         extras: vec![],
-        bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::empty())),
+        bytes: aero_io::write::TensorBytes::Reader(Box::new(std::io::empty())),
     };
     let long = "n".repeat(4097);
     let cases: Vec<(Vec<TensorSpec<'_>>, &str)> = vec![
@@ -441,7 +441,7 @@ fn invalid_tensor_sets_are_rejected_before_writing() {
 
 #[test]
 fn shard_planning_follows_the_reference_rule() {
-    use aero_io::stream::ShardPlan;
+    use aero_io::write::ShardPlan;
     let p = ShardPlan::new(
         [128, 8, 32, 16, 5, 24, 7, 16384, 0, 8],
         4096,
@@ -478,7 +478,7 @@ fn independent_reader_accepts_the_default_output() {
                 shape: vec![0, 4],
                 data_len: 0,
                 extras: vec![],
-                bytes: aero_io::stream::TensorBytes::Reader(Box::new(std::io::empty())),
+                bytes: aero_io::write::TensorBytes::Reader(Box::new(std::io::empty())),
             }],
             WriteOptions::default(),
         ),

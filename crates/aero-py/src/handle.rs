@@ -492,8 +492,8 @@ impl Handle {
     fn validate_control(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let b = self.file(py)?;
         let f = b.file().py(py)?;
-        use aero_io::integrity::ControlStatus as C;
-        Ok(match py.detach(|| aero_io::integrity::check_control(f)) {
+        use aero_io::ControlStatus as C;
+        Ok(match py.detach(|| aero_io::check_control(f)) {
             C::Verified | C::NotPresent => Vec::new(),
             C::Mismatch => vec![
                 "IHSH: control-plane digest mismatch (header/TOC/string table tampered or corrupted)"

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use aero_format::DType;
-use aero_io::stream::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary};
+use aero_io::write::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -149,7 +149,7 @@ pub fn save(
             })),
         })
         .collect();
-    py.detach(|| -> Res<WriteSummary> { Ok(aero_io::stream::write_model(path, specs, &wopts)?) })
+    py.detach(|| -> Res<WriteSummary> { Ok(aero_io::write::write_model(path, specs, &wopts)?) })
         .py(py)
 }
 
@@ -193,10 +193,10 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
         }
         InputKind::Aero => {
             let f = aero_io::AeroFile::open(input)?;
-            let r = aero_io::repack::repack(
+            let r = aero_io::repack(
                 &f,
                 output,
-                &aero_io::repack::RepackOptions {
+                &aero_io::RepackOptions {
                     write: opts.clone(),
                     force: false,
                     progress: &|_| {},

@@ -353,13 +353,13 @@ impl AeroSet {
         &self,
         name: &str,
         dest: &Path,
-        opts: &aero_io::copy::CopyOptions<'_>,
+        opts: &aero_io::CopyOptions<'_>,
     ) -> Result<u64> {
         for p in self.local_files() {
             aero_io::output::refuse_same_file(dest, &p)?;
         }
         let (f, entry) = self.tensor_source(name)?;
-        Ok(aero_io::copy::extract(f, &entry, dest, opts)?)
+        Ok(aero_io::extract(f, &entry, dest, opts)?)
     }
 
     /// The `hash_b3` to check a tensor against: the part's, else the index's.

@@ -24,11 +24,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use aero_format::{DType, FourCc};
-use aero_io::encode::{Manifest, ManifestChunk, encode_tidx};
-use aero_io::stream::{
+use aero_io::write::raw::{ChunkSpec, write_chunks};
+use aero_io::write::raw::{Manifest, ManifestChunk, encode_tidx};
+use aero_io::write::{
     ShardPlan, TensorBytes, TensorSpec, WriteOptions, check_specs, random_uuid, write_model,
 };
-use aero_io::writer::{ChunkSpec, write_chunks};
 use aero_io::{LocalSource, TensorInfo};
 use sha2::{Digest, Sha256};
 

@@ -6,9 +6,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use aero_format::FourCc;
-use aero_io::encode::{Manifest, ManifestChunk, encode_tidx, json_to_msgpack};
-use aero_io::stream::{Layout, WriteOptions};
-use aero_io::writer::{ChunkSpec, write_chunks};
+use aero_io::meta::json_to_msgpack;
+use aero_io::write::raw::{ChunkSpec, write_chunks};
+use aero_io::write::raw::{Manifest, ManifestChunk, encode_tidx};
+use aero_io::write::{Layout, WriteOptions};
 use aero_io::{AeroFile, DType, Mode, TensorInfo, Verdict};
 use aero_set::writer::{SetTensor, SetWriteOptions, hash_file, write_set};
 use aero_set::{AeroSet, SetError, validate_set};

@@ -94,7 +94,7 @@ pub fn export_gguf(a: ExportArgs) -> anyhow::Result<ExitCode> {
     export(a, gguf_convert::export_with)
 }
 
-type Exporter = fn(&Path, &Path, &aero_io::copy::CopyOptions<'_>) -> aero_convert::Result<u64>;
+type Exporter = fn(&Path, &Path, &aero_io::CopyOptions<'_>) -> aero_convert::Result<u64>;
 
 fn export(a: ExportArgs, exporter: Exporter) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;

@@ -342,7 +342,7 @@ pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let dest = output_dest(a.out.as_deref())?;
     let info = f.tensor_info(&a.tensor)?;
     let pb = out::bytes_bar(info.data_len, "extracting");
-    let n = aero_io::copy::extract(&f, info, &dest, &copy_options(a.verify, true, &pb))?;
+    let n = aero_io::extract(&f, info, &dest, &copy_options(a.verify, true, &pb))?;
     pb.finish_and_clear();
     report_extracted(&a.tensor, n, &dest);
     Ok(ExitCode::SUCCESS)
@@ -368,13 +368,13 @@ pub fn copy_options<'p>(
     v: super::VerifyArgs,
     durable: bool,
     pb: &'p indicatif::ProgressBar,
-) -> aero_io::copy::CopyOptions<'p> {
+) -> aero_io::CopyOptions<'p> {
     if v.no_verify {
         eprintln!(
             "aerotensor: warning: --no-verify: tensor bytes are written without checking them"
         );
     }
-    aero_io::copy::CopyOptions {
+    aero_io::CopyOptions {
         verify: !v.no_verify,
         durable,
         progress: Box::new(move |n| pb.inc(n)),
@@ -457,7 +457,7 @@ fn list_json(
                 .map(|(k, v)| {
                     (
                         k.to_owned(),
-                        aero_io::value::msgpack_to_json(v).unwrap_or(Value::Null),
+                        aero_io::meta::msgpack_to_json(v).unwrap_or(Value::Null),
                     )
                 })
                 .collect();

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use aero_io::stream::WriteOptions;
+use aero_io::write::WriteOptions;
 
 use super::{RepackArgs, WriterArgs};
 use crate::out;
@@ -45,7 +45,7 @@ impl WriterArgs {
         WriteOptions {
             max_shard_bytes: self
                 .max_shard_bytes
-                .unwrap_or(aero_io::stream::DEFAULT_MAX_SHARD_BYTES),
+                .unwrap_or(aero_io::write::DEFAULT_MAX_SHARD_BYTES),
             uuid: self.uuid,
             tensor_hash: (base.tensor_hash || self.tensor_hash) && !self.no_tensor_hash,
             control_integrity: self.control_integrity,
@@ -63,7 +63,7 @@ impl WriterArgs {
 /// Prints the one-line summary of a write.
 pub fn report_written(
     out_path: &Path,
-    s: &aero_io::stream::WriteSummary,
+    s: &aero_io::write::WriteSummary,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
@@ -95,12 +95,12 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(0);
     let pb = out::bytes_bar(total, "repacking");
     let bar = pb.clone();
-    let opts = aero_io::repack::RepackOptions {
+    let opts = aero_io::RepackOptions {
         write: a.writer.options(),
         force: a.force,
         progress: &move |n| bar.inc(n),
     };
-    let r = aero_io::repack::repack(&f, &a.output, &opts).map_err(|e| match e {
+    let r = aero_io::repack(&f, &a.output, &opts).map_err(|e| match e {
         e @ aero_io::Error::InputDamaged { .. } => {
             anyhow::Error::new(e).context("nothing was written (use --force to repack anyway)")
         }

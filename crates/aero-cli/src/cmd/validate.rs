@@ -11,7 +11,7 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         Ok(f) => f,
         Err(e) => return unreadable(&a, &a.file.display().to_string(), &e),
     };
-    let pb = out::bytes_bar(aero_io::validate::work_bytes(&f, mode), "verifying");
+    let pb = out::bytes_bar(aero_io::validate_work_bytes(&f, mode), "verifying");
     let report = aero_io::validate(&f, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
     a.finish(report.verdict, &report, || print_human(&report, a.strict))
@@ -44,12 +44,12 @@ fn print_human(r: &aero_io::Report, strict: bool) {
         );
     }
     let control = match &r.control {
-        aero_io::integrity::ControlStatus::Verified => out::green("verified"),
-        aero_io::integrity::ControlStatus::Mismatch => {
+        aero_io::ControlStatus::Verified => out::green("verified"),
+        aero_io::ControlStatus::Mismatch => {
             out::red("MISMATCH (control plane tampered or corrupt)")
         }
-        aero_io::integrity::ControlStatus::NotPresent => "not present".into(),
-        aero_io::integrity::ControlStatus::Error(e) => out::red(&format!("error: {e}")),
+        aero_io::ControlStatus::NotPresent => "not present".into(),
+        aero_io::ControlStatus::Error(e) => out::red(&format!("error: {e}")),
     };
     println!("control plane (IHSH): {control}");
     for p in &r.pages {

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use aero_format::FourCc;
-use aero_io::writer::{ChunkSpec, encode_chunks};
+use aero_io::write::raw::{ChunkSpec, encode_chunks};
 
 /// MessagePack string (fixstr / str8 / str16).
 pub fn mstr(out: &mut Vec<u8>, s: &str) {

@@ -1,5 +1,10 @@
-//! The explicit-chunk writer: the caller supplies every chunk; layout, string
-//! table, hashes, zstd and the atomic write are done here (spec §1, §11).
+//! Files built chunk by chunk: the caller supplies every chunk; layout,
+//! string table, hashes, zstd and the atomic write are done here (spec §1,
+//! §11). For AEROSET indexes, test vectors and hand-made (also deliberately
+//! damaged) inputs; models are written with [`crate::write_model`].
+//!
+//! The payload codecs such files need are here too: TIDX from owned
+//! [`TensorInfo`](crate::TensorInfo)s, the manifest, and IHSH/PHSH both ways.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +14,11 @@ use aero_format::{ChunkFlags, FourCc, TocEntry};
 
 use crate::error::{Error, Result};
 use crate::output::Output;
+
+pub use crate::encode::{Manifest, ManifestChunk, ManifestShard, encode_tidx};
+pub use crate::integrity::{
+    Ihsh, PageHashes, control_digest, decode_ihsh, decode_phsh, encode_ihsh, encode_phsh,
+};
 
 /// zstd level for metadata chunks (spec §11).
 pub const ZSTD_LEVEL: i32 = 6;

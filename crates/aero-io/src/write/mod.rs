@@ -13,6 +13,7 @@
 
 mod options;
 mod plan;
+pub mod raw;
 mod shard;
 mod spec;
 
@@ -34,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::index::TensorInfo;
 use crate::integrity::{PageHashes, control_digest, encode_ihsh, encode_phsh};
 use crate::output::Output;
-use crate::writer::compress;
+use crate::write::raw::compress;
 use aero_format::encode::string_table;
 use plan::plan_chunks;
 use shard::{Member, Out, ShardHasher, stream_shard};
