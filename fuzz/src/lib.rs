@@ -38,13 +38,14 @@ pub fn write_options() -> aero_io::write::WriteOptions {
 /// accepted (no tensors, an unusable tensor such as an empty name, a format
 /// limit): an error, never a panic, is what the round-trip targets require.
 pub fn writer_refused(e: &aero_convert::ConvertError) -> bool {
-    matches!(
-        e,
-        aero_convert::ConvertError::Aero(
-            aero_io::Error::Invalid(_)
-                | aero_io::Error::NoTensors
-                | aero_io::Error::BadTensor { .. }
-                | aero_io::Error::LimitExceeded { .. }
+    matches!(e, aero_convert::ConvertError::NoTensors { .. })
+        || matches!(
+            e,
+            aero_convert::ConvertError::Aero(
+                aero_io::Error::Invalid(_)
+                    | aero_io::Error::NoTensors
+                    | aero_io::Error::BadTensor { .. }
+                    | aero_io::Error::LimitExceeded { .. }
+            )
         )
-    )
 }

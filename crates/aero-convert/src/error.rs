@@ -33,9 +33,28 @@ pub enum ConvertError {
         #[source]
         source: crate::gguf::GgufError,
     },
-    /// The input cannot be represented in the target format.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The input cannot be represented in the target format (or with the
+    /// options asked for: `--layout reference` for a GGUF input, a dtype
+    /// the reference converter cannot write).
+    #[error("{path}: {}{reason}", in_tensor(.tensor.as_deref()))]
+    Unsupported {
+        /// The file that cannot be converted (the input; for an export of
+        /// values, the output being planned).
+        path: PathBuf,
+        /// The tensor concerned, when it is one tensor.
+        tensor: Option<String>,
+        /// What cannot be represented, and what to do instead. Free text:
+        /// nothing branches on it beyond the variant.
+        reason: String,
+    },
+    /// The input holds no tensors, so there is nothing to write.
+    #[error("{path}: the {format} file holds no tensors")]
+    NoTensors {
+        /// The input.
+        path: PathBuf,
+        /// Its format ("GGUF", "safetensors").
+        format: &'static str,
+    },
     /// Reading a tensor as floats failed.
     #[error(transparent)]
     StateDict(#[from] crate::state_dict::StateDictError),
@@ -49,6 +68,13 @@ pub enum ConvertError {
     },
 }
 
+/// `"tensor 'NAME': "` for an error about one tensor.
+fn in_tensor(tensor: Option<&str>) -> String {
+    tensor
+        .map(|t| format!("tensor '{t}': "))
+        .unwrap_or_default()
+}
+
 impl ConvertError {
     /// Whether the error says an input's content is damaged (see
     /// [`aero_io::Error::is_invalid_data`]); the CLI exits 1 for these.
@@ -58,6 +84,19 @@ impl ConvertError {
             ConvertError::SafeTensors { .. } | ConvertError::Gguf { .. } => true,
             ConvertError::StateDict(e) => e.is_invalid_data(),
             _ => false,
+        }
+    }
+
+    /// An [`ConvertError::Unsupported`] about `path` (and `tensor`).
+    pub(crate) fn unsupported(
+        path: impl Into<PathBuf>,
+        tensor: Option<&str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        ConvertError::Unsupported {
+            path: path.into(),
+            tensor: tensor.map(str::to_owned),
+            reason: reason.into(),
         }
     }
 

@@ -461,7 +461,7 @@ pub fn export_safetensors(
     for &i in &order {
         let e = &sd.entries()[i];
         let len = e.elements.checked_mul(fmt.size()).ok_or_else(|| {
-            ConvertError::Unsupported(format!("tensor '{}' is too large", e.name))
+            ConvertError::unsupported(output, Some(&e.name), "too large for a safetensors file")
         })?;
         header.insert(
             e.name.clone(),
@@ -470,7 +470,7 @@ pub fn export_safetensors(
         off += len;
     }
     let mut hb = serde_json::to_vec(&Value::Object(header))
-        .map_err(|e| ConvertError::Unsupported(e.to_string()))?;
+        .map_err(|e| ConvertError::unsupported(output, None, format!("safetensors header: {e}")))?;
     hb.resize(hb.len().div_ceil(8) * 8, b' ');
     let total = 8 + hb.len() as u64 + off;
     let mut out = aero_io::output::Output::create(output)?;

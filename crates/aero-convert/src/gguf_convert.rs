@@ -175,6 +175,7 @@ fn value_from_json(t: GgufValueType, v: &Value) -> Option<GgufValue> {
 
 /// A parsed GGUF file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
+    path: std::path::PathBuf,
     src: aero_io::Source,
     header: GgufHeader,
 }
@@ -214,7 +215,11 @@ impl Input {
             }
         };
         header.validate_against_len(len).map_err(gg)?;
-        Ok(Input { src, header })
+        Ok(Input {
+            path: label.to_path_buf(),
+            src,
+            header,
+        })
     }
 
     /// The parsed header.
@@ -284,10 +289,10 @@ impl Input {
         let mut out = Vec::new();
         for t in self.sorted() {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
-                ConvertError::Unsupported(format!("tensor '{}': range overflows", t.name))
+                ConvertError::unsupported(&self.path, Some(&t.name), "its byte range overflows")
             })?;
             let bytes = crate::input_bytes(self.src.as_source_ref(), start, t.size, progress)
-                .map_err(|e| ConvertError::io(t.name.as_str(), e))?;
+                .map_err(|e| ConvertError::io(&self.path, e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
             let dtype = match native_dtype(id) {
@@ -325,12 +330,17 @@ impl Input {
     /// Refuses what must not reach the writer (see [`crate::ImportInput::check`]).
     fn check_import(&self, base: &WriteOptions) -> Result<()> {
         if self.header.tensors.is_empty() {
-            return Err(ConvertError::Unsupported(
-                "the GGUF file holds no tensors".into(),
-            ));
+            return Err(ConvertError::NoTensors {
+                path: self.path.clone(),
+                format: "GGUF",
+            });
         }
         if base.layout == aero_io::write::Layout::Reference {
-            return Err(ConvertError::Unsupported(REFERENCE_LAYOUT_REFUSED.into()));
+            return Err(ConvertError::unsupported(
+                &self.path,
+                None,
+                REFERENCE_LAYOUT_REFUSED,
+            ));
         }
         Ok(())
     }
@@ -381,7 +391,7 @@ fn export_checked(
 ) -> Result<u64> {
     let idx = f.index()?;
     let meta = f.meta_json()?.unwrap_or(Value::Null);
-    let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", input.display()));
+    let bad = |why: String| ConvertError::unsupported(input, None, why);
     let (version, alignment, metadata, order) = match meta.get(GGUF_KEY) {
         Some(g) => {
             let version = g.get("version").and_then(Value::as_u64).unwrap_or(3) as u32;
@@ -425,22 +435,20 @@ fn export_checked(
     let mut infos = Vec::with_capacity(tensors.len());
     let mut off = 0u64;
     for t in &tensors {
-        let ty = gguf_type_of(t).map_err(bad)?;
+        let bad_t = |why: String| ConvertError::unsupported(input, Some(&t.name), why);
+        let ty = gguf_type_of(t).map_err(bad_t)?;
         let dims: Vec<u64> = if t.shape.is_empty() {
             vec![1]
         } else {
             t.shape.iter().rev().copied().collect()
         };
-        let size = ty.tensor_bytes(&dims).ok_or_else(|| {
-            bad(format!(
-                "tensor '{}': shape {:?} does not fit {}",
-                t.name, t.shape, ty.name
-            ))
-        })?;
+        let size = ty
+            .tensor_bytes(&dims)
+            .ok_or_else(|| bad_t(format!("shape {:?} does not fit {}", t.shape, ty.name)))?;
         if size != t.data_len {
-            return Err(bad(format!(
-                "tensor '{}': {} × {:?} is {size} bytes, stored {}",
-                t.name, ty.name, t.shape, t.data_len
+            return Err(bad_t(format!(
+                "{} × {:?} is {size} bytes, stored {}",
+                ty.name, t.shape, t.data_len
             )));
         }
         off = off.div_ceil(alignment) * alignment;
@@ -498,7 +506,7 @@ fn export_checked(
 /// `data_len` equal to what its ggml type and shape imply
 /// ([`GgmlType::tensor_bytes`]). An error names the file and the tensor.
 pub fn check_exportable(f: &AeroFile) -> Result<()> {
-    let bad = |why: String| ConvertError::Unsupported(format!("{}: {why}", f.path().display()));
+    let bad = |why: String| ConvertError::unsupported(f.path(), None, why);
     let meta = f.meta_json()?.unwrap_or(Value::Null);
     if let Some(g) = meta.get(GGUF_KEY) {
         match g.get("alignment") {
@@ -520,20 +528,21 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
         }
     }
     for t in f.index()?.tensors() {
-        let ty = gguf_type_of(t).map_err(bad)?;
+        let bad_t = |why: String| ConvertError::unsupported(f.path(), Some(&t.name), why);
+        let ty = gguf_type_of(t).map_err(bad_t)?;
         let dims: Vec<u64> = t.shape.iter().rev().copied().collect();
         match ty.tensor_bytes(&dims) {
             Some(n) if n == t.data_len => {}
             Some(n) => {
-                return Err(bad(format!(
-                    "tensor '{}': {} × {:?} is {n} bytes, stored {}",
-                    t.name, ty.name, t.shape, t.data_len
+                return Err(bad_t(format!(
+                    "{} × {:?} is {n} bytes, stored {}",
+                    ty.name, t.shape, t.data_len
                 )));
             }
             None => {
-                return Err(bad(format!(
-                    "tensor '{}': shape {:?} does not fit {}",
-                    t.name, t.shape, ty.name
+                return Err(bad_t(format!(
+                    "shape {:?} does not fit {}",
+                    t.shape, ty.name
                 )));
             }
         }
@@ -543,7 +552,7 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
 
 /// The GGUF type a tensor is written as: its `quant_params.ggml_type` when
 /// packed, else the type of its dtype; its rank must fit GGUF. The error
-/// names the tensor (the caller adds the file).
+/// says what is wrong (the caller adds the file and the tensor).
 fn gguf_type_of(t: &aero_io::TensorInfo) -> std::result::Result<GgmlType, String> {
     let id = match t.dtype {
         DType::Packed => t
@@ -554,13 +563,11 @@ fn gguf_type_of(t: &aero_io::TensorInfo) -> std::result::Result<GgmlType, String
             .and_then(|x| u32::try_from(x).ok()),
         d => ggml_of(d),
     }
-    .ok_or_else(|| format!("tensor '{}' ({}) has no GGUF type", t.name, t.dtype))?;
-    let ty = GgmlType::from_id(id)
-        .ok_or_else(|| format!("tensor '{}': unknown ggml type {id}", t.name))?;
+    .ok_or_else(|| format!("{} has no GGUF type", t.dtype))?;
+    let ty = GgmlType::from_id(id).ok_or_else(|| format!("unknown ggml type {id}"))?;
     if t.shape.len() > gguf::MAX_DIMS as usize {
         return Err(format!(
-            "tensor '{}' has rank {} (GGUF allows {})",
-            t.name,
+            "rank {} (GGUF allows {})",
             t.shape.len(),
             gguf::MAX_DIMS
         ));

@@ -43,6 +43,9 @@ macro_rules! import_entry_points {
             fn check(&self, base: &WriteOptions) -> Result<()> {
                 Input::check_import(self, base)
             }
+            fn path(&self) -> &std::path::Path {
+                &self.path
+            }
             fn options(&self, base: &WriteOptions) -> WriteOptions {
                 Input::options(self, base)
             }
@@ -163,6 +166,8 @@ pub(crate) trait ImportInput {
     /// Refuses an input that must not reach the writer (no tensors, a
     /// layout the converter cannot honour for it).
     fn check(&self, base: &aero_io::write::WriteOptions) -> Result<()>;
+    /// The input file, named in errors.
+    fn path(&self) -> &std::path::Path;
     /// Writer options (model name, MJSN extras) on top of `base`.
     fn options(&self, base: &aero_io::write::WriteOptions) -> aero_io::write::WriteOptions;
     /// Every tensor, its bytes streamed from the input.
@@ -181,11 +186,8 @@ pub(crate) fn import_input(
 ) -> Result<aero_io::write::WriteSummary> {
     inp.check(base)?;
     let opts = inp.options(base);
-    Ok(aero_io::write::write_model(
-        output,
-        inp.specs(progress)?,
-        &opts,
-    )?)
+    aero_io::write::write_model(output, inp.specs(progress)?, &opts)
+        .map_err(|e| e.in_input(inp.path()).into())
 }
 
 /// Maps an I/O or parse failure of a source file into a [`ConvertError`].
@@ -214,8 +216,18 @@ pub(crate) fn open_aero_checked(input: &std::path::Path) -> Result<aero_io::Aero
     let f = aero_io::AeroFile::open(input)?;
     let r = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
     if r.verdict == aero_io::Verdict::Invalid {
+        let tensor = r
+            .tensors
+            .iter()
+            .find(|t| t.status != "ok")
+            .map(|t| t.name.clone());
+        let shard = tensor
+            .as_deref()
+            .and_then(|t| f.index().ok()?.get(t).map(|t| t.shard_id));
         return Err(aero_io::Error::InputDamaged {
             path: input.to_path_buf(),
+            tensor,
+            shard,
             reason: r.errors.first().cloned().unwrap_or_default(),
         }
         .into());

@@ -78,6 +78,7 @@ pub fn safetensors_name(d: DType) -> Option<&'static str> {
 
 /// A parsed safetensors file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
+    path: std::path::PathBuf,
     src: aero_io::Source,
     header_len: u64,
     metadata: Option<Map<String, Value>>,
@@ -157,6 +158,7 @@ impl Input {
             .collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Input {
+            path: label.to_path_buf(),
             src,
             header_len: n,
             metadata,
@@ -276,10 +278,14 @@ impl Input {
                     | Dtype::BOOL
             );
             if !ok {
-                return Err(ConvertError::Unsupported(format!(
-                    "tensor '{name}' is {}, which the reference converter cannot write, so --layout reference cannot reproduce it; use --layout aligned",
-                    dtype_name(t.dtype)
-                )));
+                return Err(ConvertError::unsupported(
+                    &self.path,
+                    Some(name),
+                    format!(
+                        "{} is a dtype the reference converter cannot write, so --layout reference cannot reproduce it; use --layout aligned",
+                        dtype_name(t.dtype)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -293,7 +299,7 @@ impl Input {
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
             let bytes = crate::input_bytes(self.src.as_source_ref(), base + s, e - s, progress)
-                .map_err(|err| ConvertError::io(name.as_str(), err))?;
+                .map_err(|err| ConvertError::io(&self.path, err))?;
             let mut extras = Vec::new();
             let dtype = match native_dtype(t.dtype) {
                 Some(d) => d,
@@ -334,9 +340,10 @@ impl Input {
     /// Refuses what must not reach the writer (see [`crate::ImportInput::check`]).
     fn check_import(&self, base: &WriteOptions) -> Result<()> {
         if self.is_empty() {
-            return Err(ConvertError::Unsupported(
-                "the safetensors file holds no tensors".into(),
-            ));
+            return Err(ConvertError::NoTensors {
+                path: self.path.clone(),
+                format: "safetensors",
+            });
         }
         if base.layout == aero_io::write::Layout::Reference {
             self.check_reference_dtypes()?;
@@ -347,13 +354,7 @@ impl Input {
 
 /// The safetensors dtype a tensor exports as.
 fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
-    let unsupported = |why: String| {
-        ConvertError::Unsupported(format!(
-            "{}: tensor '{}': {why}",
-            f.path().display(),
-            t.name
-        ))
-    };
+    let unsupported = |why: String| ConvertError::unsupported(f.path(), Some(&t.name), why);
     let name = match t.dtype {
         DType::Packed => {
             let qp = t
@@ -390,15 +391,17 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
         let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
         let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
         if want != Some(t.data_len) {
-            return Err(ConvertError::Unsupported(format!(
-                "{}: tensor '{}': {} × {:?} is {} bytes, stored {}",
-                f.path().display(),
-                t.name,
-                dtype_name(d),
-                t.shape,
-                want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
-                t.data_len
-            )));
+            return Err(ConvertError::unsupported(
+                f.path(),
+                Some(&t.name),
+                format!(
+                    "{} × {:?} is {} bytes, stored {}",
+                    dtype_name(d),
+                    t.shape,
+                    want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
+                    t.data_len
+                ),
+            ));
         }
     }
     Ok(())
@@ -450,7 +453,7 @@ fn export_checked(
         off += t.data_len;
     }
     let mut hb = serde_json::to_vec(&Value::Object(header))
-        .map_err(|e| ConvertError::Unsupported(e.to_string()))?;
+        .map_err(|e| ConvertError::unsupported(output, None, format!("safetensors header: {e}")))?;
     hb.resize(hb.len().div_ceil(8) * 8, b' ');
     let data_start = 8 + hb.len() as u64;
     let total = data_start + off;

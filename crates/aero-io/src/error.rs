@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors from reading, validating or writing AERO files.
 ///
@@ -194,10 +194,15 @@ pub enum Error {
     Invalid(String),
     /// An input failed verification, so a writer refused it (nothing was
     /// written).
-    #[error("{path}: input is damaged: {reason}")]
+    #[error("{path}: input is damaged: {}{reason}", damaged_at(.tensor.as_deref(), *.shard))]
     InputDamaged {
         /// The input file.
         path: PathBuf,
+        /// The first tensor whose bytes failed, when the damage is in a
+        /// tensor's bytes.
+        tensor: Option<String>,
+        /// The weight shard (WTSH `shard_id`) holding that tensor.
+        shard: Option<u64>,
         /// The first problem found, as the validator reports it
         /// ([`crate::Report::errors`]). Free text: the variant is what a
         /// caller acts on (refuse, suggest `validate`); the full, typed
@@ -206,8 +211,12 @@ pub enum Error {
     },
     /// Reading a writer's input failed: an I/O error, a short source, or
     /// (`InvalidData`) input bytes that failed verification while streaming.
-    #[error("while copying tensor '{tensor}': {source}")]
+    #[error("{}while copying tensor '{tensor}': {source}", in_file(.path.as_deref()))]
     Input {
+        /// The input file, when the caller named it: the writer reads
+        /// [`TensorSpec`](crate::TensorSpec)s, not files, so callers that
+        /// know the file add it with [`Error::in_input`].
+        path: Option<PathBuf>,
         /// The tensor being copied.
         tensor: String,
         /// What happened.
@@ -230,7 +239,41 @@ pub enum Error {
     },
 }
 
+/// `"tensor 'NAME' (shard N): "` for damage located in a tensor.
+fn damaged_at(tensor: Option<&str>, shard: Option<u64>) -> String {
+    match (tensor, shard) {
+        (Some(t), Some(s)) => format!("tensor '{t}' (shard {s}): "),
+        (Some(t), None) => format!("tensor '{t}': "),
+        (None, Some(s)) => format!("shard {s}: "),
+        (None, None) => String::new(),
+    }
+}
+
+/// `"FILE: "` when the file is known.
+fn in_file(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
 impl Error {
+    /// Names the input file of an [`Error::Input`] that does not name one
+    /// yet (the writer reads tensor sources, not files; a caller that opened
+    /// the file knows it). Other errors are returned unchanged.
+    pub fn in_input(self, input: &Path) -> Error {
+        match self {
+            Error::Input {
+                path: None,
+                tensor,
+                source,
+            } => Error::Input {
+                path: Some(input.to_path_buf()),
+                tensor,
+                source,
+            },
+            e => e,
+        }
+    }
+
     /// Whether the error says a file's content is damaged or cannot be
     /// trusted (a failed hash, a malformed structure, bytes nothing
     /// verifies), as opposed to a usage or operating-system error. The CLI

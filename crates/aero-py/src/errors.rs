@@ -166,14 +166,26 @@ impl From<aero_io::Error> for Failure {
                     source: clone_io(source),
                 };
             }
-            E::Input { tensor, source } if source.kind() != std::io::ErrorKind::InvalidData => {
+            E::Input {
+                path,
+                tensor,
+                source,
+            } if source.kind() != std::io::ErrorKind::InvalidData => {
                 return Failure::Os {
-                    path: format!("tensor '{tensor}'"),
+                    path: match path {
+                        Some(p) => format!("{} (tensor '{tensor}')", p.display()),
+                        None => format!("the source of tensor '{tensor}'"),
+                    },
                     source: clone_io(source),
                 };
             }
             // Bytes from a remote source that failed a check there.
             E::Io { path, .. } => r(Class::Integrity, "io-invalid-data").path(path),
+            E::Input {
+                path: Some(path),
+                tensor,
+                ..
+            } => r(Class::Integrity, "input").path(path).tensor(tensor),
             E::Input { tensor, .. } => r(Class::Integrity, "input").tensor(tensor),
             E::Format { path, source } => {
                 let mut x = r(Class::Aero, "format").path(path);
@@ -238,7 +250,13 @@ impl From<aero_io::Error> for Failure {
                 x
             }
             E::View { name, .. } => r(Class::Aero, "view").tensor(name),
-            E::InputDamaged { path, .. } => r(Class::Integrity, "input-damaged").path(path),
+            E::InputDamaged { path, tensor, .. } => {
+                let r = r(Class::Integrity, "input-damaged").path(path);
+                match tensor {
+                    Some(t) => r.tensor(t),
+                    None => r,
+                }
+            }
             E::SameFile { output, .. } | E::OutputIsInput { output } => {
                 r(Class::Aero, "output-is-input").path(output)
             }
@@ -311,6 +329,16 @@ impl From<aero_convert::ConvertError> for Failure {
                     .into()
             }
             C::UnknownFormat { path, .. } => Raised::new(Class::Aero, "unknown-format", message)
+                .path(&path)
+                .into(),
+            C::Unsupported { path, tensor, .. } => {
+                let r = Raised::new(Class::Aero, "unsupported", message).path(&path);
+                match tensor {
+                    Some(t) => r.tensor(&t).into(),
+                    None => r.into(),
+                }
+            }
+            C::NoTensors { path, .. } => Raised::new(Class::Aero, "no-tensors", message)
                 .path(&path)
                 .into(),
             _ => Raised::new(Class::Aero, "unsupported", message).into(),

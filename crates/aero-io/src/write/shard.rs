@@ -191,6 +191,7 @@ pub(super) fn stream_shard(
     // a cancelled side reports nothing of its own.
     let r = match (read, wrote) {
         (Err(Stop::Failed(ti, e)), _) => Err(Error::Input {
+            path: None,
             tensor: name_of(ti),
             source: e,
         }),
@@ -310,6 +311,7 @@ fn read_members(
                         read_full(&mut src, &mut buf[..want]).map_err(|e| Stop::Failed(ti, e))?;
                     if got == 0 {
                         return Err(Stop::Other(Error::Input {
+                            path: None,
                             tensor: spec.name.clone(),
                             source: io::Error::new(
                                 io::ErrorKind::UnexpectedEof,

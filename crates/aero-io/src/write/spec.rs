@@ -125,6 +125,7 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
                 .file
                 .metadata()
                 .map_err(|e| Error::Input {
+                    path: None,
                     tensor: t.name.clone(),
                     source: e,
                 })?
@@ -134,6 +135,7 @@ pub fn check_specs(specs: &[TensorSpec<'_>]) -> Result<()> {
                 .is_none_or(|end| end > size)
             {
                 return Err(Error::Input {
+                    path: None,
                     tensor: t.name.clone(),
                     source: io::Error::new(
                         io::ErrorKind::InvalidData,
