@@ -82,7 +82,8 @@ pub enum Numeric {
     /// A side cannot be expressed as floats (e.g. a ggml type that cannot be
     /// dequantized, FP8).
     Unavailable {
-        /// Why.
+        /// Why (the dtype or ggml type). Free text, shown in the diff; the
+        /// variant is what a caller acts on.
         reason: String,
     },
 }

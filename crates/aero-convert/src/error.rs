@@ -21,7 +21,8 @@ pub enum ConvertError {
     SafeTensors {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong (the header JSON, an offset, a dtype). Free text:
+        /// a caller refuses the file whatever it is; the variant says so.
         reason: String,
     },
     /// The GGUF input is malformed.
@@ -55,6 +56,10 @@ pub enum ConvertError {
         /// Its format ("GGUF", "safetensors").
         format: &'static str,
     },
+    /// Reading or writing an AEROSET failed (a sharded checkpoint is
+    /// written as one).
+    #[error(transparent)]
+    Set(#[from] aero_set::SetError),
     /// Reading a tensor as floats failed.
     #[error(transparent)]
     StateDict(#[from] crate::state_dict::StateDictError),
@@ -63,7 +68,8 @@ pub enum ConvertError {
     UnknownFormat {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// What was seen instead (the first bytes, a directory without
+        /// an index). Free text, for the person; the variant is the branch.
         reason: String,
     },
 }
@@ -83,6 +89,7 @@ impl ConvertError {
             ConvertError::Aero(e) => e.is_invalid_data(),
             ConvertError::SafeTensors { .. } | ConvertError::Gguf { .. } => true,
             ConvertError::StateDict(e) => e.is_invalid_data(),
+            ConvertError::Set(e) => e.is_invalid_data(),
             _ => false,
         }
     }

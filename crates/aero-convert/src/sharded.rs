@@ -27,23 +27,10 @@ use aero_io::DType;
 use aero_io::write::TensorSpec;
 use serde_json::{Map, Value, json};
 
-use aero_set::{Result, SetError};
+use crate::{ConvertError, Result};
 
-use crate::ConvertError;
-
-fn io_err(path: impl Into<PathBuf>, source: std::io::Error) -> SetError {
-    SetError::Io {
-        path: path.into(),
-        source,
-    }
-}
-
-/// Wraps a single-file converter error (its message already names the file).
-fn conv(path: &Path) -> impl Fn(ConvertError) -> SetError + '_ {
-    move |e| SetError::Input {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
+fn io_err(path: impl Into<PathBuf>, source: std::io::Error) -> ConvertError {
+    ConvertError::io(path, source)
 }
 use aero_set::manifest::{MAX_MANIFEST_LEN, ModelInfo};
 use aero_set::writer::{SetWriteOptions, SetWriteSummary, write_set_specs};
@@ -93,11 +80,11 @@ pub fn find_index(path: &Path) -> Result<PathBuf> {
     found.sort();
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(SetError::Input {
+        0 => Err(ConvertError::UnknownFormat {
             path: path.to_path_buf(),
             reason: format!("no *{INDEX_SUFFIX} in this directory"),
         }),
-        _ => Err(SetError::Input {
+        _ => Err(ConvertError::UnknownFormat {
             path: path.to_path_buf(),
             reason: format!(
                 "more than one *{INDEX_SUFFIX} ({}); name the one to convert",
@@ -116,7 +103,7 @@ impl ShardedSafetensors {
     /// names, and checks that they agree.
     pub fn open(path: &Path) -> Result<ShardedSafetensors> {
         let index_path = find_index(path)?;
-        let bad = |reason: String| SetError::Input {
+        let bad = |reason: String| ConvertError::SafeTensors {
             path: index_path.clone(),
             reason,
         };
@@ -174,13 +161,13 @@ impl ShardedSafetensors {
                 )));
             }
             let canon = aero_set::resolve::inside(&index_path, &dir, &field, name)?;
-            files.push((name.to_string(), Input::open(&canon).map_err(conv(&canon))?));
+            files.push((name.to_string(), Input::open(&canon)?));
         }
 
         // Agreement between weight_map and the files.
         let mut owner: HashMap<String, &str> = HashMap::new();
         for (fname, inp) in &files {
-            for s in inp.specs(&|_| {}).map_err(conv(&index_path))? {
+            for s in inp.specs(&|_| {})? {
                 if let Some(other) = owner.insert(s.name.clone(), fname) {
                     return Err(bad(format!(
                         "tensor '{}' is in both {other} and {fname}",
@@ -272,7 +259,7 @@ impl ShardedSafetensors {
     ) -> Result<(Vec<TensorSpec<'s>>, Vec<Value>)> {
         let mut all = Vec::with_capacity(self.tensor_count);
         for (_, inp) in &self.files {
-            all.extend(inp.specs(progress).map_err(conv(&self.index_path))?);
+            all.extend(inp.specs(progress)?);
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let mut quant_names: Vec<String> = Vec::new();
@@ -358,7 +345,7 @@ impl ShardedSafetensors {
                 .extra_meta
                 .insert("quant_descriptors".into(), Value::Array(descriptors));
         }
-        write_set_specs(out, specs, &opts)
+        Ok(write_set_specs(out, specs, &opts)?)
     }
 }
 

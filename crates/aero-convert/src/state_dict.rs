@@ -62,7 +62,8 @@ pub enum StateDictError {
     Unsupported {
         /// The tensor.
         name: String,
-        /// Why.
+        /// Which dtype or ggml type, and why it has no float form. Free
+        /// text: a caller skips or refuses the tensor; the variant says so.
         reason: String,
     },
     /// No tensor of that name.
@@ -78,7 +79,8 @@ pub enum StateDictError {
     Invalid {
         /// The tensor.
         name: String,
-        /// Why.
+        /// Which of the listed inconsistencies, with the numbers. Free text:
+        /// all of them mean "this entry is damaged" to a caller.
         reason: String,
     },
 }

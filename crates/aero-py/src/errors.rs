@@ -319,6 +319,7 @@ impl From<aero_convert::ConvertError> for Failure {
         let message = e.to_string();
         match e {
             C::Aero(inner) => inner.into(),
+            C::Set(inner) => inner.into(),
             C::Io { path, source } => Failure::Os {
                 path: path.display().to_string(),
                 source,

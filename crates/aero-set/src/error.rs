@@ -132,15 +132,6 @@ pub enum SetError {
         /// refuses alike in every case).
         reason: String,
     },
-    /// A sharded safetensors input is malformed.
-    #[error("{path}: {reason}")]
-    Input {
-        /// The index file or shard file.
-        path: PathBuf,
-        /// What is wrong (free text: the index's JSON or shard list
-        /// diagnostic; every such input is refused alike).
-        reason: String,
-    },
 }
 
 impl SetError {
