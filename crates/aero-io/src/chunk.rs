@@ -100,12 +100,12 @@ pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(cap);
     let mut dctx = zstd::zstd_safe::DCtx::try_create().ok_or("zstd: no decompression context")?;
     dctx.decompress(&mut out, stored).map_err(|code| {
-        let name = zstd::zstd_safe::get_error_name(code);
-        if name.contains("too small") {
-            // The frames hold more than the buffer of `ulen` bytes.
+        // Classified by what the frames hold, not by the library's message:
+        // stream them (the error path only) and count up to `ulen + 1` bytes.
+        if inflates_past(stored, ulen) {
             format!("zstd payload inflates to more than the {ulen} bytes chunk_ulen says")
         } else {
-            format!("zstd: {name}")
+            format!("zstd: {}", zstd::zstd_safe::get_error_name(code))
         }
     })?;
     if out.len() as u64 != ulen {
@@ -115,4 +115,58 @@ pub fn decompress_exact(stored: &[u8], ulen: u64) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(out)
+}
+
+/// Whether the zstd frames in `stored` decode to more than `ulen` bytes
+/// (reading at most `ulen + 1` of them into a sink).
+fn inflates_past(stored: &[u8], ulen: u64) -> bool {
+    let Ok(dec) = zstd::stream::read::Decoder::with_buffer(stored) else {
+        return false;
+    };
+    let mut limited = std::io::Read::take(dec, ulen.saturating_add(1));
+    // A decoding error part-way still counts what came out before it.
+    let mut n = 0u64;
+    let mut buf = [0u8; 8192];
+    loop {
+        match std::io::Read::read(&mut limited, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k as u64,
+        }
+    }
+    n > ulen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decompress_exact;
+
+    /// Frames written by a streaming encoder carry no content size, so only
+    /// decoding shows that they hold more than `chunk_ulen`.
+    #[test]
+    fn frames_larger_than_ulen_are_named_as_such() {
+        let data = vec![7u8; 5000];
+        let stored = zstd::stream::encode_all(&data[..], 3).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&stored)
+                .ok()
+                .flatten(),
+            None,
+            "the streaming encoder should not declare a size"
+        );
+        assert_eq!(decompress_exact(&stored, 5000).unwrap(), data);
+        let e = decompress_exact(&stored, 4999).unwrap_err();
+        assert_eq!(
+            e,
+            "zstd payload inflates to more than the 4999 bytes chunk_ulen says"
+        );
+        let mut broken = stored.clone();
+        let n = broken.len();
+        broken[n / 2] ^= 0xff;
+        broken.truncate(n - 2);
+        let e = decompress_exact(&broken, 5000).unwrap_err();
+        assert!(
+            e.starts_with("zstd: ") || e.starts_with("decompressed to"),
+            "{e}"
+        );
+    }
 }
