@@ -195,7 +195,11 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
         runs,
         dir,
         logs,
-        aerotensor: target.join("release/aerotensor"),
+        // AERO_BENCH_AEROTENSOR measures another build (e.g. an older
+        // commit's) against the same baselines and fixtures.
+        aerotensor: std::env::var_os("AERO_BENCH_AEROTENSOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target.join("release/aerotensor")),
         gen_synthetic: target.join("release/examples/gen_synthetic"),
     };
     for p in [&ctx.aerotensor, &ctx.gen_synthetic] {
@@ -213,6 +217,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
              this machine makes the timings noisy (commands are interleaved so both sides share it)"
         );
     }
+    eprintln!("bench: measuring {}", ctx.aerotensor.display());
     eprintln!(
         "bench: {} run(s) per command, {} | {}",
         runs,
