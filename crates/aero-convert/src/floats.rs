@@ -57,6 +57,50 @@ impl FloatFormat {
     }
 }
 
+/// The ggml type aero_quant widens or narrows `stored` values with.
+fn ggml_float(name: &str, stored: FloatType) -> Result<GgmlType, StateDictError> {
+    match stored {
+        FloatType::F32 => GgmlType::from_name("F32"),
+        FloatType::F16 => GgmlType::from_name("F16"),
+    }
+    .ok_or_else(|| StateDictError::Unsupported {
+        name: name.to_owned(),
+        reason: "the ggml type table lacks F32/F16".into(),
+    })
+}
+
+/// `elements` as a length on this platform.
+fn length(name: &str, elements: u64) -> Result<usize, StateDictError> {
+    usize::try_from(elements).map_err(|_| StateDictError::Unsupported {
+        name: name.to_owned(),
+        reason: "too large for this platform's address space".into(),
+    })
+}
+
+/// The values a state dict handed out, as f32: converted values are moved,
+/// stored ones decoded straight into the result (one copy, no bytes in
+/// between).
+pub fn f32_values(
+    name: &str,
+    data: FloatData<'_>,
+    stored: FloatType,
+    elements: u64,
+) -> Result<Vec<f32>, StateDictError> {
+    let data = match (data, stored) {
+        (FloatData::F32(v), FloatType::F32) if v.len() as u64 == elements => return Ok(v),
+        (data, _) => data,
+    };
+    let ty = ggml_float(name, stored)?;
+    let mut out = vec![0f32; length(name, elements)?];
+    aero_quant::par_dequantize(ty, &le_bytes(&data), elements, &mut out).map_err(|source| {
+        StateDictError::Quant {
+            name: name.to_owned(),
+            source,
+        }
+    })?;
+    Ok(out)
+}
+
 /// Converts the values a state dict handed out to `fmt`, little-endian.
 pub fn encode(
     name: &str,
@@ -67,23 +111,13 @@ pub fn encode(
 ) -> Result<Vec<u8>, StateDictError> {
     // aero_quant treats F32 and F16 as ggml types: widening and narrowing
     // through it use the same rounding as its dequantizers.
-    let ty = match stored {
-        FloatType::F32 => GgmlType::from_name("F32"),
-        FloatType::F16 => GgmlType::from_name("F16"),
-    }
-    .ok_or_else(|| StateDictError::Unsupported {
-        name: name.to_owned(),
-        reason: "the ggml type table lacks F32/F16".into(),
-    })?;
+    let ty = ggml_float(name, stored)?;
     let src = le_bytes(data);
     let quant = |source| StateDictError::Quant {
         name: name.to_owned(),
         source,
     };
-    let n = usize::try_from(elements).map_err(|_| StateDictError::Unsupported {
-        name: name.to_owned(),
-        reason: "too large for this platform's address space".into(),
-    })?;
+    let n = length(name, elements)?;
     Ok(match fmt {
         FloatFormat::F32 if stored == FloatType::F32 => src.into_owned(),
         FloatFormat::F32 => {
@@ -252,13 +286,7 @@ impl<'a> F32Pieces<'a> {
             },
             None => {
                 let data = sd.load(src, 0)?;
-                let bytes = encode(&e.source, &data, e.dtype, e.elements, FloatFormat::F32)?;
-                PiecesState::Whole(Some(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                ))
+                PiecesState::Whole(Some(f32_values(&e.source, data, e.dtype, e.elements)?))
             }
         };
         Ok(F32Pieces { state, elements })
