@@ -4,50 +4,13 @@
 #[path = "../../aero-io/tests/hostile_files/mod.rs"]
 mod hostile_files;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aero_convert::{gguf, gguf_convert, safetensors};
 use aero_io::{AeroFile, Mode, Verdict};
+use aero_test_support::alloc::{Counting, peak_of};
 use hostile_files::*;
-
-struct Counting;
-static NOW: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: the caller's layout contract is passed on unchanged.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = NOW.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` was allocated by `System` with layout `l` (alloc above).
-        unsafe { System.dealloc(p, l) };
-        NOW.fetch_sub(l.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: `p`/`l` came from `alloc` above; the caller upholds `realloc`'s contract.
-        let q = unsafe { System.realloc(p, l, new) };
-        if !q.is_null() {
-            if new > l.size() {
-                let now = NOW.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                NOW.fetch_sub(l.size() - new, Ordering::Relaxed);
-            }
-        }
-        q
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
@@ -164,14 +127,12 @@ fn convert_gguf_memory_is_a_small_multiple_of_the_input() {
     let input = write(dir.path(), "big.gguf", &g);
     drop(g);
     let out = dir.path().join("big.aero");
-    let base = NOW.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
     let opts = aero_io::write::WriteOptions {
         durable: false,
         ..Default::default()
     };
-    gguf_convert::import(&input, &out, &opts).unwrap();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (r, peak) = peak_of(|| gguf_convert::import(&input, &out, &opts));
+    r.unwrap();
     eprintln!("convert-gguf of a 16 MiB u8 array: peak {peak} bytes allocated");
     assert!(
         peak < 12 * (16 << 20),

@@ -4,50 +4,12 @@
 
 mod hostile_files;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aero_io::{AeroFile, ChunkStatus, Mode};
+use aero_test_support::alloc::{Counting, peak_of};
 use hostile_files::*;
-
-struct Counting;
-
-static NOW: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: the caller's layout contract is passed on unchanged.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let now = NOW.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: `p` was allocated by `System` with layout `l` (alloc above).
-        unsafe { System.dealloc(p, l) };
-        NOW.fetch_sub(l.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: `p`/`l` came from `alloc` above; the caller upholds `realloc`'s contract.
-        let q = unsafe { System.realloc(p, l, new) };
-        if !q.is_null() {
-            if new > l.size() {
-                let now = NOW.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                NOW.fetch_sub(l.size() - new, Ordering::Relaxed);
-            }
-        }
-        q
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
@@ -55,16 +17,16 @@ static A: Counting = Counting;
 /// Tests in one binary share the counter: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Runs `f` and returns its result and the peak bytes allocated above what
-/// was allocated when it started.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = NOW.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
-}
-
 const MIB: usize = 1 << 20;
+
+/// The counter sees allocations (else every bound below holds trivially).
+#[test]
+fn the_counting_allocator_counts() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (v, peak) = peak_of(|| vec![1u8; 3 * MIB]);
+    assert_eq!(v.len(), 3 * MIB);
+    assert!((3 * MIB..4 * MIB).contains(&peak), "peak {peak}");
+}
 
 fn open(bytes: Vec<u8>) -> AeroFile {
     AeroFile::from_source("hostile.aero", Box::new(bytes)).expect("control plane is valid")

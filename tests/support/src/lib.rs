@@ -3,6 +3,8 @@
 //! Fixtures are made here by code (safetensors files through the
 //! `safetensors` crate, deterministic bytes) or taken from `../shared/golden`.
 
+pub mod alloc;
+
 pub use safetensors;
 
 use std::collections::HashMap;
