@@ -231,23 +231,18 @@ fn export_safetensors_dequantize_writes_a_float_checkpoint() {
     let a = p.join("a.aero");
     let out = p.join("f32.safetensors");
     cli().ok(&["export-safetensors", s(&a), s(&out), "--dequantize", "f32"]);
-    let b = std::fs::read(&out).unwrap();
-    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-    let h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    let (h, meta) = aero_test_support::read_safetensors(&out);
     let q = &h["blk.0.q.weight"];
-    assert_eq!(q["dtype"], "F32");
-    assert_eq!(q["shape"], serde_json::json!([8, 64]));
-    assert_eq!(h["norm.weight"]["dtype"], "F32");
-    assert_eq!(h["__metadata__"]["model_name"], "tiny");
-    let (s0, e0) = (
-        q["data_offsets"][0].as_u64().unwrap() as usize,
-        q["data_offsets"][1].as_u64().unwrap() as usize,
-    );
-    let data = &b[8 + n..];
+    assert_eq!(q.dtype, "F32");
+    assert_eq!(q.shape, [8, 64]);
+    assert_eq!(h["norm.weight"].dtype, "F32");
     assert_eq!(
-        &data[s0..e0],
-        std::fs::read(p.join("q.f32")).unwrap().as_slice()
+        meta.unwrap_or_default()
+            .get("model_name")
+            .map(String::as_str),
+        Some("tiny")
     );
+    assert_eq!(q.data, std::fs::read(p.join("q.f32")).unwrap());
     // The output can be converted back: a valid safetensors file.
     let back = p.join("back.aero");
     cli().ok(&["convert", s(&out), s(&back)]);

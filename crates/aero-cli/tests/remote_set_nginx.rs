@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aerotensor"));
-    c.env("NO_COLOR", "1");
-    c
+    aero_test_support::Cli::new(env!("CARGO_BIN_EXE_aerotensor")).cmd()
 }
 
 fn ok(c: &mut Command) -> String {

@@ -48,27 +48,10 @@ fn gen_sharded(out: &Path) {
 
 /// name → bytes of every tensor in the `*.safetensors` files of `dir`.
 fn source_tensors(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if !p.to_string_lossy().ends_with(".safetensors") {
-            continue;
-        }
-        let b = std::fs::read(&p).unwrap();
-        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-        let h: Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
-        for (k, v) in h.as_object().unwrap() {
-            if k != "__metadata__" {
-                let off = v["data_offsets"].as_array().unwrap();
-                let (s, e) = (
-                    off[0].as_u64().unwrap() as usize,
-                    off[1].as_u64().unwrap() as usize,
-                );
-                out.insert(k.clone(), b[8 + n + s..8 + n + e].to_vec());
-            }
-        }
-    }
-    out
+    aero_test_support::read_safetensors_dir(dir)
+        .into_iter()
+        .map(|(k, t)| (k, t.data))
+        .collect()
 }
 
 #[test]

@@ -268,14 +268,6 @@ fn quant_descriptors_follow_first_appearance_in_name_order() {
     assert_eq!(meta["source_format"], "gguf");
 }
 
-/// Deterministic xorshift for the fuzz-style tests.
-fn rng(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
-
 #[test]
 fn truncated_and_flipped_inputs_never_panic_or_leave_output() {
     let d = tempfile::tempdir().unwrap();
@@ -289,7 +281,7 @@ fn truncated_and_flipped_inputs_never_panic_or_leave_output() {
     ];
     let bad = d.path().join("bad.in");
     let out = d.path().join("bad.aero");
-    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut rng = aero_test_support::Rng::new(0x1234_5678_9abc_def1);
     let mut errors = 0;
     let mut runs = 0;
     for name in inputs {
@@ -303,13 +295,13 @@ fn truncated_and_flipped_inputs_never_panic_or_leave_output() {
         for _ in 0..700 {
             let mut b = orig.clone();
             // Bias flips towards the header, where parsing happens.
-            let span = if rng(&mut seed).is_multiple_of(4) {
+            let span = if rng.next_u64().is_multiple_of(4) {
                 b.len()
             } else {
                 b.len().min(512)
             };
-            let pos = (rng(&mut seed) as usize) % span;
-            b[pos] ^= (rng(&mut seed) % 255 + 1) as u8;
+            let pos = (rng.next_u64() as usize) % span;
+            b[pos] ^= (rng.next_u64() % 255 + 1) as u8;
             variants.push(b);
         }
         for v in variants {

@@ -1,7 +1,6 @@
 //! Hugging Face sharded safetensors → AEROSET, on checkpoints written by the
 //! Python `safetensors` package (tests/fixtures/gen_sharded.py).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,45 +26,7 @@ fn gen_sharded(out: &Path, extra: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// Every tensor of every `*.safetensors` in `dir`: name → (dtype, shape, bytes).
-fn source_tensors(dir: &Path) -> BTreeMap<String, (String, Vec<u64>, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if !p.to_string_lossy().ends_with(".safetensors") {
-            continue;
-        }
-        let b = std::fs::read(&p).unwrap();
-        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-        let h: Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
-        for (k, v) in h.as_object().unwrap() {
-            if k == "__metadata__" {
-                continue;
-            }
-            let off = v["data_offsets"].as_array().unwrap();
-            let (s, e) = (
-                off[0].as_u64().unwrap() as usize,
-                off[1].as_u64().unwrap() as usize,
-            );
-            let shape = v["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
-            let prev = out.insert(
-                k.clone(),
-                (
-                    v["dtype"].as_str().unwrap().to_string(),
-                    shape,
-                    b[8 + n + s..8 + n + e].to_vec(),
-                ),
-            );
-            assert!(prev.is_none());
-        }
-    }
-    out
-}
+use aero_test_support::read_safetensors_dir as source_tensors;
 
 fn opts(max_shard_bytes: u64, max_part_shards: usize) -> SetWriteOptions {
     SetWriteOptions {
@@ -92,7 +53,7 @@ fn converts_and_every_tensor_equals_its_source() {
     assert_eq!(inp.files().count(), 3);
     assert_eq!(
         inp.data_len(),
-        truth.values().map(|t| t.2.len() as u64).sum::<u64>()
+        truth.values().map(|t| t.data.len() as u64).sum::<u64>()
     );
 
     let out = tmp.path().join("set");
@@ -113,13 +74,13 @@ fn converts_and_every_tensor_equals_its_source() {
     sorted.sort();
     assert_eq!(names, sorted, "tensors sorted by name");
     assert_eq!(names.len(), truth.len());
-    for (name, (dtype, shape, data)) in &truth {
+    for (name, t) in &truth {
         let v = set.tensor(name).unwrap();
-        assert_eq!(v.bytes(), data.as_slice(), "{name}");
-        assert_eq!(v.shape(), shape.as_slice(), "{name}");
+        assert_eq!(v.bytes(), t.data.as_slice(), "{name}");
+        assert_eq!(v.shape(), t.shape.as_slice(), "{name}");
         assert_eq!(
             aero_convert::safetensors::safetensors_name(v.dtype()),
-            Some(dtype.as_str()),
+            Some(t.dtype.as_str()),
             "{name}"
         );
     }
@@ -151,10 +112,10 @@ fn index_file_input_and_default_names() {
     assert_eq!(s.manifest.model.name, "converted-sharded");
     assert_eq!(s.manifest.model.architecture, "unknown");
     let set = AeroSet::open(out.join("model.aeroset.json")).unwrap();
-    for (name, (_, _, data)) in source_tensors(&src) {
+    for (name, t) in source_tensors(&src) {
         assert_eq!(
             set.tensor(&name).unwrap().bytes(),
-            data.as_slice(),
+            t.data.as_slice(),
             "{name}"
         );
     }

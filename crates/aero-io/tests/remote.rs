@@ -66,18 +66,7 @@ impl Drop for Watchdog {
     }
 }
 
-/// Deterministic pseudo-random bytes.
-fn pattern(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use aero_test_support::bytes as pattern;
 
 /// A generated model: the file bytes and each tensor's correct bytes.
 struct Model {

@@ -106,19 +106,17 @@ fn mixed_model() -> Vec<(String, DType, Vec<u64>, Vec<u8>)> {
         DType::U64,
         DType::Bool,
     ];
-    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut rng = aero_test_support::Rng::new(1);
     for (i, d) in dtypes.iter().enumerate() {
         let n = 3 + 5 * i as u64;
         let len = n * d.size().unwrap();
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                let x = rng.next_u64();
                 if *d == DType::Bool {
-                    (seed & 1) as u8
+                    (x & 1) as u8
                 } else {
-                    seed as u8
+                    x as u8
                 }
             })
             .collect();

@@ -13,20 +13,7 @@ fn ty(name: &str) -> GgmlType {
     GgmlType::from_name(name).unwrap()
 }
 
-/// xorshift64*: reproducible bytes without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use aero_test_support::Rng;
 
 fn same_f32(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len()
@@ -141,7 +128,7 @@ fn errors_say_what_is_wrong() {
 /// entry point, and all entry points agree.
 #[test]
 fn arbitrary_bytes_never_panic_and_paths_agree() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for t in supported_types() {
         for n_blocks in [0usize, 1, 2, 7] {
             for fill in [None, Some(0x00u8), Some(0xff)] {
@@ -192,7 +179,7 @@ fn arbitrary_bytes_never_panic_and_paths_agree() {
 /// chunk) and the multi-step stream give the serial result.
 #[test]
 fn parallel_and_stream_match_serial_on_large_inputs() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for name in ["Q4_K", "IQ1_S", "Q4_0", "NVFP4", "F16", "I8"] {
         let t = ty(name);
         // Not a multiple of the chunk size: the last chunk is short.

@@ -21,17 +21,87 @@ pub fn golden(name: &str) -> PathBuf {
     repo().join("../shared/golden").join(name)
 }
 
-/// `n` deterministic pseudo-random bytes (xorshift64 from `seed`).
+/// A deterministic xorshift64 generator: reproducible test data without a
+/// dependency (the one generator of the workspace's tests).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; zero is fine).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 24) as u8).collect()
+    }
+}
+
+/// `n` deterministic pseudo-random bytes (an [`Rng`] from `seed`).
 pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
+    Rng::new(seed).bytes(n)
+}
+
+/// One tensor read back by [`read_safetensors`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StRead {
+    /// The dtype as safetensors names it (`F32`, `BF16`, ...).
+    pub dtype: String,
+    /// Dimensions.
+    pub shape: Vec<u64>,
+    /// The tensor's bytes.
+    pub data: Vec<u8>,
+}
+
+/// Reads a safetensors file with the `safetensors` crate: every tensor by
+/// name, and `__metadata__`. Panics (a test failure) if the crate refuses it.
+pub fn read_safetensors(
+    path: &Path,
+) -> (
+    std::collections::BTreeMap<String, StRead>,
+    Option<HashMap<String, String>>,
+) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&b)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&b)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tensors = st
+        .iter()
+        .map(|(name, t)| {
+            (
+                name.to_owned(),
+                StRead {
+                    dtype: t.dtype().to_string(),
+                    shape: t.shape().iter().map(|&d| d as u64).collect(),
+                    data: t.data().to_vec(),
+                },
+            )
         })
-        .collect()
+        .collect();
+    (tensors, meta.metadata().clone())
+}
+
+/// Every tensor of every `*.safetensors` file in `dir` (a sharded
+/// checkpoint), by name.
+pub fn read_safetensors_dir(dir: &Path) -> std::collections::BTreeMap<String, StRead> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.expect("directory entry").path();
+        if p.to_string_lossy().ends_with(".safetensors") {
+            out.extend(read_safetensors(&p).0);
+        }
+    }
+    out
 }
 
 /// A tensor for [`write_safetensors`]: name, dtype, shape, bytes.
