@@ -904,9 +904,9 @@ fn bench_extract(ctx: &Ctx) -> Result<BenchOut> {
     Ok(o)
 }
 
-/// `list --json` of the 100,000-tensor file, output to /dev/null.
-fn bench_list(ctx: &Ctx) -> Result<BenchOut> {
-    let file = fixture(
+/// The 100,000-tensor file `list` and the Python bench read.
+fn list_fixture(ctx: &Ctx) -> Result<PathBuf> {
+    fixture(
         ctx,
         "tensors-100k.aero",
         &[
@@ -917,7 +917,12 @@ fn bench_list(ctx: &Ctx) -> Result<BenchOut> {
             "--layout",
             "aligned",
         ],
-    )?;
+    )
+}
+
+/// `list --json` of the 100,000-tensor file, output to /dev/null.
+fn bench_list(ctx: &Ctx) -> Result<BenchOut> {
+    let file = list_fixture(ctx)?;
     warm(&file)?;
     let ours = Cmd::new(
         "aerotensor",
@@ -1087,18 +1092,7 @@ fn bench_py(ctx: &Ctx) -> Result<BenchOut> {
             "--safetensors",
         ],
     )?;
-    let list = fixture(
-        ctx,
-        "tensors-100k.aero",
-        &[
-            "--bytes",
-            &(LIST_TENSORS * LIST_TENSOR_BYTES).to_string(),
-            "--tensors",
-            &LIST_TENSORS.to_string(),
-            "--layout",
-            "aligned",
-        ],
-    )?;
+    let list = list_fixture(ctx)?;
     let out = ctx.dir.join("py.json");
     let root = crate::root();
     crate::run(
