@@ -138,6 +138,53 @@ fn fetch_tensor_and_extract_give_the_right_bytes() {
     );
 }
 
+/// Writers that read a set never write over one of its files: `extract
+/// --as` and `export-safetensors --dequantize` once replaced the index or a
+/// part (found by a new-user walkthrough), breaking the set.
+#[test]
+fn outputs_onto_a_file_of_the_input_set_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = tmp.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    for e in std::fs::read_dir(golden("aeroset-local")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, set.join(p.file_name().unwrap())).unwrap();
+    }
+    let before: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&set)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    let name = run(&["list", "--json", s(&set)]);
+    let name = json(&name)["tensors"][0]["name"].as_str().unwrap().to_owned();
+    for target in before.keys() {
+        let dest = set.join(target);
+        for args in [
+            vec!["extract", "--as", "f32", s(&set), &name, s(&dest)],
+            vec!["export-safetensors", s(&set), s(&dest), "--dequantize", "f32"],
+            vec!["fetch-tensor", s(&set), &name, s(&dest)],
+        ] {
+            let o = run(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains("is the same file as the input") && err.contains(target.as_str()),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    for (f, bytes) in &before {
+        assert_eq!(&std::fs::read(set.join(f)).unwrap(), bytes, "{f} changed");
+    }
+    let o = run(&["validate", "--full", s(&set)]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
 #[test]
 fn sharded_checkpoint_converts_validates_and_matches_its_source() {
     let tmp = tempfile::tempdir().unwrap();

@@ -465,6 +465,7 @@ pub fn export_safetensors(
     durable: bool,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
+    src.refuse_as_output(output)?;
     let sd = StateDict::plan(
         src,
         &StateDictOptions {

@@ -136,6 +136,16 @@ pub trait TensorSource {
     fn meta(&self) -> Result<Option<Value>>;
     /// A tensor's verified bytes.
     fn verified(&self, name: &str) -> Result<TensorView<'_>>;
+    /// The local files this source reads (a file; a set's manifest, index
+    /// and parts): an output must never be one of them.
+    fn local_files(&self) -> Vec<std::path::PathBuf>;
+    /// Errors when `output` is one of [`TensorSource::local_files`].
+    fn refuse_as_output(&self, output: &std::path::Path) -> aero_io::Result<()> {
+        for p in self.local_files() {
+            aero_io::output::refuse_same_file(output, &p)?;
+        }
+        Ok(())
+    }
 }
 
 impl TensorSource for AeroFile {
@@ -147,6 +157,9 @@ impl TensorSource for AeroFile {
     }
     fn verified(&self, name: &str) -> Result<TensorView<'_>> {
         Ok(self.tensor(name)?)
+    }
+    fn local_files(&self) -> Vec<std::path::PathBuf> {
+        self.local_path().map(std::path::Path::to_path_buf).into_iter().collect()
     }
 }
 
@@ -166,6 +179,9 @@ impl TensorSource for aero_set::AeroSet {
     }
     fn verified(&self, name: &str) -> Result<TensorView<'_>> {
         Ok(self.tensor(name)?)
+    }
+    fn local_files(&self) -> Vec<std::path::PathBuf> {
+        aero_set::AeroSet::local_files(self)
     }
 }
 

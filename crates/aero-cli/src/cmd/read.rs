@@ -537,9 +537,8 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     };
     let src = Source::open(&a.file)?;
     let dest = output_dest(a.out.as_deref())?;
-    if !crate::remote::is_url(&a.file) {
-        aero_io::output::refuse_same_file(&dest, &a.file)?;
-    }
+    // Any file the input reads (a set's manifest, index and parts too).
+    src.as_dyn().refuse_as_output(&dest)?;
     let elements = src
         .as_dyn()
         .tensor_index()
