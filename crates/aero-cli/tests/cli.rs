@@ -453,8 +453,70 @@ fn unchanged_layout_repack_verifies_input_and_no_fsync_writes_the_same_bytes() {
     let o = run(&["repack", &p("damaged.aero"), &p("c.aero")]);
     assert_eq!(o.status.code(), Some(1), "damaged input exits 1");
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("--force") && err.contains("BLAKE3"), "{err}");
+    // The file, the tensor and its shard first; then what to do.
+    let head = format!(
+        "aerotensor: error: {}: input is damaged: tensor '{}' (shard {}): ",
+        p("damaged.aero"),
+        t.name,
+        t.shard_id
+    );
+    assert!(err.starts_with(&head), "{err}");
+    assert!(
+        err.contains("BLAKE3")
+            && err
+                .trim_end()
+                .ends_with("nothing was written (--force copies it anyway)"),
+        "{err}"
+    );
     assert!(!d.path().join("c.aero").exists());
+    // `convert` has no --force: its hint names the command that has.
+    let o = run(&["convert", &p("damaged.aero"), &p("c.aero")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("`aerotensor repack --force` copies it anyway"),
+        "{err}"
+    );
+    assert!(!d.path().join("c.aero").exists());
+    // --force --json says what the output cannot vouch for.
+    let o = run(&[
+        "repack",
+        "--force",
+        "--json",
+        &p("damaged.aero"),
+        &p("c.aero"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&o);
+    assert_eq!(r["unverified_tensors"], serde_json::json!([t.name]), "{r}");
+    assert!(
+        r["input_damage"]
+            .as_str()
+            .unwrap()
+            .contains(t.name.as_str()),
+        "{r}"
+    );
+    // Damage only in a PHSH chunk: every tensor is still proven, and the
+    // warning and JSON say so.
+    let f = aero_io::AeroFile::open(p("aligned.aero")).unwrap();
+    let phsh = f
+        .chunks()
+        .iter()
+        .find(|c| c.fourcc == aero_io::FourCc::PHSH)
+        .expect("the aligned layout writes page hashes")
+        .offset;
+    drop(f);
+    let mut bytes = std::fs::read(p("aligned.aero")).unwrap();
+    bytes[phsh as usize + 4] ^= 0x01;
+    std::fs::write(p("phsh.aero"), &bytes).unwrap();
+    let o = run(&["repack", "--force", "--json", &p("phsh.aero"), &p("e.aero")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&o);
+    assert_eq!(r["unverified_tensors"], serde_json::json!([]), "{r}");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("every tensor was proven"), "{err}");
+    let r = json(&run(&["validate", "--full", "--json", &p("e.aero")]));
+    assert_eq!(r["verdict"], "valid", "{r}");
     assert!(
         !std::fs::read_dir(d.path()).unwrap().any(|e| e
             .unwrap()

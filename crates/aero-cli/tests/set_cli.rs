@@ -161,12 +161,21 @@ fn outputs_onto_a_file_of_the_input_set_are_refused() {
         })
         .collect();
     let name = run(&["list", "--json", s(&set)]);
-    let name = json(&name)["tensors"][0]["name"].as_str().unwrap().to_owned();
+    let name = json(&name)["tensors"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for target in before.keys() {
         let dest = set.join(target);
         for args in [
             vec!["extract", "--as", "f32", s(&set), &name, s(&dest)],
-            vec!["export-safetensors", s(&set), s(&dest), "--dequantize", "f32"],
+            vec![
+                "export-safetensors",
+                s(&set),
+                s(&dest),
+                "--dequantize",
+                "f32",
+            ],
             vec!["fetch-tensor", s(&set), &name, s(&dest)],
         ] {
             let o = run(&args);

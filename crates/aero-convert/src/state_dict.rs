@@ -159,7 +159,10 @@ impl TensorSource for AeroFile {
         Ok(self.tensor(name)?)
     }
     fn local_files(&self) -> Vec<std::path::PathBuf> {
-        self.local_path().map(std::path::Path::to_path_buf).into_iter().collect()
+        self.local_path()
+            .map(std::path::Path::to_path_buf)
+            .into_iter()
+            .collect()
     }
 }
 

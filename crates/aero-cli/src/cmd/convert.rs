@@ -43,13 +43,16 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     match detect(&a.input)? {
         InputKind::SafeTensors => safetensors_cmd(a),
         InputKind::Gguf => gguf_cmd(a),
-        InputKind::Aero => super::repack::run(super::RepackArgs {
-            input: a.input,
-            output: a.output,
-            writer: a.writer,
-            force: false,
-            json: a.json,
-        }),
+        InputKind::Aero => super::repack::run_as(
+            super::RepackArgs {
+                input: a.input,
+                output: a.output,
+                writer: a.writer,
+                force: false,
+                json: a.json,
+            },
+            "`aerotensor repack --force` copies it anyway",
+        ),
         InputKind::ShardedSafeTensors => {
             bail!(
                 "{}: sharded safetensors input: use `aerotensor convert-safetensors-sharded` (AEROSET output)",

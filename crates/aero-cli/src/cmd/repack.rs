@@ -66,14 +66,28 @@ pub fn report_written(
     s: &aero_io::write::WriteSummary,
     json: bool,
 ) -> anyhow::Result<()> {
+    report_written_with(out_path, s, json, serde_json::Map::new())
+}
+
+/// [`report_written`], with more keys in the JSON document.
+fn report_written_with(
+    out_path: &Path,
+    s: &aero_io::write::WriteSummary,
+    json: bool,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
     if json {
-        out::print_json(&serde_json::json!({
+        let mut doc = serde_json::json!({
             "output": out_path.display().to_string(),
             "file_size": s.file_size,
             "shards": s.shards,
             "tensors": s.tensors.len(),
             "uuid": hex::encode(s.uuid),
-        }))
+        });
+        if let Some(m) = doc.as_object_mut() {
+            m.extend(extra);
+        }
+        out::print_json(&doc)
     } else {
         eprintln!(
             "wrote {} ({}, {} tensors in {} shard{})",
@@ -87,7 +101,35 @@ pub fn report_written(
     }
 }
 
+/// A damaged input the writer refused, and what the user can do about it.
+/// Its message is the library error's, then the hint; the error stays in
+/// the chain so the exit code is still 1.
+#[derive(Debug)]
+struct Refused {
+    source: aero_io::Error,
+    hint: &'static str,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; nothing was written ({})", self.source, self.hint)
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `repack IN OUT`.
 pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
+    run_as(a, "--force copies it anyway")
+}
+
+/// `repack`, or `convert` of an AERO input (which has no `--force`, so its
+/// `hint` names `repack --force`).
+pub fn run_as(a: RepackArgs, hint: &'static str) -> anyhow::Result<ExitCode> {
     let f = crate::remote::open_file(&a.input)?;
     let total: u64 = f
         .index()
@@ -101,21 +143,31 @@ pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
         progress: &move |n| bar.inc(n),
     };
     let r = aero_io::repack(&f, &a.output, &opts).map_err(|e| match e {
-        e @ aero_io::Error::InputDamaged { .. } => {
-            anyhow::Error::new(e).context("nothing was written (use --force to repack anyway)")
-        }
+        e @ aero_io::Error::InputDamaged { .. } => anyhow::Error::new(Refused { source: e, hint }),
         e => anyhow::Error::new(e),
     })?;
     pb.finish_and_clear();
-    if let Some(damage) = &r.damage {
-        eprintln!(
-            "aerotensor: warning: {}: --force: {} of {} tensors failed verification ({}); they are copied without hashes, so the output does not vouch for them",
-            out::clean(&a.input.display().to_string()),
-            r.unverified.len(),
+    let input = out::clean(&a.input.display().to_string()).into_owned();
+    match (&r.damage, r.unverified.len()) {
+        (None, _) => {}
+        (Some(damage), 0) => eprintln!(
+            "aerotensor: warning: {input}: --force: the input failed verification ({}), but every tensor was proven by its own hashes; the output's hashes are recomputed from those bytes and vouch for all {} tensors",
+            out::clean(damage),
+            r.summary.tensors.len()
+        ),
+        (Some(damage), n) => eprintln!(
+            "aerotensor: warning: {input}: --force: {n} of {} tensors failed verification ({}); they are copied without hashes, so the output does not vouch for them",
             r.summary.tensors.len(),
             out::clean(damage)
-        );
+        ),
     }
-    report_written(&a.output, &r.summary, a.json)?;
+    let mut extra = serde_json::Map::new();
+    if a.force {
+        // Only with --force can a write succeed over damage: say what it
+        // could not vouch for.
+        extra.insert("input_damage".into(), serde_json::json!(r.damage));
+        extra.insert("unverified_tensors".into(), serde_json::json!(r.unverified));
+    }
+    report_written_with(&a.output, &r.summary, a.json, extra)?;
     Ok(ExitCode::SUCCESS)
 }
