@@ -556,3 +556,66 @@ fn exports_round_trip_the_example_and_no_fsync_writes_the_same_bytes() {
         }
     }
 }
+
+/// Input given to the wrong command gets a usage error naming the right
+/// one; a set given to a file exporter says how sets are exported; a
+/// truncated safetensors file is reported as truncated (found by a new-user
+/// walkthrough: these read as unrelated parse errors before).
+#[test]
+fn wrong_inputs_name_the_command_that_takes_them() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let st = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/tiny/tiny-llama.safetensors");
+    let st = st.to_str().unwrap();
+    let aero = golden("mixed-single-shard.aero");
+    let aero = aero.to_str().unwrap();
+    let set = golden("aeroset-local");
+    let set = set.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["convert-gguf", st, &p("a.aero")],
+            "is safetensors input, not GGUF; use `aerotensor convert-safetensors`",
+        ),
+        (
+            vec!["convert-safetensors", aero, &p("a.aero")],
+            "is AERO input, not safetensors; use `aerotensor repack`",
+        ),
+        (
+            vec!["convert-safetensors-sharded", st, &p("set")],
+            "is safetensors input, not sharded safetensors; use `aerotensor convert-safetensors`",
+        ),
+        (
+            vec!["export-safetensors", set, &p("a.safetensors")],
+            "is an AEROSET; these exporters copy one AERO file as it is stored",
+        ),
+        (
+            vec!["export-gguf", set, &p("a.gguf")],
+            "export-safetensors SET OUT --dequantize",
+        ),
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    // A safetensors header cut short: `convert` still sees safetensors and
+    // reports the truncation as damage (exit 1).
+    let bytes = std::fs::read(st).unwrap();
+    std::fs::write(p("cut.safetensors"), &bytes[..20]).unwrap();
+    let o = run(&["convert", &p("cut.safetensors"), &p("b.aero")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("runs past the end of the 20-byte file"),
+        "{err}"
+    );
+}

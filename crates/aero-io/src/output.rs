@@ -274,7 +274,16 @@ fn create_unique<T>(dest: &Path, make: impl Fn(&Path) -> io::Result<T>) -> Resul
                 // (the name is ours: it was created exclusively).
                 let _ = std::fs::remove_file(&path);
                 let _ = std::fs::remove_dir(&path);
-                return Err(Error::io(&path, e));
+                // Named by the destination the user gave, with the directory
+                // where the temporary could not be made (the temporary's own
+                // name means nothing to them).
+                return Err(Error::io(
+                    dest,
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot create a temporary file in {}: {e}", dir.display()),
+                    ),
+                ));
             }
         }
     }

@@ -12,8 +12,37 @@ fn check_paths(input: &Path, output: &Path) -> anyhow::Result<()> {
     Ok(aero_io::output::refuse_same_file(output, input)?)
 }
 
+/// The command that converts `kind`.
+fn converter_of(kind: InputKind) -> &'static str {
+    match kind {
+        InputKind::SafeTensors => "convert-safetensors",
+        InputKind::Gguf => "convert-gguf",
+        InputKind::Aero => "repack",
+        InputKind::ShardedSafeTensors => "convert-safetensors-sharded",
+        InputKind::AeroSet => "inspect-set",
+    }
+}
+
+/// A usage error when `input` is recognisably another kind than `want`
+/// (a GGUF given to `convert-safetensors`), naming the command for it.
+/// Unrecognised input goes on to the converter, whose error says what is
+/// wrong with it.
+pub(super) fn expect_kind(input: &Path, want: InputKind) -> anyhow::Result<()> {
+    match detect(input) {
+        Ok(kind) if kind != want => bail!(
+            "{}: is {} input, not {}; use `aerotensor {}` (or `aerotensor convert`, which recognises it)",
+            input.display(),
+            kind.name(),
+            want.name(),
+            converter_of(kind)
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
+    expect_kind(&a.input, InputKind::SafeTensors)?;
     let inp = safetensors::Input::open(&a.input)?;
     if a.writer.layout == super::LayoutArg::Reference {
         for w in inp.reference_losses() {
@@ -30,6 +59,7 @@ pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 
 pub fn gguf_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
+    expect_kind(&a.input, InputKind::Gguf)?;
     let inp = gguf_convert::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
@@ -101,6 +131,12 @@ type Exporter = fn(&Path, &Path, &aero_io::CopyOptions<'_>) -> aero_convert::Res
 
 fn export(a: ExportArgs, exporter: Exporter) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
+    if super::set::is_set(&a.input) {
+        bail!(
+            "{}: is an AEROSET; these exporters copy one AERO file as it is stored. A set is exported as floats with `aerotensor export-safetensors SET OUT --dequantize f16|bf16|f32`",
+            a.input.display()
+        );
+    }
     let total = aero_io::AeroFile::open(&a.input)
         .and_then(|f| Ok(f.index()?.tensors().iter().map(|t| t.data_len).sum()))
         .unwrap_or(0);

@@ -247,6 +247,7 @@ pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
+    super::convert::expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
     let inp = ShardedSafetensors::open(&a.input)?;
     let index_dir = inp.index_path().parent().map(Path::to_path_buf);
     if let (Some(d), Ok(o)) = (index_dir, a.output.canonicalize())
