@@ -515,6 +515,22 @@ fn unchanged_layout_repack_verifies_input_and_no_fsync_writes_the_same_bytes() {
     assert_eq!(r["unverified_tensors"], serde_json::json!([]), "{r}");
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(err.contains("every tensor was proven"), "{err}");
+    // validate names the shard whose page hashes are unreadable, and says
+    // the error once (it printed "pages  (0 x 0 B)" and the error twice).
+    let o = run(&["validate", "--full", &p("phsh.aero")]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("pages weights.shard") && l.ends_with("(page hashes unreadable)")
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{text}"
+    );
     let r = json(&run(&["validate", "--full", "--json", &p("e.aero")]));
     assert_eq!(r["verdict"], "valid", "{r}");
     assert!(

@@ -261,7 +261,9 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
     for c in f.chunks().iter().filter(|c| c.fourcc == FourCc::PHSH) {
         let mut report = PageReport {
             chunk: c.name.clone(),
-            shard: String::new(),
+            // The standard name (spec §1: `weights.shard{N}.phsh`) until the
+            // payload, if readable, names the shard itself.
+            shard: c.name.strip_suffix(".phsh").unwrap_or_default().to_owned(),
             page_size: 0,
             pages: 0,
             status: "error",

@@ -212,11 +212,21 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
         scan_shards(f, &mut r, progress);
         for p in &r.pages {
             if p.status != "verified" {
-                r.errors.push(format!(
+                let e = format!(
                     "PHSH '{}': {}",
                     p.chunk,
                     p.detail.clone().unwrap_or_else(|| p.status.to_string())
-                ));
+                );
+                // A damaged PHSH chunk is already reported by its chunk row
+                // (same words): say it once.
+                let said = p.detail.as_deref().is_some_and(|d| {
+                    r.errors
+                        .iter()
+                        .any(|x| x.contains(&p.chunk) && x.ends_with(d))
+                });
+                if !said {
+                    r.errors.push(e);
+                }
             }
         }
     }

@@ -53,10 +53,27 @@ fn print_human(r: &aero_io::Report, strict: bool) {
     };
     println!("control plane (IHSH): {control}");
     for p in &r.pages {
-        println!(
-            "pages {} ({} x {} B): {}",
-            p.shard, p.pages, p.page_size, p.status
-        );
+        let shard = if p.shard.is_empty() {
+            &p.chunk
+        } else {
+            &p.shard
+        };
+        if p.pages == 0 && p.status != "verified" {
+            // The PHSH payload itself could not be read: no page count.
+            println!(
+                "pages {}: {} (page hashes unreadable)",
+                out::clean(shard),
+                p.status
+            );
+        } else {
+            println!(
+                "pages {} ({} x {} B): {}",
+                out::clean(shard),
+                p.pages,
+                p.page_size,
+                p.status
+            );
+        }
     }
     let bad: Vec<_> = r.tensors.iter().filter(|t| t.status != "ok").collect();
     let verified = r.tensors.iter().filter(|t| t.hash_b3 == "verified").count();
