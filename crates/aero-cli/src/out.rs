@@ -72,6 +72,15 @@ pub fn chain(e: &anyhow::Error) -> String {
         msg.push_str(": ");
         msg.push_str(&c);
     }
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<aero_io::Error>(),
+            Some(aero_io::Error::Unverifiable { .. })
+        )
+    }) {
+        // The library says what is missing; the flag is the CLI's.
+        msg.push_str("; `extract`, `fetch-tensor` and the exporters read it with `--no-verify`");
+    }
     msg.replace('\n', " ")
 }
 

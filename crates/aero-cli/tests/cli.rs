@@ -634,4 +634,14 @@ fn wrong_inputs_name_the_command_that_takes_them() {
         err.contains("runs past the end of the 20-byte file"),
         "{err}"
     );
+    // A filter that matches nothing says so (it printed nothing at all).
+    for file in [aero, st] {
+        let o = run(&["list", file, "--filter", "zz*"]);
+        assert_eq!(o.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("no tensor name matches \"zz*\""),
+            "{file}: {err}"
+        );
+    }
 }

@@ -141,6 +141,9 @@ pub fn list(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCode> 
         .iter()
         .filter(|t| filter.matches(&t.name))
         .collect();
+    if tensors.is_empty() {
+        no_match(a.filter.as_deref());
+    }
     if a.json {
         out::print_json(&json!({
             "file": m.path.display().to_string(),
@@ -156,6 +159,17 @@ pub fn list(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCode> 
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says on stderr that `--filter` left nothing to show (stdout keeps its
+/// format: an empty table or `"tensors": []`).
+pub fn no_match(filter: Option<&str>) {
+    if let Some(f) = filter {
+        eprintln!(
+            "aerotensor: no tensor name matches {}",
+            out::clean(&format!("{f:?}"))
+        );
+    }
 }
 
 /// Model name and architecture from the usual keys (GGUF `general.*`,

@@ -122,6 +122,9 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     }
     let idx = f.index()?;
     let shown = filtered(idx.tensors(), a.filter.as_deref())?;
+    if shown.is_empty() {
+        super::describe::no_match(a.filter.as_deref());
+    }
     let text = if a.markdown {
         super::describe::markdown_aero_tensors(&shown)
     } else {
