@@ -8,7 +8,8 @@
 //!   destination each write their own temporary file; the last rename wins and
 //!   every rename installs a complete file. Dropping an [`Output`] without
 //!   [`Output::commit`] removes the temporary file. Missing parent
-//!   directories are created.
+//!   directories are created. A symbolic link at the destination is
+//!   written through (the link stays; the file it names is replaced).
 //! - **Anything that is not a regular file** (`/dev/null`, a FIFO, a
 //!   terminal, or `-` for standard output) is never replaced: the bytes are
 //!   written to an anonymous spool file first (so the writer can seek and a
@@ -296,6 +297,23 @@ fn create_unique<T>(dest: &Path, make: impl Fn(&Path) -> io::Result<T>) -> Resul
     ))
 }
 
+/// The path a write to `dest` lands on: `dest` itself, or, when `dest` is a
+/// symbolic link (even a dangling one), the path its chain of links ends
+/// at. Gives up after 40 links (the kernel's own limit), returning `dest`.
+fn link_target(dest: &Path) -> PathBuf {
+    let mut p = dest.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&p) {
+                Ok(next) => p = parent_dir(&p).join(next),
+                Err(_) => return dest.to_path_buf(),
+            },
+            _ => return p,
+        }
+    }
+    dest.to_path_buf()
+}
+
 /// Whether `dest` names standard output (`-`).
 pub fn is_stdout(dest: &Path) -> bool {
     dest.as_os_str() == "-"
@@ -343,8 +361,13 @@ fn same_inode(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
 /// Where committed bytes go.
 #[derive(Debug)]
 enum Kind {
-    /// A temporary file renamed over the destination.
-    Replace { guard: TempGuard, file: File },
+    /// A temporary file renamed over `target`: the destination, or the
+    /// file a symbolic link at the destination points to.
+    Replace {
+        guard: TempGuard,
+        file: File,
+        target: PathBuf,
+    },
     /// A spool copied to a target that is not a regular file.
     Spool { spool: File, sink: Sink },
     /// A target that is not a regular file, written as bytes come
@@ -401,9 +424,16 @@ impl Output {
                 })
             }
             _ => {
-                let (guard, file) = temp_file(&dest)?;
+                // Through a symbolic link, as `cp` writes: the link stays and
+                // the file it names is replaced (or created).
+                let target = link_target(&dest);
+                let (guard, file) = temp_file(&target)?;
                 Ok(Output {
-                    kind: Kind::Replace { guard, file },
+                    kind: Kind::Replace {
+                        guard,
+                        file,
+                        target,
+                    },
                     dest,
                 })
             }
@@ -460,14 +490,18 @@ impl Output {
         let dest = self.dest;
         let io_err = |e| Error::io(&dest, e);
         match self.kind {
-            Kind::Replace { guard, file } => {
+            Kind::Replace {
+                guard,
+                file,
+                target,
+            } => {
                 if durable {
                     file.sync_all().map_err(io_err)?;
                 }
                 drop(file);
-                std::fs::rename(guard.path(), &dest).map_err(io_err)?;
+                std::fs::rename(guard.path(), &target).map_err(io_err)?;
                 guard.disarm();
-                if durable && let Ok(d) = File::open(parent_dir(&dest)) {
+                if durable && let Ok(d) = File::open(parent_dir(&target)) {
                     let _ = d.sync_all();
                 }
                 Ok(())
@@ -562,6 +596,47 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(TEMP_SUFFIX))
             .collect()
+    }
+
+    /// A symbolic link as the destination is written through, as `cp`
+    /// does: the link stays, the file it names gets the bytes (created when
+    /// the link dangles), and the temporary is made beside that file.
+    #[test]
+    fn a_symbolic_link_is_written_through_not_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("sub/real.bin");
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(&real, b"old").unwrap();
+        let link = d.path().join("link.bin");
+        std::os::unix::fs::symlink("sub/real.bin", &link).unwrap();
+        let chain = d.path().join("chain.bin");
+        std::os::unix::fs::symlink("link.bin", &chain).unwrap();
+        for (via, bytes) in [(&link, b"new1"), (&chain, b"new2")] {
+            let mut o = Output::create(via).unwrap();
+            o.file().write_all(bytes).unwrap();
+            o.commit(true).unwrap();
+            assert!(
+                std::fs::symlink_metadata(via)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            assert_eq!(std::fs::read(&real).unwrap(), bytes);
+        }
+        assert!(leftovers(d.path()).is_empty() && leftovers(&d.path().join("sub")).is_empty());
+        // A dangling link: its target is created.
+        let dangling = d.path().join("dangling.bin");
+        std::os::unix::fs::symlink("sub/new.bin", &dangling).unwrap();
+        let mut o = Output::create(&dangling).unwrap();
+        o.file().write_all(b"x").unwrap();
+        o.commit(false).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(d.path().join("sub/new.bin")).unwrap(), b"x");
     }
 
     #[test]
