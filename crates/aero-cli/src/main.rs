@@ -105,11 +105,21 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            // A usage error before the arguments could be read: `--json`
+            // anywhere still gets the one documented error document.
+            if std::env::args_os().skip(1).any(|a| a == "--json") {
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or("").trim();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                let _ = out::print_json(&serde_json::json!({
+                    "error": first,
+                    "exit_code": 2,
+                }));
+            }
+            return ExitCode::from(2);
         }
     };
     remote::init(cli.remote);

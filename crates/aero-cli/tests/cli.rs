@@ -634,6 +634,12 @@ fn wrong_inputs_name_the_command_that_takes_them() {
         err.contains("runs past the end of the 20-byte file"),
         "{err}"
     );
+    // An argument error with --json still prints the error document.
+    let o = run(&["convert", "--json", "--layout", "bogus", st, &p("c.aero")]);
+    assert_eq!(o.status.code(), Some(2));
+    let v = json(&o);
+    assert_eq!(v["exit_code"], 2);
+    assert!(v["error"].as_str().unwrap().contains("'bogus'"), "{v}");
     // A filter that matches nothing says so (it printed nothing at all).
     for file in [aero, st] {
         let o = run(&["list", file, "--filter", "zz*"]);
