@@ -479,3 +479,30 @@ fn independent_reader_accepts_the_files_of_a_set_we_write() {
         assert_eq!(std::fs::read(&dump).unwrap(), ours, "{name}");
     }
 }
+
+/// A shard's error names it as the user would: beside the index they gave,
+/// not by its canonical absolute path.
+#[test]
+fn a_bad_shard_is_named_relative_to_the_index_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    std::fs::write(
+        hf.join("model.safetensors.index.json"),
+        r#"{"weight_map": {"w": "g.safetensors"}}"#,
+    )
+    .unwrap();
+    std::fs::write(hf.join("g.safetensors"), b"garbage!garbage!").unwrap();
+    let o = bin()
+        .current_dir(tmp.path())
+        .args(["convert-safetensors-sharded", "hf", "out"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("aerotensor: error: hf/g.safetensors: safetensors: "),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out").exists());
+}

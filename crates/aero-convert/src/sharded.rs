@@ -141,11 +141,13 @@ impl ShardedSafetensors {
             })?;
             weight_map.insert(k, f);
         }
-        let dir = match index_path.parent() {
+        let given_dir = match index_path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = dir.canonicalize().map_err(|e| io_err(&dir, e))?;
+        let dir = given_dir
+            .canonicalize()
+            .map_err(|e| io_err(&given_dir, e))?;
         let names: BTreeSet<&str> = weight_map.values().copied().collect();
         let mut files = Vec::with_capacity(names.len());
         for name in names {
@@ -161,7 +163,11 @@ impl ShardedSafetensors {
                 )));
             }
             let canon = aero_set::resolve::inside(&index_path, &dir, &field, name)?;
-            files.push((name.to_string(), Input::open(&canon)?));
+            // Read from the checked canonical path; named in errors as the
+            // user would write it (beside the index they gave).
+            let shown = given_dir.join(name);
+            let src = aero_io::LocalSource::open(&canon).map_err(|e| io_err(&shown, e))?;
+            files.push((name.to_string(), Input::from_source(&shown, src)?));
         }
 
         // Agreement between weight_map and the files.
