@@ -409,6 +409,15 @@ impl Output {
                 &dest,
                 io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
             )),
+            // `out/` names a directory, existing or not: a file cannot be
+            // written there (the rename would fail late, "Not a directory").
+            Err(_) if dest.as_os_str().as_encoded_bytes().ends_with(b"/") => Err(Error::io(
+                &dest,
+                io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "names a directory (it ends with '/'); give a file name",
+                ),
+            )),
             Ok(m) if !m.is_file() => {
                 // Opened now, so a missing permission fails before any work.
                 let target = OpenOptions::new()
@@ -596,6 +605,18 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(TEMP_SUFFIX))
             .collect()
+    }
+
+    /// `dir/` that does not exist names a directory: refused up front,
+    /// nothing created.
+    #[test]
+    fn a_path_ending_in_a_slash_is_not_a_file_name() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("newdir/");
+        let dest = PathBuf::from(format!("{}/", dest.display()));
+        let e = Output::create(&dest).unwrap_err();
+        assert!(e.to_string().contains("give a file name"), "{e}");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }
 
     /// A symbolic link as the destination is written through, as `cp`
