@@ -37,24 +37,14 @@ fuzz_target!(|data: &[u8]| {
         let input = aerotensor_fuzz::scratch_file("in.aero");
         std::fs::write(&input, data).expect("scratch write");
         let out = aerotensor_fuzz::scratch_file("out.bin");
-        if let Ok(n) = aero_convert::safetensors::export_with(
-            &input,
-            &out,
-            &aero_io::CopyOptions {
-                durable: false,
-                ..Default::default()
-            },
-        ) {
+        if let Ok(n) =
+            aero_convert::safetensors::export_with(&input, &out, &aerotensor_fuzz::copy_options())
+        {
             assert!(n <= 2 * data.len() as u64 + (1 << 20));
         }
-        if let Ok(n) = aero_convert::gguf_convert::export_with(
-            &input,
-            &out,
-            &aero_io::CopyOptions {
-                durable: false,
-                ..Default::default()
-            },
-        ) {
+        if let Ok(n) =
+            aero_convert::gguf_convert::export_with(&input, &out, &aerotensor_fuzz::copy_options())
+        {
             // Tensor bytes, plus at most one alignment of padding each.
             let pad = (idx.len() as u64 + 1) * aero_convert::gguf::MAX_ALIGNMENT;
             assert!(n <= 2 * data.len() as u64 + pad, "{n}");

@@ -40,15 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let f = AeroFile::open(&aero).expect("converted file opens");
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
     assert_eq!(r.verdict, Verdict::Valid, "{:?}", r.errors);
-    export_with(
-        &aero,
-        &back,
-        &aero_io::CopyOptions {
-            durable: false,
-            ..Default::default()
-        },
-    )
-    .expect("a converted GGUF exports");
+    export_with(&aero, &back, &aerotensor_fuzz::copy_options()).expect("a converted GGUF exports");
     let again = Input::open(&back).expect("exported GGUF re-imports");
     let names = |h: &gguf::GgufHeader| {
         let mut v: Vec<(String, u32, Vec<u64>)> = h

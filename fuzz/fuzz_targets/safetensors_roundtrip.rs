@@ -30,15 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let f = AeroFile::open(&aero).expect("converted file opens");
     let r = aero_io::validate(&f, Mode::Full, &|_| {});
     assert_eq!(r.verdict, Verdict::Valid, "{:?}", r.errors);
-    export_with(
-        &aero,
-        &back,
-        &aero_io::CopyOptions {
-            durable: false,
-            ..Default::default()
-        },
-    )
-    .expect("a converted file exports");
+    export_with(&aero, &back, &aerotensor_fuzz::copy_options()).expect("a converted file exports");
     let again = Input::open(&back).expect("exported file re-imports");
     assert_eq!(again.len(), inp.len());
     assert_eq!(again.metadata(), inp.metadata());

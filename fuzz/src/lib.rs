@@ -34,6 +34,15 @@ pub fn write_options() -> aero_io::write::WriteOptions {
     }
 }
 
+/// Copy options for the exporters: not durable (the scratch files are
+/// thrown away), everything else as the CLI's defaults.
+pub fn copy_options() -> aero_io::CopyOptions<'static> {
+    aero_io::CopyOptions {
+        durable: false,
+        ..Default::default()
+    }
+}
+
 /// Whether a converter's error is the writer refusing an input the parser
 /// accepted (no tensors, an unusable tensor such as an empty name, a format
 /// limit): an error, never a panic, is what the round-trip targets require.

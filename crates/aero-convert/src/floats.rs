@@ -209,12 +209,7 @@ fn blocks_of<'a>(
     src: &'a dyn TensorSource,
     i: usize,
 ) -> Result<Option<(TensorView<'a>, GgmlType, usize)>, StateDictError> {
-    let e = sd
-        .entries()
-        .get(i)
-        .ok_or_else(|| StateDictError::NotFound {
-            name: format!("#{i}"),
-        })?;
+    let e = sd.entry(i)?;
     let ty = match (e.unpermute_heads(), e.block_type()) {
         (None, Some(ty)) => ty,
         _ => return Ok(None),
@@ -350,12 +345,7 @@ fn write_entry(
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
     let io = |e| ConvertError::io(out_path, e);
-    let e = sd
-        .entries()
-        .get(i)
-        .ok_or_else(|| StateDictError::NotFound {
-            name: format!("#{i}"),
-        })?;
+    let e = sd.entry(i)?;
     let Some((view, ty, used)) = blocks_of(sd, src, i)? else {
         let data = sd.load(src, i)?;
         let bytes = encode(&e.source, &data, e.dtype, e.elements, fmt)?;

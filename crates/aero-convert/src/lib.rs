@@ -216,21 +216,7 @@ pub(crate) fn open_aero_checked(input: &std::path::Path) -> Result<aero_io::Aero
     let f = aero_io::AeroFile::open(input)?;
     let r = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
     if r.verdict == aero_io::Verdict::Invalid {
-        let tensor = r
-            .tensors
-            .iter()
-            .find(|t| t.status != "ok")
-            .map(|t| t.name.clone());
-        let shard = tensor
-            .as_deref()
-            .and_then(|t| f.index().ok()?.get(t).map(|t| t.shard_id));
-        return Err(aero_io::Error::InputDamaged {
-            path: input.to_path_buf(),
-            tensor,
-            shard,
-            reason: r.errors.first().cloned().unwrap_or_default(),
-        }
-        .into());
+        return Err(aero_io::Error::input_damaged_by(&f, &r).into());
     }
     Ok(f)
 }

@@ -334,6 +334,13 @@ impl StateDict {
         })
     }
 
+    /// Entry `i` (`NotFound` naming `#i` when out of range).
+    pub fn entry(&self, i: usize) -> Result<&Entry> {
+        self.entries.get(i).ok_or_else(|| StateDictError::NotFound {
+            name: format!("#{i}"),
+        })
+    }
+
     /// Every tensor, in the index's order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries

@@ -256,6 +256,36 @@ fn in_file(path: Option<&Path>) -> String {
 }
 
 impl Error {
+    /// [`Error::InputDamaged`] for `input`: `tensor` (when the damage is in
+    /// one) with the shard that holds it, and `reason`.
+    pub fn input_damaged(
+        input: &crate::AeroFile,
+        tensor: Option<String>,
+        reason: impl Into<String>,
+    ) -> Error {
+        let shard = tensor
+            .as_deref()
+            .and_then(|t| input.index().ok()?.get(t).map(|t| t.shard_id));
+        Error::InputDamaged {
+            path: input.path().to_path_buf(),
+            tensor,
+            shard,
+            reason: reason.into(),
+        }
+    }
+
+    /// [`Error::input_damaged`] from a failed validation report: its first
+    /// failing tensor and first error.
+    pub fn input_damaged_by(input: &crate::AeroFile, report: &crate::Report) -> Error {
+        let tensor = report
+            .tensors
+            .iter()
+            .find(|t| t.status != "ok")
+            .map(|t| t.name.clone());
+        let reason = report.errors.first().cloned().unwrap_or_default();
+        Error::input_damaged(input, tensor, reason)
+    }
+
     /// Names the input file of an [`Error::Input`] that does not name one
     /// yet (the writer reads tensor sources, not files; a caller that opened
     /// the file knows it). Other errors are returned unchanged.

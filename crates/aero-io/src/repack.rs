@@ -52,26 +52,7 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
     if let Some(p) = input.local_path() {
         crate::output::refuse_same_file(output, p)?;
     }
-    let shard_of = |tensor: &str| {
-        input
-            .index()
-            .ok()
-            .and_then(|i| i.get(tensor))
-            .map(|t| t.shard_id)
-    };
-    let damaged = |r: &Report| {
-        let tensor = r
-            .tensors
-            .iter()
-            .find(|t| t.status != "ok")
-            .map(|t| t.name.clone());
-        Error::InputDamaged {
-            path: input.path().to_path_buf(),
-            shard: tensor.as_deref().and_then(shard_of),
-            tensor,
-            reason: r.errors.first().cloned().unwrap_or_default(),
-        }
-    };
+    let damaged = |r: &Report| Error::input_damaged_by(input, r);
     let mut verifiers = None;
     let mut write = opts.write.clone();
     let mut damage = None;
@@ -113,19 +94,9 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         Error::Input { tensor, source, .. }
             if source.kind() == std::io::ErrorKind::InvalidData && !opts.force =>
         {
-            Error::InputDamaged {
-                path: input.path().to_path_buf(),
-                shard: shard_of(&tensor),
-                tensor: Some(tensor),
-                reason: source.to_string(),
-            }
+            Error::input_damaged(input, Some(tensor), source.to_string())
         }
-        e if e.is_invalid_data() && !opts.force => Error::InputDamaged {
-            path: input.path().to_path_buf(),
-            tensor: None,
-            shard: None,
-            reason: e.to_string(),
-        },
+        e if e.is_invalid_data() && !opts.force => Error::input_damaged(input, None, e.to_string()),
         e => e.in_input(input.path()),
     })?;
     Ok(Repacked {

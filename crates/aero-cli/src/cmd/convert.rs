@@ -41,8 +41,13 @@ pub(super) fn expect_kind(input: &Path, want: InputKind) -> anyhow::Result<()> {
 }
 
 pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    check_paths(&a.input, &a.output)?;
     expect_kind(&a.input, InputKind::SafeTensors)?;
+    convert_safetensors(a)
+}
+
+/// `convert-safetensors` once the input is known to be safetensors.
+fn convert_safetensors(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+    check_paths(&a.input, &a.output)?;
     let inp = safetensors::Input::open(&a.input)?;
     if a.writer.layout == super::LayoutArg::Reference {
         for w in inp.reference_losses() {
@@ -58,8 +63,13 @@ pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn gguf_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    check_paths(&a.input, &a.output)?;
     expect_kind(&a.input, InputKind::Gguf)?;
+    convert_gguf(a)
+}
+
+/// `convert-gguf` once the input is known to be GGUF.
+fn convert_gguf(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+    check_paths(&a.input, &a.output)?;
     let inp = gguf_convert::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
@@ -71,8 +81,9 @@ pub fn gguf_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 
 pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     match detect(&a.input)? {
-        InputKind::SafeTensors => safetensors_cmd(a),
-        InputKind::Gguf => gguf_cmd(a),
+        // Already recognised: no second look at the file.
+        InputKind::SafeTensors => convert_safetensors(a),
+        InputKind::Gguf => convert_gguf(a),
         InputKind::Aero => super::repack::run_as(
             super::RepackArgs {
                 input: a.input,
