@@ -121,83 +121,148 @@ fn no_std() -> Result<()> {
     ]))
 }
 
+/// Wall time of each CI step, printed as the step ends and as a table at
+/// the end (also when a step fails), so a slow step is visible in the log.
+struct Steps {
+    start: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Self {
+            start: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, name: &'static str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        eprintln!("xtask ci: step {name}");
+        let t = std::time::Instant::now();
+        let r = f();
+        let d = t.elapsed();
+        self.done.push((name, d));
+        eprintln!(
+            "xtask ci: step {name} {} in {:.1} s",
+            if r.is_ok() { "passed" } else { "FAILED" },
+            d.as_secs_f64()
+        );
+        if r.is_err() {
+            self.table();
+        }
+        r.with_context(|| format!("CI step {name}"))
+    }
+
+    fn table(&self) {
+        eprintln!("\nxtask ci: wall time per step");
+        for (name, d) in &self.done {
+            eprintln!("  {name:<24} {:>8.1} s", d.as_secs_f64());
+        }
+        eprintln!(
+            "  {:<24} {:>8.1} s",
+            "total",
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+}
+
 fn ci() -> Result<()> {
-    setup()?;
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--features",
-        "aero-io/http",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--features",
-        "aero-io/http,aero-cli/s3",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    let mut steps = Steps::new();
+    steps.run("setup", setup)?;
+    steps.run("fmt", || {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    steps.run("clippy (http)", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            "aero-io/http",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    steps.run("clippy (http,s3)", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            "aero-io/http,aero-cli/s3",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     // The fuzz crate is outside the workspace (it needs its own profile):
     // lint it here so an API change breaks the build in seconds, not after
     // the whole test suite.
-    run(cargo().args([
-        "clippy",
-        "--manifest-path",
-        "fuzz/Cargo.toml",
-        "--bins",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    no_std()?;
-    if has_nextest() {
+    steps.run("clippy (fuzz)", || {
         run(cargo().args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--no-fail-fast",
-            "--features",
-            "aero-io/http,aero-cli/s3",
-        ]))?;
-    } else {
-        run(cargo().args([
-            "test",
-            "--workspace",
-            "--no-fail-fast",
-            "--features",
-            "aero-io/http,aero-cli/s3",
-        ]))?;
-    }
-    run(cargo().args(["test", "--workspace", "--doc"]))?;
+            "clippy",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    steps.run("no_std build", no_std)?;
+    steps.run("tests", || {
+        if has_nextest() {
+            run(cargo().args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--no-fail-fast",
+                "--features",
+                "aero-io/http,aero-cli/s3",
+            ]))
+        } else {
+            run(cargo().args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--features",
+                "aero-io/http,aero-cli/s3",
+            ]))
+        }
+    })?;
+    steps.run("doc tests", || {
+        run(cargo().args(["test", "--workspace", "--doc"]))
+    })?;
     // Rustdoc is part of the documentation: broken links fail the build.
-    run(cargo()
-        .args([
-            "doc",
-            "--no-deps",
-            "--workspace",
-            "--features",
-            "aero-io/http,aero-cli/s3",
-        ])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
-    run(Command::new("python3").arg("tests/pyref/test_golden.py"))?;
+    steps.run("rustdoc", || {
+        run(cargo()
+            .args([
+                "doc",
+                "--no-deps",
+                "--workspace",
+                "--features",
+                "aero-io/http,aero-cli/s3",
+            ])
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
+    steps.run("python cross-reader", || {
+        run(Command::new("python3").arg("tests/pyref/test_golden.py"))
+    })?;
     // The C ABI: header freshness, C/C++ examples on the golden files,
     // the ABI test, valgrind and AddressSanitizer (a few minutes).
-    capi::capi()?;
+    steps.run("C ABI", capi::capi)?;
     // The Python package: the wheel as shipped, in a fresh venv.
-    pytest()?;
-    nginx_test()?;
-    s3_test()?;
+    steps.run("python package", pytest)?;
+    steps.run("nginx", nginx_test)?;
+    steps.run("s3", s3_test)?;
     // Every committed corpus input and past finding once, then a short
     // coverage-guided smoke run of every target.
-    fuzz::main(&["--replay".into()])?;
-    fuzz::main(&["--seconds".into(), "20".into()])?;
+    steps.run("fuzz replay", || fuzz::main(&["--replay".into()]))?;
+    steps.run("fuzz smoke", || {
+        fuzz::main(&["--seconds".into(), "20".into()])
+    })?;
+    steps.table();
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
