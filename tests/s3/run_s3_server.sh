@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs an S3-compatible server that checks SigV4 signatures (`s3s-fs`) on
-# 127.0.0.1 for the object-storage tests (crates/aero-cli/tests/remote_s3.rs).
+# 127.0.0.1 for the object-storage tests (crates/aero-cli/tests/it/remote_s3.rs).
 #
 #   run_s3_server.sh start   start it (installing s3s-fs if missing); prints the endpoint URL
 #   run_s3_server.sh url     prints the endpoint URL of the running server
@@ -20,7 +20,7 @@
 #
 # CI:
 #   eval "$(tests/s3/run_s3_server.sh start >/dev/null && tests/s3/run_s3_server.sh env)"
-#   cargo test -p aero-cli --features s3 --test remote_s3 -- --nocapture
+#   cargo test -p aero-cli --features s3 --test it -- --nocapture remote_s3::
 #   tests/s3/run_s3_server.sh stop
 set -euo pipefail
 

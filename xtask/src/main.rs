@@ -439,7 +439,7 @@ fn nginx_test() -> Result<()> {
                 "only",
                 "-E",
             ])
-            .arg("binary(remote_nginx) or binary(remote_set_nginx)")
+            .arg("test(/^remote_nginx::/) or test(/^remote_set_nginx::/)")
             .env("AERO_NGINX_ROOT", &root_env);
             for (k, v) in env {
                 c.env(k, v);
@@ -453,12 +453,12 @@ fn nginx_test() -> Result<()> {
                 "--features",
                 "aero-io/http,aero-cli/s3",
                 "--test",
-                "remote_nginx",
-                "--test",
-                "remote_set_nginx",
+                "it",
                 "--",
                 "--ignored",
                 "--nocapture",
+                "remote_nginx::",
+                "remote_set_nginx::",
             ])
             .envs(env)
             .env("AERO_NGINX_ROOT", &root_env))
@@ -509,7 +509,7 @@ fn s3_test() -> Result<()> {
             "--run-ignored",
             "only",
             "-E",
-            "binary(remote_s3)",
+            "test(/^remote_s3::/)",
         ]);
     } else {
         c.args([
@@ -519,10 +519,11 @@ fn s3_test() -> Result<()> {
             "--features",
             "s3",
             "--test",
-            "remote_s3",
+            "it",
             "--",
             "--ignored",
             "--nocapture",
+            "remote_s3::",
         ]);
     }
     for line in String::from_utf8(env.stdout)?.lines() {

@@ -17,7 +17,7 @@
 //! without `AERO_NGINX_URL` / `AERO_NGINX_LOG`, it fails.
 #![cfg(feature = "http")]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

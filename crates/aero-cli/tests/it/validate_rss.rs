@@ -9,7 +9,7 @@
 //! the report: about 1,100 bytes per stored byte at worst, measured).
 #![cfg(target_os = "linux")]
 
-#[path = "../../aero-io/tests/hostile_files/mod.rs"]
+#[path = "../../../aero-io/tests/hostile_files/mod.rs"]
 mod hostile_files;
 
 use std::process::Command;

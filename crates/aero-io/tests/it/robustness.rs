@@ -1,7 +1,7 @@
 //! Damaged and hostile input: never a panic, never wrong bytes called valid,
 //! bounded memory and time.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! Every golden file written by the reference implementation is read, and
 //! validation reaches the verdict recorded in expected.json.
 
-mod common;
+use crate::common;
 
 use aero_io::{AeroFile, ChunkStatus, Mode, Verdict};
 use common::*;

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! eval "$(tests/s3/run_s3_server.sh start >/dev/null && tests/s3/run_s3_server.sh env)"
-//! cargo test -p aero-cli --features s3 --test remote_s3 -- --nocapture
+//! cargo test -p aero-cli --features s3 --test it -- --nocapture remote_s3::
 //! tests/s3/run_s3_server.sh stop
 //! ```
 #![cfg(feature = "s3")]
@@ -453,7 +453,7 @@ fn golden_files_and_a_converted_set_read_through_s3_urls() {
 #[test]
 #[ignore = "needs an S3 server: run by cargo xtask ci"]
 fn object_source_ranges_cache_and_limits() {
-    const NAME: &str = "object_source_ranges_cache_and_limits";
+    const NAME: &str = "remote_s3::object_source_ranges_cache_and_limits";
     if std::env::var_os("AERO_S3_CHILD").is_some() {
         return object_source_child();
     }

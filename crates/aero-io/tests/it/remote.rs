@@ -7,10 +7,8 @@
 //! Run: `cargo test -p aero-io --features http --test remote`
 #![cfg(feature = "http")]
 
-mod common;
-mod support {
-    pub mod http_server;
-}
+use crate::common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1525,7 +1523,7 @@ fn range_cache_from_env() {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
         .args([
-            "from_env_child",
+            "remote::from_env_child",
             "--exact",
             "--ignored",
             "--nocapture",

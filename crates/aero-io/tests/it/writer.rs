@@ -1,7 +1,7 @@
 //! The streaming writer: byte-identical reference layout, aligned layout with
 //! zero-copy views, integrity data accepted by an independent reader, atomicity.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! makes `validate --full` fail or changes nothing a reader sees — and a
 //! verified read never returns a byte that differs from what was written.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,3 @@
+//! The integration tests of `aero-capi`, as one test binary (one link instead of one per file).
+
+mod ffi;
