@@ -154,14 +154,6 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        Some(d) => crate::root().join(d),
-        None => crate::root().join("target"),
-    }
-}
-
 struct Ctx {
     runs: usize,
     dir: PathBuf,
@@ -187,7 +179,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
         "--example",
         "gen_synthetic",
     ]))?;
-    let target = target_dir();
+    let target = crate::target_dir();
     let dir = target.join("bench");
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
@@ -1078,7 +1070,7 @@ fn bench_dequant(ctx: &Ctx) -> Result<BenchOut> {
 /// arrays (verified) vs safetensors, and listing 100k tensors vs the
 /// pure-Python reader; see `crates/aero-py/bench/bench_py.py`.
 fn bench_py(ctx: &Ctx) -> Result<BenchOut> {
-    let wheel = crate::wheel()?;
+    let wheel = crate::wheel(crate::WheelProfile::Release)?;
     let py = crate::venv(&wheel, "bench/py-venv", &["msgpack", "zstandard"])?;
     let aero = big_aero(ctx)?;
     let st = fixture(

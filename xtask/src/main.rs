@@ -22,7 +22,6 @@
 mod bench;
 mod capi;
 mod fuzz;
-mod seeds;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,10 +39,10 @@ fn main() -> Result<()> {
         "setup" => setup(),
         "bench" => bench(rest),
         "dist" => dist(),
-        "wheel" => wheel().map(|_| ()),
+        "wheel" => wheel(WheelProfile::Release).map(|_| ()),
         "pytest" => pytest(),
         "fuzz" => fuzz::main(rest),
-        "fuzz-seeds" => seeds::write_all(&root()),
+        "fuzz-seeds" => fuzz::write_seeds(),
         "no-std" => no_std(),
         "example" => example(),
         "capi" => capi::capi(),
@@ -63,6 +62,20 @@ pub(crate) fn root() -> PathBuf {
         .expect("xtask lives in the workspace")
         .to_path_buf()
 }
+
+/// Where cargo puts build output: `$CARGO_TARGET_DIR` (relative to the
+/// workspace root when relative) or `target/`.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
+/// The one feature set tests, doc tests, rustdoc and clippy build with, so
+/// that the dependency graph is compiled once.
+pub(crate) const TEST_FEATURES: &str = "aero-io/http,aero-cli/s3";
 
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
@@ -172,43 +185,25 @@ fn ci() -> Result<()> {
     steps.run("fmt", || {
         run(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
-    steps.run("clippy (http)", || {
+    // One lint of everything (the fuzz targets and their seed writer are
+    // workspace members) with the features the tests build with.
+    steps.run("clippy", || {
         run(cargo().args([
             "clippy",
             "--workspace",
             "--all-targets",
             "--features",
-            "aero-io/http",
+            TEST_FEATURES,
             "--",
             "-D",
             "warnings",
         ]))
     })?;
-    steps.run("clippy (http,s3)", || {
-        run(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--features",
-            "aero-io/http,aero-cli/s3",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-    })?;
-    // The fuzz crate is outside the workspace (it needs its own profile):
-    // lint it here so an API change breaks the build in seconds, not after
-    // the whole test suite.
-    steps.run("clippy (fuzz)", || {
-        run(cargo().args([
-            "clippy",
-            "--manifest-path",
-            "fuzz/Cargo.toml",
-            "--bins",
-            "--",
-            "-D",
-            "warnings",
-        ]))
+    // What `cargo install --path crates/aero-cli` and a dependent crate
+    // get: every crate with its default features (no http in aero-io, no
+    // s3 in the CLI) must build too.
+    steps.run("default features", || {
+        run(cargo().args(["check", "--workspace", "--lib", "--bins"]))
     })?;
     steps.run("no_std build", no_std)?;
     steps.run("tests", || {
@@ -219,7 +214,7 @@ fn ci() -> Result<()> {
                 "--workspace",
                 "--no-fail-fast",
                 "--features",
-                "aero-io/http,aero-cli/s3",
+                TEST_FEATURES,
             ]))
         } else {
             run(cargo().args([
@@ -227,12 +222,12 @@ fn ci() -> Result<()> {
                 "--workspace",
                 "--no-fail-fast",
                 "--features",
-                "aero-io/http,aero-cli/s3",
+                TEST_FEATURES,
             ]))
         }
     })?;
     steps.run("doc tests", || {
-        run(cargo().args(["test", "--workspace", "--doc"]))
+        run(cargo().args(["test", "--workspace", "--doc", "--features", TEST_FEATURES]))
     })?;
     // Rustdoc is part of the documentation: broken links fail the build.
     steps.run("rustdoc", || {
@@ -242,7 +237,7 @@ fn ci() -> Result<()> {
                 "--no-deps",
                 "--workspace",
                 "--features",
-                "aero-io/http,aero-cli/s3",
+                TEST_FEATURES,
             ])
             .env("RUSTDOCFLAGS", "-D warnings"))
     })?;
@@ -276,20 +271,30 @@ fn dist() -> Result<()> {
         "--bin",
         "aerotensor",
     ]))?;
-    let dist = root().join("target/dist");
+    let dist = target_dir().join("dist");
     std::fs::create_dir_all(&dist)?;
     std::fs::copy(
-        root().join("target/release/aerotensor"),
+        target_dir().join("release/aerotensor"),
         dist.join("aerotensor"),
     )?;
     eprintln!("wrote {}", dist.join("aerotensor").display());
     Ok(())
 }
 
-/// Builds the `aerotensor` wheel (release, abi3) with maturin into
+/// Which cargo profile a wheel is built with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WheelProfile {
+    /// What `cargo xtask wheel` ships and the benchmarks measure.
+    Release,
+    /// What the test suites install: the same code, built with the profile
+    /// (and so the dependency artifacts) the C ABI checks use.
+    Dev,
+}
+
+/// Builds the `aerotensor` wheel (abi3) with maturin into
 /// `target/wheels/` and returns its path.
-pub(crate) fn wheel() -> Result<PathBuf> {
-    let out = root().join("target/wheels");
+pub(crate) fn wheel(profile: WheelProfile) -> Result<PathBuf> {
+    let out = target_dir().join("wheels");
     std::fs::create_dir_all(&out)?;
     // Only this build's wheel is left, so the path below is unambiguous.
     for e in std::fs::read_dir(&out)? {
@@ -308,8 +313,13 @@ pub(crate) fn wheel() -> Result<PathBuf> {
         c.args(["-m", "maturin"]);
         c
     };
+    cmd.args(["build", "--quiet"]);
+    match profile {
+        WheelProfile::Release => cmd.arg("--release"),
+        WheelProfile::Dev => cmd.args(["--profile", "dev"]),
+    };
     run(cmd
-        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg("--manifest-path")
         .arg(root().join("crates/aero-py/Cargo.toml"))
         .arg("--out")
         .arg(&out))?;
@@ -322,12 +332,17 @@ pub(crate) fn wheel() -> Result<PathBuf> {
 }
 
 /// A fresh venv under `target/` with the wheel and what the tests import
-/// (numpy, pytest, blake3, safetensors, gguf) and `extra`; returns its
-/// python.
+/// (numpy, pytest, blake3, safetensors, gguf; from the system site when
+/// `setup` installed them there) and `extra`; returns its python.
 pub(crate) fn venv(wheel: &Path, name: &str, extra: &[&str]) -> Result<PathBuf> {
-    let dir = root().join("target").join(name);
+    let dir = target_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    // The test packages come from tests/requirements.txt, installed by
+    // `setup`: the venv sees them instead of downloading them again, and
+    // only the wheel (with what it requires) goes into the venv itself.
+    run(Command::new("python3")
+        .args(["-m", "venv", "--system-site-packages"])
+        .arg(&dir))?;
     let py = dir.join("bin/python");
     run(Command::new(&py)
         .args([
@@ -347,9 +362,9 @@ pub(crate) fn venv(wheel: &Path, name: &str, extra: &[&str]) -> Result<PathBuf> 
 /// suite there (from outside the source tree, so the installed package is
 /// what is imported). Its nginx tests start their own server.
 fn pytest() -> Result<()> {
-    let wheel = wheel()?;
+    let wheel = wheel(WheelProfile::Dev)?;
     let py = venv(&wheel, "py-venv", &[])?;
-    let tmp = root().join("target/pytest-tmp");
+    let tmp = target_dir().join("pytest-tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     run(Command::new(&py)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
@@ -363,9 +378,9 @@ fn bench(rest: &[String]) -> Result<()> {
 
 fn example() -> Result<()> {
     run(cargo().args(["build", "--quiet", "--package", "aero-cli"]))?;
-    let bin = root().join("target/debug/aerotensor");
+    let bin = target_dir().join("debug/aerotensor");
     let input = "examples/tiny/tiny-llama.safetensors";
-    let out_dir = root().join("target/example");
+    let out_dir = target_dir().join("example");
     std::fs::create_dir_all(&out_dir)?;
     let aero = out_dir.join("tiny-llama.aero");
     let back = out_dir.join("tiny-llama.roundtrip.safetensors");
@@ -398,7 +413,7 @@ fn example() -> Result<()> {
 /// stopped whatever the outcome.
 fn nginx_test() -> Result<()> {
     let script = "tests/nginx/run_nginx_test.sh";
-    let www = root().join("target/nginx-root");
+    let www = target_dir().join("nginx-root");
     let _ = std::fs::remove_dir_all(&www);
     run(Command::new("cp")
         .args(["-r", "../shared/golden"])
@@ -433,7 +448,7 @@ fn nginx_test() -> Result<()> {
                 "run",
                 "--workspace",
                 "--features",
-                "aero-io/http,aero-cli/s3",
+                TEST_FEATURES,
                 "--no-capture",
                 "--run-ignored",
                 "only",
@@ -451,7 +466,7 @@ fn nginx_test() -> Result<()> {
                 "test",
                 "--workspace",
                 "--features",
-                "aero-io/http,aero-cli/s3",
+                TEST_FEATURES,
                 "--test",
                 "it",
                 "--",
@@ -504,7 +519,7 @@ fn s3_test() -> Result<()> {
             "run",
             "--workspace",
             "--features",
-            "aero-io/http,aero-cli/s3",
+            TEST_FEATURES,
             "--no-capture",
             "--run-ignored",
             "only",

@@ -3,8 +3,15 @@
 //! the golden files (`../shared/golden`), the tiny example model and files
 //! this module writes with the project's own writers. Every file is small
 //! (< 64 KiB); the same code always writes the same bytes.
+//!
+//! The files are committed. This crate's test checks that they are exactly
+//! what the code writes (a writer change that alters them fails it);
+//! `cargo xtask fuzz-seeds` rewrites them (the same test with
+//! `AERO_WRITE_SEEDS=1`). It lives beside the fuzz targets rather than in
+//! `xtask`, so that xtask does not compile the product crates, and outside
+//! the fuzz package, whose libFuzzer binaries a test target would link.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aero_convert::gguf::{
     self, GgmlType, GgufArray, GgufHeader, GgufTensorInfo, GgufValue, GgufValueType,
@@ -13,7 +20,7 @@ use aero_io::write::{TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, DType, FourCc};
 use anyhow::{Context, Result};
 
-#[path = "../../crates/aero-io/tests/hostile_files/mod.rs"]
+#[path = "../../../crates/aero-io/tests/hostile_files/mod.rs"]
 mod hostile;
 
 const MAX_SEED: usize = 64 << 10;
@@ -21,6 +28,9 @@ const MAX_SEED: usize = 64 << 10;
 struct Out<'a> {
     root: &'a Path,
     written: usize,
+    /// Write the files; else only list those whose bytes differ.
+    write: bool,
+    stale: Vec<PathBuf>,
 }
 
 impl Out<'_> {
@@ -29,10 +39,14 @@ impl Out<'_> {
             return Ok(());
         }
         let d = self.root.join("fuzz").join(dir).join(target);
-        std::fs::create_dir_all(&d)?;
         let p = d.join(name);
         if std::fs::read(&p).ok().as_deref() != Some(bytes) {
-            std::fs::write(&p, bytes).with_context(|| p.display().to_string())?;
+            if self.write {
+                std::fs::create_dir_all(&d)?;
+                std::fs::write(&p, bytes).with_context(|| p.display().to_string())?;
+            } else {
+                self.stale.push(p);
+            }
         }
         self.written += 1;
         Ok(())
@@ -45,9 +59,29 @@ impl Out<'_> {
     }
 }
 
-/// Writes every seed and regression input.
+/// Writes every seed and regression input under `root/fuzz`.
 pub fn write_all(root: &Path) -> Result<()> {
-    let mut o = Out { root, written: 0 };
+    let o = generate(root, true)?;
+    eprintln!(
+        "fuzz seeds: {} files under fuzz/corpus and fuzz/regressions",
+        o.written
+    );
+    Ok(())
+}
+
+/// The seed and regression files under `root/fuzz` whose committed bytes
+/// differ from what the code writes (missing ones included).
+pub fn stale(root: &Path) -> Result<Vec<PathBuf>> {
+    Ok(generate(root, false)?.stale)
+}
+
+fn generate(root: &Path, write: bool) -> Result<Out<'_>> {
+    let mut o = Out {
+        root,
+        written: 0,
+        write,
+        stale: Vec::new(),
+    };
     let golden = root.join("../shared/golden");
     let mut aero_files: Vec<(String, Vec<u8>)> = Vec::new();
     for dir in [golden.clone(), golden.join("aeroset-local")] {
@@ -109,11 +143,7 @@ pub fn write_all(root: &Path) -> Result<()> {
         o.seed("gguf", &format!("gen-{i}.gguf"), g)?;
     }
     regressions(&mut o)?;
-    eprintln!(
-        "fuzz seeds: {} files under fuzz/corpus and fuzz/regressions",
-        o.written
-    );
-    Ok(())
+    Ok(o)
 }
 
 /// The hostile files of issue 11, for the targets that reach each defect.
@@ -341,4 +371,24 @@ fn gguf_files() -> Result<Vec<Vec<u8>>> {
         files.push(out);
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The committed corpora are what this code writes: `cargo xtask
+    /// fuzz-seeds` (this test with `AERO_WRITE_SEEDS=1`) rewrites them.
+    #[test]
+    fn committed_seeds_are_what_the_code_writes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        if std::env::var_os("AERO_WRITE_SEEDS").is_some() {
+            super::write_all(&root).unwrap();
+        }
+        let stale = super::stale(&root).unwrap();
+        assert!(
+            stale.is_empty(),
+            "fuzz seed files differ from what fuzz/seeds writes (run `cargo xtask fuzz-seeds` and commit them): {stale:?}"
+        );
+    }
 }
