@@ -721,7 +721,7 @@ pub fn capi() -> Result<()> {
     ];
     for pair in runs.chunks(2) {
         std::thread::scope(|s| {
-            let hs: Vec<_> = pair.iter().map(|f| s.spawn(|| f())).collect();
+            let hs: Vec<_> = pair.iter().map(|f| s.spawn(*f)).collect();
             hs.into_iter()
                 .map(|h| {
                     h.join()
