@@ -265,6 +265,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         // output: an existing AEROSET (and nothing else) is replaced.
         replace: true,
         base_url: a.base_url.clone(),
+        manifest_extra: Default::default(),
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
