@@ -552,29 +552,10 @@ impl Folder {
     ) -> Result<(Vec<TensorSpec<'s>>, WriteOptions)> {
         let (specs, mut opts) = match &self.weights {
             Weights::Single { input, .. } => {
-                if input.is_empty() {
-                    return Err(ConvertError::NoTensors {
-                        path: crate::ImportInput::path(input).to_path_buf(),
-                        format: "safetensors",
-                    });
-                }
-                if base.layout == aero_io::write::Layout::Reference {
-                    return Err(ConvertError::unsupported(
-                        &self.dir,
-                        None,
-                        "--layout reference reproduces the reference converter, which has no attached files; a model folder is converted in the aligned layout",
-                    ));
-                }
+                crate::ImportInput::check(input, base)?;
                 (input.specs(progress)?, input.options(base))
             }
             Weights::Sharded(s) => {
-                if base.layout == aero_io::write::Layout::Reference {
-                    return Err(ConvertError::unsupported(
-                        &self.dir,
-                        None,
-                        "--layout reference reproduces the reference converter, which has no attached files; a model folder is converted in the aligned layout",
-                    ));
-                }
                 let (specs, descriptors) = s.specs(progress)?;
                 let mut o = s.file_options(base);
                 if !descriptors.is_empty() {
