@@ -395,7 +395,21 @@ impl Folder {
                     ),
                 });
             }
-            1 => Weights::Sharded(ShardedSafetensors::open(&indexes[0])?),
+            1 => {
+                let canon = indexes[0]
+                    .canonicalize()
+                    .map_err(|e| ConvertError::io(&indexes[0], e))?;
+                if !canon.starts_with(&root) {
+                    return Err(folder_err(
+                        &indexes[0],
+                        format!(
+                            "is a symbolic link to {}, outside the folder; refusing to follow it (copy the folder with `cp -rL`)",
+                            canon.display()
+                        ),
+                    ));
+                }
+                Weights::Sharded(ShardedSafetensors::open(&indexes[0])?)
+            }
             _ => {
                 return Err(folder_err(
                     dir,
