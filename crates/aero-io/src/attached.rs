@@ -248,7 +248,7 @@ mod tests {
         ] {
             assert!(name_problem(bad).is_some(), "{bad:?}");
         }
-        assert!(name_problem(&"a/".repeat(17).trim_end_matches('/').to_string()).is_some());
+        assert!(name_problem("a/".repeat(17).trim_end_matches('/')).is_some());
     }
 
     #[test]
