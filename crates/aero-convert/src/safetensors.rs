@@ -182,6 +182,19 @@ impl Input {
         self.header_len
     }
 
+    /// The JSON header as stored (valid UTF-8: checked when opened),
+    /// padding included.
+    pub fn header_text(&self) -> Result<String> {
+        let b = self
+            .src
+            .bytes(8, self.header_len)
+            .map_err(|e| ConvertError::io(&self.path, e))?;
+        String::from_utf8(b.into_owned()).map_err(|e| ConvertError::SafeTensors {
+            path: self.path.clone(),
+            reason: format!("header: {e}"),
+        })
+    }
+
     /// Total tensor bytes.
     pub fn data_len(&self) -> u64 {
         self.tensors
@@ -352,9 +365,10 @@ impl Input {
     }
 }
 
-/// The safetensors dtype a tensor exports as.
-fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
-    let unsupported = |why: String| ConvertError::unsupported(f.path(), Some(&t.name), why);
+/// The safetensors dtype a tensor exports as (`path` names its file in
+/// errors).
+pub(crate) fn export_dtype(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype> {
+    let unsupported = |why: String| ConvertError::unsupported(path, Some(&t.name), why);
     let name = match t.dtype {
         DType::Packed => {
             let qp = t
@@ -381,30 +395,126 @@ fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
     parse_dtype(&name).ok_or_else(|| unsupported(format!("unknown safetensors dtype '{name}'")))
 }
 
+/// The safetensors dtype name of a tensor (`F32`, `I64`, `F8_E4M3`…), when
+/// it has one: what an exporter writes in the header.
+pub(crate) fn export_dtype_name(path: &Path, t: &aero_io::TensorInfo) -> Result<String> {
+    export_dtype(path, t).map(dtype_name)
+}
+
+/// Checks that a tensor's `data_len` is exactly the bytes dtype × shape
+/// take (bits for sub-byte types); an error names `path` and the tensor.
+pub(crate) fn check_length(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype> {
+    let d = export_dtype(path, t)?;
+    let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
+    let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
+    if want != Some(t.data_len) {
+        return Err(ConvertError::unsupported(
+            path,
+            Some(&t.name),
+            format!(
+                "{} × {:?} is {} bytes, stored {}",
+                dtype_name(d),
+                t.shape,
+                want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
+                t.data_len
+            ),
+        ));
+    }
+    Ok(d)
+}
+
 /// What [`export`] needs from an AERO file before it writes a byte: every
 /// tensor has a safetensors dtype, and its `data_len` is exactly the bytes
 /// dtype × shape take (a packed tensor whose length disagreed once made a
 /// file no safetensors reader accepts). An error names the file and tensor.
 pub fn check_exportable(f: &AeroFile) -> Result<()> {
     for t in f.index()?.tensors() {
-        let d = export_dtype(f, t)?;
-        let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
-        let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
-        if want != Some(t.data_len) {
-            return Err(ConvertError::unsupported(
-                f.path(),
-                Some(&t.name),
-                format!(
-                    "{} × {:?} is {} bytes, stored {}",
-                    dtype_name(d),
-                    t.shape,
-                    want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
-                    t.data_len
-                ),
-            ));
-        }
+        check_length(f.path(), t)?;
     }
     Ok(())
+}
+
+/// One safetensors file to write: its JSON header (padded, without the
+/// 8-byte length) and where each tensor's bytes go, relative to the data
+/// section. Tensors may come from several AERO files (the parts of a set).
+pub(crate) struct StFile<'a> {
+    /// The header bytes as they will be written.
+    pub header: Vec<u8>,
+    /// (file holding the tensor, its entry there, offset in the data section).
+    pub items: Vec<(&'a AeroFile, std::borrow::Cow<'a, aero_io::TensorInfo>, u64)>,
+    /// Length of the data section.
+    pub data_len: u64,
+}
+
+/// The header `safetensors` itself writes for `tensors` (each with its
+/// dtype name): tensors laid out by dtype descending, then name;
+/// `__metadata__` first when given; padded with spaces to 8 bytes. Returns
+/// the header and, per tensor in the order given, its data offset.
+pub(crate) fn canonical_header(
+    path: &Path,
+    tensors: &[&aero_io::TensorInfo],
+    metadata: Option<Map<String, Value>>,
+) -> Result<(Vec<u8>, Vec<u64>, u64)> {
+    let mut items: Vec<(usize, Dtype)> = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        items.push((i, export_dtype(path, t)?));
+    }
+    items.sort_by(|(li, l), (ri, r)| r.cmp(l).then(tensors[*li].name.cmp(&tensors[*ri].name)));
+    let mut header = Map::new();
+    if let Some(m) = metadata {
+        header.insert("__metadata__".into(), Value::Object(m));
+    }
+    let mut off = 0u64;
+    let mut offsets = vec![0u64; tensors.len()];
+    for (i, d) in &items {
+        let t = tensors[*i];
+        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
+        offsets[*i] = off;
+        off += t.data_len;
+    }
+    let mut hb = serde_json::to_vec(&Value::Object(header))
+        .map_err(|e| ConvertError::unsupported(path, None, format!("safetensors header: {e}")))?;
+    hb.resize(hb.len().div_ceil(8) * 8, b' ');
+    Ok((hb, offsets, off))
+}
+
+/// Writes `st` into `out` (a fresh, empty file; `path` names it in errors):
+/// the header's length, the header, then every tensor's bytes at its
+/// place, verified as they are copied ([`aero_io::copy_tensors`], one pass
+/// per source file). Returns the file size. What every safetensors
+/// exporter writes through (`export-safetensors`, `export-hf`).
+pub(crate) fn write_st(
+    out: &mut std::fs::File,
+    path: &Path,
+    st: &StFile<'_>,
+    opts: &aero_io::CopyOptions<'_>,
+) -> Result<u64> {
+    let io = |e| ConvertError::io(path, e);
+    out.write_all(&(st.header.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(&st.header).map_err(io)?;
+    let data_start = 8 + st.header.len() as u64;
+    let mut done = vec![false; st.items.len()];
+    for i in 0..st.items.len() {
+        if done[i] {
+            continue;
+        }
+        let file = st.items[i].0;
+        let mut placements = Vec::new();
+        for (j, (f, info, off)) in st.items.iter().enumerate().skip(i) {
+            if std::ptr::eq(*f, file) {
+                done[j] = true;
+                placements.push(aero_io::Placement {
+                    tensor: info.as_ref(),
+                    dst: data_start + off,
+                });
+            }
+        }
+        aero_io::copy_tensors(file, &placements, out, path, opts)?;
+    }
+    let total = data_start + st.data_len;
+    out.set_len(total).map_err(io)?;
+    Ok(total)
 }
 
 export_entry_points!(
@@ -415,6 +525,24 @@ export_entry_points!(
     /// when present.
 );
 
+/// `__metadata__` as MJSN keeps it (`safetensors_metadata`: pairs in their
+/// original order, or an object), if any.
+pub(crate) fn kept_metadata(meta: Option<&Value>) -> Option<Map<String, Value>> {
+    match meta.and_then(|m| m.get(METADATA_KEY)) {
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(Value::Array(pairs)) => {
+            let mut m = Map::new();
+            for p in pairs {
+                if let (Some(k), Some(v)) = (p.get(0).and_then(Value::as_str), p.get(1)) {
+                    m.insert(k.to_owned(), v.clone());
+                }
+            }
+            Some(m)
+        }
+        _ => None,
+    }
+}
+
 /// The body of [`export_with`]: `f` is the opened, checked input (whose
 /// path `f` names in errors, so `_input` is not needed here).
 fn export_checked(
@@ -424,57 +552,21 @@ fn export_checked(
     opts: &aero_io::CopyOptions<'_>,
 ) -> Result<u64> {
     let idx = f.index()?;
-    let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
-    for t in idx.tensors() {
-        items.push((t, export_dtype(&f, t)?));
-    }
-    items.sort_by(|(ln, l), (rn, r)| r.cmp(l).then(ln.name.cmp(&rn.name)));
-    let mut header = Map::new();
-    match f.meta_json()?.and_then(|m| m.get(METADATA_KEY).cloned()) {
-        Some(Value::Object(m)) => {
-            header.insert("__metadata__".into(), Value::Object(m));
-        }
-        Some(Value::Array(pairs)) => {
-            let mut m = Map::new();
-            for p in pairs {
-                if let (Some(k), Some(v)) = (p.get(0).and_then(Value::as_str), p.get(1)) {
-                    m.insert(k.to_owned(), v.clone());
-                }
-            }
-            header.insert("__metadata__".into(), Value::Object(m));
-        }
-        _ => {}
-    }
-    let mut off = 0u64;
-    let mut offsets = Vec::with_capacity(items.len());
-    for (t, d) in &items {
-        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
-        offsets.push(off);
-        off += t.data_len;
-    }
-    let mut hb = serde_json::to_vec(&Value::Object(header))
-        .map_err(|e| ConvertError::unsupported(output, None, format!("safetensors header: {e}")))?;
-    hb.resize(hb.len().div_ceil(8) * 8, b' ');
-    let data_start = 8 + hb.len() as u64;
-    let total = data_start + off;
-    let mut out = aero_io::output::Output::create(output)?;
-    let io = |e| ConvertError::io(output, e);
-    {
-        let file = out.file();
-        file.write_all(&(hb.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        file.write_all(&hb).map_err(io)?;
-        let placements: Vec<aero_io::Placement<'_>> = items
+    let tensors: Vec<&aero_io::TensorInfo> = idx.tensors().iter().collect();
+    let meta = f.meta_json()?;
+    let (header, offsets, data_len) =
+        canonical_header(f.path(), &tensors, kept_metadata(meta.as_ref()))?;
+    let st = StFile {
+        header,
+        items: tensors
             .iter()
             .zip(&offsets)
-            .map(|((t, _), &o)| aero_io::Placement {
-                tensor: t,
-                dst: data_start + o,
-            })
-            .collect();
-        aero_io::copy_tensors(&f, &placements, file, output, opts)?;
-        file.set_len(total).map_err(io)?;
-    }
+            .map(|(t, &o)| (&f, std::borrow::Cow::Borrowed(*t), o))
+            .collect(),
+        data_len,
+    };
+    let mut out = aero_io::output::Output::create(output)?;
+    let total = write_st(out.file(), output, &st, opts)?;
     out.commit(opts.durable)?;
     Ok(total)
 }

@@ -176,7 +176,7 @@ pub const fn standard_flags(fourcc: FourCc) -> ChunkFlags {
         FourCc::MMSG => ChunkFlags::COMPRESSED,
         FourCc::TIDX => ChunkFlags::COMPRESSED | ChunkFlags::INDEX,
         FourCc::WTSH => ChunkFlags::MMAP_CRITICAL,
-        FourCc::IHSH | FourCc::PHSH => ChunkFlags::OPTIONAL,
+        FourCc::IHSH | FourCc::PHSH | FourCc::FILE => ChunkFlags::OPTIONAL,
         _ => 0,
     })
 }

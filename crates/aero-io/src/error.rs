@@ -231,6 +231,25 @@ pub enum Error {
         /// The input it names.
         input: PathBuf,
     },
+    /// The requested attached file (`FILE` chunk) does not exist.
+    #[error("{path}: no attached file named '{name}'")]
+    NoSuchAttachedFile {
+        /// The file.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
+    /// A file given to a writer to attach is unusable (nothing was
+    /// written): an unsafe or duplicate name, over a size cap, or changed
+    /// while it was read.
+    #[error("attached file '{name}': {reason}")]
+    BadAttachedFile {
+        /// The attached file's name (its relative path).
+        name: String,
+        /// What is wrong. Free text: callers refuse the file whatever the
+        /// reason; the variant and `name` are what they act on.
+        reason: String,
+    },
     /// An output path is a file the writer is reading from.
     #[error("{output}: is one of the files being read; refusing to overwrite an input")]
     OutputIsInput {
@@ -333,6 +352,8 @@ impl Error {
             | Error::LimitExceeded { .. }
             | Error::Cancelled { .. }
             | Error::SameFile { .. }
+            | Error::NoSuchAttachedFile { .. }
+            | Error::BadAttachedFile { .. }
             | Error::OutputIsInput { .. } => false,
         }
     }

@@ -46,12 +46,14 @@
 //! | [`meta`] | JSON ⇄ MessagePack for the metadata callers see as JSON |
 //! | [`verify`] | BLAKE3 over byte ranges, in windows, on every core |
 //! | [`url`] | the one URL classifier (local path, HTTP, object storage) |
+//! | [`attached`] | files that travel with the weights (`FILE` chunks): name rules, caps; read with [`AeroFile::attached_file`] |
 //!
 //! The byte layout itself (header, TOC, TIDX, IHSH, PHSH both ways) lives in
 //! [`aero_format`], re-exported as [`format`](mod@format).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod attached;
 mod chunk;
 mod copy;
 mod encode;
@@ -77,6 +79,7 @@ pub mod write;
 
 pub use aero_format::{self as format, DType, FourCc};
 
+pub use attached::{AttachedData, AttachedFile};
 pub use chunk::{Chunk, ChunkStatus, decompress_exact};
 pub use copy::{CopyOptions, Placement, copy_tensors, extract};
 pub use error::{Error, Result, TensorProblem};

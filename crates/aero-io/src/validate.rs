@@ -236,17 +236,30 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
 fn check_duplicates(f: &AeroFile, r: &mut Report) {
     let mut seen = HashSet::new();
     for c in f.chunks() {
-        if c.fourcc.is_known() && !seen.insert((c.fourcc, c.name.as_str())) {
+        let ours = c.fourcc.is_known() || c.fourcc == FourCc::FILE;
+        if ours && !seen.insert((c.fourcc, c.name.as_str())) {
             r.errors.push(format!(
                 "chunk {} {} '{}': duplicate (fourcc, name)",
                 c.index, c.fourcc, c.name
+            ));
+        }
+        if c.fourcc == FourCc::FILE
+            && let Some(p) = crate::attached::name_problem(&c.name)
+        {
+            r.errors.push(format!(
+                "chunk {} {} '{}': unsafe attached file name: {p}",
+                c.index,
+                c.fourcc,
+                c.name.escape_debug()
             ));
         }
     }
 }
 
 fn chunk_status(f: &AeroFile, c: &Chunk, mode: Mode, progress: Progress<'_>) -> ChunkStatus {
-    let metadata = c.fourcc.is_metadata();
+    // Attached files are checked like metadata: they are small, and a
+    // reader hands them out whole.
+    let metadata = c.fourcc.is_metadata() || c.fourcc == FourCc::FILE;
     if !metadata && mode != Mode::Full {
         return ChunkStatus::Skipped;
     }

@@ -218,6 +218,28 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
                 shards: s.shards,
             }
         }
+        InputKind::HfFolder => {
+            // A Hugging Face model folder: one .aero file carrying its other
+            // files, or (sharded, output not named .aero) an AEROSET.
+            let folder = aero_convert::hf::Folder::open(input)?;
+            if folder.is_sharded() && ext.as_deref() != Some("aero") {
+                let set_opts = aero_set::writer::SetWriteOptions {
+                    file: opts.clone(),
+                    replace: true,
+                    ..Default::default()
+                };
+                let s = folder.write_set(output, &set_opts, &|_| {})?;
+                Converted {
+                    kind: "hf-folder",
+                    output: s.dir.display().to_string(),
+                    file_size: s.total_size,
+                    tensors: s.tensors.len(),
+                    shards: s.shards,
+                }
+            } else {
+                done("hf-folder", folder.write_file(output, opts, &|_| {})?)
+            }
+        }
         InputKind::AeroSet => {
             return Err(Failure::aero(
                 "unsupported",

@@ -101,6 +101,14 @@ pub enum SetError {
         /// The name asked for.
         name: String,
     },
+    /// The set has no attached file of this name (`files[].path`).
+    #[error("{set}: no attached file named '{name}'")]
+    NoSuchFile {
+        /// The set manifest.
+        set: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
     /// The set has no part of this index.
     #[error("{set}: no part {index}")]
     NoSuchPart {

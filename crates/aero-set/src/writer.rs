@@ -48,6 +48,9 @@ pub struct SetWriteOptions {
     /// `tensor_hash`, `control_integrity`, `page_hashes`. `first_shard_id` is
     /// set per part by the writer. With `uuid` set, the index gets that UUID
     /// and part `p` a UUID derived from it, so output is deterministic.
+    /// `attached` files are not put in the parts: each is written beside
+    /// the manifest under its name and listed in the manifest's `files`
+    /// with its SHA-256 and size.
     pub file: WriteOptions,
     /// Shards per part (at least 1).
     pub max_part_shards: usize,
@@ -56,6 +59,9 @@ pub struct SetWriteOptions {
     /// Where the set will be hosted: writes a v0.2 manifest with this
     /// `base_url` (relative paths then resolve as `base_url/path`).
     pub base_url: Option<String>,
+    /// Extra top-level manifest keys (e.g. `huggingface`), written after
+    /// the standard ones ([`SetManifest::extra`]).
+    pub manifest_extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for SetWriteOptions {
@@ -65,6 +71,7 @@ impl Default for SetWriteOptions {
             max_part_shards: DEFAULT_MAX_PART_SHARDS,
             replace: false,
             base_url: None,
+            manifest_extra: serde_json::Map::new(),
         }
     }
 }
@@ -211,6 +218,18 @@ fn write_set_bytes<'a>(
     let nshards = plan.shard_len.len();
     let k = opts.max_part_shards;
     let nparts = nshards.div_ceil(k);
+    aero_io::attached::check_files(&opts.file.attached)?;
+    for a in &opts.file.attached {
+        let clash = a.name == MANIFEST_NAME
+            || a.name == INDEX_NAME
+            || (0..nparts).any(|p| a.name == format!("part-{p:03}.aero"));
+        if clash {
+            return Err(SetError::Aero(aero_io::Error::BadAttachedFile {
+                name: a.name.clone(),
+                reason: "has the name of one of the set's own files".into(),
+            }));
+        }
+    }
 
     let dest = Dest::new(out)?;
     dest.state(opts.replace)?;
@@ -237,6 +256,7 @@ fn write_set_bytes<'a>(
         let name = format!("part-{p:03}.aero");
         let path = tmp.path.join(&name);
         let mut fo = opts.file.clone();
+        fo.attached = Vec::new();
         fo.first_shard_id = first as u64;
         fo.uuid = opts.file.uuid.map(|u| part_uuid(&u, p));
         let s = write_model(&path, specs, &fo)?;
@@ -322,6 +342,12 @@ fn write_set_bytes<'a>(
         },
     )?;
     manifest.base_url = opts.base_url.clone();
+    for a in &opts.file.attached {
+        let e = write_attached(&tmp.path, a, opts.file.durable)?;
+        total_size = total_size.saturating_add(e.size_bytes);
+        manifest.files.push(e);
+    }
+    manifest.extra = opts.manifest_extra.clone();
     let json = manifest.to_json_pretty();
     total_size = total_size.saturating_add(json.len() as u64);
     let mpath = tmp.path.join(MANIFEST_NAME);
@@ -339,6 +365,54 @@ fn write_set_bytes<'a>(
         tensors: global,
         shards: nshards,
         total_size,
+    })
+}
+
+/// Writes one attached file under `dir` (atomically, creating its
+/// directories), hashing it on the way; returns its manifest entry.
+fn write_attached(dir: &Path, a: &aero_io::AttachedFile, durable: bool) -> Result<FileEntry> {
+    use aero_io::AttachedData;
+    let dest = dir.join(&a.name);
+    let mut out = aero_io::output::Output::create(&dest)?;
+    let mut h = Sha256::new();
+    let io = |e| SetError::io(&dest, e);
+    let n = match &a.data {
+        AttachedData::Bytes(b) => {
+            h.update(b);
+            out.file().write_all(b).map_err(io)?;
+            b.len() as u64
+        }
+        AttachedData::Path { path, len } => {
+            let mut f = std::fs::File::open(path).map_err(|e| SetError::io(path, e))?;
+            let mut buf = vec![0u8; 256 << 10];
+            let mut n = 0u64;
+            loop {
+                let k = f.read(&mut buf).map_err(|e| SetError::io(path, e))?;
+                if k == 0 || n + k as u64 > *len {
+                    n += k as u64;
+                    break;
+                }
+                h.update(&buf[..k]);
+                out.file().write_all(&buf[..k]).map_err(io)?;
+                n += k as u64;
+            }
+            if n != *len {
+                return Err(SetError::Aero(aero_io::Error::BadAttachedFile {
+                    name: a.name.clone(),
+                    reason: format!(
+                        "{} changed while it was read (listed with {len} bytes)",
+                        path.display()
+                    ),
+                }));
+            }
+            n
+        }
+    };
+    out.commit(durable)?;
+    Ok(FileEntry {
+        path: a.name.clone(),
+        sha256: h.finalize().into(),
+        size_bytes: n,
     })
 }
 
@@ -422,19 +496,31 @@ impl Dest {
 }
 
 /// Whether `dir` holds an AEROSET and nothing else: its manifest plus only
-/// the plain files the manifest names.
+/// the plain files the manifest names (parts, index, attached files and
+/// the directories that hold attached files).
 fn replaceable(dir: &Path) -> std::result::Result<(), String> {
     let m = SetManifest::load(&dir.join(MANIFEST_NAME)).map_err(|e| e.to_string())?;
-    let mut allowed: Vec<&str> = vec![MANIFEST_NAME, m.global_tidx.path.as_str()];
-    allowed.extend(m.parts.iter().map(|p| p.file.path.as_str()));
-    let rd = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
-    for e in rd {
-        let e = e.map_err(|e| e.to_string())?;
-        let ft = e.file_type().map_err(|e| e.to_string())?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if !ft.is_file() || !allowed.contains(&name.as_ref()) {
-            return Err(format!("it also holds '{name}'"));
+    let mut files: Vec<&str> = vec![MANIFEST_NAME, m.global_tidx.path.as_str()];
+    files.extend(m.parts.iter().map(|p| p.file.path.as_str()));
+    files.extend(m.files.iter().map(|f| f.path.as_str()));
+    let dirs: Vec<&str> = m
+        .files
+        .iter()
+        .flat_map(|f| f.path.match_indices('/').map(|(i, _)| &f.path[..i]))
+        .collect();
+    let mut todo = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = todo.pop() {
+        let rd = std::fs::read_dir(&at).map_err(|e| e.to_string())?;
+        for e in rd {
+            let e = e.map_err(|e| e.to_string())?;
+            let ft = e.file_type().map_err(|e| e.to_string())?;
+            let name = e.file_name();
+            let rel = format!("{prefix}{}", name.to_string_lossy());
+            if ft.is_dir() && dirs.contains(&rel.as_str()) {
+                todo.push((e.path(), format!("{rel}/")));
+            } else if !ft.is_file() || !files.contains(&rel.as_str()) {
+                return Err(format!("it also holds '{rel}'"));
+            }
         }
     }
     Ok(())

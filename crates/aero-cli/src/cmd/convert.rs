@@ -20,6 +20,7 @@ fn converter_of(kind: InputKind) -> &'static str {
         InputKind::Aero => "repack",
         InputKind::ShardedSafeTensors => "convert-safetensors-sharded",
         InputKind::AeroSet => "inspect-set",
+        InputKind::HfFolder => "convert",
     }
 }
 
@@ -55,8 +56,11 @@ fn convert_safetensors(a: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let pb = out::bytes_bar(inp.data_len(), "converting");
-    let s = safetensors::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
-        .with_context(|| format!("converting {}", a.input.display()))?;
+    let identity = a.identity.identity();
+    let s = safetensors::import_as(&inp, &a.output, &a.writer.options(), &identity, &|n| {
+        pb.inc(n)
+    })
+    .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
@@ -72,8 +76,11 @@ fn convert_gguf(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = gguf_convert::Input::open(&a.input)?;
     let pb = out::bytes_bar(inp.data_len(), "converting");
-    let s = gguf_convert::import_with(&inp, &a.output, &a.writer.options(), &|n| pb.inc(n))
-        .with_context(|| format!("converting {}", a.input.display()))?;
+    let identity = a.identity.identity();
+    let s = gguf_convert::import_as(&inp, &a.output, &a.writer.options(), &identity, &|n| {
+        pb.inc(n)
+    })
+    .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
@@ -84,6 +91,11 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
         // Already recognised: no second look at the file.
         InputKind::SafeTensors => convert_safetensors(a),
         InputKind::Gguf => convert_gguf(a),
+        InputKind::HfFolder => convert_folder(a, None),
+        InputKind::Aero if !a.identity.identity().is_empty() => bail!(
+            "{}: is an AERO file: it keeps its own model name and architecture (--model-name and --architecture apply to conversions)",
+            a.input.display()
+        ),
         InputKind::Aero => super::repack::run_as(
             super::RepackArgs {
                 input: a.input,
@@ -102,6 +114,161 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
         InputKind::AeroSet => bail!("{}: is an AEROSET; nothing to convert", a.input.display()),
     }
+}
+
+/// AEROSET options of `convert-safetensors-sharded`.
+pub struct SetParams {
+    pub max_part_shards: usize,
+    pub base_url: Option<String>,
+}
+
+/// `convert` of a Hugging Face model folder: one .aero file, or an AEROSET
+/// (`set` given by `convert-safetensors-sharded`, or a sharded folder
+/// whose output does not end in `.aero`).
+pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<ExitCode> {
+    let mut folder = aero_convert::hf::Folder::open(&a.input)?;
+    folder.identity = a.identity.identity();
+    if let (Ok(o), Ok(d)) = (std::path::absolute(&a.output), a.input.canonicalize()) {
+        let o = o
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .map(|p| p.join(o.file_name().unwrap_or_default()))
+            .unwrap_or(o);
+        if o.starts_with(&d) {
+            bail!(
+                "{}: is inside the input folder {}; write the output elsewhere",
+                a.output.display(),
+                a.input.display()
+            );
+        }
+    }
+    let ends_aero = a
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("aero"));
+    let to_set = set.is_some() || (folder.is_sharded() && !ends_aero);
+    for l in folder.left_out() {
+        eprintln!(
+            "aerotensor: note: {}: left out {} ({})",
+            out::clean(&a.input.display().to_string()),
+            out::clean(&l.name),
+            l.reason
+        );
+    }
+    let (name, arch) = folder.identity();
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "model".into(),
+        serde_json::json!({"name": name, "architecture": arch}),
+    );
+    extra.insert(
+        "attached_files".into(),
+        serde_json::json!(folder.files().iter().map(|f| &f.name).collect::<Vec<_>>()),
+    );
+    extra.insert(
+        "left_out".into(),
+        serde_json::json!(
+            folder
+                .left_out()
+                .iter()
+                .map(|l| serde_json::json!({"name": l.name, "reason": l.reason}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let pb = out::bytes_bar(folder.data_len(), "converting");
+    let bar = pb.clone();
+    if to_set {
+        let p = set.unwrap_or(SetParams {
+            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+            base_url: None,
+        });
+        let base = aero_set::SetWriteOptions {
+            file: a.writer.options(),
+            max_part_shards: p.max_part_shards,
+            replace: true,
+            base_url: p.base_url,
+            manifest_extra: Default::default(),
+        };
+        let s = folder
+            .write_set(&a.output, &base, &move |n| bar.inc(n))
+            .with_context(|| format!("converting {}", a.input.display()))?;
+        pb.finish_and_clear();
+        super::set::report_set_written(&a.output, &s, a.json, extra)?;
+    } else {
+        let s = folder
+            .write_file(&a.output, &a.writer.options(), &move |n| bar.inc(n))
+            .with_context(|| format!("converting {}", a.input.display()))?;
+        pb.finish_and_clear();
+        if !a.json {
+            eprintln!(
+                "{}: model {}, architecture {}; {} attached file{}",
+                out::clean(&a.input.display().to_string()),
+                out::clean(&name),
+                out::clean(&arch),
+                folder.files().len(),
+                if folder.files().len() == 1 { "" } else { "s" }
+            );
+        }
+        super::repack::report_written_with(&a.output, &s, a.json, extra)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export-hf IN OUT_DIR`.
+pub fn export_hf(a: super::ExportHfArgs) -> anyhow::Result<ExitCode> {
+    let src = super::read::Source::open(&a.input)?;
+    let total: u64 = src
+        .as_dyn()
+        .tensor_index()
+        .map(|i| i.tensors().iter().map(|t| t.data_len).sum())
+        .unwrap_or(0);
+    let pb = out::bytes_bar(total, "exporting");
+    let opts = super::read::copy_options(a.verify, !a.no_fsync, &pb);
+    let r = aero_convert::hf::export(src.as_model(), &a.output, &opts)
+        .with_context(|| format!("exporting {}", a.input.display()))?;
+    pb.finish_and_clear();
+    let size: u64 = r.files.iter().map(|(_, n)| n).sum();
+    if a.json {
+        out::print_json(&serde_json::json!({
+            "output": a.output.display().to_string(),
+            "files": r.files.iter().map(|(n, s)| serde_json::json!({"name": n, "size": s})).collect::<Vec<_>>(),
+            "total_size": size,
+            "original_layout": r.original_layout,
+            "skipped": r.skipped,
+        }))?;
+    } else {
+        for n in &r.skipped {
+            eprintln!(
+                "aerotensor: note: {}: left out the attached {} (the weights are written as one model.safetensors)",
+                out::clean(&a.input.display().to_string()),
+                out::clean(n)
+            );
+        }
+        eprintln!(
+            "wrote {} ({}, {} files: {})",
+            out::clean(&a.output.display().to_string()),
+            out::human_bytes(size),
+            r.files.len(),
+            out::clean(
+                &r.files
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        );
+        if !r.original_layout {
+            eprintln!(
+                "  (the input records no Hugging Face folder layout: the weights are written as one canonical model.safetensors)"
+            );
+        }
+        if !r.files.iter().any(|(n, _)| n == "config.json") {
+            eprintln!(
+                "aerotensor: warning: no config.json was attached to this model; transformers needs one to load the folder"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn export_safetensors(a: super::ExportSafetensorsArgs) -> anyhow::Result<ExitCode> {

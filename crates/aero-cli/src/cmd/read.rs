@@ -183,6 +183,20 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         Ok(i) => i.tensors().iter().map(|t| t.data_len).sum::<u64>(),
         Err(_) => 0,
     };
+    // Attached files (FILE chunks), with the status quick validation gave
+    // their hashes.
+    let attached: Vec<(String, u64, &str)> = f
+        .attached_files()
+        .iter()
+        .map(|c| {
+            let status = check
+                .chunks
+                .iter()
+                .find(|r| r.index == c.index)
+                .map_or("skipped", |r| r.status);
+            (c.name.clone(), c.ulen, status)
+        })
+        .collect();
     if a.json {
         let tensors: Vec<Value> = shown.iter().take(a.max_tensors).map(tensor_json).collect();
         out::print_json(&json!({
@@ -193,6 +207,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "model": {"name": name, "architecture": arch},
             "meta": meta,
             "chunks": chunks,
+            "attached_files": attached.iter().map(|(n, len, st)| json!({"name": n, "size": len, "status": st})).collect::<Vec<_>>(),
             "key_values": kept.as_deref().map(super::describe::kvs_json),
             "tensor_count": all,
             "tensor_bytes": total,
@@ -259,6 +274,16 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     if let Some(Value::Object(m)) = &meta {
         for (k, v) in m {
             let shown_below = k == aero_convert::gguf_convert::GGUF_KEY && kept.is_some();
+            if k == aero_convert::hf::LAYOUT_KEY {
+                // The folder layout: its weight files, not their headers.
+                let files: Vec<&str> = v
+                    .get("weights")
+                    .and_then(Value::as_array)
+                    .map(|w| w.iter().filter_map(|x| x.get("file")?.as_str()).collect())
+                    .unwrap_or_default();
+                println!("  hf weights   {}", out::clean(&files.join(", ")));
+                continue;
+            }
             if k != "model_name" && k != "architecture" && !shown_below {
                 let s = v.to_string();
                 let s = if s.len() > 80 {
@@ -297,6 +322,27 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         )
     );
     println!();
+    if !attached.is_empty() {
+        let bytes: u64 = attached.iter().map(|(_, n, _)| n).sum();
+        println!(
+            "attached files: {} ({}; `extract MODEL --file NAME OUT` writes one)",
+            attached.len(),
+            out::human_bytes(bytes)
+        );
+        let rows: Vec<Vec<String>> = attached
+            .iter()
+            .map(|(n, len, st)| {
+                let st = match *st {
+                    "verified" => out::green(st),
+                    "skipped" => (*st).to_string(),
+                    _ => out::red(st),
+                };
+                vec![out::clean(n).into_owned(), len.to_string(), st]
+            })
+            .collect();
+        print!("{}", out::table(&["name", "bytes", "blake3"], &rows));
+        println!();
+    }
     if let Some(kvs) = &kept {
         println!("GGUF key/values kept from the source:");
         super::describe::print_key_values(kvs);
@@ -343,11 +389,11 @@ fn damaged_exit(check: &aero_io::Report) -> ExitCode {
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let f = crate::remote::open_file(&a.file)?;
     let dest = output_dest(a.out.as_deref())?;
-    let info = f.tensor_info(&a.tensor)?;
+    let info = f.tensor_info(a.tensor_name())?;
     let pb = out::bytes_bar(info.data_len, "extracting");
     let n = aero_io::extract(&f, info, &dest, &copy_options(a.verify, true, &pb))?;
     pb.finish_and_clear();
-    report_extracted(&a.tensor, n, &dest);
+    report_extracted(a.tensor_name(), n, &dest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -516,7 +562,7 @@ fn put_u64(w: &mut impl Write, mut v: u64) -> std::io::Result<()> {
 }
 
 /// A file or a set, opened as `list` / `extract` open them.
-pub struct Source(Box<dyn aero_convert::state_dict::TensorSource>);
+pub struct Source(Box<dyn aero_convert::hf::ModelSource>);
 
 impl Source {
     pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
@@ -528,6 +574,10 @@ impl Source {
     }
 
     pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
+        self.0.as_ref()
+    }
+
+    pub fn as_model(&self) -> &dyn aero_convert::hf::ModelSource {
         self.0.as_ref()
     }
 }
@@ -546,21 +596,46 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
         .as_dyn()
         .tensor_index()
         .ok()
-        .and_then(|i| i.get(&a.tensor).and_then(TensorInfo::elements))
+        .and_then(|i| i.get(a.tensor_name()).and_then(TensorInfo::elements))
         .unwrap_or(0);
     let pb = out::bytes_bar(elements.saturating_mul(fmt.size()), "converting");
     // Unspooled: the tensor is verified whole before the first value is
     // written, so a pipe or device gets the values as they are decoded
     // (a 7 GiB f32 output is not first copied to the temporary directory).
     let mut out = aero_io::output::Output::create_unspooled(&dest)?;
-    let n =
-        aero_convert::floats::write_tensor(src.as_dyn(), &a.tensor, fmt, out.file(), &dest, &|n| {
-            pb.inc(n)
-        })
-        .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
+    let n = aero_convert::floats::write_tensor(
+        src.as_dyn(),
+        a.tensor_name(),
+        fmt,
+        out.file(),
+        &dest,
+        &|n| pb.inc(n),
+    )
+    .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
     out.commit(true)?;
     pb.finish_and_clear();
-    report_extracted(&a.tensor, n, &dest);
+    report_extracted(a.tensor_name(), n, &dest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `extract MODEL --file NAME [OUT]`: an attached file, verified, written
+/// atomically (or to stdout).
+pub fn extract_attached(a: ExtractArgs) -> anyhow::Result<ExitCode> {
+    let name = a.attached.as_deref().unwrap_or_default();
+    if a.tensor.is_some() && a.out.is_some() {
+        bail!("with --file, give the model and the output only: `extract MODEL --file {name} OUT`");
+    }
+    let out_path = a.out.clone().or_else(|| a.tensor.as_ref().map(Into::into));
+    let src = Source::open(&a.file)?;
+    let dest = output_dest(out_path.as_deref())?;
+    src.as_dyn().refuse_as_output(&dest)?;
+    let bytes = src.as_model().attached_bytes(name)?;
+    let mut out = aero_io::output::Output::create(&dest)?;
+    out.file()
+        .write_all(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dest.display()))?;
+    out.commit(true)?;
+    report_extracted(name, bytes.len() as u64, &dest);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -70,7 +70,7 @@ pub fn report_written(
 }
 
 /// [`report_written`], with more keys in the JSON document.
-fn report_written_with(
+pub(super) fn report_written_with(
     out_path: &Path,
     s: &aero_io::write::WriteSummary,
     json: bool,
@@ -161,8 +161,21 @@ pub fn run_as(a: RepackArgs, hint: &'static str) -> anyhow::Result<ExitCode> {
             out::clean(damage)
         ),
     }
+    if !r.dropped_files.is_empty() {
+        eprintln!(
+            "aerotensor: warning: {input}: --force: attached file{} {} failed verification and {} left out",
+            if r.dropped_files.len() == 1 { "" } else { "s" },
+            out::clean(&r.dropped_files.join(", ")),
+            if r.dropped_files.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+        );
+    }
     let mut extra = serde_json::Map::new();
     if a.force {
+        extra.insert("dropped_files".into(), serde_json::json!(r.dropped_files));
         // Only with --force can a write succeed over damage: say what it
         // could not vouch for.
         extra.insert("input_damage".into(), serde_json::json!(r.damage));

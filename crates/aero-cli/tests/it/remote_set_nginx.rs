@@ -168,3 +168,87 @@ fn set_with_base_url_is_read_remotely_with_only_the_needed_ranges() {
     ok(bin().args(["validate", "--full", &remote_json, "--no-cache"]));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A Hugging Face folder converted into a set and into one file, served by
+/// nginx, exported back with `export-hf URL OUT_DIR`: the folder again,
+/// byte for byte (attached files fetched and verified: a set's beside its
+/// manifest by size and SHA-256, a file's FILE chunks by their TOC hash).
+#[test]
+#[ignore = "needs nginx: run by cargo xtask ci"]
+fn hf_folder_is_exported_from_urls() {
+    let (Ok(url), Ok(root)) = (
+        std::env::var("AERO_NGINX_URL"),
+        std::env::var("AERO_NGINX_ROOT"),
+    ) else {
+        panic!("set AERO_NGINX_URL and AERO_NGINX_ROOT (cargo xtask ci does)");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("hf");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = Command::new("python3")
+        .arg(repo.join("tests/fixtures/gen_hf_folder.py"))
+        .arg(&src)
+        .args(["--shards", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let name = format!("hf-{}", std::process::id());
+    let served = PathBuf::from(&root).join(&name);
+    std::fs::create_dir_all(&served).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ok(bin().args(["convert", &s(&src), &s(&served.join("set"))]));
+    ok(bin().args(["convert", &s(&src), &s(&served.join("one.aero"))]));
+    let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut todo = vec![(d.to_path_buf(), String::new())];
+        while let Some((at, prefix)) = todo.pop() {
+            for e in std::fs::read_dir(&at).unwrap() {
+                let e = e.unwrap();
+                let rel = format!("{prefix}{}", e.file_name().to_string_lossy());
+                if e.file_type().unwrap().is_dir() {
+                    todo.push((e.path(), format!("{rel}/")));
+                } else {
+                    v.push((rel, std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    for (i, remote) in [
+        format!("{url}/{name}/set/model.aeroset.json"),
+        format!("{url}/{name}/one.aero"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("back{i}"));
+        ok(bin().args(["--no-cache", "export-hf", remote.as_str(), &s(&out)]));
+        let (a, b) = (files(&out), files(&src));
+        assert_eq!(
+            a.iter().map(|x| &x.0).collect::<Vec<_>>(),
+            b.iter().map(|x| &x.0).collect::<Vec<_>>(),
+            "{remote}"
+        );
+        assert!(a == b, "{remote}: contents differ");
+    }
+    // A damaged attached file on the server: refused, naming it.
+    let cfg = served.join("set/config.json");
+    let mut bytes = std::fs::read(&cfg).unwrap();
+    bytes[1] ^= 0x20;
+    std::fs::write(&cfg, bytes).unwrap();
+    let o = bin()
+        .args([
+            "--no-cache",
+            "export-hf",
+            &format!("{url}/{name}/set/model.aeroset.json"),
+            &s(&tmp.path().join("bad")),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("config.json"), "{err}");
+    assert!(!tmp.path().join("bad").exists());
+    let _ = std::fs::remove_dir_all(&served);
+}

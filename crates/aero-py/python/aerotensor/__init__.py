@@ -568,11 +568,13 @@ def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, 
 def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Optional[bytes] = None,
             max_shard_bytes: Optional[int] = None) -> Dict[str, Any]:
     """Converts by content: a safetensors or GGUF file into AERO, a sharded
-    safetensors checkpoint (its ``*.index.json`` or directory) into an
-    AEROSET directory, an AERO file into safetensors or GGUF (by ``dst``'s
-    extension) or into a repacked AERO file. Every byte copied out of an
-    AERO input is verified. Returns ``{input_kind, output, file_size,
-    tensors, shards}``."""
+    safetensors checkpoint's ``*.index.json`` into an AEROSET directory, a
+    Hugging Face model folder (``model.safetensors`` or shards, with
+    ``config.json``, tokenizer…) into one AERO file carrying its other files
+    (a sharded folder into an AEROSET unless ``dst`` ends in ``.aero``), an
+    AERO file into safetensors or GGUF (by ``dst``'s extension) or into a
+    repacked AERO file. Every byte copied out of an AERO input is verified.
+    Returns ``{input_kind, output, file_size, tensors, shards}``."""
     return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes)
 
 
