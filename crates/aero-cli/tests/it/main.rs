@@ -7,3 +7,4 @@ mod remote_set_nginx;
 mod set_cli;
 mod trust;
 mod validate_rss;
+mod hf_cli;

@@ -13,3 +13,4 @@ mod robustness;
 mod trust;
 mod windows;
 mod writer;
+mod attached;
