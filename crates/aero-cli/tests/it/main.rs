@@ -1,10 +1,10 @@
 //! The integration tests of `aero-cli`, as one test binary (one link instead of one per file).
 
 mod cli;
+mod hf_cli;
 mod quant_cli;
 mod remote_s3;
 mod remote_set_nginx;
 mod set_cli;
 mod trust;
 mod validate_rss;
-mod hf_cli;

@@ -5,6 +5,7 @@ mod common;
 mod support {
     pub mod http_server;
 }
+mod attached;
 mod errors;
 mod golden;
 mod remote;
@@ -13,4 +14,3 @@ mod robustness;
 mod trust;
 mod windows;
 mod writer;
-mod attached;
