@@ -8,7 +8,7 @@
 //!
 //! Runs when AERO_S3_ENDPOINT is set (with AERO_S3_ACCESS_KEY and
 //! AERO_S3_SECRET_KEY, defaulting to the script's fixed test values);
-//! otherwise it prints a note and passes:
+//! they are `#[ignore]`d, and fail when run without a server:
 //!
 //! ```text
 //! eval "$(tests/s3/run_s3_server.sh start >/dev/null && tests/s3/run_s3_server.sh env)"
