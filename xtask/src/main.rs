@@ -250,7 +250,6 @@ fn ci() -> Result<()> {
     // The Python package: the wheel as shipped, in a fresh venv.
     steps.run("python package", pytest)?;
     steps.run("nginx", nginx_test)?;
-    steps.run("s3", s3_test)?;
     // Every committed corpus input and past finding once, then a short
     // coverage-guided smoke run of every target.
     steps.run("fuzz replay", || fuzz::main(&["--replay".into()]))?;
@@ -491,66 +490,4 @@ fn has_nextest() -> bool {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// Starts an S3-compatible server that checks signatures (s3s-fs, installed
-/// by the script if missing) on 127.0.0.1, reads golden files and sets
-/// through `s3://` URLs, and stops the server whatever the outcome.
-fn s3_test() -> Result<()> {
-    let script = "tests/s3/run_s3_server.sh";
-    let out = Command::new("bash")
-        .args([script, "start"])
-        .current_dir(root())
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "starting the S3 server failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let env = Command::new("bash")
-        .args([script, "env"])
-        .current_dir(root())
-        .output()?;
-    let mut c = cargo();
-    if has_nextest() {
-        c.args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--features",
-            TEST_FEATURES,
-            "--no-capture",
-            "--run-ignored",
-            "only",
-            "-E",
-            "test(/^remote_s3::/)",
-        ]);
-    } else {
-        c.args([
-            "test",
-            "--package",
-            "aero-cli",
-            "--features",
-            "s3",
-            "--test",
-            "it",
-            "--",
-            "--ignored",
-            "--nocapture",
-            "remote_s3::",
-        ]);
-    }
-    for line in String::from_utf8(env.stdout)?.lines() {
-        let line = line.trim().trim_start_matches("export ");
-        if let Some((k, v)) = line.split_once('=') {
-            c.env(k, v.trim_matches(|ch| ch == '"' || ch == '\''));
-        }
-    }
-    let result = run(&mut c);
-    let _ = Command::new("bash")
-        .args([script, "stop"])
-        .current_dir(root())
-        .status();
-    result
 }
