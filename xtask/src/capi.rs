@@ -504,11 +504,19 @@ fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
         };
         let o = output(cmd.arg(&input).arg(&out))?;
         let stderr = String::from_utf8_lossy(&o.stderr);
+        // legacy.c exits 1 on a file with damaged tensors (having listed
+        // them as errors); its own checks must still have passed.
+        let fails_on_damage = prog.starts_with("legacy") && !damaged.is_empty();
         ensure!(
-            o.status.success(),
-            "{prog} {} failed ({}): {stderr}",
+            o.status.success() != fails_on_damage && !stderr.contains("check(s) failed"),
+            "{prog} {} exited {} ({}): {stderr}",
             input.display(),
-            o.status
+            o.status,
+            if fails_on_damage {
+                "expected 1: damaged tensors"
+            } else {
+                "expected 0"
+            }
         );
         let l = parse_listing(&std::fs::read_to_string(&out)?)?;
         check_listing(
@@ -528,6 +536,124 @@ fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
     }
     eprintln!("capi: {prog}: output of {n} golden files matches expected.json");
     Ok(n)
+}
+
+/// `prog IN OUT` on GGUF-origin models (examples/c/legacy.c must exit 0 on
+/// them: packed tensors are checked through the state dict): the
+/// reference converter's `reference-gguf/reference-converted.aero` (shapes
+/// stored in GGUF order, padded tensors) and this project's conversion of
+/// its source, `source.gguf`. Each tensor listed must be the GGUF's: its
+/// bytes, its `ne` reversed as the shape, its exact length; every tensor
+/// gets a state-dict line, packed ones a `packed` line. A copy of the
+/// reference file with one weight byte flipped must exit 1 with that
+/// tensor listed as AERO_E_CORRUPT.
+fn run_gguf_origin(b: &Built, prog: &str, wrap: &[&str]) -> Result<()> {
+    let dir = golden().join("reference-gguf");
+    let source = dir.join("source.gguf");
+    let gguf = aero_convert::gguf_convert::Input::open(&source)?;
+    let raw = std::fs::read(&source)?;
+    let work = b.dir.join("gguf-origin");
+    std::fs::create_dir_all(&work)?;
+    let ours = work.join("converted.aero");
+    aero_convert::gguf_convert::import(&source, &ours, &aero_io::WriteOptions::default())?;
+    let reference = dir.join("reference-converted.aero");
+    let mut flipped = std::fs::read(&reference)?;
+    let at = weight_offset(&flipped)? as usize;
+    flipped[at] ^= 0x01;
+    let damaged = work.join("reference-flipped.aero");
+    std::fs::write(&damaged, &flipped)?;
+    let run = |input: &Path, out: &Path| -> Result<(Output, String)> {
+        let mut cmd = match wrap.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(b.bin(prog));
+                c
+            }
+            None => Command::new(b.bin(prog)),
+        };
+        let o = output(cmd.arg(input).arg(out))?;
+        let text = std::fs::read_to_string(out)?;
+        Ok((o, text))
+    };
+    for input in [&reference, &ours] {
+        let out = work.join(format!(
+            "{prog}-{}.txt",
+            input.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let (o, text) = run(input, &out)?;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        ensure!(
+            o.status.success(),
+            "{prog} {} failed ({}): {stderr}",
+            input.display(),
+            o.status
+        );
+        let l = parse_listing(&text)?;
+        let h = gguf.header();
+        ensure!(
+            l.count == Some(h.tensors.len() as u64) && l.errors.is_empty(),
+            "{prog} {}: count {:?}, errors {:?}",
+            input.display(),
+            l.count,
+            l.errors
+        );
+        for t in &h.tensors {
+            let (start, end) = h.tensor_range(t).context("tensor range")?;
+            let want_bytes = raw
+                .get(start as usize..end as usize)
+                .context("tensor bytes")?;
+            let shape: Vec<u64> = t.dims.iter().rev().copied().collect();
+            let (dtype, got_shape, len, bytes) = l
+                .tensors
+                .get(&t.name)
+                .with_context(|| format!("{prog} {}: {} missing", input.display(), t.name))?;
+            let want_dtype = aero_convert::gguf_convert::native_dtype(t.ggml_type.id)
+                .map_or(32768, |d| u64::from(d.code()));
+            ensure!(
+                *dtype == want_dtype && *got_shape == shape && *len == t.size && bytes == want_bytes,
+                "{prog} {}: {}: dtype {dtype}, shape {got_shape:?}, {len} bytes; the GGUF has \
+                 {want_dtype}, {shape:?}, {} bytes (bytes equal: {})",
+                input.display(),
+                t.name,
+                t.size,
+                bytes == want_bytes
+            );
+            ensure!(
+                text.contains(&format!("sd\t{}\t", t.name)),
+                "{prog} {}: no state-dict line for {}",
+                input.display(),
+                t.name
+            );
+            if want_dtype == 32768 {
+                ensure!(
+                    text.contains(&format!("packed\t{}\t", t.name)),
+                    "{prog} {}: no packed line for {}",
+                    input.display(),
+                    t.name
+                );
+            }
+        }
+        if !wrap.is_empty() {
+            check_memcheck(prog, &stderr)?;
+        }
+    }
+    let (o, text) = run(&damaged, &work.join(format!("{prog}-flipped.txt")))?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let l = parse_listing(&text)?;
+    ensure!(
+        o.status.code() == Some(1)
+            && l.errors.values().any(|&c| c == 2)
+            && stderr.contains("could not be read")
+            && !stderr.contains("check(s) failed"),
+        "{prog} on a damaged GGUF-origin file: exit {}, errors {:?}: {stderr}",
+        o.status,
+        l.errors
+    );
+    eprintln!(
+        "capi: {prog}: GGUF-origin models (reference GGUF order and ours) match source.gguf; \
+         a damaged one exits 1"
+    );
+    Ok(())
 }
 
 /// valgrind's verdict: no errors, nothing definitely lost.
@@ -671,6 +797,7 @@ pub fn capi() -> Result<()> {
     run_examples(&b, "load_cpp", &[])?;
     run_examples(&b, "legacy", &[])?;
     run_examples(&b, "legacy_static", &[])?;
+    run_gguf_origin(&b, "legacy", &[])?;
     let fixtures = abi_fixtures(&b.dir.join("abi"))?;
     run_abi_test(&b, "abi_test", &[], &fixtures)?;
     // AddressSanitizer on the C side (the Rust library is built normally).
@@ -713,10 +840,11 @@ pub fn capi() -> Result<()> {
     // one process on one core: two at a time.
     let b = &b;
     let fixtures = &fixtures;
-    let runs: [&(dyn Fn() -> Result<()> + Sync); 4] = [
+    let runs: [&(dyn Fn() -> Result<()> + Sync); 5] = [
         &|| run_examples(b, "load", VALGRIND).map(drop),
         &|| run_examples(b, "load_cpp", VALGRIND).map(drop),
         &|| run_examples(b, "legacy", VALGRIND).map(drop),
+        &|| run_gguf_origin(b, "legacy", VALGRIND),
         &|| run_abi_test(b, "abi_test", VALGRIND, fixtures),
     ];
     for pair in runs.chunks(2) {
