@@ -610,7 +610,10 @@ fn run_gguf_origin(b: &Built, prog: &str, wrap: &[&str]) -> Result<()> {
             let want_dtype = aero_convert::gguf_convert::native_dtype(t.ggml_type.id)
                 .map_or(32768, |d| u64::from(d.code()));
             ensure!(
-                *dtype == want_dtype && *got_shape == shape && *len == t.size && bytes == want_bytes,
+                *dtype == want_dtype
+                    && *got_shape == shape
+                    && *len == t.size
+                    && bytes == want_bytes,
                 "{prog} {}: {}: dtype {dtype}, shape {got_shape:?}, {len} bytes; the GGUF has \
                  {want_dtype}, {shape:?}, {} bytes (bytes equal: {})",
                 input.display(),

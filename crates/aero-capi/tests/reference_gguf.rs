@@ -34,7 +34,10 @@ fn dims(v: &Value) -> Vec<i64> {
 }
 
 fn sha256(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 fn c(s: &Path) -> CString {
@@ -50,7 +53,11 @@ fn last_message() -> String {
 
 /// f16 bits → f32 (the state dict keeps f16 tensors as f16).
 fn f16_to_f32(h: u16) -> f32 {
-    let (s, e, m) = ((h >> 15) as u32, ((h >> 10) & 0x1f) as i32, (h & 0x3ff) as u32);
+    let (s, e, m) = (
+        (h >> 15) as u32,
+        ((h >> 10) & 0x1f) as i32,
+        (h & 0x3ff) as u32,
+    );
     let v = match e {
         0 => m as f32 * (2f32).powi(-24),
         31 if m == 0 => f32::INFINITY,
@@ -77,7 +84,14 @@ fn check(path: &Path) {
             let mut rank = 0u32;
             let mut len = 0u64;
             assert_eq!(
-                aero_tensor_info(h, n.as_ptr(), &mut dt, shape.as_mut_ptr(), &mut rank, &mut len),
+                aero_tensor_info(
+                    h,
+                    n.as_ptr(),
+                    &mut dt,
+                    shape.as_mut_ptr(),
+                    &mut rank,
+                    &mut len
+                ),
                 0,
                 "{name}: {}",
                 last_message()

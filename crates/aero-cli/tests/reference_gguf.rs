@@ -72,10 +72,7 @@ fn validate_full_is_valid_with_a_warning_for_the_order_and_each_padded_tensor() 
     );
     // norm.weight: F32 [3, 5] is 60 bytes, stored 64; output.weight: TQ2_0
     // [8, 256] is 528, stored 544 — each one warning, nothing else padded.
-    let padded: Vec<&&str> = warnings
-        .iter()
-        .filter(|w| w.contains("padding"))
-        .collect();
+    let padded: Vec<&&str> = warnings.iter().filter(|w| w.contains("padding")).collect();
     assert_eq!(padded.len(), 2, "{warnings:?}");
     assert!(
         padded
@@ -148,7 +145,10 @@ fn list_and_inspect_show_row_major_shapes_and_say_the_file_stores_gguf_order() {
     // inspect (text and --json)
     let text = cli().ok(&["inspect", s(&reference())]);
     assert!(text.contains("stored in GGUF order"), "{text}");
-    assert!(text.contains("[64, 256]") && text.contains("[3, 5]"), "{text}");
+    assert!(
+        text.contains("[64, 256]") && text.contains("[3, 5]"),
+        "{text}"
+    );
     let o = cli().run(&["inspect", "--json", s(&reference())]);
     assert_eq!(o.status.code(), Some(0));
     let i = json(&o);

@@ -382,7 +382,9 @@ pub(crate) fn export_dtype(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype
                     let what = match t.ggml_type() {
                         Some(g) => format!("{} blocks (GGUF ggml type {})", g.name, g.id),
                         None => match qp.get("ggml_type") {
-                            Some(id) => format!("blocks of ggml type {id}, which ggml does not define"),
+                            Some(id) => {
+                                format!("blocks of ggml type {id}, which ggml does not define")
+                            }
                             None => "packed data of an unknown codec".into(),
                         },
                     };

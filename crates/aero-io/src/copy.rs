@@ -138,10 +138,7 @@ pub fn copy_tensors(
             return Err(Error::Tensor {
                 path: f.path().to_path_buf(),
                 name: p.tensor.name.clone(),
-                reason: format!(
-                    "{} bytes asked of a tensor of {}",
-                    p.len, p.tensor.data_len
-                ),
+                reason: format!("{} bytes asked of a tensor of {}", p.len, p.tensor.data_len),
             });
         }
         let item = Item {

@@ -11,7 +11,7 @@ use crate::chunk::{Chunk, ChunkStatus, decompress_exact};
 use crate::error::{Error, Result};
 use crate::index::{TensorIndex, TensorInfo};
 use crate::integrity::PageHashes;
-use crate::order::ShapeOrder;
+use crate::order::{LenCheck, ShapeOrder};
 use crate::source::{ByteSource, LocalSource, Source, SourceRef};
 use crate::view::TensorView;
 
@@ -628,7 +628,13 @@ impl AeroFile {
     /// [`TensorInfo::tensor_len`]). Verified reads hand out this many bytes;
     /// the hashes checked still cover the whole stored range.
     pub fn tensor_len(&self, info: &TensorInfo) -> u64 {
-        info.tensor_len(self.shape_order())
+        match info.len_check(ShapeOrder::RowMajor) {
+            // Both orders give one exact size whenever both fit, so a
+            // tensor that fits row-major exactly is whole in every file:
+            // the MJSN is only read (once) for one that does not.
+            LenCheck::Exact | LenCheck::Unchecked => info.data_len,
+            _ => info.tensor_len(self.shape_order()),
+        }
     }
 
     /// Resolves where a tensor's bytes live: (absolute offset, length),
@@ -742,7 +748,7 @@ impl AeroFile {
                     Ok((v, ok))
                 })?;
                 if ok {
-                    let range = (used < len).then(|| 0..used as usize);
+                    let range = (used < len).then_some(0..used as usize);
                     Ok((bytes, range))
                 } else {
                     Err(self.corrupt(info, shard, off, "hash_b3".into()))
@@ -798,7 +804,9 @@ impl AeroFile {
             .ok_or_else(|| Error::Tensor {
                 path: self.path.clone(),
                 name: info.name.clone(),
-                reason: format!("bytes {start}..{start}+{len} lie outside the tensor's {own} bytes"),
+                reason: format!(
+                    "bytes {start}..{start}+{len} lie outside the tensor's {own} bytes"
+                ),
             })?;
         if start == 0 && len == own {
             return self.verified_bytes(info);

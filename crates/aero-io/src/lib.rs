@@ -86,8 +86,8 @@ pub use copy::{CopyOptions, Placement, copy_tensors, extract};
 pub use error::{Error, Result, TensorProblem};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
-pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use integrity::{ControlStatus, PageHashes, PageReport, check_control};
+pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{

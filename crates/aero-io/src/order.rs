@@ -50,8 +50,10 @@ impl ShapeOrder {
     /// docs): [`ShapeOrder::Gguf`] when `source_format` is `"gguf"` and
     /// there is no `gguf` key.
     pub fn of_meta(meta: &serde_json::Value) -> ShapeOrder {
-        let from_gguf =
-            meta.get("source_format").and_then(serde_json::Value::as_str) == Some("gguf");
+        let from_gguf = meta
+            .get("source_format")
+            .and_then(serde_json::Value::as_str)
+            == Some("gguf");
         if from_gguf && meta.get("gguf").is_none() {
             ShapeOrder::Gguf
         } else {
@@ -247,7 +249,10 @@ mod tests {
     fn packed_blocks_run_along_the_innermost_dimension_of_the_order() {
         // TQ2_0 (id 35): 256 elements in 66 bytes; ne = [256, 8].
         let gguf = info(DType::Packed, &[256, 8], 544, Some(35));
-        assert_eq!(gguf.len_check(ShapeOrder::Gguf), LenCheck::Padded { len: 528 });
+        assert_eq!(
+            gguf.len_check(ShapeOrder::Gguf),
+            LenCheck::Padded { len: 528 }
+        );
         assert_eq!(gguf.row_major_shape(ShapeOrder::Gguf), vec![8, 256]);
         assert!(matches!(
             gguf.len_check(ShapeOrder::RowMajor),

@@ -144,7 +144,8 @@ impl Backing {
         let info = self.info(name)?;
         let order = match self {
             Backing::File(f) => f.shape_order(),
-            Backing::Set(s) => aero_convert::state_dict::TensorSource::shape_order(s)?,
+            Backing::Set(s) => aero_convert::state_dict::TensorSource::shape_order(s)
+                .map_err(aero_convert::ConvertError::from)?,
         };
         Ok((info, info.row_major_shape(order), info.tensor_len(order)))
     }
@@ -400,7 +401,10 @@ impl Handle {
         Ok(idx.tensors().iter().map(|t| t.name.clone()).collect())
     }
 
-    /// (dtype code, shape, data_len, ggml type id or None) of a tensor.
+    /// (dtype code, row-major shape, byte length, ggml type id or None) of
+    /// a tensor: the shape and length every array is made with (a reference
+    /// GGUF-origin file's GGUF-order shape reversed, its padding left out;
+    /// [`Backing::described`]).
     fn info<'py>(
         &self,
         py: Python<'py>,
