@@ -542,20 +542,31 @@ fn run_examples(b: &Built, prog: &str, wrap: &[&str]) -> Result<usize> {
 /// them: packed tensors are checked through the state dict): the
 /// reference converter's `reference-gguf/reference-converted.aero` (shapes
 /// stored in GGUF order, padded tensors) and this project's conversion of
-/// its source, `source.gguf`. Each tensor listed must be the GGUF's: its
-/// bytes, its `ne` reversed as the shape, its exact length; every tensor
-/// gets a state-dict line, packed ones a `packed` line. A copy of the
-/// reference file with one weight byte flipped must exit 1 with that
-/// tensor listed as AERO_E_CORRUPT.
+/// its source, `source.gguf` (`aerotensor convert-gguf`). Each tensor listed
+/// must be the GGUF's as gguf-py sees it (`reference-gguf/expected.json`):
+/// its row-major shape, its exact length, the SHA-256 of its bytes; every
+/// tensor gets a state-dict line, packed ones a `packed` line. A copy of the
+/// reference file with one weight byte flipped must exit 1 with the damage
+/// listed as AERO_E_CORRUPT.
 fn run_gguf_origin(b: &Built, prog: &str, wrap: &[&str]) -> Result<()> {
     let dir = golden().join("reference-gguf");
-    let source = dir.join("source.gguf");
-    let gguf = aero_convert::gguf_convert::Input::open(&source)?;
-    let raw = std::fs::read(&source)?;
-    let work = b.dir.join("gguf-origin");
+    let expected: Value = serde_json::from_slice(&std::fs::read(dir.join("expected.json"))?)?;
+    let expected = expected
+        .as_object()
+        .context("reference-gguf/expected.json")?;
+    let work = b.dir.join(format!(
+        "gguf-origin-{}",
+        if wrap.is_empty() { "plain" } else { "valgrind" }
+    ));
     std::fs::create_dir_all(&work)?;
+    crate::run(crate::cargo().args(["build", "--quiet", "--package", "aero-cli"]))?;
     let ours = work.join("converted.aero");
-    aero_convert::gguf_convert::import(&source, &ours, &aero_io::WriteOptions::default())?;
+    crate::run(
+        Command::new(crate::target_dir().join("debug/aerotensor"))
+            .arg("convert-gguf")
+            .arg(dir.join("source.gguf"))
+            .arg(&ours),
+    )?;
     let reference = dir.join("reference-converted.aero");
     let mut flipped = std::fs::read(&reference)?;
     let at = weight_offset(&flipped)? as usize;
@@ -576,10 +587,8 @@ fn run_gguf_origin(b: &Built, prog: &str, wrap: &[&str]) -> Result<()> {
         Ok((o, text))
     };
     for input in [&reference, &ours] {
-        let out = work.join(format!(
-            "{prog}-{}.txt",
-            input.file_name().unwrap_or_default().to_string_lossy()
-        ));
+        let label = input.file_name().unwrap_or_default().to_string_lossy();
+        let out = work.join(format!("{prog}-{label}.txt"));
         let (o, text) = run(input, &out)?;
         let stderr = String::from_utf8_lossy(&o.stderr);
         ensure!(
@@ -589,55 +598,47 @@ fn run_gguf_origin(b: &Built, prog: &str, wrap: &[&str]) -> Result<()> {
             o.status
         );
         let l = parse_listing(&text)?;
-        let h = gguf.header();
         ensure!(
-            l.count == Some(h.tensors.len() as u64) && l.errors.is_empty(),
-            "{prog} {}: count {:?}, errors {:?}",
-            input.display(),
+            l.count == Some(expected.len() as u64) && l.errors.is_empty(),
+            "{prog} {label}: count {:?}, errors {:?}",
             l.count,
             l.errors
         );
-        for t in &h.tensors {
-            let (start, end) = h.tensor_range(t).context("tensor range")?;
-            let want_bytes = raw
-                .get(start as usize..end as usize)
-                .context("tensor bytes")?;
-            let shape: Vec<u64> = t.dims.iter().rev().copied().collect();
-            let (dtype, got_shape, len, bytes) = l
+        for (name, e) in expected {
+            let (dtype, shape, len, bytes) = l
                 .tensors
-                .get(&t.name)
-                .with_context(|| format!("{prog} {}: {} missing", input.display(), t.name))?;
-            let want_dtype = aero_convert::gguf_convert::native_dtype(t.ggml_type.id)
-                .map_or(32768, |d| u64::from(d.code()));
+                .get(name)
+                .with_context(|| format!("{prog} {label}: {name} missing"))?;
+            let ggml = e["ggml_type"].as_str().context("ggml_type")?;
+            let want_dtype = aero_dtype_of_ggml(ggml);
+            let want_shape: Vec<u64> = e["row_major_shape"]
+                .as_array()
+                .context("row_major_shape")?
+                .iter()
+                .filter_map(Value::as_u64)
+                .collect();
+            let sha = sha256_of(&work, bytes)?;
             ensure!(
                 *dtype == want_dtype
-                    && *got_shape == shape
-                    && *len == t.size
-                    && bytes == want_bytes,
-                "{prog} {}: {}: dtype {dtype}, shape {got_shape:?}, {len} bytes; the GGUF has \
-                 {want_dtype}, {shape:?}, {} bytes (bytes equal: {})",
-                input.display(),
-                t.name,
-                t.size,
-                bytes == want_bytes
+                    && *shape == want_shape
+                    && Some(*len) == e["n_bytes"].as_u64()
+                    && Some(sha.as_str()) == e["bytes_sha256"].as_str(),
+                "{prog} {label}: {name}: dtype {dtype}, shape {shape:?}, {len} bytes, SHA-256 \
+                 {sha}; gguf-py: {ggml} ({want_dtype}), {want_shape:?}, {} bytes, {}",
+                e["n_bytes"],
+                e["bytes_sha256"]
             );
             ensure!(
-                text.contains(&format!("sd\t{}\t", t.name)),
-                "{prog} {}: no state-dict line for {}",
-                input.display(),
-                t.name
+                text.contains(&format!("sd\t{name}\t")),
+                "{prog} {label}: no state-dict line for {name}"
             );
-            if want_dtype == 32768 {
-                ensure!(
-                    text.contains(&format!("packed\t{}\t", t.name)),
-                    "{prog} {}: no packed line for {}",
-                    input.display(),
-                    t.name
-                );
-            }
+            ensure!(
+                want_dtype != 32768 || text.contains(&format!("packed\t{name}\t")),
+                "{prog} {label}: no packed line for {name}"
+            );
         }
         if !wrap.is_empty() {
-            check_memcheck(prog, &stderr)?;
+            check_memcheck(&format!("{prog} {label}"), &stderr)?;
         }
     }
     let (o, text) = run(&damaged, &work.join(format!("{prog}-flipped.txt")))?;
@@ -653,10 +654,40 @@ fn run_gguf_origin(b: &Built, prog: &str, wrap: &[&str]) -> Result<()> {
         l.errors
     );
     eprintln!(
-        "capi: {prog}: GGUF-origin models (reference GGUF order and ours) match source.gguf; \
-         a damaged one exits 1"
+        "capi: {prog}: GGUF-origin models (the reference's, GGUF order, and ours) read as \
+         gguf-py reads source.gguf; a damaged one exits 1"
     );
     Ok(())
+}
+
+/// The AERO dtype code a GGUF tensor of ggml type `name` converts to: the
+/// native types (spec §15), else 32768 (packed).
+fn aero_dtype_of_ggml(name: &str) -> u64 {
+    match name {
+        "F16" => 0,
+        "F32" => 1,
+        "BF16" => 2,
+        "F64" => 3,
+        "I8" => 4,
+        "I16" => 6,
+        "I32" => 8,
+        "I64" => 10,
+        _ => 32768,
+    }
+}
+
+/// SHA-256 of `bytes` in hex (coreutils' `sha256sum`, through a file in
+/// `dir`), as expected.json records gguf-py's.
+fn sha256_of(dir: &Path, bytes: &[u8]) -> Result<String> {
+    let f = dir.join("sha256.bin");
+    std::fs::write(&f, bytes)?;
+    let o = output(Command::new("sha256sum").arg(&f))?;
+    ensure!(o.status.success(), "sha256sum failed");
+    Ok(String::from_utf8(o.stdout)?
+        .split_whitespace()
+        .next()
+        .context("sha256sum output")?
+        .to_owned())
 }
 
 /// valgrind's verdict: no errors, nothing definitely lost.

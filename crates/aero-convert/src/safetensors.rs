@@ -523,7 +523,11 @@ pub(crate) fn write_st(
         for (j, (f, info, off)) in st.items.iter().enumerate().skip(i) {
             if std::ptr::eq(*f, file) {
                 done[j] = true;
-                placements.push(aero_io::Placement::new(file, info.as_ref(), data_start + off));
+                placements.push(aero_io::Placement::new(
+                    file,
+                    info.as_ref(),
+                    data_start + off,
+                ));
             }
         }
         aero_io::copy_tensors(file, &placements, out, path, opts)?;
