@@ -12,9 +12,11 @@
 //!   relative error and cosine similarity of the values, packed tensors
 //!   dequantized (f64 accumulation). Memory: both tensors' f32 values.
 //!
-//! Shapes are compared row-major; files of the reference GGUF converter
-//! (GGUF order, spec §15) are recognised as the state dict does and their
-//! shapes reversed.
+//! Shapes are compared row-major and bytes are the tensors' own: files of
+//! the reference GGUF converter (GGUF order, spec §15) are recognised by
+//! aero-io's rule ([`aero_io::ShapeOrder`]), their shapes reversed and the
+//! alignment padding their tensors may carry (spec §16.5) left out, so such
+//! a file and this project's conversion of the same GGUF compare identical.
 //!
 //! ```no_run
 //! use aero_convert::diff::{diff, DiffOptions};
@@ -30,7 +32,8 @@ use aero_io::TensorInfo;
 use serde::Serialize;
 
 use crate::floats::F32Pieces;
-use crate::state_dict::{StateDictError, TensorSource, reference_gguf_order};
+use crate::state_dict::{StateDictError, TensorSource};
+use aero_io::ShapeOrder;
 
 /// What to compare beyond names, dtypes, shapes and bytes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,7 +50,8 @@ pub struct Side {
     pub dtype: String,
     /// Row-major shape.
     pub shape: Vec<u64>,
-    /// Stored bytes.
+    /// The tensor's bytes (stored bytes less the alignment padding of a
+    /// reference GGUF-origin tensor, [`aero_io::TensorInfo::tensor_len`]).
     pub bytes: u64,
 }
 
@@ -139,19 +143,15 @@ impl DiffReport {
     }
 }
 
-fn side(t: &TensorInfo, reverse: bool) -> Side {
+fn side(t: &TensorInfo, order: ShapeOrder) -> Side {
     let dtype = match (t.dtype, t.ggml_type()) {
         (DType::Packed, Some(g)) => g.name.to_owned(),
         (d, _) => d.to_string(),
     };
-    let mut shape = t.shape.clone();
-    if reverse {
-        shape.reverse();
-    }
     Side {
         dtype,
-        shape,
-        bytes: t.data_len,
+        shape: t.row_major_shape(order),
+        bytes: t.tensor_len(order),
     }
 }
 
@@ -164,8 +164,7 @@ pub fn diff(
     opts: &DiffOptions,
 ) -> Result<DiffReport, StateDictError> {
     let (ia, ib) = (a.tensor_index()?, b.tensor_index()?);
-    let rev_a = a.meta()?.as_ref().is_some_and(reference_gguf_order);
-    let rev_b = b.meta()?.as_ref().is_some_and(reference_gguf_order);
+    let (order_a, order_b) = (a.shape_order()?, b.shape_order()?);
     let mut report = DiffReport {
         only_in_a: Vec::new(),
         only_in_b: Vec::new(),
@@ -188,11 +187,15 @@ pub fn diff(
             continue;
         };
         b_positions.push(pos);
-        let (sa, sb) = (side(ta, rev_a), side(tb, rev_b));
+        let (sa, sb) = (side(ta, order_a), side(tb, order_b));
         let dtype_changed = sa.dtype != sb.dtype;
         let shape_changed = sa.shape != sb.shape;
+        // A hash_b3 covers padding too: only comparable when neither side has any.
+        let unpadded = sa.bytes == ta.data_len && sb.bytes == tb.data_len;
         let (same_bytes, compared_by) = match (ta.hash_b3, tb.hash_b3) {
-            (Some(x), Some(y)) => (x == y && ta.data_len == tb.data_len, ComparedBy::HashB3),
+            (Some(x), Some(y)) if unpadded => {
+                (x == y && ta.data_len == tb.data_len, ComparedBy::HashB3)
+            }
             _ => {
                 let (va, vb) = (a.verified(&ta.name)?, b.verified(&tb.name)?);
                 (va.bytes() == vb.bytes(), ComparedBy::Bytes)

@@ -432,23 +432,28 @@ fn export_checked(
             .iter()
             .filter(|t| !listed.contains(t.name.as_str())),
     );
+    // A reference GGUF-origin file stores `ne` order and padded lengths:
+    // aero_io's rule gives the dims and the tensor's own bytes.
+    let order = f.shape_order();
     let mut infos = Vec::with_capacity(tensors.len());
     let mut off = 0u64;
     for t in &tensors {
         let bad_t = |why: String| ConvertError::unsupported(input, Some(&t.name), why);
         let ty = gguf_type_of(t).map_err(bad_t)?;
-        let dims: Vec<u64> = if t.shape.is_empty() {
-            vec![1]
-        } else {
-            t.shape.iter().rev().copied().collect()
-        };
-        let size = ty
-            .tensor_bytes(&dims)
-            .ok_or_else(|| bad_t(format!("shape {:?} does not fit {}", t.shape, ty.name)))?;
-        if size != t.data_len {
+        let dims = gguf_dims(t, order);
+        let size = ty.tensor_bytes(&dims).ok_or_else(|| {
+            bad_t(format!(
+                "shape {:?} does not fit {}",
+                t.row_major_shape(order),
+                ty.name
+            ))
+        })?;
+        if size != f.tensor_len(t) {
             return Err(bad_t(format!(
                 "{} × {:?} is {size} bytes, stored {}",
-                ty.name, t.shape, t.data_len
+                ty.name,
+                t.row_major_shape(order),
+                t.data_len
             )));
         }
         off = off.div_ceil(alignment) * alignment;
@@ -486,10 +491,7 @@ fn export_checked(
         let placements: Vec<aero_io::Placement<'_>> = tensors
             .iter()
             .zip(&header.tensors)
-            .map(|(t, info)| aero_io::Placement {
-                tensor: t,
-                dst: data_start + info.offset,
-            })
+            .map(|(t, info)| aero_io::Placement::new(&f, t, data_start + info.offset))
             .collect();
         aero_io::copy_tensors(&f, &placements, file, output, opts)?;
         // Alignment gaps are holes of zeros; this also writes the tail padding.
@@ -504,7 +506,9 @@ fn export_checked(
 /// [`gguf::MAX_ALIGNMENT`] (0 once divided by zero, 2^31 once made a 4 GiB
 /// file out of 628 bytes), a kept version of 2 or 3, and every tensor's
 /// `data_len` equal to what its ggml type and shape imply
-/// ([`GgmlType::tensor_bytes`]). An error names the file and the tensor.
+/// ([`GgmlType::tensor_bytes`]; in a reference GGUF-origin file the shape
+/// is read in GGUF order and the alignment padding left out, see
+/// [`aero_io::ShapeOrder`]). An error names the file and the tensor.
 pub fn check_exportable(f: &AeroFile) -> Result<()> {
     let bad = |why: String| ConvertError::unsupported(f.path(), None, why);
     let meta = f.meta_json()?.unwrap_or(Value::Null);
@@ -527,27 +531,34 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
             return Err(bad(format!("MJSN gguf.version {v} is not 2 or 3")));
         }
     }
+    let order = f.shape_order();
     for t in f.index()?.tensors() {
         let bad_t = |why: String| ConvertError::unsupported(f.path(), Some(&t.name), why);
         let ty = gguf_type_of(t).map_err(bad_t)?;
-        let dims: Vec<u64> = t.shape.iter().rev().copied().collect();
-        match ty.tensor_bytes(&dims) {
-            Some(n) if n == t.data_len => {}
+        let shape = t.row_major_shape(order);
+        match ty.tensor_bytes(&gguf_dims(t, order)) {
+            Some(n) if n == t.tensor_len(order) => {}
             Some(n) => {
                 return Err(bad_t(format!(
-                    "{} × {:?} is {n} bytes, stored {}",
-                    ty.name, t.shape, t.data_len
+                    "{} × {shape:?} is {n} bytes, stored {}",
+                    ty.name, t.data_len
                 )));
             }
             None => {
-                return Err(bad_t(format!(
-                    "shape {:?} does not fit {}",
-                    t.shape, ty.name
-                )));
+                return Err(bad_t(format!("shape {shape:?} does not fit {}", ty.name)));
             }
         }
     }
     Ok(())
+}
+
+/// A tensor's GGUF `ne` (innermost dimension first; `[1]` for a scalar).
+fn gguf_dims(t: &aero_io::TensorInfo, order: aero_io::ShapeOrder) -> Vec<u64> {
+    if t.shape.is_empty() {
+        vec![1]
+    } else {
+        t.gguf_dims(order)
+    }
 }
 
 /// The GGUF type a tensor is written as: its `quant_params.ggml_type` when

@@ -833,14 +833,16 @@ fn plan_recorded<'a>(src: &'a dyn ModelSource, layout: &Value) -> Result<Vec<Pla
 fn plan_canonical(src: &dyn ModelSource) -> Result<Planned<'_>> {
     let idx = src.tensor_index()?;
     let tensors: Vec<&TensorInfo> = idx.tensors().iter().collect();
+    let order = src.shape_order()?;
     for t in &tensors {
-        crate::safetensors::check_length(src.label(), t)?;
+        crate::safetensors::check_length(src.label(), t, order)?;
     }
     let meta = src.meta()?;
     let (header, offsets, data_len) = crate::safetensors::canonical_header(
         src.label(),
         &tensors,
         crate::safetensors::kept_metadata(meta.as_ref()),
+        order,
     )?;
     let mut items = Vec::with_capacity(tensors.len());
     for (t, o) in tensors.iter().zip(offsets) {

@@ -379,11 +379,19 @@ pub(crate) fn export_dtype(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype
             match qp.get(DTYPE_PARAM).and_then(|v| v.as_str()) {
                 Some(n) => n.to_owned(),
                 None => {
+                    let what = match t.ggml_type() {
+                        Some(g) => format!("{} blocks (GGUF ggml type {})", g.name, g.id),
+                        None => match qp.get("ggml_type") {
+                            Some(id) => {
+                                format!("blocks of ggml type {id}, which ggml does not define")
+                            }
+                            None => "packed data of an unknown codec".into(),
+                        },
+                    };
                     return Err(unsupported(format!(
-                        "packed data ({}) has no safetensors dtype; export it to GGUF instead",
-                        qp.get("ggml_type")
-                            .map(|g| format!("ggml_type {g}"))
-                            .unwrap_or_else(|| "unknown codec".into())
+                        "{what}: safetensors has no dtype for them. Export their values \
+                         as floats with `export-safetensors --dequantize f32|f16|bf16`, or \
+                         keep the blocks with `export-gguf`"
                     )));
                 }
             }
@@ -401,20 +409,26 @@ pub(crate) fn export_dtype_name(path: &Path, t: &aero_io::TensorInfo) -> Result<
     export_dtype(path, t).map(dtype_name)
 }
 
-/// Checks that a tensor's `data_len` is exactly the bytes dtype × shape
-/// take (bits for sub-byte types); an error names `path` and the tensor.
-pub(crate) fn check_length(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype> {
+/// Checks that a tensor's own bytes are exactly what dtype × shape take
+/// (bits for sub-byte types; a reference GGUF-origin tensor's alignment
+/// padding is not exported, [`aero_io::TensorInfo::tensor_len`] in the
+/// file's `order`); an error names `path` and the tensor.
+pub(crate) fn check_length(
+    path: &Path,
+    t: &aero_io::TensorInfo,
+    order: aero_io::ShapeOrder,
+) -> Result<Dtype> {
     let d = export_dtype(path, t)?;
     let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
     let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
-    if want != Some(t.data_len) {
+    if want != Some(t.tensor_len(order)) {
         return Err(ConvertError::unsupported(
             path,
             Some(&t.name),
             format!(
                 "{} × {:?} is {} bytes, stored {}",
                 dtype_name(d),
-                t.shape,
+                t.row_major_shape(order),
                 want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
                 t.data_len
             ),
@@ -428,8 +442,9 @@ pub(crate) fn check_length(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype
 /// dtype × shape take (a packed tensor whose length disagreed once made a
 /// file no safetensors reader accepts). An error names the file and tensor.
 pub fn check_exportable(f: &AeroFile) -> Result<()> {
+    let order = f.shape_order();
     for t in f.index()?.tensors() {
-        check_length(f.path(), t)?;
+        check_length(f.path(), t, order)?;
     }
     Ok(())
 }
@@ -454,6 +469,7 @@ pub(crate) fn canonical_header(
     path: &Path,
     tensors: &[&aero_io::TensorInfo],
     metadata: Option<Map<String, Value>>,
+    order: aero_io::ShapeOrder,
 ) -> Result<(Vec<u8>, Vec<u64>, u64)> {
     let mut items: Vec<(usize, Dtype)> = Vec::with_capacity(tensors.len());
     for (i, t) in tensors.iter().enumerate() {
@@ -466,11 +482,14 @@ pub(crate) fn canonical_header(
     }
     let mut off = 0u64;
     let mut offsets = vec![0u64; tensors.len()];
+    // Row-major shapes and the tensors' own bytes, whatever order and
+    // padding a reference GGUF-origin file stores (aero_io::ShapeOrder).
     for (i, d) in &items {
         let t = tensors[*i];
-        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
+        let len = t.tensor_len(order);
+        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.row_major_shape(order), "data_offsets": [off, off + len]}));
         offsets[*i] = off;
-        off += t.data_len;
+        off += len;
     }
     let mut hb = serde_json::to_vec(&Value::Object(header))
         .map_err(|e| ConvertError::unsupported(path, None, format!("safetensors header: {e}")))?;
@@ -504,10 +523,11 @@ pub(crate) fn write_st(
         for (j, (f, info, off)) in st.items.iter().enumerate().skip(i) {
             if std::ptr::eq(*f, file) {
                 done[j] = true;
-                placements.push(aero_io::Placement {
-                    tensor: info.as_ref(),
-                    dst: data_start + off,
-                });
+                placements.push(aero_io::Placement::new(
+                    file,
+                    info.as_ref(),
+                    data_start + off,
+                ));
             }
         }
         aero_io::copy_tensors(file, &placements, out, path, opts)?;
@@ -554,8 +574,12 @@ fn export_checked(
     let idx = f.index()?;
     let tensors: Vec<&aero_io::TensorInfo> = idx.tensors().iter().collect();
     let meta = f.meta_json()?;
-    let (header, offsets, data_len) =
-        canonical_header(f.path(), &tensors, kept_metadata(meta.as_ref()))?;
+    let (header, offsets, data_len) = canonical_header(
+        f.path(),
+        &tensors,
+        kept_metadata(meta.as_ref()),
+        f.shape_order(),
+    )?;
     let st = StFile {
         header,
         items: tensors

@@ -11,6 +11,7 @@ use crate::chunk::{Chunk, ChunkStatus, decompress_exact};
 use crate::error::{Error, Result};
 use crate::index::{TensorIndex, TensorInfo};
 use crate::integrity::PageHashes;
+use crate::order::{LenCheck, ShapeOrder};
 use crate::source::{ByteSource, LocalSource, Source, SourceRef};
 use crate::view::TensorView;
 
@@ -61,6 +62,8 @@ pub struct AeroFile {
     /// Per TOC index: the outcome of hashing a whole weight shard, kept for
     /// a stable source (see [`ByteSource::stable`]).
     shard_checks: Vec<OnceLock<ShardCheck>>,
+    /// How the TIDX orders shapes, decided from MJSN on first use.
+    shape_order: OnceLock<ShapeOrder>,
 }
 
 /// Bytes read for a tensor and, when more was read (whole pages), the
@@ -342,6 +345,7 @@ impl AeroFile {
             page_chunks,
             pages: (0..n).map(|_| OnceLock::new()).collect(),
             shard_checks: (0..n).map(|_| OnceLock::new()).collect(),
+            shape_order: OnceLock::new(),
         })
     }
 
@@ -600,6 +604,39 @@ impl AeroFile {
         (name, arch)
     }
 
+    /// How this file's TIDX orders shapes: [`ShapeOrder::Gguf`] for a file
+    /// written by the reference GGUF converter, recognised by its MJSN
+    /// ([`ShapeOrder::of_meta`]; see docs/FORMAT-NOTES.md), else row-major.
+    /// A file without a readable MJSN is row-major (an unreadable MJSN is
+    /// reported by validation, and the answer is not kept, so a remote read
+    /// that failed once is tried again).
+    pub fn shape_order(&self) -> ShapeOrder {
+        if let Some(o) = self.shape_order.get() {
+            return *o;
+        }
+        match self.meta_json() {
+            Ok(meta) => *self.shape_order.get_or_init(|| {
+                meta.as_ref()
+                    .map_or(ShapeOrder::RowMajor, ShapeOrder::of_meta)
+            }),
+            Err(_) => ShapeOrder::RowMajor,
+        }
+    }
+
+    /// The tensor's own bytes: `data_len`, less the alignment padding a
+    /// tensor of a reference GGUF-origin file may carry (spec §16.5; see
+    /// [`TensorInfo::tensor_len`]). Verified reads hand out this many bytes;
+    /// the hashes checked still cover the whole stored range.
+    pub fn tensor_len(&self, info: &TensorInfo) -> u64 {
+        match info.len_check(ShapeOrder::RowMajor) {
+            // Both orders give one exact size whenever both fit, so a
+            // tensor that fits row-major exactly is whole in every file:
+            // the MJSN is only read (once) for one that does not.
+            LenCheck::Exact | LenCheck::Unchecked => info.data_len,
+            _ => info.tensor_len(self.shape_order()),
+        }
+    }
+
     /// Resolves where a tensor's bytes live: (absolute offset, length),
     /// checking the range against its shard without overflow.
     pub fn tensor_range(&self, info: &TensorInfo) -> Result<(u64, u64)> {
@@ -629,7 +666,8 @@ impl AeroFile {
     /// for callers that check the bytes themselves or explicitly accept
     /// unverified data.
     pub fn tensor_unverified<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
-        let (off, len) = self.tensor_range(info)?;
+        let (off, _) = self.tensor_range(info)?;
+        let len = self.tensor_len(info);
         let bytes = self
             .source
             .bytes(off, len)
@@ -650,7 +688,10 @@ impl AeroFile {
 
     /// A tensor by name, verified against the strongest hash the file
     /// records for its bytes ([`Protection`]): damaged bytes are never
-    /// returned. Zero-copy when the file is mapped.
+    /// returned. Zero-copy when the file is mapped. The bytes are the
+    /// tensor's own, [`AeroFile::tensor_len`] of them (a reference
+    /// GGUF-origin tensor's alignment padding is left out); its shape as
+    /// stored is in [`AeroFile::shape_order`].
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
         self.view(self.tensor_info(name)?)
     }
@@ -682,44 +723,47 @@ impl AeroFile {
     }
 
     /// Reads and checks a tensor's bytes; the range, when given, is the
-    /// tensor's part of them (pages around it were read too).
+    /// tensor's part of them (pages around it, or its padding, were read
+    /// too). The bytes are the tensor's own ([`AeroFile::tensor_len`]).
     fn verified<'a>(&'a self, info: &TensorInfo) -> Result<Verified<'a>> {
         let (off, len) = self.tensor_range(info)?;
+        let used = self.tensor_len(info);
         let shard = self.shard(info.shard_id)?;
-        let unverified = || {
+        let unverified = |len| {
             self.source
                 .bytes(off, len)
                 .map_err(|e| Error::io(&self.path, e))
         };
         if self.shard_known_good(shard) {
             // The whole shard matched its hash (see `verify_all`).
-            return Ok((unverified()?, None));
+            return Ok((unverified(used)?, None));
         }
         match self.guard(info) {
             Guard::TensorHash => {
+                // hash_b3 covers every stored byte, padding included.
                 let want = info.hash_b3.unwrap_or_default();
                 let (bytes, ok) = self.retrying(off, len, || {
-                    let v = unverified()?;
+                    let v = unverified(len)?;
                     let ok = *crate::verify::hash(&v).as_bytes() == want;
                     Ok((v, ok))
                 })?;
                 if ok {
-                    Ok((bytes, None))
+                    let range = (used < len).then_some(0..used as usize);
+                    Ok((bytes, range))
                 } else {
                     Err(self.corrupt(info, shard, off, "hash_b3".into()))
                 }
             }
             Guard::Pages(ph) => {
-                let (bytes, range) =
-                    self.pages_read(info, shard, &ph, info.data_off, info.data_len)?;
+                let (bytes, range) = self.pages_read(info, shard, &ph, info.data_off, used)?;
                 Ok((bytes, Some(range)))
             }
             Guard::Shard => {
                 if self.source.stable() {
                     self.verify_shard(shard, info)?;
-                    Ok((unverified()?, None))
+                    Ok((unverified(used)?, None))
                 } else {
-                    let bytes = self.shard_pass(shard, info, Some((info.data_off, len)))?;
+                    let bytes = self.shard_pass(shard, info, Some((info.data_off, used)))?;
                     Ok((Cow::Owned(bytes), None))
                 }
             }
@@ -753,18 +797,18 @@ impl AeroFile {
         start: u64,
         len: u64,
     ) -> Result<Cow<'a, [u8]>> {
+        let own = self.tensor_len(info);
         let end = start
             .checked_add(len)
-            .filter(|&e| e <= info.data_len)
+            .filter(|&e| e <= own)
             .ok_or_else(|| Error::Tensor {
                 path: self.path.clone(),
                 name: info.name.clone(),
                 reason: format!(
-                    "bytes {start}..{start}+{len} lie outside the tensor's {} bytes",
-                    info.data_len
+                    "bytes {start}..{start}+{len} lie outside the tensor's {own} bytes"
                 ),
             })?;
-        if start == 0 && len == info.data_len {
+        if start == 0 && len == own {
             return self.verified_bytes(info);
         }
         let (off, _) = self.tensor_range(info)?;

@@ -9,6 +9,7 @@ use crate::chunk::{Chunk, ChunkStatus};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
 use crate::integrity::{ControlStatus, PageReport, check_control};
+use crate::order::{LenCheck, ShapeOrder};
 use crate::verify;
 
 /// How much to check.
@@ -379,6 +380,15 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
         }
     };
     let set_index = f.is_set_index();
+    let order = f.shape_order();
+    if order == ShapeOrder::Gguf {
+        r.warnings.push(
+            "shapes are stored in GGUF order, innermost dimension first (written by the \
+             reference GGUF converter: MJSN source_format \"gguf\" without a \"gguf\" key, \
+             spec §15); readers reverse them"
+                .into(),
+        );
+    }
     for d in idx.duplicates() {
         r.errors
             .push(format!("tensor '{d}': name appears more than once"));
@@ -389,7 +399,7 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
         if !dup_seen.insert(t.name.as_str()) {
             problems.push("duplicate name".to_string());
         }
-        size_problems(t, &mut problems, &mut r.warnings);
+        size_problems(t, order, &mut problems, &mut r.warnings);
         let hash = if t.hash_b3.is_some() {
             "skipped"
         } else {
@@ -522,7 +532,12 @@ fn record_chunk(r: &mut Report, row: usize, c: &Chunk, status: ChunkStatus) {
     }
 }
 
-fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+fn size_problems(
+    t: &TensorInfo,
+    order: ShapeOrder,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
     if t.shape.len() as u64 > aero_format::limits::MAX_RANK {
         problems.push(format!(
             "rank {} exceeds {}",
@@ -530,34 +545,44 @@ fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<
             aero_format::limits::MAX_RANK
         ));
     }
-    match t.dtype {
-        DType::Unknown(c) => warnings.push(format!("tensor '{}': unknown dtype code {c}", t.name)),
-        DType::Packed => {
-            if let Some(ty) = t.ggml_type() {
-                match t.ggml_len(ty) {
-                    Some(len) if len == t.data_len => {}
-                    Some(len) => problems.push(format!(
-                        "data_len {} does not match ggml type {} x shape {:?} = {len} bytes",
-                        t.data_len, ty.name, t.shape
-                    )),
-                    None => problems.push(format!(
-                        "shape {:?} does not fit ggml type {} (blocks of {} elements)",
-                        t.shape, ty.name, ty.block_elems
-                    )),
-                }
+    // "ggml type Q4_0 x shape [16, 256]" / "dtype f32 x shape [3, 5]",
+    // the shape row-major whatever the file stores.
+    let what = || {
+        let ty = match t.ggml_type().filter(|_| t.dtype == DType::Packed) {
+            Some(g) => format!("ggml type {}", g.name),
+            None => format!("dtype {}", t.dtype),
+        };
+        format!("{ty} x shape {:?}", t.row_major_shape(order))
+    };
+    match t.len_check(order) {
+        LenCheck::Exact => {}
+        LenCheck::Unchecked => {
+            if let DType::Unknown(c) = t.dtype {
+                warnings.push(format!("tensor '{}': unknown dtype code {c}", t.name));
             }
         }
-        d => match t.elements() {
-            None => problems.push("shape product overflows".into()),
-            Some(n) => match d.byte_len(n) {
-                Some(len) if len == t.data_len => {}
-                Some(len) => problems.push(format!(
-                    "data_len {} does not match dtype {} x shape {:?} = {len} bytes",
-                    t.data_len, d, t.shape
-                )),
-                None => problems.push("dtype x shape overflows".into()),
-            },
-        },
+        LenCheck::Padded { len } => warnings.push(format!(
+            "tensor '{}': data_len {} is {} = {len} bytes followed by {} bytes of \
+             alignment padding (reference GGUF converter, spec §16.5); readers and \
+             exporters use the first {len}",
+            t.name,
+            t.data_len,
+            what(),
+            t.data_len - len
+        )),
+        LenCheck::Mismatch { len } => problems.push(format!(
+            "data_len {} does not match {} = {len} bytes",
+            t.data_len,
+            what()
+        )),
+        LenCheck::NoFit { ty } => problems.push(format!(
+            "shape {:?} does not fit ggml type {} (the innermost dimension must be a \
+             multiple of its {}-element blocks)",
+            t.row_major_shape(order),
+            ty.name,
+            ty.block_elems
+        )),
+        LenCheck::Overflow => problems.push("dtype x shape overflows".into()),
     }
 }
 

@@ -74,7 +74,9 @@ impl<'a> TensorView<'a> {
         self.info.dtype
     }
 
-    /// Dimensions.
+    /// Dimensions as the TIDX stores them: row-major, except in a file from
+    /// the reference GGUF converter, which stores GGUF order
+    /// ([`crate::AeroFile::shape_order`], [`TensorInfo::row_major_shape`]).
     pub fn shape(&self) -> &'a [u64] {
         &self.info.shape
     }

@@ -136,6 +136,20 @@ impl Backing {
         }
     }
 
+    /// A tensor's entry with its row-major shape and its own byte length,
+    /// whatever order and padding the file stores (aero-io's rule for
+    /// reference GGUF-origin files, [`aero_io::ShapeOrder`]): what every
+    /// array handed out is shaped by.
+    fn described(&self, name: &str) -> Res<(&TensorInfo, Vec<u64>, u64)> {
+        let info = self.info(name)?;
+        let order = match self {
+            Backing::File(f) => f.shape_order(),
+            Backing::Set(s) => aero_convert::state_dict::TensorSource::shape_order(s)
+                .map_err(aero_convert::ConvertError::from)?,
+        };
+        Ok((info, info.row_major_shape(order), info.tensor_len(order)))
+    }
+
     fn index(&self) -> Res<&aero_io::TensorIndex> {
         match self {
             Backing::File(f) => Ok(f.index()?),
@@ -203,26 +217,27 @@ impl Handle {
     }
 }
 
-/// Numpy type and shape of a whole tensor: its own, or raw bytes (`uint8`,
+/// Numpy type and shape of a whole tensor: its own (`shape` row-major,
+/// `len` its own bytes: [`Backing::described`]), or raw bytes (`uint8`,
 /// one dimension) for packed and unknown dtypes and when `raw`.
-fn elem_shape(info: &TensorInfo, raw: bool) -> Res<(Elem, Vec<u64>)> {
+fn elem_shape(info: &TensorInfo, shape: Vec<u64>, len: u64, raw: bool) -> Res<(Elem, Vec<u64>)> {
     match Elem::of(info.dtype) {
         Some(e) if !raw => {
-            if info.expected_len() != Some(info.data_len) {
+            if info.expected_len() != Some(len) {
                 return Err(Raised::new(
                     crate::errors::Class::Aero,
                     "tensor",
                     format!(
                         "tensor '{}': data_len {} does not match shape {:?} of {} ({} bytes per element)",
-                        info.name, info.data_len, info.shape, info.dtype, e.size
+                        info.name, info.data_len, shape, info.dtype, e.size
                     ),
                 )
                 .with_tensor(&info.name)
                 .into());
             }
-            Ok((e, info.shape.clone()))
+            Ok((e, shape))
         }
-        _ => Ok((Elem::U8, vec![info.data_len])),
+        _ => Ok((Elem::U8, vec![len])),
     }
 }
 
@@ -386,18 +401,21 @@ impl Handle {
         Ok(idx.tensors().iter().map(|t| t.name.clone()).collect())
     }
 
-    /// (dtype code, shape, data_len, ggml type id or None) of a tensor.
+    /// (dtype code, row-major shape, byte length, ggml type id or None) of
+    /// a tensor: the shape and length every array is made with (a reference
+    /// GGUF-origin file's GGUF-order shape reversed, its padding left out;
+    /// [`Backing::described`]).
     fn info<'py>(
         &self,
         py: Python<'py>,
         name: &str,
     ) -> PyResult<(u16, Bound<'py, PyTuple>, u64, Option<u32>)> {
         let b = self.get()?;
-        let i = py.detach(|| b.info(name)).py(py)?;
+        let (i, shape, len) = py.detach(|| b.described(name)).py(py)?;
         Ok((
             i.dtype.code(),
-            PyTuple::new(py, &i.shape)?,
-            i.data_len,
+            PyTuple::new(py, &shape)?,
+            len,
             i.ggml_type().map(|t| t.id),
         ))
     }
@@ -409,8 +427,8 @@ impl Handle {
         let b = self.get()?;
         let (bytes, elem, shape) = py
             .detach(|| -> Res<_> {
-                let info = b.info(name)?;
-                let (elem, shape) = elem_shape(info, raw)?;
+                let (info, shape, len) = b.described(name)?;
+                let (elem, shape) = elem_shape(info, shape, len, raw)?;
                 Ok((b.tensor(name)?, elem, shape))
             })
             .py(py)?;
@@ -423,8 +441,8 @@ impl Handle {
         let b = self.get()?;
         let (bytes, elem, shape) = py
             .detach(|| -> Res<_> {
-                let info = b.info(name)?;
-                let (elem, mut shape) = elem_shape(info, false)?;
+                let (info, shape, len) = b.described(name)?;
+                let (elem, mut shape) = elem_shape(info, shape, len, false)?;
                 let n = shape.first().copied().unwrap_or(0);
                 if elem == Elem::U8 && Elem::of(info.dtype).is_none() {
                     return Err(Failure::aero(
@@ -441,7 +459,7 @@ impl Handle {
                         format!("rows {start}..{stop} of tensor '{name}' with shape {shape:?}"),
                     ));
                 }
-                let row = info.data_len.checked_div(n).unwrap_or(0);
+                let row = len.checked_div(n).unwrap_or(0);
                 shape[0] = stop - start;
                 Ok((
                     b.part(name, start * row, (stop - start) * row)?,
@@ -610,7 +628,7 @@ fn chunk_payload(b: &Backing, index: usize, verify: bool) -> Res<Vec<u8>> {
 }
 
 fn dequantize(b: &Arc<Backing>, name: &str, out: &str) -> Res<Buffer> {
-    let info = b.info(name)?;
+    let (info, shape, len) = b.described(name)?;
     let ty = info.ggml_type().ok_or_else(|| {
         Failure::aero(
             "dequantize",
@@ -620,23 +638,19 @@ fn dequantize(b: &Arc<Backing>, name: &str, out: &str) -> Res<Buffer> {
     let n = info
         .elements()
         .ok_or_else(|| Failure::aero("dequantize", format!("tensor '{name}': shape overflows")))?;
-    // Row-major shape (this project, spec §15) or GGUF order (the
-    // reference converter): whichever the ggml block layout fits.
-    let mut reversed = info.shape.clone();
-    reversed.reverse();
-    let shape = if ty.tensor_bytes(&reversed) == Some(info.data_len) {
-        info.shape.clone()
-    } else if ty.tensor_bytes(&info.shape) == Some(info.data_len) {
-        reversed
-    } else {
+    // Row-major (a reference GGUF-origin file's GGUF order reversed, its
+    // padding left out: aero-io's rule); the blocks must fill it exactly.
+    let mut ne = shape.clone();
+    ne.reverse();
+    if ty.tensor_bytes(&ne) != Some(len) {
         return Err(Failure::aero(
             "dequantize",
             format!(
                 "tensor '{name}': {} bytes do not hold {} shape {:?}",
-                info.data_len, ty.name, info.shape
+                info.data_len, ty.name, shape
             ),
         ));
-    };
+    }
     let bytes = b.tensor(name)?;
     aero_quant::packed_len(ty, n)?;
     let len = usize::try_from(n).map_err(|_| Failure::aero("dequantize", "tensor too large"))?;

@@ -1,3 +1,4 @@
 //! The integration tests of `aero-capi`, as one test binary (one link instead of one per file).
 
 mod ffi;
+mod reference_gguf;

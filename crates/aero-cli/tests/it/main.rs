@@ -3,6 +3,7 @@
 mod cli;
 mod hf_cli;
 mod quant_cli;
+mod reference_gguf;
 mod remote_s3;
 mod remote_set_nginx;
 mod set_cli;
