@@ -8,6 +8,8 @@
 //! - [`detect`] recognises an input by its content.
 //! - [`describe`]: what a GGUF, safetensors or AERO file holds (key/values,
 //!   tensor types, bits per weight), read-only, for `inspect` and `list`.
+//! - [`foreign`]: a safetensors or GGUF file read as the converter would
+//!   hold it, so [`diff`] can compare it with an AERO file.
 //! - [`state_dict`]: every tensor as floats, llama-family GGUF names mapped
 //!   to Hugging Face names (what the C ABI's state-dict calls hand out).
 //!
@@ -86,6 +88,7 @@ mod detect;
 pub mod diff;
 mod error;
 pub mod floats;
+pub mod foreign;
 pub mod gguf;
 pub mod gguf_convert;
 pub mod safetensors;

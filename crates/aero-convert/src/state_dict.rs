@@ -134,7 +134,10 @@ pub trait TensorSource {
     fn tensor_index(&self) -> Result<&TensorIndex>;
     /// The MJSN object (the index file's for a set), if any.
     fn meta(&self) -> Result<Option<Value>>;
-    /// A tensor's verified bytes.
+    /// A tensor's verified bytes: checked against the strongest hash the
+    /// file records for them (AERO files and sets). A format that records
+    /// no hashes ([`crate::foreign::ForeignFile`]: safetensors, GGUF) hands
+    /// out its bytes as stored.
     fn verified(&self, name: &str) -> Result<TensorView<'_>>;
     /// The local files this source reads (a file; a set's manifest, index
     /// and parts): an output must never be one of them.

@@ -527,6 +527,35 @@ impl Source {
         }))
     }
 
+    /// A side of `diff`: a set or a URL as [`Source::open`] opens them, or
+    /// a local file recognised by its content — AERO, or safetensors / GGUF
+    /// read as `convert` would hold them ([`aero_convert::foreign`]). An
+    /// input that is none of these (a sharded checkpoint, an unrecognised
+    /// or missing file, a URL that is not AERO) is exit 2, never 1: for
+    /// `diff`, 1 means "different" or damaged content.
+    pub fn open_for_diff(p: &std::path::Path) -> anyhow::Result<Source> {
+        use aero_convert::InputKind;
+        let not_aero = |e: anyhow::Error| match e.downcast_ref::<aero_io::Error>() {
+            // Valid data of another kind, not damage: a usage error.
+            Some(n @ aero_io::Error::NotAero { .. }) => anyhow::anyhow!("{n}"),
+            _ => e,
+        };
+        if super::set::is_set(p) || crate::remote::is_url(p) {
+            return Source::open(p).map_err(not_aero);
+        }
+        match aero_convert::detect(p)? {
+            InputKind::Aero => Source::open(p),
+            InputKind::SafeTensors | InputKind::Gguf => Ok(Source(Box::new(
+                aero_convert::foreign::ForeignFile::open(p)?,
+            ))),
+            other => bail!(
+                "{}: is {} input; diff compares AERO files and sets, safetensors and GGUF files",
+                p.display(),
+                other.name()
+            ),
+        }
+    }
+
     pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
         self.0.as_ref()
     }
@@ -566,7 +595,7 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
 
 /// `diff A B`: exit 0 identical, 1 different.
 pub fn diff(a: super::DiffArgs) -> anyhow::Result<ExitCode> {
-    let (sa, sb) = (Source::open(&a.a)?, Source::open(&a.b)?);
+    let (sa, sb) = (Source::open_for_diff(&a.a)?, Source::open_for_diff(&a.b)?);
     let opts = aero_convert::diff::DiffOptions { numeric: a.numeric };
     let r = aero_convert::diff::diff(sa.as_dyn(), sb.as_dyn(), &opts)?;
     let identical = r.identical();
