@@ -5,7 +5,8 @@
 //!
 //! - [`safetensors::import`] / [`safetensors::export`]
 //! - [`gguf_convert::import`] / [`gguf_convert::export`]
-//! - [`detect`] recognises an input by its content.
+//! - [`detect`] recognises an input by its content; [`route`] chooses what
+//!   a conversion writes from the output's name.
 //! - [`describe`]: what a GGUF, safetensors or AERO file holds (key/values,
 //!   tensor types, bits per weight), read-only, for `inspect` and `list`.
 //! - [`foreign`]: a safetensors or GGUF file read as the converter would
@@ -91,6 +92,7 @@ pub mod floats;
 pub mod foreign;
 pub mod gguf;
 pub mod gguf_convert;
+pub mod route;
 pub mod safetensors;
 pub mod sharded;
 pub mod state_dict;

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aero_convert::InputKind;
 use aero_convert::sharded::ShardedSafetensors;
 use aero_io::Verdict;
 use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
@@ -248,6 +247,11 @@ pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
 
 pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
     super::convert::expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
+    super::convert::checked_output(
+        aero_convert::route::Conversion::ShardedToSet,
+        &a.input,
+        &a.output,
+    )?;
     let inp = ShardedSafetensors::open(&a.input)?;
     let index_dir = inp.index_path().parent().map(Path::to_path_buf);
     if let (Some(d), Ok(o)) = (index_dir, a.output.canonicalize())
@@ -300,18 +304,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
 pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    if matches!(
-        aero_convert::detect(&a.input),
-        Ok(InputKind::ShardedSafeTensors)
-    ) {
-        return convert_sharded(ConvertShardedArgs {
-            input: a.input,
-            output: a.output,
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            writer: a.writer,
-            json: a.json,
-        });
-    }
+    // What is written is chosen by the output's name, an AEROSET for a
+    // sharded checkpoint included (`convert::auto`).
     super::convert::auto(a)
 }

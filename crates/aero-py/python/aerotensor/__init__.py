@@ -567,12 +567,18 @@ def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, 
 
 def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Optional[bytes] = None,
             max_shard_bytes: Optional[int] = None) -> Dict[str, Any]:
-    """Converts by content: a safetensors or GGUF file into AERO, a sharded
-    safetensors checkpoint (its ``*.index.json`` or directory) into an
-    AEROSET directory, an AERO file into safetensors or GGUF (by ``dst``'s
-    extension) or into a repacked AERO file. Every byte copied out of an
+    """Converts ``src`` (recognised by its content) into what ``dst``'s name
+    asks for, as ``aerotensor convert`` does: ``.safetensors`` or ``.gguf``
+    exports an AERO file; any other name writes AERO (a safetensors or GGUF
+    file converted, an AERO file repacked); a directory (existing, or a
+    path ending in ``/``) receives ``<src stem>.aero``; a sharded
+    safetensors checkpoint (its ``*.index.json`` or directory) becomes an
+    AEROSET directory. A safetensors or GGUF ``src`` with a ``.safetensors``
+    or ``.gguf`` ``dst`` is a ``ValueError`` naming the two steps through
+    AERO, and so are writer options (``layout``, ``uuid``,
+    ``max_shard_bytes``) given for an export. Every byte copied out of an
     AERO input is verified. Returns ``{input_kind, output, file_size,
-    tensors, shards}``."""
+    tensors, shards}`` (``output``: the path written)."""
     return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes)
 
 
