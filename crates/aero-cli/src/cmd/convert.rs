@@ -49,9 +49,26 @@ pub(super) fn checked_output(
     input: &Path,
     output: &Path,
 ) -> anyhow::Result<PathBuf> {
-    Ok(aero_convert::route::check_output(
-        conversion, input, output,
-    )?)
+    aero_convert::route::check_output(conversion, input, output).or_else(|e| {
+        refuse_input_as_output(input, output)?;
+        Err(e.into())
+    })
+}
+
+/// An output that is one of the input's files (the file, or any file of
+/// an input set) is refused as that, whatever else is wrong with its name:
+/// "refusing to overwrite an input" says more than "names an AERO file".
+fn refuse_input_as_output(input: &Path, output: &Path) -> anyhow::Result<()> {
+    if crate::remote::is_url(input) {
+        return Ok(());
+    }
+    if super::set::is_set(input) {
+        if let Ok(src) = super::read::Source::open(input) {
+            src.as_dyn().refuse_as_output(output)?;
+        }
+        return Ok(());
+    }
+    Ok(aero_io::output::refuse_same_file(output, input)?)
 }
 
 pub fn safetensors_cmd(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -101,7 +118,10 @@ fn convert_gguf(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 /// `DIR/<IN stem>.aero`, a sharded checkpoint becomes an AEROSET directory.
 pub fn auto(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
     let kind = detect(&a.input)?;
-    let route = aero_convert::route::route(&a.input, kind, &a.output)?;
+    let route = aero_convert::route::route(&a.input, kind, &a.output).or_else(|e| {
+        refuse_input_as_output(&a.input, &a.output)?;
+        Err(anyhow::Error::from(e))
+    })?;
     a.output = route.output;
     let export_args = |a: ConvertArgs| -> anyhow::Result<ExportArgs> {
         let aero_only = a.writer.aero_only_flags();
