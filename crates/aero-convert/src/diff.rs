@@ -1,16 +1,30 @@
-//! Compares two AERO files or sets tensor by tensor: what `aerotensor diff`
-//! reports.
+//! Compares two tensor sources tensor by tensor: what `aerotensor diff`
+//! reports. A side is an AERO file, an AEROSET, or a safetensors or GGUF
+//! file read as `convert` would hold it ([`crate::foreign::ForeignFile`]),
+//! so `diff model.safetensors model.aero` checks a conversion.
 //!
 //! - tensors only in one side;
 //! - for tensors in both: dtype (a packed GGUF tensor's dtype is its ggml
 //!   type name, `Q4_K`) and shape changes, and whether the bytes are
-//!   identical — by the recorded `hash_b3`s when both sides record one (the
-//!   tensor index holding them is hash-checked when read), else by the
-//!   verified bytes themselves;
+//!   identical;
 //! - whether the tensors common to both come in another order;
 //! - with [`DiffOptions::numeric`], per differing tensor: max absolute and
 //!   relative error and cosine similarity of the values, packed tensors
 //!   dequantized (f64 accumulation). Memory: both tensors' f32 values.
+//!
+//! Trust: every tensor present in both sides is read through
+//! [`TensorSource::verified`] on both sides — checked against the strongest
+//! hash its file records (`hash_b3`, else PHSH pages, else the shard hash)
+//! — and the verified bytes are compared. A recorded `hash_b3` is never
+//! taken as the bytes' content without that check: two files recording the
+//! same `hash_b3` over different (damaged) bytes are not "identical", they
+//! are an error. So a damaged side is the error of reading it (a
+//! [`StateDictError`] whose [`StateDictError::is_invalid_data`] is true,
+//! naming the file, the tensor and the offset that failed), never a
+//! report; a report is only made of verified bytes. Safetensors and GGUF
+//! record no hashes: their bytes are compared as stored. Cost: one read of
+//! every common tensor on each side (local files are mapped, so the
+//! comparison itself copies nothing).
 //!
 //! Shapes are compared row-major and bytes are the tensors' own: files of
 //! the reference GGUF converter (GGUF order, spec §15) are recognised by
@@ -55,16 +69,6 @@ pub struct Side {
     pub bytes: u64,
 }
 
-/// How byte identity was decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComparedBy {
-    /// Both sides record a `hash_b3`; they were compared.
-    HashB3,
-    /// The verified bytes were compared.
-    Bytes,
-}
-
 /// Numeric comparison of two tensors' values.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -107,8 +111,8 @@ pub struct TensorDiff {
     pub shape_changed: bool,
     /// Whether dtype, shape and bytes are all the same.
     pub identical: bool,
-    /// How the bytes were compared.
-    pub compared_by: ComparedBy,
+    /// Whether the stored bytes are the same (both sides verified first).
+    pub bytes_identical: bool,
     /// With [`DiffOptions::numeric`], for tensors that are not identical.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub numeric: Option<Numeric>,
@@ -156,8 +160,9 @@ fn side(t: &TensorInfo, order: ShapeOrder) -> Side {
 }
 
 /// Compares `a` with `b` (see the module docs). Errors are those of reading
-/// either side (a tensor failing verification included); a tensor that
-/// cannot be compared numerically is reported, not an error.
+/// either side: a tensor failing verification is an error, not a
+/// difference. A tensor that cannot be compared numerically is reported,
+/// not an error.
 pub fn diff(
     a: &dyn TensorSource,
     b: &dyn TensorSource,
@@ -190,16 +195,11 @@ pub fn diff(
         let (sa, sb) = (side(ta, order_a), side(tb, order_b));
         let dtype_changed = sa.dtype != sb.dtype;
         let shape_changed = sa.shape != sb.shape;
-        // A hash_b3 covers padding too: only comparable when neither side has any.
-        let unpadded = sa.bytes == ta.data_len && sb.bytes == tb.data_len;
-        let (same_bytes, compared_by) = match (ta.hash_b3, tb.hash_b3) {
-            (Some(x), Some(y)) if unpadded => {
-                (x == y && ta.data_len == tb.data_len, ComparedBy::HashB3)
-            }
-            _ => {
-                let (va, vb) = (a.verified(&ta.name)?, b.verified(&tb.name)?);
-                (va.bytes() == vb.bytes(), ComparedBy::Bytes)
-            }
+        // Both sides proven first (see the module docs), then compared.
+        let same_bytes = {
+            let va = a.verified(&ta.name)?;
+            let vb = b.verified(&tb.name)?;
+            va.bytes() == vb.bytes()
         };
         let identical = same_bytes && !dtype_changed && !shape_changed;
         let numeric = (opts.numeric && !identical)
@@ -212,7 +212,7 @@ pub fn diff(
             dtype_changed,
             shape_changed,
             identical,
-            compared_by,
+            bytes_identical: same_bytes,
             numeric,
         });
     }

@@ -283,18 +283,21 @@ impl Input {
         o
     }
 
-    /// Tensor specs sorted by name, reading straight from the mapping.
-    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+    /// Every tensor as the converter writes its TIDX entry, sorted by
+    /// name: a native dtype, or packed with `quant_params.ggml_type`;
+    /// row-major shape (GGUF's `ne` reversed); the exact size its type
+    /// implies; `data_off` = the absolute offset of its bytes in this file
+    /// (`shard_id` 0, no `hash_b3`: GGUF records no hashes).
+    pub fn tensor_infos(&self) -> Result<Vec<aero_io::TensorInfo>> {
         let mut seen: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for t in self.sorted() {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::unsupported(&self.path, Some(&t.name), "its byte range overflows")
             })?;
-            let bytes = crate::input_bytes(self.src.as_source_ref(), start, t.size, progress)
-                .map_err(|e| ConvertError::io(&self.path, e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
+            let mut quant_id = None;
             let dtype = match native_dtype(id) {
                 Some(d) => d,
                 None => {
@@ -308,19 +311,49 @@ impl Input {
                     aero_io::meta::json_to_msgpack(&json!({"ggml_type": id}), &mut qp);
                     extras.push(("quant_id".to_string(), qid));
                     extras.push(("quant_params".to_string(), qp));
+                    quant_id = Some(q as u64);
                     DType::Packed
                 }
             };
-            out.push(TensorSpec {
+            out.push(aero_io::TensorInfo {
                 name: t.name.clone(),
                 dtype,
                 shape: t.shape(),
+                shard_id: 0,
+                data_off: start,
                 data_len: t.size,
+                flags: 0,
+                hash_b3: None,
+                quant_id,
                 extras,
-                bytes,
             });
         }
         Ok(out)
+    }
+
+    /// The byte source the tensors are read from.
+    pub(crate) fn source(&self) -> &aero_io::Source {
+        &self.src
+    }
+
+    /// Tensor specs sorted by name, reading straight from the mapping.
+    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+        self.tensor_infos()?
+            .into_iter()
+            .map(|t| {
+                let bytes =
+                    crate::input_bytes(self.src.as_source_ref(), t.data_off, t.data_len, progress)
+                        .map_err(|e| ConvertError::io(&self.path, e))?;
+                Ok(TensorSpec {
+                    name: t.name,
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    data_len: t.data_len,
+                    extras: t.extras,
+                    bytes,
+                })
+            })
+            .collect()
     }
 }
 

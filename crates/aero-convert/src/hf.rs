@@ -124,7 +124,7 @@ pub fn is_folder(dir: &Path) -> bool {
 }
 
 /// The `*.safetensors.index.json` files directly in `dir`, sorted.
-fn index_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn index_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

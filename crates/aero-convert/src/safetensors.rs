@@ -304,16 +304,19 @@ impl Input {
         Ok(())
     }
 
-    /// Tensor specs in name order, reading straight from the mapping.
-    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+    /// Every tensor as the converter writes its TIDX entry, in name order:
+    /// dtype (packed with `quant_params.safetensors_dtype` for a dtype AERO
+    /// has no code for), row-major shape, length, and `data_off` = the
+    /// absolute offset of its bytes in this file (`shard_id` 0, no
+    /// `hash_b3`: safetensors records no hashes).
+    pub fn tensor_infos(&self) -> Vec<aero_io::TensorInfo> {
         let mut quant_names: Vec<String> = Vec::new();
         let base = 8 + self.header_len;
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let bytes = crate::input_bytes(self.src.as_source_ref(), base + s, e - s, progress)
-                .map_err(|err| ConvertError::io(&self.path, err))?;
             let mut extras = Vec::new();
+            let mut quant_id = None;
             let dtype = match native_dtype(t.dtype) {
                 Some(d) => d,
                 None => {
@@ -331,19 +334,49 @@ impl Input {
                     aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
                     extras.push(("quant_id".to_string(), qid));
                     extras.push(("quant_params".to_string(), qp));
+                    quant_id = Some(id as u64);
                     DType::Packed
                 }
             };
-            out.push(TensorSpec {
+            out.push(aero_io::TensorInfo {
                 name: name.clone(),
                 dtype,
                 shape: t.shape.iter().map(|&d| d as u64).collect(),
+                shard_id: 0,
+                data_off: base + s,
                 data_len: e - s,
+                flags: 0,
+                hash_b3: None,
+                quant_id,
                 extras,
-                bytes,
             });
         }
-        Ok(out)
+        out
+    }
+
+    /// The byte source the tensors are read from.
+    pub(crate) fn source(&self) -> &aero_io::Source {
+        &self.src
+    }
+
+    /// Tensor specs in name order, reading straight from the mapping.
+    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+        self.tensor_infos()
+            .into_iter()
+            .map(|t| {
+                let bytes =
+                    crate::input_bytes(self.src.as_source_ref(), t.data_off, t.data_len, progress)
+                        .map_err(|err| ConvertError::io(&self.path, err))?;
+                Ok(TensorSpec {
+                    name: t.name,
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    data_len: t.data_len,
+                    extras: t.extras,
+                    bytes,
+                })
+            })
+            .collect()
     }
 }
 

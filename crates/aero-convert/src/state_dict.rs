@@ -134,7 +134,11 @@ pub trait TensorSource {
     fn tensor_index(&self) -> Result<&TensorIndex>;
     /// The MJSN object (the index file's for a set), if any.
     fn meta(&self) -> Result<Option<Value>>;
-    /// A tensor's verified bytes (its own: [`AeroFile::tensor_len`]).
+    /// A tensor's verified bytes (its own: [`AeroFile::tensor_len`]):
+    /// checked against the strongest hash the file records for them (AERO
+    /// files and sets). A format that records no hashes
+    /// ([`crate::foreign::ForeignFile`]: safetensors, GGUF) hands out its
+    /// bytes as stored.
     fn verified(&self, name: &str) -> Result<TensorView<'_>>;
     /// How the tensor index orders shapes ([`ShapeOrder::of_meta`] of
     /// [`TensorSource::meta`]).

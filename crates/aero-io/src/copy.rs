@@ -396,16 +396,30 @@ fn whole_shard(
         pos = end;
     }
     if *h.finalize().as_bytes() != shard.blake3 {
-        let first = members
-            .first()
-            .map(|m| m.info.name.clone())
-            .unwrap_or_default();
-        return Err(Stop::Failed(Error::Corrupt {
-            path: f.path().to_path_buf(),
-            tensor: first,
-            shard: shard.name.clone(),
-            offset: shard.offset,
-            check: format!("the {} BLAKE3", shard.name),
+        // The damaged tensor, when a finer hash tells it and it is one of
+        // those being copied. Else, copying one tensor, that tensor: its
+        // only protection, the shard hash, failed. Else the shard: no
+        // tensor can be named (not merely the first one copied).
+        if let Some(e @ Error::Corrupt { .. }) = f.locate_damage(shard)
+            && let Error::Corrupt { tensor, .. } = &e
+            && members.iter().any(|m| m.info.name == *tensor)
+        {
+            return Err(Stop::Failed(e));
+        }
+        return Err(Stop::Failed(match members {
+            [only] => Error::Corrupt {
+                path: f.path().to_path_buf(),
+                tensor: only.info.name.clone(),
+                shard: shard.name.clone(),
+                offset: shard.offset,
+                check: format!("the {} BLAKE3", shard.name),
+            },
+            _ => Error::HashMismatch {
+                path: f.path().to_path_buf(),
+                index: shard.index,
+                fourcc: shard.fourcc,
+                name: shard.name.clone(),
+            },
         }));
     }
     Ok(())

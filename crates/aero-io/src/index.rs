@@ -233,6 +233,19 @@ impl TensorIndex {
         Ok(index)
     }
 
+    /// An index over `tensors` as given (in this order), for a source that
+    /// has no TIDX of its own: a safetensors or GGUF file read as AERO
+    /// would hold it. Names after the first of each are
+    /// [`TensorIndex::duplicates`].
+    pub fn from_tensors(tensors: Vec<TensorInfo>) -> TensorIndex {
+        let mut index = TensorIndex {
+            tensors,
+            ..TensorIndex::default()
+        };
+        index.build_slots();
+        index
+    }
+
     fn slot_of(&self, name: &str) -> usize {
         use std::hash::BuildHasher;
         self.hasher.hash_one(name) as usize & (self.slots.len() - 1)

@@ -126,7 +126,25 @@ fn convert<'py>(
         control_integrity,
     }
     .to_write_options()?;
-    let c = py.detach(|| write::convert(&src, &dst, &opts)).py(py)?;
+    // What the caller set that only an AERO output takes.
+    let mut aero_only = Vec::new();
+    for (set, name) in [
+        (layout != "aligned", "layout"),
+        (max_shard_bytes.is_some(), "max_shard_bytes"),
+        (tensor_hash.is_some(), "tensor_hash"),
+        (page_hashes.is_some(), "page_hashes"),
+        (control_integrity, "control_integrity"),
+    ] {
+        if set {
+            aero_only.push(name);
+        }
+    }
+    if opts.uuid.is_some() {
+        aero_only.push("uuid");
+    }
+    let c = py
+        .detach(|| write::convert(&src, &dst, &opts, &aero_only))
+        .py(py)?;
     let d = PyDict::new(py);
     d.set_item("input_kind", c.kind)?;
     d.set_item("output", c.output)?;

@@ -162,36 +162,60 @@ pub struct Converted {
     pub shards: usize,
 }
 
-/// Converts by content: safetensors or GGUF into AERO, a sharded
-/// safetensors checkpoint into an AEROSET, an AERO file into safetensors
-/// or GGUF (by the output's extension) or into a repacked AERO file.
-pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
-    use aero_convert::{InputKind, gguf_convert, safetensors};
-    let (input, output) = (Path::new(src), Path::new(dst));
+/// Converts by content, writing what the output's name asks for
+/// ([`aero_convert::route::route`], the rule `aerotensor convert` follows):
+/// safetensors or GGUF into AERO, a sharded safetensors checkpoint into an
+/// AEROSET directory, an AERO file into safetensors or GGUF (`.safetensors`
+/// / `.gguf`) or into a repacked AERO file; a directory output gets
+/// `DIR/<input stem>.aero`. `aero_only` names the writer options the caller
+/// set (they apply to AERO outputs only: an export with any is refused).
+pub fn convert(src: &str, dst: &str, opts: &WriteOptions, aero_only: &[&str]) -> Res<Converted> {
+    use aero_convert::route::Conversion;
+    use aero_convert::{gguf_convert, safetensors};
+    let input = Path::new(src);
+    let kind = aero_convert::detect(input)?;
+    let route = aero_convert::route::route(input, kind, Path::new(dst))?;
+    let output = route.output.as_path();
+    let out_name = output.display().to_string();
     aero_io::output::refuse_same_file(output, input)?;
     let done = |kind, s: WriteSummary| Converted {
         kind,
-        output: dst.to_string(),
+        output: out_name.clone(),
         file_size: s.file_size,
         tensors: s.tensors.len(),
         shards: s.shards,
     };
-    let ext = output
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    Ok(match aero_convert::detect(input)? {
-        InputKind::SafeTensors => done("safetensors", safetensors::import(input, output, opts)?),
-        InputKind::Gguf => done("gguf", gguf_convert::import(input, output, opts)?),
-        InputKind::Aero if ext.as_deref() == Some("safetensors") => {
+    let exporting = matches!(
+        route.conversion,
+        Conversion::ExportSafeTensors | Conversion::ExportGguf
+    );
+    if exporting && !aero_only.is_empty() {
+        return Err(Failure::Py(pyo3::exceptions::PyValueError::new_err(
+            format!(
+                "{out_name}: {} appl{} to AERO outputs; this writes {}",
+                aero_only.join(", "),
+                if aero_only.len() == 1 { "ies" } else { "y" },
+                route
+                    .conversion
+                    .writes()
+                    .map_or("an AEROSET", aero_convert::route::Format::name)
+            ),
+        )));
+    }
+    Ok(match route.conversion {
+        Conversion::ImportSafeTensors => {
+            done("safetensors", safetensors::import(input, output, opts)?)
+        }
+        Conversion::ImportGguf => done("gguf", gguf_convert::import(input, output, opts)?),
+        Conversion::ExportSafeTensors => {
             let n = safetensors::export(input, output)?;
-            exported("aero", dst, n, input)?
+            exported("aero", &out_name, n, input)?
         }
-        InputKind::Aero if ext.as_deref() == Some("gguf") => {
+        Conversion::ExportGguf => {
             let n = gguf_convert::export(input, output)?;
-            exported("aero", dst, n, input)?
+            exported("aero", &out_name, n, input)?
         }
-        InputKind::Aero => {
+        Conversion::Repack => {
             let f = aero_io::AeroFile::open(input)?;
             let r = aero_io::repack(
                 &f,
@@ -204,7 +228,7 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
             )?;
             done("aero", r.summary)
         }
-        InputKind::ShardedSafeTensors => {
+        Conversion::ShardedToSet => {
             let set_opts = aero_set::writer::SetWriteOptions {
                 file: opts.clone(),
                 ..Default::default()
@@ -218,33 +242,25 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
                 shards: s.shards,
             }
         }
-        InputKind::HfFolder => {
-            // A Hugging Face model folder: one .aero file carrying its other
-            // files, or (sharded, output not named .aero) an AEROSET.
+        Conversion::FolderToFile => {
             let folder = aero_convert::hf::Folder::open(input)?;
-            if folder.is_sharded() && ext.as_deref() != Some("aero") {
-                let set_opts = aero_set::writer::SetWriteOptions {
-                    file: opts.clone(),
-                    replace: true,
-                    ..Default::default()
-                };
-                let s = folder.write_set(output, &set_opts, &|_| {})?;
-                Converted {
-                    kind: "hf-folder",
-                    output: s.dir.display().to_string(),
-                    file_size: s.total_size,
-                    tensors: s.tensors.len(),
-                    shards: s.shards,
-                }
-            } else {
-                done("hf-folder", folder.write_file(output, opts, &|_| {})?)
-            }
+            done("hf-folder", folder.write_file(output, opts, &|_| {})?)
         }
-        InputKind::AeroSet => {
-            return Err(Failure::aero(
-                "unsupported",
-                format!("{src}: is an AEROSET; nothing to convert"),
-            ));
+        Conversion::FolderToSet => {
+            let folder = aero_convert::hf::Folder::open(input)?;
+            let set_opts = aero_set::writer::SetWriteOptions {
+                file: opts.clone(),
+                replace: true,
+                ..Default::default()
+            };
+            let s = folder.write_set(output, &set_opts, &|_| {})?;
+            Converted {
+                kind: "hf-folder",
+                output: s.dir.display().to_string(),
+                file_size: s.total_size,
+                tensors: s.tensors.len(),
+                shards: s.shards,
+            }
         }
     })
 }

@@ -608,24 +608,67 @@ fn put_u64(w: &mut impl Write, mut v: u64) -> std::io::Result<()> {
     w.write_all(&buf[i..])
 }
 
-/// A file or a set, opened as `list` / `extract` open them.
-pub struct Source(Box<dyn aero_convert::hf::ModelSource>);
+/// A file or a set, opened as `list` / `extract` open them; or, for
+/// `diff`, a safetensors or GGUF file.
+pub enum Source {
+    /// An AERO file or set, local or remote.
+    Model(Box<dyn aero_convert::hf::ModelSource>),
+    /// A safetensors or GGUF file, read as `convert` would hold it.
+    Foreign(Box<aero_convert::foreign::ForeignFile>),
+}
 
 impl Source {
     pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
-        Ok(Source(if super::set::is_set(p) {
+        Ok(Source::Model(if super::set::is_set(p) {
             Box::new(crate::remote::open_set(p)?)
         } else {
             Box::new(crate::remote::open_file(p)?)
         }))
     }
 
-    pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
-        self.0.as_ref()
+    /// A side of `diff`: a set or a URL as [`Source::open`] opens them, or
+    /// a local file recognised by its content — AERO, or safetensors / GGUF
+    /// read as `convert` would hold them ([`aero_convert::foreign`]). An
+    /// input that is none of these (a sharded checkpoint, an unrecognised
+    /// or missing file, a URL that is not AERO) is exit 2, never 1: for
+    /// `diff`, 1 means "different" or damaged content.
+    pub fn open_for_diff(p: &std::path::Path) -> anyhow::Result<Source> {
+        use aero_convert::InputKind;
+        let not_aero = |e: anyhow::Error| match e.downcast_ref::<aero_io::Error>() {
+            // Valid data of another kind, not damage: a usage error.
+            Some(n @ aero_io::Error::NotAero { .. }) => anyhow::anyhow!("{n}"),
+            _ => e,
+        };
+        if super::set::is_set(p) || crate::remote::is_url(p) {
+            return Source::open(p).map_err(not_aero);
+        }
+        match aero_convert::detect(p)? {
+            InputKind::Aero => Source::open(p),
+            InputKind::SafeTensors | InputKind::Gguf => Ok(Source::Foreign(Box::new(
+                aero_convert::foreign::ForeignFile::open(p)?,
+            ))),
+            other => bail!(
+                "{}: is {} input; diff compares AERO files and sets, safetensors and GGUF files",
+                p.display(),
+                other.name()
+            ),
+        }
     }
 
-    pub fn as_model(&self) -> &dyn aero_convert::hf::ModelSource {
-        self.0.as_ref()
+    pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
+        match self {
+            Source::Model(m) => m.as_ref(),
+            Source::Foreign(f) => f.as_ref(),
+        }
+    }
+
+    /// The AERO file or set (a model has attached files and a recorded
+    /// folder layout; safetensors and GGUF files have neither).
+    pub fn as_model(&self) -> anyhow::Result<&dyn aero_convert::hf::ModelSource> {
+        match self {
+            Source::Model(m) => Ok(m.as_ref()),
+            Source::Foreign(f) => bail!("{}: is not an AERO file or set", f.path().display()),
+        }
     }
 }
 
@@ -676,7 +719,7 @@ pub fn extract_attached(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let src = Source::open(&a.file)?;
     let dest = output_dest(out_path.as_deref())?;
     src.as_dyn().refuse_as_output(&dest)?;
-    let bytes = src.as_model().attached_bytes(name)?;
+    let bytes = src.as_model()?.attached_bytes(name)?;
     let mut out = aero_io::output::Output::create(&dest)?;
     out.file()
         .write_all(&bytes)
@@ -688,7 +731,7 @@ pub fn extract_attached(a: ExtractArgs) -> anyhow::Result<ExitCode> {
 
 /// `diff A B`: exit 0 identical, 1 different.
 pub fn diff(a: super::DiffArgs) -> anyhow::Result<ExitCode> {
-    let (sa, sb) = (Source::open(&a.a)?, Source::open(&a.b)?);
+    let (sa, sb) = (Source::open_for_diff(&a.a)?, Source::open_for_diff(&a.b)?);
     let opts = aero_convert::diff::DiffOptions { numeric: a.numeric };
     let r = aero_convert::diff::diff(sa.as_dyn(), sb.as_dyn(), &opts)?;
     let identical = r.identical();

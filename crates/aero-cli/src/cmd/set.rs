@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aero_convert::InputKind;
 use aero_convert::sharded::ShardedSafetensors;
 use aero_io::Verdict;
 use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
@@ -272,6 +271,11 @@ pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
 pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
     if a.input.is_dir() && aero_convert::hf::is_folder(&a.input) {
         // A model folder: its other files travel with the weights.
+        super::convert::checked_output(
+            aero_convert::route::Conversion::FolderToSet,
+            &a.input,
+            &a.output,
+        )?;
         return super::convert::convert_folder(
             ConvertArgs {
                 input: a.input,
@@ -287,6 +291,11 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         );
     }
     super::convert::expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
+    super::convert::checked_output(
+        aero_convert::route::Conversion::ShardedToSet,
+        &a.input,
+        &a.output,
+    )?;
     let mut inp = ShardedSafetensors::open(&a.input)?;
     inp.identity = a.identity.identity();
     let index_dir = inp.index_path().parent().map(Path::to_path_buf);
@@ -363,19 +372,7 @@ pub fn report_set_written(
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
 pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    if matches!(
-        aero_convert::detect(&a.input),
-        Ok(InputKind::ShardedSafeTensors)
-    ) {
-        return convert_sharded(ConvertShardedArgs {
-            input: a.input,
-            output: a.output,
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            identity: a.identity,
-            writer: a.writer,
-            json: a.json,
-        });
-    }
+    // What is written is chosen by the output's name, an AEROSET for a
+    // sharded checkpoint included (`convert::auto`).
     super::convert::auto(a)
 }

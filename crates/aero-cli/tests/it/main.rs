@@ -2,6 +2,7 @@
 
 mod cli;
 mod hf_cli;
+mod honest_answers;
 mod quant_cli;
 mod reference_gguf;
 mod remote_s3;

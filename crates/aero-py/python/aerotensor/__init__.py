@@ -567,14 +567,21 @@ def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, 
 
 def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Optional[bytes] = None,
             max_shard_bytes: Optional[int] = None) -> Dict[str, Any]:
-    """Converts by content: a safetensors or GGUF file into AERO, a sharded
-    safetensors checkpoint's ``*.index.json`` into an AEROSET directory, a
-    Hugging Face model folder (``model.safetensors`` or shards, with
-    ``config.json``, tokenizer…) into one AERO file carrying its other files
-    (a sharded folder into an AEROSET unless ``dst`` ends in ``.aero``), an
-    AERO file into safetensors or GGUF (by ``dst``'s extension) or into a
-    repacked AERO file. Every byte copied out of an AERO input is verified.
-    Returns ``{input_kind, output, file_size, tensors, shards}``."""
+    """Converts ``src`` (recognised by its content) into what ``dst``'s name
+    asks for, as ``aerotensor convert`` does: ``.safetensors`` or ``.gguf``
+    exports an AERO file; any other name writes AERO (a safetensors or GGUF
+    file converted, an AERO file repacked); a directory (existing, or a
+    path ending in ``/``) receives ``<src stem>.aero``; a sharded
+    safetensors checkpoint's ``*.index.json`` becomes an AEROSET directory.
+    A Hugging Face model folder (``model.safetensors`` or shards, with
+    ``config.json``, tokenizer…) becomes one AERO file carrying its other
+    files (a sharded folder an AEROSET unless ``dst`` ends in ``.aero``). A
+    safetensors or GGUF ``src`` with a ``.safetensors`` or ``.gguf`` ``dst``
+    is a ``ValueError`` naming the two steps through AERO, and so are writer
+    options (``layout``, ``uuid``, ``max_shard_bytes``) given for an export.
+    Every byte copied out of an AERO input is verified. Returns
+    ``{input_kind, output, file_size, tensors, shards}`` (``output``: the
+    path written)."""
     return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes)
 
 
