@@ -569,13 +569,22 @@ impl Handle {
         }
     }
 
-    /// The safetensors `__metadata__` the file (a set: its index file) was
+    /// The safetensors `__metadata__` the file (a set: its parts, which the
+    /// sharded converter gives it when every shard file had the same) was
     /// made with — MJSN `safetensors_metadata`, as the converters and
     /// `save_file` record it — as (key, value) pairs in their order (a value
     /// that is not a string as its JSON text); `None` when there is none.
     fn st_metadata(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
         let b = self.get()?;
-        let meta = py.detach(|| -> Res<_> { Ok(b.file()?.meta_json()?) }).py(py)?;
+        let meta = py
+            .detach(|| -> Res<_> {
+                Ok(match &*b {
+                    Backing::File(f) => f.meta_json()?,
+                    Backing::Set(s) if s.part_count() > 0 => s.part(0)?.meta_json()?,
+                    Backing::Set(_) => None,
+                })
+            })
+            .py(py)?;
         let text = |v: &serde_json::Value| match v {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),

