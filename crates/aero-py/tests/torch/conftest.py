@@ -19,11 +19,33 @@ from pathlib import Path
 import pytest
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+REQUIRE = os.environ.get("AERO_REQUIRE_TORCH") == "1"
 
-if not HAVE_TORCH and os.environ.get("AERO_REQUIRE_TORCH") == "1":
+if not HAVE_TORCH and REQUIRE:
     raise pytest.UsageError(
         "AERO_REQUIRE_TORCH=1 but torch is not installed in this interpreter: run the "
         "PyTorch tests with `cargo xtask pytest-torch` (it makes the torch venv)")
+
+
+def _no_skips(report) -> None:
+    if REQUIRE and report.skipped:
+        why = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but AERO_REQUIRE_TORCH=1 requires every torch test: {why}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """CI mode: a test module skipped (a missing import) is a failure."""
+    outcome = yield
+    _no_skips(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """CI mode: a skipped test is a failure."""
+    outcome = yield
+    _no_skips(outcome.get_result())
 
 
 @pytest.fixture(scope="session")
