@@ -8,7 +8,7 @@
 //! - `wheel`  — the `aerotensor` Python wheel (crate aero-py, abi3, CPython ≥ 3.9)
 //!   built with maturin into `target/wheels/`; `pytest` also installs it into a
 //!   fresh venv and runs the Python suite (`crates/aero-py/tests`).
-//! - `pytest-torch` — the PyTorch tests (`crates/aero-py/tests/torch/`: every
+//! - `pytest-torch` — the PyTorch tests (`crates/aero-py/tests/torch_tests/`: every
 //!   test file there) in the cached torch venv (see [`torch_venv`]), with
 //!   `AERO_REQUIRE_TORCH=1` so that a missing torch fails instead of skipping.
 //! - `fuzz`   — coverage-guided fuzzing with cargo-fuzz (`fuzz [--seconds N] [--replay] [TARGET…]`,
@@ -364,7 +364,7 @@ pub(crate) fn torch_venv(wheel: &Path) -> Result<PathBuf> {
 }
 
 /// Builds the wheel, installs it into the cached torch venv and runs every
-/// test file of `crates/aero-py/tests/torch/` there, torch required.
+/// test file of `crates/aero-py/tests/torch_tests/` there, torch required.
 fn pytest_torch() -> Result<()> {
     let wheel = wheel()?;
     let py = torch_venv(&wheel)?;
@@ -373,7 +373,7 @@ fn pytest_torch() -> Result<()> {
     run(Command::new(&py)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
         .arg(&tmp)
-        .arg(root().join("crates/aero-py/tests/torch"))
+        .arg(root().join("crates/aero-py/tests/torch_tests"))
         .env("AERO_REQUIRE_TORCH", "1"))
 }
 

@@ -100,7 +100,10 @@ pub fn stored_as(d: Dtype, quant_names: &mut Vec<String>) -> (DType, Vec<(String
     aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
     (
         DType::Packed,
-        vec![("quant_id".to_string(), qid), ("quant_params".to_string(), qp)],
+        vec![
+            ("quant_id".to_string(), qid),
+            ("quant_params".to_string(), qp),
+        ],
     )
 }
 

@@ -124,15 +124,15 @@ impl ElemType {
     }
 }
 
+/// An AERO dtype and the TIDX extras (key, MessagePack value) stored with it.
+pub type Stored = (DType, Vec<(String, Vec<u8>)>);
+
 /// How a tensor whose numpy / torch element type is `elem` (`"float32"`,
 /// `"bfloat16"`, `"float8_e4m3fn"`, `"bool"`) is stored: its AERO dtype and
 /// TIDX extras (packed safetensors dtypes as the converter stores them),
 /// `quant_names` collecting the packed dtypes for MJSN
 /// `quant_descriptors`. `None` when AERO has no such dtype.
-pub fn stored_as(
-    elem: &str,
-    quant_names: &mut Vec<String>,
-) -> Option<(DType, Vec<(String, Vec<u8>)>)> {
+pub fn stored_as(elem: &str, quant_names: &mut Vec<String>) -> Option<Stored> {
     let r = TABLE.iter().find(|r| r.elem == elem)?;
     let d = aero_convert::safetensors::dtype_by_name(r.st)?;
     Some(aero_convert::safetensors::stored_as(d, quant_names))

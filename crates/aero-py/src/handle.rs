@@ -520,7 +520,9 @@ impl Handle {
                 }
                 let copy = |bytes: &[u8]| {
                     debug_assert_eq!(bytes.len() as u64, len);
-                    Placed::Copy(Buffer::copied_writable(bytes, elem, shape.clone()).viewed_as(view))
+                    Placed::Copy(
+                        Buffer::copied_writable(bytes, elem, shape.clone()).viewed_as(view),
+                    )
                 };
                 Ok(if verify {
                     copy(&f.verified_bytes(&entry)?)

@@ -170,12 +170,13 @@ pub fn save(
     let mut quant_names: Vec<String> = Vec::new();
     let mut specs: Vec<TensorSpec<'static>> = Vec::with_capacity(tensors.len());
     for (name, elem, shape, array, len) in tensors {
-        let (dtype, extras) = crate::dtypes::stored_as(&elem, &mut quant_names).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "tensor {name:?}: element type {elem} has no AERO dtype (storable: {})",
-                crate::dtypes::storable().join(", ")
-            ))
-        })?;
+        let (dtype, extras) =
+            crate::dtypes::stored_as(&elem, &mut quant_names).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "tensor {name:?}: element type {elem} has no AERO dtype (storable: {})",
+                    crate::dtypes::storable().join(", ")
+                ))
+            })?;
         specs.push(TensorSpec {
             name,
             dtype,

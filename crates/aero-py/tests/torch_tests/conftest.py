@@ -1,6 +1,6 @@
 """The PyTorch tests (``cargo xtask pytest-torch`` runs every test file of
-this directory in the cached torch venv; ``cargo xtask pytest`` collects
-them too).
+this directory, ``crates/aero-py/tests/torch_tests/``, in the cached torch
+venv; ``cargo xtask pytest`` collects them too).
 
 torch is optional: without it every test here is skipped, so the plain
 suite stays green on a machine without torch — except in CI mode
@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
+# Not `tests/torch/`: pytest puts `tests/` on sys.path, and a directory
+# named torch there would be imported as torch (a namespace package) when
+# torch is not installed.
+_spec = importlib.util.find_spec("torch")
+HAVE_TORCH = _spec is not None and _spec.origin is not None
 REQUIRE = os.environ.get("AERO_REQUIRE_TORCH") == "1"
 
 if not HAVE_TORCH and REQUIRE:
