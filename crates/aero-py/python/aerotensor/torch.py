@@ -45,7 +45,13 @@ from collections import defaultdict as _defaultdict
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as _np
-import torch
+
+try:
+    import torch
+except ImportError as _e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "aerotensor.torch needs PyTorch, an optional dependency: "
+        "pip install 'aerotensor[torch]' (or pip install torch)") from _e
 
 from . import SafeOpen as _SafeOpen
 from . import TensorSlice as _TensorSlice
