@@ -18,7 +18,10 @@ Targets, ratios of medians (and of minimums: both must hold):
   aero-unverified <= 1.0 x safetensors
 
 Rounds are interleaved (rotating order) after one unrecorded warm-up round,
-so background load affects every side alike.
+so background load affects every side alike. Peak RSS is the process's:
+it includes the model's 1 GiB of parameters, allocated before the clock.
+User+system CPU time of each load is reported too (less sensitive to other
+work on the machine than wall time).
 
   bench_torch.py run --aero F --safetensors F --b3sum CMD [--runs N] [--out JSON]
   bench_torch.py child OP PATH
@@ -77,9 +80,13 @@ def child(op, path):
         raise SystemExit(f"unknown op {op}")
     model = _model({k: (s, torch.float32) for k, s in shapes.items()})
 
-    t0 = time.perf_counter()
+    def cpu():
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    c0, t0 = cpu(), time.perf_counter()
     result = model.load_state_dict(loader.load_file(path, **kwargs))
-    s = time.perf_counter() - t0
+    s, c = time.perf_counter() - t0, cpu() - c0
 
     if result.missing_keys or result.unexpected_keys:
         raise SystemExit(f"{op}: load_state_dict: {result}")
@@ -88,7 +95,7 @@ def child(op, path):
         raise SystemExit(f"{op}: the parameters were not overwritten")
     sd = model.state_dict()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"s": s, "rss": rss, "n": len(sd),
+    print(json.dumps({"s": s, "cpu": c, "rss": rss, "n": len(sd),
                       "bytes": sum(t.numel() * t.element_size() for t in sd.values())}))
 
 
@@ -101,7 +108,8 @@ def measure(op, path, b3sum):
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
             raise SystemExit(f"{b3sum} {path} failed ({child.returncode})")
-        return {"s": s, "rss": ru.ru_maxrss * 1024, "n": 0, "bytes": os.path.getsize(path)}
+        return {"s": s, "cpu": ru.ru_utime + ru.ru_stime, "rss": ru.ru_maxrss * 1024, "n": 0,
+                "bytes": os.path.getsize(path)}
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "child", op, path],
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -146,6 +154,7 @@ def main():
     med = {op: statistics.median(x["s"] for x in v) for op, v in samples.items()}
     mins = {op: min(x["s"] for x in v) for op, v in samples.items()}
     rss = {op: max(x["rss"] for x in v) for op, v in samples.items()}
+    cpu = {op: statistics.median(x["cpu"] for x in v) for op, v in samples.items()}
     base_v = med["safetensors"] + med["b3sum"]
     base_v_min = mins["safetensors"] + mins["b3sum"]
     rows = [
@@ -164,13 +173,15 @@ def main():
         r["ours_peak_rss"] = rss[r["ours"]]
         r["tensors"] = samples["aero"][0]["n"]
         r["bytes"] = samples["aero"][0]["bytes"]
-    result = {"rows": rows, "median_s": med, "min_s": mins, "peak_rss": rss, "samples": samples}
+    result = {"rows": rows, "median_s": med, "min_s": mins, "median_cpu_s": cpu, "peak_rss": rss,
+              "samples": samples}
     for r in rows:
         print(f"{r['benchmark']}: {r['ours']} {r['ours_median_s'] * 1e3:.0f} ms vs "
               f"{r['baseline']} {r['baseline_median_s'] * 1e3:.0f} ms = {r['ratio']:.2f}x "
               f"(min {r['ratio_of_min']:.2f}x), target <= {r['target']}x: "
               f"{'PASS' if r['pass'] else 'FAIL'}; peak RSS {r['ours_peak_rss'] / 2**20:.0f} MiB")
     print("peak RSS: " + ", ".join(f"{op} {v / 2**20:.0f} MiB" for op, v in rss.items()))
+    print("CPU (user+sys, median): " + ", ".join(f"{op} {v:.2f} s" for op, v in cpu.items()))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(result, f, indent=1)
