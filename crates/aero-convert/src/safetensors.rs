@@ -76,6 +76,70 @@ pub fn safetensors_name(d: DType) -> Option<&'static str> {
     })
 }
 
+/// How a tensor of safetensors dtype `d` is stored in AERO: its native
+/// dtype, or `packed` with the TIDX extras `quant_id` (its dtype's position
+/// in `quant_names`, which is extended on first appearance) and
+/// `quant_params = {"safetensors_dtype": NAME}`. The one representation of
+/// F8_E4M3, F8_E5M2, C64, … used by every writer (converters, the Python
+/// package), so export restores the dtype.
+pub fn stored_as(d: Dtype, quant_names: &mut Vec<String>) -> (DType, Vec<(String, Vec<u8>)>) {
+    if let Some(native) = native_dtype(d) {
+        return (native, Vec::new());
+    }
+    let dn = dtype_name(d);
+    let id = quant_names
+        .iter()
+        .position(|q| *q == dn)
+        .unwrap_or_else(|| {
+            quant_names.push(dn.clone());
+            quant_names.len() - 1
+        });
+    let mut qid = Vec::new();
+    aero_io::meta::json_to_msgpack(&json!(id), &mut qid);
+    let mut qp = Vec::new();
+    aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
+    (
+        DType::Packed,
+        vec![
+            ("quant_id".to_string(), qid),
+            ("quant_params".to_string(), qp),
+        ],
+    )
+}
+
+/// The MJSN `quant_descriptors` for the packed safetensors dtypes named
+/// by [`stored_as`], ids in the order of `quant_names`.
+pub fn quant_descriptors(quant_names: &[String]) -> Vec<Value> {
+    quant_names
+        .iter()
+        .enumerate()
+        .map(|(id, n)| {
+            json!({"id": id, "quant_name": n, "codec": "safetensors", "params": {DTYPE_PARAM: n}})
+        })
+        .collect()
+}
+
+/// A safetensors dtype by its on-disk name (`"F8_E4M3"`), `None` for a
+/// name the format does not define.
+pub fn dtype_by_name(name: &str) -> Option<Dtype> {
+    parse_dtype(name)
+}
+
+/// The safetensors dtype a stored tensor has: its native dtype's, or for a
+/// `packed` tensor the `quant_params.safetensors_dtype` it was stored with
+/// ([`stored_as`]); `None` for packed data of another codec (GGUF blocks).
+pub fn tensor_dtype_name(t: &aero_io::TensorInfo) -> Option<String> {
+    match t.dtype {
+        DType::Packed => t
+            .extras_json()
+            .get("quant_params")
+            .and_then(|q| q.get(DTYPE_PARAM))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        d => safetensors_name(d).map(str::to_owned),
+    }
+}
+
 /// A parsed safetensors file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
     path: std::path::PathBuf,
@@ -236,18 +300,15 @@ impl Input {
             o.extra_meta
                 .insert(METADATA_KEY.into(), Value::Array(pairs));
         }
-        let mut descriptors: Vec<Value> = Vec::new();
+        let mut quant_names: Vec<String> = Vec::new();
         for (_, t) in &self.tensors {
-            if native_dtype(t.dtype).is_none() {
-                let name = dtype_name(t.dtype);
-                if !descriptors.iter().any(|d| d["quant_name"] == name.as_str()) {
-                    descriptors.push(json!({"id": descriptors.len(), "quant_name": name, "codec": "safetensors", "params": {DTYPE_PARAM: name}}));
-                }
-            }
+            stored_as(t.dtype, &mut quant_names);
         }
-        if !descriptors.is_empty() {
-            o.extra_meta
-                .insert("quant_descriptors".into(), Value::Array(descriptors));
+        if !quant_names.is_empty() {
+            o.extra_meta.insert(
+                "quant_descriptors".into(),
+                Value::Array(quant_descriptors(&quant_names)),
+            );
         }
         o
     }
@@ -315,29 +376,14 @@ impl Input {
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let mut extras = Vec::new();
-            let mut quant_id = None;
-            let dtype = match native_dtype(t.dtype) {
-                Some(d) => d,
-                None => {
+            let (dtype, extras) = stored_as(t.dtype, &mut quant_names);
+            let quant_id = (dtype == DType::Packed)
+                .then(|| {
                     let dn = dtype_name(t.dtype);
-                    let id = quant_names
-                        .iter()
-                        .position(|q| *q == dn)
-                        .unwrap_or_else(|| {
-                            quant_names.push(dn.clone());
-                            quant_names.len() - 1
-                        });
-                    let mut qid = Vec::new();
-                    aero_io::meta::json_to_msgpack(&json!(id), &mut qid);
-                    let mut qp = Vec::new();
-                    aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
-                    extras.push(("quant_id".to_string(), qid));
-                    extras.push(("quant_params".to_string(), qp));
-                    quant_id = Some(id as u64);
-                    DType::Packed
-                }
-            };
+                    quant_names.iter().position(|q| *q == dn)
+                })
+                .flatten()
+                .map(|i| i as u64);
             out.push(aero_io::TensorInfo {
                 name: name.clone(),
                 dtype,

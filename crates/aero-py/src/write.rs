@@ -4,13 +4,21 @@
 use std::io::Read;
 use std::path::Path;
 
-use aero_format::DType;
 use aero_io::write::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{Failure, IntoPyResult, Res};
+
+/// MJSN keys the writer fills in itself, refused as user metadata.
+const RESERVED_META: [&str; 5] = [
+    "model_name",
+    "architecture",
+    "quant_descriptors",
+    aero_convert::safetensors::METADATA_KEY,
+    aero_convert::sharded::INDEX_METADATA_KEY,
+];
 
 /// Writer options from Python keywords.
 pub struct Options {
@@ -23,6 +31,11 @@ pub struct Options {
     pub tensor_hash: Option<bool>,
     pub page_hashes: Option<u64>,
     pub control_integrity: bool,
+    /// The safetensors `__metadata__` to keep (MJSN `safetensors_metadata`,
+    /// as pairs in this order, which `export-safetensors` restores).
+    pub st_metadata: Option<Vec<(String, String)>>,
+    /// fsync before the rename (WriteOptions::durable).
+    pub durable: bool,
 }
 
 impl Options {
@@ -47,9 +60,27 @@ impl Options {
             let v: serde_json::Value =
                 serde_json::from_str(j).map_err(|e| PyValueError::new_err(e.to_string()))?;
             if let serde_json::Value::Object(m) = v {
+                for k in m.keys() {
+                    if RESERVED_META.contains(&k.as_str()) {
+                        return Err(PyValueError::new_err(format!(
+                            "metadata key {k:?} is reserved: the writer records it itself"
+                        )));
+                    }
+                }
                 o.extra_meta = m;
             }
         }
+        if let Some(pairs) = &self.st_metadata {
+            let pairs: Vec<serde_json::Value> = pairs
+                .iter()
+                .map(|(k, v)| serde_json::json!([k, v]))
+                .collect();
+            o.extra_meta.insert(
+                aero_convert::safetensors::METADATA_KEY.into(),
+                serde_json::Value::Array(pairs),
+            );
+        }
+        o.durable = self.durable;
         if let Some(u) = &self.uuid {
             let u: [u8; 16] = u
                 .as_slice()
@@ -120,35 +151,52 @@ impl Read for ArrayReader {
     }
 }
 
-/// One tensor from Python: name, dtype code, shape, contiguous
-/// little-endian array (or bytes-like object with `tobytes`), byte length.
-pub type PyTensor = (String, u16, Vec<u64>, Py<PyAny>, u64);
+/// One tensor from Python: name, element type name (numpy's and torch's:
+/// `float32`, `bfloat16`, `float8_e4m3fn`, …), shape, contiguous
+/// little-endian array (or any object with `tobytes`), byte length.
+pub type PyTensor = (String, String, Vec<u64>, Py<PyAny>, u64);
 
 /// Writes `tensors` to `path` with the streaming writer (atomic, verified
-/// hashes as configured).
+/// hashes as configured). Element types map to AERO through `dtypes.rs`:
+/// safetensors dtypes without an AERO code (float8, complex64) are stored
+/// `packed` as the converter stores them, with MJSN `quant_descriptors`.
 pub fn save(
     py: Python<'_>,
     path: &str,
     tensors: Vec<PyTensor>,
     opts: &Options,
 ) -> PyResult<WriteSummary> {
-    let wopts = opts.to_write_options()?;
-    let specs: Vec<TensorSpec<'static>> = tensors
-        .into_iter()
-        .map(|(name, code, shape, array, len)| TensorSpec {
+    let mut wopts = opts.to_write_options()?;
+    let mut quant_names: Vec<String> = Vec::new();
+    let mut specs: Vec<TensorSpec<'static>> = Vec::with_capacity(tensors.len());
+    for (name, elem, shape, array, len) in tensors {
+        let (dtype, extras) =
+            crate::dtypes::stored_as(&elem, &mut quant_names).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "tensor {name:?}: element type {elem} has no AERO dtype (storable: {})",
+                    crate::dtypes::storable().join(", ")
+                ))
+            })?;
+        specs.push(TensorSpec {
             name,
-            dtype: DType::from_code(code),
+            dtype,
             shape,
             data_len: len,
-            extras: Vec::new(),
+            extras,
             bytes: TensorBytes::Reader(Box::new(ArrayReader {
                 array,
                 bytes: None,
                 pos: 0,
                 len: usize::try_from(len).unwrap_or(usize::MAX),
             })),
-        })
-        .collect();
+        });
+    }
+    if !quant_names.is_empty() {
+        wopts.extra_meta.insert(
+            "quant_descriptors".into(),
+            serde_json::Value::Array(aero_convert::safetensors::quant_descriptors(&quant_names)),
+        );
+    }
     py.detach(|| -> Res<WriteSummary> { Ok(aero_io::write::write_model(path, specs, &wopts)?) })
         .py(py)
 }
