@@ -1,7 +1,11 @@
-//! IHSH (control-plane digest, spec §8) and PHSH (page hashes, spec §9).
+//! IHSH (control-plane digest, spec §8) and PHSH (page hashes, spec §9):
+//! what `validate` checks of them, and the owned [`PageHashes`] readers keep.
+//! The payloads themselves, the bytes the control digest covers and the page
+//! arithmetic are aero-format's ([`aero_format::ihsh`], [`aero_format::phsh`]).
 
-use aero_format::msgpack::{Reader, Token};
-use aero_format::{Field, FourCc, TOC_ENTRY_LEN, TOC_HEADER_LEN};
+use aero_format::ihsh::{DigestInput, Ihsh};
+use aero_format::phsh::{PageSpan, Phsh};
+use aero_format::{FourCc, names};
 use serde::Serialize;
 
 use crate::file::AeroFile;
@@ -24,93 +28,18 @@ pub enum ControlStatus {
 
 /// Computes the control-plane digest: BLAKE3 over `prologue` (bytes `[0, P)`)
 /// with the 32-byte hash field of each of `entry_count` TOC entries at
-/// `toc_offset` replaced by zeros.
+/// `toc_offset` replaced by zeros ([`DigestInput`]).
 pub fn control_digest(prologue: &[u8], toc_offset: u64, entry_count: u32) -> [u8; 32] {
-    let mut buf = prologue.to_vec();
-    for i in 0..entry_count as usize {
-        let at = toc_offset as usize
-            + TOC_HEADER_LEN
-            + i * TOC_ENTRY_LEN
-            + aero_format::TocEntry::HASH_FIELD_OFFSET;
-        if let Some(f) = buf.get_mut(at..at + 32) {
-            f.fill(0);
-        }
+    let mut h = blake3::Hasher::new();
+    for piece in DigestInput::new(prologue, toc_offset, entry_count) {
+        h.update(piece);
     }
-    *blake3::hash(&buf).as_bytes()
+    *h.finalize().as_bytes()
 }
 
 /// Encodes the 256-byte IHSH payload for a digest over `[0, p)`.
 pub fn encode_ihsh(p: u64, digest: &[u8; 32]) -> Vec<u8> {
     aero_format::encode::encode_ihsh(p, digest)
-}
-
-/// A decoded IHSH payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ihsh {
-    /// `covered_ranges` as `(start, end)` pairs.
-    pub ranges: Vec<(u64, u64)>,
-    /// The control-plane digest.
-    pub digest: [u8; 32],
-}
-
-/// Fewest MessagePack bytes one `[start, end]` pair takes.
-const RANGE_MIN_BYTES: u64 = 3;
-
-/// Checks that `count` entries of at least `min` bytes each can still be in
-/// `r`, so a declared count never drives an allocation larger than the input.
-fn fits(r: &Reader<'_>, count: u32, min: u64, what: &str) -> Result<(), String> {
-    let need = u64::from(count).saturating_mul(min);
-    if need > r.remaining() as u64 {
-        return Err(format!(
-            "{what}: {count} entries need at least {need} bytes, {} remain at offset {}",
-            r.remaining(),
-            r.position()
-        ));
-    }
-    Ok(())
-}
-
-/// Decodes an IHSH payload (spec §8; trailing zero padding is ignored).
-/// Every count is checked against the bytes left before it is trusted.
-pub fn decode_ihsh(payload: &[u8]) -> Result<Ihsh, String> {
-    let mut r = Reader::new(payload);
-    let e = |e: aero_format::Error| e.to_string();
-    let n = r.read_map_len(Field::MsgPack).map_err(e)?;
-    let (mut algo, mut ranges, mut digest) = (None, None, None);
-    for _ in 0..n {
-        match r.read_str(Field::MsgPack).map_err(e)? {
-            "algo" => algo = Some(r.read_str(Field::MsgPack).map_err(e)?.to_owned()),
-            "covered_ranges" => {
-                let k = r.read_array_len(Field::MsgPack).map_err(e)?;
-                fits(&r, k, RANGE_MIN_BYTES, "covered_ranges")?;
-                let mut v = Vec::with_capacity(k as usize);
-                for _ in 0..k {
-                    if r.read_array_len(Field::MsgPack).map_err(e)? != 2 {
-                        return Err("covered_ranges entries must be [start, end]".into());
-                    }
-                    v.push((
-                        r.read_u64(Field::MsgPack).map_err(e)?,
-                        r.read_u64(Field::MsgPack).map_err(e)?,
-                    ));
-                }
-                ranges = Some(v);
-            }
-            "digest" => match r.next(Field::MsgPack).map_err(e)? {
-                Token::Bin(b) if b.len() == 32 => digest = b.try_into().ok(),
-                _ => return Err("digest must be 32 bytes of bin".into()),
-            },
-            _ => {
-                r.skip(Field::MsgPack).map_err(e)?;
-            }
-        }
-    }
-    if algo.as_deref() != Some("blake3-256") {
-        return Err(format!("unsupported algo {algo:?}"));
-    }
-    Ok(Ihsh {
-        ranges: ranges.ok_or("covered_ranges missing")?,
-        digest: digest.ok_or("digest missing")?,
-    })
 }
 
 /// Checks the IHSH chunk, if any.
@@ -122,15 +51,15 @@ pub fn check_control(f: &AeroFile) -> ControlStatus {
         Ok((p, _)) => p,
         Err(e) => return ControlStatus::Error(crate::validate::detail(&e, f)),
     };
-    let ihsh = match decode_ihsh(&payload) {
+    let ihsh = match Ihsh::parse(&payload) {
         Ok(i) => i,
         Err(e) => return ControlStatus::Error(format!("malformed IHSH payload: {e}")),
     };
     let p = f.payload_start();
-    if ihsh.ranges != [(0, p)] {
+    if !ihsh.covers_prologue(p) {
         return ControlStatus::Error(format!(
             "covered_ranges {:?} is not [[0, {p}]]",
-            ihsh.ranges
+            ihsh.ranges().collect::<Vec<_>>()
         ));
     }
     let prologue = match f.source().bytes(0, p) {
@@ -177,48 +106,20 @@ pub struct PageHashes {
     pub digests: Vec<[u8; 32]>,
 }
 
-/// Decodes a PHSH payload (trailing zero padding is ignored). The digest
-/// count is checked against the bytes left (34 per digest) before anything
-/// is allocated.
-pub fn decode_phsh(payload: &[u8]) -> Result<PageHashes, String> {
-    let mut r = Reader::new(payload);
-    let e = |e: aero_format::Error| e.to_string();
-    let n = r.read_map_len(Field::MsgPack).map_err(e)?;
-    let (mut name, mut ps, mut digests) = (None, None, None);
-    for _ in 0..n {
-        match r.read_str(Field::MsgPack).map_err(e)? {
-            "shard_name" => name = Some(r.read_str(Field::MsgPack).map_err(e)?.to_owned()),
-            "page_size" => ps = Some(r.read_u64(Field::MsgPack).map_err(e)?),
-            "digests" => {
-                let k = r.read_array_len(Field::MsgPack).map_err(e)?;
-                // Issue 11: the count alone once sized this allocation (a
-                // 70 KiB file asked for 64 GB). A digest takes 34 bytes.
-                fits(&r, k, aero_format::limits::PHSH_DIGEST_MIN_BYTES, "digests")?;
-                let mut v = Vec::with_capacity(k as usize);
-                for _ in 0..k {
-                    match r.next(Field::MsgPack).map_err(e)? {
-                        Token::Bin(b) if b.len() == 32 => {
-                            v.push(b.try_into().map_err(|_| "digest length")?)
-                        }
-                        _ => return Err("each digest must be 32 bytes of bin".into()),
-                    }
-                }
-                digests = Some(v);
-            }
-            _ => {
-                r.skip(Field::MsgPack).map_err(e)?;
-            }
+impl From<Phsh<'_>> for PageHashes {
+    fn from(p: Phsh<'_>) -> PageHashes {
+        PageHashes {
+            shard_name: p.shard_name.to_owned(),
+            page_size: p.page_size,
+            digests: p.digests().copied().collect(),
         }
     }
-    let page_size = ps.ok_or("page_size missing")?;
-    if page_size == 0 {
-        return Err("page_size is 0".into());
-    }
-    Ok(PageHashes {
-        shard_name: name.ok_or("shard_name missing")?,
-        page_size,
-        digests: digests.ok_or("digests missing")?,
-    })
+}
+
+/// Decodes a PHSH payload into owned page hashes ([`Phsh::parse`]: every
+/// count is checked against the bytes left before it is trusted).
+pub fn decode_phsh(payload: &[u8]) -> Result<PageHashes, aero_format::Error> {
+    Phsh::parse(payload).map(PageHashes::from)
 }
 
 /// Encodes a PHSH payload.
@@ -226,22 +127,17 @@ pub fn encode_phsh(p: &PageHashes) -> Vec<u8> {
     aero_format::encode::encode_phsh(&p.shard_name, p.page_size, &p.digests)
 }
 
-/// Number of pages of `page_size` covering `len` bytes.
+/// Number of pages of `page_size` covering `len` bytes
+/// ([`aero_format::phsh::page_count`]).
 pub fn page_count(len: u64, page_size: u64) -> u64 {
-    len.div_ceil(page_size.max(1))
+    aero_format::phsh::page_count(len, page_size)
 }
 
 /// The shard-relative byte range `[start, end)` of the pages of `page_size`
 /// that cover `len` bytes at `off` of a shard of `shard_len` bytes; `None`
-/// for an empty range or one that does not fit.
+/// for an empty range or one that does not fit ([`PageSpan::covering`]).
 pub fn page_span(page_size: u64, off: u64, len: u64, shard_len: u64) -> Option<(u64, u64)> {
-    let end = off
-        .checked_add(len)
-        .filter(|&e| e <= shard_len && len > 0)?;
-    let ps = page_size.max(1);
-    let start = off / ps * ps;
-    let stop = end.div_ceil(ps).saturating_mul(ps).min(shard_len);
-    Some((start, stop))
+    PageSpan::covering(page_size, off, len, shard_len).map(|s| (s.start, s.end))
 }
 
 /// A PHSH chunk read and matched to its shard, before any page is hashed.
@@ -263,7 +159,9 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
             chunk: c.name.clone(),
             // The standard name (spec §1: `weights.shard{N}.phsh`) until the
             // payload, if readable, names the shard itself.
-            shard: c.name.strip_suffix(".phsh").unwrap_or_default().to_owned(),
+            shard: names::shard_of_page_hashes(&c.name)
+                .unwrap_or_default()
+                .to_owned(),
             page_size: 0,
             pages: 0,
             status: "error",
@@ -273,7 +171,9 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
         let ph = match f
             .read_verified(c)
             .map_err(|e| crate::validate::detail(&e, f))
-            .and_then(|(p, _)| decode_phsh(&p))
+            .and_then(|(p, _)| {
+                decode_phsh(&p).map_err(|e| format!("malformed PHSH payload: {e}"))
+            })
         {
             Ok(p) => p,
             Err(e) => {
@@ -296,13 +196,10 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
             });
             continue;
         };
-        let expected = page_count(shard.length, ph.page_size);
-        if ph.digests.len() as u64 != expected && !(shard.length == 0 && ph.digests.len() == 1) {
-            report.detail = Some(format!(
-                "{} digests for {} pages",
-                ph.digests.len(),
-                expected
-            ));
+        let got = ph.digests.len() as u64;
+        if !aero_format::phsh::digest_count_fits(shard.length, ph.page_size, got) {
+            let expected = page_count(shard.length, ph.page_size);
+            report.detail = Some(format!("{got} digests for {expected} pages"));
             out.push(PageCheck {
                 report,
                 target: None,
@@ -347,11 +244,12 @@ pub fn page_mismatches<'a>(
         }
         return Ok(bad);
     }
-    for (i, d) in ph.digests.iter().enumerate() {
-        let start = i as u64 * ph.page_size;
-        let n = ph.page_size.min(len - start);
-        if *verify::hash_range(src, offset + start, n, |_| {})?.as_bytes() != *d {
-            bad.push(i as u64);
+    for (i, d) in (0u64..).zip(&ph.digests) {
+        let Some((start, end)) = aero_format::phsh::page_range(i, ph.page_size, len) else {
+            break;
+        };
+        if *verify::hash_range(src, offset + start, end - start, |_| {})?.as_bytes() != *d {
+            bad.push(i);
         }
     }
     Ok(bad)
@@ -360,47 +258,6 @@ pub fn page_mismatches<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Issue 11: a PHSH declaring 2^32-1 digests made `validate --full`
-    /// allocate 128 GiB (`Vec::with_capacity(k)` checked against one byte
-    /// per digest only).
-    #[test]
-    fn phsh_digest_count_is_bounded_by_the_payload() {
-        let mut p = Vec::new();
-        rmp::encode::write_map_len(&mut p, 3).unwrap();
-        rmp::encode::write_str(&mut p, "shard_name").unwrap();
-        rmp::encode::write_str(&mut p, "weights.shard0").unwrap();
-        rmp::encode::write_str(&mut p, "page_size").unwrap();
-        rmp::encode::write_uint(&mut p, 4096).unwrap();
-        rmp::encode::write_str(&mut p, "digests").unwrap();
-        rmp::encode::write_array_len(&mut p, u32::MAX).unwrap();
-        // Enough bytes to pass a one-byte-per-element check (70 KiB).
-        p.resize(p.len() + (70 << 10), 0xc0);
-        assert!(decode_phsh(&p).is_err());
-        // A count that the bytes could hold at one byte each but not at 34.
-        let mut q = p.clone();
-        let at = q.len() - (70 << 10) - 4;
-        q[at..at + 4].copy_from_slice(&((70u32 << 10) / 2).to_be_bytes());
-        assert!(decode_phsh(&q).unwrap_err().contains("at least"));
-    }
-
-    #[test]
-    fn ihsh_range_count_is_bounded_by_the_payload() {
-        let mut p = Vec::new();
-        rmp::encode::write_map_len(&mut p, 1).unwrap();
-        rmp::encode::write_str(&mut p, "covered_ranges").unwrap();
-        rmp::encode::write_array_len(&mut p, 100).unwrap();
-        p.resize(p.len() + 200, 0x92);
-        assert!(decode_ihsh(&p).unwrap_err().contains("covered_ranges"));
-        let good = encode_ihsh(4096, &[7; 32]);
-        assert_eq!(
-            decode_ihsh(&good).unwrap(),
-            Ihsh {
-                ranges: vec![(0, 4096)],
-                digest: [7; 32]
-            }
-        );
-    }
 
     #[test]
     fn phsh_round_trips() {
