@@ -71,6 +71,7 @@ mod repack;
 mod scan;
 mod source;
 mod tee;
+mod tree;
 pub mod url;
 mod validate;
 mod value;
