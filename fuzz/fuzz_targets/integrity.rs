@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(i.covers_prologue(p));
             let again = encode_ihsh(p, &i.digest);
             let j = Ihsh::parse(&again).expect("re-encoded IHSH");
-            assert_eq!((j.ranges().collect::<Vec<_>>(), j.digest), (ranges, i.digest));
+            assert_eq!(
+                (j.ranges().collect::<Vec<_>>(), j.digest),
+                (ranges, i.digest)
+            );
         }
     }
     if let Ok(p) = Phsh::parse(data) {

@@ -1,5 +1,9 @@
 //! `aerotensor`: convert, validate, inspect and read AERO model files.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// The workspace warns on `unreachable_pub`; in this binary every `pub` is
+// unreachable from outside. The per-command split of the CLI (issue 23)
+// rewrites these modules and narrows them; until then they are allowed here.
+#![allow(unreachable_pub)]
 
 mod cmd;
 mod out;

@@ -202,7 +202,12 @@ mod tests {
             }
         }
         assert_eq!(ShardName::weights(1).write_to(&mut [0u8; 13]), None);
-        for bad in ["weights.shard", "weights.shard01", "weights.shard+1", "weights.shard1x"] {
+        for bad in [
+            "weights.shard",
+            "weights.shard01",
+            "weights.shard+1",
+            "weights.shard1x",
+        ] {
             assert_eq!(parse_shard_name(bad, false), None, "{bad}");
         }
         assert_eq!(

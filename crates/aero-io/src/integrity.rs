@@ -58,14 +58,14 @@ pub fn encode_phsh(p: &PageHashes) -> Vec<u8> {
 
 /// Number of pages of `page_size` covering `len` bytes
 /// ([`aero_format::phsh::page_count`]).
-pub fn page_count(len: u64, page_size: u64) -> u64 {
+pub(crate) fn page_count(len: u64, page_size: u64) -> u64 {
     aero_format::phsh::page_count(len, page_size)
 }
 
 /// The shard-relative byte range `[start, end)` of the pages of `page_size`
 /// that cover `len` bytes at `off` of a shard of `shard_len` bytes; `None`
 /// for an empty range or one that does not fit ([`PageSpan::covering`]).
-pub fn page_span(page_size: u64, off: u64, len: u64, shard_len: u64) -> Option<(u64, u64)> {
+pub(crate) fn page_span(page_size: u64, off: u64, len: u64, shard_len: u64) -> Option<(u64, u64)> {
     PageSpan::covering(page_size, off, len, shard_len).map(|s| (s.start, s.end))
 }
 

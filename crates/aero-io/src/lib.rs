@@ -92,8 +92,8 @@ pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{
-    ChunkReport, ControlStatus, PageReport, check_control, Mode, Progress, Report, TensorReport, Verdict, validate,
-    work_bytes as validate_work_bytes,
+    ChunkReport, ControlStatus, Mode, PageReport, Progress, Report, TensorReport, Verdict,
+    check_control, validate, work_bytes as validate_work_bytes,
 };
 pub use view::{Element, TensorView};
 pub use write::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary, write_model};

@@ -56,7 +56,10 @@ fn the_reference_writers_ihsh_and_phsh_check_out() {
         let shard = cp.find(FourCc::WTSH, ph.shard_name).unwrap().unwrap();
         let len = shard.entry.chunk_length;
         assert!(ph.fits_shard(len));
-        assert_eq!(ph.digests().len() as u64, phsh::page_count(len, ph.page_size));
+        assert_eq!(
+            ph.digests().len() as u64,
+            phsh::page_count(len, ph.page_size)
+        );
         let bytes = payload(&f, &shard);
         for (i, d) in (0u64..).zip(ph.digests()) {
             let (s, e) = phsh::page_range(i, ph.page_size, len).unwrap();
@@ -117,7 +120,11 @@ fn err(kind: ErrorKind, field: Field, offset: u64) -> Error {
 #[test]
 fn a_phsh_digest_count_is_bounded_by_the_payload() {
     let mut m = Mp::default();
-    m.map(3).s("shard_name").s("weights.shard0").s("page_size").u(4096);
+    m.map(3)
+        .s("shard_name")
+        .s("weights.shard0")
+        .s("page_size")
+        .u(4096);
     m.s("digests").array32(u32::MAX);
     let at = m.0.len() as u64;
     m.0.resize(m.0.len() + (70 << 10), 0xc0);
@@ -137,7 +144,15 @@ fn a_phsh_digest_count_is_bounded_by_the_payload() {
     let count_at = at as usize - 4;
     m.0[count_at..count_at + 4].copy_from_slice(&n.to_be_bytes());
     let e = Phsh::parse(&m.0).unwrap_err();
-    assert_eq!((e.kind, e.field), (ErrorKind::Truncated { need: at + u64::from(n) * 34 }, Field::PhshDigests));
+    assert_eq!(
+        (e.kind, e.field),
+        (
+            ErrorKind::Truncated {
+                need: at + u64::from(n) * 34
+            },
+            Field::PhshDigests
+        )
+    );
 }
 
 #[test]
@@ -148,7 +163,11 @@ fn an_ihsh_range_count_is_bounded_by_the_payload() {
     m.0.resize(m.0.len() + 200, 0x92);
     assert_eq!(
         Ihsh::parse(&m.0).unwrap_err(),
-        err(ErrorKind::Truncated { need: at + 300 }, Field::IhshRanges, at)
+        err(
+            ErrorKind::Truncated { need: at + 300 },
+            Field::IhshRanges,
+            at
+        )
     );
 }
 
@@ -166,7 +185,10 @@ fn malformed_payloads_name_the_field() {
     };
     let good = ihsh("blake3-256", &[0x92, 0, 0xcd, 0x10, 0], &digest);
     let i = Ihsh::parse(&good).unwrap();
-    assert_eq!((i.ranges().collect::<Vec<_>>(), i.digest), (vec![(0, 4096)], digest));
+    assert_eq!(
+        (i.ranges().collect::<Vec<_>>(), i.digest),
+        (vec![(0, 4096)], digest)
+    );
     // Padding after the map is ignored, as the reference pads to 256 bytes.
     let mut padded = good.clone();
     padded.resize(256, 0);
@@ -187,7 +209,11 @@ fn malformed_payloads_name_the_field() {
 
     let phsh = |page_size: u16, d: &[u8]| {
         let mut m = Mp::default();
-        m.map(3).s("shard_name").s("weights.shard0").s("page_size").u(page_size);
+        m.map(3)
+            .s("shard_name")
+            .s("weights.shard0")
+            .s("page_size")
+            .u(page_size);
         m.s("digests").0.push(0x91);
         m.bin(d);
         m.0
@@ -195,7 +221,11 @@ fn malformed_payloads_name_the_field() {
     let p = phsh(1024, &digest);
     let ph = Phsh::parse(&p).unwrap();
     assert_eq!(
-        (ph.shard_name, ph.page_size, ph.digests().collect::<Vec<_>>()),
+        (
+            ph.shard_name,
+            ph.page_size,
+            ph.digests().collect::<Vec<_>>()
+        ),
         ("weights.shard0", 1024, vec![&digest])
     );
     let e = Phsh::parse(&phsh(0, &digest)).unwrap_err();

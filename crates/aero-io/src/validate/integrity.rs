@@ -81,7 +81,7 @@ pub struct PageReport {
 
 /// A PHSH chunk read and matched to its shard, before any page is hashed.
 #[derive(Clone, Debug)]
-pub struct PageCheck {
+pub(super) struct PageCheck {
     /// The report so far (`error` with a detail when the chunk is unusable).
     pub report: PageReport,
     /// The shard's TOC index and the page hashes to check it against.
@@ -91,7 +91,7 @@ pub struct PageCheck {
 /// Reads every PHSH chunk and matches it to its shard: the payload must
 /// verify and decode, name an existing shard and hold one digest per page.
 /// No page is hashed here (see [`super::scan`]).
-pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
+pub(super) fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
     let mut out = Vec::new();
     for c in f.chunks().iter().filter(|c| c.fourcc == FourCc::PHSH) {
         let mut report = PageReport {
@@ -110,9 +110,7 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
         let ph = match f
             .read_verified(c)
             .map_err(|e| super::detail(&e, f))
-            .and_then(|(p, _)| {
-                decode_phsh(&p).map_err(|e| format!("malformed PHSH payload: {e}"))
-            })
+            .and_then(|(p, _)| decode_phsh(&p).map_err(|e| format!("malformed PHSH payload: {e}")))
         {
             Ok(p) => p,
             Err(e) => {
@@ -154,7 +152,7 @@ pub fn page_checks(f: &AeroFile) -> Vec<PageCheck> {
 }
 
 /// Records the outcome of hashing a PHSH's pages in its report.
-pub fn finish_page_report(report: &mut PageReport, bad: Vec<u64>) {
+pub(super) fn finish_page_report(report: &mut PageReport, bad: Vec<u64>) {
     if bad.is_empty() {
         report.status = "verified";
     } else {
@@ -165,7 +163,7 @@ pub fn finish_page_report(report: &mut PageReport, bad: Vec<u64>) {
 }
 
 /// Indices of pages whose BLAKE3 differs from `ph`.
-pub fn page_mismatches<'a>(
+pub(super) fn page_mismatches<'a>(
     src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,

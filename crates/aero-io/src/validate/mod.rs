@@ -510,41 +510,37 @@ fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
             .iter()
             .position(|p| p.target.as_ref().is_some_and(|(s, _)| *s == c.index));
         let ph = page_at.and_then(|i| pages[i].target.as_ref().map(|(_, ph)| ph));
-        let status = match scan::scan_shard(
-            f.source_ref(),
-            c.offset,
-            c.length,
-            &tensors,
-            ph,
-            progress,
-        ) {
-            Ok(scan) => {
-                for &(i, ..) in &tensors {
-                    let bad = scan.bad_tensors.contains(&i);
-                    if let Some(t) = r.tensors.get_mut(i) {
-                        t.hash_b3 = if bad { "mismatch" } else { "verified" };
-                        if bad {
-                            t.status = "invalid";
-                            t.problems.push("bytes do not match hash_b3".into());
-                            r.errors
-                                .push(format!("tensor '{}': bytes do not match hash_b3", t.name));
+        let status =
+            match scan::scan_shard(f.source_ref(), c.offset, c.length, &tensors, ph, progress) {
+                Ok(scan) => {
+                    for &(i, ..) in &tensors {
+                        let bad = scan.bad_tensors.contains(&i);
+                        if let Some(t) = r.tensors.get_mut(i) {
+                            t.hash_b3 = if bad { "mismatch" } else { "verified" };
+                            if bad {
+                                t.status = "invalid";
+                                t.problems.push("bytes do not match hash_b3".into());
+                                r.errors.push(format!(
+                                    "tensor '{}': bytes do not match hash_b3",
+                                    t.name
+                                ));
+                            }
                         }
                     }
+                    if let Some(i) = page_at {
+                        integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
+                        pages[i].target = None;
+                    }
+                    if !c.hash_recorded() {
+                        ChunkStatus::HashNotRecorded
+                    } else if scan.shard == c.blake3 {
+                        ChunkStatus::Verified
+                    } else {
+                        ChunkStatus::Mismatch
+                    }
                 }
-                if let Some(i) = page_at {
-                    integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
-                    pages[i].target = None;
-                }
-                if !c.hash_recorded() {
-                    ChunkStatus::HashNotRecorded
-                } else if scan.shard == c.blake3 {
-                    ChunkStatus::Verified
-                } else {
-                    ChunkStatus::Mismatch
-                }
-            }
-            Err(e) => ChunkStatus::Error(e.to_string()),
-        };
+                Err(e) => ChunkStatus::Error(e.to_string()),
+            };
         record_chunk(r, row, c, status);
     }
     // PHSH chunks not checked above (a second PHSH for one shard).

@@ -31,15 +31,15 @@ use crate::integrity::PageHashes;
 use crate::source::SourceRef;
 
 /// Window size: resident memory stays near two windows.
-pub const WINDOW: u64 = crate::verify::WINDOW;
+pub(super) const WINDOW: u64 = crate::verify::WINDOW;
 
 /// A tensor to check: (caller's index, shard-relative offset, length,
 /// expected BLAKE3).
-pub type TensorCheck = (usize, u64, u64, [u8; 32]);
+pub(super) type TensorCheck = (usize, u64, u64, [u8; 32]);
 
 /// What one pass over a shard found.
 #[derive(Clone, Debug, Default)]
-pub struct ShardScan {
+pub(super) struct ShardScan {
     /// The BLAKE3 of the whole shard.
     pub shard: [u8; 32],
     /// Indices (the caller's) of tensors whose bytes do not match their hash.
@@ -59,7 +59,7 @@ struct Running {
 /// Hashes `len` bytes at `offset` of `src` (a shard) once, checking the
 /// tensors' hashes and the page hashes on the way (see the module docs).
 /// `progress` is told how many bytes each window held.
-pub fn scan_shard<'a>(
+pub(super) fn scan_shard<'a>(
     src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,

@@ -2,8 +2,8 @@
 //! chunk list.
 
 use aero_format::FourCc;
-use aero_format::names::{self, ShardName};
 use aero_format::layout::align_up;
+use aero_format::names::{self, ShardName};
 
 use super::options::{Layout, WriteOptions};
 use crate::error::{Error, Result};
