@@ -1,12 +1,18 @@
-//! Streaming one shard: the output cursor, the shard/page hashers and the
-//! two-thread copy of tensor bytes (on [`crate::pipeline`]), with the
-//! verbatim fast path for a shard copied unchanged from a verified input.
+//! The shards step of [`super::write_to`] ([`write_shards`]) and streaming
+//! one shard: the output cursor, the shard/page hashers and the two-thread
+//! copy of tensor bytes (on [`crate::pipeline`]), with the verbatim fast
+//! path for a shard copied unchanged from a verified input.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use super::metadata::Payload;
+use super::options::WriteOptions;
+use super::place::{FilePlan, Toc};
 use super::spec::{Observer, SourceChunk, TensorBytes, TensorSpec};
 use crate::error::{Error, Result};
+use crate::index::TensorInfo;
+use crate::integrity::{PageHashes, encode_phsh};
 
 /// The output file: counts bytes written, writes zero padding, and starts
 /// write-back of what is behind it so the final `fsync` has little to wait
@@ -141,6 +147,58 @@ impl ShardHasher {
         }
         (*self.shard.finalize().as_bytes(), self.digests)
     }
+}
+
+/// Streams every shard of `plan` into `out`, each at its alignment, with
+/// its PHSH (if any) placed right after it; fills in the shards' TOC
+/// entries and, when tensor hashes are asked for, the tensors' `hash_b3`
+/// (except those the output must not vouch for).
+pub(super) fn write_shards(
+    out: &mut Out<'_>,
+    toc: &mut Toc,
+    specs: Vec<TensorSpec<'_>>,
+    plan: &FilePlan,
+    opts: &WriteOptions,
+    tensors: &mut [TensorInfo],
+) -> Result<()> {
+    let (shards, chunks) = (&plan.shards, &plan.chunks);
+    let mut specs = specs.into_iter().enumerate().peekable();
+    for s in 0..shards.shard_len.len() {
+        let start = toc
+            .align(out, opts.layout.shard_align())
+            .map_err(|e| Error::io(out.path, e))?;
+        let members: Vec<Member<'_>> =
+            std::iter::from_fn(|| specs.next_if(|(ti, _)| shards.placement[*ti].0 == s))
+                .map(|(ti, spec)| Member {
+                    ti,
+                    off: shards.placement[ti].1,
+                    spec,
+                })
+                .collect();
+        let mut sh = ShardHasher::new(opts.page_hashes);
+        let len = shards.shard_len[s];
+        for (ti, h) in stream_shard(out, start, len, members, &mut sh, opts.tensor_hash)? {
+            if !opts.unverified.contains(&tensors[ti].name) {
+                tensors[ti].hash_b3 = h;
+            }
+        }
+        out.advance(len).map_err(|e| Error::io(out.path, e))?;
+        debug_assert_eq!(out.pos - start, len);
+        let (digest, pages) = sh.finish();
+        let hash = if plan.unvouched[s] { [0; 32] } else { digest };
+        toc.set(chunks.wtsh[s], start, len, len, hash);
+        if let Some(pi) = chunks.phsh[s] {
+            let payload = Payload::plain(encode_phsh(&PageHashes {
+                shard_name: chunks.names[chunks.wtsh[s]].clone(),
+                page_size: opts
+                    .page_hashes
+                    .unwrap_or(aero_format::limits::DEFAULT_PAGE_SIZE),
+                digests: pages,
+            }));
+            toc.place(out, pi, &payload)?;
+        }
+    }
+    Ok(())
 }
 
 /// One tensor of a shard being streamed.
