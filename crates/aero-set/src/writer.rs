@@ -326,9 +326,9 @@ fn write_set_bytes<'a>(
     }
     let mut manifest = SetManifest::new(
         if opts.base_url.is_some() {
-            [0, 2]
+            crate::manifest::WRITE_VERSION_BASE_URL
         } else {
-            [0, 1]
+            crate::manifest::WRITE_VERSION
         },
         ModelInfo {
             name: opts.file.model_name.clone(),

@@ -1,7 +1,9 @@
 //! Subcommands.
 
+mod completions;
 mod convert;
 mod describe;
+mod man;
 mod read;
 pub mod repack;
 mod set;
@@ -168,6 +170,12 @@ pub enum Command {
     /// taken as a Hugging Face model folder: its other files (config.json,
     /// tokenizer…) are written beside the manifest and listed in it.
     ConvertSafetensorsSharded(ConvertShardedArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = completions::AFTER_HELP)]
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write every page (one per command) into a directory.
+    #[command(after_help = man::AFTER_HELP)]
+    Man(man::ManArgs),
 }
 
 /// A float format for values handed out.
@@ -570,7 +578,11 @@ impl Command {
             Command::Diff(a) => a.json,
             Command::InspectSet(a) => a.json,
             Command::ConvertSafetensorsSharded(a) => a.json,
-            Command::Extract(_) | Command::MakeTestVector(_) | Command::FetchTensor(_) => false,
+            Command::Extract(_)
+            | Command::MakeTestVector(_)
+            | Command::FetchTensor(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }
@@ -614,5 +626,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::InspectSet(a) => set::inspect_set(a),
         Command::FetchTensor(a) => set::fetch_tensor(a),
         Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
