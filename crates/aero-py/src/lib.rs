@@ -102,7 +102,7 @@ fn save<'py>(
 
 /// Converts `src` into `dst` (see `aerotensor.convert`); returns a summary.
 #[pyfunction]
-#[pyo3(signature = (src, dst, layout = "aligned", uuid = None, max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false))]
+#[pyo3(signature = (src, dst, layout = "aligned", uuid = None, max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false, like = None))]
 #[allow(clippy::too_many_arguments)]
 fn convert<'py>(
     py: Python<'py>,
@@ -114,6 +114,7 @@ fn convert<'py>(
     tensor_hash: Option<bool>,
     page_hashes: Option<u64>,
     control_integrity: bool,
+    like: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = write::Options {
         model_name: None,
@@ -127,13 +128,18 @@ fn convert<'py>(
         control_integrity,
     }
     .to_write_options()?;
-    let c = py.detach(|| write::convert(&src, &dst, &opts)).py(py)?;
+    let c = py
+        .detach(|| write::convert(&src, &dst, &opts, like.as_deref()))
+        .py(py)?;
     let d = PyDict::new(py);
     d.set_item("input_kind", c.kind)?;
     d.set_item("output", c.output)?;
     d.set_item("file_size", c.file_size)?;
     d.set_item("tensors", c.tensors)?;
     d.set_item("shards", c.shards)?;
+    if let Some(parts) = c.identical_parts {
+        d.set_item("identical_parts", parts)?;
+    }
     Ok(d)
 }
 

@@ -160,12 +160,32 @@ pub struct Converted {
     pub file_size: u64,
     pub tensors: usize,
     pub shards: usize,
+    /// With `like`: the parts that came out byte-identical to the old set's.
+    pub identical_parts: Option<Vec<String>>,
+}
+
+/// The plan of the set `like` names (path or URL) for a new revision
+/// (`aero_set::plan`): manifest, index and part headers, no weights.
+fn plan_of(like: &str) -> Res<aero_set::SetPlan> {
+    let remote = crate::handle::RemoteArgs {
+        cache: true,
+        ..Default::default()
+    };
+    match crate::handle::Backing::open(like, "set", &remote)? {
+        crate::handle::Backing::Set(s) => Ok(aero_set::SetPlan::of_set(&s)?),
+        crate::handle::Backing::File(_) => Err(Failure::aero(
+            "set-plan",
+            format!("{like}: like= names a set, not an AERO file"),
+        )),
+    }
 }
 
 /// Converts by content: safetensors or GGUF into AERO, a sharded
 /// safetensors checkpoint into an AEROSET, an AERO file into safetensors
-/// or GGUF (by the output's extension) or into a repacked AERO file.
-pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
+/// or GGUF (by the output's extension) or into a repacked AERO file. With
+/// `like`, an AEROSET output is a new revision of that set
+/// (`SetWriteOptions::like`); other outputs refuse it.
+pub fn convert(src: &str, dst: &str, opts: &WriteOptions, like: Option<&str>) -> Res<Converted> {
     use aero_convert::{InputKind, gguf_convert, safetensors};
     let (input, output) = (Path::new(src), Path::new(dst));
     aero_io::output::refuse_same_file(output, input)?;
@@ -175,12 +195,31 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
         file_size: s.file_size,
         tensors: s.tensors.len(),
         shards: s.shards,
+        identical_parts: None,
     };
     let ext = output
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    Ok(match aero_convert::detect(input)? {
+    let kind = aero_convert::detect(input)?;
+    let to_set = match kind {
+        InputKind::ShardedSafeTensors => true,
+        InputKind::HfFolder => {
+            ext.as_deref() != Some("aero") && aero_convert::hf::Folder::open(input)?.is_sharded()
+        }
+        _ => false,
+    };
+    let like = match like {
+        Some(_) if !to_set => {
+            return Err(Failure::Py(PyValueError::new_err(format!(
+                "like= applies when the output is an AEROSET (a sharded checkpoint or model folder); {src} converts to one file"
+            ))));
+        }
+        Some(l) => Some(plan_of(l)?),
+        None => None,
+    };
+    let following = like.is_some();
+    Ok(match kind {
         InputKind::SafeTensors => done("safetensors", safetensors::import(input, output, opts)?),
         InputKind::Gguf => done("gguf", gguf_convert::import(input, output, opts)?),
         InputKind::Aero if ext.as_deref() == Some("safetensors") => {
@@ -207,6 +246,9 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
         InputKind::ShardedSafeTensors => {
             let set_opts = aero_set::writer::SetWriteOptions {
                 file: opts.clone(),
+                // A new revision usually replaces the set it follows.
+                replace: like.is_some(),
+                like,
                 ..Default::default()
             };
             let s = aero_convert::sharded::import(input, output, &set_opts)?;
@@ -216,6 +258,7 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
                 file_size: s.total_size,
                 tensors: s.tensors.len(),
                 shards: s.shards,
+                identical_parts: following.then(|| s.identical_parts.clone()),
             }
         }
         InputKind::HfFolder => {
@@ -226,6 +269,7 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
                 let set_opts = aero_set::writer::SetWriteOptions {
                     file: opts.clone(),
                     replace: true,
+                    like,
                     ..Default::default()
                 };
                 let s = folder.write_set(output, &set_opts, &|_| {})?;
@@ -235,6 +279,7 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
                     file_size: s.total_size,
                     tensors: s.tensors.len(),
                     shards: s.shards,
+                    identical_parts: following.then(|| s.identical_parts.clone()),
                 }
             } else {
                 done("hf-folder", folder.write_file(output, opts, &|_| {})?)
@@ -258,5 +303,6 @@ fn exported(kind: &'static str, dst: &str, n: u64, input: &Path) -> Res<Converte
         file_size: n,
         tensors,
         shards: 0,
+        identical_parts: None,
     })
 }

@@ -120,6 +120,7 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 pub struct SetParams {
     pub max_part_shards: usize,
     pub base_url: Option<String>,
+    pub like: super::like::LikeArgs,
 }
 
 /// `convert` of a Hugging Face model folder: one .aero file, or an AEROSET
@@ -181,6 +182,7 @@ pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<
         let p = set.unwrap_or(SetParams {
             max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
             base_url: None,
+            like: Default::default(),
         });
         let base = aero_set::SetWriteOptions {
             file: a.writer.options(),
@@ -188,12 +190,17 @@ pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<
             replace: true,
             base_url: p.base_url,
             manifest_extra: Default::default(),
+            like: p.like.plan()?,
         };
         let s = folder
             .write_set(&a.output, &base, &move |n| bar.inc(n))
             .with_context(|| format!("converting {}", a.input.display()))?;
         pb.finish_and_clear();
+        p.like.json(&s, &mut extra);
         super::set::report_set_written(&a.output, &s, a.json, extra)?;
+        if !a.json {
+            p.like.print(&s);
+        }
     } else {
         let s = folder
             .write_file(&a.output, &a.writer.options(), &move |n| bar.inc(n))

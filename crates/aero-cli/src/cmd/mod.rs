@@ -3,6 +3,7 @@
 mod completions;
 mod convert;
 mod describe;
+mod like;
 mod man;
 mod read;
 pub mod repack;
@@ -122,8 +123,9 @@ pub enum Command {
   aerotensor convert model.gguf dist/model.aero                # quantized tensors stay packed
   aerotensor convert ./all-MiniLM-L6-v2 dist/minilm.aero       # a whole Hugging Face folder
   aerotensor convert ./Llama-3-8B dist/llama-set               # sharded folder -> AEROSET
-  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer")]
-    Convert(ConvertArgs),
+  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer
+  aerotensor convert ./Llama-3-8B-v2 dist/llama-set --like dist/llama-set   # update: unchanged parts stay byte-identical")]
+    Convert(ConvertAutoArgs),
     /// Write an AERO file back as safetensors (restores __metadata__).
     ///
     /// With --dequantize f16|bf16|f32 every float or packed tensor is
@@ -277,6 +279,8 @@ pub struct ConvertShardedArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     #[command(flatten)]
+    pub like: like::LikeArgs,
+    #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
     pub writer: WriterArgs,
@@ -299,6 +303,15 @@ pub struct ConvertArgs {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `convert`: [`ConvertArgs`] and, for AEROSET output, `--like`.
+#[derive(Args, Debug)]
+pub struct ConvertAutoArgs {
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+    #[command(flatten)]
+    pub like: like::LikeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -569,9 +582,8 @@ impl Command {
             Command::List(a) => a.json,
             Command::Validate(a) => a.json,
             Command::Repack(a) => a.json,
-            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) | Command::Convert(a) => {
-                a.json
-            }
+            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) => a.json,
+            Command::Convert(a) => a.convert.json,
             Command::ExportSafetensors(a) => a.export.json,
             Command::ExportGguf(a) => a.json,
             Command::ExportHf(a) => a.json,

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::read::{filtered, print_tensor_section, tensor_json, tensor_table};
 use super::{
-    ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
-    ValidateArgs,
+    ConvertArgs, ConvertAutoArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs,
+    ListArgs, ValidateArgs,
 };
 use crate::out;
 
@@ -283,6 +283,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
             Some(super::convert::SetParams {
                 max_part_shards: a.max_part_shards,
                 base_url: a.base_url,
+                like: a.like,
             }),
         );
     }
@@ -306,6 +307,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         replace: true,
         base_url: a.base_url.clone(),
         manifest_extra: Default::default(),
+        like: a.like.plan()?,
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -313,7 +315,12 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         .write(&a.output, &base, &move |n| bar.inc(n))
         .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
-    report_set_written(&a.output, &s, a.json, serde_json::Map::new())?;
+    let mut extra = serde_json::Map::new();
+    a.like.json(&s, &mut extra);
+    report_set_written(&a.output, &s, a.json, extra)?;
+    if !a.json {
+        a.like.print(&s);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -362,20 +369,41 @@ pub fn report_set_written(
 
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
-pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    if matches!(
-        aero_convert::detect(&a.input),
-        Ok(InputKind::ShardedSafeTensors)
-    ) {
+pub fn convert_auto(a: ConvertAutoArgs) -> anyhow::Result<ExitCode> {
+    let ConvertAutoArgs { convert: a, like } = a;
+    let kind = aero_convert::detect(&a.input);
+    if matches!(kind, Ok(InputKind::ShardedSafeTensors)) {
         return convert_sharded(ConvertShardedArgs {
             input: a.input,
             output: a.output,
             max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
             base_url: None,
+            like,
             identity: a.identity,
             writer: a.writer,
             json: a.json,
         });
+    }
+    if like.like.is_some() {
+        // Only a model folder also becomes a set here.
+        let ends_aero = a
+            .output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("aero"));
+        if matches!(kind, Ok(InputKind::HfFolder)) && !ends_aero {
+            return super::convert::convert_folder(
+                a,
+                Some(super::convert::SetParams {
+                    max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+                    base_url: None,
+                    like,
+                }),
+            );
+        }
+        bail!(
+            "--like applies when the output is an AEROSET (a sharded checkpoint, or a model folder written to a directory); {} converts to one .aero file",
+            a.input.display()
+        );
     }
     super::convert::auto(a)
 }

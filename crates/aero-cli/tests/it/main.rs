@@ -2,6 +2,7 @@
 
 mod cli;
 mod hf_cli;
+mod like_cli;
 mod quant_cli;
 mod remote_s3;
 mod remote_set_nginx;

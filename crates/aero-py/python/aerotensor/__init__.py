@@ -566,7 +566,8 @@ def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, 
 
 
 def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Optional[bytes] = None,
-            max_shard_bytes: Optional[int] = None) -> Dict[str, Any]:
+            max_shard_bytes: Optional[int] = None,
+            like: Optional[PathLike] = None) -> Dict[str, Any]:
     """Converts by content: a safetensors or GGUF file into AERO, a sharded
     safetensors checkpoint's ``*.index.json`` into an AEROSET directory, a
     Hugging Face model folder (``model.safetensors`` or shards, with
@@ -574,8 +575,18 @@ def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Opti
     (a sharded folder into an AEROSET unless ``dst`` ends in ``.aero``), an
     AERO file into safetensors or GGUF (by ``dst``'s extension) or into a
     repacked AERO file. Every byte copied out of an AERO input is verified.
-    Returns ``{input_kind, output, file_size, tensors, shards}``."""
-    return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes)
+    Returns ``{input_kind, output, file_size, tensors, shards}``.
+
+    ``like`` (a set's directory, manifest or URL; often ``dst`` itself)
+    writes an AEROSET output as a new revision of that set: its part file
+    names, tensor-to-part assignment and UUIDs are kept, so every part whose
+    tensors did not change comes out byte-identical, and an existing set at
+    ``dst`` is replaced. The result then also has ``identical_parts``, the
+    part files identical to the old set's. Use the same ``layout`` and
+    ``max_shard_bytes`` as for the old set; ``uuid`` cannot be given with
+    it. Outputs that are not sets raise ``ValueError``."""
+    return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes,
+                               like=None if like is None else _fspath(like))
 
 
 def is_set(path: PathLike) -> bool:
