@@ -1,6 +1,7 @@
 //! The integration tests of `aero-cli`, as one test binary (one link instead of one per file).
 
 mod cli;
+mod distribution_cli;
 mod hf_cli;
 mod like_cli;
 mod quant_cli;
