@@ -7,7 +7,10 @@
 //! chunks are named `weights.shard{global id}` and its TIDX uses global ids:
 //! both the by-name lookup and a naive by-shard-id lookup find the bytes.
 //! `index.aero` carries MMSG (chunks MMSG 0, TIDX 1; no shards) and the
-//! global TIDX (with `hash_b3` when tensor hashes are requested).
+//! global TIDX (with `hash_b3` when tensor hashes are requested). With
+//! [`SetWriteOptions::like`] the parts follow an existing set's plan
+//! instead ([`crate::plan`]): same part names, tensor placement, shard ids
+//! and UUIDs wherever the tensors allow, new tensors in new parts.
 //!
 //! Atomicity: everything is written into a sibling directory
 //! `.<out>.<pid>-<random>.aerotmp` (see `aero_io::output`; each file itself
