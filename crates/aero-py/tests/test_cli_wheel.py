@@ -226,6 +226,13 @@ def test_import_leaves_signals_alone_and_the_cli_cleans_up_on_ctrl_c(venv, tmp_p
              "signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)")
     r = subprocess.run([py, "-c", probe], env=_env(venv), capture_output=True, text=True)
     assert r.stdout.split() == ["True", "True", "True"], (r.stdout, r.stderr)
+    # Nor does it import numpy (the command never makes an array): that
+    # happens on first use.
+    probe = ("import sys, aerotensor; a = 'numpy' in sys.modules; "
+             "from aerotensor import *; import numpy; "
+             "print(a, NUMPY_DTYPES[1] == numpy.dtype('<f4'), aerotensor.NUMPY_DTYPES is NUMPY_DTYPES)")
+    r = subprocess.run([py, "-c", probe], env=_env(venv), capture_output=True, text=True)
+    assert r.stdout.split() == ["False", "True", "True"], (r.stdout, r.stderr)
 
     # A 1 GiB safetensors file (sparse: zeros), so the write takes a while.
     big = tmp_path / "big.safetensors"

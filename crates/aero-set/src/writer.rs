@@ -1,7 +1,7 @@
 //! Writing an AEROSET (spec §11, §13).
 //!
 //! Shards are planned over all tensors exactly as for a single file
-//! ([`ShardPlan`]), then grouped into parts of at most `max_part_shards`
+//! ([`aero_io::write::ShardPlan`]), then grouped into parts of at most `max_part_shards`
 //! shards. Part `p` is a complete AERO file written by the streaming writer
 //! with `first_shard_id` = the global id of its first shard, so its WTSH
 //! chunks are named `weights.shard{global id}` and its TIDX uses global ids:

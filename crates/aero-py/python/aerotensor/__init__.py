@@ -54,14 +54,29 @@ from __future__ import annotations
 import json as _json
 import os as _os
 from dataclasses import dataclass as _dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
-
-import numpy as _np
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import _aerotensor
 from ._errors import AeroError, IntegrityError, TensorNotFoundError
 
 __version__ = _aerotensor.__version__
+
+if TYPE_CHECKING:
+    import numpy as _np
+else:
+    class _Numpy:
+        """numpy, imported on first use: ``import aerotensor`` — and so the
+        ``aerotensor`` command, which never makes an array — does not pay
+        for importing numpy (about 0.2 s) until an array is needed."""
+
+        def __getattr__(self, name: str) -> Any:
+            global _np
+            import numpy
+
+            _np = numpy
+            return getattr(numpy, name)
+
+    _np = _Numpy()
 
 __all__ = [
     "AeroError",
@@ -92,14 +107,24 @@ DTYPE_NAMES: Dict[int, str] = {
 }
 
 #: AERO dtype code → the numpy dtype ``get_tensor`` returns (bf16 as its
-#: uint16 bits; packed and unknown codes as uint8 bytes).
-NUMPY_DTYPES: Dict[int, _np.dtype] = {
-    0: _np.dtype("<f2"), 1: _np.dtype("<f4"), 2: _np.dtype("<u2"),
-    3: _np.dtype("<f8"), 4: _np.dtype("i1"), 5: _np.dtype("u1"),
-    6: _np.dtype("<i2"), 7: _np.dtype("<u2"), 8: _np.dtype("<i4"),
-    9: _np.dtype("<u4"), 10: _np.dtype("<i8"), 11: _np.dtype("<u8"),
-    12: _np.dtype("bool"), 0x8000: _np.dtype("u1"),
+#: uint16 bits; packed and unknown codes as uint8 bytes), as
+#: ``NUMPY_DTYPES`` (made when first used, so importing the package does not
+#: import numpy).
+_NUMPY_DTYPE_STRS: Dict[int, str] = {
+    0: "<f2", 1: "<f4", 2: "<u2", 3: "<f8", 4: "i1", 5: "u1", 6: "<i2",
+    7: "<u2", 8: "<i4", 9: "<u4", 10: "<i8", 11: "<u8", 12: "bool", 0x8000: "u1",
 }
+
+if TYPE_CHECKING:
+    NUMPY_DTYPES: Dict[int, _np.dtype]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NUMPY_DTYPES":
+        table = {code: _np.dtype(s) for code, s in _NUMPY_DTYPE_STRS.items()}
+        globals()["NUMPY_DTYPES"] = table
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _CODE_OF_KIND = {
     ("f", 2): 0, ("f", 4): 1, ("f", 8): 3, ("i", 1): 4, ("u", 1): 5,
@@ -182,7 +207,7 @@ class TensorSlice:
     def __getitem__(self, key: Any) -> _np.ndarray:
         if not isinstance(key, tuple):
             key = (key,)
-        sized = self.dtype_code in NUMPY_DTYPES and self.dtype_code != 0x8000
+        sized = self.dtype_code in _NUMPY_DTYPE_STRS and self.dtype_code != 0x8000
         first = key[0] if key else Ellipsis
         if not self.shape or not sized or not isinstance(first, (int, _np.integer, slice)) \
                 or isinstance(first, bool):
@@ -297,7 +322,7 @@ class _TensorReader:
         code, _shape, _n, ggml = self._h.info(name)
         if ggml is not None:
             return _np.asarray(self._h.dequantize(name, dequantize))
-        if code == 0x8000 or code not in NUMPY_DTYPES:
+        if code == 0x8000 or code not in _NUMPY_DTYPE_STRS:
             raise AeroError(f"tensor {name!r} is packed without a ggml type: nothing to dequantize")
         arr = _np.asarray(self._h.tensor(name))
         if code == 2:  # bfloat16 bits
