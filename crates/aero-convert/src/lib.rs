@@ -7,9 +7,12 @@
 //! - [`gguf_convert::import`] / [`gguf_convert::export`]
 //! - [`hf::Folder`] / [`hf::export`]: a Hugging Face model folder (weights,
 //!   configuration, tokenizer) into one AERO file or set, and back.
-//! - [`detect`] recognises an input by its content.
+//! - [`detect`] recognises an input by its content; [`route`] chooses what
+//!   a conversion writes from the output's name.
 //! - [`describe`]: what a GGUF, safetensors or AERO file holds (key/values,
 //!   tensor types, bits per weight), read-only, for `inspect` and `list`.
+//! - [`foreign`]: a safetensors or GGUF file read as the converter would
+//!   hold it, so [`diff`] can compare it with an AERO file.
 //! - [`state_dict`]: every tensor as floats, llama-family GGUF names mapped
 //!   to Hugging Face names (what the C ABI's state-dict calls hand out).
 //!
@@ -100,9 +103,11 @@ mod detect;
 pub mod diff;
 mod error;
 pub mod floats;
+pub mod foreign;
 pub mod gguf;
 pub mod gguf_convert;
 pub mod hf;
+pub mod route;
 pub mod safetensors;
 pub mod sharded;
 pub mod state_dict;

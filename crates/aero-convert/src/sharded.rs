@@ -329,14 +329,7 @@ impl ShardedSafetensors {
                 }
             }
         }
-        let descriptors = quant_names
-            .iter()
-            .enumerate()
-            .map(|(id, n)| {
-                json!({"id": id, "quant_name": n, "codec": "safetensors", "params": {DTYPE_PARAM: n}})
-            })
-            .collect();
-        Ok((all, descriptors))
+        Ok((all, crate::safetensors::quant_descriptors(&quant_names)))
     }
 
     /// Writer options on top of `base`: model identity and MJSN extras.

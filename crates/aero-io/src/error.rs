@@ -258,6 +258,43 @@ pub enum Error {
     },
 }
 
+/// The payload of the `InvalidData` I/O error a streaming check raises when
+/// a whole weight shard fails its TOC hash. Such a check learns of the
+/// damage at the shard's last byte and cannot tell which tensor held it, so
+/// it names none; the caller asks [`crate::AeroFile::locate_damage`].
+#[derive(Debug)]
+pub(crate) struct ShardMismatch {
+    /// The shard chunk's name (`weights.shard{N}`).
+    pub(crate) shard: String,
+}
+
+impl std::fmt::Display for ShardMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: BLAKE3 mismatch (corrupt)", self.shard)
+    }
+}
+
+impl std::error::Error for ShardMismatch {}
+
+impl ShardMismatch {
+    /// The I/O error carrying it.
+    pub(crate) fn io(shard: &str) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            ShardMismatch {
+                shard: shard.to_owned(),
+            },
+        )
+    }
+
+    /// The shard named by `e`, when `e` is such an error.
+    pub(crate) fn of(e: &std::io::Error) -> Option<&str> {
+        e.get_ref()?
+            .downcast_ref::<ShardMismatch>()
+            .map(|m| m.shard.as_str())
+    }
+}
+
 /// `"tensor 'NAME' (shard N): "` for damage located in a tensor.
 fn damaged_at(tensor: Option<&str>, shard: Option<u64>) -> String {
     match (tensor, shard) {
@@ -290,6 +327,37 @@ impl Error {
             tensor,
             shard,
             reason: reason.into(),
+        }
+    }
+
+    /// [`Error::InputDamaged`] for `input` whose weight shard `shard` failed
+    /// its TOC hash: the tensor holding the damaged bytes, with the offset
+    /// and the hash that tells it, when a finer hash (`hash_b3`, PHSH pages)
+    /// places the damage ([`crate::AeroFile::locate_damage`]); otherwise the
+    /// shard alone, saying that no tensor can be named.
+    pub fn shard_damaged(input: &crate::AeroFile, shard: &crate::Chunk) -> Error {
+        match input.locate_damage(shard) {
+            Some(Error::Corrupt {
+                tensor,
+                offset,
+                check,
+                ..
+            }) => Error::input_damaged(
+                input,
+                Some(tensor),
+                format!("bytes at file offset {offset} do not match {check} (corrupt)"),
+            ),
+            _ => Error::InputDamaged {
+                path: input.path().to_path_buf(),
+                tensor: None,
+                shard: shard.shard_id(),
+                reason: format!(
+                    "{}: BLAKE3 mismatch (corrupt); no tensor's own hash_b3, nor a page \
+                     hash over one tensor's bytes alone, fails, so the damaged bytes cannot \
+                     be placed in one tensor",
+                    shard.name
+                ),
+            },
         }
     }
 

@@ -63,6 +63,7 @@ mod index;
 mod integrity;
 mod kernel;
 mod mmap;
+mod order;
 pub mod output;
 mod pipeline;
 pub mod remote;
@@ -86,6 +87,7 @@ pub use error::{Error, Result, TensorProblem};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
 pub use integrity::{ControlStatus, PageHashes, PageReport, check_control};
+pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{

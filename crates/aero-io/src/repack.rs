@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShardMismatch};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
 use crate::validate::{Mode, Report, Verdict};
@@ -108,6 +108,19 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         specs.push(spec(input, t, tee, opts.progress)?);
     }
     let summary = crate::write::write_model(output, specs, &write).map_err(|e| match e {
+        // A whole shard failed its hash: the tensor being streamed when
+        // that came out is not necessarily the damaged one.
+        Error::Input { source, .. } if !opts.force && ShardMismatch::of(&source).is_some() => {
+            let name = ShardMismatch::of(&source).unwrap_or_default();
+            match input
+                .chunks()
+                .iter()
+                .find(|c| c.fourcc == aero_format::FourCc::WTSH && c.name == name)
+            {
+                Some(c) => Error::shard_damaged(input, c),
+                None => Error::input_damaged(input, None, source.to_string()),
+            }
+        }
         Error::Input { tensor, source, .. }
             if source.kind() == std::io::ErrorKind::InvalidData && !opts.force =>
         {

@@ -340,6 +340,9 @@ impl From<aero_convert::ConvertError> for Failure {
                     None => r.into(),
                 }
             }
+            // The output's name asks for what the call does not write: a
+            // wrong argument, not a damaged or unsupported input.
+            C::WrongOutput { .. } => Failure::Py(pyo3::exceptions::PyValueError::new_err(message)),
             C::NoTensors { path, .. } => Raised::new(Class::Aero, "no-tensors", message)
                 .path(&path)
                 .into(),

@@ -11,6 +11,7 @@
 
 mod buffer;
 mod cli;
+mod dtypes;
 mod errors;
 mod handle;
 mod msgpack;
@@ -66,10 +67,12 @@ fn validate(
     json.map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
-/// Writes `tensors` — (name, dtype code, shape, contiguous little-endian
-/// array, byte length) — to `path`; returns (file size, shards, uuid).
+/// Writes `tensors` — (name, element type name, shape, contiguous
+/// little-endian array, byte length) — to `path`; `st_metadata` is the
+/// safetensors `__metadata__` to keep (pairs in order). Returns (file size,
+/// shards, uuid).
 #[pyfunction]
-#[pyo3(signature = (path, tensors, model_name = None, architecture = None, extra_meta_json = None, uuid = None, layout = "aligned", max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false))]
+#[pyo3(signature = (path, tensors, model_name = None, architecture = None, extra_meta_json = None, uuid = None, layout = "aligned", max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false, st_metadata = None, durable = true))]
 #[allow(clippy::too_many_arguments)]
 fn save<'py>(
     py: Python<'py>,
@@ -84,6 +87,8 @@ fn save<'py>(
     tensor_hash: Option<bool>,
     page_hashes: Option<u64>,
     control_integrity: bool,
+    st_metadata: Option<Vec<(String, String)>>,
+    durable: bool,
 ) -> PyResult<(u64, usize, Bound<'py, PyBytes>)> {
     let opts = write::Options {
         model_name,
@@ -95,6 +100,8 @@ fn save<'py>(
         tensor_hash,
         page_hashes,
         control_integrity,
+        st_metadata,
+        durable,
     };
     let s = write::save(py, &path, tensors, &opts)?;
     Ok((s.file_size, s.shards, PyBytes::new(py, &s.uuid)))
@@ -126,10 +133,28 @@ fn convert<'py>(
         tensor_hash,
         page_hashes,
         control_integrity,
+        st_metadata: None,
+        durable: true,
     }
     .to_write_options()?;
+    // What the caller set that only an AERO output takes.
+    let mut aero_only = Vec::new();
+    for (set, name) in [
+        (layout != "aligned", "layout"),
+        (max_shard_bytes.is_some(), "max_shard_bytes"),
+        (tensor_hash.is_some(), "tensor_hash"),
+        (page_hashes.is_some(), "page_hashes"),
+        (control_integrity, "control_integrity"),
+    ] {
+        if set {
+            aero_only.push(name);
+        }
+    }
+    if opts.uuid.is_some() {
+        aero_only.push("uuid");
+    }
     let c = py
-        .detach(|| write::convert(&src, &dst, &opts, like.as_deref()))
+        .detach(|| write::convert(&src, &dst, &opts, &aero_only, like.as_deref()))
         .py(py)?;
     let d = PyDict::new(py);
     d.set_item("input_kind", c.kind)?;

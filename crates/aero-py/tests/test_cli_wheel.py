@@ -48,11 +48,23 @@ def venv(tmp_path_factory) -> Path:
     py = d / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     str(_wheel())], check=True)
-    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=freeze",
-                             "--disable-pip-version-check"],
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
+    listed = subprocess.run(pip + ["list", "--format=freeze"],
                             check=True, capture_output=True, text=True).stdout
-    names = {line.split("==")[0].lower() for line in listed.split()}
-    assert names - {"pip", "setuptools", "wheel"} == {"aerotensor", "numpy"}, names
+    installed = {line.split("==")[0].lower() for line in listed.split()}
+    # What the wheel requires, and what those require in turn (pip show).
+    needed, todo = set(), ["aerotensor"]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        shown = subprocess.run(pip + ["show", name], check=True, capture_output=True,
+                               text=True).stdout
+        requires = next(l for l in shown.splitlines() if l.startswith("Requires:"))
+        todo += [r.strip().lower() for r in requires.split(":", 1)[1].split(",") if r.strip()]
+    assert "numpy" in needed
+    assert installed - {"pip", "setuptools", "wheel"} == needed, (installed, needed)
     return d
 
 

@@ -2,7 +2,7 @@
 one AERO file carrying the folder's other files as verified ``FILE``
 chunks; a sharded folder into an AEROSET with the files beside its
 manifest. The folder is written by tests/fixtures/gen_hf_folder.py with the
-safetensors package. (The transformers round trip is torch/test_hf_folder.py.)
+safetensors package. (The transformers round trip is torch_tests/test_torch_hf_folder.py.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aero_convert::route::Conversion;
 use aero_convert::{InputKind, detect, gguf_convert, safetensors};
 use anyhow::{Context, bail};
 
@@ -41,8 +42,39 @@ pub(super) fn expect_kind(input: &Path, want: InputKind) -> anyhow::Result<()> {
     }
 }
 
-pub fn safetensors_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+/// The output `a` names for `conversion`: a directory resolved to
+/// `DIR/<input stem>.<ext>`, an extension naming another format refused
+/// (exit 2) with the command that writes it ([`aero_convert::route`]).
+pub(super) fn checked_output(
+    conversion: Conversion,
+    input: &Path,
+    output: &Path,
+) -> anyhow::Result<PathBuf> {
+    aero_convert::route::check_output(conversion, input, output).or_else(|e| {
+        refuse_input_as_output(input, output)?;
+        Err(e.into())
+    })
+}
+
+/// An output that is one of the input's files (the file, or any file of
+/// an input set) is refused as that, whatever else is wrong with its name:
+/// "refusing to overwrite an input" says more than "names an AERO file".
+fn refuse_input_as_output(input: &Path, output: &Path) -> anyhow::Result<()> {
+    if crate::remote::is_url(input) {
+        return Ok(());
+    }
+    if super::set::is_set(input) {
+        if let Ok(src) = super::read::Source::open(input) {
+            src.as_dyn().refuse_as_output(output)?;
+        }
+        return Ok(());
+    }
+    Ok(aero_io::output::refuse_same_file(output, input)?)
+}
+
+pub fn safetensors_cmd(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
     expect_kind(&a.input, InputKind::SafeTensors)?;
+    a.output = checked_output(Conversion::ImportSafeTensors, &a.input, &a.output)?;
     convert_safetensors(a)
 }
 
@@ -66,8 +98,9 @@ fn convert_safetensors(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn gguf_cmd(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn gguf_cmd(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
     expect_kind(&a.input, InputKind::Gguf)?;
+    a.output = checked_output(Conversion::ImportGguf, &a.input, &a.output)?;
     convert_gguf(a)
 }
 
@@ -86,17 +119,72 @@ fn convert_gguf(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    match detect(&a.input)? {
+/// `convert IN OUT`: the input recognised by its content, what is written
+/// chosen by OUT's name ([`aero_convert::route::route`]): `.safetensors` and
+/// `.gguf` export an AERO input, anything else is AERO, a directory gets
+/// `DIR/<IN stem>.aero`, a sharded checkpoint becomes an AEROSET directory.
+pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<ExitCode> {
+    let kind = detect(&a.input)?;
+    let route = aero_convert::route::route(&a.input, kind, &a.output).or_else(|e| {
+        refuse_input_as_output(&a.input, &a.output)?;
+        Err(anyhow::Error::from(e))
+    })?;
+    a.output = route.output;
+    if like.like.is_some()
+        && !matches!(
+            route.conversion,
+            Conversion::FolderToSet | Conversion::ShardedToSet
+        )
+    {
+        bail!(
+            "--like applies when the output is an AEROSET (a sharded checkpoint, or a model folder written to a directory); {} is written as one {} file",
+            a.output.display(),
+            route
+                .conversion
+                .writes()
+                .map_or("AERO", aero_convert::route::Format::name)
+        );
+    }
+    let export_args = |a: ConvertArgs| -> anyhow::Result<ExportArgs> {
+        let aero_only = a.writer.aero_only_flags();
+        if !aero_only.is_empty() {
+            bail!(
+                "{}: {} appl{} to AERO outputs; this writes {}",
+                a.output.display(),
+                aero_only.join(", "),
+                if aero_only.len() == 1 { "ies" } else { "y" },
+                route
+                    .conversion
+                    .writes()
+                    .map_or("an AEROSET", aero_convert::route::Format::name)
+            );
+        }
+        Ok(ExportArgs {
+            input: a.input,
+            output: a.output,
+            no_fsync: a.writer.no_fsync,
+            verify: super::VerifyArgs { no_verify: false },
+            json: a.json,
+        })
+    };
+    match route.conversion {
         // Already recognised: no second look at the file.
-        InputKind::SafeTensors => convert_safetensors(a),
-        InputKind::Gguf => convert_gguf(a),
-        InputKind::HfFolder => convert_folder(a, None),
-        InputKind::Aero if !a.identity.identity().is_empty() => bail!(
+        Conversion::ImportSafeTensors => convert_safetensors(a),
+        Conversion::ImportGguf => convert_gguf(a),
+        Conversion::FolderToFile => convert_folder(a, None),
+        Conversion::FolderToSet => convert_folder(
+            a,
+            Some(SetParams {
+                max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+                base_url: None,
+                like,
+            }),
+        ),
+        Conversion::Repack if !a.identity.identity().is_empty() => bail!(
             "{}: is an AERO file: it keeps its own model name and architecture (--model-name and --architecture apply to conversions)",
             a.input.display()
         ),
-        InputKind::Aero => super::repack::run_as(
+        Conversion::Repack => super::repack::run_as(
             super::RepackArgs {
                 input: a.input,
                 output: a.output,
@@ -106,13 +194,18 @@ pub fn auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
             },
             "`aerotensor repack --force` copies it anyway",
         ),
-        InputKind::ShardedSafeTensors => {
-            bail!(
-                "{}: sharded safetensors input: use `aerotensor convert-safetensors-sharded` (AEROSET output)",
-                a.input.display()
-            )
-        }
-        InputKind::AeroSet => bail!("{}: is an AEROSET; nothing to convert", a.input.display()),
+        Conversion::ExportSafeTensors => export(export_args(a)?, safetensors::export_with),
+        Conversion::ExportGguf => export(export_args(a)?, gguf_convert::export_with),
+        Conversion::ShardedToSet => super::set::convert_sharded(super::ConvertShardedArgs {
+            input: a.input,
+            output: a.output,
+            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+            base_url: None,
+            like,
+            identity: a.identity,
+            writer: a.writer,
+            json: a.json,
+        }),
     }
 }
 
@@ -231,7 +324,7 @@ pub fn export_hf(a: super::ExportHfArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(0);
     let pb = out::bytes_bar(total, "exporting");
     let opts = super::read::copy_options(a.verify, !a.no_fsync, &pb);
-    let r = aero_convert::hf::export(src.as_model(), &a.output, &opts)
+    let r = aero_convert::hf::export(src.as_model()?, &a.output, &opts)
         .with_context(|| format!("exporting {}", a.input.display()))?;
     pb.finish_and_clear();
     let size: u64 = r.files.iter().map(|(_, n)| n).sum();
@@ -278,7 +371,12 @@ pub fn export_hf(a: super::ExportHfArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn export_safetensors(a: super::ExportSafetensorsArgs) -> anyhow::Result<ExitCode> {
+pub fn export_safetensors(mut a: super::ExportSafetensorsArgs) -> anyhow::Result<ExitCode> {
+    a.export.output = checked_output(
+        Conversion::ExportSafeTensors,
+        &a.export.input,
+        &a.export.output,
+    )?;
     let Some(fmt) = a.dequantize else {
         return export(a.export, safetensors::export_with);
     };
@@ -308,7 +406,8 @@ pub fn export_safetensors(a: super::ExportSafetensorsArgs) -> anyhow::Result<Exi
     report_exported(a_, n)
 }
 
-pub fn export_gguf(a: ExportArgs) -> anyhow::Result<ExitCode> {
+pub fn export_gguf(mut a: ExportArgs) -> anyhow::Result<ExitCode> {
+    a.output = checked_output(Conversion::ExportGguf, &a.input, &a.output)?;
     export(a, gguf_convert::export_with)
 }
 

@@ -79,16 +79,20 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Compare two files or sets tensor by tensor.
     ///
+    /// A side is an AERO file, an AEROSET, a URL, or a safetensors or GGUF
+    /// file (read as convert would hold it, so a conversion can be checked).
     /// Reports tensors only in one side, dtype (ggml type for packed GGUF
     /// tensors) and shape changes, and whether each common tensor's bytes
-    /// are identical (by the recorded hash_b3s when both sides have them,
-    /// else by the verified bytes). --numeric adds, per differing tensor,
-    /// the max absolute and relative error and the cosine similarity of the
-    /// values (packed tensors dequantized). A different tensor order alone
-    /// is reported but is not a difference. Exit 0 identical, 1 different,
-    /// 2 error.
+    /// are identical: both sides' bytes are verified against their hashes
+    /// first, then compared. --numeric adds, per differing tensor, the max
+    /// absolute and relative error and the cosine similarity of the values
+    /// (packed tensors dequantized). A different tensor order alone is
+    /// reported but is not a difference. Exit 0 identical, 1 different or
+    /// a side damaged (then an error naming file, tensor and offset, not a
+    /// report), 2 an input it cannot read.
     #[command(after_help = "Examples:
   aerotensor diff a.aero b.aero                      # exit 0 identical, 1 different
+  aerotensor diff model.safetensors dist/model.aero  # check a conversion
   aerotensor diff model-q8_0.aero model-q4_k.aero --numeric
   aerotensor diff ./set-v1 ./set-v2 --json | jq '.tensors[] | select(.identical | not) | .name'")]
     Diff(DiffArgs),
@@ -100,11 +104,22 @@ pub enum Command {
     /// The input is fully verified first; damaged input is refused unless --force.
     Repack(RepackArgs),
     /// Convert a safetensors file to AERO (tensors sorted by name).
+    ///
+    /// An OUT named .safetensors or .gguf is refused; a directory receives
+    /// <IN stem>.aero.
     ConvertSafetensors(ConvertArgs),
     /// Convert a GGUF (v2/v3) file to AERO; quantized tensors stay packed.
+    ///
+    /// An OUT named .safetensors or .gguf is refused; a directory receives
+    /// <IN stem>.aero.
     ConvertGguf(ConvertArgs),
     /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO,
     /// a Hugging Face model folder).
+    ///
+    /// What is written is chosen by OUT's name: .safetensors or .gguf export
+    /// an AERO input, any other name writes AERO, a directory (existing, or
+    /// ending in '/') receives <IN stem>.aero. A sharded safetensors index
+    /// file becomes an AEROSET directory.
     ///
     /// A Hugging Face model folder (model.safetensors, or a
     /// *.safetensors.index.json and its shards) becomes one .aero file that
@@ -113,16 +128,18 @@ pub enum Command {
     /// out and listed) — verified like the weights; a sharded folder becomes
     /// an AEROSET unless OUT ends in `.aero`. Model name and architecture
     /// come from config.json (--model-name, --architecture override).
-    /// `export-hf` writes the folder back. A sharded index file alone
-    /// becomes an AEROSET of the weights. Output files carry a hash_b3 for
-    /// every tensor and 1 MiB page hashes (--no-tensor-hash,
-    /// --no-page-hashes turn them off); the output appears atomically and
-    /// missing directories are created.
+    /// `export-hf` writes the folder back.
+    ///
+    /// AERO outputs carry a hash_b3 for every tensor and 1 MiB page hashes
+    /// (--no-tensor-hash, --no-page-hashes turn them off); the output
+    /// appears atomically and missing directories are created.
     #[command(after_help = "Examples:
   aerotensor convert model.safetensors dist/model.aero
-  aerotensor convert model.gguf dist/model.aero                # quantized tensors stay packed
+  aerotensor convert model.gguf dist/                          # -> dist/model.aero; quantized tensors stay packed
+  aerotensor convert dist/model.aero back.safetensors          # export (.gguf likewise)
   aerotensor convert ./all-MiniLM-L6-v2 dist/minilm.aero       # a whole Hugging Face folder
   aerotensor convert ./Llama-3-8B dist/llama-set               # sharded folder -> AEROSET
+  aerotensor convert ./checkpoint/model.safetensors.index.json dist/set   # shards alone -> AEROSET
   aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer
   aerotensor convert ./Llama-3-8B-v2 dist/llama-set --like dist/llama-set   # update: unchanged parts stay byte-identical")]
     Convert(ConvertAutoArgs),
@@ -293,8 +310,9 @@ pub struct ConvertShardedArgs {
 pub struct ConvertArgs {
     /// Input model file, or a Hugging Face model folder (`convert`).
     pub input: PathBuf,
-    /// Output .aero file (written atomically), or AEROSET directory for a
-    /// sharded folder unless it ends in `.aero`.
+    /// Output file, written atomically; a directory receives <IN stem>.aero
+    /// (`convert`: .safetensors / .gguf export an AERO input; a sharded
+    /// folder becomes an AEROSET directory unless OUT ends in `.aero`).
     pub output: PathBuf,
     #[command(flatten)]
     pub identity: IdentityArgs,

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aero_convert::InputKind;
 use aero_convert::sharded::ShardedSafetensors;
 use aero_io::Verdict;
 use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
@@ -272,6 +271,11 @@ pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
 pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
     if a.input.is_dir() && aero_convert::hf::is_folder(&a.input) {
         // A model folder: its other files travel with the weights.
+        super::convert::checked_output(
+            aero_convert::route::Conversion::FolderToSet,
+            &a.input,
+            &a.output,
+        )?;
         return super::convert::convert_folder(
             ConvertArgs {
                 input: a.input,
@@ -288,6 +292,11 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         );
     }
     super::convert::expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
+    super::convert::checked_output(
+        aero_convert::route::Conversion::ShardedToSet,
+        &a.input,
+        &a.output,
+    )?;
     let mut inp = ShardedSafetensors::open(&a.input)?;
     inp.identity = a.identity.identity();
     let index_dir = inp.index_path().parent().map(Path::to_path_buf);
@@ -370,40 +379,8 @@ pub fn report_set_written(
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
 pub fn convert_auto(a: ConvertAutoArgs) -> anyhow::Result<ExitCode> {
-    let ConvertAutoArgs { convert: a, like } = a;
-    let kind = aero_convert::detect(&a.input);
-    if matches!(kind, Ok(InputKind::ShardedSafeTensors)) {
-        return convert_sharded(ConvertShardedArgs {
-            input: a.input,
-            output: a.output,
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            like,
-            identity: a.identity,
-            writer: a.writer,
-            json: a.json,
-        });
-    }
-    if like.like.is_some() {
-        // Only a model folder also becomes a set here.
-        let ends_aero = a
-            .output
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("aero"));
-        if matches!(kind, Ok(InputKind::HfFolder)) && !ends_aero {
-            return super::convert::convert_folder(
-                a,
-                Some(super::convert::SetParams {
-                    max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-                    base_url: None,
-                    like,
-                }),
-            );
-        }
-        bail!(
-            "--like applies when the output is an AEROSET (a sharded checkpoint, or a model folder written to a directory); {} converts to one .aero file",
-            a.input.display()
-        );
-    }
-    super::convert::auto(a)
+    // What is written is chosen by the output's name, an AEROSET for a
+    // sharded checkpoint included (`convert::auto`); `--like` applies when
+    // that is an AEROSET.
+    super::convert::auto(a.convert, a.like)
 }

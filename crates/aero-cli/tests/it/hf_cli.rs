@@ -4,7 +4,7 @@
 //! the same folder byte for byte, damaged attached files, unusable folders
 //! and outputs. Folders are written by `tests/fixtures/gen_hf_folder.py`
 //! with the `safetensors` package. (The `transformers` round trip on a real
-//! model is `crates/aero-py/tests/torch/test_hf_folder.py`.)
+//! model is `crates/aero-py/tests/torch_tests/test_torch_hf_folder.py`.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

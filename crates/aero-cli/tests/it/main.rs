@@ -3,8 +3,10 @@
 mod cli;
 mod distribution_cli;
 mod hf_cli;
+mod honest_answers;
 mod like_cli;
 mod quant_cli;
+mod reference_gguf;
 mod remote_s3;
 mod remote_set_nginx;
 mod set_cli;

@@ -60,7 +60,7 @@ fn diff_reports_identical_changed_reordered_and_requantized_files() {
         (o.status.code(), json(&o))
     };
 
-    // The same file: exit 0, every tensor identical by its hash_b3.
+    // The same file: exit 0, every tensor identical, its bytes verified and compared.
     let (code, r) = diff("a.aero", &[]);
     assert_eq!(code, Some(0), "{r}");
     assert_eq!(r["identical"], true);
@@ -70,7 +70,7 @@ fn diff_reports_identical_changed_reordered_and_requantized_files() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|t| t["identical"] == true && t["compared_by"] == "hash_b3")
+            .all(|t| t["identical"] == true && t["bytes_identical"] == true)
     );
 
     // One changed value: exactly norm.weight differs, same dtype and shape.

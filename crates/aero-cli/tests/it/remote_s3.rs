@@ -1,26 +1,23 @@
 //! Object storage (issue 6, item 6): the golden files and a set written by
 //! `convert-safetensors-sharded` are uploaded to an S3-compatible server that
-//! checks SigV4 signatures (`s3s-fs` on 127.0.0.1, see
-//! tests/s3/run_s3_server.sh), then read by the `aerotensor` CLI through
+//! checks SigV4 signatures, then read by the `aerotensor` CLI through
 //! `s3://` URLs and compared with local reads: `list`, `validate --full`,
 //! `extract` / `fetch-tensor` of every tensor, `inspect-set`. A wrong secret
 //! key must fail with a clear error (the server checks signatures).
 //!
-//! Runs when AERO_S3_ENDPOINT is set (with AERO_S3_ACCESS_KEY and
-//! AERO_S3_SECRET_KEY, defaulting to the script's fixed test values);
-//! otherwise it prints a note and passes:
-//!
-//! ```text
-//! eval "$(tests/s3/run_s3_server.sh start >/dev/null && tests/s3/run_s3_server.sh env)"
-//! cargo test -p aero-cli --features s3 --test it -- --nocapture remote_s3::
-//! tests/s3/run_s3_server.sh stop
-//! ```
+//! The server is `s3s-fs` (the S3 service of the `s3s` crate over a
+//! directory, with `SimpleAuth` checking signatures), started inside this
+//! test process on 127.0.0.1 (a dev-dependency: nothing to install, no
+//! script, no process to stop). `AERO_S3_ENDPOINT` (with
+//! `AERO_S3_ACCESS_KEY` / `AERO_S3_SECRET_KEY`) points the tests at another
+//! server instead — a real bucket service, or the parent's server in the
+//! child process one test re-executes.
 #![cfg(feature = "s3")]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use object_store::ObjectStoreExt;
@@ -38,17 +35,65 @@ struct Server {
     secret_key: String,
 }
 
-fn server() -> Option<Server> {
-    let endpoint = std::env::var("AERO_S3_ENDPOINT")
-        .ok()
-        .filter(|s| !s.is_empty())?;
-    Some(Server {
+fn server() -> Server {
+    let endpoint = match std::env::var("AERO_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => e,
+        _ => {
+            static STARTED: OnceLock<String> = OnceLock::new();
+            STARTED.get_or_init(start_server).clone()
+        }
+    };
+    Server {
         endpoint: endpoint.trim_end_matches('/').to_string(),
         access_key: std::env::var("AERO_S3_ACCESS_KEY")
             .unwrap_or_else(|_| DEFAULT_ACCESS_KEY.into()),
         secret_key: std::env::var("AERO_S3_SECRET_KEY")
             .unwrap_or_else(|_| DEFAULT_SECRET_KEY.into()),
-    })
+    }
+}
+
+/// Starts s3s-fs on 127.0.0.1 (a free port) over a fresh directory under
+/// the test target's scratch space, on a runtime thread of its own that
+/// lives as long as this process; returns its endpoint URL.
+fn start_server() -> String {
+    let root =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("s3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let fs = s3s_fs::FileSystem::new(&root).unwrap();
+            let mut b = s3s::service::S3ServiceBuilder::new(fs);
+            b.set_auth(s3s::auth::SimpleAuth::from_single(
+                DEFAULT_ACCESS_KEY,
+                DEFAULT_SECRET_KEY,
+            ));
+            let service = b.build();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let http =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+    });
+    format!("http://{addr}")
 }
 
 fn repo() -> PathBuf {
@@ -227,14 +272,8 @@ fn setup(s: &Server) -> (tokio::runtime::Runtime, Arc<AmazonS3>, String) {
 }
 
 #[test]
-#[ignore = "needs an S3 server: run by cargo xtask ci"]
 fn golden_files_and_a_converted_set_read_through_s3_urls() {
-    let Some(s) = server() else {
-        panic!(
-            "set AERO_S3_ENDPOINT (and AERO_S3_ACCESS_KEY / AERO_S3_SECRET_KEY); \
-             tests/s3/run_s3_server.sh start && eval \"$(tests/s3/run_s3_server.sh env)\""
-        );
-    };
+    let s = server();
     let (rt, store, bucket) = setup(&s);
 
     // Fixtures: the golden files, and a set converted from sharded safetensors.
@@ -451,15 +490,12 @@ fn golden_files_and_a_converted_set_read_through_s3_urls() {
 /// re-executed) so that the AWS_* variables object_store reads are set
 /// without touching this process's environment.
 #[test]
-#[ignore = "needs an S3 server: run by cargo xtask ci"]
 fn object_source_ranges_cache_and_limits() {
     const NAME: &str = "remote_s3::object_source_ranges_cache_and_limits";
     if std::env::var_os("AERO_S3_CHILD").is_some() {
         return object_source_child();
     }
-    let Some(s) = server() else {
-        panic!("set AERO_S3_ENDPOINT (see tests/s3/run_s3_server.sh; cargo xtask ci does)");
-    };
+    let s = server();
     let (rt, store, bucket) = setup(&s);
     let blob = blob();
     rt.block_on(store.put(&ObjectPath::from("blob.bin"), blob.into()))
@@ -477,14 +513,9 @@ fn object_source_ranges_cache_and_limits() {
         }
     }
     let o = c
-        .args([
-            NAME,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env("AERO_S3_CHILD", "1")
+        .env("AERO_S3_ENDPOINT", &s.endpoint)
         .env("AERO_S3_BUCKET", &bucket)
         .env("AERO_S3_CACHE", tmp.path())
         .env("AWS_ENDPOINT", &s.endpoint)

@@ -3,7 +3,7 @@
 //!
 //! Runs when `cargo xtask ci` has started nginx and set AERO_NGINX_URL,
 //! AERO_NGINX_LOG and AERO_NGINX_ROOT (a writable directory nginx serves);
-//! otherwise it says so and passes.
+//! they are `#[ignore]`d, and fail when run without nginx.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

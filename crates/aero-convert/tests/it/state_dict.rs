@@ -110,7 +110,9 @@ fn reference_converter_files_are_recognised_and_reversed() {
     let mut packed = k.bytes().to_vec();
     let info = k.info().clone();
     assert_eq!(info.shape, vec![16, 32]);
-    packed.extend_from_slice(&[0u8; 16]); // padding to the 32-byte alignment
+    // The reference's lengths are gaps between 32-aligned offsets: the
+    // exact size rounded up to a multiple of 32 (spec §16.5).
+    packed.resize(packed.len().div_ceil(32) * 32, 0);
     let reference = tmp.path().join("reference.aero");
     let mut opts = WriteOptions::reference();
     opts.extra_meta
@@ -139,21 +141,24 @@ fn reference_converter_files_are_recognised_and_reversed() {
         sd.load(&r, 0).unwrap().bytes(),
         ours.load(&f, i).unwrap().bytes()
     );
-    // More padding than the alignment explains is refused, as is any
-    // padding in a file that is not from the reference converter.
-    let bad = tmp.path().join("bad.aero");
-    packed.extend_from_slice(&[0u8; 32]);
-    let spec = TensorSpec {
-        name: info.name.clone(),
-        dtype: info.dtype,
-        shape: vec![32, 16],
-        data_len: packed.len() as u64,
-        extras: info.extras.clone(),
-        bytes: TensorBytes::Reader(Box::new(std::io::Cursor::new(packed))),
-    };
-    write_model(&bad, vec![spec], &opts).unwrap();
-    let err = StateDict::plan(&AeroFile::open(&bad).unwrap(), &plain).unwrap_err();
-    assert!(err.to_string().contains("data_len"), "{err}");
+    // Any other length is refused: 16 bytes more (no gap between 32-aligned
+    // offsets is that), 32 more (more than the alignment explains).
+    for extra in [16usize, 32] {
+        let bad = tmp.path().join(format!("bad{extra}.aero"));
+        let mut longer = packed.clone();
+        longer.resize(packed.len() + extra, 0);
+        let spec = TensorSpec {
+            name: info.name.clone(),
+            dtype: info.dtype,
+            shape: vec![32, 16],
+            data_len: longer.len() as u64,
+            extras: info.extras.clone(),
+            bytes: TensorBytes::Reader(Box::new(std::io::Cursor::new(longer))),
+        };
+        write_model(&bad, vec![spec], &opts).unwrap();
+        let err = StateDict::plan(&AeroFile::open(&bad).unwrap(), &plain).unwrap_err();
+        assert!(err.to_string().contains("data_len"), "{extra}: {err}");
+    }
 }
 
 /// Every dtype of the golden mixed file becomes floats with the values a

@@ -8,7 +8,7 @@
 //! ```sh
 //! export AERO_NGINX_URL=$(bash tests/nginx/run_nginx_test.sh start ../shared/golden)
 //! export AERO_NGINX_LOG=$(bash tests/nginx/run_nginx_test.sh log)
-//! cargo test -p aero-io --features http --test remote_nginx
+//! cargo test -p aero-io --features http --test it -- --ignored remote_nginx::
 //! bash tests/nginx/run_nginx_test.sh stop
 //! ```
 //!
