@@ -304,6 +304,7 @@ impl From<aero_set::SetError> for Failure {
             S::Tensor { set, name, .. } => {
                 r(Class::Integrity, "set-tensor").path(&set).tensor(&name)
             }
+            S::Plan { set, .. } => r(Class::Aero, "set-plan").path(&set),
             S::NoSuchTensor { set, name } => r(Class::NotFound, "no-such-tensor")
                 .path(&set)
                 .tensor(&name),

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::read::{filtered, print_tensor_section, tensor_json, tensor_table};
 use super::{
-    ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
-    ValidateArgs,
+    ConvertArgs, ConvertAutoArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs,
+    ListArgs, ValidateArgs,
 };
 use crate::out;
 
@@ -287,6 +287,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
             Some(super::convert::SetParams {
                 max_part_shards: a.max_part_shards,
                 base_url: a.base_url,
+                like: a.like,
             }),
         );
     }
@@ -315,6 +316,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         replace: true,
         base_url: a.base_url.clone(),
         manifest_extra: Default::default(),
+        like: a.like.plan()?,
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -322,7 +324,12 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         .write(&a.output, &base, &move |n| bar.inc(n))
         .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
-    report_set_written(&a.output, &s, a.json, serde_json::Map::new())?;
+    let mut extra = serde_json::Map::new();
+    a.like.json(&s, &mut extra);
+    report_set_written(&a.output, &s, a.json, extra)?;
+    if !a.json {
+        a.like.print(&s);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -371,8 +378,9 @@ pub fn report_set_written(
 
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
-pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn convert_auto(a: ConvertAutoArgs) -> anyhow::Result<ExitCode> {
     // What is written is chosen by the output's name, an AEROSET for a
-    // sharded checkpoint included (`convert::auto`).
-    super::convert::auto(a)
+    // sharded checkpoint included (`convert::auto`); `--like` applies when
+    // that is an AEROSET.
+    super::convert::auto(a.convert, a.like)
 }
