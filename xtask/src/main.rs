@@ -4,10 +4,14 @@
 //!   installed, else cargo test), doc tests, the no_std/no-alloc target build,
 //!   the independent Python reader against the golden files, and `capi`.
 //! - `bench`  — the performance targets, measured against baselines in one run.
-//! - `dist`   — a release build of `aerotensor` into `target/dist/`.
+//! - `dist`   — a release build of `aerotensor` (with the `s3` feature) into
+//!   `target/dist/`, with its shell completions (`completions/`) and manual
+//!   pages (`man/aerotensor.1`, `man/aerotensor-COMMAND.1`) beside it.
 //! - `wheel`  — the `aerotensor` Python wheel (crate aero-py, abi3, CPython ≥ 3.9)
-//!   built with maturin into `target/wheels/`; `pytest` also installs it into a
-//!   fresh venv and runs the Python suite (`crates/aero-py/tests`).
+//!   built with maturin (installed from tests/requirements.txt when missing)
+//!   into `target/wheels/`; `pytest` also installs it into a fresh venv and
+//!   runs the Python suite (`crates/aero-py/tests`), which installs the same
+//!   wheel into a venv of its own to run the `aerotensor` command it ships.
 //! - `pytest-torch` — the PyTorch tests (`crates/aero-py/tests/torch_tests/`: every
 //!   test file there) in the cached torch venv (see [`torch_venv`]), with
 //!   `AERO_REQUIRE_TORCH=1` so that a missing torch fails instead of skipping.
@@ -273,6 +277,8 @@ fn ci() -> Result<()> {
 }
 
 fn dist() -> Result<()> {
+    // The release binary reads s3://, gs:// and az:// URLs too (the wheel
+    // is built with the same feature, pyproject.toml).
     run(cargo().args([
         "build",
         "--release",
@@ -280,15 +286,85 @@ fn dist() -> Result<()> {
         "aero-cli",
         "--bin",
         "aerotensor",
+        "--features",
+        "s3",
     ]))?;
     let dist = target_dir().join("dist");
     std::fs::create_dir_all(&dist)?;
-    std::fs::copy(
-        target_dir().join("release/aerotensor"),
-        dist.join("aerotensor"),
-    )?;
-    eprintln!("wrote {}", dist.join("aerotensor").display());
+    let bin = dist.join("aerotensor");
+    std::fs::copy(target_dir().join("release/aerotensor"), &bin)?;
+    // Completions and manual pages come from the binary's own clap
+    // definitions, so they match it exactly.
+    let completions = dist.join("completions");
+    let _ = std::fs::remove_dir_all(&completions);
+    std::fs::create_dir_all(&completions)?;
+    for (shell, file) in [
+        ("bash", "aerotensor.bash"),
+        ("zsh", "_aerotensor"),
+        ("fish", "aerotensor.fish"),
+        ("powershell", "_aerotensor.ps1"),
+        ("elvish", "aerotensor.elv"),
+    ] {
+        let out = Command::new(&bin).args(["completions", shell]).output()?;
+        if !out.status.success() || out.stdout.is_empty() {
+            bail!(
+                "aerotensor completions {shell} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::write(completions.join(file), out.stdout)?;
+    }
+    let man = dist.join("man");
+    let _ = std::fs::remove_dir_all(&man);
+    run(Command::new(&bin).arg("man").arg("--dir").arg(&man))?;
+    eprintln!(
+        "wrote {} with completions/ and man/ beside it",
+        bin.display()
+    );
     Ok(())
+}
+
+/// The maturin requirement of tests/requirements.txt (`maturin>=1.9,<2`).
+fn maturin_requirement() -> Result<String> {
+    let reqs = std::fs::read_to_string(root().join("tests/requirements.txt"))?;
+    reqs.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .find(|l| l.starts_with("maturin"))
+        .map(str::to_string)
+        .context("tests/requirements.txt names no maturin")
+}
+
+/// The command that runs maturin: `maturin` on the PATH, else python3's
+/// module, installed first (with pip, from tests/requirements.txt's pin,
+/// as `setup` does) when this machine has neither.
+fn maturin() -> Result<Command> {
+    if has("maturin", "--version") {
+        return Ok(Command::new("maturin"));
+    }
+    let module = || {
+        let mut c = Command::new("python3");
+        c.args(["-m", "maturin"]);
+        c
+    };
+    let works = |mut c: Command| {
+        c.arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !works(module()) {
+        run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &maturin_requirement()?,
+        ]))?;
+        if !works(module()) {
+            bail!("maturin is still missing after `pip install` (is python3's pip usable?)");
+        }
+    }
+    Ok(module())
 }
 
 /// Which cargo profile a wheel is built with.
@@ -316,13 +392,7 @@ pub(crate) fn wheel(profile: WheelProfile) -> Result<PathBuf> {
             std::fs::remove_file(&p)?;
         }
     }
-    let mut cmd = if has("maturin", "--version") {
-        Command::new("maturin")
-    } else {
-        let mut c = Command::new("python3");
-        c.args(["-m", "maturin"]);
-        c
-    };
+    let mut cmd = maturin()?;
     cmd.args(["build", "--quiet"]);
     match profile {
         WheelProfile::Release => cmd.arg("--release"),
@@ -370,7 +440,10 @@ pub(crate) fn venv(wheel: &Path, name: &str, extra: &[&str]) -> Result<PathBuf> 
 
 /// Builds the wheel, installs it into a fresh venv and runs the Python
 /// suite there (from outside the source tree, so the installed package is
-/// what is imported). Its nginx tests start their own server.
+/// what is imported). Its nginx tests start their own server;
+/// `test_cli_wheel.py` installs the same wheel (`AERO_WHEEL`) into a second
+/// venv with nothing else, as a user would, and runs the `aerotensor`
+/// command from it.
 fn pytest() -> Result<()> {
     pytest_with(&wheel(WheelProfile::Dev)?)
 }
@@ -380,6 +453,7 @@ fn pytest_with(wheel: &Path) -> Result<()> {
     let tmp = target_dir().join("pytest-tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     run(Command::new(&py)
+        .env("AERO_WHEEL", wheel)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
         .arg(&tmp)
         // The torch suite runs in its own venv, torch required (`torch` step).

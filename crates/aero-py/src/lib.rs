@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod buffer;
+mod cli;
 mod dtypes;
 mod errors;
 mod handle;
@@ -108,7 +109,7 @@ fn save<'py>(
 
 /// Converts `src` into `dst` (see `aerotensor.convert`); returns a summary.
 #[pyfunction]
-#[pyo3(signature = (src, dst, layout = "aligned", uuid = None, max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false))]
+#[pyo3(signature = (src, dst, layout = "aligned", uuid = None, max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false, like = None))]
 #[allow(clippy::too_many_arguments)]
 fn convert<'py>(
     py: Python<'py>,
@@ -120,6 +121,7 @@ fn convert<'py>(
     tensor_hash: Option<bool>,
     page_hashes: Option<u64>,
     control_integrity: bool,
+    like: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = write::Options {
         model_name: None,
@@ -152,7 +154,7 @@ fn convert<'py>(
         aero_only.push("uuid");
     }
     let c = py
-        .detach(|| write::convert(&src, &dst, &opts, &aero_only))
+        .detach(|| write::convert(&src, &dst, &opts, &aero_only, like.as_deref()))
         .py(py)?;
     let d = PyDict::new(py);
     d.set_item("input_kind", c.kind)?;
@@ -160,6 +162,9 @@ fn convert<'py>(
     d.set_item("file_size", c.file_size)?;
     d.set_item("tensors", c.tensors)?;
     d.set_item("shards", c.shards)?;
+    if let Some(parts) = c.identical_parts {
+        d.set_item("identical_parts", parts)?;
+    }
     Ok(d)
 }
 
@@ -185,6 +190,7 @@ fn _aerotensor(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(is_set, m)?)?;
     m.add_function(wrap_pyfunction!(is_url, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

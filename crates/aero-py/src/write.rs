@@ -208,6 +208,24 @@ pub(crate) struct Converted {
     pub file_size: u64,
     pub tensors: usize,
     pub shards: usize,
+    /// With `like`: the parts that came out byte-identical to the old set's.
+    pub identical_parts: Option<Vec<String>>,
+}
+
+/// The plan of the set `like` names (path or URL) for a new revision
+/// (`aero_set::plan`): manifest, index and part headers, no weights.
+fn plan_of(like: &str) -> Res<aero_set::SetPlan> {
+    let remote = crate::handle::RemoteArgs {
+        cache: true,
+        ..Default::default()
+    };
+    match crate::handle::Backing::open(like, "set", &remote)? {
+        crate::handle::Backing::Set(s) => Ok(aero_set::SetPlan::of_set(&s)?),
+        crate::handle::Backing::File(_) => Err(Failure::aero(
+            "set-plan",
+            format!("{like}: like= names a set, not an AERO file"),
+        )),
+    }
 }
 
 /// Converts by content, writing what the output's name asks for
@@ -217,11 +235,14 @@ pub(crate) struct Converted {
 /// / `.gguf`) or into a repacked AERO file; a directory output gets
 /// `DIR/<input stem>.aero`. `aero_only` names the writer options the caller
 /// set (they apply to AERO outputs only: an export with any is refused).
+/// With `like`, an AEROSET output is a new revision of that set
+/// (`SetWriteOptions::like`); other outputs refuse it.
 pub(crate) fn convert(
     src: &str,
     dst: &str,
     opts: &WriteOptions,
     aero_only: &[&str],
+    like: Option<&str>,
 ) -> Res<Converted> {
     use aero_convert::route::Conversion;
     use aero_convert::{gguf_convert, safetensors};
@@ -237,6 +258,7 @@ pub(crate) fn convert(
         file_size: s.file_size,
         tensors: s.tensors.len(),
         shards: s.shards,
+        identical_parts: None,
     };
     let exporting = matches!(
         route.conversion,
@@ -255,6 +277,27 @@ pub(crate) fn convert(
             ),
         )));
     }
+    let like = match like {
+        Some(_)
+            if !matches!(
+                route.conversion,
+                Conversion::ShardedToSet | Conversion::FolderToSet
+            ) =>
+        {
+            return Err(Failure::Py(pyo3::exceptions::PyValueError::new_err(
+                format!(
+                    "like= applies when the output is an AEROSET (a sharded checkpoint or model folder); {out_name} is written as one {} file",
+                    route
+                        .conversion
+                        .writes()
+                        .map_or("AERO", aero_convert::route::Format::name)
+                ),
+            )));
+        }
+        Some(l) => Some(plan_of(l)?),
+        None => None,
+    };
+    let following = like.is_some();
     Ok(match route.conversion {
         Conversion::ImportSafeTensors => {
             done("safetensors", safetensors::import(input, output, opts)?)
@@ -284,6 +327,9 @@ pub(crate) fn convert(
         Conversion::ShardedToSet => {
             let set_opts = aero_set::writer::SetWriteOptions {
                 file: opts.clone(),
+                // A new revision usually replaces the set it follows.
+                replace: like.is_some(),
+                like,
                 ..Default::default()
             };
             let s = aero_convert::sharded::import(input, output, &set_opts)?;
@@ -293,6 +339,7 @@ pub(crate) fn convert(
                 file_size: s.total_size,
                 tensors: s.tensors.len(),
                 shards: s.shards,
+                identical_parts: following.then(|| s.identical_parts.clone()),
             }
         }
         Conversion::FolderToFile => {
@@ -304,6 +351,7 @@ pub(crate) fn convert(
             let set_opts = aero_set::writer::SetWriteOptions {
                 file: opts.clone(),
                 replace: true,
+                like,
                 ..Default::default()
             };
             let s = folder.write_set(output, &set_opts, &|_| {})?;
@@ -313,6 +361,7 @@ pub(crate) fn convert(
                 file_size: s.total_size,
                 tensors: s.tensors.len(),
                 shards: s.shards,
+                identical_parts: following.then(|| s.identical_parts.clone()),
             }
         }
     })
@@ -327,5 +376,6 @@ fn exported(kind: &'static str, dst: &str, n: u64, input: &Path) -> Res<Converte
         file_size: n,
         tensors,
         shards: 0,
+        identical_parts: None,
     })
 }

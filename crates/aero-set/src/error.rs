@@ -70,6 +70,18 @@ pub enum SetError {
         /// the person building or configuring the reader).
         reason: String,
     },
+    /// Valid input of another kind than the caller accepts (a GGUF file
+    /// where AERO is read, a single file where a set is wanted): a usage
+    /// error, not damage ([`crate::model`]).
+    #[error("{}: is {}, not {}", path.display(), found.describe(), wanted.describe())]
+    WrongKind {
+        /// The path or URL.
+        path: PathBuf,
+        /// What it is.
+        found: crate::model::Found,
+        /// What the caller accepts.
+        wanted: crate::model::Expect,
+    },
     /// A part or index file does not match what the manifest says about it.
     #[error("{path}: {reason}")]
     File {
@@ -131,6 +143,16 @@ pub enum SetError {
     /// message is for whoever fixes the code.
     #[error("{0}")]
     Invalid(String),
+    /// A new revision cannot be written on the plan of an existing set
+    /// ([`crate::writer::SetWriteOptions::like`]): the set's layout cannot
+    /// be followed, or the options contradict it.
+    #[error("{set}: {reason}")]
+    Plan {
+        /// The set whose plan was asked for (its manifest).
+        set: PathBuf,
+        /// Why (free text: which part or option; for people).
+        reason: String,
+    },
     /// The destination of a write cannot be used.
     #[error("{path}: {reason}")]
     Output {

@@ -18,6 +18,12 @@ pub const MANIFEST_NAME: &str = "model.aeroset.json";
 pub const MAX_MANIFEST_LEN: u64 = 64 << 20;
 /// Largest number of parts accepted.
 pub const MAX_PARTS: usize = 1_000_000;
+/// The `format.version`s this crate reads.
+pub const READ_VERSIONS: [[u64; 2]; 2] = [[0, 1], [0, 2]];
+/// The `format.version` the writer writes…
+pub const WRITE_VERSION: [u64; 2] = [0, 1];
+/// …and the one it writes when given a `base_url` (spec §14).
+pub const WRITE_VERSION_BASE_URL: [u64; 2] = [0, 2];
 
 /// Model identity recorded in the manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -277,7 +283,7 @@ impl SetManifest {
             c.u64_value(&arr[0], "format.version[0]")?,
             c.u64_value(&arr[1], "format.version[1]")?,
         ];
-        if version != [0, 1] && version != [0, 2] {
+        if !READ_VERSIONS.contains(&version) {
             return Err(c.err(
                 "format.version",
                 format!(

@@ -123,13 +123,28 @@ fn convert_gguf(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 /// chosen by OUT's name ([`aero_convert::route::route`]): `.safetensors` and
 /// `.gguf` export an AERO input, anything else is AERO, a directory gets
 /// `DIR/<IN stem>.aero`, a sharded checkpoint becomes an AEROSET directory.
-pub fn auto(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<ExitCode> {
     let kind = detect(&a.input)?;
     let route = aero_convert::route::route(&a.input, kind, &a.output).or_else(|e| {
         refuse_input_as_output(&a.input, &a.output)?;
         Err(anyhow::Error::from(e))
     })?;
     a.output = route.output;
+    if like.like.is_some()
+        && !matches!(
+            route.conversion,
+            Conversion::FolderToSet | Conversion::ShardedToSet
+        )
+    {
+        bail!(
+            "--like applies when the output is an AEROSET (a sharded checkpoint, or a model folder written to a directory); {} is written as one {} file",
+            a.output.display(),
+            route
+                .conversion
+                .writes()
+                .map_or("AERO", aero_convert::route::Format::name)
+        );
+    }
     let export_args = |a: ConvertArgs| -> anyhow::Result<ExportArgs> {
         let aero_only = a.writer.aero_only_flags();
         if !aero_only.is_empty() {
@@ -156,7 +171,15 @@ pub fn auto(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
         // Already recognised: no second look at the file.
         Conversion::ImportSafeTensors => convert_safetensors(a),
         Conversion::ImportGguf => convert_gguf(a),
-        Conversion::FolderToFile | Conversion::FolderToSet => convert_folder(a, None),
+        Conversion::FolderToFile => convert_folder(a, None),
+        Conversion::FolderToSet => convert_folder(
+            a,
+            Some(SetParams {
+                max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+                base_url: None,
+                like,
+            }),
+        ),
         Conversion::Repack if !a.identity.identity().is_empty() => bail!(
             "{}: is an AERO file: it keeps its own model name and architecture (--model-name and --architecture apply to conversions)",
             a.input.display()
@@ -178,6 +201,7 @@ pub fn auto(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
             output: a.output,
             max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
             base_url: None,
+            like,
             identity: a.identity,
             writer: a.writer,
             json: a.json,
@@ -189,6 +213,7 @@ pub fn auto(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
 pub struct SetParams {
     pub max_part_shards: usize,
     pub base_url: Option<String>,
+    pub like: super::like::LikeArgs,
 }
 
 /// `convert` of a Hugging Face model folder: one .aero file, or an AEROSET
@@ -250,6 +275,7 @@ pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<
         let p = set.unwrap_or(SetParams {
             max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
             base_url: None,
+            like: Default::default(),
         });
         let base = aero_set::SetWriteOptions {
             file: a.writer.options(),
@@ -257,12 +283,17 @@ pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<
             replace: true,
             base_url: p.base_url,
             manifest_extra: Default::default(),
+            like: p.like.plan()?,
         };
         let s = folder
             .write_set(&a.output, &base, &move |n| bar.inc(n))
             .with_context(|| format!("converting {}", a.input.display()))?;
         pb.finish_and_clear();
+        p.like.json(&s, &mut extra);
         super::set::report_set_written(&a.output, &s, a.json, extra)?;
+        if !a.json {
+            p.like.print(&s);
+        }
     } else {
         let s = folder
             .write_file(&a.output, &a.writer.options(), &move |n| bar.inc(n))

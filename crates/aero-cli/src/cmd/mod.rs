@@ -1,7 +1,10 @@
 //! Subcommands.
 
+mod completions;
 mod convert;
 mod describe;
+mod like;
+mod man;
 mod read;
 pub mod repack;
 mod set;
@@ -137,8 +140,9 @@ pub enum Command {
   aerotensor convert ./all-MiniLM-L6-v2 dist/minilm.aero       # a whole Hugging Face folder
   aerotensor convert ./Llama-3-8B dist/llama-set               # sharded folder -> AEROSET
   aerotensor convert ./checkpoint/model.safetensors.index.json dist/set   # shards alone -> AEROSET
-  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer")]
-    Convert(ConvertArgs),
+  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer
+  aerotensor convert ./Llama-3-8B-v2 dist/llama-set --like dist/llama-set   # update: unchanged parts stay byte-identical")]
+    Convert(ConvertAutoArgs),
     /// Write an AERO file back as safetensors (restores __metadata__).
     ///
     /// With --dequantize f16|bf16|f32 every float or packed tensor is
@@ -185,6 +189,12 @@ pub enum Command {
     /// taken as a Hugging Face model folder: its other files (config.json,
     /// tokenizer…) are written beside the manifest and listed in it.
     ConvertSafetensorsSharded(ConvertShardedArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = completions::AFTER_HELP)]
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write every page (one per command) into a directory.
+    #[command(after_help = man::AFTER_HELP)]
+    Man(man::ManArgs),
 }
 
 /// A float format for values handed out.
@@ -286,6 +296,8 @@ pub struct ConvertShardedArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     #[command(flatten)]
+    pub like: like::LikeArgs,
+    #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
     pub writer: WriterArgs,
@@ -309,6 +321,15 @@ pub struct ConvertArgs {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `convert`: [`ConvertArgs`] and, for AEROSET output, `--like`.
+#[derive(Args, Debug)]
+pub struct ConvertAutoArgs {
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+    #[command(flatten)]
+    pub like: like::LikeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -579,16 +600,19 @@ impl Command {
             Command::List(a) => a.json,
             Command::Validate(a) => a.json,
             Command::Repack(a) => a.json,
-            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) | Command::Convert(a) => {
-                a.json
-            }
+            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) => a.json,
+            Command::Convert(a) => a.convert.json,
             Command::ExportSafetensors(a) => a.export.json,
             Command::ExportGguf(a) => a.json,
             Command::ExportHf(a) => a.json,
             Command::Diff(a) => a.json,
             Command::InspectSet(a) => a.json,
             Command::ConvertSafetensorsSharded(a) => a.json,
-            Command::Extract(_) | Command::MakeTestVector(_) | Command::FetchTensor(_) => false,
+            Command::Extract(_)
+            | Command::MakeTestVector(_)
+            | Command::FetchTensor(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }
@@ -632,5 +656,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::InspectSet(a) => set::inspect_set(a),
         Command::FetchTensor(a) => set::fetch_tensor(a),
         Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }

@@ -5,27 +5,23 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use aero_convert::sharded::ShardedSafetensors;
 use aero_io::Verdict;
-use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
+use aero_set::{AeroSet, SetReport, SetWriteOptions};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::read::{filtered, print_tensor_section, tensor_json, tensor_table};
 use super::{
-    ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
-    ValidateArgs,
+    ConvertArgs, ConvertAutoArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs,
+    ListArgs, ValidateArgs,
 };
 use crate::out;
 
 /// Whether a path given to `validate` / `list` / `extract` is an AEROSET.
 pub fn is_set(path: &Path) -> bool {
-    if crate::remote::is_url(path) {
-        return crate::remote::is_set_url(path);
-    }
-    aero_set::is_set(path)
+    aero_set::model::Target::classify(path).is_set()
 }
 
 fn part_path(set: &AeroSet, shard_id: u64) -> Option<&str> {
@@ -148,23 +144,15 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
 
 pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
-    // `load` so that a damaged index is reported, not just refused.
-    let loaded = if crate::remote::is_url(&a.file) {
-        crate::remote::open_set(&a.file)
-    } else if crate::remote::allow_remote() {
-        crate::remote::options().and_then(|options| {
-            let storage = aero_set::remote::RemoteStorage { options };
-            Ok(AeroSet::load(
-                &a.file,
-                &SetOptions { allow_remote: true },
-                Arc::new(storage),
-            )?)
-        })
-    } else {
-        AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage)).map_err(Into::into)
+    // The manifest only, so that a damaged index is reported, not just
+    // refused (a remote manifest is read with its index).
+    let opts = aero_set::OpenOptions {
+        manifest_only: true,
+        ..crate::remote::open_options(aero_set::Expect::Set)
     };
-    let set = match loaded {
+    let set = match crate::remote::open(&a.file, &opts).and_then(|m| Ok(m.into_set()?)) {
         Ok(s) => s,
+        Err(e) if super::validate::wrong_kind(&e) => return Err(e),
         Err(e) => return super::validate::unreadable(&a, &a.file.display().to_string(), &e),
     };
     let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");
@@ -287,6 +275,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
             Some(super::convert::SetParams {
                 max_part_shards: a.max_part_shards,
                 base_url: a.base_url,
+                like: a.like,
             }),
         );
     }
@@ -315,6 +304,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         replace: true,
         base_url: a.base_url.clone(),
         manifest_extra: Default::default(),
+        like: a.like.plan()?,
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -322,7 +312,12 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         .write(&a.output, &base, &move |n| bar.inc(n))
         .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
-    report_set_written(&a.output, &s, a.json, serde_json::Map::new())?;
+    let mut extra = serde_json::Map::new();
+    a.like.json(&s, &mut extra);
+    report_set_written(&a.output, &s, a.json, extra)?;
+    if !a.json {
+        a.like.print(&s);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -371,8 +366,9 @@ pub fn report_set_written(
 
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
-pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn convert_auto(a: ConvertAutoArgs) -> anyhow::Result<ExitCode> {
     // What is written is chosen by the output's name, an AEROSET for a
-    // sharded checkpoint included (`convert::auto`).
-    super::convert::auto(a)
+    // sharded checkpoint included (`convert::auto`); `--like` applies when
+    // that is an AEROSET.
+    super::convert::auto(a.convert, a.like)
 }

@@ -1,8 +1,11 @@
 //! The integration tests of `aero-cli`, as one test binary (one link instead of one per file).
 
 mod cli;
+mod distribution_cli;
 mod hf_cli;
 mod honest_answers;
+mod like_cli;
+mod open_table;
 mod quant_cli;
 mod reference_gguf;
 mod remote_s3;

@@ -38,7 +38,7 @@ use aero_set::writer::{SetWriteOptions, SetWriteSummary, write_set_specs};
 
 /// Default model name when the index metadata has none.
 pub const DEFAULT_MODEL_NAME: &str = "converted-sharded";
-/// MJSN key holding the index's `metadata` object.
+/// MJSN key holding the index's `metadata` object (without `total_size`).
 pub const INDEX_METADATA_KEY: &str = "safetensors_index_metadata";
 /// Suffix of a Hugging Face sharded-checkpoint index.
 pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
@@ -350,11 +350,15 @@ impl ShardedSafetensors {
         o.architecture = m.architecture;
         o.extra_meta
             .insert("source_format".into(), json!("safetensors"));
-        if !self.metadata.is_empty() {
-            o.extra_meta.insert(
-                INDEX_METADATA_KEY.into(),
-                Value::Object(self.metadata.clone()),
-            );
+        // Every part records this, so it leaves out `total_size`: the sum
+        // of the tensors' sizes (which the index already gives) changes with
+        // any tensor added, removed or resized, and would change every part
+        // of a revision written on the old plan (aero_set::plan).
+        let mut meta = self.metadata.clone();
+        meta.remove("total_size");
+        if !meta.is_empty() {
+            o.extra_meta
+                .insert(INDEX_METADATA_KEY.into(), Value::Object(meta));
         }
         let mut metas = self.files.iter().map(|(_, i)| i.metadata());
         if let Some(Some(first)) = metas.next()

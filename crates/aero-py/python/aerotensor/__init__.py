@@ -65,12 +65,27 @@ import json as _json
 import os as _os
 import sys as _sys
 from dataclasses import dataclass as _dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
-
-import numpy as _np
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import _aerotensor
 from ._errors import AeroError, IntegrityError, TensorNotFoundError
+
+if TYPE_CHECKING:
+    import numpy as _np
+else:
+    class _Numpy:
+        """numpy, imported on first use: ``import aerotensor`` — and so the
+        ``aerotensor`` command, which never makes an array — does not pay
+        for importing numpy (about 0.2 s) until an array is needed."""
+
+        def __getattr__(self, name: str) -> Any:
+            global _np
+            import numpy
+
+            _np = numpy
+            return getattr(numpy, name)
+
+    _np = _Numpy()
 
 __version__ = _aerotensor.__version__
 
@@ -720,7 +735,8 @@ def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, 
 
 
 def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Optional[bytes] = None,
-            max_shard_bytes: Optional[int] = None) -> Dict[str, Any]:
+            max_shard_bytes: Optional[int] = None,
+            like: Optional[PathLike] = None) -> Dict[str, Any]:
     """Converts ``src`` (recognised by its content) into what ``dst``'s name
     asks for, as ``aerotensor convert`` does: ``.safetensors`` or ``.gguf``
     exports an AERO file; any other name writes AERO (a safetensors or GGUF
@@ -735,8 +751,18 @@ def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Opti
     options (``layout``, ``uuid``, ``max_shard_bytes``) given for an export.
     Every byte copied out of an AERO input is verified. Returns
     ``{input_kind, output, file_size, tensors, shards}`` (``output``: the
-    path written)."""
-    return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes)
+    path written).
+
+    ``like`` (a set's directory, manifest or URL; often ``dst`` itself)
+    writes an AEROSET output as a new revision of that set: its part file
+    names, tensor-to-part assignment and UUIDs are kept, so every part whose
+    tensors did not change comes out byte-identical, and an existing set at
+    ``dst`` is replaced. The result then also has ``identical_parts``, the
+    part files identical to the old set's. Use the same ``layout`` and
+    ``max_shard_bytes`` as for the old set; ``uuid`` cannot be given with
+    it. Outputs that are not sets raise ``ValueError``."""
+    return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes,
+                               like=None if like is None else _fspath(like))
 
 
 def is_set(path: PathLike) -> bool:
