@@ -13,6 +13,7 @@
 
 mod metadata;
 mod options;
+mod out;
 mod place;
 mod plan;
 mod prologue;
@@ -33,8 +34,9 @@ use crate::error::{Error, Result};
 use crate::index::TensorInfo;
 use crate::output::Output;
 use metadata::Payload;
+use out::Out;
 use place::FilePlan;
-use shard::{Out, write_shards};
+use shard::write_shards;
 
 /// What was written.
 #[derive(Clone, Debug)]

@@ -10,8 +10,8 @@ use aero_format::{ChunkFlags, TocEntry};
 
 use super::metadata::Payload;
 use super::options::WriteOptions;
+use super::out::Out;
 use super::plan::{Planned, ShardPlan, plan_chunks};
-use super::shard::Out;
 use super::spec::TensorSpec;
 use crate::error::{Error, Result};
 

@@ -6,8 +6,8 @@ use std::io::{Seek, SeekFrom, Write};
 
 use aero_format::TocEntry;
 
+use super::out::Out;
 use super::place::{FilePlan, Toc};
-use super::shard::Out;
 use crate::error::{Error, Result};
 use crate::integrity::{control_digest, encode_ihsh};
 
