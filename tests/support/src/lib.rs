@@ -4,6 +4,7 @@
 //! `safetensors` crate, deterministic bytes) or taken from `../shared/golden`.
 
 pub mod alloc;
+pub mod netem;
 
 pub use safetensors;
 
