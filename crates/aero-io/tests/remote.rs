@@ -1637,15 +1637,18 @@ fn verified_copies_from_a_remote_file_drop_corrupted_cache_entries() {
         let info = f.tensor_info("b").unwrap().clone();
         let out = out_dir.path().join(format!("b-{tensor_hash}.bin"));
         let opts = aero_io::CopyOptions::default();
+        // A byte past the 64 KiB read at open (whose bytes stay in memory).
+        let bad = m.range("b").0 + m.range("b").1 - 5;
+        assert!(bad > 64 << 10);
         // One corrupted response: cached, caught, dropped, fetched again.
-        srv.fault_times("/m.aero", Fault::CorruptByte(m.range("b").0 + 5), 1);
+        srv.fault_times("/m.aero", Fault::CorruptByte(bad), 1);
         aero_io::extract(&f, &info, &out, &opts).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), m.data("b"), "{tensor_hash}");
         // Persistent corruption (a fresh cache): an error and no output …
         std::fs::remove_file(&out).unwrap();
         let cache2 = tempfile::tempdir().unwrap();
         let f = AeroFile::open_url(&srv.url("/m.aero"), cached(cache2.path(), 64 << 20)).unwrap();
-        srv.fault("/m.aero", Fault::CorruptByte(m.range("b").0 + 5));
+        srv.fault("/m.aero", Fault::CorruptByte(bad));
         let e = aero_io::extract(&f, &info, &out, &opts).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
         assert!(!out.exists());

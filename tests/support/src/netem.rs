@@ -707,6 +707,15 @@ fn one_request(
                 want = want.min((half - sent) as usize);
             }
         }
+        // Pace before sending: these bytes leave once the ones before them
+        // have had their time at `rate` (no wait after the last one).
+        if let Some(rate) = state.rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            let now = started.elapsed();
+            if due > now {
+                nap(state, due - now);
+            }
+        }
         let n = match up.reader.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
@@ -734,13 +743,6 @@ fn one_request(
             out.flush()?;
             stalled = true;
             nap(state, d);
-        }
-        if let Some(rate) = state.rate {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            let now = started.elapsed();
-            if due > now {
-                nap(state, due - now);
-            }
         }
         if state.shutdown.load(Ordering::SeqCst) {
             break;

@@ -11,9 +11,9 @@
 //! - **requests in flight** ([`Budget::jobs`], `--jobs`,
 //!   `AEROTENSOR_REMOTE_JOBS`): a worker holds a permit from just before its
 //!   request to the end of the body;
-//! - **pieces held** (twice that): a streamed piece holds a slot from the
+//! - **pieces held** (as many): a streamed piece holds a slot from the
 //!   moment a worker claims it until the consumer has taken its bytes, so
-//!   memory stays below `2 × jobs` pieces (plus one per stream: the piece a
+//!   memory stays below `jobs` pieces (plus one per stream: the piece a
 //!   stream is waiting for never needs a slot, which keeps nested and
 //!   concurrent streams from waiting on each other forever).
 //!
@@ -124,6 +124,8 @@ struct Limits {
     jobs: usize,
     requests: Semaphore,
     slots: Semaphore,
+    /// Piece buffers handed back by consumers, for the next pieces.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 /// The shared limits of remote reads: requests in flight and pieces held.
@@ -146,9 +148,37 @@ impl Budget {
             Limits {
                 jobs,
                 requests: Semaphore::new(jobs),
-                slots: Semaphore::new(2 * jobs),
+                slots: Semaphore::new(jobs),
+                spare: Mutex::new(Vec::new()),
             }
         })
+    }
+
+    /// A buffer of `n` bytes for a piece (its content is overwritten),
+    /// reusing one handed back if any. A new one is zeroed lazily by the
+    /// allocator, so its pages are only touched as bytes arrive.
+    pub(crate) fn buffer(&self, jobs: usize, n: usize) -> Vec<u8> {
+        match lock(&self.limits(jobs).spare).pop() {
+            Some(mut v) => {
+                if v.len() >= n {
+                    v.truncate(n);
+                } else {
+                    v.resize(n, 0);
+                }
+                v
+            }
+            None => vec![0u8; n],
+        }
+    }
+
+    /// Hands a piece's buffer back for reuse (at most as many are kept as
+    /// pieces may be held).
+    pub(crate) fn recycle(&self, jobs: usize, buf: Vec<u8>) {
+        let l = self.limits(jobs);
+        let mut spare = lock(&l.spare);
+        if spare.len() < l.jobs {
+            spare.push(buf);
+        }
     }
 
     /// The number of requests in flight this budget allows (`None` before
@@ -244,7 +274,7 @@ pub(crate) fn run<R: Send>(
     });
     let cv = Condvar::new();
     // A stream holds at most this many pieces itself.
-    let window = 2 * limits.jobs;
+    let window = limits.jobs;
     let worker = || {
         let ctx = Ctx { stop: &stop };
         loop {

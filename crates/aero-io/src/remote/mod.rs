@@ -116,8 +116,9 @@ pub struct RemoteOptions {
     pub jobs: usize,
     /// The limits `jobs` sets, shared by clones of these options (a set's
     /// parts, files opened by one command): at most `jobs` requests in
-    /// flight and `2 × jobs` streamed pieces held in memory, whatever the
-    /// number of files read at once. Sized on first use from `jobs`.
+    /// flight and `jobs` streamed pieces of `max_request` bytes held in
+    /// memory (plus one per stream), whatever the number of files read at
+    /// once. Sized on first use from `jobs`.
     pub budget: Budget,
     /// Cap on one read (one tensor).
     pub max_read: u64,

@@ -465,7 +465,7 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
     /// comes from the verified cache or the network, filling the cache as it
     /// arrives. `sink` gets `(offset, bytes)` slices that lie inside one
     /// range, in order, each range covered exactly once; bytes between
-    /// coalesced ranges are dropped. Memory stays near `2 × jobs` pieces
+    /// coalesced ranges are dropped. Memory stays near `jobs` pieces
     /// whatever the total length. An error from `sink` stops the stream and
     /// is returned as is.
     pub fn stream_ranges(
@@ -514,7 +514,6 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
             }
         }
         let pieces: Vec<(u64, u64)> = spans.iter().flat_map(|&(a, n)| self.cut(a, n)).collect();
-        let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
         let mut next_range = 0usize;
         super::engine::run(
             &self.opts.budget,
@@ -523,12 +522,7 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
             super::engine::Held::Slots,
             &|i, ctx| {
                 let (at, n) = pieces[i];
-                let mut buf = pool
-                    .lock()
-                    .ok()
-                    .and_then(|mut p| p.pop())
-                    .unwrap_or_default();
-                buf.resize(n as usize, 0);
+                let mut buf = self.opts.budget.buffer(self.opts.jobs, n as usize);
                 self.piece(at, &mut buf, &|| ctx.stopped())?;
                 Ok(buf)
             },
@@ -550,9 +544,7 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                     }
                     next_range += 1;
                 }
-                if let Ok(mut p) = pool.lock() {
-                    p.push(buf);
-                }
+                self.opts.budget.recycle(self.opts.jobs, buf);
                 Ok(())
             },
         )
@@ -646,6 +638,11 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                 }
                 let (got, res) = read_body(&mut body, buf, stop);
                 self.count(got as u64, 0);
+                if got == buf.len() {
+                    // Read to the end of the body, so that the connection
+                    // goes back to the pool for the next request.
+                    let _ = body.read(&mut [0u8; 1]);
+                }
                 (got, res)
             }
             Served::Whole { .. } => {
