@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod netem;
+pub mod origin;
 
 pub use safetensors;
 
