@@ -216,6 +216,27 @@ fn check_file(
             return fr;
         }
     };
+    // A remote file that opens as AERO with the manifest's size (which the
+    // set's open checks) is read once: its SHA-256 and its validation in one
+    // stream (`validate_with_digest`).
+    if matches!(loc, Location::Remote(_)) {
+        let file = match part {
+            Some(i) => set.part(i),
+            None => set.index_file(),
+        };
+        if let Ok(f) = file {
+            fr.actual_size = Some(f.len());
+            let mut h = Sha256::new();
+            let (rep, read) =
+                aero_io::validate_with_digest(f, mode, progress, &mut |b| h.update(b));
+            match read {
+                Ok(()) => record_sha(&mut fr, &name, entry, h.finalize().into()),
+                Err(e) => fr.errors.push(format!("{name}: reading: {e}")),
+            }
+            record_report(&mut fr, &name, role, f, rep);
+            return fr;
+        }
+    }
     // Hash the raw bytes independently of whether they parse as AERO.
     let raw = match set.open_source(&loc) {
         Ok(s) => s,
@@ -233,26 +254,6 @@ fn check_file(
             fr.field,
             entry.size_bytes
         ));
-    }
-    // A remote file of the right size is read once: its SHA-256 and its
-    // validation in one stream (`validate_with_digest`).
-    if !raw.stable() && raw.len() == entry.size_bytes {
-        let file = match part {
-            Some(i) => set.part(i),
-            None => set.index_file(),
-        };
-        if let Ok(f) = file {
-            drop(raw);
-            let mut h = Sha256::new();
-            let (rep, read) =
-                aero_io::validate_with_digest(f, mode, progress, &mut |b| h.update(b));
-            match read {
-                Ok(()) => record_sha(&mut fr, &name, entry, h.finalize().into()),
-                Err(e) => fr.errors.push(format!("{name}: reading: {e}")),
-            }
-            record_report(&mut fr, &name, role, f, rep);
-            return fr;
-        }
     }
     match sha256_of(&raw, progress) {
         Ok(h) => record_sha(&mut fr, &name, entry, h),
