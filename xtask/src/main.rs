@@ -374,7 +374,7 @@ fn nginx_test() -> Result<()> {
                 "only",
                 "-E",
             ])
-            .arg("binary(remote_nginx) or binary(remote_set_nginx)")
+            .arg("binary(remote_nginx) or binary(remote_set_nginx) or binary(remote_proxy_nginx)")
             .env("AERO_NGINX_ROOT", &root_env);
             for (k, v) in env {
                 c.env(k, v);
@@ -391,6 +391,8 @@ fn nginx_test() -> Result<()> {
                 "remote_nginx",
                 "--test",
                 "remote_set_nginx",
+                "--test",
+                "remote_proxy_nginx",
                 "--",
                 "--ignored",
                 "--nocapture",
