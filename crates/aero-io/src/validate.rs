@@ -620,8 +620,17 @@ fn scan_streamed(
             }
         })
         .collect();
+    // The file as ranges cut at the shards' edges, so that each shard's
+    // pieces start where it starts and its windows mostly need no copy.
     let len = f.len();
-    let read = f.source().stream(&[(0, len)], &mut |at, bytes| {
+    let mut cuts: Vec<u64> = vec![0, len];
+    for o in &open {
+        cuts.extend([o.start.min(len), o.end.min(len)]);
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+    let read = f.source().stream(&ranges, &mut |at, bytes| {
         digest(bytes);
         progress(bytes.len() as u64);
         let end = at + bytes.len() as u64;

@@ -115,7 +115,26 @@ impl Semaphore {
 
     fn release(&self) {
         *lock(&self.free) += 1;
-        self.cv.notify_one();
+        self.cv.notify_all();
+    }
+
+    /// Waits until a permit may be free or `changed` says something else
+    /// the waiter watches has moved (then [`Semaphore::wake`] was called),
+    /// or a while has passed.
+    fn wait(&self, changed: &dyn Fn() -> bool) {
+        let free = lock(&self.free);
+        if *free > 0 || changed() {
+            return;
+        }
+        let _ = self
+            .cv
+            .wait_timeout(free, std::time::Duration::from_millis(50));
+    }
+
+    /// Wakes every [`Semaphore::wait`]er to look again.
+    fn wake(&self) {
+        let _g = lock(&self.free);
+        self.cv.notify_all();
     }
 }
 
@@ -273,6 +292,8 @@ pub(crate) fn run<R: Send>(
         workers,
     });
     let cv = Condvar::new();
+    // `Shared::delivered`, readable without the lock.
+    let delivered = std::sync::atomic::AtomicUsize::new(0);
     // A stream holds at most this many pieces itself.
     let window = limits.jobs;
     let worker = || {
@@ -297,13 +318,16 @@ pub(crate) fn run<R: Send>(
                             st.next += 1;
                             break (Some(i), held == Held::Slots);
                         }
-                        // Every slot is taken (by other streams): wait a
-                        // little for one, or for this stream's consumer to
-                        // catch up (then the next piece is free).
-                        st = cv
-                            .wait_timeout(st, std::time::Duration::from_millis(2))
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
+                        // Every slot is taken (by other streams): wait for
+                        // one, or for this stream's consumer to catch up
+                        // (then the next piece is free).
+                        let seen = st.delivered;
+                        drop(st);
+                        limits.slots.wait(&|| {
+                            stop.load(Ordering::Relaxed)
+                                || delivered.load(Ordering::Relaxed) != seen
+                        });
+                        st = lock(&shared);
                         continue;
                     }
                     st = cv
@@ -373,7 +397,13 @@ pub(crate) fn run<R: Send>(
             {
                 let mut st = lock(&shared);
                 st.delivered = i + 1;
+                delivered.store(i + 1, Ordering::Relaxed);
                 cv.notify_all();
+            }
+            if held == Held::Slots {
+                // Workers waiting for a slot may now claim the next piece
+                // for free.
+                limits.slots.wake();
             }
             if let Err(e) = step {
                 result = Err(e);
@@ -382,6 +412,7 @@ pub(crate) fn run<R: Send>(
         }
         stop.store(true, Ordering::Relaxed);
         cv.notify_all();
+        limits.slots.wake();
     });
     // Pieces fetched but never delivered give their slots back.
     for (_, (_, slot)) in std::mem::take(&mut lock(&shared).done) {

@@ -458,8 +458,9 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
 
     /// Streams the bytes of `ranges` (absolute `(offset, length)` pairs,
     /// sorted, not overlapping) to `sink` in order, with up to `jobs`
-    /// requests in flight (see [`super::engine`]): ranges closer than
-    /// [`COALESCE_GAP`] are fetched as one span (small reads coalesced),
+    /// requests in flight (see [`super::engine`]): ranges smaller than a
+    /// piece and closer than [`COALESCE_GAP`] are fetched as one span (small
+    /// reads coalesced),
     /// each span is cut into pieces as a read of it would be
     /// ([`Self::cut`], which also names their cache entries), and each piece
     /// comes from the verified cache or the network, filling the cache as it
@@ -506,10 +507,16 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                 wanted.push((at, n));
             }
         }
+        // Small ranges close together share a span; a range of a piece or
+        // more stands alone, so that its pieces start where it starts (a
+        // caller that passes a shard as one range gets pieces aligned to it).
+        let piece = self.opts.max_request.max(1);
         let mut spans: Vec<(u64, u64)> = Vec::new();
         for &(at, n) in &wanted {
             match spans.last_mut() {
-                Some(s) if at - (s.0 + s.1) <= COALESCE_GAP => s.1 = at + n - s.0,
+                Some(s) if at - (s.0 + s.1) <= COALESCE_GAP && n < piece && s.1 < piece => {
+                    s.1 = at + n - s.0
+                }
                 _ => spans.push((at, n)),
             }
         }
