@@ -1335,8 +1335,10 @@ impl RemoteServer {
         Ok(server)
     }
 
-    /// Body bytes the proxy sent since the last call (and resets them).
-    fn take_bytes(&self) -> u64 {
+    /// What the proxy saw since the last call (and resets its counters):
+    /// body bytes, requests, client connections and the most requests in
+    /// flight at once.
+    fn take_stats(&self) -> ProxyStats {
         let get = |path: &str| {
             Command::new("curl")
                 .args(["-s", &format!("{}{path}", self.url)])
@@ -1344,16 +1346,30 @@ impl RemoteServer {
                 .ok()
                 .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
         };
-        let bytes = get("/__netem/stats")
-            .and_then(|v| {
-                v["paths"]
-                    .as_object()
-                    .map(|p| p.values().filter_map(|x| x["bytes"].as_u64()).sum())
-            })
-            .unwrap_or(0);
+        let v = get("/__netem/stats").unwrap_or(Value::Null);
+        let sum = |key: &str| -> u64 {
+            v["paths"]
+                .as_object()
+                .map(|p| p.values().filter_map(|x| x[key].as_u64()).sum())
+                .unwrap_or(0)
+        };
+        let s = ProxyStats {
+            bytes: sum("bytes"),
+            requests: sum("requests"),
+            connections: v["connections"].as_u64().unwrap_or(0),
+            peak_in_flight: v["peak_in_flight"].as_u64().unwrap_or(0),
+        };
         let _ = get("/__netem/reset");
-        bytes
+        s
     }
+}
+
+/// Counters of the bench's proxy for one command.
+struct ProxyStats {
+    bytes: u64,
+    requests: u64,
+    connections: u64,
+    peak_in_flight: u64,
 }
 
 impl Drop for RemoteServer {
@@ -1434,19 +1450,23 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
     let mut run = |bench: &str, cmds: Vec<Cmd>| -> Result<Vec<Series>> {
         let s = measure_all(ctx, bench, &cmds, &|| {
             clean()?;
-            server.take_bytes();
+            server.take_stats();
             Ok(())
         })?;
-        // One more (unrecorded) run of each, for the bytes it fetches.
+        // One more (unrecorded) run of each, for what it fetches.
         for c in &cmds {
             clean()?;
-            server.take_bytes();
+            server.take_stats();
             measure(c, &ctx.logs.join(format!("{bench}-bytes.stderr")))?;
+            let st = server.take_stats();
             bytes_note.push(format!(
-                "{} {}: {}",
+                "{} {}: {} in {} requests on {} connections, at most {} in flight",
                 bench,
                 c.label,
-                human(server.take_bytes())
+                human(st.bytes),
+                st.requests,
+                st.connections,
+                st.peak_in_flight
             ));
         }
         o.commands.extend(s.iter().map(Series::to_json));
@@ -1551,7 +1571,7 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
          imports included) whose arrays hold the 1 GiB"
     ));
     o.notes.push(format!(
-        "remote: bytes through the proxy per run: {}",
+        "remote: through the proxy per run: {}",
         bytes_note.join("; ")
     ));
     drop(server);
