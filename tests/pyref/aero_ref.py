@@ -206,7 +206,12 @@ class AeroFile:
                 continue
             te = self.entries[i]
             listed.append(i)
-            if c.get("fourcc") != te.fourcc or ROLE_FOURCC.get(c.get("role")) != te.fourcc:
+            # A chunk type the spec does not define is skipped (spec §4): its
+            # entry need only name the TOC's fourcc; a role of the spec must
+            # still be the spec's chunk type.
+            role_fc = ROLE_FOURCC.get(c.get("role"))
+            known = te.fourcc in ROLE_FOURCC.values()
+            if c.get("fourcc") != te.fourcc or ((known or role_fc) and role_fc != te.fourcc):
                 errs.append(f"MMSG chunks: {c!r} disagrees with TOC {te.fourcc}")
             if te.fourcc in ("WTSH", "PHSH") and te.name != f"weights.shard{c.get('shard_id')}" + \
                     (".phsh" if te.fourcc == "PHSH" else ""):

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|dequant|remote|micro|all]... [--runs N]`
+//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|torch|dequant|remote|micro|all]... [--runs N]`
 //!
 //! End-to-end performance targets of the release `aerotensor`, each measured
 //! against a baseline command in the same run (see docs/BENCHMARKS.md). The
@@ -24,6 +24,15 @@
 //!   pure-Python reader `tests/pyref/aero_ref.py` ≤ 0.25×. Timed in-process by
 //!   `crates/aero-py/bench/bench_py.py` (a fresh interpreter per call, imports
 //!   done before the clock starts).
+//! - `torch`    — `model.load_state_dict(aerotensor.torch.load_file(p))` of
+//!   the 1 GiB file (256 float32 tensors) in the cached torch venv
+//!   (`crate::torch_venv`), verified, vs `safetensors.torch.load_file` of the
+//!   same weights (which verifies nothing) plus `b3sum` of its bytes: ≤ 1.1×
+//!   their sum (verification may cost what hashing costs, nothing more);
+//!   with `verify=False` vs safetensors alone: ≤ 1.0×. Peak RSS reported.
+//!   Timed in-process by `crates/aero-py/bench/bench_torch.py` (a fresh
+//!   interpreter per load, imports done and the model built before the
+//!   clock starts).
 //! - `capi`     — the C ABI's loader path (`examples/c/open_all.c` against
 //!   the release `libaerotensor.so`): open the 1 GiB file and take a
 //!   verified pointer to every tensor, vs `b3sum` of the file: ≤ 1.05× with
@@ -102,8 +111,8 @@ const EXTRACT_RATIO: f64 = 3.0;
 /// Bump when the fixture generator changes so stale fixtures are rebuilt.
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
-const E2E: [&str; 10] = [
-    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "dequant", "remote",
+const E2E: [&str; 11] = [
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant", "remote",
 ];
 /// Remote reads vs aria2c through the CDN-like proxy.
 const REMOTE_VALIDATE_RATIO: f64 = 1.1;
@@ -122,7 +131,7 @@ const DEQUANT_PY_SLICE_MIB: u64 = 64;
 const CAPI_RATIO: f64 = 1.05;
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|dequant|remote|micro|all]... [--runs N]"
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|torch|dequant|remote|micro|all]... [--runs N]"
         .into()
 }
 
@@ -174,14 +183,6 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        Some(d) => crate::root().join(d),
-        None => crate::root().join("target"),
-    }
-}
-
 struct Ctx {
     runs: usize,
     dir: PathBuf,
@@ -207,7 +208,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
         "--example",
         "gen_synthetic",
     ]))?;
-    let target = target_dir();
+    let target = crate::target_dir();
     let dir = target.join("bench");
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
@@ -260,6 +261,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
             "export" => bench_export(&ctx),
             "capi" => bench_capi(&ctx),
             "py" => bench_py(&ctx),
+            "torch" => bench_torch(&ctx),
             "dequant" => bench_dequant(&ctx),
             "remote" => bench_remote(&ctx),
             _ => unreachable!("names are checked"),
@@ -1099,7 +1101,7 @@ fn bench_dequant(ctx: &Ctx) -> Result<BenchOut> {
 /// arrays (verified) vs safetensors, and listing 100k tensors vs the
 /// pure-Python reader; see `crates/aero-py/bench/bench_py.py`.
 fn bench_py(ctx: &Ctx) -> Result<BenchOut> {
-    let wheel = crate::wheel()?;
+    let wheel = crate::wheel(crate::WheelProfile::Release)?;
     let py = crate::venv(&wheel, "bench/py-venv", &["msgpack", "zstandard"])?;
     let aero = big_aero(ctx)?;
     let st = fixture(
@@ -1195,6 +1197,114 @@ fn bench_py(ctx: &Ctx) -> Result<BenchOut> {
          safetensors.numpy.load_file reads the file into memory and does not verify"
             .into(),
     );
+    Ok(o)
+}
+
+/// `model.load_state_dict(load_file(p))` of the 1 GiB file through
+/// `aerotensor.torch` (verified, and with `verify=False`) vs
+/// `safetensors.torch` on the same weights, plus `b3sum` of them.
+fn bench_torch(ctx: &Ctx) -> Result<BenchOut> {
+    let wheel = crate::wheel(crate::WheelProfile::Release)?;
+    let py = crate::torch_venv(&wheel)?;
+    let aero = big_aero(ctx)?;
+    let st = fixture(
+        ctx,
+        "model-1g.safetensors",
+        &[
+            "--bytes",
+            &BIG_BYTES.to_string(),
+            "--tensors",
+            &BIG_TENSORS.to_string(),
+            "--safetensors",
+        ],
+    )?;
+    let b3sum = ensure_b3sum().context("b3sum is needed as the baseline")?;
+    let out = ctx.dir.join("torch.json");
+    crate::run(
+        Command::new(&py)
+            .arg(crate::root().join("crates/aero-py/bench/bench_torch.py"))
+            .arg("run")
+            .arg("--aero")
+            .arg(&aero)
+            .arg("--safetensors")
+            .arg(&st)
+            .arg("--b3sum")
+            .arg(&b3sum)
+            .arg("--runs")
+            .arg(ctx.runs.to_string())
+            .arg("--out")
+            .arg(&out),
+    )?;
+    let v: Value = serde_json::from_slice(&fs::read(&out)?).context("bench_torch.py output")?;
+    let mut o = BenchOut {
+        checks: Vec::new(),
+        commands: Vec::new(),
+        notes: Vec::new(),
+    };
+    let secs = |x: &Value| {
+        dur(Duration::from_secs_f64(
+            x.as_f64().unwrap_or(f64::NAN).max(0.0),
+        ))
+    };
+    for r in v["rows"]
+        .as_array()
+        .context("bench_torch.py output: rows")?
+    {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        let name = match r["benchmark"].as_str() {
+            Some("verified") => "torch: load_state_dict(load_file) 1 GiB, verified",
+            Some("unverified") => "torch: load_state_dict(load_file) 1 GiB, verify=False",
+            _ => "torch: ?",
+        };
+        let baseline = r["baseline"].as_str().unwrap_or("");
+        o.checks.push(Check {
+            benchmark: name.into(),
+            ours: secs(&r["ours_median_s"]),
+            baseline: format!("{baseline} {}", secs(&r["baseline_median_s"])),
+            ratio: format!("{:.2}x (min {:.2}x)", f("ratio"), f("ratio_of_min")),
+            rss: human(r["ours_peak_rss"].as_u64().unwrap_or(0)),
+            target: format!("wall <= {:.2}x {baseline}", f("target")),
+            outcome: Outcome::of(r["pass"].as_bool().unwrap_or(false)),
+            ratio_value: Some(f("ratio")),
+            min_ratio: Some(f("ratio_of_min")),
+        });
+    }
+    for (op, samples) in v["samples"]
+        .as_object()
+        .context("bench_torch.py output: samples")?
+    {
+        let walls: Vec<f64> = samples
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["s"].as_f64())
+            .collect();
+        o.commands.push(json!({
+            "label": op,
+            "command": format!("bench_torch.py child {op}"),
+            "wall_s": walls,
+            "median_s": v["median_s"][op],
+            "min_s": v["min_s"][op],
+            "max_s": walls.iter().copied().fold(0.0, f64::max),
+            "peak_rss_bytes": v["peak_rss"][op],
+            "anon_peak_bytes": 0,
+            "median_cpu_s": v["median_cpu_s"][op],
+        }));
+    }
+    let rss = |op: &str| human(v["peak_rss"][op].as_u64().unwrap_or(0));
+    o.notes.push(format!(
+        "torch rows: time of load_state_dict(load_file(p)) in a fresh interpreter (imports and \
+         the model's allocation excluded). aerotensor.torch hashes every shard once on all cores \
+         (verify=False skips that), then places each tensor in a private copy-on-write mapping \
+         of the file; safetensors.torch maps its file and verifies nothing; b3sum hashes the \
+         safetensors file. Peak RSS (the process's, with the model's 1 GiB allocated before the \
+         clock): aero {}, aero verify=False {}, safetensors {}, b3sum {}; the verifying pass maps \
+         the file in windows it drops as it goes, so it adds nothing to the peak",
+        rss("aero"),
+        rss("aero-unverified"),
+        rss("safetensors"),
+        rss("b3sum"),
+    ));
     Ok(o)
 }
 

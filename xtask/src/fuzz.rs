@@ -1,16 +1,21 @@
 //! `cargo xtask fuzz [--seconds N] [--replay] [TARGET…]`: coverage-guided
-//! fuzzing with cargo-fuzz / libFuzzer (see docs/FUZZING.md).
+//! fuzzing with libFuzzer (see docs/FUZZING.md).
 //!
-//! - installs cargo-fuzz when missing, writes the seed corpora and the
-//!   regression inputs (`crate::seeds`), builds every target (`-s none`,
-//!   which works on stable);
+//! - builds every target of the `fuzz` package with sanitizer-coverage
+//!   instrumentation, as `cargo fuzz build -s none` does, with plain cargo
+//!   on stable (profile `fuzz`, target directory shared with the workspace;
+//!   nothing to install);
 //! - default: runs each target for N seconds (180) with `-timeout=10`,
-//!   `-rss_limit_mb=512`, its dictionary and its corpus, then prints a table
-//!   of executions, exec/s and coverage; any crash, timeout or OOM fails the
-//!   task, and the input is minimised (`cargo fuzz tmin`) under
-//!   `fuzz/artifacts/<target>/`;
+//!   `-rss_limit_mb=512`, its dictionary and its corpus — as many targets at
+//!   once as there are cores, each libFuzzer being one process on one core —
+//!   then prints a table of executions, exec/s and coverage; any crash,
+//!   timeout or OOM fails the task, and the input is minimised
+//!   (`-minimize_crash=1`) under `fuzz/artifacts/<target>/`;
 //! - `--replay`: runs every target once over its committed corpus and every
 //!   past finding (`fuzz/regressions/<target>/`), `-runs=0`.
+//!
+//! The seed corpora and regression inputs are committed; `fuzz/seeds` writes
+//! them (`cargo xtask fuzz-seeds`) and its test checks they are current.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -71,9 +76,7 @@ pub fn main(rest: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.0.to_string()).collect();
     }
-    ensure_cargo_fuzz()?;
-    crate::seeds::write_all(&root())?;
-    run(cargo().args(["fuzz", "build", "-s", "none"]))?;
+    build()?;
     if replay {
         for t in &targets {
             replay_target(t)?;
@@ -81,15 +84,29 @@ pub fn main(rest: &[String]) -> Result<()> {
         eprintln!("xtask fuzz --replay: every corpus and regression input passes");
         return Ok(());
     }
+    // libFuzzer is single-threaded: one target per core at a time.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut table = Vec::new();
-    let mut failed = Vec::new();
-    for t in &targets {
-        let s = run_target(t, seconds)?;
-        if s.outcome != "ok" {
-            failed.push(format!("{t}: {}", s.outcome));
+    for group in targets.chunks(jobs) {
+        let results: Vec<Result<Stats>> = std::thread::scope(|s| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|t| s.spawn(move || run_target(t, seconds)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| bail!("fuzz runner panicked")))
+                .collect()
+        });
+        for r in results {
+            table.push(r?);
         }
-        table.push(s);
     }
+    let failed: Vec<String> = table
+        .iter()
+        .filter(|s| s.outcome != "ok")
+        .map(|s| format!("{}: {}", s.target, s.outcome))
+        .collect();
     print_table(&table, seconds);
     if !failed.is_empty() {
         bail!("fuzzing found problems:\n  {}", failed.join("\n  "));
@@ -97,27 +114,60 @@ pub fn main(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn ensure_cargo_fuzz() -> Result<()> {
-    let ok = cargo()
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
-    }
-    Ok(())
+/// The instrumentation `cargo fuzz build -s none` asks rustc for (all
+/// stable flags): inline 8-bit edge counters, the PC table and comparison
+/// tracing that libFuzzer's coverage feedback reads, `cfg(fuzzing)`, and
+/// debug assertions and overflow checks so that arithmetic slips crash.
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module \
+    -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+    -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares \
+    --cfg fuzzing -Cdebug-assertions -Coverflow-checks";
+
+/// Builds every fuzz target. `--target` keeps the instrumented artifacts
+/// (and the flags) apart from the host build of build scripts and proc
+/// macros, which are shared with the rest of the workspace.
+fn build() -> Result<()> {
+    let flags: Vec<&str> = FUZZ_RUSTFLAGS.split_whitespace().collect();
+    run(cargo()
+        .args([
+            "build",
+            "--package",
+            "aerotensor-fuzz",
+            "--bins",
+            "--profile",
+            "fuzz",
+            "--target",
+            TRIPLE,
+        ])
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f")))
+}
+
+/// `cargo xtask fuzz-seeds`: rewrites the committed seed corpora and
+/// regression inputs (the `aero-fuzz-seeds` test, asked to write), with the
+/// features of the main test build so that nothing recompiles.
+pub fn write_seeds() -> Result<()> {
+    run(cargo()
+        .args([
+            "test",
+            "--package",
+            "aero-fuzz-seeds",
+            "--features",
+            crate::TEST_FEATURES,
+            "--lib",
+        ])
+        .env("AERO_WRITE_SEEDS", "1"))
 }
 
 fn bin(target: &str) -> PathBuf {
-    root().join(format!("fuzz/target/{TRIPLE}/release/{target}"))
+    crate::target_dir().join(format!("{TRIPLE}/fuzz/{target}"))
 }
 
 fn dirs(target: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let r = root();
     (
-        r.join(format!("target/fuzz-corpus/{target}")),
+        crate::target_dir().join(format!("fuzz-corpus/{target}")),
         r.join(format!("fuzz/corpus/{target}")),
         r.join(format!("fuzz/regressions/{target}")),
         r.join(format!("fuzz/artifacts/{target}")),
@@ -174,7 +224,7 @@ fn run_target(target: &str, seconds: u64) -> Result<Stats> {
     let (work, corpus, regressions, artifacts) = dirs(target);
     std::fs::create_dir_all(&work)?;
     std::fs::create_dir_all(&artifacts)?;
-    let logs = root().join("target/fuzz-logs");
+    let logs = crate::target_dir().join("fuzz-logs");
     std::fs::create_dir_all(&logs)?;
     let log = logs.join(format!("{target}.log"));
     let mut c = Command::new(bin(target));
@@ -226,30 +276,28 @@ fn run_target(target: &str, seconds: u64) -> Result<Stats> {
     Ok(s)
 }
 
-/// `cargo fuzz tmin` into `fuzz/artifacts/<target>/`; the smallest
-/// `minimized-from-*` file it left there.
+/// libFuzzer's crash minimisation (what `cargo fuzz tmin` runs) into
+/// `fuzz/artifacts/<target>/minimized-from-<name>`.
 fn minimize(target: &str, artifact: &Path) -> Option<String> {
-    cargo()
-        .args(["fuzz", "tmin", "-s", "none", target])
+    let out = artifact.with_file_name(format!(
+        "minimized-from-{}",
+        artifact.file_name()?.to_string_lossy()
+    ));
+    Command::new(bin(target))
+        .args([
+            "-minimize_crash=1",
+            "-runs=2000",
+            "-timeout=10",
+            "-rss_limit_mb=512",
+        ])
+        .arg(format!("-exact_artifact_path={}", out.display()))
         .arg(artifact)
-        .args(["-r", "2000", "--", "-timeout=10", "-rss_limit_mb=512"])
         .current_dir(root())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .ok()?;
-    let dir = artifact.parent()?;
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("minimized-from-")
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.len(), e.path())))
-        .min()
-        .map(|(_, p)| p.display().to_string())
+    out.is_file().then(|| out.display().to_string())
 }
 
 fn stat(text: &str, key: &str) -> u64 {

@@ -147,7 +147,10 @@ int aero_tensor_name(aero_handle_t h, uint32_t i, char *buffer, size_t buffer_si
 
 /*
  A tensor's dtype, shape (row-major, outermost first; `shape_out` must
- hold 8 values), rank and byte length. Returns 0 on success; non-zero
+ hold 8 values), rank and byte length. A file from the reference GGUF
+ converter stores shapes in GGUF order and may pad tensors (spec §15,
+ §16.5): the shape is still given row-major and the length is the
+ tensor's own, without the padding. Returns 0 on success; non-zero
  when the tensor does not exist, an argument is NULL, the rank exceeds 8
  or the dtype code is not one of `aero_dtype_t`. Nothing is written on
  failure.

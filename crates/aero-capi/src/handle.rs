@@ -115,6 +115,18 @@ impl Source {
         }
     }
 
+    /// A tensor as C sees it: its entry, its row-major shape and its own
+    /// byte length, whatever order and padding the file stores (aero-io's
+    /// rule for reference GGUF-origin files, [`aero_io::ShapeOrder`]).
+    pub(crate) fn described(&self, name: &str) -> CResult<(&TensorInfo, Vec<u64>, u64)> {
+        let info = self.info(name)?;
+        let order = match self {
+            Source::File(f) => f.shape_order(),
+            Source::Set(_) => self.tensor_source().shape_order()?,
+        };
+        Ok((info, info.row_major_shape(order), info.tensor_len(order)))
+    }
+
     fn verified(&self, name: &str) -> CResult<TensorView<'_>> {
         Ok(match self {
             Source::File(f) => f.tensor(name)?,

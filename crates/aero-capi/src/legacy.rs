@@ -212,7 +212,10 @@ pub unsafe extern "C" fn aero_tensor_name(
 }
 
 /// A tensor's dtype, shape (row-major, outermost first; `shape_out` must
-/// hold 8 values), rank and byte length. Returns 0 on success; non-zero
+/// hold 8 values), rank and byte length. A file from the reference GGUF
+/// converter stores shapes in GGUF order and may pad tensors (spec §15,
+/// §16.5): the shape is still given row-major and the length is the
+/// tensor's own, without the padding. Returns 0 on success; non-zero
 /// when the tensor does not exist, an argument is NULL, the rank exceeds 8
 /// or the dtype code is not one of `aero_dtype_t`. Nothing is written on
 /// failure.
@@ -238,7 +241,7 @@ pub unsafe extern "C" fn aero_tensor_info(
         let shape_out = out(shape_out, "shape_out")?;
         let rank_out = out(rank_out, "rank_out")?;
         let data_len_out = out(data_len_out, "data_len_out")?;
-        let info = h.source.info(name)?;
+        let (info, shape, len) = h.source.described(name)?;
         let dt = c_dtype(info.dtype).ok_or_else(|| {
             CError::new(
                 Code::AERO_E_UNSUPPORTED,
@@ -250,11 +253,11 @@ pub unsafe extern "C" fn aero_tensor_info(
         })?;
         // SAFETY: both out-pointers are non-null and, per the contract,
         // valid for 8 dimensions and one u32.
-        unsafe { write_shape(&info.shape, shape_out, rank_out) }?;
+        unsafe { write_shape(&shape, shape_out, rank_out) }?;
         // SAFETY: non-null, valid for writing per the contract.
         unsafe {
             dtype_out.write(dt);
-            data_len_out.write(info.data_len);
+            data_len_out.write(len);
         }
         Ok(())
     })
@@ -314,7 +317,7 @@ pub unsafe extern "C" fn aero_tensor_bytes(
         // SAFETY: per this function's contract.
         let name = unsafe { arg_name(name) }?;
         let buffer = out(buffer, "buffer")?;
-        let need = h.source.info(name)?.data_len;
+        let (_, _, need) = h.source.described(name)?;
         if need > buffer_size {
             return Err(crate::handle::too_small(
                 usize::try_from(need).unwrap_or(usize::MAX),

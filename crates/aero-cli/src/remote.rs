@@ -6,7 +6,7 @@
 //! instead of being taken for local paths.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::RwLock;
 
 use aero_io::AeroFile;
 use aero_io::remote::{RangeCache, RemoteOptions};
@@ -35,14 +35,19 @@ fn parse_jobs(v: &str) -> Result<usize, String> {
     aero_io::remote::parse_jobs(v)
 }
 
-static ARGS: OnceLock<RemoteArgs> = OnceLock::new();
+/// The flags of the command being run (set again by every
+/// `main_with_args`, which a process may call more than once).
+static ARGS: RwLock<Option<RemoteArgs>> = RwLock::new(None);
 
 pub fn init(a: RemoteArgs) {
-    let _ = ARGS.set(a);
+    *ARGS.write().unwrap_or_else(|e| e.into_inner()) = Some(a);
 }
 
 fn args() -> RemoteArgs {
-    ARGS.get().cloned().unwrap_or_default()
+    ARGS.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default()
 }
 
 /// Whether `--remote` was given.

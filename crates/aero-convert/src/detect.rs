@@ -18,6 +18,9 @@ pub enum InputKind {
     ShardedSafeTensors,
     /// An AEROSET (`model.aeroset.json` or a directory holding one).
     AeroSet,
+    /// A Hugging Face model folder: a directory holding `model.safetensors`
+    /// or a `*.safetensors.index.json` (see [`crate::hf`]).
+    HfFolder,
 }
 
 impl InputKind {
@@ -29,6 +32,7 @@ impl InputKind {
             InputKind::Aero => "AERO",
             InputKind::ShardedSafeTensors => "sharded safetensors",
             InputKind::AeroSet => "AEROSET",
+            InputKind::HfFolder => "Hugging Face model folder",
         }
     }
 }
@@ -44,17 +48,12 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         if path.join("model.aeroset.json").is_file() {
             return Ok(InputKind::AeroSet);
         }
-        let rd = std::fs::read_dir(path).map_err(|e| ConvertError::io(path, e))?;
-        for e in rd.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .ends_with(".safetensors.index.json")
-            {
-                return Ok(InputKind::ShardedSafeTensors);
-            }
+        std::fs::read_dir(path).map_err(|e| ConvertError::io(path, e))?;
+        if crate::hf::is_folder(path) {
+            return Ok(InputKind::HfFolder);
         }
         return Err(unknown(
-            "directory holds neither model.aeroset.json nor a *.safetensors.index.json".into(),
+            "directory holds no model: neither model.aeroset.json (an AEROSET) nor model.safetensors or a *.safetensors.index.json (a Hugging Face model folder)".into(),
         ));
     }
     let mut head = [0u8; 16];

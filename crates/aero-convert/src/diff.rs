@@ -1,20 +1,36 @@
-//! Compares two AERO files or sets tensor by tensor: what `aerotensor diff`
-//! reports.
+//! Compares two tensor sources tensor by tensor: what `aerotensor diff`
+//! reports. A side is an AERO file, an AEROSET, or a safetensors or GGUF
+//! file read as `convert` would hold it ([`crate::foreign::ForeignFile`]),
+//! so `diff model.safetensors model.aero` checks a conversion.
 //!
 //! - tensors only in one side;
 //! - for tensors in both: dtype (a packed GGUF tensor's dtype is its ggml
 //!   type name, `Q4_K`) and shape changes, and whether the bytes are
-//!   identical — by the recorded `hash_b3`s when both sides record one (the
-//!   tensor index holding them is hash-checked when read), else by the
-//!   verified bytes themselves;
+//!   identical;
 //! - whether the tensors common to both come in another order;
 //! - with [`DiffOptions::numeric`], per differing tensor: max absolute and
 //!   relative error and cosine similarity of the values, packed tensors
 //!   dequantized (f64 accumulation). Memory: both tensors' f32 values.
 //!
-//! Shapes are compared row-major; files of the reference GGUF converter
-//! (GGUF order, spec §15) are recognised as the state dict does and their
-//! shapes reversed.
+//! Trust: every tensor present in both sides is read through
+//! [`TensorSource::verified`] on both sides — checked against the strongest
+//! hash its file records (`hash_b3`, else PHSH pages, else the shard hash)
+//! — and the verified bytes are compared. A recorded `hash_b3` is never
+//! taken as the bytes' content without that check: two files recording the
+//! same `hash_b3` over different (damaged) bytes are not "identical", they
+//! are an error. So a damaged side is the error of reading it (a
+//! [`StateDictError`] whose [`StateDictError::is_invalid_data`] is true,
+//! naming the file, the tensor and the offset that failed), never a
+//! report; a report is only made of verified bytes. Safetensors and GGUF
+//! record no hashes: their bytes are compared as stored. Cost: one read of
+//! every common tensor on each side (local files are mapped, so the
+//! comparison itself copies nothing).
+//!
+//! Shapes are compared row-major and bytes are the tensors' own: files of
+//! the reference GGUF converter (GGUF order, spec §15) are recognised by
+//! aero-io's rule ([`aero_io::ShapeOrder`]), their shapes reversed and the
+//! alignment padding their tensors may carry (spec §16.5) left out, so such
+//! a file and this project's conversion of the same GGUF compare identical.
 //!
 //! ```no_run
 //! use aero_convert::diff::{diff, DiffOptions};
@@ -30,7 +46,8 @@ use aero_io::TensorInfo;
 use serde::Serialize;
 
 use crate::floats::F32Pieces;
-use crate::state_dict::{StateDictError, TensorSource, reference_gguf_order};
+use crate::state_dict::{StateDictError, TensorSource};
+use aero_io::ShapeOrder;
 
 /// What to compare beyond names, dtypes, shapes and bytes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,18 +64,9 @@ pub struct Side {
     pub dtype: String,
     /// Row-major shape.
     pub shape: Vec<u64>,
-    /// Stored bytes.
+    /// The tensor's bytes (stored bytes less the alignment padding of a
+    /// reference GGUF-origin tensor, [`aero_io::TensorInfo::tensor_len`]).
     pub bytes: u64,
-}
-
-/// How byte identity was decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComparedBy {
-    /// Both sides record a `hash_b3`; they were compared.
-    HashB3,
-    /// The verified bytes were compared.
-    Bytes,
 }
 
 /// Numeric comparison of two tensors' values.
@@ -103,8 +111,8 @@ pub struct TensorDiff {
     pub shape_changed: bool,
     /// Whether dtype, shape and bytes are all the same.
     pub identical: bool,
-    /// How the bytes were compared.
-    pub compared_by: ComparedBy,
+    /// Whether the stored bytes are the same (both sides verified first).
+    pub bytes_identical: bool,
     /// With [`DiffOptions::numeric`], for tensors that are not identical.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub numeric: Option<Numeric>,
@@ -139,33 +147,29 @@ impl DiffReport {
     }
 }
 
-fn side(t: &TensorInfo, reverse: bool) -> Side {
+fn side(t: &TensorInfo, order: ShapeOrder) -> Side {
     let dtype = match (t.dtype, t.ggml_type()) {
         (DType::Packed, Some(g)) => g.name.to_owned(),
         (d, _) => d.to_string(),
     };
-    let mut shape = t.shape.clone();
-    if reverse {
-        shape.reverse();
-    }
     Side {
         dtype,
-        shape,
-        bytes: t.data_len,
+        shape: t.row_major_shape(order),
+        bytes: t.tensor_len(order),
     }
 }
 
 /// Compares `a` with `b` (see the module docs). Errors are those of reading
-/// either side (a tensor failing verification included); a tensor that
-/// cannot be compared numerically is reported, not an error.
+/// either side: a tensor failing verification is an error, not a
+/// difference. A tensor that cannot be compared numerically is reported,
+/// not an error.
 pub fn diff(
     a: &dyn TensorSource,
     b: &dyn TensorSource,
     opts: &DiffOptions,
 ) -> Result<DiffReport, StateDictError> {
     let (ia, ib) = (a.tensor_index()?, b.tensor_index()?);
-    let rev_a = a.meta()?.as_ref().is_some_and(reference_gguf_order);
-    let rev_b = b.meta()?.as_ref().is_some_and(reference_gguf_order);
+    let (order_a, order_b) = (a.shape_order()?, b.shape_order()?);
     let mut report = DiffReport {
         only_in_a: Vec::new(),
         only_in_b: Vec::new(),
@@ -188,15 +192,14 @@ pub fn diff(
             continue;
         };
         b_positions.push(pos);
-        let (sa, sb) = (side(ta, rev_a), side(tb, rev_b));
+        let (sa, sb) = (side(ta, order_a), side(tb, order_b));
         let dtype_changed = sa.dtype != sb.dtype;
         let shape_changed = sa.shape != sb.shape;
-        let (same_bytes, compared_by) = match (ta.hash_b3, tb.hash_b3) {
-            (Some(x), Some(y)) => (x == y && ta.data_len == tb.data_len, ComparedBy::HashB3),
-            _ => {
-                let (va, vb) = (a.verified(&ta.name)?, b.verified(&tb.name)?);
-                (va.bytes() == vb.bytes(), ComparedBy::Bytes)
-            }
+        // Both sides proven first (see the module docs), then compared.
+        let same_bytes = {
+            let va = a.verified(&ta.name)?;
+            let vb = b.verified(&tb.name)?;
+            va.bytes() == vb.bytes()
         };
         let identical = same_bytes && !dtype_changed && !shape_changed;
         let numeric = (opts.numeric && !identical)
@@ -209,7 +212,7 @@ pub fn diff(
             dtype_changed,
             shape_changed,
             identical,
-            compared_by,
+            bytes_identical: same_bytes,
             numeric,
         });
     }

@@ -63,6 +63,57 @@ pub enum ConvertError {
     /// Reading a tensor as floats failed.
     #[error(transparent)]
     StateDict(#[from] crate::state_dict::StateDictError),
+    /// A model folder cannot be taken as it is: a file over a size cap, a
+    /// symbolic link leaving the folder, a name that cannot be attached,
+    /// two weight indexes.
+    #[error("{path}: {reason}")]
+    Folder {
+        /// The folder, or the file in it that is refused.
+        path: PathBuf,
+        /// What is wrong and what to do. Free text: the variant is what a
+        /// caller acts on.
+        reason: String,
+    },
+    /// A JSON file of the input (a model's `config.json`) is malformed.
+    #[error("{path}: {reason}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's diagnostic. Free text, for people.
+        reason: String,
+    },
+    /// The Hugging Face folder layout an AERO file or set records
+    /// disagrees with its tensors or attached files (nothing was written).
+    #[error("{path}: field `{field}`: {reason}")]
+    Layout {
+        /// The AERO file or set manifest.
+        path: PathBuf,
+        /// The field (`huggingface.weights[1].header`).
+        field: String,
+        /// What disagrees. Free text: the variant and `field` say what to
+        /// look at.
+        reason: String,
+    },
+    /// The destination of an export cannot be used (nothing was written).
+    #[error("{path}: {reason}")]
+    Output {
+        /// The destination.
+        path: PathBuf,
+        /// Why not (not empty, not a directory). Free text.
+        reason: String,
+    },
+    /// The output's name asks for something the command does not write (a
+    /// `.gguf` output of `convert-safetensors`, a `.safetensors` output
+    /// for a GGUF input of `convert`): a usage error, nothing was read
+    /// beyond the input's first bytes.
+    #[error("{output}: {reason}")]
+    WrongOutput {
+        /// The output as given (or as resolved into a directory).
+        output: PathBuf,
+        /// What it names, what the command writes, and the command to use.
+        /// Free text, for the person; the variant is the branch.
+        reason: String,
+    },
     /// The input format could not be recognised.
     #[error("{path}: {reason}")]
     UnknownFormat {
@@ -87,7 +138,10 @@ impl ConvertError {
     pub fn is_invalid_data(&self) -> bool {
         match self {
             ConvertError::Aero(e) => e.is_invalid_data(),
-            ConvertError::SafeTensors { .. } | ConvertError::Gguf { .. } => true,
+            ConvertError::SafeTensors { .. }
+            | ConvertError::Gguf { .. }
+            | ConvertError::Json { .. }
+            | ConvertError::Layout { .. } => true,
             ConvertError::StateDict(e) => e.is_invalid_data(),
             ConvertError::Set(e) => e.is_invalid_data(),
             _ => false,

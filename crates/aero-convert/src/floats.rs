@@ -1,6 +1,8 @@
 //! A tensor's values in one float format (f32, f16 or bf16), and a whole
 //! file or set written as a float safetensors checkpoint: what `extract
-//! --as` and `export-safetensors --dequantize` do.
+//! --as` and `export-safetensors --dequantize` do. Dequantizing a whole
+//! file applies to floats and packed tensors; integer and boolean tensors
+//! (`position_ids`, masks) keep their dtype ([`keeps_dtype`]).
 //!
 //! Values come from the [`state_dict`](crate::state_dict) (verified bytes;
 //! packed GGUF tensors dequantized bit for bit as gguf-py does; shapes of
@@ -440,8 +442,21 @@ pub fn tensor_bytes(
     encode(name, &data, e.dtype, e.elements, fmt)
 }
 
-/// Writes every tensor of `src` as a safetensors file of `fmt` values at
-/// `output`, through [`aero_io::output::Output`] (a temporary renamed into
+/// Whether a stored dtype is an integer or boolean type: kept as it is by
+/// [`export_safetensors`] (dequantizing applies to floats and packed
+/// tensors only; `position_ids` must stay `I64`).
+pub fn keeps_dtype(d: aero_io::DType) -> bool {
+    use aero_io::DType as D;
+    matches!(
+        d,
+        D::I8 | D::U8 | D::I16 | D::U16 | D::I32 | D::U32 | D::I64 | D::U64 | D::Bool
+    )
+}
+
+/// Writes every tensor of `src` as a safetensors file at `output`:
+/// floats and packed tensors as `fmt` values, integer and boolean tensors
+/// with their own dtype and bytes ([`keeps_dtype`]; verified all the same),
+/// through [`aero_io::output::Output`] (a temporary renamed into
 /// place; nothing appears on error). Tensors keep their names (no name
 /// mapping) and are laid out in name order; `__metadata__` holds the
 /// model name and architecture from MJSN when present and
@@ -463,6 +478,17 @@ pub fn export_safetensors(
         },
     )
     .map_err(ConvertError::from)?;
+    let idx = src.tensor_index().map_err(ConvertError::from)?;
+    // The stored dtype of entries kept as they are.
+    let kept: Vec<Option<aero_io::DType>> = sd
+        .entries()
+        .iter()
+        .map(|e| {
+            idx.get(&e.source)
+                .map(|t| t.dtype)
+                .filter(|d| keeps_dtype(*d))
+        })
+        .collect();
     let mut order: Vec<usize> = (0..sd.entries().len()).collect();
     order.sort_by(|&a, &b| sd.entries()[a].name.cmp(&sd.entries()[b].name));
     let mut header = Map::new();
@@ -479,12 +505,27 @@ pub fn export_safetensors(
     let mut off = 0u64;
     for &i in &order {
         let e = &sd.entries()[i];
-        let len = e.elements.checked_mul(fmt.size()).ok_or_else(|| {
-            ConvertError::unsupported(output, Some(&e.name), "too large for a safetensors file")
-        })?;
+        let too_large =
+            || ConvertError::unsupported(output, Some(&e.name), "too large for a safetensors file");
+        let (dtype, shape, len) = match kept[i] {
+            Some(d) => {
+                let t = idx.get(&e.source).ok_or_else(too_large)?;
+                let name = crate::safetensors::safetensors_name(d).ok_or_else(too_large)?;
+                (
+                    name,
+                    t.shape.clone(),
+                    d.byte_len(e.elements).ok_or_else(too_large)?,
+                )
+            }
+            None => (
+                fmt.safetensors_name(),
+                e.shape.clone(),
+                e.elements.checked_mul(fmt.size()).ok_or_else(too_large)?,
+            ),
+        };
         header.insert(
             e.name.clone(),
-            json!({"dtype": fmt.safetensors_name(), "shape": e.shape, "data_offsets": [off, off + len]}),
+            json!({"dtype": dtype, "shape": shape, "data_offsets": [off, off + len]}),
         );
         off += len;
     }
@@ -499,6 +540,25 @@ pub fn export_safetensors(
         w.write_all(&(hb.len() as u64).to_le_bytes()).map_err(io)?;
         w.write_all(&hb).map_err(io)?;
         for &i in &order {
+            if kept[i].is_some() {
+                let e = &sd.entries()[i];
+                let view = src.verified(&e.source).map_err(ConvertError::from)?;
+                let want = kept[i].and_then(|d| d.byte_len(e.elements));
+                if want != Some(view.bytes().len() as u64) {
+                    return Err(ConvertError::unsupported(
+                        output,
+                        Some(&e.name),
+                        format!(
+                            "{} bytes stored for {} elements",
+                            view.bytes().len(),
+                            e.elements
+                        ),
+                    ));
+                }
+                w.write_all(view.bytes()).map_err(io)?;
+                progress(view.bytes().len() as u64);
+                continue;
+            }
             write_entry(&sd, src, i, fmt, PIECE, &mut w, output, progress)?;
         }
         w.flush().map_err(io)?;

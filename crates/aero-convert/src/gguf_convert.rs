@@ -283,18 +283,21 @@ impl Input {
         o
     }
 
-    /// Tensor specs sorted by name, reading straight from the mapping.
-    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+    /// Every tensor as the converter writes its TIDX entry, sorted by
+    /// name: a native dtype, or packed with `quant_params.ggml_type`;
+    /// row-major shape (GGUF's `ne` reversed); the exact size its type
+    /// implies; `data_off` = the absolute offset of its bytes in this file
+    /// (`shard_id` 0, no `hash_b3`: GGUF records no hashes).
+    pub fn tensor_infos(&self) -> Result<Vec<aero_io::TensorInfo>> {
         let mut seen: Vec<u32> = Vec::new();
         let mut out = Vec::new();
         for t in self.sorted() {
             let (start, _) = self.header.tensor_range(t).ok_or_else(|| {
                 ConvertError::unsupported(&self.path, Some(&t.name), "its byte range overflows")
             })?;
-            let bytes = crate::input_bytes(self.src.as_source_ref(), start, t.size, progress)
-                .map_err(|e| ConvertError::io(&self.path, e))?;
             let id = t.ggml_type.id;
             let mut extras = Vec::new();
+            let mut quant_id = None;
             let dtype = match native_dtype(id) {
                 Some(d) => d,
                 None => {
@@ -308,19 +311,49 @@ impl Input {
                     aero_io::meta::json_to_msgpack(&json!({"ggml_type": id}), &mut qp);
                     extras.push(("quant_id".to_string(), qid));
                     extras.push(("quant_params".to_string(), qp));
+                    quant_id = Some(q as u64);
                     DType::Packed
                 }
             };
-            out.push(TensorSpec {
+            out.push(aero_io::TensorInfo {
                 name: t.name.clone(),
                 dtype,
                 shape: t.shape(),
+                shard_id: 0,
+                data_off: start,
                 data_len: t.size,
+                flags: 0,
+                hash_b3: None,
+                quant_id,
                 extras,
-                bytes,
             });
         }
         Ok(out)
+    }
+
+    /// The byte source the tensors are read from.
+    pub(crate) fn source(&self) -> &aero_io::Source {
+        &self.src
+    }
+
+    /// Tensor specs sorted by name, reading straight from the mapping.
+    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+        self.tensor_infos()?
+            .into_iter()
+            .map(|t| {
+                let bytes =
+                    crate::input_bytes(self.src.as_source_ref(), t.data_off, t.data_len, progress)
+                        .map_err(|e| ConvertError::io(&self.path, e))?;
+                Ok(TensorSpec {
+                    name: t.name,
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    data_len: t.data_len,
+                    extras: t.extras,
+                    bytes,
+                })
+            })
+            .collect()
     }
 }
 
@@ -432,23 +465,28 @@ fn export_checked(
             .iter()
             .filter(|t| !listed.contains(t.name.as_str())),
     );
+    // A reference GGUF-origin file stores `ne` order and padded lengths:
+    // aero_io's rule gives the dims and the tensor's own bytes.
+    let order = f.shape_order();
     let mut infos = Vec::with_capacity(tensors.len());
     let mut off = 0u64;
     for t in &tensors {
         let bad_t = |why: String| ConvertError::unsupported(input, Some(&t.name), why);
         let ty = gguf_type_of(t).map_err(bad_t)?;
-        let dims: Vec<u64> = if t.shape.is_empty() {
-            vec![1]
-        } else {
-            t.shape.iter().rev().copied().collect()
-        };
-        let size = ty
-            .tensor_bytes(&dims)
-            .ok_or_else(|| bad_t(format!("shape {:?} does not fit {}", t.shape, ty.name)))?;
-        if size != t.data_len {
+        let dims = gguf_dims(t, order);
+        let size = ty.tensor_bytes(&dims).ok_or_else(|| {
+            bad_t(format!(
+                "shape {:?} does not fit {}",
+                t.row_major_shape(order),
+                ty.name
+            ))
+        })?;
+        if size != f.tensor_len(t) {
             return Err(bad_t(format!(
                 "{} × {:?} is {size} bytes, stored {}",
-                ty.name, t.shape, t.data_len
+                ty.name,
+                t.row_major_shape(order),
+                t.data_len
             )));
         }
         off = off.div_ceil(alignment) * alignment;
@@ -486,10 +524,7 @@ fn export_checked(
         let placements: Vec<aero_io::Placement<'_>> = tensors
             .iter()
             .zip(&header.tensors)
-            .map(|(t, info)| aero_io::Placement {
-                tensor: t,
-                dst: data_start + info.offset,
-            })
+            .map(|(t, info)| aero_io::Placement::new(&f, t, data_start + info.offset))
             .collect();
         aero_io::copy_tensors(&f, &placements, file, output, opts)?;
         // Alignment gaps are holes of zeros; this also writes the tail padding.
@@ -504,7 +539,9 @@ fn export_checked(
 /// [`gguf::MAX_ALIGNMENT`] (0 once divided by zero, 2^31 once made a 4 GiB
 /// file out of 628 bytes), a kept version of 2 or 3, and every tensor's
 /// `data_len` equal to what its ggml type and shape imply
-/// ([`GgmlType::tensor_bytes`]). An error names the file and the tensor.
+/// ([`GgmlType::tensor_bytes`]; in a reference GGUF-origin file the shape
+/// is read in GGUF order and the alignment padding left out, see
+/// [`aero_io::ShapeOrder`]). An error names the file and the tensor.
 pub fn check_exportable(f: &AeroFile) -> Result<()> {
     let bad = |why: String| ConvertError::unsupported(f.path(), None, why);
     let meta = f.meta_json()?.unwrap_or(Value::Null);
@@ -527,27 +564,34 @@ pub fn check_exportable(f: &AeroFile) -> Result<()> {
             return Err(bad(format!("MJSN gguf.version {v} is not 2 or 3")));
         }
     }
+    let order = f.shape_order();
     for t in f.index()?.tensors() {
         let bad_t = |why: String| ConvertError::unsupported(f.path(), Some(&t.name), why);
         let ty = gguf_type_of(t).map_err(bad_t)?;
-        let dims: Vec<u64> = t.shape.iter().rev().copied().collect();
-        match ty.tensor_bytes(&dims) {
-            Some(n) if n == t.data_len => {}
+        let shape = t.row_major_shape(order);
+        match ty.tensor_bytes(&gguf_dims(t, order)) {
+            Some(n) if n == t.tensor_len(order) => {}
             Some(n) => {
                 return Err(bad_t(format!(
-                    "{} × {:?} is {n} bytes, stored {}",
-                    ty.name, t.shape, t.data_len
+                    "{} × {shape:?} is {n} bytes, stored {}",
+                    ty.name, t.data_len
                 )));
             }
             None => {
-                return Err(bad_t(format!(
-                    "shape {:?} does not fit {}",
-                    t.shape, ty.name
-                )));
+                return Err(bad_t(format!("shape {shape:?} does not fit {}", ty.name)));
             }
         }
     }
     Ok(())
+}
+
+/// A tensor's GGUF `ne` (innermost dimension first; `[1]` for a scalar).
+fn gguf_dims(t: &aero_io::TensorInfo, order: aero_io::ShapeOrder) -> Vec<u64> {
+    if t.shape.is_empty() {
+        vec![1]
+    } else {
+        t.gguf_dims(order)
+    }
 }
 
 /// The GGUF type a tensor is written as: its `quant_params.ggml_type` when

@@ -5,9 +5,14 @@
 //!
 //! - [`safetensors::import`] / [`safetensors::export`]
 //! - [`gguf_convert::import`] / [`gguf_convert::export`]
-//! - [`detect`] recognises an input by its content.
+//! - [`hf::Folder`] / [`hf::export`]: a Hugging Face model folder (weights,
+//!   configuration, tokenizer) into one AERO file or set, and back.
+//! - [`detect`] recognises an input by its content; [`route`] chooses what
+//!   a conversion writes from the output's name.
 //! - [`describe`]: what a GGUF, safetensors or AERO file holds (key/values,
 //!   tensor types, bits per weight), read-only, for `inspect` and `list`.
+//! - [`foreign`]: a safetensors or GGUF file read as the converter would
+//!   hold it, so [`diff`] can compare it with an AERO file.
 //! - [`state_dict`]: every tensor as floats, llama-family GGUF names mapped
 //!   to Hugging Face names (what the C ABI's state-dict calls hand out).
 //!
@@ -36,7 +41,19 @@ macro_rules! import_entry_points {
             base: &WriteOptions,
             progress: &crate::Progress<'_>,
         ) -> Result<WriteSummary> {
-            crate::import_input(inp, output, base, progress)
+            crate::import_input(inp, output, base, &crate::Identity::default(), progress)
+        }
+
+        /// [`import_with`], the model name and architecture given by the
+        /// caller where `identity` has them (over what the input says).
+        pub fn import_as(
+            inp: &Input,
+            output: &Path,
+            base: &WriteOptions,
+            identity: &crate::Identity,
+            progress: &crate::Progress<'_>,
+        ) -> Result<WriteSummary> {
+            crate::import_input(inp, output, base, identity, progress)
         }
 
         impl crate::ImportInput for Input {
@@ -86,8 +103,11 @@ mod detect;
 pub mod diff;
 mod error;
 pub mod floats;
+pub mod foreign;
 pub mod gguf;
 pub mod gguf_convert;
+pub mod hf;
+pub mod route;
 pub mod safetensors;
 pub mod sharded;
 pub mod state_dict;
@@ -177,15 +197,44 @@ pub(crate) trait ImportInput {
     ) -> Result<Vec<aero_io::write::TensorSpec<'s>>>;
 }
 
+/// A model name and architecture given by the caller (`--model-name`,
+/// `--architecture`), over what a converter reads from its input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The model name, when given.
+    pub model_name: Option<String>,
+    /// The architecture, when given.
+    pub architecture: Option<String>,
+}
+
+impl Identity {
+    /// Sets what is given on `o`.
+    pub fn apply(&self, o: &mut aero_io::write::WriteOptions) {
+        if let Some(n) = &self.model_name {
+            o.model_name = n.clone();
+        }
+        if let Some(a) = &self.architecture {
+            o.architecture = a.clone();
+        }
+    }
+
+    /// Whether nothing is given.
+    pub fn is_empty(&self) -> bool {
+        self.model_name.is_none() && self.architecture.is_none()
+    }
+}
+
 /// Checks `inp` and writes it to `output` as AERO (atomically).
 pub(crate) fn import_input(
     inp: &impl ImportInput,
     output: &std::path::Path,
     base: &aero_io::write::WriteOptions,
+    identity: &Identity,
     progress: &Progress<'_>,
 ) -> Result<aero_io::write::WriteSummary> {
     inp.check(base)?;
-    let opts = inp.options(base);
+    let mut opts = inp.options(base);
+    identity.apply(&mut opts);
     aero_io::write::write_model(output, inp.specs(progress)?, &opts)
         .map_err(|e| e.in_input(inp.path()).into())
 }

@@ -76,6 +76,70 @@ pub fn safetensors_name(d: DType) -> Option<&'static str> {
     })
 }
 
+/// How a tensor of safetensors dtype `d` is stored in AERO: its native
+/// dtype, or `packed` with the TIDX extras `quant_id` (its dtype's position
+/// in `quant_names`, which is extended on first appearance) and
+/// `quant_params = {"safetensors_dtype": NAME}`. The one representation of
+/// F8_E4M3, F8_E5M2, C64, … used by every writer (converters, the Python
+/// package), so export restores the dtype.
+pub fn stored_as(d: Dtype, quant_names: &mut Vec<String>) -> (DType, Vec<(String, Vec<u8>)>) {
+    if let Some(native) = native_dtype(d) {
+        return (native, Vec::new());
+    }
+    let dn = dtype_name(d);
+    let id = quant_names
+        .iter()
+        .position(|q| *q == dn)
+        .unwrap_or_else(|| {
+            quant_names.push(dn.clone());
+            quant_names.len() - 1
+        });
+    let mut qid = Vec::new();
+    aero_io::meta::json_to_msgpack(&json!(id), &mut qid);
+    let mut qp = Vec::new();
+    aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
+    (
+        DType::Packed,
+        vec![
+            ("quant_id".to_string(), qid),
+            ("quant_params".to_string(), qp),
+        ],
+    )
+}
+
+/// The MJSN `quant_descriptors` for the packed safetensors dtypes named
+/// by [`stored_as`], ids in the order of `quant_names`.
+pub fn quant_descriptors(quant_names: &[String]) -> Vec<Value> {
+    quant_names
+        .iter()
+        .enumerate()
+        .map(|(id, n)| {
+            json!({"id": id, "quant_name": n, "codec": "safetensors", "params": {DTYPE_PARAM: n}})
+        })
+        .collect()
+}
+
+/// A safetensors dtype by its on-disk name (`"F8_E4M3"`), `None` for a
+/// name the format does not define.
+pub fn dtype_by_name(name: &str) -> Option<Dtype> {
+    parse_dtype(name)
+}
+
+/// The safetensors dtype a stored tensor has: its native dtype's, or for a
+/// `packed` tensor the `quant_params.safetensors_dtype` it was stored with
+/// ([`stored_as`]); `None` for packed data of another codec (GGUF blocks).
+pub fn tensor_dtype_name(t: &aero_io::TensorInfo) -> Option<String> {
+    match t.dtype {
+        DType::Packed => t
+            .extras_json()
+            .get("quant_params")
+            .and_then(|q| q.get(DTYPE_PARAM))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        d => safetensors_name(d).map(str::to_owned),
+    }
+}
+
 /// A parsed safetensors file over a [`ByteSource`] (a mapping for files).
 pub struct Input {
     path: std::path::PathBuf,
@@ -182,6 +246,19 @@ impl Input {
         self.header_len
     }
 
+    /// The JSON header as stored (valid UTF-8: checked when opened),
+    /// padding included.
+    pub fn header_text(&self) -> Result<String> {
+        let b = self
+            .src
+            .bytes(8, self.header_len)
+            .map_err(|e| ConvertError::io(&self.path, e))?;
+        String::from_utf8(b.into_owned()).map_err(|e| ConvertError::SafeTensors {
+            path: self.path.clone(),
+            reason: format!("header: {e}"),
+        })
+    }
+
     /// Total tensor bytes.
     pub fn data_len(&self) -> u64 {
         self.tensors
@@ -223,18 +300,15 @@ impl Input {
             o.extra_meta
                 .insert(METADATA_KEY.into(), Value::Array(pairs));
         }
-        let mut descriptors: Vec<Value> = Vec::new();
+        let mut quant_names: Vec<String> = Vec::new();
         for (_, t) in &self.tensors {
-            if native_dtype(t.dtype).is_none() {
-                let name = dtype_name(t.dtype);
-                if !descriptors.iter().any(|d| d["quant_name"] == name.as_str()) {
-                    descriptors.push(json!({"id": descriptors.len(), "quant_name": name, "codec": "safetensors", "params": {DTYPE_PARAM: name}}));
-                }
-            }
+            stored_as(t.dtype, &mut quant_names);
         }
-        if !descriptors.is_empty() {
-            o.extra_meta
-                .insert("quant_descriptors".into(), Value::Array(descriptors));
+        if !quant_names.is_empty() {
+            o.extra_meta.insert(
+                "quant_descriptors".into(),
+                Value::Array(quant_descriptors(&quant_names)),
+            );
         }
         o
     }
@@ -291,46 +365,64 @@ impl Input {
         Ok(())
     }
 
-    /// Tensor specs in name order, reading straight from the mapping.
-    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+    /// Every tensor as the converter writes its TIDX entry, in name order:
+    /// dtype (packed with `quant_params.safetensors_dtype` for a dtype AERO
+    /// has no code for), row-major shape, length, and `data_off` = the
+    /// absolute offset of its bytes in this file (`shard_id` 0, no
+    /// `hash_b3`: safetensors records no hashes).
+    pub fn tensor_infos(&self) -> Vec<aero_io::TensorInfo> {
         let mut quant_names: Vec<String> = Vec::new();
         let base = 8 + self.header_len;
         let mut out = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
             let (s, e) = (t.data_offsets.0 as u64, t.data_offsets.1 as u64);
-            let bytes = crate::input_bytes(self.src.as_source_ref(), base + s, e - s, progress)
-                .map_err(|err| ConvertError::io(&self.path, err))?;
-            let mut extras = Vec::new();
-            let dtype = match native_dtype(t.dtype) {
-                Some(d) => d,
-                None => {
+            let (dtype, extras) = stored_as(t.dtype, &mut quant_names);
+            let quant_id = (dtype == DType::Packed)
+                .then(|| {
                     let dn = dtype_name(t.dtype);
-                    let id = quant_names
-                        .iter()
-                        .position(|q| *q == dn)
-                        .unwrap_or_else(|| {
-                            quant_names.push(dn.clone());
-                            quant_names.len() - 1
-                        });
-                    let mut qid = Vec::new();
-                    aero_io::meta::json_to_msgpack(&json!(id), &mut qid);
-                    let mut qp = Vec::new();
-                    aero_io::meta::json_to_msgpack(&json!({DTYPE_PARAM: dn}), &mut qp);
-                    extras.push(("quant_id".to_string(), qid));
-                    extras.push(("quant_params".to_string(), qp));
-                    DType::Packed
-                }
-            };
-            out.push(TensorSpec {
+                    quant_names.iter().position(|q| *q == dn)
+                })
+                .flatten()
+                .map(|i| i as u64);
+            out.push(aero_io::TensorInfo {
                 name: name.clone(),
                 dtype,
                 shape: t.shape.iter().map(|&d| d as u64).collect(),
+                shard_id: 0,
+                data_off: base + s,
                 data_len: e - s,
+                flags: 0,
+                hash_b3: None,
+                quant_id,
                 extras,
-                bytes,
             });
         }
-        Ok(out)
+        out
+    }
+
+    /// The byte source the tensors are read from.
+    pub(crate) fn source(&self) -> &aero_io::Source {
+        &self.src
+    }
+
+    /// Tensor specs in name order, reading straight from the mapping.
+    pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
+        self.tensor_infos()
+            .into_iter()
+            .map(|t| {
+                let bytes =
+                    crate::input_bytes(self.src.as_source_ref(), t.data_off, t.data_len, progress)
+                        .map_err(|err| ConvertError::io(&self.path, err))?;
+                Ok(TensorSpec {
+                    name: t.name,
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    data_len: t.data_len,
+                    extras: t.extras,
+                    bytes,
+                })
+            })
+            .collect()
     }
 }
 
@@ -352,9 +444,10 @@ impl Input {
     }
 }
 
-/// The safetensors dtype a tensor exports as.
-fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
-    let unsupported = |why: String| ConvertError::unsupported(f.path(), Some(&t.name), why);
+/// The safetensors dtype a tensor exports as (`path` names its file in
+/// errors).
+pub(crate) fn export_dtype(path: &Path, t: &aero_io::TensorInfo) -> Result<Dtype> {
+    let unsupported = |why: String| ConvertError::unsupported(path, Some(&t.name), why);
     let name = match t.dtype {
         DType::Packed => {
             let qp = t
@@ -365,11 +458,19 @@ fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
             match qp.get(DTYPE_PARAM).and_then(|v| v.as_str()) {
                 Some(n) => n.to_owned(),
                 None => {
+                    let what = match t.ggml_type() {
+                        Some(g) => format!("{} blocks (GGUF ggml type {})", g.name, g.id),
+                        None => match qp.get("ggml_type") {
+                            Some(id) => {
+                                format!("blocks of ggml type {id}, which ggml does not define")
+                            }
+                            None => "packed data of an unknown codec".into(),
+                        },
+                    };
                     return Err(unsupported(format!(
-                        "packed data ({}) has no safetensors dtype; export it to GGUF instead",
-                        qp.get("ggml_type")
-                            .map(|g| format!("ggml_type {g}"))
-                            .unwrap_or_else(|| "unknown codec".into())
+                        "{what}: safetensors has no dtype for them. Export their values \
+                         as floats with `export-safetensors --dequantize f32|f16|bf16`, or \
+                         keep the blocks with `export-gguf`"
                     )));
                 }
             }
@@ -381,30 +482,138 @@ fn export_dtype(f: &AeroFile, t: &aero_io::TensorInfo) -> Result<Dtype> {
     parse_dtype(&name).ok_or_else(|| unsupported(format!("unknown safetensors dtype '{name}'")))
 }
 
+/// The safetensors dtype name of a tensor (`F32`, `I64`, `F8_E4M3`…), when
+/// it has one: what an exporter writes in the header.
+pub(crate) fn export_dtype_name(path: &Path, t: &aero_io::TensorInfo) -> Result<String> {
+    export_dtype(path, t).map(dtype_name)
+}
+
+/// Checks that a tensor's own bytes are exactly what dtype × shape take
+/// (bits for sub-byte types; a reference GGUF-origin tensor's alignment
+/// padding is not exported, [`aero_io::TensorInfo::tensor_len`] in the
+/// file's `order`); an error names `path` and the tensor.
+pub(crate) fn check_length(
+    path: &Path,
+    t: &aero_io::TensorInfo,
+    order: aero_io::ShapeOrder,
+) -> Result<Dtype> {
+    let d = export_dtype(path, t)?;
+    let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
+    let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
+    if want != Some(t.tensor_len(order)) {
+        return Err(ConvertError::unsupported(
+            path,
+            Some(&t.name),
+            format!(
+                "{} × {:?} is {} bytes, stored {}",
+                dtype_name(d),
+                t.row_major_shape(order),
+                want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
+                t.data_len
+            ),
+        ));
+    }
+    Ok(d)
+}
+
 /// What [`export`] needs from an AERO file before it writes a byte: every
 /// tensor has a safetensors dtype, and its `data_len` is exactly the bytes
 /// dtype × shape take (a packed tensor whose length disagreed once made a
 /// file no safetensors reader accepts). An error names the file and tensor.
 pub fn check_exportable(f: &AeroFile) -> Result<()> {
+    let order = f.shape_order();
     for t in f.index()?.tensors() {
-        let d = export_dtype(f, t)?;
-        let bits = t.elements().and_then(|n| n.checked_mul(d.bitsize() as u64));
-        let want = bits.filter(|b| b % 8 == 0).map(|b| b / 8);
-        if want != Some(t.data_len) {
-            return Err(ConvertError::unsupported(
-                f.path(),
-                Some(&t.name),
-                format!(
-                    "{} × {:?} is {} bytes, stored {}",
-                    dtype_name(d),
-                    t.shape,
-                    want.map_or_else(|| "not a whole number of".into(), |w| w.to_string()),
-                    t.data_len
-                ),
-            ));
-        }
+        check_length(f.path(), t, order)?;
     }
     Ok(())
+}
+
+/// One safetensors file to write: its JSON header (padded, without the
+/// 8-byte length) and where each tensor's bytes go, relative to the data
+/// section. Tensors may come from several AERO files (the parts of a set).
+pub(crate) struct StFile<'a> {
+    /// The header bytes as they will be written.
+    pub header: Vec<u8>,
+    /// (file holding the tensor, its entry there, offset in the data section).
+    pub items: Vec<(&'a AeroFile, std::borrow::Cow<'a, aero_io::TensorInfo>, u64)>,
+    /// Length of the data section.
+    pub data_len: u64,
+}
+
+/// The header `safetensors` itself writes for `tensors` (each with its
+/// dtype name): tensors laid out by dtype descending, then name;
+/// `__metadata__` first when given; padded with spaces to 8 bytes. Returns
+/// the header and, per tensor in the order given, its data offset.
+pub(crate) fn canonical_header(
+    path: &Path,
+    tensors: &[&aero_io::TensorInfo],
+    metadata: Option<Map<String, Value>>,
+    order: aero_io::ShapeOrder,
+) -> Result<(Vec<u8>, Vec<u64>, u64)> {
+    let mut items: Vec<(usize, Dtype)> = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        items.push((i, export_dtype(path, t)?));
+    }
+    items.sort_by(|(li, l), (ri, r)| r.cmp(l).then(tensors[*li].name.cmp(&tensors[*ri].name)));
+    let mut header = Map::new();
+    if let Some(m) = metadata {
+        header.insert("__metadata__".into(), Value::Object(m));
+    }
+    let mut off = 0u64;
+    let mut offsets = vec![0u64; tensors.len()];
+    // Row-major shapes and the tensors' own bytes, whatever order and
+    // padding a reference GGUF-origin file stores (aero_io::ShapeOrder).
+    for (i, d) in &items {
+        let t = tensors[*i];
+        let len = t.tensor_len(order);
+        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.row_major_shape(order), "data_offsets": [off, off + len]}));
+        offsets[*i] = off;
+        off += len;
+    }
+    let mut hb = serde_json::to_vec(&Value::Object(header))
+        .map_err(|e| ConvertError::unsupported(path, None, format!("safetensors header: {e}")))?;
+    hb.resize(hb.len().div_ceil(8) * 8, b' ');
+    Ok((hb, offsets, off))
+}
+
+/// Writes `st` into `out` (a fresh, empty file; `path` names it in errors):
+/// the header's length, the header, then every tensor's bytes at its
+/// place, verified as they are copied ([`aero_io::copy_tensors`], one pass
+/// per source file). Returns the file size. What every safetensors
+/// exporter writes through (`export-safetensors`, `export-hf`).
+pub(crate) fn write_st(
+    out: &mut std::fs::File,
+    path: &Path,
+    st: &StFile<'_>,
+    opts: &aero_io::CopyOptions<'_>,
+) -> Result<u64> {
+    let io = |e| ConvertError::io(path, e);
+    out.write_all(&(st.header.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(&st.header).map_err(io)?;
+    let data_start = 8 + st.header.len() as u64;
+    let mut done = vec![false; st.items.len()];
+    for i in 0..st.items.len() {
+        if done[i] {
+            continue;
+        }
+        let file = st.items[i].0;
+        let mut placements = Vec::new();
+        for (j, (f, info, off)) in st.items.iter().enumerate().skip(i) {
+            if std::ptr::eq(*f, file) {
+                done[j] = true;
+                placements.push(aero_io::Placement::new(
+                    file,
+                    info.as_ref(),
+                    data_start + off,
+                ));
+            }
+        }
+        aero_io::copy_tensors(file, &placements, out, path, opts)?;
+    }
+    let total = data_start + st.data_len;
+    out.set_len(total).map_err(io)?;
+    Ok(total)
 }
 
 export_entry_points!(
@@ -415,6 +624,24 @@ export_entry_points!(
     /// when present.
 );
 
+/// `__metadata__` as MJSN keeps it (`safetensors_metadata`: pairs in their
+/// original order, or an object), if any.
+pub(crate) fn kept_metadata(meta: Option<&Value>) -> Option<Map<String, Value>> {
+    match meta.and_then(|m| m.get(METADATA_KEY)) {
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(Value::Array(pairs)) => {
+            let mut m = Map::new();
+            for p in pairs {
+                if let (Some(k), Some(v)) = (p.get(0).and_then(Value::as_str), p.get(1)) {
+                    m.insert(k.to_owned(), v.clone());
+                }
+            }
+            Some(m)
+        }
+        _ => None,
+    }
+}
+
 /// The body of [`export_with`]: `f` is the opened, checked input (whose
 /// path `f` names in errors, so `_input` is not needed here).
 fn export_checked(
@@ -424,57 +651,25 @@ fn export_checked(
     opts: &aero_io::CopyOptions<'_>,
 ) -> Result<u64> {
     let idx = f.index()?;
-    let mut items: Vec<(&aero_io::TensorInfo, Dtype)> = Vec::with_capacity(idx.len());
-    for t in idx.tensors() {
-        items.push((t, export_dtype(&f, t)?));
-    }
-    items.sort_by(|(ln, l), (rn, r)| r.cmp(l).then(ln.name.cmp(&rn.name)));
-    let mut header = Map::new();
-    match f.meta_json()?.and_then(|m| m.get(METADATA_KEY).cloned()) {
-        Some(Value::Object(m)) => {
-            header.insert("__metadata__".into(), Value::Object(m));
-        }
-        Some(Value::Array(pairs)) => {
-            let mut m = Map::new();
-            for p in pairs {
-                if let (Some(k), Some(v)) = (p.get(0).and_then(Value::as_str), p.get(1)) {
-                    m.insert(k.to_owned(), v.clone());
-                }
-            }
-            header.insert("__metadata__".into(), Value::Object(m));
-        }
-        _ => {}
-    }
-    let mut off = 0u64;
-    let mut offsets = Vec::with_capacity(items.len());
-    for (t, d) in &items {
-        header.insert(t.name.clone(), json!({"dtype": dtype_name(*d), "shape": t.shape, "data_offsets": [off, off + t.data_len]}));
-        offsets.push(off);
-        off += t.data_len;
-    }
-    let mut hb = serde_json::to_vec(&Value::Object(header))
-        .map_err(|e| ConvertError::unsupported(output, None, format!("safetensors header: {e}")))?;
-    hb.resize(hb.len().div_ceil(8) * 8, b' ');
-    let data_start = 8 + hb.len() as u64;
-    let total = data_start + off;
-    let mut out = aero_io::output::Output::create(output)?;
-    let io = |e| ConvertError::io(output, e);
-    {
-        let file = out.file();
-        file.write_all(&(hb.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        file.write_all(&hb).map_err(io)?;
-        let placements: Vec<aero_io::Placement<'_>> = items
+    let tensors: Vec<&aero_io::TensorInfo> = idx.tensors().iter().collect();
+    let meta = f.meta_json()?;
+    let (header, offsets, data_len) = canonical_header(
+        f.path(),
+        &tensors,
+        kept_metadata(meta.as_ref()),
+        f.shape_order(),
+    )?;
+    let st = StFile {
+        header,
+        items: tensors
             .iter()
             .zip(&offsets)
-            .map(|((t, _), &o)| aero_io::Placement {
-                tensor: t,
-                dst: data_start + o,
-            })
-            .collect();
-        aero_io::copy_tensors(&f, &placements, file, output, opts)?;
-        file.set_len(total).map_err(io)?;
-    }
+            .map(|(t, &o)| (&f, std::borrow::Cow::Borrowed(*t), o))
+            .collect(),
+        data_len,
+    };
+    let mut out = aero_io::output::Output::create(output)?;
+    let total = write_st(out.file(), output, &st, opts)?;
     out.commit(opts.durable)?;
     Ok(total)
 }

@@ -13,7 +13,8 @@
 //! stay inside the index's directory (same rules as AEROSET paths).
 //!
 //! Model name and architecture come from `metadata.model_name` /
-//! `metadata.architecture` (defaults `converted-sharded` / `unknown`). Every
+//! `metadata.architecture`, else from a `config.json` beside the index
+//! (defaults `converted-sharded` / `unknown`). Every
 //! part's MJSN records `source_format: "safetensors"`, the index `metadata`
 //! under `safetensors_index_metadata`, the shard files' `__metadata__` under
 //! `safetensors_metadata` when all shard files carry the same one, and
@@ -37,7 +38,7 @@ use aero_set::writer::{SetWriteOptions, SetWriteSummary, write_set_specs};
 
 /// Default model name when the index metadata has none.
 pub const DEFAULT_MODEL_NAME: &str = "converted-sharded";
-/// MJSN key holding the index's `metadata` object.
+/// MJSN key holding the index's `metadata` object (without `total_size`).
 pub const INDEX_METADATA_KEY: &str = "safetensors_index_metadata";
 /// Suffix of a Hugging Face sharded-checkpoint index.
 pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
@@ -51,6 +52,10 @@ pub struct ShardedSafetensors {
     metadata: Map<String, Value>,
     files: Vec<(String, Input)>,
     tensor_count: usize,
+    /// Model name and architecture from a `config.json` beside the index.
+    config: (Option<String>, Option<String>),
+    /// Model name and architecture given by the caller, over the above.
+    pub identity: crate::Identity,
 }
 
 impl std::fmt::Debug for ShardedSafetensors {
@@ -206,6 +211,8 @@ impl ShardedSafetensors {
         }
         let tensor_count = owner.len();
         Ok(ShardedSafetensors {
+            identity: crate::Identity::default(),
+            config: crate::hf::config_identity(&given_dir),
             index_path,
             metadata,
             files,
@@ -228,6 +235,12 @@ impl ShardedSafetensors {
         self.files.iter().map(|(n, _)| n.as_str())
     }
 
+    /// Each shard file's name (as the index writes it) and parsed input,
+    /// sorted by name.
+    pub fn inputs(&self) -> impl Iterator<Item = (&str, &Input)> {
+        self.files.iter().map(|(n, i)| (n.as_str(), i))
+    }
+
     /// Number of tensors.
     pub fn len(&self) -> usize {
         self.tensor_count
@@ -243,7 +256,10 @@ impl ShardedSafetensors {
         self.files.iter().map(|(_, i)| i.data_len()).sum()
     }
 
-    /// Model name and architecture from the index metadata.
+    /// Model name and architecture: [`ShardedSafetensors::identity`], else
+    /// the index metadata, else a
+    /// `config.json` beside the index (`_name_or_path`; `architectures[0]`,
+    /// else `model_type`), else `converted-sharded` / `unknown`.
     pub fn model(&self) -> ModelInfo {
         let get = |k: &str| {
             self.metadata
@@ -252,14 +268,26 @@ impl ShardedSafetensors {
                 .map(str::to_owned)
         };
         ModelInfo {
-            name: get("model_name").unwrap_or_else(|| DEFAULT_MODEL_NAME.into()),
-            architecture: get("architecture").unwrap_or_else(|| "unknown".into()),
+            name: self
+                .identity
+                .model_name
+                .clone()
+                .or_else(|| get("model_name"))
+                .or_else(|| self.config.0.clone())
+                .unwrap_or_else(|| DEFAULT_MODEL_NAME.into()),
+            architecture: self
+                .identity
+                .architecture
+                .clone()
+                .or_else(|| get("architecture"))
+                .or_else(|| self.config.1.clone())
+                .unwrap_or_else(|| "unknown".into()),
         }
     }
 
     /// Tensor specs over all files, sorted by name, with `quant_id`s numbered
     /// over the whole set; and the matching `quant_descriptors`.
-    fn specs<'s>(
+    pub(crate) fn specs<'s>(
         &'s self,
         progress: &'s Progress<'s>,
     ) -> Result<(Vec<TensorSpec<'s>>, Vec<Value>)> {
@@ -301,37 +329,42 @@ impl ShardedSafetensors {
                 }
             }
         }
-        let descriptors = quant_names
-            .iter()
-            .enumerate()
-            .map(|(id, n)| {
-                json!({"id": id, "quant_name": n, "codec": "safetensors", "params": {DTYPE_PARAM: n}})
-            })
-            .collect();
-        Ok((all, descriptors))
+        Ok((all, crate::safetensors::quant_descriptors(&quant_names)))
     }
 
     /// Writer options on top of `base`: model identity and MJSN extras.
     pub fn options(&self, base: &SetWriteOptions) -> SetWriteOptions {
         let mut o = base.clone();
+        o.file = self.file_options(&base.file);
+        o
+    }
+
+    /// [`ShardedSafetensors::options`] for one AERO file (or each part).
+    pub fn file_options(
+        &self,
+        base: &aero_io::write::WriteOptions,
+    ) -> aero_io::write::WriteOptions {
+        let mut o = base.clone();
         let m = self.model();
-        o.file.model_name = m.name;
-        o.file.architecture = m.architecture;
-        o.file
-            .extra_meta
+        o.model_name = m.name;
+        o.architecture = m.architecture;
+        o.extra_meta
             .insert("source_format".into(), json!("safetensors"));
-        if !self.metadata.is_empty() {
-            o.file.extra_meta.insert(
-                INDEX_METADATA_KEY.into(),
-                Value::Object(self.metadata.clone()),
-            );
+        // Every part records this, so it leaves out `total_size`: the sum
+        // of the tensors' sizes (which the index already gives) changes with
+        // any tensor added, removed or resized, and would change every part
+        // of a revision written on the old plan (aero_set::plan).
+        let mut meta = self.metadata.clone();
+        meta.remove("total_size");
+        if !meta.is_empty() {
+            o.extra_meta
+                .insert(INDEX_METADATA_KEY.into(), Value::Object(meta));
         }
         let mut metas = self.files.iter().map(|(_, i)| i.metadata());
         if let Some(Some(first)) = metas.next()
             && metas.all(|m| m == Some(first))
         {
-            o.file
-                .extra_meta
+            o.extra_meta
                 .insert(METADATA_KEY.into(), Value::Object(first.clone()));
         }
         o

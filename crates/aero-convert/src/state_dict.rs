@@ -14,11 +14,11 @@
 //!
 //! Shapes are row-major, innermost dimension last, as this project writes
 //! them. Files from the reference GGUF converter store GGUF order (spec §15)
-//! and are recognised by [`reference_gguf_order`]: MJSN says
-//! `"source_format": "gguf"` but has no `gguf` key (our converter always
+//! and are recognised by [`aero_io::ShapeOrder::of_meta`] (MJSN says
+//! `"source_format": "gguf"` but has no `gguf` key: our converter always
 //! writes it; the reference loses the key/values). Their shapes are
-//! reversed, and a tensor may carry fewer than 32 trailing bytes of
-//! alignment padding (spec §16.5), which are ignored.
+//! reversed, and the alignment padding their tensors may carry (spec §16.5,
+//! [`aero_io::LenCheck::Padded`]) is left out.
 //!
 //! ```no_run
 //! use aero_convert::state_dict::{StateDict, StateDictOptions};
@@ -34,7 +34,7 @@
 use std::collections::HashSet;
 
 use aero_format::{DType, GgmlType};
-use aero_io::{AeroFile, TensorIndex, TensorInfo, TensorView};
+use aero_io::{AeroFile, LenCheck, ShapeOrder, TensorIndex, TensorInfo, TensorView};
 use serde_json::Value;
 
 /// Why a state dict could not be planned or a tensor loaded.
@@ -134,8 +134,20 @@ pub trait TensorSource {
     fn tensor_index(&self) -> Result<&TensorIndex>;
     /// The MJSN object (the index file's for a set), if any.
     fn meta(&self) -> Result<Option<Value>>;
-    /// A tensor's verified bytes.
+    /// A tensor's verified bytes (its own: [`AeroFile::tensor_len`]):
+    /// checked against the strongest hash the file records for them (AERO
+    /// files and sets). A format that records no hashes
+    /// ([`crate::foreign::ForeignFile`]: safetensors, GGUF) hands out its
+    /// bytes as stored.
     fn verified(&self, name: &str) -> Result<TensorView<'_>>;
+    /// How the tensor index orders shapes ([`ShapeOrder::of_meta`] of
+    /// [`TensorSource::meta`]).
+    fn shape_order(&self) -> Result<ShapeOrder> {
+        Ok(self
+            .meta()?
+            .as_ref()
+            .map_or(ShapeOrder::RowMajor, ShapeOrder::of_meta))
+    }
     /// The local files this source reads (a file; a set's manifest, index
     /// and parts): an output must never be one of them.
     fn local_files(&self) -> Vec<std::path::PathBuf>;
@@ -281,7 +293,7 @@ impl FloatData<'_> {
 #[derive(Clone, Debug)]
 pub struct StateDict {
     entries: Vec<Entry>,
-    reference_order: bool,
+    order: ShapeOrder,
 }
 
 impl StateDict {
@@ -289,7 +301,9 @@ impl StateDict {
     pub fn plan(src: &dyn TensorSource, opts: &StateDictOptions) -> Result<StateDict> {
         let idx = src.tensor_index()?;
         let meta = src.meta()?;
-        let reference_order = meta.as_ref().is_some_and(reference_gguf_order);
+        let order = meta
+            .as_ref()
+            .map_or(ShapeOrder::RowMajor, ShapeOrder::of_meta);
         let heads = if opts.gguf_name_mapping {
             meta.as_ref().map(HeadCounts::from_meta).unwrap_or_default()
         } else {
@@ -298,7 +312,7 @@ impl StateDict {
         let mut seen = HashSet::new();
         let mut entries = Vec::with_capacity(idx.len());
         for t in idx.tensors() {
-            let e = plan_one(t, reference_order, opts, &heads)?;
+            let e = plan_one(t, order, opts, &heads)?;
             if !seen.insert(e.name.clone()) {
                 return Err(StateDictError::Invalid {
                     name: t.name.clone(),
@@ -307,10 +321,7 @@ impl StateDict {
             }
             entries.push(e);
         }
-        Ok(StateDict {
-            entries,
-            reference_order,
-        })
+        Ok(StateDict { entries, order })
     }
 
     /// Plans the state dict of one tensor of `src` (by its name in the file,
@@ -320,17 +331,16 @@ impl StateDict {
         let t = idx.get(name).ok_or_else(|| StateDictError::NotFound {
             name: name.to_owned(),
         })?;
-        let meta = src.meta()?;
-        let reference_order = meta.as_ref().is_some_and(reference_gguf_order);
+        let order = src.shape_order()?;
         let e = plan_one(
             t,
-            reference_order,
+            order,
             &StateDictOptions::default(),
             &HeadCounts::default(),
         )?;
         Ok(StateDict {
             entries: vec![e],
-            reference_order,
+            order,
         })
     }
 
@@ -349,7 +359,7 @@ impl StateDict {
     /// Whether the file was recognised as written by the reference GGUF
     /// converter (shapes in GGUF order, reversed here).
     pub fn reference_gguf_order(&self) -> bool {
-        self.reference_order
+        self.order == ShapeOrder::Gguf
     }
 
     /// Tensor `i`'s values: its bytes verified, then converted.
@@ -457,23 +467,17 @@ fn unsigned_to_f32(dt: DType, b: &[u8]) -> Vec<f32> {
 }
 
 /// Whether an MJSN object marks a file written by the reference GGUF
-/// converter, whose shapes are in GGUF order (`ne0` first, spec §15):
-/// `source_format` is `"gguf"` and there is no `gguf` key, which this
-/// project's converter always writes (the key/values, version, alignment
-/// and tensor order) and the reference never does.
+/// converter, whose shapes are in GGUF order (`ne0` first, spec §15): the
+/// rule of [`ShapeOrder::of_meta`] (`source_format` is `"gguf"` and there
+/// is no `gguf` key, which this project's converter always writes and the
+/// reference never does).
 pub fn reference_gguf_order(meta: &Value) -> bool {
-    meta.get("source_format").and_then(Value::as_str) == Some("gguf")
-        && meta.get(crate::gguf_convert::GGUF_KEY).is_none()
+    ShapeOrder::of_meta(meta) == ShapeOrder::Gguf
 }
-
-/// Trailing bytes a tensor from the reference GGUF converter may carry:
-/// its sizes are offset gaps, which include padding to GGUF's default
-/// 32-byte alignment (spec §16.5).
-const REFERENCE_PADDING: u64 = 32;
 
 fn plan_one(
     t: &TensorInfo,
-    reference_order: bool,
+    order: ShapeOrder,
     opts: &StateDictOptions,
     heads: &HeadCounts,
 ) -> Result<Entry> {
@@ -485,37 +489,22 @@ fn plan_one(
         name: t.name.clone(),
         reason,
     };
-    let mut shape = t.shape.clone();
-    if reference_order {
-        shape.reverse();
-    }
+    let shape = t.row_major_shape(order);
     let elements = t
         .elements()
         .ok_or_else(|| invalid(format!("shape {:?} overflows", t.shape)))?;
-    let (conversion, dtype, need) = match t.dtype {
-        DType::F32 | DType::F16 => {
-            let ft = if t.dtype == DType::F32 {
-                FloatType::F32
-            } else {
-                FloatType::F16
-            };
-            (Conversion::Keep, ft, t.dtype.byte_len(elements))
-        }
+    let (conversion, dtype) = match t.dtype {
+        DType::F32 => (Conversion::Keep, FloatType::F32),
+        DType::F16 => (Conversion::Keep, FloatType::F16),
         DType::BF16 | DType::F64 | DType::I8 | DType::I16 | DType::I32 | DType::I64 => {
             let ggml = crate::gguf_convert::ggml_of(t.dtype)
                 .and_then(GgmlType::from_id)
                 .ok_or_else(|| unsupported(format!("no conversion for {}", t.dtype)))?;
-            (
-                Conversion::Ggml(ggml),
-                FloatType::F32,
-                t.dtype.byte_len(elements),
-            )
+            (Conversion::Ggml(ggml), FloatType::F32)
         }
-        DType::U8 | DType::U16 | DType::U32 | DType::U64 | DType::Bool => (
-            Conversion::Unsigned(t.dtype),
-            FloatType::F32,
-            t.dtype.byte_len(elements),
-        ),
+        DType::U8 | DType::U16 | DType::U32 | DType::U64 | DType::Bool => {
+            (Conversion::Unsigned(t.dtype), FloatType::F32)
+        }
         DType::Packed => {
             let ty = t.ggml_type().ok_or_else(|| {
                 unsupported(
@@ -530,29 +519,34 @@ fn plan_one(
                     ty.name, ty.id
                 )));
             }
-            // Rows are whole blocks: the innermost dimension must be a
-            // multiple of the block size.
-            let mut dims = shape.clone();
-            dims.reverse();
-            let need = ty.tensor_bytes(&dims).ok_or_else(|| {
-                invalid(format!(
-                    "shape {shape:?} does not fit {}: the innermost dimension must be a \
-                     multiple of {}",
-                    ty.name, ty.block_elems
-                ))
-            })?;
-            (Conversion::Ggml(ty), FloatType::F32, Some(need))
+            (Conversion::Ggml(ty), FloatType::F32)
         }
         DType::Unknown(code) => return Err(unsupported(format!("unknown dtype code {code}"))),
     };
-    let need = need.ok_or_else(|| invalid("byte length overflows".into()))?;
-    let padded = reference_order && t.data_len > need && t.data_len - need < REFERENCE_PADDING;
-    if t.data_len != need && !padded {
-        return Err(invalid(format!(
-            "data_len is {} but {} × {:?} takes {need} bytes",
-            t.data_len, t.dtype, shape
-        )));
-    }
+    // The stored bytes the values come from: all of them, or the tensor's
+    // own of a padded reference GGUF-origin tensor (aero_io's rule).
+    let need = match t.len_check(order) {
+        LenCheck::Exact => t.data_len,
+        LenCheck::Padded { len } => len,
+        LenCheck::Mismatch { len } => {
+            return Err(invalid(format!(
+                "data_len is {} but {} × {:?} takes {len} bytes",
+                t.data_len, t.dtype, shape
+            )));
+        }
+        // Rows are whole blocks: the innermost dimension must be a
+        // multiple of the block size.
+        LenCheck::NoFit { ty } => {
+            return Err(invalid(format!(
+                "shape {shape:?} does not fit {}: the innermost dimension must be a \
+                 multiple of {}",
+                ty.name, ty.block_elems
+            )));
+        }
+        LenCheck::Overflow | LenCheck::Unchecked => {
+            return Err(invalid("byte length overflows".into()));
+        }
+    };
     let mut name = t.name.clone();
     let mut unpermute = None;
     if opts.gguf_name_mapping {

@@ -124,8 +124,8 @@ pub fn string_table<'a>(names: impl IntoIterator<Item = &'a str>) -> (Vec<u8>, V
 pub fn file_header(pro: &Prologue, uuid: [u8; 16]) -> FileHeader {
     FileHeader {
         magic: MAGIC,
-        version_major: 0,
-        version_minor: 1,
+        version_major: crate::VERSION.0,
+        version_minor: crate::VERSION.1,
         header_size: FILE_HEADER_LEN as u32,
         toc_offset: pro.toc_offset,
         toc_length: pro.toc_length,
@@ -176,7 +176,7 @@ pub const fn standard_flags(fourcc: FourCc) -> ChunkFlags {
         FourCc::MMSG => ChunkFlags::COMPRESSED,
         FourCc::TIDX => ChunkFlags::COMPRESSED | ChunkFlags::INDEX,
         FourCc::WTSH => ChunkFlags::MMAP_CRITICAL,
-        FourCc::IHSH | FourCc::PHSH => ChunkFlags::OPTIONAL,
+        FourCc::IHSH | FourCc::PHSH | FourCc::FILE => ChunkFlags::OPTIONAL,
         _ => 0,
     })
 }

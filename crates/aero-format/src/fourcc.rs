@@ -17,6 +17,12 @@ impl FourCc {
     pub const IHSH: FourCc = FourCc(*b"IHSH");
     /// Page hashes of one shard (`weights.shard{N}.phsh`).
     pub const PHSH: FourCc = FourCc(*b"PHSH");
+    /// An attached file (this project's extension, not in the spec): the
+    /// bytes of one file that travels with the weights (`config.json`, a
+    /// tokenizer), named by its relative path. Written with the optional
+    /// flag, so readers that do not know it skip it. See
+    /// `docs/FORMAT-NOTES.md`.
+    pub const FILE: FourCc = FourCc(*b"FILE");
 
     /// The six codes the specification defines.
     pub const KNOWN: [FourCc; 6] = [
@@ -52,6 +58,7 @@ impl FourCc {
             FourCc::WTSH => "weights",
             FourCc::IHSH => "control_integrity",
             FourCc::PHSH => "page_hashes",
+            FourCc::FILE => "attached_file",
             _ => "other",
         }
     }

@@ -57,7 +57,7 @@ pub use fourcc::{ChunkFlags, FourCc};
 pub use ggml::GgmlType;
 pub use layout::{ChunkRef, ControlPlane, TocIter};
 pub use structs::{
-    FILE_HEADER_LEN, FileHeader, MAGIC, TOC_ENTRY_LEN, TOC_HEADER_LEN, TocEntry, TocHeader,
+    FILE_HEADER_LEN, FileHeader, MAGIC, TOC_ENTRY_LEN, TOC_HEADER_LEN, TocEntry, TocHeader, VERSION,
 };
 pub use tidx::{Shape, TensorIter, TensorRecord};
 

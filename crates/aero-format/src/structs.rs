@@ -6,6 +6,9 @@ use crate::fourcc::{ChunkFlags, FourCc};
 
 /// `AERO`.
 pub const MAGIC: [u8; 4] = *b"AERO";
+/// The format version this crate reads and the writers write
+/// (`version_major`, `version_minor`): 0.1.
+pub const VERSION: (u16, u16) = (0, 1);
 /// Size of the file header.
 pub const FILE_HEADER_LEN: usize = 96;
 /// Size of the TOC header.
@@ -108,7 +111,7 @@ impl FileHeader {
         if h.magic != MAGIC {
             return Err(Error::new(ErrorKind::BadMagic(h.magic), Field::Magic, 0));
         }
-        if (h.version_major, h.version_minor) != (0, 1) {
+        if (h.version_major, h.version_minor) != VERSION {
             return Err(Error::new(
                 ErrorKind::UnsupportedVersion {
                     major: h.version_major,

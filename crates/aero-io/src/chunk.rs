@@ -29,6 +29,32 @@ impl Chunk {
         self.blake3 != [0u8; 32]
     }
 
+    /// What makes this weight shard's TOC entry unusable, if anything: a
+    /// WTSH payload is stored raw (spec §4), so the compressed flag or a
+    /// `chunk_ulen` other than `chunk_length` means the entry is damaged.
+    /// `None` for a sound WTSH entry and for every other chunk type.
+    ///
+    /// The one structural check of a weight shard: validation reports it,
+    /// and every read of a tensor's bytes (verified or not, by any path)
+    /// refuses a tensor whose shard fails it (see
+    /// [`AeroFile::tensor_range`](crate::AeroFile::tensor_range)).
+    pub fn weight_shard_problem(&self) -> Option<String> {
+        if self.fourcc != FourCc::WTSH {
+            return None;
+        }
+        if self.flags.compressed() {
+            return Some(
+                "weight shard flagged as compressed (WTSH payloads are stored raw)".into(),
+            );
+        }
+        (self.length != self.ulen).then(|| {
+            format!(
+                "chunk_length {} != chunk_ulen {} (WTSH payloads are stored raw)",
+                self.length, self.ulen
+            )
+        })
+    }
+
     /// Shard id if this is `weights.shard{N}`.
     pub fn shard_id(&self) -> Option<u64> {
         if self.fourcc == FourCc::WTSH {

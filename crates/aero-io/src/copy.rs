@@ -35,6 +35,22 @@ pub struct Placement<'a> {
     pub tensor: &'a TensorInfo,
     /// Where its first byte goes in the output.
     pub dst: u64,
+    /// How many of its bytes to write: `data_len`, or fewer to leave out
+    /// the alignment padding a reference GGUF-origin tensor carries
+    /// ([`AeroFile::tensor_len`]). Every stored byte is still read and
+    /// checked against the hashes that cover it.
+    pub len: u64,
+}
+
+impl<'a> Placement<'a> {
+    /// The tensor's own bytes of `f` ([`AeroFile::tensor_len`]) at `dst`.
+    pub fn new(f: &AeroFile, tensor: &'a TensorInfo, dst: u64) -> Placement<'a> {
+        Placement {
+            tensor,
+            dst,
+            len: f.tensor_len(tensor),
+        }
+    }
 }
 
 /// How [`copy_tensors`] runs.
@@ -71,6 +87,8 @@ enum Mode {
 struct Item<'a> {
     info: &'a TensorInfo,
     dst: u64,
+    /// Bytes written (a prefix of `data_len`).
+    len: u64,
     guard: Guard,
 }
 
@@ -120,9 +138,17 @@ pub fn copy_tensors(
                 shard: shard.name.clone(),
             });
         }
+        if p.len > p.tensor.data_len {
+            return Err(Error::Tensor {
+                path: f.path().to_path_buf(),
+                name: p.tensor.name.clone(),
+                reason: format!("{} bytes asked of a tensor of {}", p.len, p.tensor.data_len),
+            });
+        }
         let item = Item {
             info: p.tensor,
             dst: p.dst,
+            len: p.len,
             guard,
         };
         match groups.iter_mut().find(|(c, _)| c.index == shard.index) {
@@ -348,7 +374,8 @@ impl<'a, 'f> TensorCopy<'a, 'f> {
         pipe: &Pipe<'_, '_>,
         opts: &CopyOptions<'_>,
     ) -> Result<(), Stop> {
-        let (a, len) = (self.m.info.data_off, self.m.info.data_len);
+        // Bytes past `m.len` (padding) are read for the hashes only.
+        let (a, len) = (self.m.info.data_off, self.m.len);
         let pos = self.start + rel;
         let piece_end = pos + k as u64;
         if let Some(h) = self.hash.as_mut() {
@@ -483,7 +510,7 @@ fn whole_shard(
             let end = pos + k as u64;
             let mut writes = Vec::new();
             for m in members {
-                let (a, b) = (m.info.data_off, m.info.data_off + m.info.data_len);
+                let (a, b) = (m.info.data_off, m.info.data_off + m.len);
                 let (from, to) = (a.max(pos), b.min(end));
                 if from < to {
                     (opts.progress)(to - from);
@@ -499,22 +526,36 @@ fn whole_shard(
         },
     )?;
     if *h.finalize().as_bytes() != shard.blake3 {
-        let first = members
-            .first()
-            .map(|m| m.info.name.clone())
-            .unwrap_or_default();
-        return Err(Stop::Failed(Error::Corrupt {
-            path: f.path().to_path_buf(),
-            tensor: first,
-            shard: shard.name.clone(),
-            offset: shard.offset,
-            check: format!("the {} BLAKE3", shard.name),
+        // The damaged tensor, when a finer hash tells it and it is one of
+        // those being copied. Else, copying one tensor, that tensor: its
+        // only protection, the shard hash, failed. Else the shard: no
+        // tensor can be named (not merely the first one copied).
+        if let Some(e @ Error::Corrupt { .. }) = f.locate_damage(shard)
+            && let Error::Corrupt { tensor, .. } = &e
+            && members.iter().any(|m| m.info.name == *tensor)
+        {
+            return Err(Stop::Failed(e));
+        }
+        return Err(Stop::Failed(match members {
+            [only] => Error::Corrupt {
+                path: f.path().to_path_buf(),
+                tensor: only.info.name.clone(),
+                shard: shard.name.clone(),
+                offset: shard.offset,
+                check: format!("the {} BLAKE3", shard.name),
+            },
+            _ => Error::HashMismatch {
+                path: f.path().to_path_buf(),
+                index: shard.index,
+                fourcc: shard.fourcc,
+                name: shard.name.clone(),
+            },
         }));
     }
     Ok(())
 }
 
-/// Writes one tensor's verified bytes to `dest` — a file (atomically), `-`
+/// Writes one tensor's verified bytes ([`AeroFile::tensor_len`] of them) to `dest` — a file (atomically), `-`
 /// for standard output, a device or a FIFO (see [`crate::output`]) — and
 /// returns the number of bytes. Refuses a `dest` that is the input file.
 pub fn extract(
@@ -525,19 +566,11 @@ pub fn extract(
 ) -> Result<u64> {
     crate::output::refuse_same_file(dest, f.path())?;
     let mut out = crate::output::Output::create(dest)?;
-    copy_tensors(
-        f,
-        &[Placement {
-            tensor: info,
-            dst: 0,
-        }],
-        out.file(),
-        dest,
-        opts,
-    )?;
+    let place = Placement::new(f, info, 0);
+    copy_tensors(f, &[place], out.file(), dest, opts)?;
     out.file()
-        .set_len(info.data_len)
+        .set_len(place.len)
         .map_err(|e| Error::io(dest, e))?;
     out.commit(opts.durable)?;
-    Ok(info.data_len)
+    Ok(place.len)
 }

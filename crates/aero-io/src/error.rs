@@ -231,12 +231,68 @@ pub enum Error {
         /// The input it names.
         input: PathBuf,
     },
+    /// The requested attached file (`FILE` chunk) does not exist.
+    #[error("{path}: no attached file named '{name}'")]
+    NoSuchAttachedFile {
+        /// The file.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
+    /// A file given to a writer to attach is unusable (nothing was
+    /// written): an unsafe or duplicate name, over a size cap, or changed
+    /// while it was read.
+    #[error("attached file '{name}': {reason}")]
+    BadAttachedFile {
+        /// The attached file's name (its relative path).
+        name: String,
+        /// What is wrong. Free text: callers refuse the file whatever the
+        /// reason; the variant and `name` are what they act on.
+        reason: String,
+    },
     /// An output path is a file the writer is reading from.
     #[error("{output}: is one of the files being read; refusing to overwrite an input")]
     OutputIsInput {
         /// The output path.
         output: PathBuf,
     },
+}
+
+/// The payload of the `InvalidData` I/O error a streaming check raises when
+/// a whole weight shard fails its TOC hash. Such a check learns of the
+/// damage at the shard's last byte and cannot tell which tensor held it, so
+/// it names none; the caller asks [`crate::AeroFile::locate_damage`].
+#[derive(Debug)]
+pub(crate) struct ShardMismatch {
+    /// The shard chunk's name (`weights.shard{N}`).
+    pub(crate) shard: String,
+}
+
+impl std::fmt::Display for ShardMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: BLAKE3 mismatch (corrupt)", self.shard)
+    }
+}
+
+impl std::error::Error for ShardMismatch {}
+
+impl ShardMismatch {
+    /// The I/O error carrying it.
+    pub(crate) fn io(shard: &str) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            ShardMismatch {
+                shard: shard.to_owned(),
+            },
+        )
+    }
+
+    /// The shard named by `e`, when `e` is such an error.
+    pub(crate) fn of(e: &std::io::Error) -> Option<&str> {
+        e.get_ref()?
+            .downcast_ref::<ShardMismatch>()
+            .map(|m| m.shard.as_str())
+    }
 }
 
 /// `"tensor 'NAME' (shard N): "` for damage located in a tensor.
@@ -271,6 +327,37 @@ impl Error {
             tensor,
             shard,
             reason: reason.into(),
+        }
+    }
+
+    /// [`Error::InputDamaged`] for `input` whose weight shard `shard` failed
+    /// its TOC hash: the tensor holding the damaged bytes, with the offset
+    /// and the hash that tells it, when a finer hash (`hash_b3`, PHSH pages)
+    /// places the damage ([`crate::AeroFile::locate_damage`]); otherwise the
+    /// shard alone, saying that no tensor can be named.
+    pub fn shard_damaged(input: &crate::AeroFile, shard: &crate::Chunk) -> Error {
+        match input.locate_damage(shard) {
+            Some(Error::Corrupt {
+                tensor,
+                offset,
+                check,
+                ..
+            }) => Error::input_damaged(
+                input,
+                Some(tensor),
+                format!("bytes at file offset {offset} do not match {check} (corrupt)"),
+            ),
+            _ => Error::InputDamaged {
+                path: input.path().to_path_buf(),
+                tensor: None,
+                shard: shard.shard_id(),
+                reason: format!(
+                    "{}: BLAKE3 mismatch (corrupt); no tensor's own hash_b3, nor a page \
+                     hash over one tensor's bytes alone, fails, so the damaged bytes cannot \
+                     be placed in one tensor",
+                    shard.name
+                ),
+            },
         }
     }
 
@@ -333,6 +420,8 @@ impl Error {
             | Error::LimitExceeded { .. }
             | Error::Cancelled { .. }
             | Error::SameFile { .. }
+            | Error::NoSuchAttachedFile { .. }
+            | Error::BadAttachedFile { .. }
             | Error::OutputIsInput { .. } => false,
         }
     }

@@ -11,6 +11,7 @@ use crate::chunk::{Chunk, ChunkStatus, decompress_exact};
 use crate::error::{Error, Result};
 use crate::index::{TensorIndex, TensorInfo};
 use crate::integrity::PageHashes;
+use crate::order::{LenCheck, ShapeOrder};
 use crate::source::{ByteSource, LocalSource, Source, SourceRef};
 use crate::view::TensorView;
 
@@ -61,6 +62,8 @@ pub struct AeroFile {
     /// Per TOC index: the outcome of hashing a whole weight shard, kept for
     /// a stable source (see [`ByteSource::stable`]).
     shard_checks: Vec<OnceLock<ShardCheck>>,
+    /// How the TIDX orders shapes, decided from MJSN on first use.
+    shape_order: OnceLock<ShapeOrder>,
 }
 
 /// Bytes read for a tensor and, when more was read (whole pages), the
@@ -342,6 +345,7 @@ impl AeroFile {
             page_chunks,
             pages: (0..n).map(|_| OnceLock::new()).collect(),
             shard_checks: (0..n).map(|_| OnceLock::new()).collect(),
+            shape_order: OnceLock::new(),
         })
     }
 
@@ -542,9 +546,13 @@ impl AeroFile {
             return Ok(None);
         };
         let (data, _) = self.read_verified(c)?;
+        self.decode_manifest(&data).map(Some)
+    }
+
+    /// An MMSG payload as JSON (bounded by the file's size).
+    pub(crate) fn decode_manifest(&self, data: &[u8]) -> Result<serde_json::Value> {
         let budget = crate::value::manifest_budget(self.len());
-        crate::value::msgpack_to_json_within(&data, budget.min(crate::value::json_budget(&data)))
-            .map(Some)
+        crate::value::msgpack_to_json_within(data, budget.min(crate::value::json_budget(data)))
             .map_err(|e| Error::Metadata {
                 path: self.path.clone(),
                 chunk: "MMSG",
@@ -552,25 +560,33 @@ impl AeroFile {
             })
     }
 
-    /// The MJSN metadata object, if present.
+    /// The MJSN metadata object, if present. A payload that is not a JSON
+    /// object is an error whether or not the TOC records its hash (spec
+    /// §7): validation reports the same error.
     pub fn meta_json(&self) -> Result<Option<serde_json::Value>> {
         let Some(c) = self.first(FourCc::MJSN) else {
             return Ok(None);
         };
         let (data, _) = self.read_verified(c)?;
-        let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Error::Metadata {
+        self.decode_meta(&data).map(Some)
+    }
+
+    /// An MJSN payload as a JSON object.
+    pub(crate) fn decode_meta(&self, data: &[u8]) -> Result<serde_json::Value> {
+        let bad = |reason: String| Error::Metadata {
             path: self.path.clone(),
             chunk: "MJSN",
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(data).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         if !v.is_object() {
-            return Err(Error::Metadata {
-                path: self.path.clone(),
-                chunk: "MJSN",
-                reason: "not a JSON object".into(),
-            });
+            return Err(bad(format!(
+                "not a JSON object (the payload is a JSON {})",
+                json_kind(&v)
+            )));
         }
-        Ok(Some(v))
+        Ok(v)
     }
 
     /// Model name and architecture from the manifest (falling back to MJSN).
@@ -600,8 +616,44 @@ impl AeroFile {
         (name, arch)
     }
 
+    /// How this file's TIDX orders shapes: [`ShapeOrder::Gguf`] for a file
+    /// written by the reference GGUF converter, recognised by its MJSN
+    /// ([`ShapeOrder::of_meta`]; see docs/FORMAT-NOTES.md), else row-major.
+    /// A file without a readable MJSN is row-major (an unreadable MJSN is
+    /// reported by validation, and the answer is not kept, so a remote read
+    /// that failed once is tried again).
+    pub fn shape_order(&self) -> ShapeOrder {
+        if let Some(o) = self.shape_order.get() {
+            return *o;
+        }
+        match self.meta_json() {
+            Ok(meta) => *self.shape_order.get_or_init(|| {
+                meta.as_ref()
+                    .map_or(ShapeOrder::RowMajor, ShapeOrder::of_meta)
+            }),
+            Err(_) => ShapeOrder::RowMajor,
+        }
+    }
+
+    /// The tensor's own bytes: `data_len`, less the alignment padding a
+    /// tensor of a reference GGUF-origin file may carry (spec §16.5; see
+    /// [`TensorInfo::tensor_len`]). Verified reads hand out this many bytes;
+    /// the hashes checked still cover the whole stored range.
+    pub fn tensor_len(&self, info: &TensorInfo) -> u64 {
+        match info.len_check(ShapeOrder::RowMajor) {
+            // Both orders give one exact size whenever both fit, so a
+            // tensor that fits row-major exactly is whole in every file:
+            // the MJSN is only read (once) for one that does not.
+            LenCheck::Exact | LenCheck::Unchecked => info.data_len,
+            _ => info.tensor_len(self.shape_order()),
+        }
+    }
+
     /// Resolves where a tensor's bytes live: (absolute offset, length),
-    /// checking the range against its shard without overflow.
+    /// checking the range against its shard without overflow, and the
+    /// shard's TOC entry itself ([`Chunk::weight_shard_problem`]). Every
+    /// read of tensor bytes goes through here, verified or not, so a
+    /// malformed shard entry is refused the same way on every path.
     pub fn tensor_range(&self, info: &TensorInfo) -> Result<(u64, u64)> {
         let shard = self.shard(info.shard_id).map_err(|_| Error::Tensor {
             path: self.path.clone(),
@@ -611,6 +663,16 @@ impl AeroFile {
                 info.shard_id, info.shard_id
             ),
         })?;
+        if let Some(problem) = shard.weight_shard_problem() {
+            return Err(Error::Tensor {
+                path: self.path.clone(),
+                name: info.name.clone(),
+                reason: format!(
+                    "its shard, chunk {} ({} '{}'), is malformed: {problem}",
+                    shard.index, shard.fourcc, shard.name
+                ),
+            });
+        }
         let end = info.data_off.checked_add(info.data_len);
         if end.is_none_or(|e| e > shard.length) {
             return Err(Error::Tensor {
@@ -629,7 +691,8 @@ impl AeroFile {
     /// for callers that check the bytes themselves or explicitly accept
     /// unverified data.
     pub fn tensor_unverified<'a>(&'a self, info: &'a TensorInfo) -> Result<TensorView<'a>> {
-        let (off, len) = self.tensor_range(info)?;
+        let (off, _) = self.tensor_range(info)?;
+        let len = self.tensor_len(info);
         let bytes = self
             .source
             .bytes(off, len)
@@ -650,7 +713,10 @@ impl AeroFile {
 
     /// A tensor by name, verified against the strongest hash the file
     /// records for its bytes ([`Protection`]): damaged bytes are never
-    /// returned. Zero-copy when the file is mapped.
+    /// returned. Zero-copy when the file is mapped. The bytes are the
+    /// tensor's own, [`AeroFile::tensor_len`] of them (a reference
+    /// GGUF-origin tensor's alignment padding is left out); its shape as
+    /// stored is in [`AeroFile::shape_order`].
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
         self.view(self.tensor_info(name)?)
     }
@@ -682,44 +748,47 @@ impl AeroFile {
     }
 
     /// Reads and checks a tensor's bytes; the range, when given, is the
-    /// tensor's part of them (pages around it were read too).
+    /// tensor's part of them (pages around it, or its padding, were read
+    /// too). The bytes are the tensor's own ([`AeroFile::tensor_len`]).
     fn verified<'a>(&'a self, info: &TensorInfo) -> Result<Verified<'a>> {
         let (off, len) = self.tensor_range(info)?;
+        let used = self.tensor_len(info);
         let shard = self.shard(info.shard_id)?;
-        let unverified = || {
+        let unverified = |len| {
             self.source
                 .bytes(off, len)
                 .map_err(|e| Error::io(&self.path, e))
         };
         if self.shard_known_good(shard) {
             // The whole shard matched its hash (see `verify_all`).
-            return Ok((unverified()?, None));
+            return Ok((unverified(used)?, None));
         }
         match self.guard(info) {
             Guard::TensorHash => {
+                // hash_b3 covers every stored byte, padding included.
                 let want = info.hash_b3.unwrap_or_default();
                 let (bytes, ok) = self.retrying(off, len, || {
-                    let v = unverified()?;
+                    let v = unverified(len)?;
                     let ok = *crate::verify::hash(&v).as_bytes() == want;
                     Ok((v, ok))
                 })?;
                 if ok {
-                    Ok((bytes, None))
+                    let range = (used < len).then_some(0..used as usize);
+                    Ok((bytes, range))
                 } else {
                     Err(self.corrupt(info, shard, off, "hash_b3".into()))
                 }
             }
             Guard::Pages(ph) => {
-                let (bytes, range) =
-                    self.pages_read(info, shard, &ph, info.data_off, info.data_len)?;
+                let (bytes, range) = self.pages_read(info, shard, &ph, info.data_off, used)?;
                 Ok((bytes, Some(range)))
             }
             Guard::Shard => {
                 if self.source.stable() {
                     self.verify_shard(shard, info)?;
-                    Ok((unverified()?, None))
+                    Ok((unverified(used)?, None))
                 } else {
-                    let bytes = self.shard_pass(shard, info, Some((info.data_off, len)))?;
+                    let bytes = self.shard_pass(shard, info, Some((info.data_off, used)))?;
                     Ok((Cow::Owned(bytes), None))
                 }
             }
@@ -846,18 +915,18 @@ impl AeroFile {
         start: u64,
         len: u64,
     ) -> Result<Cow<'a, [u8]>> {
+        let own = self.tensor_len(info);
         let end = start
             .checked_add(len)
-            .filter(|&e| e <= info.data_len)
+            .filter(|&e| e <= own)
             .ok_or_else(|| Error::Tensor {
                 path: self.path.clone(),
                 name: info.name.clone(),
                 reason: format!(
-                    "bytes {start}..{start}+{len} lie outside the tensor's {} bytes",
-                    info.data_len
+                    "bytes {start}..{start}+{len} lie outside the tensor's {own} bytes"
                 ),
             })?;
-        if start == 0 && len == info.data_len {
+        if start == 0 && len == own {
             return self.verified_bytes(info);
         }
         let (off, _) = self.tensor_range(info)?;
@@ -901,12 +970,15 @@ impl AeroFile {
             match check {
                 ShardCheck::Verified => {}
                 ShardCheck::Mismatch => {
-                    return Err(Error::HashMismatch {
-                        path: self.path.clone(),
-                        index: c.index,
-                        fourcc: c.fourcc,
-                        name: c.name.clone(),
-                    });
+                    // Name the damaged tensor when a finer hash tells it.
+                    return Err(self
+                        .locate_damage(c)
+                        .unwrap_or_else(|| Error::HashMismatch {
+                            path: self.path.clone(),
+                            index: c.index,
+                            fourcc: c.fourcc,
+                            name: c.name.clone(),
+                        }));
                 }
                 ShardCheck::Unreadable(reason) => {
                     return Err(Error::Chunk {
@@ -920,6 +992,60 @@ impl AeroFile {
             }
         }
         Ok(())
+    }
+
+    /// After weight shard `shard` failed its TOC hash: which tensor holds
+    /// the damaged bytes, as the finer hashes the file records tell it —
+    /// the first tensor of the shard (in offset order) whose bytes fail
+    /// their own `hash_b3`, or a PHSH page that lies wholly inside them, as
+    /// [`Error::Corrupt`] (file, tensor, shard, absolute offset of the range
+    /// that failed, the check). `None` when no finer hash places the
+    /// damage in one tensor: it lies in bytes only the shard hash covers (a
+    /// tensor without `hash_b3` or pages, the padding between tensors), or
+    /// in a page that several tensors share.
+    ///
+    /// Whole-shard checks (a verbatim repack, an export reading the whole
+    /// shard, [`AeroFile::verify_all`]) learn of damage only at the shard's
+    /// last byte and cannot tell which tensor it was in; they call this on
+    /// their failure path. It reads the shard's tensors once more.
+    pub fn locate_damage(&self, shard: &Chunk) -> Option<Error> {
+        let idx = self.index().ok()?;
+        let mut here: Vec<&TensorInfo> = idx
+            .tensors()
+            .iter()
+            .filter(|t| self.shard(t.shard_id).is_ok_and(|c| c.index == shard.index))
+            .collect();
+        here.sort_by_key(|t| t.data_off);
+        for t in here {
+            let Ok((off, len)) = self.tensor_range(t) else {
+                continue;
+            };
+            match self.guard(t) {
+                Guard::TensorHash => {
+                    let h = crate::verify::hash_range(self.source_ref(), off, len, |_| {});
+                    if h.is_ok_and(|h| Some(*h.as_bytes()) != t.hash_b3) {
+                        return Some(self.corrupt(t, shard, off, "hash_b3".into()));
+                    }
+                }
+                Guard::Pages(ph) => {
+                    // A failing page names this tensor only when it holds
+                    // nothing else: a page shared with another tensor (or
+                    // with padding) cannot say whose bytes changed.
+                    if let Err(e @ Error::Corrupt { offset, .. }) =
+                        self.pages_read(t, shard, &ph, t.data_off, t.data_len)
+                    {
+                        let page_end = offset
+                            .saturating_add(ph.page_size)
+                            .min(shard.offset.saturating_add(shard.length));
+                        if offset >= off && page_end <= off.saturating_add(len) {
+                            return Some(e);
+                        }
+                    }
+                }
+                Guard::Shard | Guard::Unprotected | Guard::Trusted => {}
+            }
+        }
+        None
     }
 
     /// What a verified read of `info` checks its bytes against.
@@ -1098,10 +1224,8 @@ impl AeroFile {
     }
 
     fn hash_shard(&self, shard: &Chunk) -> ShardCheck {
-        if shard.length != shard.ulen || shard.flags.compressed() {
-            return ShardCheck::Unreadable(
-                "weight shard is compressed or has chunk_length != chunk_ulen".into(),
-            );
+        if let Some(problem) = shard.weight_shard_problem() {
+            return ShardCheck::Unreadable(problem);
         }
         let attempt = || match crate::verify::hash_range(
             self.source_ref(),
@@ -1172,6 +1296,18 @@ impl AeroFile {
     /// Whether this file is an AEROSET index (a TIDX but no weight shards).
     pub fn is_set_index(&self) -> bool {
         self.first(FourCc::WTSH).is_none() && self.first(FourCc::TIDX).is_some()
+    }
+}
+
+/// What kind of JSON value `v` is, for messages.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
     }
 }
 

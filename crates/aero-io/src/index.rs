@@ -110,17 +110,6 @@ impl TensorInfo {
         None
     }
 
-    /// The byte length a packed tensor's ggml type and shape imply: ggml's
-    /// block table applied with the innermost dimension last (this
-    /// project's row-major shapes) or first (the GGUF order the reference
-    /// converter stores, spec §15); `None` when neither fits the block size.
-    pub fn ggml_len(&self, ty: aero_format::GgmlType) -> Option<u64> {
-        let mut dims = self.shape.clone();
-        dims.reverse();
-        ty.tensor_bytes(&dims)
-            .or_else(|| ty.tensor_bytes(&self.shape))
-    }
-
     /// The tensor as `aerotensor list --json` prints it (a stable schema,
     /// docs/CLI.md): name, dtype and its code, `ggml_type`'s name for a
     /// packed tensor converted from GGUF, shape, shard, offset, length,
@@ -242,6 +231,19 @@ impl TensorIndex {
         index.tensors = tensors;
         index.build_slots();
         Ok(index)
+    }
+
+    /// An index over `tensors` as given (in this order), for a source that
+    /// has no TIDX of its own: a safetensors or GGUF file read as AERO
+    /// would hold it. Names after the first of each are
+    /// [`TensorIndex::duplicates`].
+    pub fn from_tensors(tensors: Vec<TensorInfo>) -> TensorIndex {
+        let mut index = TensorIndex {
+            tensors,
+            ..TensorIndex::default()
+        };
+        index.build_slots();
+        index
     }
 
     fn slot_of(&self, name: &str) -> usize {

@@ -46,12 +46,14 @@
 //! | [`meta`] | JSON ⇄ MessagePack for the metadata callers see as JSON |
 //! | [`verify`] | BLAKE3 over byte ranges, in windows, on every core |
 //! | [`url`] | the one URL classifier (local path, HTTP, object storage) |
+//! | [`attached`] | files that travel with the weights (`FILE` chunks): name rules, caps; read with [`AeroFile::attached_file`] |
 //!
 //! The byte layout itself (header, TOC, TIDX, IHSH, PHSH both ways) lives in
 //! [`aero_format`], re-exported as [`format`](mod@format).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod attached;
 mod chunk;
 mod copy;
 mod encode;
@@ -61,6 +63,7 @@ mod index;
 mod integrity;
 mod kernel;
 mod mmap;
+mod order;
 pub mod output;
 mod pipeline;
 pub mod remote;
@@ -77,12 +80,14 @@ pub mod write;
 
 pub use aero_format::{self as format, DType, FourCc};
 
+pub use attached::{AttachedData, AttachedFile};
 pub use chunk::{Chunk, ChunkStatus, decompress_exact};
 pub use copy::{CopyOptions, Placement, copy_tensors, extract};
 pub use error::{Error, Result, TensorProblem};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
 pub use integrity::{ControlStatus, PageHashes, PageReport, check_control};
+pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShardMismatch};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
 use crate::validate::{Mode, Report, Verdict};
@@ -44,6 +44,9 @@ pub struct Repacked {
     /// With `force`: the tensors written without hashes, because nothing
     /// proved their input bytes.
     pub unverified: Vec<String>,
+    /// With `force`: attached files left out because their bytes failed
+    /// verification (without `force` such an input is refused).
+    pub dropped_files: Vec<String>,
 }
 
 /// Rewrites `input` to `output` (see the module docs). A damaged input is
@@ -84,6 +87,20 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         write.extra_meta = m;
     }
     write.tensor_hash |= idx.tensors().iter().any(|t| t.hash_b3.is_some());
+    // Attached files are carried over, verified (quick validation above has
+    // checked them already; with `force` the damaged ones stay behind).
+    let mut dropped_files = Vec::new();
+    write.attached.clear();
+    for c in input.attached_files() {
+        match input.attached_file(&c.name) {
+            Ok(b) => write.attached.push(crate::attached::AttachedFile {
+                name: c.name.clone(),
+                data: crate::attached::AttachedData::Bytes(std::sync::Arc::from(&*b)),
+            }),
+            Err(_) if opts.force => dropped_files.push(c.name.clone()),
+            Err(e) => return Err(Error::input_damaged(input, None, e.to_string())),
+        }
+    }
     let mut specs = Vec::with_capacity(idx.len());
     let mut verifiers = verifiers.map(Vec::into_iter);
     for t in idx.tensors() {
@@ -91,6 +108,19 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         specs.push(spec(input, t, tee, opts.progress)?);
     }
     let summary = crate::write::write_model(output, specs, &write).map_err(|e| match e {
+        // A whole shard failed its hash: the tensor being streamed when
+        // that came out is not necessarily the damaged one.
+        Error::Input { source, .. } if !opts.force && ShardMismatch::of(&source).is_some() => {
+            let name = ShardMismatch::of(&source).unwrap_or_default();
+            match input
+                .chunks()
+                .iter()
+                .find(|c| c.fourcc == aero_format::FourCc::WTSH && c.name == name)
+            {
+                Some(c) => Error::shard_damaged(input, c),
+                None => Error::input_damaged(input, None, source.to_string()),
+            }
+        }
         Error::Input { tensor, source, .. }
             if source.kind() == std::io::ErrorKind::InvalidData && !opts.force =>
         {
@@ -103,6 +133,7 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         summary,
         damage,
         unverified: write.unverified,
+        dropped_files,
     })
 }
 

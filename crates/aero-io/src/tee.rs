@@ -106,10 +106,9 @@ impl TeeReader<'_> {
         if let Some(want) = self.shard.expected
             && *st.hasher.finalize().as_bytes() != want
         {
-            return Err(bad(format!(
-                "{}: BLAKE3 mismatch (corrupt)",
-                self.shard.name
-            )));
+            // Not this tensor's fault as far as anyone knows here: the
+            // caller locates the damage (`AeroFile::locate_damage`).
+            return Err(crate::error::ShardMismatch::io(&self.shard.name));
         }
         Ok(())
     }

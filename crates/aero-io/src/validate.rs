@@ -9,6 +9,7 @@ use crate::chunk::{Chunk, ChunkStatus};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
 use crate::integrity::{ControlStatus, PageReport, check_control};
+use crate::order::{LenCheck, ShapeOrder};
 use crate::verify;
 
 /// How much to check.
@@ -280,41 +281,79 @@ fn digest_whole(f: &AeroFile, digest: Digest<'_>, progress: Progress<'_>) -> std
 fn check_duplicates(f: &AeroFile, r: &mut Report) {
     let mut seen = HashSet::new();
     for c in f.chunks() {
-        if c.fourcc.is_known() && !seen.insert((c.fourcc, c.name.as_str())) {
+        let ours = c.fourcc.is_known() || c.fourcc == FourCc::FILE;
+        if ours && !seen.insert((c.fourcc, c.name.as_str())) {
             r.errors.push(format!(
                 "chunk {} {} '{}': duplicate (fourcc, name)",
                 c.index, c.fourcc, c.name
+            ));
+        }
+        if c.fourcc == FourCc::FILE
+            && let Some(p) = crate::attached::name_problem(&c.name)
+        {
+            r.errors.push(format!(
+                "chunk {} {} '{}': unsafe attached file name: {p}",
+                c.index,
+                c.fourcc,
+                c.name.escape_debug()
             ));
         }
     }
 }
 
 fn chunk_status(f: &AeroFile, c: &Chunk, mode: Mode, progress: Progress<'_>) -> ChunkStatus {
-    let metadata = c.fourcc.is_metadata();
+    // The TOC entry alone says a weight shard is unusable: in every mode,
+    // as every read of its tensors refuses it (`AeroFile::tensor_range`).
+    if let Some(problem) = c.weight_shard_problem() {
+        return ChunkStatus::Error(problem);
+    }
+    // Attached files are checked like metadata: they are small, and a
+    // reader hands them out whole.
+    let metadata = c.fourcc.is_metadata() || c.fourcc == FourCc::FILE;
     if !metadata && mode != Mode::Full {
         return ChunkStatus::Skipped;
     }
     if c.fourcc == FourCc::WTSH {
-        if c.flags.compressed() {
-            return ChunkStatus::Error("weight shard flagged as compressed".into());
-        }
-        if c.length != c.ulen {
-            return ChunkStatus::Error(format!(
-                "chunk_length {} != chunk_ulen {}",
-                c.length, c.ulen
-            ));
-        }
         // Hashed with its pages and tensors in one pass (`scan_shards`).
         return ChunkStatus::Skipped;
     }
     let out = match f.payload(c) {
-        Ok(_) if !c.hash_recorded() => ChunkStatus::HashNotRecorded,
-        Ok(data) if *verify::hash(&data).as_bytes() == c.blake3 => ChunkStatus::Verified,
-        Ok(_) => ChunkStatus::Mismatch,
+        Ok(data) => {
+            let hash = if !c.hash_recorded() {
+                ChunkStatus::HashNotRecorded
+            } else if *verify::hash(&data).as_bytes() == c.blake3 {
+                ChunkStatus::Verified
+            } else {
+                ChunkStatus::Mismatch
+            };
+            // A payload that does not decode is an error whether or not a
+            // hash vouches for it (an unrecorded hash vouches for nothing;
+            // a recorded one only says the writer meant these bytes).
+            match (hash, decoded(f, c, &data)) {
+                (ChunkStatus::Mismatch, _) => ChunkStatus::Mismatch,
+                (_, Err(e)) => ChunkStatus::Error(e),
+                (h, Ok(())) => h,
+            }
+        }
         Err(e) => ChunkStatus::Error(detail(&e, f)),
     };
     progress(c.length);
     out
+}
+
+/// Decodes the payload of a JSON (MJSN) or manifest (MMSG) chunk as every
+/// reader does ([`AeroFile::meta_json`], [`AeroFile::manifest`]); the TIDX
+/// is decoded by the tensor checks, IHSH and PHSH by theirs.
+fn decoded(f: &AeroFile, c: &Chunk, data: &[u8]) -> Result<(), String> {
+    let r = match c.fourcc {
+        FourCc::MJSN => f.decode_meta(data).map(drop),
+        FourCc::MMSG => f.decode_manifest(data).map(drop),
+        _ => Ok(()),
+    };
+    r.map_err(|e| match e {
+        crate::Error::Metadata { reason, .. } => reason,
+        e => detail(&e, f),
+    })
 }
 
 fn check_manifest(f: &AeroFile, r: &mut Report) {
@@ -410,26 +449,53 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
         }
     };
     let set_index = f.is_set_index();
+    let order = f.shape_order();
+    if order == ShapeOrder::Gguf {
+        r.warnings.push(
+            "shapes are stored in GGUF order, innermost dimension first (written by the \
+             reference GGUF converter: MJSN source_format \"gguf\" without a \"gguf\" key, \
+             spec §15); readers reverse them"
+                .into(),
+        );
+    }
     for d in idx.duplicates() {
         r.errors
             .push(format!("tensor '{d}': name appears more than once"));
     }
     let mut dup_seen = HashSet::new();
+    // Tensors of a shard whose TOC entry is malformed: one line per shard
+    // (its chunk row says why), not one per tensor.
+    let mut in_bad_shard: Vec<(String, usize)> = Vec::new();
     for t in idx.tensors() {
         let mut problems = Vec::new();
         if !dup_seen.insert(t.name.as_str()) {
             problems.push("duplicate name".to_string());
         }
-        size_problems(t, &mut problems, &mut r.warnings);
+        size_problems(t, order, &mut problems, &mut r.warnings);
         let hash = if t.hash_b3.is_some() {
             "skipped"
         } else {
             "absent"
         };
+        let bad_shard = f
+            .shard(t.shard_id)
+            .ok()
+            .filter(|c| c.weight_shard_problem().is_some());
         if !set_index && let Err(e) = f.tensor_range(t) {
-            problems.push(strip_path(&e.to_string(), f));
+            problems.push(match e {
+                crate::Error::Tensor { reason, .. } => reason,
+                e => strip_path(&e.to_string(), f),
+            });
         }
-        for p in &problems {
+        let mut shown = problems.as_slice();
+        if let (false, Some(c)) = (set_index, bad_shard) {
+            match in_bad_shard.iter_mut().find(|(n, _)| *n == c.name) {
+                Some((_, n)) => *n += 1,
+                None => in_bad_shard.push((c.name.clone(), 1)),
+            }
+            shown = problems.split_last().map_or(&[], |(_, rest)| rest);
+        }
+        for p in shown {
             r.errors.push(format!("tensor '{}': {p}", t.name));
         }
         r.tensors.push(TensorReport {
@@ -438,6 +504,11 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
             hash_b3: hash,
             problems,
         });
+    }
+    for (shard, n) in in_bad_shard {
+        r.errors.push(format!(
+            "{shard}: its TOC entry is malformed, so none of its {n} tensor(s) can be read"
+        ));
     }
     if set_index && !idx.is_empty() {
         r.warnings.push(
@@ -701,7 +772,12 @@ fn record_chunk(r: &mut Report, row: usize, c: &Chunk, status: ChunkStatus) {
     }
 }
 
-fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+fn size_problems(
+    t: &TensorInfo,
+    order: ShapeOrder,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
     if t.shape.len() as u64 > aero_format::limits::MAX_RANK {
         problems.push(format!(
             "rank {} exceeds {}",
@@ -709,34 +785,44 @@ fn size_problems(t: &TensorInfo, problems: &mut Vec<String>, warnings: &mut Vec<
             aero_format::limits::MAX_RANK
         ));
     }
-    match t.dtype {
-        DType::Unknown(c) => warnings.push(format!("tensor '{}': unknown dtype code {c}", t.name)),
-        DType::Packed => {
-            if let Some(ty) = t.ggml_type() {
-                match t.ggml_len(ty) {
-                    Some(len) if len == t.data_len => {}
-                    Some(len) => problems.push(format!(
-                        "data_len {} does not match ggml type {} x shape {:?} = {len} bytes",
-                        t.data_len, ty.name, t.shape
-                    )),
-                    None => problems.push(format!(
-                        "shape {:?} does not fit ggml type {} (blocks of {} elements)",
-                        t.shape, ty.name, ty.block_elems
-                    )),
-                }
+    // "ggml type Q4_0 x shape [16, 256]" / "dtype f32 x shape [3, 5]",
+    // the shape row-major whatever the file stores.
+    let what = || {
+        let ty = match t.ggml_type().filter(|_| t.dtype == DType::Packed) {
+            Some(g) => format!("ggml type {}", g.name),
+            None => format!("dtype {}", t.dtype),
+        };
+        format!("{ty} x shape {:?}", t.row_major_shape(order))
+    };
+    match t.len_check(order) {
+        LenCheck::Exact => {}
+        LenCheck::Unchecked => {
+            if let DType::Unknown(c) = t.dtype {
+                warnings.push(format!("tensor '{}': unknown dtype code {c}", t.name));
             }
         }
-        d => match t.elements() {
-            None => problems.push("shape product overflows".into()),
-            Some(n) => match d.byte_len(n) {
-                Some(len) if len == t.data_len => {}
-                Some(len) => problems.push(format!(
-                    "data_len {} does not match dtype {} x shape {:?} = {len} bytes",
-                    t.data_len, d, t.shape
-                )),
-                None => problems.push("dtype x shape overflows".into()),
-            },
-        },
+        LenCheck::Padded { len } => warnings.push(format!(
+            "tensor '{}': data_len {} is {} = {len} bytes followed by {} bytes of \
+             alignment padding (reference GGUF converter, spec §16.5); readers and \
+             exporters use the first {len}",
+            t.name,
+            t.data_len,
+            what(),
+            t.data_len - len
+        )),
+        LenCheck::Mismatch { len } => problems.push(format!(
+            "data_len {} does not match {} = {len} bytes",
+            t.data_len,
+            what()
+        )),
+        LenCheck::NoFit { ty } => problems.push(format!(
+            "shape {:?} does not fit ggml type {} (the innermost dimension must be a \
+             multiple of its {}-element blocks)",
+            t.row_major_shape(order),
+            ty.name,
+            ty.block_elems
+        )),
+        LenCheck::Overflow => problems.push("dtype x shape overflows".into()),
     }
 }
 

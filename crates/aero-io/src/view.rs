@@ -64,6 +64,14 @@ impl<'a> TensorView<'a> {
         TensorView { info, bytes }
     }
 
+    /// A view of `bytes` the caller read itself, from a source that records
+    /// no hashes to check them against (a tensor of a safetensors or GGUF
+    /// file). aero-io vouches for nothing here: the view says only what
+    /// `info` says the bytes are.
+    pub fn from_unhashed(info: &'a TensorInfo, bytes: Cow<'a, [u8]>) -> Self {
+        TensorView::new(info, bytes, None)
+    }
+
     /// Tensor name.
     pub fn name(&self) -> &'a str {
         &self.info.name
@@ -74,7 +82,9 @@ impl<'a> TensorView<'a> {
         self.info.dtype
     }
 
-    /// Dimensions.
+    /// Dimensions as the TIDX stores them: row-major, except in a file from
+    /// the reference GGUF converter, which stores GGUF order
+    /// ([`crate::AeroFile::shape_order`], [`TensorInfo::row_major_shape`]).
     pub fn shape(&self) -> &'a [u64] {
         &self.info.shape
     }

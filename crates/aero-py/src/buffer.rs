@@ -9,8 +9,16 @@
 //! reader is closed. The protocol is plain Python: no `unsafe` here, and it
 //! works with the stable ABI of Python 3.9, which has no buffer protocol.
 //!
-//! The arrays are read-only, and numpy refuses to make them writeable (the
-//! buffer exports no writable memory).
+//! Arrays over the file's bytes are read-only, and numpy refuses to make
+//! them writeable (the buffer exports no writable memory). A buffer that
+//! owns a fresh result — a dequantized tensor, or a copy asked for with
+//! `copy=True` (what `aerotensor.torch` hands to torch, whose tensors are
+//! always writable) — exports writable memory: nothing else sees it.
+//!
+//! bfloat16 and the float8 types have no array-interface type string: their
+//! bytes are described as a stand-in of the same size (`<u2`, `|u1`) and the
+//! buffer's `view` names the type Python views them as (`ml_dtypes`'s or
+//! torch's `bfloat16`, `float8_e4m3fn`, …; see `dtypes.rs`).
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -35,30 +43,6 @@ impl Elem {
         typestr: "|u1",
         size: 1,
     };
-
-    /// The numpy type of an AERO dtype: its own type, bfloat16 as its
-    /// `uint16` bits (numpy has no bfloat16), `None` for packed and unknown
-    /// codes (their bytes are handed out as `uint8`).
-    pub fn of(d: aero_format::DType) -> Option<Elem> {
-        use aero_format::DType as D;
-        let (typestr, size) = match d {
-            D::F16 => ("<f2", 2),
-            D::F32 => ("<f4", 4),
-            D::BF16 => ("<u2", 2),
-            D::F64 => ("<f8", 8),
-            D::I8 => ("|i1", 1),
-            D::U8 => ("|u1", 1),
-            D::I16 => ("<i2", 2),
-            D::U16 => ("<u2", 2),
-            D::I32 => ("<i4", 4),
-            D::U32 => ("<u4", 4),
-            D::I64 => ("<i8", 8),
-            D::U64 => ("<u8", 8),
-            D::Bool => ("|b1", 1),
-            D::Packed | D::Unknown(_) => return None,
-        };
-        Some(Elem { typestr, size })
-    }
 }
 
 /// Verified bytes with their numpy type and shape.
@@ -70,9 +54,28 @@ pub struct Buffer {
     elem: Elem,
     shape: Vec<u64>,
     zero_copy: bool,
+    /// The element type Python views the stand-in `elem` as, if any.
+    view: Option<&'static str>,
+    /// Whether the memory may be written (the buffer owns it alone).
+    writable: bool,
 }
 
 impl Buffer {
+    /// Names the element type Python views these bytes as (bfloat16 and
+    /// float8 bytes are described as `uint16` / `uint8`).
+    pub fn viewed_as(mut self, view: Option<&'static str>) -> Buffer {
+        self.view = view;
+        self
+    }
+
+    /// A writable copy of `bytes` in an 8-byte-aligned allocation.
+    pub fn copied_writable(bytes: &[u8], elem: Elem, shape: Vec<u64>) -> Buffer {
+        Buffer {
+            writable: true,
+            ..Self::copied(bytes, elem, shape)
+        }
+    }
+
     /// Bytes that borrow from `owner` (a mapping it keeps alive), or that
     /// are owned. Copied into an 8-byte-aligned vector when their address
     /// is not a multiple of the element size (numpy can view unaligned
@@ -92,6 +95,8 @@ impl Buffer {
                 elem,
                 shape,
                 zero_copy: true,
+                view: None,
+                writable: false,
             },
             Cow::Owned(v) if aligned(&v) => Buffer {
                 addr: v.as_ptr() as usize,
@@ -100,6 +105,8 @@ impl Buffer {
                 elem,
                 shape,
                 zero_copy: false,
+                view: None,
+                writable: false,
             },
             other => Self::copied(&other, elem, shape),
         }
@@ -119,10 +126,12 @@ impl Buffer {
             elem,
             shape,
             zero_copy: false,
+            view: None,
+            writable: false,
         }
     }
 
-    /// Owned elements of any plain type (dequantized values).
+    /// Owned elements of any plain type (dequantized values): writable.
     pub fn from_vec<T: bytemuck::Pod + Send + Sync>(
         v: Vec<T>,
         elem: Elem,
@@ -135,20 +144,23 @@ impl Buffer {
             elem,
             shape,
             zero_copy: false,
+            view: None,
+            writable: true,
         }
     }
 }
 
 #[pymethods]
 impl Buffer {
-    /// numpy's array interface (version 3): read-only data at a fixed address.
+    /// numpy's array interface (version 3): data at a fixed address,
+    /// read-only unless the buffer owns a fresh result.
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("version", 3)?;
         d.set_item("shape", PyTuple::new(py, &self.shape)?)?;
         d.set_item("typestr", self.elem.typestr)?;
-        d.set_item("data", (self.addr, true))?;
+        d.set_item("data", (self.addr, !self.writable))?;
         d.set_item("strides", py.None())?;
         Ok(d)
     }
@@ -163,6 +175,19 @@ impl Buffer {
     #[getter]
     fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    /// The element type (`bfloat16`, `float8_e4m3fn`, …) the stand-in
+    /// element type is to be viewed as, `None` when numpy's is the real one.
+    #[getter]
+    fn view(&self) -> Option<&'static str> {
+        self.view
+    }
+
+    /// Whether the memory may be written.
+    #[getter]
+    fn writable(&self) -> bool {
+        self.writable
     }
 
     fn __repr__(&self) -> String {

@@ -304,6 +304,7 @@ impl From<aero_set::SetError> for Failure {
             S::Tensor { set, name, .. } => {
                 r(Class::Integrity, "set-tensor").path(&set).tensor(&name)
             }
+            S::Plan { set, .. } => r(Class::Aero, "set-plan").path(&set),
             S::NoSuchTensor { set, name } => r(Class::NotFound, "no-such-tensor")
                 .path(&set)
                 .tensor(&name),
@@ -339,6 +340,9 @@ impl From<aero_convert::ConvertError> for Failure {
                     None => r.into(),
                 }
             }
+            // The output's name asks for what the call does not write: a
+            // wrong argument, not a damaged or unsupported input.
+            C::WrongOutput { .. } => Failure::Py(pyo3::exceptions::PyValueError::new_err(message)),
             C::NoTensors { path, .. } => Raised::new(Class::Aero, "no-tensors", message)
                 .path(&path)
                 .into(),

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::buffer::{Buffer, Elem};
+use crate::dtypes::ElemType;
 use crate::errors::{Failure, IntoPyResult, Raised, Res};
 
 /// What a handle reads (kept in an `Arc`, so the size difference of the
@@ -128,12 +129,51 @@ impl Backing {
         }
     }
 
+    /// The part holding a tensor (0 for a file), that file, and the entry
+    /// to read it by (see [`Backing::locate`]).
+    fn source(&self, name: &str) -> Res<(usize, &AeroFile, Cow<'_, TensorInfo>)> {
+        match self {
+            Backing::File(f) => Ok((0, f, Cow::Borrowed(f.tensor_info(name)?))),
+            Backing::Set(s) => {
+                let part = s.locate(name)?.part;
+                let (f, entry) = s.tensor_source(name)?;
+                Ok((part, f, entry))
+            }
+        }
+    }
+
+    /// A file of the backing: the file itself (part 0), or part `part` of a set.
+    fn part_file(&self, part: usize) -> Res<&AeroFile> {
+        match self {
+            Backing::File(f) if part == 0 => Ok(f),
+            Backing::File(f) => Err(Failure::aero(
+                "part",
+                format!("{}: a single file has no part {part}", f.path().display()),
+            )),
+            Backing::Set(s) => Ok(s.part(part)?),
+        }
+    }
+
     /// A tensor's index entry (the global one for a set).
     fn info(&self, name: &str) -> Res<&TensorInfo> {
         match self {
             Backing::File(f) => Ok(f.tensor_info(name)?),
             Backing::Set(s) => Ok(s.locate(name)?.global),
         }
+    }
+
+    /// A tensor's entry with its row-major shape and its own byte length,
+    /// whatever order and padding the file stores (aero-io's rule for
+    /// reference GGUF-origin files, [`aero_io::ShapeOrder`]): what every
+    /// array handed out is shaped by.
+    fn described(&self, name: &str) -> Res<(&TensorInfo, Vec<u64>, u64)> {
+        let info = self.info(name)?;
+        let order = match self {
+            Backing::File(f) => f.shape_order(),
+            Backing::Set(s) => aero_convert::state_dict::TensorSource::shape_order(s)
+                .map_err(aero_convert::ConvertError::from)?,
+        };
+        Ok((info, info.row_major_shape(order), info.tensor_len(order)))
     }
 
     fn index(&self) -> Res<&aero_io::TensorIndex> {
@@ -203,26 +243,40 @@ impl Handle {
     }
 }
 
-/// Numpy type and shape of a whole tensor: its own, or raw bytes (`uint8`,
-/// one dimension) for packed and unknown dtypes and when `raw`.
-fn elem_shape(info: &TensorInfo, raw: bool) -> Res<(Elem, Vec<u64>)> {
-    match Elem::of(info.dtype) {
+/// How a whole tensor is handed to numpy: its element type (the table of
+/// `dtypes.rs`), its own shape and length (`shape` row-major, `len` its own
+/// bytes: [`Backing::described`]) and the type Python views the stand-in
+/// element as (bfloat16, float8); or raw bytes (`uint8`, one dimension) for
+/// packed data without an element type, and when `raw`.
+fn elem_shape(
+    info: &TensorInfo,
+    shape: Vec<u64>,
+    len: u64,
+    raw: bool,
+) -> Res<(Elem, Vec<u64>, Option<&'static str>)> {
+    let et = ElemType::of(info);
+    match et.base {
         Some(e) if !raw => {
-            if info.expected_len() != Some(info.data_len) {
+            let want = shape
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d))
+                .and_then(|n| n.checked_mul(e.size as u64));
+            if want != Some(len) {
                 return Err(Raised::new(
                     crate::errors::Class::Aero,
                     "tensor",
                     format!(
                         "tensor '{}': data_len {} does not match shape {:?} of {} ({} bytes per element)",
-                        info.name, info.data_len, info.shape, info.dtype, e.size
+                        info.name, info.data_len, shape, et.name, e.size
                     ),
                 )
                 .with_tensor(&info.name)
                 .into());
             }
-            Ok((e, info.shape.clone()))
+            let view = if et.view { et.elem } else { None };
+            Ok((e, shape, view))
         }
-        _ => Ok((Elem::U8, vec![info.data_len])),
+        _ => Ok((Elem::U8, vec![len], None)),
     }
 }
 
@@ -263,6 +317,24 @@ impl Handle {
             inner: Mutex::new(Some(Arc::new(backing))),
             path,
             kind,
+        })
+    }
+
+    /// Opens an AERO file held in memory (`aerotensor.torch.load(bytes)`);
+    /// `label` names it in errors.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: Vec<u8>, label: String) -> PyResult<Handle> {
+        let l = label.clone();
+        let f = py
+            .detach(move || -> Res<AeroFile> {
+                let src: Box<dyn aero_io::ByteSource> = Box::new(data);
+                Ok(AeroFile::from_source(l, src)?)
+            })
+            .py(py)?;
+        Ok(Handle {
+            inner: Mutex::new(Some(Arc::new(Backing::File(f)))),
+            path: label,
+            kind: "file",
         })
     }
 
@@ -386,19 +458,37 @@ impl Handle {
         Ok(idx.tensors().iter().map(|t| t.name.clone()).collect())
     }
 
-    /// (dtype code, shape, data_len, ggml type id or None) of a tensor.
+    /// (dtype code, row-major shape, byte length, ggml type id or None,
+    /// element type name, numpy/torch element type or None) of a tensor:
+    /// the shape and length every array is made with (a reference
+    /// GGUF-origin file's GGUF-order shape reversed, its padding left out;
+    /// [`Backing::described`]). The name is safetensors' (`F32`, `BF16`,
+    /// `F8_E4M3`), a ggml type's (`Q4_K`) for GGUF blocks; the element type
+    /// (`float32`, `bfloat16`, `float8_e4m3fn`) is None for raw bytes (see
+    /// `dtypes.rs`).
+    #[allow(clippy::type_complexity)]
     fn info<'py>(
         &self,
         py: Python<'py>,
         name: &str,
-    ) -> PyResult<(u16, Bound<'py, PyTuple>, u64, Option<u32>)> {
+    ) -> PyResult<(
+        u16,
+        Bound<'py, PyTuple>,
+        u64,
+        Option<u32>,
+        String,
+        Option<&'static str>,
+    )> {
         let b = self.get()?;
-        let i = py.detach(|| b.info(name)).py(py)?;
+        let (i, shape, len) = py.detach(|| b.described(name)).py(py)?;
+        let et = ElemType::of(i);
         Ok((
             i.dtype.code(),
-            PyTuple::new(py, &i.shape)?,
-            i.data_len,
+            PyTuple::new(py, &shape)?,
+            len,
             i.ggml_type().map(|t| t.id),
+            et.name,
+            et.elem,
         ))
     }
 
@@ -411,10 +501,13 @@ impl Handle {
     fn tensors_many(&self, py: Python<'_>, names: Vec<String>, raw: bool) -> PyResult<Vec<Buffer>> {
         let b = self.get()?;
         let read = py
-            .detach(|| -> Res<Vec<(Cow<'_, [u8]>, Elem, Vec<u64>)>> {
+            .detach(|| -> Res<Vec<(Cow<'_, [u8]>, Elem, Vec<u64>, Option<&'static str>)>> {
+                // Shapes and lengths as `tensor` makes them (a reference
+                // GGUF-origin file's padding left out of the array).
                 let mut shapes = Vec::with_capacity(names.len());
                 for n in &names {
-                    shapes.push(elem_shape(b.info(n)?, raw)?);
+                    let (info, shape, len) = b.described(n)?;
+                    shapes.push(elem_shape(info, shape, len, raw)?);
                 }
                 let slots: Vec<Mutex<Option<Cow<'_, [u8]>>>> =
                     names.iter().map(|_| Mutex::new(None)).collect();
@@ -442,70 +535,213 @@ impl Handle {
                     }
                 }
                 let mut out = Vec::with_capacity(names.len());
-                for (slot, (elem, shape)) in slots.into_iter().zip(shapes) {
+                for (slot, (elem, shape, view)) in slots.into_iter().zip(shapes) {
                     let bytes = slot.into_inner().ok().flatten().ok_or_else(|| {
                         Failure::Py(PyValueError::new_err("a tensor was not read"))
                     })?;
-                    out.push((bytes, elem, shape));
+                    out.push((bytes, elem, shape, view));
                 }
                 Ok(out)
             })
             .py(py)?;
         Ok(read
             .into_iter()
-            .map(|(bytes, elem, shape)| Buffer::new(bytes, Arc::clone(&b), elem, shape))
+            .map(|(bytes, elem, shape, view)| {
+                Buffer::new(bytes, Arc::clone(&b), elem, shape).viewed_as(view)
+            })
             .collect())
     }
 
     /// A tensor's verified bytes as a numpy-ready buffer (zero-copy from a
-    /// local mapping when aligned); `raw` gives them as 1-D `uint8`.
-    #[pyo3(signature = (name, raw = false))]
-    fn tensor(&self, py: Python<'_>, name: &str, raw: bool) -> PyResult<Buffer> {
+    /// local mapping when aligned); `raw` gives them as 1-D `uint8`; `copy`
+    /// always copies them, into writable memory.
+    #[pyo3(signature = (name, raw = false, copy = false))]
+    fn tensor(&self, py: Python<'_>, name: &str, raw: bool, copy: bool) -> PyResult<Buffer> {
         let b = self.get()?;
-        let (bytes, elem, shape) = py
+        let (bytes, elem, shape, view) = py
             .detach(|| -> Res<_> {
-                let info = b.info(name)?;
-                let (elem, shape) = elem_shape(info, raw)?;
-                Ok((b.tensor(name)?, elem, shape))
+                let (info, shape, len) = b.described(name)?;
+                let (elem, shape, view) = elem_shape(info, shape, len, raw)?;
+                Ok((b.tensor(name)?, elem, shape, view))
             })
             .py(py)?;
-        Ok(Buffer::new(bytes, Arc::clone(&b), elem, shape))
+        let buf = if copy {
+            Buffer::copied_writable(&bytes, elem, shape)
+        } else {
+            Buffer::new(bytes, Arc::clone(&b), elem, shape)
+        };
+        Ok(buf.viewed_as(view))
+    }
+
+    /// Where a tensor's bytes are to be taken from, verified first unless
+    /// `verify` is false (the caller asked for unverified bytes by name):
+    /// `("map", part, offset)` when a local file — the file itself (part 0)
+    /// or part `part` of a set — holds them at absolute `offset`, aligned to
+    /// their element size, so they can be mapped without a copy; else
+    /// `("copy", buffer)`, a writable copy (remote or in-memory files,
+    /// unaligned tensors of the reference layout).
+    #[pyo3(signature = (name, verify = true))]
+    fn locate<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        verify: bool,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        enum Placed {
+            Map(usize, u64),
+            Copy(Buffer),
+        }
+        let b = self.get()?;
+        let placed = py
+            .detach(|| -> Res<Placed> {
+                let (info, shape, own) = b.described(name)?;
+                let (elem, shape, view) = elem_shape(info, shape, own, false)?;
+                let (part, f, entry) = b.source(name)?;
+                let (off, _stored) = f.tensor_range(&entry)?;
+                if f.local_file().is_some() && off.is_multiple_of(elem.size as u64) {
+                    if verify {
+                        f.verified_bytes(&entry)?;
+                    }
+                    return Ok(Placed::Map(part, off));
+                }
+                // The tensor's own bytes: a reference GGUF-origin file's
+                // padding (spec §16.5) is not part of the array.
+                let copy = |bytes: &[u8]| {
+                    let bytes = usize::try_from(own)
+                        .ok()
+                        .and_then(|n| bytes.get(..n))
+                        .unwrap_or(bytes);
+                    Placed::Copy(
+                        Buffer::copied_writable(bytes, elem, shape.clone()).viewed_as(view),
+                    )
+                };
+                Ok(if verify {
+                    copy(&f.verified_bytes(&entry)?)
+                } else {
+                    copy(f.tensor_unverified(&entry)?.bytes())
+                })
+            })
+            .py(py)?;
+        match placed {
+            Placed::Map(part, off) => ("map", part, off).into_pyobject(py),
+            Placed::Copy(buf) => ("copy", buf, py.None()).into_pyobject(py),
+        }
+    }
+
+    /// A new descriptor of the local file `part` (0 for a file; a set's part
+    /// index) and its length, for mapping it (`/dev/fd/N`) with the very
+    /// file this handle verified, whatever happened to its path since. The
+    /// caller closes it.
+    fn part_fd(&self, py: Python<'_>, part: usize) -> PyResult<(i64, u64)> {
+        let b = self.get()?;
+        let f = b.part_file(part).py(py)?;
+        let not_local = || {
+            Failure::aero(
+                "not-local",
+                format!("{}: not a local file", f.path().display()),
+            )
+            .into_py(py)
+        };
+        let file = f.local_file().ok_or_else(not_local)?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::IntoRawFd;
+            let dup = file.try_clone().map_err(|e| {
+                Failure::Os {
+                    path: f.path().display().to_string(),
+                    source: e,
+                }
+                .into_py(py)
+            })?;
+            Ok((i64::from(dup.into_raw_fd()), f.len()))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = file;
+            Err(not_local())
+        }
+    }
+
+    /// The safetensors `__metadata__` the file (a set: its parts, which the
+    /// sharded converter gives it when every shard file had the same) was
+    /// made with — MJSN `safetensors_metadata`, as the converters and
+    /// `save_file` record it — as (key, value) pairs in their order (a value
+    /// that is not a string as its JSON text); `None` when there is none.
+    fn st_metadata(&self, py: Python<'_>) -> PyResult<Option<Vec<(String, String)>>> {
+        let b = self.get()?;
+        let meta = py
+            .detach(|| -> Res<_> {
+                Ok(match &*b {
+                    Backing::File(f) => f.meta_json()?,
+                    Backing::Set(s) if s.part_count() > 0 => s.part(0)?.meta_json()?,
+                    Backing::Set(_) => None,
+                })
+            })
+            .py(py)?;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Ok(
+            match meta.and_then(|m| m.get(aero_convert::safetensors::METADATA_KEY).cloned()) {
+                Some(serde_json::Value::Object(m)) => {
+                    Some(m.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+                }
+                Some(serde_json::Value::Array(pairs)) => Some(
+                    pairs
+                        .iter()
+                        .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), text(p.get(1)?))))
+                        .collect(),
+                ),
+                _ => None,
+            },
+        )
     }
 
     /// Rows `start..stop` of a tensor (along its first dimension), verified
     /// through the page hashes covering them (else the tensor's own check).
     fn rows(&self, py: Python<'_>, name: &str, start: u64, stop: u64) -> PyResult<Buffer> {
         let b = self.get()?;
-        let (bytes, elem, shape) = py
+        let (bytes, elem, shape, view) = py
             .detach(|| -> Res<_> {
-                let info = b.info(name)?;
-                let (elem, mut shape) = elem_shape(info, false)?;
-                let n = shape.first().copied().unwrap_or(0);
-                if elem == Elem::U8 && Elem::of(info.dtype).is_none() {
-                    return Err(Failure::aero(
-                        "tensor",
+                let (info, shape, len) = b.described(name)?;
+                let et = ElemType::of(info);
+                if et.base.is_none() {
+                    let how = if info.ggml_type().is_some() {
+                        "read it whole with get_tensor(name, dequantize='f32') (or its raw bytes with get_tensor(name))"
+                    } else {
+                        "read its raw bytes whole with get_tensor(name)"
+                    };
+                    return Err(Raised::new(
+                        crate::errors::Class::Aero,
+                        "packed",
                         format!(
-                            "tensor '{name}' is {}: read it whole (get_tensor) to slice it",
-                            info.dtype
+                            "tensor '{name}' is {} (packed blocks, no element type): get_slice cannot cut it; {how}",
+                            et.name
                         ),
-                    ));
+                    )
+                    .with_tensor(name)
+                    .into());
                 }
+                let (elem, mut shape, view) = elem_shape(info, shape, len, false)?;
+                let n = shape.first().copied().unwrap_or(0);
                 if shape.is_empty() || start > stop || stop > n {
                     return Err(Failure::aero(
                         "tensor",
                         format!("rows {start}..{stop} of tensor '{name}' with shape {shape:?}"),
                     ));
                 }
-                let row = info.data_len.checked_div(n).unwrap_or(0);
+                let row = len.checked_div(n).unwrap_or(0);
                 shape[0] = stop - start;
                 Ok((
                     b.part(name, start * row, (stop - start) * row)?,
                     elem,
                     shape,
+                    view,
                 ))
             })
             .py(py)?;
-        Ok(Buffer::new(bytes, Arc::clone(&b), elem, shape))
+        Ok(Buffer::new(bytes, Arc::clone(&b), elem, shape).viewed_as(view))
     }
 
     /// A tensor's verified bytes as `bytes` (a copy).
@@ -516,7 +752,8 @@ impl Handle {
     }
 
     /// A ggml-packed tensor dequantized (aero-quant, bit-exact with gguf-py)
-    /// to `f32`, `f16` or `bf16` (bits as `uint16`), with its row-major shape.
+    /// to `f32`, `f16` or `bf16` (viewed as bfloat16), with its row-major
+    /// shape, in writable memory of its own.
     #[pyo3(signature = (name, out = "f32"))]
     fn dequantize(&self, py: Python<'_>, name: &str, out: &str) -> PyResult<Buffer> {
         let b = self.get()?;
@@ -665,7 +902,7 @@ fn chunk_payload(b: &Backing, index: usize, verify: bool) -> Res<Vec<u8>> {
 }
 
 fn dequantize(b: &Arc<Backing>, name: &str, out: &str) -> Res<Buffer> {
-    let info = b.info(name)?;
+    let (info, shape, len) = b.described(name)?;
     let ty = info.ggml_type().ok_or_else(|| {
         Failure::aero(
             "dequantize",
@@ -675,23 +912,19 @@ fn dequantize(b: &Arc<Backing>, name: &str, out: &str) -> Res<Buffer> {
     let n = info
         .elements()
         .ok_or_else(|| Failure::aero("dequantize", format!("tensor '{name}': shape overflows")))?;
-    // Row-major shape (this project, spec §15) or GGUF order (the
-    // reference converter): whichever the ggml block layout fits.
-    let mut reversed = info.shape.clone();
-    reversed.reverse();
-    let shape = if ty.tensor_bytes(&reversed) == Some(info.data_len) {
-        info.shape.clone()
-    } else if ty.tensor_bytes(&info.shape) == Some(info.data_len) {
-        reversed
-    } else {
+    // Row-major (a reference GGUF-origin file's GGUF order reversed, its
+    // padding left out: aero-io's rule); the blocks must fill it exactly.
+    let mut ne = shape.clone();
+    ne.reverse();
+    if ty.tensor_bytes(&ne) != Some(len) {
         return Err(Failure::aero(
             "dequantize",
             format!(
                 "tensor '{name}': {} bytes do not hold {} shape {:?}",
-                info.data_len, ty.name, info.shape
+                info.data_len, ty.name, shape
             ),
         ));
-    };
+    }
     let bytes = b.tensor(name)?;
     aero_quant::packed_len(ty, n)?;
     let len = usize::try_from(n).map_err(|_| Failure::aero("dequantize", "tensor too large"))?;
@@ -716,6 +949,7 @@ fn dequantize(b: &Arc<Backing>, name: &str, out: &str) -> Res<Buffer> {
             }
             let typestr = if out == "f16" { "<f2" } else { "<u2" };
             Buffer::from_vec(v, Elem { typestr, size: 2 }, shape)
+                .viewed_as((out == "bf16").then_some("bfloat16"))
         }
         other => {
             return Err(Failure::Py(PyValueError::new_err(format!(

@@ -10,6 +10,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod buffer;
+mod cli;
+mod dtypes;
 mod errors;
 mod handle;
 mod msgpack;
@@ -65,10 +67,12 @@ fn validate(
     json.map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
-/// Writes `tensors` — (name, dtype code, shape, contiguous little-endian
-/// array, byte length) — to `path`; returns (file size, shards, uuid).
+/// Writes `tensors` — (name, element type name, shape, contiguous
+/// little-endian array, byte length) — to `path`; `st_metadata` is the
+/// safetensors `__metadata__` to keep (pairs in order). Returns (file size,
+/// shards, uuid).
 #[pyfunction]
-#[pyo3(signature = (path, tensors, model_name = None, architecture = None, extra_meta_json = None, uuid = None, layout = "aligned", max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false))]
+#[pyo3(signature = (path, tensors, model_name = None, architecture = None, extra_meta_json = None, uuid = None, layout = "aligned", max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false, st_metadata = None, durable = true))]
 #[allow(clippy::too_many_arguments)]
 fn save<'py>(
     py: Python<'py>,
@@ -83,6 +87,8 @@ fn save<'py>(
     tensor_hash: Option<bool>,
     page_hashes: Option<u64>,
     control_integrity: bool,
+    st_metadata: Option<Vec<(String, String)>>,
+    durable: bool,
 ) -> PyResult<(u64, usize, Bound<'py, PyBytes>)> {
     let opts = write::Options {
         model_name,
@@ -94,6 +100,8 @@ fn save<'py>(
         tensor_hash,
         page_hashes,
         control_integrity,
+        st_metadata,
+        durable,
     };
     let s = write::save(py, &path, tensors, &opts)?;
     Ok((s.file_size, s.shards, PyBytes::new(py, &s.uuid)))
@@ -101,7 +109,7 @@ fn save<'py>(
 
 /// Converts `src` into `dst` (see `aerotensor.convert`); returns a summary.
 #[pyfunction]
-#[pyo3(signature = (src, dst, layout = "aligned", uuid = None, max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false))]
+#[pyo3(signature = (src, dst, layout = "aligned", uuid = None, max_shard_bytes = None, tensor_hash = None, page_hashes = None, control_integrity = false, like = None))]
 #[allow(clippy::too_many_arguments)]
 fn convert<'py>(
     py: Python<'py>,
@@ -113,6 +121,7 @@ fn convert<'py>(
     tensor_hash: Option<bool>,
     page_hashes: Option<u64>,
     control_integrity: bool,
+    like: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = write::Options {
         model_name: None,
@@ -124,15 +133,38 @@ fn convert<'py>(
         tensor_hash,
         page_hashes,
         control_integrity,
+        st_metadata: None,
+        durable: true,
     }
     .to_write_options()?;
-    let c = py.detach(|| write::convert(&src, &dst, &opts)).py(py)?;
+    // What the caller set that only an AERO output takes.
+    let mut aero_only = Vec::new();
+    for (set, name) in [
+        (layout != "aligned", "layout"),
+        (max_shard_bytes.is_some(), "max_shard_bytes"),
+        (tensor_hash.is_some(), "tensor_hash"),
+        (page_hashes.is_some(), "page_hashes"),
+        (control_integrity, "control_integrity"),
+    ] {
+        if set {
+            aero_only.push(name);
+        }
+    }
+    if opts.uuid.is_some() {
+        aero_only.push("uuid");
+    }
+    let c = py
+        .detach(|| write::convert(&src, &dst, &opts, &aero_only, like.as_deref()))
+        .py(py)?;
     let d = PyDict::new(py);
     d.set_item("input_kind", c.kind)?;
     d.set_item("output", c.output)?;
     d.set_item("file_size", c.file_size)?;
     d.set_item("tensors", c.tensors)?;
     d.set_item("shards", c.shards)?;
+    if let Some(parts) = c.identical_parts {
+        d.set_item("identical_parts", parts)?;
+    }
     Ok(d)
 }
 
@@ -158,6 +190,7 @@ fn _aerotensor(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(is_set, m)?)?;
     m.add_function(wrap_pyfunction!(is_url, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -4,13 +4,21 @@
 use std::io::Read;
 use std::path::Path;
 
-use aero_format::DType;
 use aero_io::write::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{Failure, IntoPyResult, Res};
+
+/// MJSN keys the writer fills in itself, refused as user metadata.
+const RESERVED_META: [&str; 5] = [
+    "model_name",
+    "architecture",
+    "quant_descriptors",
+    aero_convert::safetensors::METADATA_KEY,
+    aero_convert::sharded::INDEX_METADATA_KEY,
+];
 
 /// Writer options from Python keywords.
 pub struct Options {
@@ -23,6 +31,11 @@ pub struct Options {
     pub tensor_hash: Option<bool>,
     pub page_hashes: Option<u64>,
     pub control_integrity: bool,
+    /// The safetensors `__metadata__` to keep (MJSN `safetensors_metadata`,
+    /// as pairs in this order, which `export-safetensors` restores).
+    pub st_metadata: Option<Vec<(String, String)>>,
+    /// fsync before the rename (WriteOptions::durable).
+    pub durable: bool,
 }
 
 impl Options {
@@ -47,9 +60,27 @@ impl Options {
             let v: serde_json::Value =
                 serde_json::from_str(j).map_err(|e| PyValueError::new_err(e.to_string()))?;
             if let serde_json::Value::Object(m) = v {
+                for k in m.keys() {
+                    if RESERVED_META.contains(&k.as_str()) {
+                        return Err(PyValueError::new_err(format!(
+                            "metadata key {k:?} is reserved: the writer records it itself"
+                        )));
+                    }
+                }
                 o.extra_meta = m;
             }
         }
+        if let Some(pairs) = &self.st_metadata {
+            let pairs: Vec<serde_json::Value> = pairs
+                .iter()
+                .map(|(k, v)| serde_json::json!([k, v]))
+                .collect();
+            o.extra_meta.insert(
+                aero_convert::safetensors::METADATA_KEY.into(),
+                serde_json::Value::Array(pairs),
+            );
+        }
+        o.durable = self.durable;
         if let Some(u) = &self.uuid {
             let u: [u8; 16] = u
                 .as_slice()
@@ -120,35 +151,52 @@ impl Read for ArrayReader {
     }
 }
 
-/// One tensor from Python: name, dtype code, shape, contiguous
-/// little-endian array (or bytes-like object with `tobytes`), byte length.
-pub type PyTensor = (String, u16, Vec<u64>, Py<PyAny>, u64);
+/// One tensor from Python: name, element type name (numpy's and torch's:
+/// `float32`, `bfloat16`, `float8_e4m3fn`, …), shape, contiguous
+/// little-endian array (or any object with `tobytes`), byte length.
+pub type PyTensor = (String, String, Vec<u64>, Py<PyAny>, u64);
 
 /// Writes `tensors` to `path` with the streaming writer (atomic, verified
-/// hashes as configured).
+/// hashes as configured). Element types map to AERO through `dtypes.rs`:
+/// safetensors dtypes without an AERO code (float8, complex64) are stored
+/// `packed` as the converter stores them, with MJSN `quant_descriptors`.
 pub fn save(
     py: Python<'_>,
     path: &str,
     tensors: Vec<PyTensor>,
     opts: &Options,
 ) -> PyResult<WriteSummary> {
-    let wopts = opts.to_write_options()?;
-    let specs: Vec<TensorSpec<'static>> = tensors
-        .into_iter()
-        .map(|(name, code, shape, array, len)| TensorSpec {
+    let mut wopts = opts.to_write_options()?;
+    let mut quant_names: Vec<String> = Vec::new();
+    let mut specs: Vec<TensorSpec<'static>> = Vec::with_capacity(tensors.len());
+    for (name, elem, shape, array, len) in tensors {
+        let (dtype, extras) =
+            crate::dtypes::stored_as(&elem, &mut quant_names).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "tensor {name:?}: element type {elem} has no AERO dtype (storable: {})",
+                    crate::dtypes::storable().join(", ")
+                ))
+            })?;
+        specs.push(TensorSpec {
             name,
-            dtype: DType::from_code(code),
+            dtype,
             shape,
             data_len: len,
-            extras: Vec::new(),
+            extras,
             bytes: TensorBytes::Reader(Box::new(ArrayReader {
                 array,
                 bytes: None,
                 pos: 0,
                 len: usize::try_from(len).unwrap_or(usize::MAX),
             })),
-        })
-        .collect();
+        });
+    }
+    if !quant_names.is_empty() {
+        wopts.extra_meta.insert(
+            "quant_descriptors".into(),
+            serde_json::Value::Array(aero_convert::safetensors::quant_descriptors(&quant_names)),
+        );
+    }
     py.detach(|| -> Res<WriteSummary> { Ok(aero_io::write::write_model(path, specs, &wopts)?) })
         .py(py)
 }
@@ -160,38 +208,110 @@ pub struct Converted {
     pub file_size: u64,
     pub tensors: usize,
     pub shards: usize,
+    /// With `like`: the parts that came out byte-identical to the old set's.
+    pub identical_parts: Option<Vec<String>>,
 }
 
-/// Converts by content: safetensors or GGUF into AERO, a sharded
-/// safetensors checkpoint into an AEROSET, an AERO file into safetensors
-/// or GGUF (by the output's extension) or into a repacked AERO file.
-pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
-    use aero_convert::{InputKind, gguf_convert, safetensors};
-    let (input, output) = (Path::new(src), Path::new(dst));
+/// The plan of the set `like` names (path or URL) for a new revision
+/// (`aero_set::plan`): manifest, index and part headers, no weights.
+fn plan_of(like: &str) -> Res<aero_set::SetPlan> {
+    let remote = crate::handle::RemoteArgs {
+        cache: true,
+        ..Default::default()
+    };
+    match crate::handle::Backing::open(like, "set", &remote)? {
+        crate::handle::Backing::Set(s) => Ok(aero_set::SetPlan::of_set(&s)?),
+        crate::handle::Backing::File(_) => Err(Failure::aero(
+            "set-plan",
+            format!("{like}: like= names a set, not an AERO file"),
+        )),
+    }
+}
+
+/// Converts by content, writing what the output's name asks for
+/// ([`aero_convert::route::route`], the rule `aerotensor convert` follows):
+/// safetensors or GGUF into AERO, a sharded safetensors checkpoint into an
+/// AEROSET directory, an AERO file into safetensors or GGUF (`.safetensors`
+/// / `.gguf`) or into a repacked AERO file; a directory output gets
+/// `DIR/<input stem>.aero`. `aero_only` names the writer options the caller
+/// set (they apply to AERO outputs only: an export with any is refused).
+/// With `like`, an AEROSET output is a new revision of that set
+/// (`SetWriteOptions::like`); other outputs refuse it.
+pub fn convert(
+    src: &str,
+    dst: &str,
+    opts: &WriteOptions,
+    aero_only: &[&str],
+    like: Option<&str>,
+) -> Res<Converted> {
+    use aero_convert::route::Conversion;
+    use aero_convert::{gguf_convert, safetensors};
+    let input = Path::new(src);
+    let kind = aero_convert::detect(input)?;
+    let route = aero_convert::route::route(input, kind, Path::new(dst))?;
+    let output = route.output.as_path();
+    let out_name = output.display().to_string();
     aero_io::output::refuse_same_file(output, input)?;
     let done = |kind, s: WriteSummary| Converted {
         kind,
-        output: dst.to_string(),
+        output: out_name.clone(),
         file_size: s.file_size,
         tensors: s.tensors.len(),
         shards: s.shards,
+        identical_parts: None,
     };
-    let ext = output
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    Ok(match aero_convert::detect(input)? {
-        InputKind::SafeTensors => done("safetensors", safetensors::import(input, output, opts)?),
-        InputKind::Gguf => done("gguf", gguf_convert::import(input, output, opts)?),
-        InputKind::Aero if ext.as_deref() == Some("safetensors") => {
+    let exporting = matches!(
+        route.conversion,
+        Conversion::ExportSafeTensors | Conversion::ExportGguf
+    );
+    if exporting && !aero_only.is_empty() {
+        return Err(Failure::Py(pyo3::exceptions::PyValueError::new_err(
+            format!(
+                "{out_name}: {} appl{} to AERO outputs; this writes {}",
+                aero_only.join(", "),
+                if aero_only.len() == 1 { "ies" } else { "y" },
+                route
+                    .conversion
+                    .writes()
+                    .map_or("an AEROSET", aero_convert::route::Format::name)
+            ),
+        )));
+    }
+    let like = match like {
+        Some(_)
+            if !matches!(
+                route.conversion,
+                Conversion::ShardedToSet | Conversion::FolderToSet
+            ) =>
+        {
+            return Err(Failure::Py(pyo3::exceptions::PyValueError::new_err(
+                format!(
+                    "like= applies when the output is an AEROSET (a sharded checkpoint or model folder); {out_name} is written as one {} file",
+                    route
+                        .conversion
+                        .writes()
+                        .map_or("AERO", aero_convert::route::Format::name)
+                ),
+            )));
+        }
+        Some(l) => Some(plan_of(l)?),
+        None => None,
+    };
+    let following = like.is_some();
+    Ok(match route.conversion {
+        Conversion::ImportSafeTensors => {
+            done("safetensors", safetensors::import(input, output, opts)?)
+        }
+        Conversion::ImportGguf => done("gguf", gguf_convert::import(input, output, opts)?),
+        Conversion::ExportSafeTensors => {
             let n = safetensors::export(input, output)?;
-            exported("aero", dst, n, input)?
+            exported("aero", &out_name, n, input)?
         }
-        InputKind::Aero if ext.as_deref() == Some("gguf") => {
+        Conversion::ExportGguf => {
             let n = gguf_convert::export(input, output)?;
-            exported("aero", dst, n, input)?
+            exported("aero", &out_name, n, input)?
         }
-        InputKind::Aero => {
+        Conversion::Repack => {
             let f = aero_io::AeroFile::open(input)?;
             let r = aero_io::repack(
                 &f,
@@ -204,9 +324,12 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
             )?;
             done("aero", r.summary)
         }
-        InputKind::ShardedSafeTensors => {
+        Conversion::ShardedToSet => {
             let set_opts = aero_set::writer::SetWriteOptions {
                 file: opts.clone(),
+                // A new revision usually replaces the set it follows.
+                replace: like.is_some(),
+                like,
                 ..Default::default()
             };
             let s = aero_convert::sharded::import(input, output, &set_opts)?;
@@ -216,13 +339,30 @@ pub fn convert(src: &str, dst: &str, opts: &WriteOptions) -> Res<Converted> {
                 file_size: s.total_size,
                 tensors: s.tensors.len(),
                 shards: s.shards,
+                identical_parts: following.then(|| s.identical_parts.clone()),
             }
         }
-        InputKind::AeroSet => {
-            return Err(Failure::aero(
-                "unsupported",
-                format!("{src}: is an AEROSET; nothing to convert"),
-            ));
+        Conversion::FolderToFile => {
+            let folder = aero_convert::hf::Folder::open(input)?;
+            done("hf-folder", folder.write_file(output, opts, &|_| {})?)
+        }
+        Conversion::FolderToSet => {
+            let folder = aero_convert::hf::Folder::open(input)?;
+            let set_opts = aero_set::writer::SetWriteOptions {
+                file: opts.clone(),
+                replace: true,
+                like,
+                ..Default::default()
+            };
+            let s = folder.write_set(output, &set_opts, &|_| {})?;
+            Converted {
+                kind: "hf-folder",
+                output: s.dir.display().to_string(),
+                file_size: s.total_size,
+                tensors: s.tensors.len(),
+                shards: s.shards,
+                identical_parts: following.then(|| s.identical_parts.clone()),
+            }
         }
     })
 }
@@ -236,5 +376,6 @@ fn exported(kind: &'static str, dst: &str, n: u64, input: &Path) -> Res<Converte
         file_size: n,
         tensors,
         shards: 0,
+        identical_parts: None,
     })
 }

@@ -88,12 +88,16 @@ def test_load_file_views(saved):
         assert not d[name].flags.writeable
 
 
-def test_bfloat16_and_packed_are_raw(golden):
+def test_bfloat16_is_ml_dtypes_bfloat16(golden):
+    ml_dtypes = pytest.importorskip("ml_dtypes")  # a dependency of the package
     with at.AeroReader(golden / "mixed-single-shard.aero") as r:
         q = r.get_tensor("attn.q.weight")  # bf16
-        assert q.dtype == np.uint16 and q.shape == (4, 4)
+        assert q.dtype == ml_dtypes.bfloat16 and q.shape == (4, 4)
+        bits = np.frombuffer(r.read_tensor_bytes("attn.q.weight"), "<u2").reshape(4, 4)
+        np.testing.assert_array_equal(q.view(np.uint16), bits)
         f = r.get_tensor("attn.q.weight", dequantize="f32")
-        np.testing.assert_array_equal(f.view(np.uint32), q.astype(np.uint32) << 16)
+        np.testing.assert_array_equal(f.view(np.uint32), bits.astype(np.uint32) << 16)
+        assert r.get_tensor("attn.q.weight", dequantize="bf16").dtype == ml_dtypes.bfloat16
 
 
 def test_unaligned_reference_layout_is_copied_but_correct(golden):

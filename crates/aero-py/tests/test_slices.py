@@ -19,7 +19,7 @@ def test_slices_match_numpy(rows):
     path, w = rows
     with at.AeroReader(path) as r:
         s = r.get_slice("w")
-        assert s.get_shape() == [512, 256] and s.get_dtype() == "f32" and len(s) == 512
+        assert s.get_shape() == [512, 256] and s.get_dtype() == "F32" and len(s) == 512
         for key in [slice(0, 1), slice(10, 20), slice(500, None), slice(None, 3),
                     slice(-5, -1), slice(7, 3), slice(1, 100, 7), slice(None, None, -3),
                     slice(300, 100, -2)]:

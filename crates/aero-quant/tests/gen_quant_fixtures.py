@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fixtures for aero-quant's bit-exactness test (tests/gguf_py.rs runs this).
+"""Fixtures for aero-quant's bit-exactness test (tests/it/gguf_py.rs runs this).
 
 For every ggml type aero-quant decodes, writes into OUT_DIR:
 

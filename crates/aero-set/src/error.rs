@@ -101,6 +101,14 @@ pub enum SetError {
         /// The name asked for.
         name: String,
     },
+    /// The set has no attached file of this name (`files[].path`).
+    #[error("{set}: no attached file named '{name}'")]
+    NoSuchFile {
+        /// The set manifest.
+        set: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
     /// The set has no part of this index.
     #[error("{set}: no part {index}")]
     NoSuchPart {
@@ -123,6 +131,16 @@ pub enum SetError {
     /// message is for whoever fixes the code.
     #[error("{0}")]
     Invalid(String),
+    /// A new revision cannot be written on the plan of an existing set
+    /// ([`crate::writer::SetWriteOptions::like`]): the set's layout cannot
+    /// be followed, or the options contradict it.
+    #[error("{set}: {reason}")]
+    Plan {
+        /// The set whose plan was asked for (its manifest).
+        set: PathBuf,
+        /// Why (free text: which part or option; for people).
+        reason: String,
+    },
     /// The destination of a write cannot be used.
     #[error("{path}: {reason}")]
     Output {

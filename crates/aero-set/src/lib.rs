@@ -8,7 +8,9 @@
 //!   whichever way the parts number their shards.
 //! - [`validate_set`] checks sizes and SHA-256 of every file, every part as
 //!   an AERO file, and that the global and part tensor indexes agree.
-//! - [`writer::write_set`] writes a set atomically.
+//! - [`writer::write_set`] writes a set atomically; with
+//!   [`SetWriteOptions::like`] a new revision on the plan of the set it
+//!   replaces ([`plan`]), so unchanged parts come out byte-identical.
 //! - Hugging Face sharded safetensors import lives in `aero_convert::sharded`.
 //!
 //! Paths in a manifest never leave the set's directory, and a local manifest
@@ -28,6 +30,7 @@
 
 mod error;
 pub mod manifest;
+pub mod plan;
 #[cfg(feature = "http")]
 pub mod remote;
 pub mod resolve;
@@ -37,6 +40,7 @@ pub mod writer;
 
 pub use error::{Result, SetError};
 pub use manifest::{FileEntry, MANIFEST_NAME, ModelInfo, PartEntry, SetManifest};
+pub use plan::SetPlan;
 pub use resolve::{LocalStorage, Location, PartStorage, SetBase, SetOptions};
 pub use set::{AeroSet, Located, disagreement, is_set};
 pub use validate::{FileReport, FileRole, SetReport, validate_set};

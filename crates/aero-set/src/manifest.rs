@@ -18,6 +18,12 @@ pub const MANIFEST_NAME: &str = "model.aeroset.json";
 pub const MAX_MANIFEST_LEN: u64 = 64 << 20;
 /// Largest number of parts accepted.
 pub const MAX_PARTS: usize = 1_000_000;
+/// The `format.version`s this crate reads.
+pub const READ_VERSIONS: [[u64; 2]; 2] = [[0, 1], [0, 2]];
+/// The `format.version` the writer writes…
+pub const WRITE_VERSION: [u64; 2] = [0, 1];
+/// …and the one it writes when given a `base_url` (spec §14).
+pub const WRITE_VERSION_BASE_URL: [u64; 2] = [0, 2];
 
 /// Model identity recorded in the manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -85,8 +91,28 @@ pub struct SetManifest {
     pub base_url: Option<String>,
     /// `cache` hints (v0.2).
     pub cache: Option<CacheHints>,
+    /// `files`: files that travel with the weights (a model's
+    /// `config.json`, its tokenizer), stored beside the manifest under
+    /// these relative paths and pinned by size and SHA-256 (this project's
+    /// extension; readers that do not know the key ignore it).
+    pub files: Vec<FileEntry>,
+    /// Top-level keys this crate does not interpret (e.g. `huggingface`,
+    /// the folder layout `aero_convert::hf` records), in manifest order;
+    /// written back after the standard keys.
+    pub extra: Map<String, Value>,
     shard_part: HashMap<u64, usize>,
 }
+
+/// Top-level manifest keys this crate interprets.
+const KNOWN_KEYS: [&str; 7] = [
+    "format",
+    "model",
+    "parts",
+    "global_tidx",
+    "base_url",
+    "cache",
+    "files",
+];
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -257,7 +283,7 @@ impl SetManifest {
             c.u64_value(&arr[0], "format.version[0]")?,
             c.u64_value(&arr[1], "format.version[1]")?,
         ];
-        if version != [0, 1] && version != [0, 2] {
+        if !READ_VERSIONS.contains(&version) {
             return Err(c.err(
                 "format.version",
                 format!(
@@ -365,6 +391,54 @@ impl SetManifest {
             }
         };
 
+        let mut files = Vec::new();
+        match root.get("files") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => {
+                if a.len() > aero_io::attached::MAX_FILES {
+                    return Err(c.err(
+                        "files",
+                        format!(
+                            "{} files exceed the limit of {}",
+                            a.len(),
+                            aero_io::attached::MAX_FILES
+                        ),
+                    ));
+                }
+                for (i, v) in a.iter().enumerate() {
+                    let field = format!("files[{i}]");
+                    let f = c.file(v, &field)?;
+                    let pf = join(&field, "path");
+                    if let Some(p) = aero_io::attached::name_problem(&f.path) {
+                        return Err(c.err(&pf, format!("'{}': {p}", f.path.escape_debug())));
+                    }
+                    if f.path == MANIFEST_NAME || f.path == global_tidx.path {
+                        return Err(c.err(&pf, format!("'{}' is a file of the set itself", f.path)));
+                    }
+                    if let Some(&j) = paths.get(&f.path) {
+                        return Err(
+                            c.err(&pf, format!("'{}' is also the path of parts[{j}]", f.path))
+                        );
+                    }
+                    if let Some(j) = files.iter().position(|g: &FileEntry| g.path == f.path) {
+                        return Err(c.err(&pf, format!("'{}' is also files[{j}]", f.path)));
+                    }
+                    files.push(f);
+                }
+            }
+            Some(v) => {
+                return Err(c.err(
+                    "files",
+                    format!("expected an array of files, found {}", kind(v)),
+                ));
+            }
+        }
+        let extra = root
+            .iter()
+            .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
         Ok(SetManifest {
             version,
             model,
@@ -372,6 +446,8 @@ impl SetManifest {
             global_tidx,
             base_url,
             cache,
+            files,
+            extra,
             shard_part,
         })
     }
@@ -401,6 +477,8 @@ impl SetManifest {
             global_tidx,
             base_url: None,
             cache: None,
+            files: Vec::new(),
+            extra: Map::new(),
             shard_part,
         })
     }
@@ -448,6 +526,17 @@ impl SetManifest {
                 m.insert("recommended".into(), json!(r));
             }
             root.insert("cache".into(), Value::Object(m));
+        }
+        if !self.files.is_empty() {
+            root.insert(
+                "files".into(),
+                Value::Array(self.files.iter().map(file).collect()),
+            );
+        }
+        for (k, v) in &self.extra {
+            if !KNOWN_KEYS.contains(&k.as_str()) {
+                root.insert(k.clone(), v.clone());
+            }
         }
         Value::Object(root)
     }

@@ -109,6 +109,9 @@ impl AeroSet {
         for (i, p) in manifest.parts.iter().enumerate() {
             check(format!("parts[{i}].path"), &p.file.path)?;
         }
+        for (i, f) in manifest.files.iter().enumerate() {
+            check(format!("files[{i}].path"), &f.path)?;
+        }
         let parts = manifest.parts.iter().map(|_| OnceLock::new()).collect();
         Ok(AeroSet {
             manifest_path: label,
@@ -178,6 +181,7 @@ impl AeroSet {
     pub fn remote_files_at_once(&self) -> Option<usize> {
         let remote = std::iter::once(self.index_location())
             .chain((0..self.parts.len()).map(|i| self.part_location(i)))
+            .chain((0..self.manifest.files.len()).map(|i| self.file_location(i)))
             .any(|l| matches!(l, Ok(Location::Remote(_))));
         if remote {
             self.storage.remote_jobs().map(|j| j.div_ceil(4))
@@ -428,6 +432,11 @@ impl AeroSet {
                 v.push(p);
             }
         }
+        for i in 0..self.manifest.files.len() {
+            if let Ok(Location::Local(p)) = self.file_location(i) {
+                v.push(p);
+            }
+        }
         v
     }
 
@@ -453,13 +462,86 @@ impl AeroSet {
         Ok(entry.hash_b3.or(loc.global.hash_b3))
     }
 
-    /// Total size of the set's files according to the manifest.
+    /// Total size of the set's files (index, parts, attached files)
+    /// according to the manifest.
     pub fn total_size(&self) -> u64 {
         self.manifest
             .parts
             .iter()
             .map(|p| p.file.size_bytes)
+            .chain(self.manifest.files.iter().map(|f| f.size_bytes))
             .fold(self.manifest.global_tidx.size_bytes, u64::saturating_add)
+    }
+
+    /// Where attached file `i` (`files[i]` of the manifest) resolves to.
+    pub fn file_location(&self, i: usize) -> Result<Location> {
+        let f = self
+            .manifest
+            .files
+            .get(i)
+            .ok_or_else(|| SetError::NoSuchFile {
+                set: self.manifest_path.clone(),
+                name: format!("files[{i}]"),
+            })?;
+        self.resolve_field(&format!("files[{i}].path"), &f.path)
+    }
+
+    /// The bytes of the attached file `name` (a `files[].path` of the
+    /// manifest), checked against the manifest's size and SHA-256: a file
+    /// that differs is [`SetError::File`] naming it, and no byte of it is
+    /// returned.
+    pub fn attached_file(&self, name: &str) -> Result<Vec<u8>> {
+        let i = self
+            .manifest
+            .files
+            .iter()
+            .position(|f| f.path == name)
+            .ok_or_else(|| SetError::NoSuchFile {
+                set: self.manifest_path.clone(),
+                name: name.to_string(),
+            })?;
+        let entry = &self.manifest.files[i];
+        let loc = self.file_location(i)?;
+        let shown = match &loc {
+            Location::Local(p) => p.clone(),
+            Location::Remote(u) => PathBuf::from(u),
+        };
+        let src = self.storage.open(&loc)?;
+        let src = src.as_source_ref().bytes();
+        let len = src.len();
+        if len != entry.size_bytes {
+            return Err(SetError::File {
+                path: shown,
+                reason: format!(
+                    "is {len} bytes but the manifest says size_bytes {} (files[{i}])",
+                    entry.size_bytes
+                ),
+            });
+        }
+        if len > aero_io::attached::MAX_FILE_LEN {
+            return Err(SetError::File {
+                path: shown,
+                reason: format!(
+                    "{len} bytes exceed the cap of {} bytes per attached file",
+                    aero_io::attached::MAX_FILE_LEN
+                ),
+            });
+        }
+        let bytes = src
+            .bytes(0, len)
+            .map_err(|e| SetError::io(&shown, e))?
+            .into_owned();
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        if digest != entry.sha256 {
+            return Err(SetError::File {
+                path: shown,
+                reason: format!(
+                    "SHA-256 does not match the manifest (files[{i}]): the file is damaged or was changed"
+                ),
+            });
+        }
+        Ok(bytes)
     }
 
     /// The directory of a local set.

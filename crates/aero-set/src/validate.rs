@@ -29,6 +29,17 @@ pub enum FileRole {
     Index,
     /// One of `parts`.
     Part,
+    /// One of `files`: a file that travels with the weights (checked by
+    /// size and SHA-256 only).
+    File,
+}
+
+/// Which file of the set a check is about.
+#[derive(Clone, Copy)]
+enum Job {
+    Index,
+    Part(usize),
+    Attached(usize),
 }
 
 /// Result for one file of the set.
@@ -82,7 +93,8 @@ pub struct SetReport {
     pub tensor_count: usize,
     /// Tensors whose global and part entries were checked and agree.
     pub tensors_ok: usize,
-    /// The index first, then the parts in manifest order.
+    /// The index first, then the parts, then the attached files, in
+    /// manifest order.
     pub files: Vec<FileReport>,
     /// Failures, one line each, each naming the file concerned.
     pub errors: Vec<String>,
@@ -131,19 +143,20 @@ pub fn validate_set(set: &AeroSet, mode: Mode, progress: &(dyn Fn(u64) + Sync)) 
         warnings: Vec::new(),
     };
 
-    // Files: the index (None) and the parts, in parallel: on the cores for
-    // local files, on threads of their own when any is remote
+    // Files: the index, the parts and the attached files, in parallel: on
+    // the cores for local files, on threads of their own when any is remote
     // ([`AeroSet::remote_files_at_once`]; their range requests share the
     // set's budget of requests in flight).
-    let jobs: Vec<Option<usize>> = std::iter::once(None)
-        .chain((0..m.parts.len()).map(Some))
+    let jobs: Vec<Job> = std::iter::once(Job::Index)
+        .chain((0..m.parts.len()).map(Job::Part))
+        .chain((0..m.files.len()).map(Job::Attached))
         .collect();
     r.files = match set.remote_files_at_once() {
         None => jobs
             .into_par_iter()
-            .map(|part| check_file(set, part, mode, progress))
+            .map(|job| check_file(set, job, mode, progress))
             .collect(),
-        Some(n) => concurrently(&jobs, n, |&part| check_file(set, part, mode, progress)),
+        Some(n) => concurrently(&jobs, n, |&job| check_file(set, job, mode, progress)),
     };
     for f in &r.files {
         r.errors.extend(f.errors.iter().cloned());
@@ -170,25 +183,26 @@ pub fn validate_set(set: &AeroSet, mode: Mode, progress: &(dyn Fn(u64) + Sync)) 
     r
 }
 
-fn check_file(
-    set: &AeroSet,
-    part: Option<usize>,
-    mode: Mode,
-    progress: &(dyn Fn(u64) + Sync),
-) -> FileReport {
+fn check_file(set: &AeroSet, job: Job, mode: Mode, progress: &(dyn Fn(u64) + Sync)) -> FileReport {
     let m = set.manifest();
-    let (role, field, entry, shards): (FileRole, String, &FileEntry, Vec<u64>) = match part {
-        None => (
+    let (role, field, entry, shards): (FileRole, String, &FileEntry, Vec<u64>) = match job {
+        Job::Index => (
             FileRole::Index,
             "global_tidx".into(),
             &m.global_tidx,
             Vec::new(),
         ),
-        Some(i) => (
+        Job::Part(i) => (
             FileRole::Part,
             format!("parts[{i}]"),
             &m.parts[i].file,
             m.parts[i].shards.clone(),
+        ),
+        Job::Attached(i) => (
+            FileRole::File,
+            format!("files[{i}]"),
+            &m.files[i],
+            Vec::new(),
         ),
     };
     let mut fr = FileReport {
@@ -205,9 +219,10 @@ fn check_file(
         report: None,
     };
     let name = entry.path.clone();
-    let loc = match part {
-        Some(i) => set.part_location(i),
-        None => set.index_location(),
+    let loc = match job {
+        Job::Part(i) => set.part_location(i),
+        Job::Index => set.index_location(),
+        Job::Attached(i) => set.file_location(i),
     };
     let loc = match loc {
         Ok(l) => l,
@@ -219,12 +234,14 @@ fn check_file(
     // A remote file that opens as AERO with the manifest's size (which the
     // set's open checks) is read once: its SHA-256 and its validation in one
     // stream (`validate_with_digest`).
+    // (An attached file is not AERO: it is hashed below.)
     if matches!(loc, Location::Remote(_)) {
-        let file = match part {
-            Some(i) => set.part(i),
-            None => set.index_file(),
+        let file = match job {
+            Job::Part(i) => Some(set.part(i)),
+            Job::Index => Some(set.index_file()),
+            Job::Attached(_) => None,
         };
-        if let Ok(f) = file {
+        if let Some(Ok(f)) = file {
             fr.actual_size = Some(f.len());
             let mut h = Sha256::new();
             let (rep, read) =
@@ -264,9 +281,11 @@ fn check_file(
         // The set-level open refuses a wrongly sized file; report it once.
         return fr;
     }
-    let file = match part {
-        Some(i) => set.part(i),
-        None => set.index_file(),
+    let file = match job {
+        Job::Part(i) => set.part(i),
+        Job::Index => set.index_file(),
+        // Not an AERO file: size and SHA-256 are its whole check.
+        Job::Attached(_) => return fr,
     };
     match file {
         Ok(f) => {

@@ -1,13 +1,16 @@
 //! Writing an AEROSET (spec §11, §13).
 //!
 //! Shards are planned over all tensors exactly as for a single file
-//! ([`ShardPlan`]), then grouped into parts of at most `max_part_shards`
+//! ([`aero_io::write::ShardPlan`]), then grouped into parts of at most `max_part_shards`
 //! shards. Part `p` is a complete AERO file written by the streaming writer
 //! with `first_shard_id` = the global id of its first shard, so its WTSH
 //! chunks are named `weights.shard{global id}` and its TIDX uses global ids:
 //! both the by-name lookup and a naive by-shard-id lookup find the bytes.
 //! `index.aero` carries MMSG (chunks MMSG 0, TIDX 1; no shards) and the
-//! global TIDX (with `hash_b3` when tensor hashes are requested).
+//! global TIDX (with `hash_b3` when tensor hashes are requested). With
+//! [`SetWriteOptions::like`] the parts follow an existing set's plan
+//! instead ([`crate::plan`]): same part names, tensor placement, shard ids
+//! and UUIDs wherever the tensors allow, new tensors in new parts.
 //!
 //! Atomicity: everything is written into a sibling directory
 //! `.<out>.<pid>-<random>.aerotmp` (see `aero_io::output`; each file itself
@@ -27,13 +30,14 @@ use aero_format::{DType, FourCc};
 use aero_io::write::raw::{ChunkSpec, write_chunks};
 use aero_io::write::raw::{Manifest, ManifestChunk, encode_tidx};
 use aero_io::write::{
-    ShardPlan, TensorBytes, TensorSpec, WriteOptions, check_specs, random_uuid, write_model,
+    TensorBytes, TensorSpec, WriteOptions, check_specs, random_uuid, write_model,
 };
 use aero_io::{LocalSource, TensorInfo};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SetError};
 use crate::manifest::{FileEntry, MANIFEST_NAME, ModelInfo, PartEntry, SetManifest};
+use crate::plan::{PartJob, SetPlan};
 
 /// Default number of shards per part.
 pub const DEFAULT_MAX_PART_SHARDS: usize = 4;
@@ -48,6 +52,9 @@ pub struct SetWriteOptions {
     /// `tensor_hash`, `control_integrity`, `page_hashes`. `first_shard_id` is
     /// set per part by the writer. With `uuid` set, the index gets that UUID
     /// and part `p` a UUID derived from it, so output is deterministic.
+    /// `attached` files are not put in the parts: each is written beside
+    /// the manifest under its name and listed in the manifest's `files`
+    /// with its SHA-256 and size.
     pub file: WriteOptions,
     /// Shards per part (at least 1).
     pub max_part_shards: usize,
@@ -56,6 +63,15 @@ pub struct SetWriteOptions {
     /// Where the set will be hosted: writes a v0.2 manifest with this
     /// `base_url` (relative paths then resolve as `base_url/path`).
     pub base_url: Option<String>,
+    /// Extra top-level manifest keys (e.g. `huggingface`), written after
+    /// the standard ones ([`SetManifest::extra`]).
+    pub manifest_extra: serde_json::Map<String, serde_json::Value>,
+    /// Write a new revision on the plan of an existing set (part file
+    /// names, tensor → part assignment, shard ids, UUIDs), so that every
+    /// part whose tensors did not change comes out byte-identical; see
+    /// [`crate::plan`]. `max_part_shards` then applies to new parts only.
+    /// Cannot be combined with a fixed `file.uuid` (the plan fixes UUIDs).
+    pub like: Option<SetPlan>,
 }
 
 impl Default for SetWriteOptions {
@@ -65,6 +81,8 @@ impl Default for SetWriteOptions {
             max_part_shards: DEFAULT_MAX_PART_SHARDS,
             replace: false,
             base_url: None,
+            manifest_extra: serde_json::Map::new(),
+            like: None,
         }
     }
 }
@@ -97,6 +115,10 @@ pub struct SetWriteSummary {
     pub shards: usize,
     /// Total bytes of all files (manifest included).
     pub total_size: u64,
+    /// With [`SetWriteOptions::like`]: the parts (file names) that came out
+    /// byte-identical to the old set's file of that name (same SHA-256);
+    /// every other part is new or changed. Empty otherwise.
+    pub identical_parts: Vec<String>,
 }
 
 /// The UUID of part `p` derived from the set's UUID.
@@ -203,64 +225,78 @@ fn write_set_bytes<'a>(
             .map(|t| spec_of(t, TensorBytes::Reader(Box::new(io::empty()))))
             .collect::<Vec<_>>(),
     )?;
-    let plan = ShardPlan::new(
-        tensors.iter().map(|t| t.data_len),
-        opts.file.max_shard_bytes,
-        opts.file.layout,
-    )?;
-    let nshards = plan.shard_len.len();
-    let k = opts.max_part_shards;
-    let nparts = nshards.div_ceil(k);
+    let jobs: Vec<PartJob> = match &opts.like {
+        None => crate::plan::fresh_jobs(tensors, opts)?,
+        Some(plan) if opts.file.uuid.is_some() => {
+            return Err(SetError::Plan {
+                set: plan.set.clone(),
+                reason:
+                    "a new revision keeps this set's UUIDs; a fixed UUID cannot be given as well"
+                        .into(),
+            });
+        }
+        Some(plan) => crate::plan::like_jobs(tensors, opts, plan)?,
+    };
+    let nshards: usize = jobs.iter().map(|j| j.shards).sum();
+    aero_io::attached::check_files(&opts.file.attached)?;
+    for a in &opts.file.attached {
+        let clash = a.name == MANIFEST_NAME
+            || a.name == INDEX_NAME
+            || jobs.iter().any(|j| a.name == j.name);
+        if clash {
+            return Err(SetError::Aero(aero_io::Error::BadAttachedFile {
+                name: a.name.clone(),
+                reason: "has the name of one of the set's own files".into(),
+            }));
+        }
+    }
 
     let dest = Dest::new(out)?;
     dest.state(opts.replace)?;
     let tmp = TempDir::create(&dest)?;
 
-    let mut parts = Vec::with_capacity(nparts);
+    let mut parts = Vec::with_capacity(jobs.len());
     let mut global: Vec<TensorInfo> = Vec::with_capacity(tensors.len());
     let mut total_size = 0u64;
-    let mut ti = 0usize;
-    for p in 0..nparts {
-        let first = p * k;
-        let last = (first + k).min(nshards);
-        let start = ti;
-        let mut specs = Vec::new();
-        while ti < tensors.len() && plan.placement[ti].0 < last {
+    let mut identical_parts = Vec::new();
+    for job in &jobs {
+        let mut specs = Vec::with_capacity(job.tensors.len());
+        for &ti in &job.tensors {
             let t = &tensors[ti];
             let src = open(ti).map_err(|e| SetError::Io {
                 path: PathBuf::from(format!("<source of tensor '{}'>", t.name)),
                 source: e,
             })?;
             specs.push(spec_of(t, src));
-            ti += 1;
         }
-        let name = format!("part-{p:03}.aero");
-        let path = tmp.path.join(&name);
+        let path = tmp.path.join(&job.name);
         let mut fo = opts.file.clone();
-        fo.first_shard_id = first as u64;
-        fo.uuid = opts.file.uuid.map(|u| part_uuid(&u, p));
+        fo.attached = Vec::new();
+        fo.first_shard_id = job.first_shard;
+        fo.uuid = job.uuid;
         let s = write_model(&path, specs, &fo)?;
-        if s.shards != last - first
-            || s.tensors.len() != ti - start
-            || s.tensors
-                .iter()
-                .zip(&plan.placement[start..ti])
-                .any(|(t, &(sh, _))| t.shard_id != sh as u64)
-        {
+        if s.shards != job.shards || s.tensors.len() != job.tensors.len() {
             return Err(SetError::Invalid(format!(
-                "internal error: {name} was planned with shards {first}..{last} but written with {} shards",
-                s.shards
+                "internal error: {} was planned with {} shards and {} tensors but written with {} and {}",
+                job.name,
+                job.shards,
+                job.tensors.len(),
+                s.shards,
+                s.tensors.len()
             )));
         }
         let (sha256, size_bytes) = hash_file(&path)?;
+        if job.old_sha256 == Some(sha256) {
+            identical_parts.push(job.name.clone());
+        }
         total_size = total_size.saturating_add(size_bytes);
         parts.push(PartEntry {
             file: FileEntry {
-                path: name,
+                path: job.name.clone(),
                 sha256,
                 size_bytes,
             },
-            shards: (first as u64..last as u64).collect(),
+            shards: (job.first_shard..job.first_shard + job.shards as u64).collect(),
         });
         global.extend(s.tensors);
     }
@@ -285,9 +321,13 @@ fn write_set_bytes<'a>(
     }
     .encode();
     let index_path = tmp.path.join(INDEX_NAME);
+    let index_uuid = match &opts.like {
+        Some(plan) => plan.index_uuid,
+        None => opts.file.uuid.unwrap_or_else(random_uuid),
+    };
     write_chunks(
         &index_path,
-        opts.file.uuid.unwrap_or_else(random_uuid),
+        index_uuid,
         &[
             ChunkSpec::standard(FourCc::MMSG, "manifest", mmsg),
             ChunkSpec::standard(FourCc::TIDX, "tensors", encode_tidx(global.iter())),
@@ -306,9 +346,9 @@ fn write_set_bytes<'a>(
     }
     let mut manifest = SetManifest::new(
         if opts.base_url.is_some() {
-            [0, 2]
+            crate::manifest::WRITE_VERSION_BASE_URL
         } else {
-            [0, 1]
+            crate::manifest::WRITE_VERSION
         },
         ModelInfo {
             name: opts.file.model_name.clone(),
@@ -322,6 +362,12 @@ fn write_set_bytes<'a>(
         },
     )?;
     manifest.base_url = opts.base_url.clone();
+    for a in &opts.file.attached {
+        let e = write_attached(&tmp.path, a, opts.file.durable)?;
+        total_size = total_size.saturating_add(e.size_bytes);
+        manifest.files.push(e);
+    }
+    manifest.extra = opts.manifest_extra.clone();
     let json = manifest.to_json_pretty();
     total_size = total_size.saturating_add(json.len() as u64);
     let mpath = tmp.path.join(MANIFEST_NAME);
@@ -339,6 +385,55 @@ fn write_set_bytes<'a>(
         tensors: global,
         shards: nshards,
         total_size,
+        identical_parts,
+    })
+}
+
+/// Writes one attached file under `dir` (atomically, creating its
+/// directories), hashing it on the way; returns its manifest entry.
+fn write_attached(dir: &Path, a: &aero_io::AttachedFile, durable: bool) -> Result<FileEntry> {
+    use aero_io::AttachedData;
+    let dest = dir.join(&a.name);
+    let mut out = aero_io::output::Output::create(&dest)?;
+    let mut h = Sha256::new();
+    let io = |e| SetError::io(&dest, e);
+    let n = match &a.data {
+        AttachedData::Bytes(b) => {
+            h.update(b);
+            out.file().write_all(b).map_err(io)?;
+            b.len() as u64
+        }
+        AttachedData::Path { path, len } => {
+            let mut f = std::fs::File::open(path).map_err(|e| SetError::io(path, e))?;
+            let mut buf = vec![0u8; 256 << 10];
+            let mut n = 0u64;
+            loop {
+                let k = f.read(&mut buf).map_err(|e| SetError::io(path, e))?;
+                if k == 0 || n + k as u64 > *len {
+                    n += k as u64;
+                    break;
+                }
+                h.update(&buf[..k]);
+                out.file().write_all(&buf[..k]).map_err(io)?;
+                n += k as u64;
+            }
+            if n != *len {
+                return Err(SetError::Aero(aero_io::Error::BadAttachedFile {
+                    name: a.name.clone(),
+                    reason: format!(
+                        "{} changed while it was read (listed with {len} bytes)",
+                        path.display()
+                    ),
+                }));
+            }
+            n
+        }
+    };
+    out.commit(durable)?;
+    Ok(FileEntry {
+        path: a.name.clone(),
+        sha256: h.finalize().into(),
+        size_bytes: n,
     })
 }
 
@@ -422,19 +517,31 @@ impl Dest {
 }
 
 /// Whether `dir` holds an AEROSET and nothing else: its manifest plus only
-/// the plain files the manifest names.
+/// the plain files the manifest names (parts, index, attached files and
+/// the directories that hold attached files).
 fn replaceable(dir: &Path) -> std::result::Result<(), String> {
     let m = SetManifest::load(&dir.join(MANIFEST_NAME)).map_err(|e| e.to_string())?;
-    let mut allowed: Vec<&str> = vec![MANIFEST_NAME, m.global_tidx.path.as_str()];
-    allowed.extend(m.parts.iter().map(|p| p.file.path.as_str()));
-    let rd = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
-    for e in rd {
-        let e = e.map_err(|e| e.to_string())?;
-        let ft = e.file_type().map_err(|e| e.to_string())?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if !ft.is_file() || !allowed.contains(&name.as_ref()) {
-            return Err(format!("it also holds '{name}'"));
+    let mut files: Vec<&str> = vec![MANIFEST_NAME, m.global_tidx.path.as_str()];
+    files.extend(m.parts.iter().map(|p| p.file.path.as_str()));
+    files.extend(m.files.iter().map(|f| f.path.as_str()));
+    let dirs: Vec<&str> = m
+        .files
+        .iter()
+        .flat_map(|f| f.path.match_indices('/').map(|(i, _)| &f.path[..i]))
+        .collect();
+    let mut todo = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = todo.pop() {
+        let rd = std::fs::read_dir(&at).map_err(|e| e.to_string())?;
+        for e in rd {
+            let e = e.map_err(|e| e.to_string())?;
+            let ft = e.file_type().map_err(|e| e.to_string())?;
+            let name = e.file_name();
+            let rel = format!("{prefix}{}", name.to_string_lossy());
+            if ft.is_dir() && dirs.contains(&rel.as_str()) {
+                todo.push((e.path(), format!("{rel}/")));
+            } else if !ft.is_file() || !files.contains(&rel.as_str()) {
+                return Err(format!("it also holds '{rel}'"));
+            }
         }
     }
     Ok(())

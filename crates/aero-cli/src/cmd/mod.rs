@@ -1,7 +1,10 @@
 //! Subcommands.
 
+mod completions;
 mod convert;
 mod describe;
+mod like;
+mod man;
 mod read;
 pub mod repack;
 mod set;
@@ -55,11 +58,12 @@ pub enum Command {
   aerotensor validate --full --json model.aero   # the report as JSON
   aerotensor validate --full ./model-set         # an AEROSET: manifest, index, every part")]
     Validate(ValidateArgs),
-    /// Write one tensor's raw bytes to a file or stdout.
+    /// Write one tensor's raw bytes (or an attached file) to a file or stdout.
     ///
     /// The bytes are checked against the file's hashes first (hash_b3, page
     /// hashes or the shard hash); damaged bytes are refused (exit 1) and
-    /// nothing is written.
+    /// nothing is written. `--file NAME` writes an attached file instead
+    /// (config.json, a tokenizer), checked against its hash the same way.
     ///
     /// With --as f32|f16|bf16 the tensor's values are written instead, as
     /// little-endian floats: packed GGUF tensors (Q4_K, IQ2_XS, …) are
@@ -70,20 +74,25 @@ pub enum Command {
   aerotensor extract model.aero lm_head.weight w.bin
   aerotensor extract model.aero lm_head.weight - | xxd | head
   aerotensor extract model.aero blk.0.attn_q.weight q.f32 --as f32    # Q4_K -> f32 values
-  aerotensor extract ./model-set model.norm.weight norm.bin")]
+  aerotensor extract ./model-set model.norm.weight norm.bin
+  aerotensor extract minilm.aero --file config.json config.json      # an attached file")]
     Extract(ExtractArgs),
     /// Compare two files or sets tensor by tensor.
     ///
+    /// A side is an AERO file, an AEROSET, a URL, or a safetensors or GGUF
+    /// file (read as convert would hold it, so a conversion can be checked).
     /// Reports tensors only in one side, dtype (ggml type for packed GGUF
     /// tensors) and shape changes, and whether each common tensor's bytes
-    /// are identical (by the recorded hash_b3s when both sides have them,
-    /// else by the verified bytes). --numeric adds, per differing tensor,
-    /// the max absolute and relative error and the cosine similarity of the
-    /// values (packed tensors dequantized). A different tensor order alone
-    /// is reported but is not a difference. Exit 0 identical, 1 different,
-    /// 2 error.
+    /// are identical: both sides' bytes are verified against their hashes
+    /// first, then compared. --numeric adds, per differing tensor, the max
+    /// absolute and relative error and the cosine similarity of the values
+    /// (packed tensors dequantized). A different tensor order alone is
+    /// reported but is not a difference. Exit 0 identical, 1 different or
+    /// a side damaged (then an error naming file, tensor and offset, not a
+    /// report), 2 an input it cannot read.
     #[command(after_help = "Examples:
   aerotensor diff a.aero b.aero                      # exit 0 identical, 1 different
+  aerotensor diff model.safetensors dist/model.aero  # check a conversion
   aerotensor diff model-q8_0.aero model-q4_k.aero --numeric
   aerotensor diff ./set-v1 ./set-v2 --json | jq '.tensors[] | select(.identical | not) | .name'")]
     Diff(DiffArgs),
@@ -95,27 +104,53 @@ pub enum Command {
     /// The input is fully verified first; damaged input is refused unless --force.
     Repack(RepackArgs),
     /// Convert a safetensors file to AERO (tensors sorted by name).
+    ///
+    /// An OUT named .safetensors or .gguf is refused; a directory receives
+    /// <IN stem>.aero.
     ConvertSafetensors(ConvertArgs),
     /// Convert a GGUF (v2/v3) file to AERO; quantized tensors stay packed.
-    ConvertGguf(ConvertArgs),
-    /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO).
     ///
-    /// A sharded safetensors checkpoint (index file or directory) becomes an
-    /// AEROSET. Output files carry a hash_b3 for every tensor and 1 MiB page
-    /// hashes (--no-tensor-hash, --no-page-hashes turn them off); the output
+    /// An OUT named .safetensors or .gguf is refused; a directory receives
+    /// <IN stem>.aero.
+    ConvertGguf(ConvertArgs),
+    /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO,
+    /// a Hugging Face model folder).
+    ///
+    /// What is written is chosen by OUT's name: .safetensors or .gguf export
+    /// an AERO input, any other name writes AERO, a directory (existing, or
+    /// ending in '/') receives <IN stem>.aero. A sharded safetensors index
+    /// file becomes an AEROSET directory.
+    ///
+    /// A Hugging Face model folder (model.safetensors, or a
+    /// *.safetensors.index.json and its shards) becomes one .aero file that
+    /// also carries the folder's other files — config.json, tokenizer,
+    /// README… (weights in other formats and hidden directories are left
+    /// out and listed) — verified like the weights; a sharded folder becomes
+    /// an AEROSET unless OUT ends in `.aero`. Model name and architecture
+    /// come from config.json (--model-name, --architecture override).
+    /// `export-hf` writes the folder back.
+    ///
+    /// AERO outputs carry a hash_b3 for every tensor and 1 MiB page hashes
+    /// (--no-tensor-hash, --no-page-hashes turn them off); the output
     /// appears atomically and missing directories are created.
     #[command(after_help = "Examples:
   aerotensor convert model.safetensors dist/model.aero
-  aerotensor convert model.gguf dist/model.aero                # quantized tensors stay packed
-  aerotensor convert ./checkpoint dist/set                     # *.safetensors.index.json -> AEROSET
-  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer")]
-    Convert(ConvertArgs),
+  aerotensor convert model.gguf dist/                          # -> dist/model.aero; quantized tensors stay packed
+  aerotensor convert dist/model.aero back.safetensors          # export (.gguf likewise)
+  aerotensor convert ./all-MiniLM-L6-v2 dist/minilm.aero       # a whole Hugging Face folder
+  aerotensor convert ./Llama-3-8B dist/llama-set               # sharded folder -> AEROSET
+  aerotensor convert ./checkpoint/model.safetensors.index.json dist/set   # shards alone -> AEROSET
+  aerotensor convert in.safetensors out.aero --layout reference   # byte-identical to the reference writer
+  aerotensor convert ./Llama-3-8B-v2 dist/llama-set --like dist/llama-set   # update: unchanged parts stay byte-identical")]
+    Convert(ConvertAutoArgs),
     /// Write an AERO file back as safetensors (restores __metadata__).
     ///
-    /// With --dequantize f16|bf16|f32 every tensor is written as floats of
-    /// that type instead — packed GGUF tensors dequantized (bit for bit as
-    /// gguf-py does, then rounded to nearest even), others converted — so a
-    /// model converted from GGUF becomes a float safetensors checkpoint.
+    /// With --dequantize f16|bf16|f32 every float or packed tensor is
+    /// written as floats of that type instead — packed GGUF tensors
+    /// dequantized (bit for bit as gguf-py does, then rounded to nearest
+    /// even), other floats converted — so a model converted from GGUF
+    /// becomes a float safetensors checkpoint. Integer and bool tensors
+    /// (position_ids, masks) keep their dtype and bytes.
     /// Names are kept; __metadata__ holds format "pt" and the model name
     /// and architecture. Works on sets and URLs too in this mode. Memory:
     /// one tensor's values at a time.
@@ -125,6 +160,20 @@ pub enum Command {
     ExportSafetensors(ExportSafetensorsArgs),
     /// Write an AERO file back as GGUF (restores key/values and tensor order).
     ExportGguf(ExportArgs),
+    /// Write a model back as a Hugging Face folder `transformers` loads.
+    ///
+    /// The attached files (config.json, tokenizer…) and the weights: the
+    /// original model.safetensors or shards with their index when the model
+    /// was converted from a folder — the folder again, byte for byte —
+    /// else one model.safetensors. Every byte is verified as it is copied.
+    /// OUT_DIR must not exist or be empty; it is written as a temporary
+    /// directory beside it and renamed into place, so it appears complete
+    /// or not at all.
+    #[command(after_help = "Examples:
+  aerotensor export-hf dist/minilm.aero ./minilm        # then AutoModel.from_pretrained(\"./minilm\")
+  aerotensor export-hf dist/llama-set ./llama
+  aerotensor export-hf https://host/models/minilm.aero ./minilm")]
+    ExportHf(ExportHfArgs),
     /// Summarise an AEROSET: model, index, parts, shards, tensors.
     InspectSet(InspectSetArgs),
     /// Write one tensor of an AEROSET to a file or stdout (`-`).
@@ -136,8 +185,16 @@ pub enum Command {
     /// IN is a `*.safetensors.index.json` or a directory holding one; OUT_DIR
     /// receives model.aeroset.json, index.aero and part-000.aero…, written
     /// atomically (an existing AEROSET there is replaced; any other non-empty
-    /// directory is refused). Tensors are sorted by name.
+    /// directory is refused). Tensors are sorted by name. A directory is
+    /// taken as a Hugging Face model folder: its other files (config.json,
+    /// tokenizer…) are written beside the manifest and listed in it.
     ConvertSafetensorsSharded(ConvertShardedArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = completions::AFTER_HELP)]
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write every page (one per command) into a directory.
+    #[command(after_help = man::AFTER_HELP)]
+    Man(man::ManArgs),
 }
 
 /// A float format for values handed out.
@@ -180,8 +237,9 @@ pub struct DiffArgs {
 pub struct ExportSafetensorsArgs {
     #[command(flatten)]
     pub export: ExportArgs,
-    /// Write every tensor as floats of this type (dequantizing packed GGUF
-    /// tensors) instead of the stored bytes.
+    /// Write every float or packed tensor as floats of this type
+    /// (dequantizing packed GGUF tensors) instead of the stored bytes;
+    /// integer and bool tensors keep their dtype.
     #[arg(long, value_enum, value_name = "TYPE")]
     pub dequantize: Option<FloatArg>,
 }
@@ -238,6 +296,10 @@ pub struct ConvertShardedArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     #[command(flatten)]
+    pub like: like::LikeArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
     pub writer: WriterArgs,
     /// Print a JSON summary.
     #[arg(long)]
@@ -246,15 +308,28 @@ pub struct ConvertShardedArgs {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// Input model file.
+    /// Input model file, or a Hugging Face model folder (`convert`).
     pub input: PathBuf,
-    /// Output .aero file (written atomically).
+    /// Output file, written atomically; a directory receives <IN stem>.aero
+    /// (`convert`: .safetensors / .gguf export an AERO input; a sharded
+    /// folder becomes an AEROSET directory unless OUT ends in `.aero`).
     pub output: PathBuf,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     #[command(flatten)]
     pub writer: WriterArgs,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `convert`: [`ConvertArgs`] and, for AEROSET output, `--like`.
+#[derive(Args, Debug)]
+pub struct ConvertAutoArgs {
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+    #[command(flatten)]
+    pub like: like::LikeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -439,10 +514,16 @@ impl ValidateArgs {
 pub struct ExtractArgs {
     /// The .aero file, or an AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
-    /// Tensor name.
-    pub tensor: String,
+    /// Tensor name (with --file: the output).
+    #[arg(required_unless_present = "attached")]
+    pub tensor: Option<String>,
     /// Output file, or `-` for stdout (the default when stdout is not a terminal).
     pub out: Option<PathBuf>,
+    /// Write the attached file NAME (`config.json`, `tokenizer.json`, as
+    /// `inspect` lists them) instead of a tensor, verified: `extract MODEL
+    /// --file config.json OUT`.
+    #[arg(long = "file", value_name = "NAME", conflicts_with = "as_float")]
+    pub attached: Option<String>,
     /// Write the values as little-endian floats of this type (dequantizing
     /// a packed tensor) instead of the stored bytes.
     #[arg(
@@ -454,6 +535,53 @@ pub struct ExtractArgs {
     pub as_float: Option<FloatArg>,
     #[command(flatten)]
     pub verify: VerifyArgs,
+}
+
+impl ExtractArgs {
+    /// The tensor asked for (present unless `--file` was given).
+    pub fn tensor_name(&self) -> &str {
+        self.tensor.as_deref().unwrap_or_default()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ExportHfArgs {
+    /// The model: a .aero file, an AEROSET (model.aeroset.json or its
+    /// directory) or a URL of either.
+    pub input: PathBuf,
+    /// The folder to write: must not exist yet, or be empty. It appears
+    /// complete or not at all.
+    pub output: PathBuf,
+    /// Do not wait for the files to reach the disk (no fsync), like `cp`.
+    #[arg(long)]
+    pub no_fsync: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The model identity a converter records, over what the input says.
+#[derive(Args, Debug, Clone, Default)]
+pub struct IdentityArgs {
+    /// Model name to record [default: config.json's `_name_or_path`, else
+    /// the input's metadata].
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// Architecture to record [default: config.json's `architectures[0]`
+    /// or `model_type`, else the input's metadata].
+    #[arg(long, value_name = "NAME")]
+    pub architecture: Option<String>,
+}
+
+impl IdentityArgs {
+    pub fn identity(&self) -> aero_convert::Identity {
+        aero_convert::Identity {
+            model_name: self.model_name.clone(),
+            architecture: self.architecture.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -472,15 +600,19 @@ impl Command {
             Command::List(a) => a.json,
             Command::Validate(a) => a.json,
             Command::Repack(a) => a.json,
-            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) | Command::Convert(a) => {
-                a.json
-            }
+            Command::ConvertSafetensors(a) | Command::ConvertGguf(a) => a.json,
+            Command::Convert(a) => a.convert.json,
             Command::ExportSafetensors(a) => a.export.json,
             Command::ExportGguf(a) => a.json,
+            Command::ExportHf(a) => a.json,
             Command::Diff(a) => a.json,
             Command::InspectSet(a) => a.json,
             Command::ConvertSafetensorsSharded(a) => a.json,
-            Command::Extract(_) | Command::MakeTestVector(_) | Command::FetchTensor(_) => false,
+            Command::Extract(_)
+            | Command::MakeTestVector(_)
+            | Command::FetchTensor(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }
@@ -508,6 +640,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::List(a) => read::list(a),
         Command::Validate(a) if set::is_set(&a.file) => set::validate(a),
         Command::Validate(a) => validate::run(a),
+        Command::Extract(a) if a.attached.is_some() => read::extract_attached(a),
         Command::Extract(a) if a.as_float.is_some() => read::extract_floats(a),
         Command::Extract(a) if set::is_set(&a.file) => set::extract(a),
         Command::Diff(a) => read::diff(a),
@@ -519,8 +652,11 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Convert(a) => set::convert_auto(a),
         Command::ExportSafetensors(a) => convert::export_safetensors(a),
         Command::ExportGguf(a) => convert::export_gguf(a),
+        Command::ExportHf(a) => convert::export_hf(a),
         Command::InspectSet(a) => set::inspect_set(a),
         Command::FetchTensor(a) => set::fetch_tensor(a),
         Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }

@@ -101,6 +101,26 @@ pub fn print_tensor_section(
     }
 }
 
+/// `tensors` as `list` and `inspect` show them: shapes row-major whatever
+/// the file stores ([`aero_io::ShapeOrder`]; a reference GGUF-origin file
+/// stores GGUF order). Copies for display only, never read through.
+pub fn row_major(tensors: Vec<TensorInfo>, order: aero_io::ShapeOrder) -> Vec<TensorInfo> {
+    tensors
+        .into_iter()
+        .map(|mut t| {
+            t.shape = t.row_major_shape(order);
+            t
+        })
+        .collect()
+}
+
+/// The line that says a file stores GGUF order (nothing for row-major).
+pub fn shape_order_note(order: aero_io::ShapeOrder) -> Option<&'static str> {
+    (order == aero_io::ShapeOrder::Gguf).then_some(
+        "stored in GGUF order, innermost dimension first (written by the reference GGUF converter, spec §15); shown row-major",
+    )
+}
+
 /// The tensors `--filter` keeps.
 pub fn filtered(tensors: &[TensorInfo], pattern: Option<&str>) -> anyhow::Result<Vec<TensorInfo>> {
     let f = super::describe::NameFilter::new(pattern)?;
@@ -117,11 +137,18 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     }
     let f = crate::remote::open_file(&a.file)?;
     let filter = super::describe::NameFilter::new(a.filter.as_deref())?;
+    let order = f.shape_order();
     if a.json {
-        return list_json(&f, &a.file, &filter);
+        return list_json(&f, &a.file, &filter, order);
     }
     let idx = f.index()?;
-    let shown = filtered(idx.tensors(), a.filter.as_deref())?;
+    let shown = row_major(filtered(idx.tensors(), a.filter.as_deref())?, order);
+    if let Some(note) = shape_order_note(order) {
+        eprintln!(
+            "aerotensor: note: {}: shapes {note}",
+            out::clean(&a.file.display().to_string())
+        );
+    }
     if shown.is_empty() {
         super::describe::no_match(a.filter.as_deref());
     }
@@ -145,8 +172,9 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     let idx = f.index();
     let meta = f.meta_json().unwrap_or(None);
     let all = idx.as_ref().map_or(0, |i| i.len());
+    let order = f.shape_order();
     let shown = match &idx {
-        Ok(i) => filtered(i.tensors(), a.filter.as_deref())?,
+        Ok(i) => row_major(filtered(i.tensors(), a.filter.as_deref())?, order),
         Err(_) => Vec::new(),
     };
     let rows: Vec<aero_convert::describe::TensorRow> = shown
@@ -183,6 +211,20 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         Ok(i) => i.tensors().iter().map(|t| t.data_len).sum::<u64>(),
         Err(_) => 0,
     };
+    // Attached files (FILE chunks), with the status quick validation gave
+    // their hashes.
+    let attached: Vec<(String, u64, &str)> = f
+        .attached_files()
+        .iter()
+        .map(|c| {
+            let status = check
+                .chunks
+                .iter()
+                .find(|r| r.index == c.index)
+                .map_or("skipped", |r| r.status);
+            (c.name.clone(), c.ulen, status)
+        })
+        .collect();
     if a.json {
         let tensors: Vec<Value> = shown.iter().take(a.max_tensors).map(tensor_json).collect();
         out::print_json(&json!({
@@ -191,8 +233,10 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "version": [h.version_major, h.version_minor],
             "uuid": hex::encode(h.uuid),
             "model": {"name": name, "architecture": arch},
+            "shape_order": order.name(),
             "meta": meta,
             "chunks": chunks,
+            "attached_files": attached.iter().map(|(n, len, st)| json!({"name": n, "size": len, "status": st})).collect::<Vec<_>>(),
             "key_values": kept.as_deref().map(super::describe::kvs_json),
             "tensor_count": all,
             "tensor_bytes": total,
@@ -216,6 +260,10 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             ("model", name.clone().unwrap_or_else(|| "-".into())),
             ("architecture", arch.clone().unwrap_or_else(|| "-".into())),
         ];
+        let mut facts = facts;
+        if let Some(note) = shape_order_note(order) {
+            facts.push(("shapes", note.to_owned()));
+        }
         let model = aero_convert::describe::Model {
             path: a.file.clone(),
             format: aero_convert::describe::Format::Aero,
@@ -259,6 +307,16 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     if let Some(Value::Object(m)) = &meta {
         for (k, v) in m {
             let shown_below = k == aero_convert::gguf_convert::GGUF_KEY && kept.is_some();
+            if k == aero_convert::hf::LAYOUT_KEY {
+                // The folder layout: its weight files, not their headers.
+                let files: Vec<&str> = v
+                    .get("weights")
+                    .and_then(Value::as_array)
+                    .map(|w| w.iter().filter_map(|x| x.get("file")?.as_str()).collect())
+                    .unwrap_or_default();
+                println!("  hf weights   {}", out::clean(&files.join(", ")));
+                continue;
+            }
             if k != "model_name" && k != "architecture" && !shown_below {
                 let s = v.to_string();
                 let s = if s.len() > 80 {
@@ -269,6 +327,9 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
                 println!("  meta.{:<8} {}", out::clean(k), out::clean(&s));
             }
         }
+    }
+    if let Some(note) = shape_order_note(order) {
+        println!("  shapes       {note}");
     }
     if f.is_set_index() {
         println!("  (AEROSET index file: weights live in the set's parts)");
@@ -297,6 +358,27 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         )
     );
     println!();
+    if !attached.is_empty() {
+        let bytes: u64 = attached.iter().map(|(_, n, _)| n).sum();
+        println!(
+            "attached files: {} ({}; `extract MODEL --file NAME OUT` writes one)",
+            attached.len(),
+            out::human_bytes(bytes)
+        );
+        let rows: Vec<Vec<String>> = attached
+            .iter()
+            .map(|(n, len, st)| {
+                let st = match *st {
+                    "verified" => out::green(st),
+                    "skipped" => (*st).to_string(),
+                    _ => out::red(st),
+                };
+                vec![out::clean(n).into_owned(), len.to_string(), st]
+            })
+            .collect();
+        print!("{}", out::table(&["name", "bytes", "blake3"], &rows));
+        println!();
+    }
     if let Some(kvs) = &kept {
         println!("GGUF key/values kept from the source:");
         super::describe::print_key_values(kvs);
@@ -343,11 +425,11 @@ fn damaged_exit(check: &aero_io::Report) -> ExitCode {
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let f = crate::remote::open_file(&a.file)?;
     let dest = output_dest(a.out.as_deref())?;
-    let info = f.tensor_info(&a.tensor)?;
+    let info = f.tensor_info(a.tensor_name())?;
     let pb = out::bytes_bar(info.data_len, "extracting");
     let n = aero_io::extract(&f, info, &dest, &copy_options(a.verify, true, &pb))?;
     pb.finish_and_clear();
-    report_extracted(&a.tensor, n, &dest);
+    report_extracted(a.tensor_name(), n, &dest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -403,6 +485,7 @@ fn list_json(
     f: &aero_io::AeroFile,
     file: &std::path::Path,
     filter: &super::describe::NameFilter,
+    order: aero_io::ShapeOrder,
 ) -> anyhow::Result<ExitCode> {
     let payload = f.tidx_payload()?;
     let tidx_err = |e: aero_format::Error| anyhow::anyhow!("{}: TIDX: {e}", f.path().display());
@@ -412,7 +495,10 @@ fn list_json(
     let mut w = std::io::BufWriter::with_capacity(1 << 20, raw_stdout(&mut lock));
     w.write_all(b"{\"file\":")?;
     serde_json::to_writer(&mut w, &file.display().to_string())?;
-    w.write_all(b",\"tensors\":[")?;
+    w.write_all(b",\"shape_order\":\"")?;
+    w.write_all(order.name().as_bytes())?;
+    w.write_all(b"\",\"tensors\":[")?;
+    let mut dims: Vec<u64> = Vec::new();
     let mut first = true;
     for rec in iter {
         let t = rec.map_err(tidx_err)?;
@@ -433,11 +519,18 @@ fn list_json(
         w.write_all(b"\",\"dtype_code\":")?;
         put_u64(&mut w, u64::from(t.dtype.code()))?;
         w.write_all(b",\"shape\":[")?;
-        for (k, d) in t.shape.iter().enumerate() {
+        dims.clear();
+        for d in t.shape.iter() {
+            dims.push(d.map_err(tidx_err)?);
+        }
+        if order == aero_io::ShapeOrder::Gguf {
+            dims.reverse(); // row-major, as TensorInfo::row_major_shape
+        }
+        for (k, d) in dims.iter().enumerate() {
             if k > 0 {
                 w.write_all(b",")?;
             }
-            put_u64(&mut w, d.map_err(tidx_err)?)?;
+            put_u64(&mut w, *d)?;
         }
         w.write_all(b"],\"shard_id\":")?;
         put_u64(&mut w, t.shard_id)?;
@@ -515,20 +608,67 @@ fn put_u64(w: &mut impl Write, mut v: u64) -> std::io::Result<()> {
     w.write_all(&buf[i..])
 }
 
-/// A file or a set, opened as `list` / `extract` open them.
-pub struct Source(Box<dyn aero_convert::state_dict::TensorSource>);
+/// A file or a set, opened as `list` / `extract` open them; or, for
+/// `diff`, a safetensors or GGUF file.
+pub enum Source {
+    /// An AERO file or set, local or remote.
+    Model(Box<dyn aero_convert::hf::ModelSource>),
+    /// A safetensors or GGUF file, read as `convert` would hold it.
+    Foreign(Box<aero_convert::foreign::ForeignFile>),
+}
 
 impl Source {
     pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
-        Ok(Source(if super::set::is_set(p) {
+        Ok(Source::Model(if super::set::is_set(p) {
             Box::new(crate::remote::open_set(p)?)
         } else {
             Box::new(crate::remote::open_file(p)?)
         }))
     }
 
+    /// A side of `diff`: a set or a URL as [`Source::open`] opens them, or
+    /// a local file recognised by its content — AERO, or safetensors / GGUF
+    /// read as `convert` would hold them ([`aero_convert::foreign`]). An
+    /// input that is none of these (a sharded checkpoint, an unrecognised
+    /// or missing file, a URL that is not AERO) is exit 2, never 1: for
+    /// `diff`, 1 means "different" or damaged content.
+    pub fn open_for_diff(p: &std::path::Path) -> anyhow::Result<Source> {
+        use aero_convert::InputKind;
+        let not_aero = |e: anyhow::Error| match e.downcast_ref::<aero_io::Error>() {
+            // Valid data of another kind, not damage: a usage error.
+            Some(n @ aero_io::Error::NotAero { .. }) => anyhow::anyhow!("{n}"),
+            _ => e,
+        };
+        if super::set::is_set(p) || crate::remote::is_url(p) {
+            return Source::open(p).map_err(not_aero);
+        }
+        match aero_convert::detect(p)? {
+            InputKind::Aero => Source::open(p),
+            InputKind::SafeTensors | InputKind::Gguf => Ok(Source::Foreign(Box::new(
+                aero_convert::foreign::ForeignFile::open(p)?,
+            ))),
+            other => bail!(
+                "{}: is {} input; diff compares AERO files and sets, safetensors and GGUF files",
+                p.display(),
+                other.name()
+            ),
+        }
+    }
+
     pub fn as_dyn(&self) -> &dyn aero_convert::state_dict::TensorSource {
-        self.0.as_ref()
+        match self {
+            Source::Model(m) => m.as_ref(),
+            Source::Foreign(f) => f.as_ref(),
+        }
+    }
+
+    /// The AERO file or set (a model has attached files and a recorded
+    /// folder layout; safetensors and GGUF files have neither).
+    pub fn as_model(&self) -> anyhow::Result<&dyn aero_convert::hf::ModelSource> {
+        match self {
+            Source::Model(m) => Ok(m.as_ref()),
+            Source::Foreign(f) => bail!("{}: is not an AERO file or set", f.path().display()),
+        }
     }
 }
 
@@ -546,27 +686,52 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
         .as_dyn()
         .tensor_index()
         .ok()
-        .and_then(|i| i.get(&a.tensor).and_then(TensorInfo::elements))
+        .and_then(|i| i.get(a.tensor_name()).and_then(TensorInfo::elements))
         .unwrap_or(0);
     let pb = out::bytes_bar(elements.saturating_mul(fmt.size()), "converting");
     // Unspooled: the tensor is verified whole before the first value is
     // written, so a pipe or device gets the values as they are decoded
     // (a 7 GiB f32 output is not first copied to the temporary directory).
     let mut out = aero_io::output::Output::create_unspooled(&dest)?;
-    let n =
-        aero_convert::floats::write_tensor(src.as_dyn(), &a.tensor, fmt, out.file(), &dest, &|n| {
-            pb.inc(n)
-        })
-        .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
+    let n = aero_convert::floats::write_tensor(
+        src.as_dyn(),
+        a.tensor_name(),
+        fmt,
+        out.file(),
+        &dest,
+        &|n| pb.inc(n),
+    )
+    .map_err(|e| anyhow::Error::new(e).context(a.file.display().to_string()))?;
     out.commit(true)?;
     pb.finish_and_clear();
-    report_extracted(&a.tensor, n, &dest);
+    report_extracted(a.tensor_name(), n, &dest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `extract MODEL --file NAME [OUT]`: an attached file, verified, written
+/// atomically (or to stdout).
+pub fn extract_attached(a: ExtractArgs) -> anyhow::Result<ExitCode> {
+    let name = a.attached.as_deref().unwrap_or_default();
+    if a.tensor.is_some() && a.out.is_some() {
+        bail!("with --file, give the model and the output only: `extract MODEL --file {name} OUT`");
+    }
+    let out_path = a.out.clone().or_else(|| a.tensor.as_ref().map(Into::into));
+    let src = Source::open(&a.file)?;
+    let dest = output_dest(out_path.as_deref())?;
+    src.as_dyn().refuse_as_output(&dest)?;
+    let bytes = src.as_model()?.attached_bytes(name)?;
+    let mut out = aero_io::output::Output::create(&dest)?;
+    out.file()
+        .write_all(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dest.display()))?;
+    out.commit(true)?;
+    report_extracted(name, bytes.len() as u64, &dest);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `diff A B`: exit 0 identical, 1 different.
 pub fn diff(a: super::DiffArgs) -> anyhow::Result<ExitCode> {
-    let (sa, sb) = (Source::open(&a.a)?, Source::open(&a.b)?);
+    let (sa, sb) = (Source::open_for_diff(&a.a)?, Source::open_for_diff(&a.b)?);
     let opts = aero_convert::diff::DiffOptions { numeric: a.numeric };
     let r = aero_convert::diff::diff(sa.as_dyn(), sb.as_dyn(), &opts)?;
     let identical = r.identical();

@@ -36,6 +36,37 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
 }
 
 impl WriterArgs {
+    /// The flags given that only mean something for an AERO output (all
+    /// but `--no-fsync`), as typed: `convert` refuses them when it exports.
+    pub fn aero_only_flags(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.layout != super::LayoutArg::Aligned {
+            v.push("--layout");
+        }
+        if self.max_shard_bytes.is_some() {
+            v.push("--max-shard-bytes");
+        }
+        if self.tensor_hash {
+            v.push("--tensor-hash");
+        }
+        if self.no_tensor_hash {
+            v.push("--no-tensor-hash");
+        }
+        if self.control_integrity {
+            v.push("--control-integrity");
+        }
+        if self.page_hashes.is_some() {
+            v.push("--page-hashes");
+        }
+        if self.no_page_hashes {
+            v.push("--no-page-hashes");
+        }
+        if self.uuid.is_some() {
+            v.push("--uuid");
+        }
+        v
+    }
+
     /// Writer options from the common flags.
     pub fn options(&self) -> WriteOptions {
         let base = match self.layout {
@@ -70,7 +101,7 @@ pub fn report_written(
 }
 
 /// [`report_written`], with more keys in the JSON document.
-fn report_written_with(
+pub(super) fn report_written_with(
     out_path: &Path,
     s: &aero_io::write::WriteSummary,
     json: bool,
@@ -123,7 +154,12 @@ impl std::error::Error for Refused {
 }
 
 /// `repack IN OUT`.
-pub fn run(a: RepackArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: RepackArgs) -> anyhow::Result<ExitCode> {
+    a.output = super::convert::checked_output(
+        aero_convert::route::Conversion::Repack,
+        &a.input,
+        &a.output,
+    )?;
     run_as(a, "--force copies it anyway")
 }
 
@@ -161,8 +197,21 @@ pub fn run_as(a: RepackArgs, hint: &'static str) -> anyhow::Result<ExitCode> {
             out::clean(damage)
         ),
     }
+    if !r.dropped_files.is_empty() {
+        eprintln!(
+            "aerotensor: warning: {input}: --force: attached file{} {} failed verification and {} left out",
+            if r.dropped_files.len() == 1 { "" } else { "s" },
+            out::clean(&r.dropped_files.join(", ")),
+            if r.dropped_files.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+        );
+    }
     let mut extra = serde_json::Map::new();
     if a.force {
+        extra.insert("dropped_files".into(), serde_json::json!(r.dropped_files));
         // Only with --force can a write succeed over damage: say what it
         // could not vouch for.
         extra.insert("input_damage".into(), serde_json::json!(r.damage));

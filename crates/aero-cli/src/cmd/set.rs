@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aero_convert::InputKind;
 use aero_convert::sharded::ShardedSafetensors;
 use aero_io::Verdict;
 use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
@@ -16,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::read::{filtered, print_tensor_section, tensor_json, tensor_table};
 use super::{
-    ConvertArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs, ListArgs,
-    ValidateArgs,
+    ConvertArgs, ConvertAutoArgs, ConvertShardedArgs, ExtractArgs, FetchTensorArgs, InspectSetArgs,
+    ListArgs, ValidateArgs,
 };
 use crate::out;
 
@@ -73,6 +72,8 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
             "index": {"path": m.global_tidx.path, "size_bytes": m.global_tidx.size_bytes,
                       "sha256": hex::encode(m.global_tidx.sha256)},
             "parts": parts,
+            "files": m.files.iter().map(|f| json!({"path": f.path, "size_bytes": f.size_bytes,
+                                                    "sha256": hex::encode(f.sha256)})).collect::<Vec<_>>(),
             "total_size": set.total_size(),
             "shard_count": m.parts.iter().map(|p| p.shards.len()).sum::<usize>(),
             "tensor_count": idx.len(),
@@ -87,7 +88,7 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         "{}  {} in {} files",
         out::bold(&set.path().display().to_string()),
         out::human_bytes(set.total_size()),
-        m.parts.len() + 2
+        m.parts.len() + 2 + m.files.len()
     );
     println!("  format       AEROSET {}.{}", m.version[0], m.version[1]);
     println!("  model        {}", out::clean(&m.model.name));
@@ -121,6 +122,25 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
         out::table(&["#", "part", "bytes", "shards", "sha256"], &rows)
     );
     println!();
+    if !m.files.is_empty() {
+        println!(
+            "attached files: {} (beside the manifest; `extract SET --file NAME OUT` writes one)",
+            m.files.len()
+        );
+        let rows: Vec<Vec<String>> = m
+            .files
+            .iter()
+            .map(|f| {
+                vec![
+                    out::clean(&f.path).into_owned(),
+                    f.size_bytes.to_string(),
+                    hex::encode(&f.sha256[..8]),
+                ]
+            })
+            .collect();
+        print!("{}", out::table(&["name", "bytes", "sha256"], &rows));
+        println!();
+    }
     let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
     print_tensor_section(&shown, idx.len(), a.max_tensors, Some(&part));
     Ok(ExitCode::SUCCESS)
@@ -166,6 +186,8 @@ fn print_human(r: &SetReport, strict: bool) {
                 Some(Verdict::Valid) => out::green("valid"),
                 Some(Verdict::ValidWithWarnings) => out::yellow("valid-with-warnings"),
                 Some(Verdict::Invalid) => out::red("invalid"),
+                // An attached file is not an AERO file: size and SHA-256 are its check.
+                None if f.role == aero_set::FileRole::File => "-".to_string(),
                 Some(Verdict::Error) | None => out::red("not checked"),
             };
             vec![
@@ -239,7 +261,7 @@ fn write_tensor(
 }
 
 pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    write_tensor(&a.file, &a.tensor, a.out.as_deref(), a.verify)
+    write_tensor(&a.file, a.tensor_name(), a.out.as_deref(), a.verify)
 }
 
 pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
@@ -247,8 +269,36 @@ pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
+    if a.input.is_dir() && aero_convert::hf::is_folder(&a.input) {
+        // A model folder: its other files travel with the weights.
+        super::convert::checked_output(
+            aero_convert::route::Conversion::FolderToSet,
+            &a.input,
+            &a.output,
+        )?;
+        return super::convert::convert_folder(
+            ConvertArgs {
+                input: a.input,
+                output: a.output,
+                identity: a.identity,
+                writer: a.writer,
+                json: a.json,
+            },
+            Some(super::convert::SetParams {
+                max_part_shards: a.max_part_shards,
+                base_url: a.base_url,
+                like: a.like,
+            }),
+        );
+    }
     super::convert::expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
-    let inp = ShardedSafetensors::open(&a.input)?;
+    super::convert::checked_output(
+        aero_convert::route::Conversion::ShardedToSet,
+        &a.input,
+        &a.output,
+    )?;
+    let mut inp = ShardedSafetensors::open(&a.input)?;
+    inp.identity = a.identity.identity();
     let index_dir = inp.index_path().parent().map(Path::to_path_buf);
     if let (Some(d), Ok(o)) = (index_dir, a.output.canonicalize())
         && d.canonicalize().is_ok_and(|d| d == o)
@@ -265,6 +315,8 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         // output: an existing AEROSET (and nothing else) is replaced.
         replace: true,
         base_url: a.base_url.clone(),
+        manifest_extra: Default::default(),
+        like: a.like.plan()?,
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -272,46 +324,63 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         .write(&a.output, &base, &move |n| bar.inc(n))
         .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
+    let mut extra = serde_json::Map::new();
+    a.like.json(&s, &mut extra);
+    report_set_written(&a.output, &s, a.json, extra)?;
+    if !a.json {
+        a.like.print(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary of a set written: one line, or a JSON document with `extra`.
+pub fn report_set_written(
+    output: &Path,
+    s: &aero_set::SetWriteSummary,
+    json: bool,
+    extra: serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
     let parts = s.manifest.parts.len();
-    if a.json {
-        out::print_json(&json!({
-            "output": a.output.display().to_string(),
+    if json {
+        let mut doc = json!({
+            "output": output.display().to_string(),
             "total_size": s.total_size,
             "parts": parts,
             "shards": s.shards,
             "tensors": s.tensors.len(),
             "model": {"name": s.manifest.model.name, "architecture": s.manifest.model.architecture},
-        }))?;
+            "files": s.manifest.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+        });
+        if let Some(m) = doc.as_object_mut() {
+            m.extend(extra);
+        }
+        out::print_json(&doc)?;
     } else {
+        let files = s.manifest.files.len();
         eprintln!(
-            "wrote {} ({}, {} tensors in {} shard{} over {} part{})",
-            a.output.display(),
+            "wrote {} ({}, {} tensors in {} shard{} over {} part{}{})",
+            output.display(),
             out::human_bytes(s.total_size),
             s.tensors.len(),
             s.shards,
             if s.shards == 1 { "" } else { "s" },
             parts,
-            if parts == 1 { "" } else { "s" }
+            if parts == 1 { "" } else { "s" },
+            match files {
+                0 => String::new(),
+                1 => ", 1 attached file".into(),
+                n => format!(", {n} attached files"),
+            }
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
-pub fn convert_auto(a: ConvertArgs) -> anyhow::Result<ExitCode> {
-    if matches!(
-        aero_convert::detect(&a.input),
-        Ok(InputKind::ShardedSafeTensors)
-    ) {
-        return convert_sharded(ConvertShardedArgs {
-            input: a.input,
-            output: a.output,
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            writer: a.writer,
-            json: a.json,
-        });
-    }
-    super::convert::auto(a)
+pub fn convert_auto(a: ConvertAutoArgs) -> anyhow::Result<ExitCode> {
+    // What is written is chosen by the output's name, an AEROSET for a
+    // sharded checkpoint included (`convert::auto`); `--like` applies when
+    // that is an AEROSET.
+    super::convert::auto(a.convert, a.like)
 }

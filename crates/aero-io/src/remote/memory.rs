@@ -2,7 +2,7 @@
 //! injectable faults. It is what a third transport costs: this file and one
 //! line in the `transports!` list of `remote/mod.rs`. Its tests run the
 //! retry, split, resume, `Content-Range` and cache behaviour of
-//! [`super::RemoteSource`] that `tests/remote.rs` checks over HTTP.
+//! [`super::RemoteSource`] that `tests/it/remote.rs` checks over HTTP.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;

@@ -61,15 +61,67 @@ pub fn write_model(
 ) -> Result<WriteSummary> {
     let path = path.as_ref();
     check_specs(&specs)?;
+    crate::attached::check_files(&opts.attached)?;
     for s in &specs {
         if let Some(r) = s.bytes.file_range() {
             crate::output::refuse_open_input(path, r.file)?;
+        }
+    }
+    for a in &opts.attached {
+        if let crate::attached::AttachedData::Path { path: p, .. } = &a.data {
+            crate::output::refuse_same_file(path, p)?;
         }
     }
     let mut out = Output::create(path)?;
     let summary = write_to(path, out.file(), specs, opts)?;
     out.commit(opts.durable)?;
     Ok(summary)
+}
+
+/// Streams one attached file into `out` (raw, never compressed), hashing
+/// it on the way; returns its length and BLAKE3. A file on disk must still
+/// have the length it was listed with.
+fn write_attached(out: &mut Out<'_>, a: &crate::attached::AttachedFile) -> Result<(u64, [u8; 32])> {
+    use crate::attached::AttachedData;
+    use std::io::Read;
+    let opath = out.path;
+    let io = |e| Error::io(opath, e);
+    let mut h = blake3::Hasher::new();
+    match &a.data {
+        AttachedData::Bytes(b) => {
+            h.update(b);
+            out.write(b).map_err(io)?;
+            Ok((b.len() as u64, *h.finalize().as_bytes()))
+        }
+        AttachedData::Path { path, len } => {
+            let src = |e| Error::io(path, e);
+            let mut f = File::open(path).map_err(src)?;
+            let mut buf = vec![0u8; 256 << 10];
+            let mut n = 0u64;
+            loop {
+                let k = f.read(&mut buf).map_err(src)?;
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+                if n > *len {
+                    break;
+                }
+                h.update(&buf[..k]);
+                out.write(&buf[..k]).map_err(io)?;
+            }
+            if n != *len {
+                return Err(Error::BadAttachedFile {
+                    name: a.name.clone(),
+                    reason: format!(
+                        "{} changed while it was read (listed with {len} bytes)",
+                        path.display()
+                    ),
+                });
+            }
+            Ok((n, *h.finalize().as_bytes()))
+        }
+    }
 }
 
 /// Writes a model into an open, empty, seekable file (no atomic rename);
@@ -83,6 +135,7 @@ pub fn write_to(
     opts: &WriteOptions,
 ) -> Result<WriteSummary> {
     check_specs(&specs)?;
+    crate::attached::check_files(&opts.attached)?;
     if opts.max_shard_bytes == 0 {
         return Err(Error::OptionOutOfRange {
             option: "max shard bytes",
@@ -319,6 +372,16 @@ pub fn write_to(
             *blake3::hash(&raw).as_bytes(),
         )
         .map_err(io)?;
+    }
+    for (a, &i) in opts.attached.iter().zip(&chunks.files) {
+        let at = align_up(out.pos, 16).unwrap_or(out.pos);
+        out.pad_to(at).map_err(io)?;
+        let (len, hash) = write_attached(&mut out, a)?;
+        let e = &mut entries[i];
+        e.chunk_offset = at;
+        e.chunk_length = len;
+        e.chunk_ulen = len;
+        e.blake3 = hash;
     }
     let file_size = out.pos;
 

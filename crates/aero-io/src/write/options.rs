@@ -73,6 +73,10 @@ pub struct WriteOptions {
     /// "not recorded") and no page hashes, so readers report them as
     /// unverifiable instead of trusting fresh hashes over damaged bytes.
     pub unverified: Vec<String>,
+    /// Files that travel with the weights (`config.json`, a tokenizer):
+    /// each becomes a `FILE` chunk, placed after everything else in both
+    /// TOC and file order (see [`crate::attached`]).
+    pub attached: Vec<crate::attached::AttachedFile>,
     /// Make the file durable before it appears under its name: write-back
     /// starts while streaming and the file is fsynced before the rename
     /// (the default). `false` skips both, like `cp`: the rename stays
@@ -94,6 +98,7 @@ impl Default for WriteOptions {
             page_hashes: Some(DEFAULT_PAGE_HASH_SIZE),
             first_shard_id: 0,
             unverified: Vec::new(),
+            attached: Vec::new(),
             durable: true,
         }
     }

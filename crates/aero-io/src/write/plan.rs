@@ -65,6 +65,8 @@ pub(super) struct Planned {
     pub(super) tidx: usize,
     pub(super) wtsh: Vec<usize>,
     pub(super) phsh: Vec<Option<usize>>,
+    /// One `FILE` chunk per attached file, after the shards.
+    pub(super) files: Vec<usize>,
 }
 
 pub(super) fn plan_chunks(opts: &WriteOptions, shard_len: &[u64]) -> Planned {
@@ -78,6 +80,7 @@ pub(super) fn plan_chunks(opts: &WriteOptions, shard_len: &[u64]) -> Planned {
         tidx: 0,
         wtsh: Vec::new(),
         phsh: Vec::new(),
+        files: Vec::new(),
     };
     let push = |p: &mut Planned, fc: FourCc, name: String| {
         let flags = aero_format::encode::standard_flags(fc).0;
@@ -103,6 +106,10 @@ pub(super) fn plan_chunks(opts: &WriteOptions, shard_len: &[u64]) -> Planned {
             .filter(|_| len > 0)
             .map(|_| push(&mut p, FourCc::PHSH, format!("weights.shard{id}.phsh")));
         p.phsh.push(ph);
+    }
+    for a in &opts.attached {
+        let i = push(&mut p, FourCc::FILE, a.name.clone());
+        p.files.push(i);
     }
     p
 }

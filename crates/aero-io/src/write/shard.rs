@@ -481,12 +481,11 @@ fn read_verbatim(
         pos = end;
     }
     if *sh.shard.finalize().as_bytes() != want {
+        // The whole chunk failed: which tensor held the damage is for the
+        // caller to find (`AeroFile::locate_damage`), not `first_ti`.
         return Err(Stop::Failed(
             first_ti,
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{name}: BLAKE3 mismatch (corrupt)"),
-            ),
+            crate::error::ShardMismatch::io(&name),
         ));
     }
     for (i, obs) in observers.iter_mut().enumerate() {

@@ -21,6 +21,9 @@ Reading::
 
     tensors = aerotensor.load_file("model.aero")       # dict[str, numpy.ndarray]
 
+    with aerotensor.safe_open("model.aero", "np") as f:  # safetensors' API
+        f.keys(); f.get_tensor(k); f.get_slice(k)[0:2]; f.metadata()
+
     with aerotensor.AeroSetReader("model-dir/") as s:  # AEROSET: dir, manifest or URL
         emb = s.get_tensor("embed.weight")
 
@@ -32,10 +35,17 @@ Writing, converting, checking::
     report = aerotensor.validate("model.aero", "full")      # dict, as `validate --json`
     assert report["valid"]
 
-Dtypes: bfloat16 tensors come back as their raw ``uint16`` bits and packed
-(quantized) tensors as ``uint8`` bytes, unless read with
-``get_tensor(name, dequantize="f32")`` (also ``"f16"``, ``"bf16"``), which
-dequantizes ggml types (Q4_0 … Q6_K, i-quants, …) bit-exactly as gguf-py.
+PyTorch: ``aerotensor.torch`` is safetensors.torch's API (``load_file``,
+``save_file``, ``load``, ``save``, ``load_model``, ``save_model``); torch is
+imported only by ``import aerotensor.torch`` (``pip install
+aerotensor[torch]``), never by ``import aerotensor``.
+
+Dtypes: every safetensors dtype with a numpy type keeps it; bfloat16 and
+the float8 types (F8_E4M3, F8_E5M2, …) come back as ``ml_dtypes`` types and
+are saved as what they are. Packed (quantized) tensors come back as
+``uint8`` bytes, unless read with ``get_tensor(name, dequantize="f32")``
+(also ``"f16"``, ``"bf16"``), which dequantizes ggml types (Q4_0 … Q6_K,
+i-quants, …) bit-exactly as gguf-py.
 
 Errors: ``AeroError`` (malformed, truncated, refused), its subclass
 ``IntegrityError`` (failed verification), ``TensorNotFoundError`` (also a
@@ -53,17 +63,34 @@ from __future__ import annotations
 
 import json as _json
 import os as _os
+import sys as _sys
 from dataclasses import dataclass as _dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
-
-import numpy as _np
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import _aerotensor
 from ._errors import AeroError, IntegrityError, TensorNotFoundError
 
+if TYPE_CHECKING:
+    import numpy as _np
+else:
+    class _Numpy:
+        """numpy, imported on first use: ``import aerotensor`` — and so the
+        ``aerotensor`` command, which never makes an array — does not pay
+        for importing numpy (about 0.2 s) until an array is needed."""
+
+        def __getattr__(self, name: str) -> Any:
+            global _np
+            import numpy
+
+            _np = numpy
+            return getattr(numpy, name)
+
+    _np = _Numpy()
+
 __version__ = _aerotensor.__version__
 
 __all__ = [
+    "SafeOpen",
     "AeroError",
     "IntegrityError",
     "TensorNotFoundError",
@@ -91,23 +118,41 @@ DTYPE_NAMES: Dict[int, str] = {
     0x8000: "packed",
 }
 
-#: AERO dtype code → the numpy dtype ``get_tensor`` returns (bf16 as its
-#: uint16 bits; packed and unknown codes as uint8 bytes).
-NUMPY_DTYPES: Dict[int, _np.dtype] = {
-    0: _np.dtype("<f2"), 1: _np.dtype("<f4"), 2: _np.dtype("<u2"),
-    3: _np.dtype("<f8"), 4: _np.dtype("i1"), 5: _np.dtype("u1"),
-    6: _np.dtype("<i2"), 7: _np.dtype("<u2"), 8: _np.dtype("<i4"),
-    9: _np.dtype("<u4"), 10: _np.dtype("<i8"), 11: _np.dtype("<u8"),
-    12: _np.dtype("bool"), 0x8000: _np.dtype("u1"),
-}
-
-_CODE_OF_KIND = {
-    ("f", 2): 0, ("f", 4): 1, ("f", 8): 3, ("i", 1): 4, ("u", 1): 5,
-    ("i", 2): 6, ("u", 2): 7, ("i", 4): 8, ("u", 4): 9, ("i", 8): 10,
-    ("u", 8): 11, ("b", 1): 12,
-}
-
 _DEQUANT = ("f32", "f16", "bf16")
+
+
+def _ml_dtypes() -> Any:
+    # Imported on first use: its extension takes most of a second to load,
+    # and only bfloat16 / float8 tensors need it.
+    import ml_dtypes
+
+    return ml_dtypes
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NUMPY_DTYPES":
+        # AERO dtype code -> the numpy dtype get_tensor returns (bf16 as
+        # ml_dtypes.bfloat16; packed and unknown codes as uint8 bytes).
+        return {
+            0: _np.dtype("<f2"), 1: _np.dtype("<f4"), 2: _np.dtype(_ml_dtypes().bfloat16),
+            3: _np.dtype("<f8"), 4: _np.dtype("i1"), 5: _np.dtype("u1"),
+            6: _np.dtype("<i2"), 7: _np.dtype("<u2"), 8: _np.dtype("<i4"),
+            9: _np.dtype("<u4"), 10: _np.dtype("<i8"), 11: _np.dtype("<u8"),
+            12: _np.dtype("bool"), 0x8000: _np.dtype("u1"),
+        }
+    if name == "torch":  # aerotensor.torch without importing torch up front
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _array(buf: "_aerotensor._Buffer") -> _np.ndarray:
+    """The numpy array over a buffer, viewed as its real element type when
+    the buffer describes a stand-in (bfloat16, float8: ``ml_dtypes``)."""
+    a = _np.asarray(buf)
+    view = buf.view
+    return a.view(getattr(_ml_dtypes(), view)) if view else a
 
 
 def _fspath(path: PathLike) -> str:
@@ -159,12 +204,13 @@ class TensorSlice:
     without page hashes the tensor's own hash is checked, which reads it
     whole). Any further indexing (``[a:b, 2:5]``, steps, an int) is applied
     by numpy to those rows. ``get_shape()`` / ``get_dtype()`` as in
-    safetensors."""
+    safetensors (``"F32"``, ``"BF16"``, ``"F8_E4M3"``; a ggml type's name,
+    ``"Q4_K"``, for packed GGUF blocks, which cannot be sliced)."""
 
     def __init__(self, handle: "_aerotensor._Handle", name: str) -> None:
         self._h = handle
         self.name = name
-        code, shape, self.nbytes, self._ggml = handle.info(name)
+        code, shape, self.nbytes, self._ggml, self._dtype, self._elem = handle.info(name)
         self.dtype_code: int = code
         self.shape: Tuple[int, ...] = tuple(shape)
 
@@ -172,7 +218,7 @@ class TensorSlice:
         return list(self.shape)
 
     def get_dtype(self) -> str:
-        return DTYPE_NAMES.get(self.dtype_code, f"unknown({self.dtype_code})")
+        return self._dtype
 
     def __len__(self) -> int:
         if not self.shape:
@@ -182,12 +228,15 @@ class TensorSlice:
     def __getitem__(self, key: Any) -> _np.ndarray:
         if not isinstance(key, tuple):
             key = (key,)
-        sized = self.dtype_code in NUMPY_DTYPES and self.dtype_code != 0x8000
         first = key[0] if key else Ellipsis
-        if not self.shape or not sized or not isinstance(first, (int, _np.integer, slice)) \
-                or isinstance(first, bool):
-            # Anything but rows along the first axis: the whole tensor.
-            return _np.asarray(self._h.tensor(self.name))[key]
+        if self._elem is None or not self.shape \
+                or not isinstance(first, (int, _np.integer, slice)) or isinstance(first, bool):
+            # Packed blocks are refused (by the native reader, with how to
+            # read them); anything but rows along the first axis reads the
+            # whole tensor.
+            if self._elem is None:
+                self._h.rows(self.name, 0, 0)
+            return _array(self._h.tensor(self.name))[key]
         n, rest = self.shape[0], key[1:]
         if isinstance(first, slice):
             start, stop, step = first.indices(n)
@@ -196,7 +245,7 @@ class TensorSlice:
                 lo = hi = 0
             else:
                 lo, hi = min(idx[0], idx[-1]), max(idx[0], idx[-1]) + 1
-            rows = _np.asarray(self._h.rows(self.name, lo, hi))
+            rows = _array(self._h.rows(self.name, lo, hi))
             if len(idx) == 0:
                 local = slice(0, 0)
             else:
@@ -208,11 +257,26 @@ class TensorSlice:
         if i < -n or i >= n:
             raise IndexError(f"index {i} is out of bounds for axis 0 with size {n}")
         i %= n
-        row = _np.asarray(self._h.rows(self.name, i, i + 1))[0]
+        row = _array(self._h.rows(self.name, i, i + 1))[0]
         return row[rest] if rest else row
 
     def __repr__(self) -> str:
         return f"TensorSlice({self.name!r}, {self.get_dtype()}, shape={self.shape})"
+
+
+def _get_tensor(h: "_aerotensor._Handle", name: str, dequantize: Optional[str]) -> _np.ndarray:
+    if dequantize is None:
+        return _array(h.tensor(name))
+    if dequantize not in _DEQUANT:
+        raise ValueError(f"dequantize must be one of {_DEQUANT}, not {dequantize!r}")
+    _code, _shape, _n, ggml, dtype, elem = h.info(name)
+    if ggml is not None:
+        return _array(h.dequantize(name, dequantize))
+    if elem is None or elem.startswith("complex"):
+        raise AeroError(f"tensor {name!r} is {dtype}: there is nothing to dequantize it to "
+                        f"{dequantize}")
+    target = {"f32": _np.float32, "f16": _np.float16}.get(dequantize) or _ml_dtypes().bfloat16
+    return _array(h.tensor(name)).astype(target)
 
 
 class _TensorReader:
@@ -281,36 +345,16 @@ class _TensorReader:
         """A tensor's bytes as a read-only ``memoryview`` (format ``B``),
         verified; zero-copy over the file's mapping when local. It stays
         valid after ``close()``."""
-        return memoryview(_np.asarray(self._h.tensor(name, raw=True)))
+        return memoryview(_np.asarray(self._h.tensor(name, True)))
 
     def get_tensor(self, name: str, dequantize: Optional[str] = None) -> _np.ndarray:
         """A tensor as a read-only numpy array of its dtype and shape,
         verified. Zero-copy over the mapping when local and aligned (else a
-        copy). bfloat16 comes as ``uint16`` bits, packed tensors as ``uint8``
-        bytes — unless ``dequantize`` is ``"f32"``, ``"f16"`` or ``"bf16"``
-        (``uint16`` bits): ggml-packed tensors are then dequantized
-        (bit-exact with gguf-py) and float tensors converted."""
-        if dequantize is None:
-            return _np.asarray(self._h.tensor(name))
-        if dequantize not in _DEQUANT:
-            raise ValueError(f"dequantize must be one of {_DEQUANT}, not {dequantize!r}")
-        code, _shape, _n, ggml = self._h.info(name)
-        if ggml is not None:
-            return _np.asarray(self._h.dequantize(name, dequantize))
-        if code == 0x8000 or code not in NUMPY_DTYPES:
-            raise AeroError(f"tensor {name!r} is packed without a ggml type: nothing to dequantize")
-        arr = _np.asarray(self._h.tensor(name))
-        if code == 2:  # bfloat16 bits
-            if dequantize == "bf16":
-                return arr
-            arr = (arr.astype(_np.uint32) << 16).view(_np.float32)
-        if dequantize == "bf16":
-            f32 = _np.ascontiguousarray(arr, dtype=_np.float32).view(_np.uint32)
-            # round to nearest even, NaN kept NaN
-            rounded = ((f32 + 0x7FFF + ((f32 >> 16) & 1)) >> 16).astype(_np.uint16)
-            nan = _np.isnan(f32.view(_np.float32))
-            return _np.where(nan, ((f32 >> 16) | 0x40).astype(_np.uint16), rounded)
-        return arr.astype(_np.float32 if dequantize == "f32" else _np.float16)
+        copy). bfloat16 and float8 come as ``ml_dtypes`` types, packed
+        tensors as ``uint8`` bytes — unless ``dequantize`` is ``"f32"``,
+        ``"f16"`` or ``"bf16"``: ggml-packed tensors are then dequantized
+        (bit-exact with gguf-py) into a new array, other tensors converted."""
+        return _get_tensor(self._h, name, dequantize)
 
     def get_slice(self, name: str) -> TensorSlice:
         """A lazy ``TensorSlice``: index it (``[a:b]``) to read only those rows."""
@@ -479,14 +523,111 @@ def open(path: PathLike, *, allow_remote: bool = False, cache: bool = True,
     return AeroReader(path, allow_remote=allow_remote, cache=cache, cache_dir=cache_dir)
 
 
-def safe_open(filename: PathLike, framework: str = "numpy", device: str = "cpu",
-              **kwargs: Any) -> Union[AeroReader, AeroSetReader]:
-    """safetensors-style opening: ``with safe_open(p, "np") as f:
-    f.keys(); f.get_tensor(k); f.get_slice(k)[a:b]; f.metadata()``.
-    Only numpy on the CPU is offered."""
-    if framework not in ("numpy", "np") or device != "cpu":
-        raise ValueError("aerotensor gives numpy arrays on the CPU (framework='numpy', device='cpu')")
-    return open(filename, **kwargs)
+_FRAMEWORKS = {"np": "np", "numpy": "np", "pt": "pt", "torch": "pt", "pytorch": "pt"}
+
+
+class SafeOpen:
+    """safetensors' ``safe_open`` over an AERO file or AEROSET (a path, an
+    AEROSET manifest or directory, or a URL of either)::
+
+        with aerotensor.safe_open("model.aero", framework="np") as f:
+            for k in f.keys():                 # sorted, as safetensors
+                t = f.get_tensor(k)            # verified
+            rows = f.get_slice(k)[0:10]        # only these rows read and verified
+            f.metadata()                       # the __metadata__ that came in
+
+    ``framework="np"`` gives numpy arrays, ``"pt"`` torch tensors (on
+    ``device``; see ``aerotensor.torch``). ``get_slice(k).get_dtype()``
+    says safetensors' names (``"F32"``, ``"BF16"``). ``dequantize``
+    (``"f32"``, ``"f16"``, ``"bf16"``) expands packed GGUF blocks; torch
+    refuses them without it. ``verify=False`` (torch only) hands out bytes
+    without checking them: the one unverified read, asked for by name.
+    """
+
+    def __init__(self, filename: PathLike, framework: str = "np", device: Any = "cpu", *,
+                 dequantize: Optional[str] = None, verify: bool = True,
+                 allow_remote: bool = False, cache: bool = True,
+                 cache_dir: Optional[PathLike] = None) -> None:
+        self._init(framework, device, dequantize, verify)
+        self._h = _open(filename, "auto", allow_remote, cache, cache_dir)
+
+    def _init(self, framework: str, device: Any, dequantize: Optional[str], verify: bool) -> None:
+        fw = _FRAMEWORKS.get(str(framework).lower())
+        if fw is None:
+            raise ValueError(f"framework must be 'np' (numpy) or 'pt' (torch), not {framework!r}")
+        if dequantize is not None and dequantize not in _DEQUANT:
+            raise ValueError(f"dequantize must be one of {_DEQUANT}, not {dequantize!r}")
+        if fw == "np" and str(device) != "cpu":
+            raise ValueError(f"numpy arrays live on the CPU; device={device!r} needs framework='pt'")
+        if fw == "np" and not verify:
+            raise ValueError("verify=False is offered for torch tensors only (framework='pt')")
+        self._torch: Any = None
+        if fw == "pt":
+            from . import torch as _torch_api
+
+            self._torch = _torch_api._Loader(device, dequantize, verify)
+        self.framework = fw
+        self.device = device
+        self._dequantize = dequantize
+
+    @classmethod
+    def _of_handle(cls, handle: "_aerotensor._Handle", framework: str, device: Any = "cpu",
+                   dequantize: Optional[str] = None, verify: bool = True) -> "SafeOpen":
+        f = cls.__new__(cls)
+        f._init(framework, device, dequantize, verify)
+        f._h = handle
+        return f
+
+    def keys(self) -> List[str]:
+        """Tensor names, sorted (as safetensors lists them)."""
+        return sorted(self._h.names())
+
+    def offset_keys(self) -> List[str]:
+        """Tensor names in stored order."""
+        return self._h.names()
+
+    def metadata(self) -> Optional[Dict[str, str]]:
+        """The safetensors ``__metadata__`` the file was made with (by a
+        converter from safetensors, or ``save_file(..., metadata=)``), as
+        safetensors returns it: ``Dict[str, str]``, or None when there was
+        none."""
+        pairs = self._h.st_metadata()
+        return None if pairs is None else dict(pairs)
+
+    def get_tensor(self, name: str, dequantize: Optional[str] = None) -> Any:
+        """A tensor, verified: a read-only numpy array (``"np"``) or a torch
+        tensor (``"pt"``)."""
+        dq = dequantize if dequantize is not None else self._dequantize
+        if self._torch is not None:
+            return self._torch.tensor(self._h, name, dq)
+        if dq is not None:
+            _code, _s, _n, ggml, _d, _e = self._h.info(name)
+            if ggml is None:  # only packed blocks are expanded by safe_open
+                dq = None
+        return _get_tensor(self._h, name, dq)
+
+    def get_slice(self, name: str) -> Any:
+        """A lazy slice: ``[a:b]`` reads and verifies only those rows;
+        ``get_shape()``, ``get_dtype()`` (safetensors' names)."""
+        s = TensorSlice(self._h, name)
+        return s if self._torch is None else self._torch.slice(s)
+
+    def close(self) -> None:
+        """Releases the file; tensors already handed out stay valid."""
+        self._h.close()
+
+    def __enter__(self) -> "SafeOpen":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"safe_open({self._h.path!r}, framework={self.framework!r})"
+
+
+#: ``safe_open(path, framework="np", device="cpu")``: see ``SafeOpen``.
+safe_open = SafeOpen
 
 
 def load_file(filename: PathLike, *, dequantize: Optional[str] = None, **kwargs: Any) -> Dict[str, _np.ndarray]:
@@ -504,56 +645,84 @@ def load_file(filename: PathLike, *, dequantize: Optional[str] = None, **kwargs:
         if not _aerotensor.is_url(r.path):
             r.verify_all()
         elif dequantize is None:
-            return dict(zip(names, (_np.asarray(b) for b in r._h.tensors_many(names))))
+            return dict(zip(names, (_array(b) for b in r._h.tensors_many(names))))
         return {name: r.get_tensor(name, dequantize) for name in names}
 
 
-def _code_of(a: _np.ndarray, name: str) -> int:
-    dt = a.dtype
-    if dt.name == "bfloat16":  # ml_dtypes / jax bfloat16
-        return 2
-    code = _CODE_OF_KIND.get((dt.kind, dt.itemsize))
-    if code is None:
-        raise ValueError(f"tensor {name!r}: numpy dtype {dt} has no AERO dtype")
-    return code
+def _split_metadata(metadata: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Writer keywords for ``metadata``: string values are the safetensors
+    ``__metadata__`` (kept whole, in order); ``model_name`` and
+    ``architecture`` also name the model; other JSON values go into MJSN."""
+    meta = dict(metadata or {})
+    for k in meta:
+        if not isinstance(k, str):
+            raise TypeError(f"metadata keys must be str, not {type(k).__name__}")
+    st = [(k, v) for k, v in meta.items() if isinstance(v, str)]
+    extra = {k: v for k, v in meta.items()
+             if not isinstance(v, str) and k not in ("model_name", "architecture")}
+    name, arch = meta.get("model_name"), meta.get("architecture")
+    return {
+        "model_name": None if name is None else str(name),
+        "architecture": None if arch is None else str(arch),
+        "extra_meta_json": _json.dumps(extra) if extra else None,
+        "st_metadata": st or None,
+    }
 
 
-def save_file(tensors: Mapping[str, Any], filename: PathLike,
+def _write(items: List[Tuple[str, str, List[int], Any, int]], filename: PathLike,
+           metadata: Optional[Mapping[str, Any]], **opts: Any) -> None:
+    """The native writer over prepared tensors (sorted by name): (name,
+    element type name, shape, contiguous little-endian bytes source, byte
+    length)."""
+    _aerotensor.save(_fspath(filename), items, **_split_metadata(metadata), **opts)
+
+
+def save_file(tensors: Mapping[str, _np.ndarray], filename: PathLike,
               metadata: Optional[Mapping[str, Any]] = None, *,
               layout: str = "aligned", uuid: Optional[bytes] = None,
               max_shard_bytes: Optional[int] = None) -> None:
-    """Writes ``{name: array}`` to an AERO file with this project's writer:
-    tensors sorted by name, the aligned layout (every tensor 64-byte aligned,
-    so it reads back zero-copy), a ``hash_b3`` per tensor and 1 MiB page
-    hashes; atomically (a temporary file renamed into place).
+    """Writes ``{name: numpy array}`` to an AERO file with this project's
+    writer: tensors sorted by name, the aligned layout (every tensor 64-byte
+    aligned, so it reads back zero-copy), a ``hash_b3`` per tensor and 1 MiB
+    page hashes; atomically (a temporary file renamed into place).
 
-    ``metadata``: ``model_name`` and ``architecture`` name the model
-    (defaults ``converted`` / ``unknown``); other keys go into the MJSN
-    metadata as JSON values. ``layout="reference"`` writes what the
-    reference writer writes (packed, no tensor or page hashes)."""
+    Every dtype keeps its identity: ``ml_dtypes`` bfloat16 is stored as
+    bf16, the float8 types (``float8_e4m3fn``, ``float8_e5m2``, …) and
+    complex64 as the safetensors converter stores F8_E4M3, F8_E5M2, C64, so
+    ``load_file`` and ``export-safetensors`` give them back. A value that is
+    not a numpy array is a ``TypeError``; a dtype AERO cannot hold a
+    ``ValueError``.
+
+    ``metadata``: string values are kept as the safetensors ``__metadata__``
+    (``safe_open(...).metadata()`` and ``export-safetensors`` give it back);
+    ``model_name`` and ``architecture`` also name the model (defaults
+    ``converted`` / ``unknown``); other JSON values go into the MJSN
+    metadata. ``layout="reference"`` writes what the reference writer writes
+    (packed, no tensor or page hashes)."""
     items = []
-    for name in sorted(tensors):
-        if not isinstance(name, str):
-            raise TypeError(f"tensor names must be str, not {type(name).__name__}")
-        a = _np.asarray(tensors[name])
-        code = _code_of(a, name)
-        if code == 2 and a.dtype.name == "bfloat16":
-            a = a.view(_np.uint16)
-        if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and _np.little_endian is False):
+    for name in sorted(tensors, key=_sort_key):
+        a = tensors[name]
+        if not isinstance(a, (_np.ndarray, _np.generic)):
+            hint = " (torch tensors: aerotensor.torch.save_file)" \
+                if type(a).__module__.startswith("torch") else ""
+            raise TypeError(f"tensor {name!r}: expected a numpy array, got "
+                            f"{type(a).__module__}.{type(a).__qualname__}{hint}")
+        a = _np.asarray(a)
+        if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not _LITTLE):
             a = a.astype(a.dtype.newbyteorder("<"))
         # ascontiguousarray makes 0-d arrays 1-d: keep the shape.
         a = _np.ascontiguousarray(a).reshape(a.shape)
-        items.append((name, code, [int(d) for d in a.shape], a, int(a.nbytes)))
-    meta = dict(metadata or {})
-    model_name = meta.pop("model_name", None)
-    architecture = meta.pop("architecture", None)
-    _aerotensor.save(
-        _fspath(filename), items,
-        model_name=None if model_name is None else str(model_name),
-        architecture=None if architecture is None else str(architecture),
-        extra_meta_json=_json.dumps(meta) if meta else None,
-        uuid=uuid, layout=layout, max_shard_bytes=max_shard_bytes,
-    )
+        items.append((name, a.dtype.name, [int(d) for d in a.shape], a, int(a.nbytes)))
+    _write(items, filename, metadata, uuid=uuid, layout=layout, max_shard_bytes=max_shard_bytes)
+
+
+_LITTLE = _sys.byteorder == "little"
+
+
+def _sort_key(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"tensor names must be str, not {type(name).__name__}")
+    return name
 
 
 def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, cache: bool = True,
@@ -571,14 +740,34 @@ def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, 
 
 
 def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Optional[bytes] = None,
-            max_shard_bytes: Optional[int] = None) -> Dict[str, Any]:
-    """Converts by content: a safetensors or GGUF file into AERO, a sharded
-    safetensors checkpoint (its ``*.index.json`` or directory) into an
-    AEROSET directory, an AERO file into safetensors or GGUF (by ``dst``'s
-    extension) or into a repacked AERO file. Every byte copied out of an
-    AERO input is verified. Returns ``{input_kind, output, file_size,
-    tensors, shards}``."""
-    return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes)
+            max_shard_bytes: Optional[int] = None,
+            like: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Converts ``src`` (recognised by its content) into what ``dst``'s name
+    asks for, as ``aerotensor convert`` does: ``.safetensors`` or ``.gguf``
+    exports an AERO file; any other name writes AERO (a safetensors or GGUF
+    file converted, an AERO file repacked); a directory (existing, or a
+    path ending in ``/``) receives ``<src stem>.aero``; a sharded
+    safetensors checkpoint's ``*.index.json`` becomes an AEROSET directory.
+    A Hugging Face model folder (``model.safetensors`` or shards, with
+    ``config.json``, tokenizer…) becomes one AERO file carrying its other
+    files (a sharded folder an AEROSET unless ``dst`` ends in ``.aero``). A
+    safetensors or GGUF ``src`` with a ``.safetensors`` or ``.gguf`` ``dst``
+    is a ``ValueError`` naming the two steps through AERO, and so are writer
+    options (``layout``, ``uuid``, ``max_shard_bytes``) given for an export.
+    Every byte copied out of an AERO input is verified. Returns
+    ``{input_kind, output, file_size, tensors, shards}`` (``output``: the
+    path written).
+
+    ``like`` (a set's directory, manifest or URL; often ``dst`` itself)
+    writes an AEROSET output as a new revision of that set: its part file
+    names, tensor-to-part assignment and UUIDs are kept, so every part whose
+    tensors did not change comes out byte-identical, and an existing set at
+    ``dst`` is replaced. The result then also has ``identical_parts``, the
+    part files identical to the old set's. Use the same ``layout`` and
+    ``max_shard_bytes`` as for the old set; ``uuid`` cannot be given with
+    it. Outputs that are not sets raise ``ValueError``."""
+    return _aerotensor.convert(_fspath(src), _fspath(dst), layout, uuid, max_shard_bytes,
+                               like=None if like is None else _fspath(like))
 
 
 def is_set(path: PathLike) -> bool:

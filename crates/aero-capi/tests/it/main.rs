@@ -1,0 +1,5 @@
+//! The integration tests of `aero-capi`, as one test binary (one link instead of one per file).
+
+mod ffi;
+mod mjsn;
+mod reference_gguf;

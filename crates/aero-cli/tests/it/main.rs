@@ -1,0 +1,16 @@
+//! The integration tests of `aero-cli`, as one test binary (one link instead of one per file).
+
+mod cli;
+mod distribution_cli;
+mod hf_cli;
+mod honest_answers;
+mod like_cli;
+mod quant_cli;
+mod reference_gguf;
+mod remote_parallel;
+mod remote_proxy_nginx;
+mod remote_s3;
+mod remote_set_nginx;
+mod set_cli;
+mod trust;
+mod validate_rss;
