@@ -112,7 +112,8 @@ const EXTRACT_RATIO: f64 = 3.0;
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
 const E2E: [&str; 11] = [
-    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant", "remote",
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant",
+    "remote",
 ];
 /// Remote reads vs aria2c through the CDN-like proxy.
 const REMOTE_VALIDATE_RATIO: f64 = 1.1;

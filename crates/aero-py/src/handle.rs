@@ -499,9 +499,11 @@ impl Handle {
     /// `AeroSet::verified_tensors`); a local file's as `tensor` would.
     #[pyo3(signature = (names, raw = false))]
     fn tensors_many(&self, py: Python<'_>, names: Vec<String>, raw: bool) -> PyResult<Vec<Buffer>> {
+        // Each tensor's bytes, element, shape and element-type view.
+        type Made<'b> = (Cow<'b, [u8]>, Elem, Vec<u64>, Option<&'static str>);
         let b = self.get()?;
         let read = py
-            .detach(|| -> Res<Vec<(Cow<'_, [u8]>, Elem, Vec<u64>, Option<&'static str>)>> {
+            .detach(|| -> Res<Vec<Made<'_>>> {
                 // Shapes and lengths as `tensor` makes them (a reference
                 // GGUF-origin file's padding left out of the array).
                 let mut shapes = Vec::with_capacity(names.len());
