@@ -8,6 +8,8 @@ mod like_cli;
 mod open_table;
 mod quant_cli;
 mod reference_gguf;
+mod remote_parallel;
+mod remote_proxy_nginx;
 mod remote_s3;
 mod remote_set_nginx;
 mod set_cli;

@@ -338,7 +338,12 @@ impl Input {
 
     /// Tensor specs sorted by name, reading straight from the mapping.
     pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
-        crate::mapped_specs(self.src.as_source_ref(), &self.path, self.tensor_infos()?, progress)
+        crate::mapped_specs(
+            self.src.as_source_ref(),
+            &self.path,
+            self.tensor_infos()?,
+            progress,
+        )
     }
 }
 
