@@ -26,6 +26,13 @@ pub struct RemoteArgs {
     /// Do not read or write the remote range cache.
     #[arg(long, global = true, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Range requests in flight at once for remote reads (1-256) [default: $AEROTENSOR_REMOTE_JOBS or 8].
+    #[arg(long, global = true, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+}
+
+fn parse_jobs(v: &str) -> Result<usize, String> {
+    aero_io::remote::parse_jobs(v)
 }
 
 /// The flags of the command being run (set again by every
@@ -84,8 +91,13 @@ pub fn options() -> anyhow::Result<RemoteOptions> {
                 .context("remote range cache (use --no-cache to go without)")?,
         })
     };
+    let jobs = match a.jobs {
+        Some(n) => n,
+        None => aero_io::remote::jobs_from_env()?.unwrap_or(aero_io::remote::DEFAULT_JOBS),
+    };
     Ok(RemoteOptions {
         cache,
+        jobs,
         ..RemoteOptions::default()
     })
 }

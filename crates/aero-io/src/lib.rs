@@ -91,7 +91,7 @@ pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{
-    ChunkReport, Mode, Progress, Report, TensorReport, Verdict, validate,
+    ChunkReport, Mode, Progress, Report, TensorReport, Verdict, validate, validate_with_digest,
     work_bytes as validate_work_bytes,
 };
 pub use view::{Element, TensorView};

@@ -69,6 +69,27 @@ pub fn remove_in_flight() {
     }
 }
 
+/// A temporary file written by another part of this crate (a range-cache
+/// entry on its way to its name): listed for [`remove_in_flight`] while it
+/// lives, so that an interrupted process leaves no half-written file behind.
+/// Dropping it only unlists the path.
+pub(crate) struct Tracked {
+    id: u64,
+}
+
+/// Lists `path` for [`remove_in_flight`] until the returned guard drops.
+pub(crate) fn track(path: PathBuf) -> Tracked {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    in_flight().push((id, path, false));
+    Tracked { id }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        in_flight().retain(|(id, _, _)| *id != self.id);
+    }
+}
+
 /// A registered temporary file or directory: removed on drop unless
 /// [`TempGuard::disarm`]ed. Holds the exclusive lock that tells other
 /// processes it is in use.

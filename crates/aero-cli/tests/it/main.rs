@@ -7,6 +7,8 @@ mod honest_answers;
 mod like_cli;
 mod quant_cli;
 mod reference_gguf;
+mod remote_parallel;
+mod remote_proxy_nginx;
 mod remote_s3;
 mod remote_set_nginx;
 mod set_cli;

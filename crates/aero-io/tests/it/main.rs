@@ -9,6 +9,8 @@ mod attached;
 mod errors;
 mod golden;
 mod remote;
+#[cfg(feature = "http")]
+mod remote_engine;
 mod remote_nginx;
 mod robustness;
 mod trust;
