@@ -32,6 +32,10 @@ mod error;
 pub mod manifest;
 pub mod plan;
 #[cfg(feature = "http")]
+pub mod pull;
+#[cfg(feature = "s3")]
+pub mod push;
+#[cfg(feature = "http")]
 pub mod remote;
 pub mod resolve;
 mod set;
