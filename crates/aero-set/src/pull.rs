@@ -48,6 +48,12 @@ use crate::manifest::{MANIFEST_NAME, SetManifest};
 use crate::resolve::{Location, SetBase, SetOptions};
 use crate::set::AeroSet;
 
+/// Largest piece a pull asks for in one request. A kill loses the pieces in
+/// flight (at most `jobs` of them: their bytes are checked and written only
+/// once whole), so this bounds what a resumed pull fetches twice, while
+/// staying large against a request's latency.
+pub const PULL_PIECE: u64 = 1 << 20;
+
 /// How many times a unit that failed its hash is fetched again.
 pub const REFETCH_ROUNDS: u32 = 3;
 
@@ -127,6 +133,7 @@ pub struct PullSummary {
 pub fn pull(src: &str, dest: &Path, opts: &PullOptions<'_>) -> Result<PullSummary> {
     let mut remote = opts.remote.clone();
     remote.cache = None;
+    remote.max_request = remote.max_request.clamp(1, PULL_PIECE);
     let url = if src.ends_with('/') {
         format!("{src}{MANIFEST_NAME}")
     } else {
@@ -141,7 +148,7 @@ pub fn pull(src: &str, dest: &Path, opts: &PullOptions<'_>) -> Result<PullSummar
     if head.first() == Some(&b'{') {
         pull_set(&url, source, dest, &remote, opts)
     } else {
-        pull_lone(&url, source, dest, opts)
+        pull_lone(&url, source, dest, &remote, opts)
     }
 }
 
@@ -303,6 +310,7 @@ fn pull_lone(
     url: &str,
     source: Arc<RemoteSource>,
     dest: &Path,
+    remote: &RemoteOptions,
     opts: &PullOptions<'_>,
 ) -> Result<PullSummary> {
     let name = url
@@ -331,7 +339,7 @@ fn pull_lone(
         opts,
         fetched: AtomicU64::new(0),
     };
-    let mut files = run_jobs(std::slice::from_ref(&job), &stage, &opts.remote, &tally)?;
+    let mut files = run_jobs(std::slice::from_ref(&job), &stage, remote, &tally)?;
     let staged = stage.join(&name);
     // The bytes outside the chunks have no hash of their own: the copy
     // must open and validate (structure, control-plane hash).

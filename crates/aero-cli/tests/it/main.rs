@@ -5,6 +5,7 @@ mod distribution_cli;
 mod hf_cli;
 mod honest_answers;
 mod like_cli;
+mod pull_nginx;
 mod quant_cli;
 mod reference_gguf;
 mod remote_parallel;
