@@ -6,6 +6,7 @@ mod hf_cli;
 mod honest_answers;
 mod like_cli;
 mod pull_nginx;
+mod pull_push_s3;
 mod quant_cli;
 mod reference_gguf;
 mod remote_parallel;
