@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aero_io::{AeroFile, ByteSource};
 use aero_io::remote::{RemoteOptions, RemoteSource, open_source};
+use aero_io::{AeroFile, ByteSource};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -421,11 +421,10 @@ fn run_jobs(
     remote: &RemoteOptions,
     tally: &Tally<'_>,
 ) -> Result<Vec<PulledFile>> {
-    let planned: Vec<Planned<'_>> = concurrently(jobs, remote.jobs.max(1), |j| {
-        plan(j, stage, remote)
-    })
-    .into_iter()
-    .collect::<Result<_>>()?;
+    let planned: Vec<Planned<'_>> =
+        concurrently(jobs, remote.jobs.max(1), |j| plan(j, stage, remote))
+            .into_iter()
+            .collect::<Result<_>>()?;
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     let reused: u64 = planned
         .iter()
@@ -894,7 +893,10 @@ fn stream_units(
         .stream_ranges(&ranges, &mut sink)
         .map_err(|e| SetError::Io {
             path: PathBuf::from(&job.url),
-            source: io::Error::new(e.kind(), format!("{e} (while writing {})", part_path.display())),
+            source: io::Error::new(
+                e.kind(),
+                format!("{e} (while writing {})", part_path.display()),
+            ),
         })?;
     Ok(failed)
 }

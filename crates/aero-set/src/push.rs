@@ -180,7 +180,10 @@ fn push_set(src: &Path, dest: &str, opts: &PushOptions<'_>) -> Result<PushSummar
     let (dest_dir, manifest_url) = if dest.ends_with(".json") {
         (crate::remote::url_dir(dest).to_string(), dest.to_string())
     } else {
-        (dest.trim_end_matches('/').to_string(), join(dest, MANIFEST_NAME))
+        (
+            dest.trim_end_matches('/').to_string(),
+            join(dest, MANIFEST_NAME),
+        )
     };
     let mut entries = vec![("global_tidx".to_string(), manifest.global_tidx.clone())];
     entries.extend(

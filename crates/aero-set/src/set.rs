@@ -364,6 +364,7 @@ impl AeroSet {
         each: &(dyn Fn(usize, Cow<'a, [u8]>) -> Result<()> + Sync),
     ) -> Result<()> {
         // Group by the file holding each tensor, in first-seen order.
+        #[allow(clippy::type_complexity)]
         let mut groups: Vec<(&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>)> = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (f, entry) = self.tensor_source(name)?;

@@ -781,7 +781,7 @@ pub fn config_from_args(args: &[String]) -> Result<Config, String> {
     };
     let delay = Duration::from_secs_f64(num("--delay-ms")?.max(0.0) / 1e3);
     let rate = num("--rate-mbps")?;
-    let mut c = Config::new(upstream, delay, (rate > 0.0).then(|| (rate * 1e6) as u64));
+    let mut c = Config::new(upstream, delay, (rate > 0.0).then_some((rate * 1e6) as u64));
     if let Some(l) = m.get("--listen") {
         c.listen = (*l).to_owned();
     }

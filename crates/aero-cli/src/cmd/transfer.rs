@@ -78,8 +78,8 @@ pub fn pull(a: PullArgs) -> anyhow::Result<ExitCode> {
         remote,
         progress: &progress,
     };
-    let s = aero_set::pull::pull(&a.src, &a.dest, &opts)
-        .with_context(|| format!("pull {}", a.src))?;
+    let s =
+        aero_set::pull::pull(&a.src, &a.dest, &opts).with_context(|| format!("pull {}", a.src))?;
     if let Some(pb) = bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
         pb.finish_and_clear();
     }
@@ -142,11 +142,19 @@ pub fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
             "{}: {} file{} pushed ({}), {} already there ({}){}",
             s.url,
             s.files.len() - skipped,
-            if s.files.len() - skipped == 1 { "" } else { "s" },
+            if s.files.len() - skipped == 1 {
+                ""
+            } else {
+                "s"
+            },
             out::human_bytes(s.bytes_uploaded),
             skipped,
             out::human_bytes(s.bytes_skipped),
-            if s.kind == "set" { "; manifest last" } else { "" },
+            if s.kind == "set" {
+                "; manifest last"
+            } else {
+                ""
+            },
         );
     }
     Ok(ExitCode::SUCCESS)

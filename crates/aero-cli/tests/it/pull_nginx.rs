@@ -142,7 +142,14 @@ fn set_size(dir: &Path) -> u64 {
 fn pull_cmd(url: &str, dest: &Path, jobs: usize) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_aerotensor"));
     c.env("NO_COLOR", "1")
-        .args(["pull", "--no-cache", "--json", "--jobs", &jobs.to_string(), url])
+        .args([
+            "pull",
+            "--no-cache",
+            "--json",
+            "--jobs",
+            &jobs.to_string(),
+            url,
+        ])
         .arg(dest);
     c
 }
@@ -255,15 +262,25 @@ fn pull_resumes_after_kills_refetches_damage_and_updates_part_by_part() {
     proxy.fault_at(part, bad_at, Fault::CorruptByte(bad_at), 100);
     let o = pull_cmd(&url, &dest2, 4).output().unwrap();
     proxy.clear_faults();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let err = String::from_utf8_lossy(&o.stdout);
     assert!(err.contains("part-003.aero"), "{err}");
     assert!(!dest2.exists());
-    let side = tmp.path().join(".again.aero-pull/part-003.aero.partial.json");
+    let side = tmp
+        .path()
+        .join(".again.aero-pull/part-003.aero.partial.json");
     let side: serde_json::Value = serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
     for r in side["verified"].as_array().unwrap() {
         let (a, b) = (r[0].as_u64().unwrap(), r[1].as_u64().unwrap());
-        assert!(!(a <= bad_at && bad_at < b), "damaged byte recorded verified: {side}");
+        assert!(
+            !(a <= bad_at && bad_at < b),
+            "damaged byte recorded verified: {side}"
+        );
     }
 
     // The next revision over the first: only what changed crosses.
@@ -290,7 +307,10 @@ fn pull_resumes_after_kills_refetches_damage_and_updates_part_by_part() {
         j["bytes_fetched"]
     );
     assert_eq!(j["bytes_fetched"].as_u64().unwrap(), changed_bytes, "{j}");
-    assert!(sent <= changed_bytes + (64 << 10), "{sent} sent for {changed_bytes}");
+    assert!(
+        sent <= changed_bytes + (64 << 10),
+        "{sent} sent for {changed_bytes}"
+    );
     for f in j["files"].as_array().unwrap() {
         let changed_file = names.contains(&f["path"].as_str().unwrap());
         assert_eq!(f["state"] == "unchanged", !changed_file, "{f}");

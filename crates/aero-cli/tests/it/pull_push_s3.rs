@@ -69,7 +69,9 @@ fn push_publishes_manifest_last_skips_unchanged_and_pull_reads_it_back() {
             let mut looks = 0u64;
             loop {
                 let done = stop.load(Ordering::SeqCst);
-                let l = rt.block_on(store.list_with_delimiter(Some(&prefix))).unwrap();
+                let l = rt
+                    .block_on(store.list_with_delimiter(Some(&prefix)))
+                    .unwrap();
                 looks += 1;
                 let seen: Vec<String> = l
                     .objects
@@ -99,7 +101,10 @@ fn push_publishes_manifest_last_skips_unchanged_and_pull_reads_it_back() {
         first_seen, names,
         "when the manifest first appeared (after {looks} listings) the bucket held only {first_seen:?}"
     );
-    assert!(looks > 1, "the watcher never saw the bucket without the manifest");
+    assert!(
+        looks > 1,
+        "the watcher never saw the bucket without the manifest"
+    );
     let order = states(&j);
     assert_eq!(order.last().unwrap().0, "model.aeroset.json", "{j}");
     assert!(order.iter().all(|(_, st)| st == "uploaded"), "{j}");
@@ -223,7 +228,12 @@ fn push_publishes_manifest_last_skips_unchanged_and_pull_reads_it_back() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("part-001.aero"), "{err}");
     let l = rt

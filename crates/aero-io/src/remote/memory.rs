@@ -440,7 +440,7 @@ mod tests {
         f.set_delay(Duration::from_millis(2));
         // One inside the head, two small neighbours (one span), one larger
         // than a piece farther than COALESCE_GAP (a span of its own).
-        assert!(500_000 - 10_950 > super::super::COALESCE_GAP);
+        const { assert!(500_000 - 10_950 > super::super::COALESCE_GAP) };
         let ranges = [(50, 30), (10_000, 600), (10_650, 300), (500_000, 4_321)];
         let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
         src.stream_ranges(&ranges, &mut |at, b| {

@@ -8,17 +8,16 @@
 //!
 //! Run: `cargo nextest run -p aero-io --features http -E 'test(/^remote_engine::/)'`
 
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::http_server::TestServer;
 use aero_io::remote::{RangeCache, RemoteOptions};
 use aero_io::write::{TensorBytes, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, ByteSource, DType, Error, Mode, Verdict};
 use aero_test_support::netem::{self, Fault, Proxy};
-use crate::support::http_server::TestServer;
 
 const MIB: u64 = 1 << 20;
 /// The big tensor: 16 MiB, read as 8 pieces of 2 MiB with 8 jobs.
