@@ -112,8 +112,7 @@ const EXTRACT_RATIO: f64 = 3.0;
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
 const E2E: [&str; 11] = [
-    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant",
-    "remote",
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant", "remote",
 ];
 /// Remote reads vs aria2c through the CDN-like proxy.
 const REMOTE_VALIDATE_RATIO: f64 = 1.1;
@@ -1450,8 +1449,10 @@ impl RemoteServer {
         Ok(server)
     }
 
-    /// Body bytes the proxy sent since the last call (and resets them).
-    fn take_bytes(&self) -> u64 {
+    /// What the proxy saw since the last call (and resets its counters):
+    /// body bytes, requests, client connections and the most requests in
+    /// flight at once.
+    fn take_stats(&self) -> ProxyStats {
         let get = |path: &str| {
             Command::new("curl")
                 .args(["-s", &format!("{}{path}", self.url)])
@@ -1459,16 +1460,30 @@ impl RemoteServer {
                 .ok()
                 .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
         };
-        let bytes = get("/__netem/stats")
-            .and_then(|v| {
-                v["paths"]
-                    .as_object()
-                    .map(|p| p.values().filter_map(|x| x["bytes"].as_u64()).sum())
-            })
-            .unwrap_or(0);
+        let v = get("/__netem/stats").unwrap_or(Value::Null);
+        let sum = |key: &str| -> u64 {
+            v["paths"]
+                .as_object()
+                .map(|p| p.values().filter_map(|x| x[key].as_u64()).sum())
+                .unwrap_or(0)
+        };
+        let s = ProxyStats {
+            bytes: sum("bytes"),
+            requests: sum("requests"),
+            connections: v["connections"].as_u64().unwrap_or(0),
+            peak_in_flight: v["peak_in_flight"].as_u64().unwrap_or(0),
+        };
         let _ = get("/__netem/reset");
-        bytes
+        s
     }
+}
+
+/// Counters of the bench's proxy for one command.
+struct ProxyStats {
+    bytes: u64,
+    requests: u64,
+    connections: u64,
+    peak_in_flight: u64,
 }
 
 impl Drop for RemoteServer {
@@ -1500,9 +1515,9 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
     fs::create_dir_all(&bin)?;
     // A copy: the shared target directory's binary may be rebuilt meanwhile.
     let netem = bin.join("aero-netem");
-    fs::copy(crate::target_dir().join("release/aero-netem"), &netem)?;
+    fs::copy(target_dir().join("release/aero-netem"), &netem)?;
     let set = remote_set(ctx, &dir)?;
-    let wheel = crate::wheel(crate::WheelProfile::Release)?;
+    let wheel = crate::wheel()?;
     let py = crate::venv(&wheel, "bench/remote-venv", &[])?;
     let server = RemoteServer::start(&dir.join("www"), &dir.join("nginx"), &netem)?;
     let url = |name: &str| format!("{}/set/{name}", server.url);
@@ -1549,19 +1564,23 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
     let mut run = |bench: &str, cmds: Vec<Cmd>| -> Result<Vec<Series>> {
         let s = measure_all(ctx, bench, &cmds, &|| {
             clean()?;
-            server.take_bytes();
+            server.take_stats();
             Ok(())
         })?;
-        // One more (unrecorded) run of each, for the bytes it fetches.
+        // One more (unrecorded) run of each, for what it fetches.
         for c in &cmds {
             clean()?;
-            server.take_bytes();
+            server.take_stats();
             measure(c, &ctx.logs.join(format!("{bench}-bytes.stderr")))?;
+            let st = server.take_stats();
             bytes_note.push(format!(
-                "{} {}: {}",
+                "{} {}: {} in {} requests on {} connections, at most {} in flight",
                 bench,
                 c.label,
-                human(server.take_bytes())
+                human(st.bytes),
+                st.requests,
+                st.connections,
+                st.peak_in_flight
             ));
         }
         o.commands.extend(s.iter().map(Series::to_json));
@@ -1713,7 +1732,7 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
          imports included) whose arrays hold the 1 GiB"
     ));
     o.notes.push(format!(
-        "remote: bytes through the proxy per run: {}",
+        "remote: through the proxy per run: {}",
         bytes_note.join("; ")
     ));
     drop(server);

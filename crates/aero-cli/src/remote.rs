@@ -26,7 +26,7 @@ pub struct RemoteArgs {
     /// Do not read or write the remote range cache.
     #[arg(long, global = true, conflicts_with = "cache_dir")]
     pub no_cache: bool,
-    /// Range requests in flight at once for remote reads (1-256) [default: $AEROTENSOR_REMOTE_JOBS or 8].
+    /// Range requests in flight at once for remote reads (1-256) [default: $AEROTENSOR_REMOTE_JOBS or 16].
     #[arg(long, global = true, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }

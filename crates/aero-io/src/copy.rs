@@ -374,7 +374,8 @@ impl<'a, 'f> TensorCopy<'a, 'f> {
         pipe: &Pipe<'_, '_>,
         opts: &CopyOptions<'_>,
     ) -> Result<(), Stop> {
-        let a = self.m.info.data_off;
+        // Bytes past `m.len` (padding) are read for the hashes only.
+        let (a, len) = (self.m.info.data_off, self.m.len);
         let pos = self.start + rel;
         let piece_end = pos + k as u64;
         if let Some(h) = self.hash.as_mut() {
@@ -399,8 +400,7 @@ impl<'a, 'f> TensorCopy<'a, 'f> {
                 }
             }
         }
-        // Bytes past `m.len` (padding) are read for the hashes only.
-        let (from, to) = (a.max(pos), (a + self.m.len).min(piece_end));
+        let (from, to) = (a.max(pos), (a + len).min(piece_end));
         let writes = if from < to {
             (opts.progress)(to - from);
             vec![(

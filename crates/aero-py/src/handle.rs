@@ -280,9 +280,6 @@ fn elem_shape(
     }
 }
 
-/// What [`elem_shape`] gives: element type, shape, the view's type.
-type ElemShape = (Elem, Vec<u64>, Option<&'static str>);
-
 fn header_tuple(f: &AeroFile) -> ([u8; 16], u64, (u16, u16)) {
     let h = f.header();
     (h.uuid, h.file_flags, (h.version_major, h.version_minor))
@@ -504,11 +501,13 @@ impl Handle {
     fn tensors_many(&self, py: Python<'_>, names: Vec<String>, raw: bool) -> PyResult<Vec<Buffer>> {
         let b = self.get()?;
         let read = py
-            .detach(|| -> Res<Vec<(Cow<'_, [u8]>, ElemShape)>> {
+            .detach(|| -> Res<Vec<(Cow<'_, [u8]>, Elem, Vec<u64>, Option<&'static str>)>> {
+                // Shapes and lengths as `tensor` makes them (a reference
+                // GGUF-origin file's padding left out of the array).
                 let mut shapes = Vec::with_capacity(names.len());
                 for n in &names {
                     let (info, shape, len) = b.described(n)?;
-                    shapes.push((elem_shape(info, shape, len, raw)?, len));
+                    shapes.push(elem_shape(info, shape, len, raw)?);
                 }
                 let slots: Vec<Mutex<Option<Cow<'_, [u8]>>>> =
                     names.iter().map(|_| Mutex::new(None)).collect();
@@ -536,27 +535,18 @@ impl Handle {
                     }
                 }
                 let mut out = Vec::with_capacity(names.len());
-                for (slot, (es, len)) in slots.into_iter().zip(shapes) {
+                for (slot, (elem, shape, view)) in slots.into_iter().zip(shapes) {
                     let bytes = slot.into_inner().ok().flatten().ok_or_else(|| {
                         Failure::Py(PyValueError::new_err("a tensor was not read"))
                     })?;
-                    // The tensor's own bytes (without a GGUF-origin
-                    // tensor's alignment padding), as `tensor` gives them.
-                    let bytes = match bytes {
-                        Cow::Borrowed(s) => Cow::Borrowed(&s[..(len as usize).min(s.len())]),
-                        Cow::Owned(mut v) => {
-                            v.truncate(len as usize);
-                            Cow::Owned(v)
-                        }
-                    };
-                    out.push((bytes, es));
+                    out.push((bytes, elem, shape, view));
                 }
                 Ok(out)
             })
             .py(py)?;
         Ok(read
             .into_iter()
-            .map(|(bytes, (elem, shape, view))| {
+            .map(|(bytes, elem, shape, view)| {
                 Buffer::new(bytes, Arc::clone(&b), elem, shape).viewed_as(view)
             })
             .collect())

@@ -78,8 +78,8 @@ pub trait PartStorage: Send + Sync {
     }
 
     /// Range requests this storage keeps in flight for remote files
-    /// (`None`: it opens local files only). Whole-set operations read half
-    /// as many remote files at once (rounded up), which share them.
+    /// (`None`: it opens local files only). Whole-set operations read a
+    /// quarter as many remote files at once (rounded up), which share them.
     fn remote_jobs(&self) -> Option<usize> {
         None
     }

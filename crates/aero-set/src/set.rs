@@ -174,15 +174,17 @@ impl AeroSet {
     }
 
     /// When any file of the set is remote: how many files whole-set
-    /// operations read at once, half the range requests its storage keeps
-    /// in flight (rounded up; the files share those requests). `None` for a
-    /// set of local files.
+    /// operations read at once, a quarter of the range requests its storage
+    /// keeps in flight (rounded up; the files share those requests, and
+    /// each keeps one piece and one hashing window of its own in memory).
+    /// `None` for a set of local files.
     pub fn remote_files_at_once(&self) -> Option<usize> {
         let remote = std::iter::once(self.index_location())
             .chain((0..self.parts.len()).map(|i| self.part_location(i)))
+            .chain((0..self.manifest.files.len()).map(|i| self.file_location(i)))
             .any(|l| matches!(l, Ok(Location::Remote(_))));
         if remote {
-            self.storage.remote_jobs().map(|j| j.div_ceil(2))
+            self.storage.remote_jobs().map(|j| j.div_ceil(4))
         } else {
             None
         }

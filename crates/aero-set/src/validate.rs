@@ -234,11 +234,11 @@ fn check_file(set: &AeroSet, job: Job, mode: Mode, progress: &(dyn Fn(u64) + Syn
     // A remote file that opens as AERO with the manifest's size (which the
     // set's open checks) is read once: its SHA-256 and its validation in one
     // stream (`validate_with_digest`).
+    // (An attached file is not AERO: it is hashed below.)
     if matches!(loc, Location::Remote(_)) {
         let file = match job {
             Job::Part(i) => Some(set.part(i)),
             Job::Index => Some(set.index_file()),
-            // An attached file is not AERO: its SHA-256 below.
             Job::Attached(_) => None,
         };
         if let Some(Ok(f)) = file {

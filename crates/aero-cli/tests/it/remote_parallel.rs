@@ -190,7 +190,7 @@ fn jobs_bound_the_requests_in_flight_and_bad_values_are_refused() {
         match (jobs, env) {
             (Some(_), _) => assert!(peak <= 3, "--jobs 2: peak {peak}"),
             (_, Some(_)) => assert!(peak <= 4, "AEROTENSOR_REMOTE_JOBS=3: peak {peak}"),
-            _ => assert!(peak >= 5, "default 8: peak {peak}"),
+            _ => assert!(peak >= 9, "default 16: peak {peak}"),
         }
     }
     // Refused: by flag (usage error) and by environment (named).

@@ -9,7 +9,7 @@
 //! AERO_NGINX_ROOT (a writable directory nginx serves); ignored otherwise:
 //!
 //! ```sh
-//! cargo nextest run --features aero-io/http --run-ignored only -E 'test(/^remote_proxy_nginx::/)'
+//! cargo nextest run -p aero-cli --features aero-io/http --run-ignored only -E 'test(/^remote_proxy_nginx::/)'
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -152,8 +152,9 @@ fn a_set_through_a_cdn_like_proxy_is_read_in_parallel_once_and_survives_faults()
         .map(|(n, _)| format!("/proxy-set/set/{n}"))
         .expect("the part of the 16 MiB tensor");
     // One fault of each kind on one range among those in flight (16 MiB in
-    // 8 pieces of 2 MiB, from a few KiB into the part: `at(k)` is the middle
-    // of piece `k`, past the 64 KiB read at open).
+    // pieces of 1 MiB with the default 16 jobs, from a few KiB into the
+    // part: `at(k)` is in the middle of the k-th 2 MiB, past the 64 KiB read
+    // at open).
     let at = |k: u64| 4096 + k * 2 * MIB as u64 + MIB as u64;
     proxy.fault_at(part.as_str(), at(1), Fault::Fail503, 1);
     proxy.fault_at(part.as_str(), at(2), Fault::Short206, 1);
@@ -165,9 +166,11 @@ fn a_set_through_a_cdn_like_proxy_is_read_in_parallel_once_and_survives_faults()
     let o = fetch(&["--cache-dir", cache.to_str().unwrap()], &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), want);
-    // The same from the cache alone, with every range of the part refused.
-    for k in 0..8 {
-        proxy.fault_at(part.as_str(), at(k), Fault::Fail503, 1000);
+    // The same from the cache alone, with every range of the tensor refused
+    // (past the 64 KiB read at open, which must still answer).
+    for k in 1..64 {
+        let o = 4096 + k * (MIB as u64 / 4) + 1000;
+        proxy.fault_at(part.as_str(), o, Fault::Fail503, 1000);
     }
     let o = fetch(&["--cache-dir", cache.to_str().unwrap()], &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// Requests in flight when nothing else is said.
-pub const DEFAULT_JOBS: usize = 8;
+pub const DEFAULT_JOBS: usize = 16;
 
 /// The environment variable that sets [`super::RemoteOptions::jobs`] for
 /// every front end (CLI, C ABI, Python).

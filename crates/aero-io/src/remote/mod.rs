@@ -145,7 +145,7 @@ impl Default for RemoteOptions {
             timeout: Duration::from_secs(30),
             retries: 4,
             backoff: Duration::from_millis(200),
-            max_request: 8 << 20,
+            max_request: 4 << 20,
             jobs: jobs_from_env().ok().flatten().unwrap_or(DEFAULT_JOBS),
             budget: Budget::new(),
             max_read: 2 << 30,

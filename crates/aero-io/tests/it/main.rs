@@ -9,7 +9,6 @@ mod attached;
 mod errors;
 mod golden;
 mod remote;
-#[cfg(feature = "http")]
 mod remote_engine;
 mod remote_nginx;
 mod robustness;

@@ -6,18 +6,21 @@
 //! or a clear error, touches only its own range, and a damaged range is
 //! never kept in the cache.
 //!
-//! Run: `cargo nextest run -p aero-io --features http -E 'test(/^remote_engine::/)'`
+//! Run: `cargo test -p aero-io --features http --test it -- remote_engine::`
+#![cfg(feature = "http")]
+
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::http_server::TestServer;
 use aero_io::remote::{RangeCache, RemoteOptions};
 use aero_io::write::{TensorBytes, TensorSpec, WriteOptions, write_model};
 use aero_io::{AeroFile, ByteSource, DType, Error, Mode, Verdict};
 use aero_test_support::netem::{self, Fault, Proxy};
+use support::http_server::TestServer;
 
 const MIB: u64 = 1 << 20;
 /// The big tensor: 16 MiB, read as 8 pieces of 2 MiB with 8 jobs.

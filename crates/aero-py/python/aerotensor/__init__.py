@@ -637,7 +637,7 @@ def load_file(filename: PathLike, *, dequantize: Optional[str] = None, **kwargs:
     (``verify_all``), then every tensor is a zero-copy, read-only view of
     the mapping. A remote file or set is read in one call: its tensors are
     streamed with several range requests in flight (``AEROTENSOR_REMOTE_JOBS``,
-    default 8), the parts of a set concurrently, each tensor verified as its
+    default 16), the parts of a set concurrently, each tensor verified as its
     last byte arrives. The arrays stay valid after the function returns
     (they keep the mapping alive). ``dequantize`` as in ``get_tensor``."""
     with open(filename, **kwargs) as r:
@@ -645,7 +645,7 @@ def load_file(filename: PathLike, *, dequantize: Optional[str] = None, **kwargs:
         if not _aerotensor.is_url(r.path):
             r.verify_all()
         elif dequantize is None:
-            return dict(zip(names, (_np.asarray(b) for b in r._h.tensors_many(names))))
+            return dict(zip(names, (_array(b) for b in r._h.tensors_many(names))))
         return {name: r.get_tensor(name, dequantize) for name in names}
 
 
