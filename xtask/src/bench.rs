@@ -1515,9 +1515,9 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
     fs::create_dir_all(&bin)?;
     // A copy: the shared target directory's binary may be rebuilt meanwhile.
     let netem = bin.join("aero-netem");
-    fs::copy(target_dir().join("release/aero-netem"), &netem)?;
+    fs::copy(crate::target_dir().join("release/aero-netem"), &netem)?;
     let set = remote_set(ctx, &dir)?;
-    let wheel = crate::wheel()?;
+    let wheel = crate::wheel(crate::WheelProfile::Release)?;
     let py = crate::venv(&wheel, "bench/remote-venv", &[])?;
     let server = RemoteServer::start(&dir.join("www"), &dir.join("nginx"), &netem)?;
     let url = |name: &str| format!("{}/set/{name}", server.url);

@@ -5,6 +5,7 @@ mod distribution_cli;
 mod hf_cli;
 mod honest_answers;
 mod like_cli;
+mod open_table;
 mod pull_nginx;
 mod pull_push_s3;
 mod quant_cli;
