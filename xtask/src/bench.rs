@@ -112,7 +112,8 @@ const EXTRACT_RATIO: f64 = 3.0;
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
 const E2E: [&str; 11] = [
-    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant", "remote",
+    "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant",
+    "remote",
 ];
 /// Remote reads vs aria2c through the CDN-like proxy.
 const REMOTE_VALIDATE_RATIO: f64 = 1.1;
@@ -1702,7 +1703,13 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
     ));
     let curl_script = names
         .iter()
-        .map(|n| format!("curl -sSf -o '{}' '{}' || exit 1\n", dl.join(n).display(), url(n)))
+        .map(|n| {
+            format!(
+                "curl -sSf -o '{}' '{}' || exit 1\n",
+                dl.join(n).display(),
+                url(n)
+            )
+        })
         .collect::<String>();
     cmds.push(Cmd::new(
         "curl one file after another",
