@@ -365,9 +365,10 @@ impl AeroSet {
         names: &[&str],
         each: &(dyn Fn(usize, Cow<'a, [u8]>) -> Result<()> + Sync),
     ) -> Result<()> {
-        // Group by the file holding each tensor, in first-seen order.
-        #[allow(clippy::type_complexity)]
-        let mut groups: Vec<(&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>)> = Vec::new();
+        // Group by the file holding each tensor, in first-seen order: the
+        // file and its tensors (their index in `names`, their entry).
+        type Group<'a> = (&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>);
+        let mut groups: Vec<Group<'a>> = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (f, entry) = self.tensor_source(name)?;
             match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, f)) {
