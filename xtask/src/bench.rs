@@ -119,6 +119,10 @@ const E2E: [&str; 11] = [
 const REMOTE_VALIDATE_RATIO: f64 = 1.1;
 const REMOTE_FETCH_RATIO: f64 = 1.2;
 const REMOTE_PY_RATIO: f64 = 1.2;
+/// `pull` of the set vs aria2c fetching the same files unverified, and vs
+/// curl fetching them one after another (pull at most a quarter of its wall).
+const REMOTE_PULL_RATIO: f64 = 1.0;
+const REMOTE_PULL_CURL_RATIO: f64 = 0.25;
 /// What the proxy adds: per request, and the per-connection cap (MB/s).
 const REMOTE_DELAY_MS: u64 = 20;
 const REMOTE_RATE_MBPS: u64 = 50;
@@ -1675,6 +1679,59 @@ fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
         &s[1],
         Some(REMOTE_PY_RATIO),
     ));
+    // pull of the set (verified, into a directory) vs aria2c and curl.
+    let pulled = dl.join("pulled");
+    let mut cmds: Vec<Cmd> = sides
+        .iter()
+        .map(|(label, exe)| {
+            Cmd::new(
+                label,
+                [
+                    exe.as_os_str(),
+                    "pull".as_ref(),
+                    "--no-cache".as_ref(),
+                    manifest.as_ref(),
+                    pulled.as_os_str(),
+                ],
+            )
+        })
+        .collect();
+    cmds.push(aria2(
+        "aria2c -x8 -s8 -j8",
+        &["-x", "8", "-s", "8", "-j", "8", &list_arg],
+        &[],
+    ));
+    let curl_script = names
+        .iter()
+        .map(|n| {
+            format!(
+                "curl -sSf -o '{}' '{}' || exit 1\n",
+                dl.join(n).display(),
+                url(n)
+            )
+        })
+        .collect::<String>();
+    cmds.push(Cmd::new(
+        "curl one file after another",
+        ["sh", "-c", curl_script.as_str()],
+    ));
+    let s = run("remote-pull", cmds)?;
+    let aria = &s[s.len() - 2];
+    let curl = &s[s.len() - 1];
+    let name = "remote: pull --no-cache of the 1 GiB set of 8 parts (verified)";
+    o.checks
+        .push(Check::ratio(name, &s[0], aria, Some(REMOTE_PULL_RATIO)));
+    o.checks.push(Check::ratio(
+        &format!("{name} vs curl"),
+        &s[0],
+        curl,
+        Some(REMOTE_PULL_CURL_RATIO),
+    ));
+    if s.len() > 3 {
+        o.checks
+            .push(Check::ratio(&format!("{name} (before)"), &s[1], aria, None));
+    }
+
     o.notes.push(format!(
         "remote: nginx behind aero-netem ({REMOTE_DELAY_MS} ms per request, {REMOTE_RATE_MBPS} MB/s per connection); \
          aerotensor verifies every byte (SHA-256 of each file and every BLAKE3 for validate; hash_b3 for the \

@@ -620,6 +620,8 @@ fn nginx_test() -> Result<()> {
         let root_env = www.to_string_lossy().to_string();
         if has_nextest() {
             // The same build as the main test run: nothing recompiles.
+            // `--no-capture` also runs them one at a time, as they must:
+            // they count requests in nginx's one access log.
             let mut c = cargo();
             c.args([
                 "nextest",
@@ -632,7 +634,7 @@ fn nginx_test() -> Result<()> {
                 "only",
                 "-E",
             ])
-            .arg("test(/^remote_nginx::/) or test(/^remote_set_nginx::/) or test(/^remote_proxy_nginx::/)")
+            .arg("test(/^remote_nginx::/) or test(/^remote_set_nginx::/) or test(/^remote_proxy_nginx::/) or test(/^pull_nginx::/)")
             .env("AERO_NGINX_ROOT", &root_env);
             for (k, v) in env {
                 c.env(k, v);
@@ -650,9 +652,13 @@ fn nginx_test() -> Result<()> {
                 "--",
                 "--ignored",
                 "--nocapture",
+                // The tests count requests in nginx's one access log.
+                "--test-threads",
+                "1",
                 "remote_nginx::",
                 "remote_set_nginx::",
                 "remote_proxy_nginx::",
+                "pull_nginx::",
             ])
             .envs(env)
             .env("AERO_NGINX_ROOT", &root_env))

@@ -75,6 +75,13 @@ pub fn settings() -> RemoteSettings {
     }
 }
 
+/// Remote read options from the flags and environment, for the commands
+/// that open URLs themselves (`pull`, `push`). An invalid
+/// `AEROTENSOR_REMOTE_JOBS` is refused, naming it.
+pub fn options() -> anyhow::Result<aero_io::remote::RemoteOptions> {
+    Ok(settings().options()?)
+}
+
 /// How the flags say to open what a command reads.
 pub fn open_options(expect: Expect) -> OpenOptions {
     OpenOptions {

@@ -36,6 +36,10 @@ pub mod manifest;
 pub mod model;
 pub mod plan;
 #[cfg(feature = "http")]
+pub mod pull;
+#[cfg(feature = "s3")]
+pub mod push;
+#[cfg(feature = "http")]
 pub mod remote;
 pub mod resolve;
 mod set;

@@ -59,7 +59,8 @@ pub struct RemoteSettings {
 
 impl RemoteSettings {
     /// The remote read options these settings make (the cache directory
-    /// is created when missing). The error names the cache directory.
+    /// is created when missing). The error names the cache directory, or
+    /// an invalid `AEROTENSOR_REMOTE_JOBS`.
     #[cfg(feature = "http")]
     pub fn options(&self) -> Result<aero_io::remote::RemoteOptions> {
         use aero_io::remote::RangeCache;

@@ -67,7 +67,7 @@ impl PartStorage for RemoteStorage {
 }
 
 /// The URL "directory" of a manifest URL (everything before the last `/`).
-fn url_dir(url: &str) -> &str {
+pub(crate) fn url_dir(url: &str) -> &str {
     let scheme_end = url.find("://").map_or(0, |i| i + 3);
     match url[scheme_end..].rfind('/') {
         Some(i) => &url[..scheme_end + i],

@@ -547,6 +547,38 @@ fn replaceable(dir: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Whether a finished set directory can be moved to `out` as the writer
+/// commits its own: `out` absent, an empty directory, or a set holding
+/// nothing but its own files (replaced: renamed aside, then removed).
+pub(crate) fn check_install(out: &Path) -> Result<()> {
+    Dest::new(out)?.state(true).map(|_| ())
+}
+
+/// Moves a finished set directory (see [`check_install`] for `out`).
+pub(crate) fn install_dir(staging: &Path, out: &Path) -> Result<()> {
+    let dest = Dest::new(out)?;
+    let rename = |a: &Path, b: &Path| std::fs::rename(a, b).map_err(|e| SetError::io(b, e));
+    match dest.state(true)? {
+        DestState::Absent => rename(staging, &dest.out)?,
+        DestState::EmptyDir => {
+            std::fs::remove_dir(&dest.out).map_err(|e| SetError::io(&dest.out, e))?;
+            rename(staging, &dest.out)?;
+        }
+        DestState::ReplaceableSet => {
+            let tag = hex::encode(&random_uuid()[..6]);
+            let old = dest.parent.join(format!("{}.old-{tag}", dest.name));
+            rename(&dest.out, &old)?;
+            if let Err(e) = rename(staging, &dest.out) {
+                let _ = std::fs::rename(&old, &dest.out);
+                return Err(e);
+            }
+            let _ = std::fs::remove_dir_all(&old);
+        }
+    }
+    sync_dir(&dest.parent);
+    Ok(())
+}
+
 /// The temporary sibling directory (`aero_io::output`'s naming, lock and
 /// signal registration), removed on drop unless committed.
 struct TempDir {

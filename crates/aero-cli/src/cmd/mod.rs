@@ -8,6 +8,7 @@ mod man;
 mod read;
 pub mod repack;
 mod set;
+mod transfer;
 pub mod validate;
 mod write;
 
@@ -189,6 +190,32 @@ pub enum Command {
     /// taken as a Hugging Face model folder: its other files (config.json,
     /// tokenizer…) are written beside the manifest and listed in it.
     ConvertSafetensorsSharded(ConvertShardedArgs),
+    /// Download a .aero file or an AEROSET from a URL, verified, resumable, incremental.
+    ///
+    /// Parallel range requests (--jobs N, default 8); every byte is checked
+    /// as it arrives (PHSH pages and chunk BLAKE3 from the file's TOC, each
+    /// file's SHA-256 and size from the set's manifest) and a damaged range
+    /// is fetched again, never kept. Files are assembled in .DEST.aero-pull
+    /// beside DEST and moved into place only when verified; a set's
+    /// manifest comes last and the set replaces DEST in one rename. Killed
+    /// at any moment, the next pull keeps every verified byte on disk. When
+    /// DEST holds an earlier revision of the set, only files whose SHA-256
+    /// changed are fetched. Progress with rate and ETA on a terminal. Exit 1
+    /// when the source stays damaged, 2 on other errors.
+    #[command(after_help = transfer::PULL_HELP)]
+    Pull(transfer::PullArgs),
+    /// Upload an AEROSET (or a .aero file) to object storage: parts first, manifest last.
+    ///
+    /// s3://, gs:// and az:// through object_store (credentials from AWS_*,
+    /// GOOGLE_*, AZURE_*; needs the s3 build). Each file is checked against
+    /// the manifest before it is sent (a damaged set is never published)
+    /// and its SHA-256 is recorded in the object's metadata; a file already
+    /// there with the same size and SHA-256 is skipped. The manifest is
+    /// uploaded last, so a reader never sees a manifest before its parts.
+    /// --base-url writes the uploaded manifest with that base_url, for a CDN
+    /// in front of the bucket.
+    #[command(after_help = transfer::PUSH_HELP)]
+    Push(transfer::PushArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(after_help = completions::AFTER_HELP)]
     Completions(completions::CompletionsArgs),
@@ -608,6 +635,8 @@ impl Command {
             Command::Diff(a) => a.json,
             Command::InspectSet(a) => a.json,
             Command::ConvertSafetensorsSharded(a) => a.json,
+            Command::Pull(a) => a.json,
+            Command::Push(a) => a.json,
             Command::Extract(_)
             | Command::MakeTestVector(_)
             | Command::FetchTensor(_)
@@ -656,6 +685,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::InspectSet(a) => set::inspect_set(a),
         Command::FetchTensor(a) => set::fetch_tensor(a),
         Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a),
+        Command::Pull(a) => transfer::pull(a),
+        Command::Push(a) => transfer::push(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }

@@ -6,6 +6,8 @@ mod hf_cli;
 mod honest_answers;
 mod like_cli;
 mod open_table;
+mod pull_nginx;
+mod pull_push_s3;
 mod quant_cli;
 mod reference_gguf;
 mod remote_parallel;

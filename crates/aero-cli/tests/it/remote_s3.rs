@@ -29,13 +29,13 @@ use serde_json::Value;
 const DEFAULT_ACCESS_KEY: &str = "AEROTESTACCESSKEY01";
 const DEFAULT_SECRET_KEY: &str = "aero-test-secret-key-not-for-production";
 
-struct Server {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
+pub(crate) struct Server {
+    pub(crate) endpoint: String,
+    pub(crate) access_key: String,
+    pub(crate) secret_key: String,
 }
 
-fn server() -> Server {
+pub(crate) fn server() -> Server {
     let endpoint = match std::env::var("AERO_S3_ENDPOINT") {
         Ok(e) if !e.is_empty() => e,
         _ => {
@@ -105,7 +105,7 @@ fn golden() -> PathBuf {
 }
 
 /// The CLI with only our AWS_* variables (none inherited from the caller).
-fn bin(s: &Server, secret: &str, cache: &Path) -> Command {
+pub(crate) fn bin(s: &Server, secret: &str, cache: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_aerotensor"));
     for (k, _) in std::env::vars_os() {
         if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
@@ -245,7 +245,7 @@ fn upload_dir(
 }
 
 /// A runtime, a client for a fresh bucket (created), and its name.
-fn setup(s: &Server) -> (tokio::runtime::Runtime, Arc<AmazonS3>, String) {
+pub(crate) fn setup(s: &Server) -> (tokio::runtime::Runtime, Arc<AmazonS3>, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -89,6 +89,9 @@ transports! {
     #[cfg(test)] memory::MemoryTransport => ["mem"];
 }
 
+#[cfg(feature = "s3")]
+pub use object::{ObjectHead, PUT_PART, SHA256_METADATA, head_object, put_object};
+
 /// An `http(s)://` file ([`RemoteSource`] over [`HttpTransport`]).
 #[cfg(feature = "http")]
 pub type HttpSource = RemoteSource<HttpTransport>;

@@ -348,6 +348,124 @@ impl Transport for ObjectTransport {
     }
 }
 
+/// The user-metadata key under which [`put_object`] records an object's
+/// SHA-256 (hex): `x-amz-meta-sha256` on S3, the same metadata on GCS and
+/// Azure.
+pub const SHA256_METADATA: &str = "sha256";
+
+/// What a store holds at a URL ([`head_object`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Size in bytes.
+    pub size: u64,
+    /// The SHA-256 (hex) recorded in its metadata by [`put_object`], if any.
+    pub sha256: Option<String>,
+}
+
+fn object_io(url: &str, e: object_store::Error) -> io::Error {
+    let kind = match &e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, format!("{url}: {e}"))
+}
+
+/// The object at `url` (`s3://`, `gs://`, `az://`): its size and recorded
+/// SHA-256, or `None` when there is none. One HEAD request.
+pub fn head_object(url: &str, opts: &RemoteOptions) -> io::Result<Option<ObjectHead>> {
+    let (scheme, bucket, path) = parse(url)?;
+    let store = store_for(scheme, &bucket, opts)?;
+    let head = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    match block_on(store.get_opts(&path, head))? {
+        Ok(r) => Ok(Some(ObjectHead {
+            size: r.meta.size,
+            sha256: r
+                .attributes
+                .get(&object_store::Attribute::Metadata(SHA256_METADATA.into()))
+                .map(|v| v.as_ref().to_string()),
+        })),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(object_io(url, e)),
+    }
+}
+
+/// Part size of [`put_object`]'s multipart uploads (objects larger than
+/// this are uploaded in parts of this size, a few at once).
+pub const PUT_PART: usize = 16 << 20;
+
+/// Uploads `len` bytes read from `body` to `url` (`s3://`, `gs://`,
+/// `az://`), recording `sha256` (hex) in the object's metadata
+/// ([`SHA256_METADATA`]). One PUT up to [`PUT_PART`] bytes, else a
+/// multipart upload (parts of [`PUT_PART`], memory bounded to a few
+/// parts), which the store makes visible only once complete; a failed
+/// upload is aborted. `progress` gets the bytes sent.
+pub fn put_object(
+    url: &str,
+    body: &mut dyn Read,
+    len: u64,
+    sha256: &str,
+    opts: &RemoteOptions,
+    progress: &dyn Fn(u64),
+) -> io::Result<()> {
+    use object_store::{Attribute, Attributes, PutMultipartOptions, PutOptions, PutPayload};
+    let (scheme, bucket, path) = parse(url)?;
+    let store = store_for(scheme, &bucket, opts)?;
+    let mut attributes = Attributes::new();
+    attributes.insert(
+        Attribute::Metadata(SHA256_METADATA.into()),
+        sha256.to_string().into(),
+    );
+    let read_part = |body: &mut dyn Read, n: usize| -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        body.read_exact(&mut buf)?;
+        Ok(buf)
+    };
+    if len <= PUT_PART as u64 {
+        let buf = read_part(body, len as usize)?;
+        let put = PutOptions {
+            attributes,
+            ..Default::default()
+        };
+        block_on(store.put_opts(&path, PutPayload::from(buf), put))?
+            .map_err(|e| object_io(url, e))?;
+        progress(len);
+        return Ok(());
+    }
+    let mp = PutMultipartOptions {
+        attributes,
+        ..Default::default()
+    };
+    let upload = block_on(store.put_multipart_opts(&path, mp))?.map_err(|e| object_io(url, e))?;
+    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PUT_PART);
+    let mut left = len;
+    let sent = (|| -> io::Result<()> {
+        while left > 0 {
+            let n = left.min(PUT_PART as u64) as usize;
+            let buf = read_part(body, n)?;
+            block_on(w.wait_for_capacity(4))?.map_err(|e| object_io(url, e))?;
+            w.put(buf.into());
+            progress(n as u64);
+            left -= n as u64;
+        }
+        Ok(())
+    })();
+    match sent {
+        Ok(()) => {
+            block_on(w.finish())?.map_err(|e| object_io(url, e))?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = block_on(w.abort());
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
