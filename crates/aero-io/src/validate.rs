@@ -80,8 +80,12 @@ pub struct TensorReport {
 /// The whole validation report. `--json` prints this.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// The file validated.
+    /// The file validated (`input` in JSON, the name every command's
+    /// `--json` gives the path it read).
+    #[serde(rename = "input")]
     pub file: String,
+    /// Always `"AERO"` (an AEROSET's report says `"AEROSET"`).
+    pub format: &'static str,
     /// Mode used.
     pub mode: Mode,
     /// Outcome.
@@ -117,6 +121,7 @@ impl Report {
             .to_string();
         Report {
             file: file.to_string(),
+            format: "AERO",
             mode,
             verdict: if invalid {
                 Verdict::Invalid
@@ -162,6 +167,7 @@ pub fn work_bytes(f: &AeroFile, mode: Mode) -> u64 {
 pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
     let mut r = Report {
         file: f.path().display().to_string(),
+        format: "AERO",
         mode,
         verdict: Verdict::Valid,
         valid: true,

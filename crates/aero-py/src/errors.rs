@@ -222,7 +222,7 @@ impl From<aero_io::Error> for Failure {
                 x
             }
             E::Tensor { path, name, .. } => r(Class::Aero, "tensor").path(path).tensor(name),
-            E::NoSuchTensor { path, name } => {
+            E::NoSuchTensor { path, name, .. } => {
                 r(Class::NotFound, "no-such-tensor").path(path).tensor(name)
             }
             E::Corrupt {
@@ -305,7 +305,7 @@ impl From<aero_set::SetError> for Failure {
                 r(Class::Integrity, "set-tensor").path(&set).tensor(&name)
             }
             S::Plan { set, .. } => r(Class::Aero, "set-plan").path(&set),
-            S::NoSuchTensor { set, name } => r(Class::NotFound, "no-such-tensor")
+            S::NoSuchTensor { set, name, .. } => r(Class::NotFound, "no-such-tensor")
                 .path(&set)
                 .tensor(&name),
             _ => r(Class::Aero, "set"),

@@ -94,12 +94,15 @@ pub enum SetError {
         reason: String,
     },
     /// The set holds no tensor of this name.
-    #[error("{set}: no tensor named '{name}'")]
+    #[error("{set}: no tensor named '{name}'{}", aero_io::names::did_you_mean(suggestions))]
     NoSuchTensor {
         /// The set manifest.
         set: PathBuf,
         /// The name asked for.
         name: String,
+        /// The set's tensor names closest to `name`, best first
+        /// ([`aero_io::names::nearest`]); empty when none is close.
+        suggestions: Vec<String>,
     },
     /// The set has no attached file of this name (`files[].path`).
     #[error("{set}: no attached file named '{name}'")]

@@ -248,9 +248,12 @@ pub struct ExportSafetensorsArgs {
 pub struct InspectSetArgs {
     /// The set: model.aeroset.json or the directory holding it.
     pub set: PathBuf,
-    /// Show at most N tensors (0 for none).
+    /// Show at most N tensors (0 for none); the rest are counted.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_tensors: usize,
+    /// Show every tensor (overrides --max-tensors).
+    #[arg(long)]
+    pub all_tensors: bool,
     /// Only tensors whose name matches: a glob (`blk.0.*`) over the whole
     /// name, or else a substring.
     #[arg(long, value_name = "PATTERN")]
@@ -421,9 +424,13 @@ pub struct InspectArgs {
     /// The file: .aero, .gguf or .safetensors (recognised by content), or an
     /// AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
-    /// Show at most N tensors (0 for none).
+    /// Show at most N tensors (0 for none); the rest are counted ("… N more
+    /// not shown"; `tensors_shown` and `"truncated": true` in JSON).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_tensors: usize,
+    /// Show every tensor (overrides --max-tensors).
+    #[arg(long)]
+    pub all_tensors: bool,
     /// Only tensors whose name matches: a glob (`blk.0.*`, `*.attn_?.weight`)
     /// over the whole name, or else a substring.
     #[arg(long, value_name = "PATTERN")]
@@ -617,7 +624,12 @@ impl Command {
     }
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+pub fn run(mut cmd: Command) -> anyhow::Result<ExitCode> {
+    match &mut cmd {
+        Command::Inspect(a) if a.all_tensors => a.max_tensors = usize::MAX,
+        Command::InspectSet(a) if a.all_tensors => a.max_tensors = usize::MAX,
+        _ => {}
+    }
     match cmd {
         Command::Inspect(a) if set::is_set(&a.file) => {
             // An AEROSET has no key/values of its own to show whole, and
@@ -631,6 +643,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             set::inspect_set(InspectSetArgs {
                 set: a.file,
                 max_tensors: a.max_tensors,
+                all_tensors: a.all_tensors,
                 filter: a.filter,
                 json: a.json,
             })

@@ -100,6 +100,26 @@ pub fn report_written(
     report_written_with(out_path, s, json, serde_json::Map::new())
 }
 
+/// Says on stderr which tensors exceed `--max-shard-bytes` on their own:
+/// each got a shard of its own, larger than the limit (a tensor is never
+/// split), so the limit was not met and the user should know.
+fn warn_oversized(out_path: &Path, s: &aero_io::write::WriteSummary) {
+    let big: Vec<&aero_io::TensorInfo> = s.oversized().collect();
+    let Some(first) = big.first() else { return };
+    let more = match big.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    eprintln!(
+        "aerotensor: warning: {}: tensor '{}' is {} bytes, more than --max-shard-bytes {}{more}: \
+         a tensor is never split, so it was written alone in a shard larger than the limit",
+        out::clean(&out_path.display().to_string()),
+        out::clean(&first.name),
+        first.data_len,
+        s.max_shard_bytes
+    );
+}
+
 /// [`report_written`], with more keys in the JSON document.
 pub(super) fn report_written_with(
     out_path: &Path,
@@ -110,16 +130,28 @@ pub(super) fn report_written_with(
     if json {
         let mut doc = serde_json::json!({
             "output": out_path.display().to_string(),
-            "file_size": s.file_size,
+            "format": "AERO",
+            "size": s.file_size,
             "shards": s.shards,
             "tensors": s.tensors.len(),
             "uuid": hex::encode(s.uuid),
         });
         if let Some(m) = doc.as_object_mut() {
+            m.insert("max_shard_bytes".into(), serde_json::json!(s.max_shard_bytes));
+            m.insert(
+                "oversized_tensors".into(),
+                serde_json::json!(
+                    s.oversized()
+                        .map(|t| serde_json::json!({"name": t.name, "bytes": t.data_len, "shard_id": t.shard_id}))
+                        .collect::<Vec<_>>()
+                ),
+            );
             m.extend(extra);
         }
+        warn_oversized(out_path, s);
         out::print_json(&doc)
     } else {
+        warn_oversized(out_path, s);
         eprintln!(
             "wrote {} ({}, {} tensors in {} shard{})",
             out_path.display(),
