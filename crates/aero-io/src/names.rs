@@ -16,7 +16,10 @@ pub fn nearest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) 
     }
     let mut scored: Vec<(f64, usize, &str)> = Vec::new();
     for (i, c) in candidates.into_iter().enumerate() {
-        let score = if c.contains(wanted) || wanted.contains(c) && !c.is_empty() {
+        // Containment only for a name long enough to mean something
+        // (`x` is in half the names).
+        let contained = wanted.len() >= 4 && c.contains(wanted);
+        let score = if contained {
             // Containment beats any similarity; the shorter extra text wins.
             2.0 - (c.len().abs_diff(wanted.len()) as f64 / (c.len() + wanted.len()) as f64)
         } else {

@@ -289,6 +289,12 @@ impl From<aero_set::SetError> for Failure {
                 };
             }
             S::Io { path, .. } => r(Class::Integrity, "io-invalid-data").path(&path),
+            S::MissingFile { file, source, .. } => {
+                return Failure::Os {
+                    path: file.display().to_string(),
+                    source,
+                };
+            }
             S::Json { path, .. } => r(Class::Aero, "manifest-json").path(&path),
             S::Field { path, field, .. } | S::RemoteNotAllowed { path, field, .. } => {
                 let mut x = r(Class::Aero, "manifest-field").path(&path);
