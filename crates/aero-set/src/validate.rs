@@ -90,7 +90,9 @@ pub struct SetReport {
     pub verdict: Verdict,
     /// `verdict != invalid`.
     pub valid: bool,
-    /// `format.version` of the manifest.
+    /// `format.version` of the manifest (`version` in JSON, as in
+    /// `inspect --json`).
+    #[serde(rename = "version")]
     pub format_version: [u64; 2],
     /// `model` of the manifest.
     pub model: ModelInfo,

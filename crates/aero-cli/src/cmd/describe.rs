@@ -169,7 +169,7 @@ pub fn list(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCode> 
 pub fn no_match(filter: Option<&str>) {
     if let Some(f) = filter {
         eprintln!(
-            "aerotensor: no tensor name matches {}",
+            "aerotensor: note: no tensor name matches {}",
             out::clean(&format!("{f:?}"))
         );
     }

@@ -359,7 +359,10 @@ pub enum LayoutArg {
     /// data_off % 64 == 0, shards at 4096-byte offsets: zero-copy typed views for every dtype.
     #[default]
     Aligned,
-    /// Tensors packed back to back, byte-identical to the reference writer.
+    /// Tensors packed back to back, as the reference writer places them:
+    /// byte-identical to its output without tensor or page hashes, except
+    /// that the MJSN hash is recorded where the reference's 0.2.0 package
+    /// writer leaves it all zero (spec §16.1).
     Reference,
 }
 
@@ -367,8 +370,9 @@ pub enum LayoutArg {
 #[derive(Args, Debug, Clone)]
 pub struct WriterArgs {
     /// Tensor placement. `aligned` also records hash_b3 and page hashes
-    /// unless turned off; `reference` writes what the reference writer
-    /// writes, byte for byte (no tensor or page hashes unless asked for).
+    /// unless turned off; `reference` places tensors as the reference
+    /// writer does (no tensor or page hashes unless asked for; see
+    /// docs/CLI.md for when the bytes are identical).
     #[arg(long, value_enum, default_value_t = LayoutArg::Aligned)]
     pub layout: LayoutArg,
     /// Largest shard payload (e.g. 4096, 512M, 2G) [default: 2G].

@@ -302,7 +302,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         );
         if !check.valid {
             eprintln!(
-                "aerotensor: {}: DAMAGED: {} (run `validate` for the full report)",
+                "aerotensor: error: {}: damaged: {} (run `validate` for the full report)",
                 out::clean(&a.file.display().to_string()),
                 out::clean(&check.errors.join("; "))
             );
