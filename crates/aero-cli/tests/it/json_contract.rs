@@ -275,7 +275,7 @@ fn one_vocabulary_across_formats() {
     assert_eq!(a["format"], "safetensors");
     assert_eq!(b["format"], "AERO");
     assert_eq!(a["input"], s(&st));
-    let view = |v: &Value| -> Vec<(String, String, Value, u64)> {
+    let view = |v: &Value| -> Vec<(String, String, String, u64)> {
         let mut r: Vec<_> = v["tensors"]
             .as_array()
             .unwrap()
@@ -284,7 +284,7 @@ fn one_vocabulary_across_formats() {
                 (
                     t["name"].as_str().unwrap().to_owned(),
                     t["dtype"].as_str().unwrap().to_owned(),
-                    t["shape"].clone(),
+                    t["shape"].to_string(),
                     t["bytes"].as_u64().unwrap(),
                 )
             })
