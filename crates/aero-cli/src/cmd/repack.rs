@@ -104,7 +104,11 @@ pub fn report_written(
 /// each got a shard of its own, larger than the limit (a tensor is never
 /// split), so the limit was not met and the user should know.
 fn warn_oversized(out_path: &Path, s: &aero_io::write::WriteSummary) {
-    let big: Vec<&aero_io::TensorInfo> = s.oversized().collect();
+    warn_oversized_tensors(out_path, s.oversized().collect(), s.max_shard_bytes);
+}
+
+/// [`warn_oversized`] for any writer: `big` are the tensors above `max`.
+pub(super) fn warn_oversized_tensors(out_path: &Path, big: Vec<&aero_io::TensorInfo>, max: u64) {
     let Some(first) = big.first() else { return };
     let more = match big.len() {
         1 => String::new(),
@@ -116,8 +120,18 @@ fn warn_oversized(out_path: &Path, s: &aero_io::write::WriteSummary) {
         out::clean(&out_path.display().to_string()),
         out::clean(&first.name),
         first.data_len,
-        s.max_shard_bytes
+        max
     );
+}
+
+/// `oversized_tensors` of a writer's `--json`: name, bytes, shard.
+pub(super) fn oversized_json<'a>(
+    big: impl Iterator<Item = &'a aero_io::TensorInfo>,
+) -> serde_json::Value {
+    serde_json::Value::Array(
+        big.map(|t| serde_json::json!({"name": t.name, "bytes": t.data_len, "shard_id": t.shard_id}))
+            .collect(),
+    )
 }
 
 /// [`report_written`], with more keys in the JSON document.
@@ -138,14 +152,7 @@ pub(super) fn report_written_with(
         });
         if let Some(m) = doc.as_object_mut() {
             m.insert("max_shard_bytes".into(), serde_json::json!(s.max_shard_bytes));
-            m.insert(
-                "oversized_tensors".into(),
-                serde_json::json!(
-                    s.oversized()
-                        .map(|t| serde_json::json!({"name": t.name, "bytes": t.data_len, "shard_id": t.shard_id}))
-                        .collect::<Vec<_>>()
-                ),
-            );
+            m.insert("oversized_tensors".into(), oversized_json(s.oversized()));
             m.extend(extra);
         }
         warn_oversized(out_path, s);

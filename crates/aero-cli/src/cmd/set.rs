@@ -367,12 +367,16 @@ pub fn report_set_written(
             "tensors": s.tensors.len(),
             "model": {"name": s.manifest.model.name, "architecture": s.manifest.model.architecture},
             "files": s.manifest.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "max_shard_bytes": s.max_shard_bytes,
+            "oversized_tensors": super::repack::oversized_json(s.oversized()),
         });
         if let Some(m) = doc.as_object_mut() {
             m.extend(extra);
         }
+        super::repack::warn_oversized_tensors(output, s.oversized().collect(), s.max_shard_bytes);
         out::print_json(&doc)?;
     } else {
+        super::repack::warn_oversized_tensors(output, s.oversized().collect(), s.max_shard_bytes);
         let files = s.manifest.files.len();
         eprintln!(
             "wrote {} ({}, {} tensors in {} shard{} over {} part{}{})",

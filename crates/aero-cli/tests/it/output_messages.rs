@@ -59,6 +59,20 @@ fn a_tensor_larger_than_max_shard_bytes_is_reported() {
     // Within the limit: nothing said.
     let o = cli().run(&["convert", s(&st), s(&tmp.path().join("n.aero"))]);
     assert!(!err(&o).contains("warning"), "{}", err(&o));
+    // An AEROSET writer says the same.
+    let ck = tmp.path().join("ckpt");
+    std::fs::create_dir(&ck).unwrap();
+    write_safetensors(&ck.join("a.safetensors"), &[("big".into(), Dtype::F32, vec![1024], vec![1; 4096])], None);
+    write_safetensors(&ck.join("b.safetensors"), &[("small".into(), Dtype::F32, vec![4], vec![2; 16])], None);
+    std::fs::write(
+        ck.join("model.safetensors.index.json"),
+        r#"{"metadata": {}, "weight_map": {"big": "a.safetensors", "small": "b.safetensors"}}"#,
+    )
+    .unwrap();
+    let o = cli().run(&["convert", s(&ck), s(&tmp.path().join("set")), "--max-shard-bytes", "1K", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(err(&o).contains("tensor 'big' is 4096 bytes, more than --max-shard-bytes 1024"), "{}", err(&o));
+    assert_eq!(json(&o)["oversized_tensors"][0]["name"], "big");
 }
 
 #[test]
