@@ -75,7 +75,9 @@ pub(crate) fn set_code(e: &aero_set::SetError) -> Code {
         E::Tensor { .. } => Code::AERO_E_CORRUPT,
         E::Json { .. } | E::Field { .. } | E::File { .. } | E::Invalid(_) => Code::AERO_E_FORMAT,
         E::UnsafePath { .. } | E::RemoteNotAllowed { .. } => Code::AERO_E_REFUSED,
-        E::Unsupported { .. } => Code::AERO_E_UNSUPPORTED,
+        // Valid input of another kind (a GGUF file, a set where a file is
+        // read): not something this call reads.
+        E::Unsupported { .. } | E::WrongKind { .. } => Code::AERO_E_UNSUPPORTED,
         E::NoSuchTensor { .. } => Code::AERO_E_NOT_FOUND,
         _ => Code::AERO_E_IO,
     }

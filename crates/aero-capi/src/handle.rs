@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{OnceLock, RwLock};
 
 use aero_convert::state_dict::{FloatData, StateDict, StateDictOptions, TensorSource};
-use aero_io::remote::{RangeCache, RemoteOptions};
-use aero_io::{AeroFile, Mode, TensorIndex, TensorInfo, TensorView, Verdict};
-use aero_set::AeroSet;
+use aero_io::{Mode, TensorIndex, TensorInfo, TensorView, Verdict};
 
 use crate::error::{CError, CResult};
 use crate::ext::aero_error_code_t as Code;
@@ -27,147 +25,77 @@ pub(crate) struct OpenOptions {
 }
 
 impl OpenOptions {
-    fn remote(&self) -> CResult<RemoteOptions> {
-        let cache = if self.no_cache {
-            None
-        } else {
-            let io = |e: std::io::Error| {
-                CError::new(
-                    Code::AERO_E_IO,
-                    format!("remote range cache: {e} (open with AERO_OPEN_NO_CACHE to go without)"),
-                )
-            };
-            Some(match &self.cache_dir {
-                Some(d) => {
-                    let max = RangeCache::from_env().map_or(2048 << 20, |c| c.max_bytes());
-                    RangeCache::new(d, max).map_err(io)?
-                }
-                None => RangeCache::from_env().map_err(io)?,
-            })
-        };
-        Ok(RemoteOptions {
-            cache,
-            ..RemoteOptions::default()
-        })
+    /// The library opener's options ([`aero_set::Model::open`], which the
+    /// CLI and Python use too).
+    fn model(&self) -> aero_set::OpenOptions {
+        use aero_set::model::{CacheChoice, RemoteSettings};
+        aero_set::OpenOptions {
+            allow_remote_parts: self.allow_remote_parts,
+            remote: RemoteSettings {
+                cache: match (&self.cache_dir, self.no_cache) {
+                    (_, true) => CacheChoice::Off,
+                    (Some(d), false) => CacheChoice::Dir(d.clone()),
+                    (None, false) => CacheChoice::Default,
+                },
+            },
+            verify_all: self.verify_all,
+            ..aero_set::OpenOptions::default()
+        }
     }
 }
 
 /// An opened `.aero` file or AEROSET.
-pub(crate) enum Source {
-    File(Box<AeroFile>),
-    Set(Box<AeroSet>),
-}
-
-/// Whether a string is a URL rather than a path (any `scheme://`,
-/// [`aero_io::url::classify`]), so an unsupported scheme is refused by name
-/// instead of "no such file".
-fn url_syntax(s: &str) -> bool {
-    aero_io::url::classify(s).is_url()
-}
+pub(crate) struct Source(aero_set::Model);
 
 impl Source {
-    /// Opens what the CLI's read commands open, under the same trust rules:
-    /// a `.aero` path; an AEROSET manifest or its directory (remote parts
-    /// only with `allow_remote_parts`); an `http(s)://` URL of a file, or of
-    /// a manifest (`….json`, or a directory URL ending in `/`).
+    /// Opens what the CLI's read commands and Python open, by the same
+    /// opener ([`aero_set::Model::open`]) under the same trust rules: a
+    /// `.aero` path; an AEROSET manifest or its directory (remote parts
+    /// only with `allow_remote_parts`); a URL of a file, or of a manifest
+    /// (`….json`, or a directory URL ending in `/`).
     pub(crate) fn open(target: &Path, opts: &OpenOptions) -> CResult<Source> {
-        let src = match target.to_str().filter(|s| url_syntax(s)) {
-            Some(url) => {
-                if !aero_io::remote::can_open(url) {
-                    return Err(CError::new(
-                        Code::AERO_E_UNSUPPORTED,
-                        format!("{url}: this library reads http:// and https:// URLs only"),
-                    ));
-                }
-                if url.ends_with(".json") || url.ends_with('/') {
-                    Source::Set(Box::new(AeroSet::open_url(url, opts.remote()?)?))
-                } else {
-                    Source::File(Box::new(AeroFile::open_url(url, opts.remote()?)?))
-                }
-            }
-            None if aero_set::is_set(target) => {
-                let set = if opts.allow_remote_parts {
-                    AeroSet::open_with_remote(target, true, opts.remote()?)?
-                } else {
-                    AeroSet::open(target)?
-                };
-                Source::Set(Box::new(set))
-            }
-            None => Source::File(Box::new(AeroFile::open(target)?)),
-        };
-        if opts.verify_all {
-            src.verify_all()?;
-        }
-        Ok(src)
+        Ok(Source(aero_set::Model::open(target, &opts.model())?))
     }
 
     pub(crate) fn index(&self) -> CResult<&TensorIndex> {
-        Ok(match self {
-            Source::File(f) => f.index()?,
-            Source::Set(s) => s.index()?,
-        })
+        Ok(self.0.index()?)
     }
 
     pub(crate) fn info(&self, name: &str) -> CResult<&TensorInfo> {
-        match self {
-            Source::File(f) => Ok(f.tensor_info(name)?),
-            Source::Set(s) => Ok(s.locate(name)?.global),
-        }
+        Ok(self.0.info(name)?)
     }
 
     /// A tensor as C sees it: its entry, its row-major shape and its own
     /// byte length, whatever order and padding the file stores (aero-io's
     /// rule for reference GGUF-origin files, [`aero_io::ShapeOrder`]).
     pub(crate) fn described(&self, name: &str) -> CResult<(&TensorInfo, Vec<u64>, u64)> {
-        let info = self.info(name)?;
-        let order = match self {
-            Source::File(f) => f.shape_order(),
-            Source::Set(_) => self.tensor_source().shape_order()?,
-        };
-        Ok((info, info.row_major_shape(order), info.tensor_len(order)))
-    }
-
-    fn verified(&self, name: &str) -> CResult<TensorView<'_>> {
-        Ok(match self {
-            Source::File(f) => f.tensor(name)?,
-            Source::Set(s) => s.tensor(name)?,
-        })
-    }
-
-    fn unverified(&self, name: &str) -> CResult<TensorView<'_>> {
-        Ok(match self {
-            Source::File(f) => f.tensor_unverified(f.tensor_info(name)?)?,
-            Source::Set(s) => {
-                let (_, f, entry) = s.resolve_tensor(name)?;
-                f.tensor_unverified(entry)?
-            }
-        })
+        Ok(self.0.described(name)?)
     }
 
     /// Hashes every weight shard once (every part of a set); afterwards
     /// verified reads of a local file hand out bytes without hashing again.
     pub(crate) fn verify_all(&self) -> CResult<()> {
-        match self {
-            Source::File(f) => f.verify_all()?,
-            Source::Set(s) => {
-                for i in 0..s.part_count() {
-                    s.part(i)?.verify_all()?;
-                }
-            }
-        }
-        Ok(())
+        Ok(self.0.verify_all()?)
+    }
+
+    fn verified(&self, name: &str) -> CResult<TensorView<'_>> {
+        Ok(self.0.tensor(name)?)
+    }
+
+    fn unverified(&self, name: &str) -> CResult<TensorView<'_>> {
+        Ok(self.0.tensor_unverified(name)?)
     }
 
     /// Validates in `mode`: the verdict and the report as JSON (the
     /// schema of `aerotensor validate --json`).
     pub(crate) fn validate(&self, mode: Mode) -> CResult<(Verdict, String)> {
         let json = |e: serde_json::Error| CError::new(Code::AERO_E_IO, e.to_string());
-        Ok(match self {
-            Source::File(f) => {
+        Ok(match &self.0 {
+            aero_set::Model::File(f) => {
                 let r = aero_io::validate(f, mode, &|_| {});
                 (r.verdict, serde_json::to_string(&r).map_err(json)?)
             }
-            Source::Set(s) => {
+            aero_set::Model::Set(s) => {
                 let r = aero_set::validate_set(s, mode, &|_| {});
                 (r.verdict, serde_json::to_string(&r).map_err(json)?)
             }
@@ -175,10 +103,7 @@ impl Source {
     }
 
     fn tensor_source(&self) -> &dyn TensorSource {
-        match self {
-            Source::File(f) => f.as_ref(),
-            Source::Set(s) => s.as_ref(),
-        }
+        &self.0
     }
 }
 

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use aero_io::AeroFile;
-use aero_io::remote::{RangeCache, RemoteOptions};
-use aero_set::AeroSet;
-use anyhow::Context;
+use aero_set::model::{CacheChoice, Found, RemoteSettings};
+use aero_set::{AeroSet, Expect, Model, OpenOptions, SetError};
 use clap::Args;
 
 /// Options for remote reads, accepted by every command.
@@ -48,62 +47,94 @@ pub fn allow_remote() -> bool {
     args().remote
 }
 
-/// Whether a string is a URL (`scheme://…`, [`aero_io::url::classify`])
-/// rather than a local path. URLs of schemes we do not read (or, for object
-/// storage, read only with the `s3` feature) are routed to the URL openers
-/// too, which refuse them with an error naming the accepted schemes, instead
-/// of "no such file".
-fn url_syntax(s: &str) -> bool {
-    aero_io::url::classify(s).is_url()
-}
-
-/// Whether a command-line argument is a URL.
+/// Whether a command-line argument is a URL (any `scheme://`, so that an
+/// unsupported scheme is refused by name rather than taken for a path).
 pub fn is_url(p: &Path) -> bool {
-    p.to_str().is_some_and(url_syntax)
+    aero_set::model::Target::classify_str(p).is_some()
 }
 
-/// Whether a URL names an AEROSET manifest (`….json` or a directory URL).
-pub fn is_set_url(p: &Path) -> bool {
-    p.to_str()
-        .is_some_and(|s| url_syntax(s) && (s.ends_with(".json") || s.ends_with('/')))
-}
-
-/// Remote options from the flags and environment.
-pub fn options() -> anyhow::Result<RemoteOptions> {
+/// The remote settings the flags and environment give.
+pub fn settings() -> RemoteSettings {
     let a = args();
-    let cache = if a.no_cache {
-        None
-    } else {
-        let max = RangeCache::from_env()
-            .map(|c| c.max_bytes())
-            .unwrap_or(2048 << 20);
-        Some(match &a.cache_dir {
-            Some(d) => RangeCache::new(d, max)
-                .with_context(|| format!("cache directory {}", d.display()))?,
-            None => RangeCache::from_env()
-                .context("remote range cache (use --no-cache to go without)")?,
-        })
-    };
-    Ok(RemoteOptions {
-        cache,
-        ..RemoteOptions::default()
-    })
+    RemoteSettings {
+        cache: if a.no_cache {
+            CacheChoice::Off
+        } else if let Some(d) = a.cache_dir {
+            CacheChoice::Dir(d)
+        } else {
+            CacheChoice::Default
+        },
+    }
+}
+
+/// How the flags say to open what a command reads.
+pub fn open_options(expect: Expect) -> OpenOptions {
+    OpenOptions {
+        expect,
+        allow_remote_parts: allow_remote(),
+        remote: settings(),
+        ..OpenOptions::default()
+    }
+}
+
+/// Opens a path or URL as a file or set ([`aero_set::Model::open`], the
+/// opener the C ABI and Python use too). Input of the wrong kind is a
+/// usage error whose message says which command reads it.
+pub fn open(p: &Path, opts: &OpenOptions) -> anyhow::Result<Model> {
+    Model::open(p, opts).map_err(with_hint)
 }
 
 /// Opens a `.aero` path or URL.
 pub fn open_file(p: &Path) -> anyhow::Result<AeroFile> {
-    match p.to_str().filter(|s| url_syntax(s)) {
-        Some(url) => Ok(AeroFile::open_url(url, options()?)?),
-        None => Ok(AeroFile::open(p)?),
-    }
+    open(p, &open_options(Expect::File))?
+        .into_file()
+        .map_err(with_hint)
 }
 
 /// Opens an AEROSET manifest (or its directory) by path or URL. Local
 /// manifests may name URLs only with `--remote`.
 pub fn open_set(p: &Path) -> anyhow::Result<AeroSet> {
-    match p.to_str().filter(|s| url_syntax(s)) {
-        Some(url) => Ok(AeroSet::open_url(url, options()?)?),
-        None if allow_remote() => Ok(AeroSet::open_with_remote(p, true, options()?)?),
-        None => Ok(AeroSet::open(p)?),
+    open(p, &open_options(Expect::Set))?
+        .into_set()
+        .map_err(with_hint)
+}
+
+/// Input of the wrong kind, with the commands that read it; any other
+/// error as it is.
+fn with_hint(e: SetError) -> anyhow::Error {
+    let SetError::WrongKind { found, wanted, .. } = &e else {
+        return e.into();
+    };
+    let hint = if found.is_foreign_model() {
+        "convert it to AERO first (`aerotensor convert IN OUT.aero`); `inspect`, `list` and `diff` read it as it is".to_string()
+    } else {
+        match (found, wanted) {
+            (Found::Aero, _) => "a single file: `inspect`, `list`, `extract` and `validate` read it".into(),
+            (Found::AeroSet, _) => {
+                "a set: `inspect-set`, `fetch-tensor`, `inspect`, `list`, `extract`, `validate` and the exporters read it".into()
+            }
+            _ => "AERO commands read `.aero` files and AEROSET manifests; `convert` reads safetensors, GGUF and Hugging Face folders".to_string(),
+        }
+    };
+    anyhow::Error::new(WrongKind { source: e, hint })
+}
+
+/// Input of the wrong kind and the commands that read it. The library
+/// error stays in the chain (a usage error: exit 2).
+#[derive(Debug)]
+pub struct WrongKind {
+    source: SetError,
+    hint: String,
+}
+
+impl std::fmt::Display for WrongKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.source, self.hint)
+    }
+}
+
+impl std::error::Error for WrongKind {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }

@@ -636,6 +636,8 @@ pub trait ModelSource: TensorSource {
     fn copy_source(&self, name: &str) -> Result<(&AeroFile, Cow<'_, TensorInfo>)>;
 }
 
+use crate::state_dict::ModelInner;
+
 impl ModelSource for AeroFile {
     fn label(&self) -> &Path {
         self.path()
@@ -679,6 +681,24 @@ impl ModelSource for AeroSet {
     }
     fn copy_source(&self, name: &str) -> Result<(&AeroFile, Cow<'_, TensorInfo>)> {
         Ok(self.tensor_source(name)?)
+    }
+}
+
+impl ModelSource for aero_set::Model {
+    fn label(&self) -> &Path {
+        aero_set::Model::label(self)
+    }
+    fn attached(&self) -> Result<Vec<(String, u64)>> {
+        self.inner().attached()
+    }
+    fn attached_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        self.inner().attached_bytes(name)
+    }
+    fn layout(&self) -> Result<Option<Value>> {
+        self.inner().layout()
+    }
+    fn copy_source(&self, name: &str) -> Result<(&AeroFile, Cow<'_, TensorInfo>)> {
+        self.inner().copy_source(name)
     }
 }
 

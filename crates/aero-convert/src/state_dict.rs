@@ -202,6 +202,38 @@ impl TensorSource for aero_set::AeroSet {
     }
 }
 
+/// An opened file or set ([`aero_set::Model::open`], the opener every front
+/// end uses) reads as what it holds.
+impl TensorSource for aero_set::Model {
+    fn tensor_index(&self) -> Result<&TensorIndex> {
+        self.inner().tensor_index()
+    }
+    fn meta(&self) -> Result<Option<Value>> {
+        self.inner().meta()
+    }
+    fn verified(&self, name: &str) -> Result<TensorView<'_>> {
+        self.inner().verified(name)
+    }
+    fn local_files(&self) -> Vec<std::path::PathBuf> {
+        aero_set::Model::local_files(self)
+    }
+}
+
+/// The file or set inside a [`aero_set::Model`], as the trait object both
+/// already are.
+pub(crate) trait ModelInner {
+    fn inner(&self) -> &dyn crate::hf::ModelSource;
+}
+
+impl ModelInner for aero_set::Model {
+    fn inner(&self) -> &dyn crate::hf::ModelSource {
+        match self {
+            aero_set::Model::File(f) => f.as_ref(),
+            aero_set::Model::Set(s) => s.as_ref(),
+        }
+    }
+}
+
 /// How a stored tensor becomes floats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Conversion {

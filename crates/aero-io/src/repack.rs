@@ -58,6 +58,7 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
     let damaged = |r: &Report| Error::input_damaged_by(input, r);
     let mut verifiers = None;
     let mut write = opts.write.clone();
+    let gguf_order = input.shape_order() == crate::ShapeOrder::Gguf;
     let mut damage = None;
     if opts.force {
         let r = crate::validate(input, Mode::Full, &|_| {});
@@ -70,7 +71,13 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
         if r.verdict == Verdict::Invalid {
             return Err(damaged(&r));
         }
-        verifiers = crate::tee::verifiers(input)?;
+        // A reference GGUF-origin file's tensors are copied without their
+        // padding, so shards are not streamed whole: verify up front.
+        verifiers = if gguf_order {
+            None
+        } else {
+            crate::tee::verifiers(input)?
+        };
         if verifiers.is_none() {
             // Tensors out of offset order: verify everything up front instead.
             let r = crate::validate(input, Mode::Full, &|_| {});
@@ -85,6 +92,23 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
     write.architecture = arch.unwrap_or_else(|| "unknown".into());
     if let Some(serde_json::Value::Object(m)) = input.meta_json().unwrap_or(None) {
         write.extra_meta = m;
+    }
+    if gguf_order {
+        // The output is row-major with exact sizes (the one rule of
+        // `crate::order`); a `gguf` record says so to every reader, with
+        // what the reference kept of the GGUF header.
+        write.extra_meta.insert(
+            "gguf".into(),
+            serde_json::json!({
+                "version": 3,
+                "alignment": crate::GGUF_PADDING,
+                "metadata": [
+                    ["general.architecture", "string", write.architecture],
+                    ["general.name", "string", write.model_name],
+                ],
+                "tensor_order": idx.tensors().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            }),
+        );
     }
     write.tensor_hash |= idx.tensors().iter().any(|t| t.hash_b3.is_some());
     // Attached files are carried over, verified (quick validation above has
@@ -105,7 +129,12 @@ pub fn repack(input: &AeroFile, output: &Path, opts: &RepackOptions<'_>) -> Resu
     let mut verifiers = verifiers.map(Vec::into_iter);
     for t in idx.tensors() {
         let tee = verifiers.as_mut().and_then(Iterator::next).flatten();
-        specs.push(spec(input, t, tee, opts.progress)?);
+        let mut spec = spec(input, t, tee, opts.progress)?;
+        if gguf_order {
+            spec.shape = t.row_major_shape(crate::ShapeOrder::Gguf);
+            spec.data_len = t.tensor_len(crate::ShapeOrder::Gguf);
+        }
+        specs.push(spec);
     }
     let summary = crate::write::write_model(output, specs, &write).map_err(|e| match e {
         // A whole shard failed its hash: the tensor being streamed when

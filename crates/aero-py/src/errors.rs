@@ -311,6 +311,7 @@ impl From<aero_set::SetError> for Failure {
                 r(Class::Integrity, "set-tensor").path(&set).tensor(&name)
             }
             S::Plan { set, .. } => r(Class::Aero, "set-plan").path(&set),
+            S::WrongKind { path, .. } => r(Class::Aero, "wrong-kind").path(&path),
             S::NoSuchTensor { set, name, .. } => r(Class::NotFound, "no-such-tensor")
                 .path(&set)
                 .tensor(&name),

@@ -37,79 +37,58 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    /// Range-cache settings as the CLI takes them: `cache_dir`, else
-    /// `$AEROTENSOR_CACHE_DIR` or `~/.cache/aerotensor`; none when off.
-    fn options(&self) -> Res<aero_io::remote::RemoteOptions> {
-        use aero_io::remote::RangeCache;
-        let os = |path: &str, e| Failure::Os {
-            path: path.to_string(),
-            source: e,
-        };
-        let cache = if !self.cache {
-            None
-        } else {
-            let max = RangeCache::from_env()
-                .map(|c| c.max_bytes())
-                .unwrap_or(2048 << 20);
-            Some(match &self.cache_dir {
-                Some(d) => RangeCache::new(d, max).map_err(|e| os(d, e))?,
-                None => RangeCache::from_env().map_err(|e| os("remote range cache", e))?,
-            })
-        };
-        Ok(aero_io::remote::RemoteOptions {
-            cache,
-            ..Default::default()
-        })
-    }
-}
-
-/// Whether `s` is a URL (`scheme://…`) rather than a local path. Schemes
-/// this build cannot read are routed to the URL opener, which names the
-/// ones it accepts, rather than being taken for missing files.
-pub fn url_syntax(s: &str) -> bool {
-    s.split_once("://").is_some_and(|(scheme, _)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    })
-}
-
-/// Whether `path` names an AEROSET: a manifest or a directory holding one
-/// (for a URL: one ending in `.json` or `/`).
-pub fn is_set(path: &str) -> bool {
-    if url_syntax(path) {
-        path.ends_with(".json") || path.ends_with('/')
-    } else {
-        aero_set::is_set(Path::new(path))
-    }
-}
-
-impl Backing {
-    /// Opens `path` as `kind` (`auto`, `file` or `set`).
-    pub fn open(path: &str, kind: &str, remote: &RemoteArgs) -> Res<Backing> {
-        let set = match kind {
-            "file" => false,
-            "set" => true,
-            "auto" => is_set(path),
+    /// The library opener's options for `kind` (`auto`, `file` or `set`):
+    /// [`aero_set::Model::open`], which the CLI and the C ABI use too.
+    fn open_options(&self, kind: &str) -> Res<aero_set::OpenOptions> {
+        use aero_set::model::{CacheChoice, RemoteSettings};
+        let expect = match kind {
+            "file" => aero_set::Expect::File,
+            "set" => aero_set::Expect::Set,
+            "auto" => aero_set::Expect::Any,
             other => {
                 return Err(Failure::Py(PyValueError::new_err(format!(
                     "kind must be 'auto', 'file' or 'set', not {other:?}"
                 ))));
             }
         };
-        let url = url_syntax(path);
-        Ok(match (set, url) {
-            (false, false) => Backing::File(AeroFile::open(path)?),
-            (false, true) => Backing::File(AeroFile::open_url(path, remote.options()?)?),
-            (true, true) => Backing::Set(AeroSet::open_url(path, remote.options()?)?),
-            (true, false) if remote.allow_remote => Backing::Set(AeroSet::open_with_remote(
-                Path::new(path),
-                true,
-                remote.options()?,
-            )?),
-            (true, false) => Backing::Set(AeroSet::open(path)?),
+        Ok(aero_set::OpenOptions {
+            expect,
+            allow_remote_parts: self.allow_remote,
+            remote: RemoteSettings {
+                cache: match (&self.cache_dir, self.cache) {
+                    (_, false) => CacheChoice::Off,
+                    (Some(d), true) => CacheChoice::Dir(d.into()),
+                    (None, true) => CacheChoice::Default,
+                },
+            },
+            ..aero_set::OpenOptions::default()
         })
+    }
+}
+
+/// Whether `s` is a URL (`scheme://…`) rather than a local path
+/// ([`aero_set::model::Target`]). Schemes this build cannot read are
+/// routed to the URL opener, which names the ones it accepts, rather than
+/// being taken for missing files.
+pub fn url_syntax(s: &str) -> bool {
+    aero_set::model::Target::classify_str(Path::new(s)).is_some()
+}
+
+/// Whether `path` names an AEROSET: a manifest or a directory holding one
+/// (for a URL: one ending in `.json` or `/`).
+pub fn is_set(path: &str) -> bool {
+    aero_set::model::Target::classify(Path::new(path)).is_set()
+}
+
+impl Backing {
+    /// Opens `path` as `kind` (`auto`, `file` or `set`).
+    pub fn open(path: &str, kind: &str, remote: &RemoteArgs) -> Res<Backing> {
+        Ok(
+            match aero_set::Model::open(path, &remote.open_options(kind)?)? {
+                aero_set::Model::File(f) => Backing::File(*f),
+                aero_set::Model::Set(s) => Backing::Set(*s),
+            },
+        )
     }
 
     fn file(&self) -> Res<&AeroFile> {

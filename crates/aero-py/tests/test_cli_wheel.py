@@ -51,7 +51,9 @@ def venv(tmp_path_factory) -> Path:
     pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
     listed = subprocess.run(pip + ["list", "--format=freeze"],
                             check=True, capture_output=True, text=True).stdout
-    installed = {line.split("==")[0].lower() for line in listed.split()}
+    # Names compared as PEP 503 normalises them (`ml_dtypes` is `ml-dtypes`).
+    norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
+    installed = {norm(line.split("==")[0]) for line in listed.split()}
     # What the wheel requires, and what those require in turn (pip show).
     needed, todo = set(), ["aerotensor"]
     while todo:
@@ -62,7 +64,7 @@ def venv(tmp_path_factory) -> Path:
         shown = subprocess.run(pip + ["show", name], check=True, capture_output=True,
                                text=True).stdout
         requires = next(l for l in shown.splitlines() if l.startswith("Requires:"))
-        todo += [r.strip().lower() for r in requires.split(":", 1)[1].split(",") if r.strip()]
+        todo += [norm(r.strip()) for r in requires.split(":", 1)[1].split(",") if r.strip()]
     assert "numpy" in needed
     assert installed - {"pip", "setuptools", "wheel"} == needed, (installed, needed)
     return d

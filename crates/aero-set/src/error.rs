@@ -84,6 +84,18 @@ pub enum SetError {
         /// the person building or configuring the reader).
         reason: String,
     },
+    /// Valid input of another kind than the caller accepts (a GGUF file
+    /// where AERO is read, a single file where a set is wanted): a usage
+    /// error, not damage ([`crate::model`]).
+    #[error("{}: is {}, not {}", path.display(), found.describe(), wanted.describe())]
+    WrongKind {
+        /// The path or URL.
+        path: PathBuf,
+        /// What it is.
+        found: crate::model::Found,
+        /// What the caller accepts.
+        wanted: crate::model::Expect,
+    },
     /// A part or index file does not match what the manifest says about it.
     #[error("{path}: {reason}")]
     File {

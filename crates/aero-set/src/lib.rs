@@ -30,6 +30,7 @@
 
 mod error;
 pub mod manifest;
+pub mod model;
 pub mod plan;
 #[cfg(feature = "http")]
 pub mod remote;
@@ -40,6 +41,7 @@ pub mod writer;
 
 pub use error::{Result, SetError};
 pub use manifest::{FileEntry, MANIFEST_NAME, ModelInfo, PartEntry, SetManifest};
+pub use model::{Expect, Model, OpenOptions};
 pub use plan::SetPlan;
 pub use resolve::{LocalStorage, Location, PartStorage, SetBase, SetOptions};
 pub use set::{AeroSet, Located, disagreement, is_set};

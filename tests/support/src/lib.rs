@@ -21,6 +21,48 @@ pub fn golden(name: &str) -> PathBuf {
     repo().join("../shared/golden").join(name)
 }
 
+/// One case of `tests/fixtures/open-table.json`: what every front end's
+/// opener answers for one input.
+#[derive(Clone, Debug)]
+pub struct OpenCase {
+    /// The input: a path under `../shared`, or a URL.
+    pub input: String,
+    /// What the caller accepts: `any`, `file` or `set`.
+    pub expect: String,
+    /// `file`, `set`, `wrong-kind`, `not-found` or `unsupported`.
+    pub outcome: String,
+    /// For `wrong-kind`: what the input is, as every message names it.
+    pub found: Option<String>,
+}
+
+/// The cases of `tests/fixtures/open-table.json` (the table the CLI, C ABI
+/// and Python opener tests share), inputs resolved to paths.
+pub fn open_table() -> Vec<OpenCase> {
+    let text = std::fs::read(repo().join("tests/fixtures/open-table.json"))
+        .unwrap_or_else(|e| panic!("tests/fixtures/open-table.json: {e}"));
+    let v: serde_json::Value = serde_json::from_slice(&text).expect("open-table.json is JSON");
+    let s = |c: &serde_json::Value, k: &str| c[k].as_str().map(str::to_string);
+    v["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let input = s(c, "input").expect("input");
+            let input = if input.contains("://") {
+                input
+            } else {
+                repo().join("../shared").join(input).display().to_string()
+            };
+            OpenCase {
+                input,
+                expect: s(c, "expect").expect("expect"),
+                outcome: s(c, "outcome").expect("outcome"),
+                found: s(c, "found"),
+            }
+        })
+        .collect()
+}
+
 /// A deterministic xorshift64 generator: reproducible test data without a
 /// dependency (the one generator of the workspace's tests).
 #[derive(Clone, Debug)]

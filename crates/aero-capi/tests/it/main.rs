@@ -2,4 +2,5 @@
 
 mod ffi;
 mod mjsn;
+mod open_table;
 mod reference_gguf;

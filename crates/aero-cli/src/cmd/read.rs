@@ -668,11 +668,8 @@ pub enum Source {
 
 impl Source {
     pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
-        Ok(Source::Model(if super::set::is_set(p) {
-            Box::new(crate::remote::open_set(p)?)
-        } else {
-            Box::new(crate::remote::open_file(p)?)
-        }))
+        let opts = crate::remote::open_options(aero_set::Expect::Any);
+        Ok(Source::Model(Box::new(crate::remote::open(p, &opts)?)))
     }
 
     /// A side of `diff`: a set or a URL as [`Source::open`] opens them, or

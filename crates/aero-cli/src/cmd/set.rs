@@ -5,11 +5,10 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use aero_convert::sharded::ShardedSafetensors;
 use aero_io::Verdict;
-use aero_set::{AeroSet, LocalStorage, SetOptions, SetReport, SetWriteOptions};
+use aero_set::{AeroSet, SetReport, SetWriteOptions};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
@@ -22,10 +21,7 @@ use crate::out;
 
 /// Whether a path given to `validate` / `list` / `extract` is an AEROSET.
 pub fn is_set(path: &Path) -> bool {
-    if crate::remote::is_url(path) {
-        return crate::remote::is_set_url(path);
-    }
-    aero_set::is_set(path)
+    aero_set::model::Target::classify(path).is_set()
 }
 
 fn part_path(set: &AeroSet, shard_id: u64) -> Option<&str> {
@@ -151,23 +147,15 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
 
 pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
-    // `load` so that a damaged index is reported, not just refused.
-    let loaded = if crate::remote::is_url(&a.file) {
-        crate::remote::open_set(&a.file)
-    } else if crate::remote::allow_remote() {
-        crate::remote::options().and_then(|options| {
-            let storage = aero_set::remote::RemoteStorage { options };
-            Ok(AeroSet::load(
-                &a.file,
-                &SetOptions { allow_remote: true },
-                Arc::new(storage),
-            )?)
-        })
-    } else {
-        AeroSet::load(&a.file, &SetOptions::default(), Arc::new(LocalStorage)).map_err(Into::into)
+    // The manifest only, so that a damaged index is reported, not just
+    // refused (a remote manifest is read with its index).
+    let opts = aero_set::OpenOptions {
+        manifest_only: true,
+        ..crate::remote::open_options(aero_set::Expect::Set)
     };
-    let set = match loaded {
+    let set = match crate::remote::open(&a.file, &opts).and_then(|m| Ok(m.into_set()?)) {
         Ok(s) => s,
+        Err(e) if super::validate::wrong_kind(&e) => return Err(e),
         Err(e) => return super::validate::unreadable(&a, &a.file.display().to_string(), &e),
     };
     let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");

@@ -9,12 +9,19 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
     let f = match crate::remote::open_file(&a.file) {
         Ok(f) => f,
+        Err(e) if wrong_kind(&e) => return Err(e),
         Err(e) => return unreadable(&a, &a.file.display().to_string(), &e),
     };
     let pb = out::bytes_bar(aero_io::validate_work_bytes(&f, mode), "verifying");
     let report = aero_io::validate(&f, mode, &|n| pb.inc(n));
     pb.finish_and_clear();
     a.finish(report.verdict, &report, || print_human(&report, a.strict))
+}
+
+/// Whether an open failed because the input is valid data of another kind
+/// (a GGUF file, a set given as a file): a usage error, not a verdict.
+pub fn wrong_kind(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::remote::WrongKind>().is_some()
 }
 
 fn print_human(r: &aero_io::Report, strict: bool) {

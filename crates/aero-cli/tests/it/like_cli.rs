@@ -358,10 +358,11 @@ fn like_is_refused_where_it_cannot_apply() {
         "{err}"
     );
     assert!(!d.path().join("one.aero").exists());
-    // OLD_SET missing (exit 2), or not a set (its "manifest" is not JSON:
-    // invalid content, exit 1): named in the error, nothing written.
+    // OLD_SET missing, or not a set (a safetensors file: valid input of
+    // another kind, a usage error): exit 2, named in the error, nothing
+    // written.
     let out = d.path().join("y");
-    for (old, code) in [(d.path().join("missing"), 2), (st.clone(), 1)] {
+    for (old, code) in [(d.path().join("missing"), 2), (st.clone(), 2)] {
         let o = run(&[
             "convert-safetensors-sharded",
             s(&src),

@@ -6,6 +6,7 @@ mod hf_cli;
 mod honest_answers;
 mod json_contract;
 mod like_cli;
+mod open_table;
 mod output_messages;
 mod quant_cli;
 mod reference_gguf;

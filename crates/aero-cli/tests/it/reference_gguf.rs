@@ -280,3 +280,46 @@ fn diff_with_our_conversion_of_the_same_gguf_is_identical() {
     let text = cli().ok(&["diff", s(&ours), s(&reference())]);
     assert!(text.contains("5 identical, 0 changed"), "{text}");
 }
+
+#[test]
+fn repack_and_convert_write_a_row_major_file_with_the_tensors_own_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let want = expected();
+    let repacked = d.path().join("repacked.aero");
+    cli().ok(&["repack", s(&reference()), s(&repacked)]);
+    let set_dir = d.path().join("set");
+    cli().ok(&[
+        "convert",
+        s(&reference()),
+        &format!("{}/", set_dir.display()),
+    ]);
+    let converted = set_dir.join("reference-converted.aero");
+    for out in [&repacked, &converted] {
+        // Valid without warnings: row-major, exact sizes.
+        let o = cli().run(&["validate", "--full", "--strict", s(out)]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let l = json(&cli().run(&["list", "--json", s(out)]));
+        assert_eq!(l["shape_order"], "row-major", "{l}");
+        for t in l["tensors"].as_array().unwrap() {
+            let e = &want[t["name"].as_str().unwrap()];
+            assert_eq!(dims(&t["shape"]), dims(&e["row_major_shape"]), "{t}");
+        }
+        // The same tensors as the input, byte for byte.
+        let o = cli().run(&["diff", s(&reference()), s(out)]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        // And back to the source GGUF's types, ne and bytes.
+        let back = d.path().join("back.gguf");
+        cli().ok(&["export-gguf", s(out), s(&back)]);
+        assert_eq!(gguf_py(&back), gguf_py(&dir().join("source.gguf")));
+    }
+}

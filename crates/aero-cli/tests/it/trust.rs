@@ -789,17 +789,17 @@ fn damage_anywhere_exits_1_with_a_report_and_io_errors_exit_2() {
     assert_eq!(r["verdict"], "error");
     assert!(r["error"].as_str().unwrap().contains("No such file"), "{r}");
     // Other formats are named, with what to do (`inspect` and `list` read
-    // them; `extract` reads AERO files and sets only).
+    // them; `extract` reads AERO files and sets only): a usage error, exit 2.
     let gguf = m.p("model.gguf");
     cli().ok(&["export-gguf", s(&m.p("hashes.aero")), s(&gguf)]);
     for (file, kind) in [(&gguf, "GGUF"), (&m.p("model.safetensors"), "safetensors")] {
         let o = cli().run(&["inspect", s(file)]);
         assert_eq!(o.status.code(), Some(0), "inspect reads {kind}");
         let o = cli().run(&["extract", s(file), "x", s(&m.p("x.bin"))]);
-        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(o.status.code(), Some(2));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
-            err.contains(&format!("not an AERO file (this looks like {kind}"))
+            err.contains(&format!("is a {kind} file, not an AERO file"))
                 && err.contains("aerotensor convert"),
             "{err}"
         );

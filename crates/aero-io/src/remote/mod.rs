@@ -159,7 +159,6 @@ pub fn can_open(url: &str) -> bool {
 /// also drop cached ranges ([`RemoteSource::invalidate`]): pass it to
 /// [`crate::AeroFile::from_remote`] so that verified reads use that.
 pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Arc<RemoteSource>> {
-    use crate::url::Kind;
     let kind = crate::url::classify(url);
     if let Some(opened) = kind
         .scheme(url)
@@ -167,17 +166,24 @@ pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Arc<RemoteSourc
     {
         return opened;
     }
-    let feature = |f: &str| {
-        Err(io::Error::new(
+    let (kind, reason) = unsupported(url);
+    Err(io::Error::new(kind, format!("{url}: {reason}")))
+}
+
+/// Why this build cannot open `url` ([`can_open`] is false): the error
+/// kind and the reason, without the URL.
+pub fn unsupported(url: &str) -> (io::ErrorKind, String) {
+    use crate::url::Kind;
+    match crate::url::classify(url) {
+        Kind::Object { .. } => (
             io::ErrorKind::Unsupported,
-            format!("{url}: {f}"),
-        ))
-    };
-    match kind {
-        Kind::Object { .. } => feature(
-            "object-store URLs (s3://, gs://, az://) need aerotensor built with the `s3` feature",
+            "object-store URLs (s3://, gs://, az://) need aerotensor built with the `s3` feature"
+                .into(),
         ),
-        Kind::Http => feature("http(s):// URLs need aero-io built with the `http` feature"),
+        Kind::Http => (
+            io::ErrorKind::Unsupported,
+            "http(s):// URLs need aero-io built with the `http` feature".into(),
+        ),
         Kind::OtherScheme(_) | Kind::LocalPath => {
             let list: Vec<String> = schemes().iter().map(|s| format!("{s}://")).collect();
             let list = match list.split_last() {
@@ -185,17 +191,17 @@ pub fn open_source(url: &str, opts: RemoteOptions) -> io::Result<Arc<RemoteSourc
                 Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
                 None => "none in this build".into(),
             };
-            Err(io::Error::new(
+            (
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "{url}: unsupported URL scheme; remote files must be {list}{}",
+                    "unsupported URL scheme; remote files must be {list}{}",
                     if cfg!(feature = "s3") {
                         ""
                     } else {
                         " (s3://, gs://, az:// need the `s3` feature)"
                     }
                 ),
-            ))
+            )
         }
     }
 }
