@@ -322,8 +322,8 @@ impl Acc {
     }
 
     fn finish(self) -> Numeric {
-        let cosine = (self.na > 0.0 && self.nb > 0.0)
-            .then(|| self.dot / (self.na.sqrt() * self.nb.sqrt()));
+        let cosine =
+            (self.na > 0.0 && self.nb > 0.0).then(|| self.dot / (self.na.sqrt() * self.nb.sqrt()));
         Numeric::Compared {
             elements: self.n,
             max_abs_err: self.max_abs,

@@ -67,7 +67,10 @@ pub enum StateDictError {
         reason: String,
     },
     /// No tensor of that name.
-    #[error("no tensor named '{name}'{}", aero_io::names::did_you_mean(suggestions))]
+    #[error(
+        "no tensor named '{name}'{}",
+        aero_io::names::did_you_mean(suggestions)
+    )]
     NotFound {
         /// The name asked for.
         name: String,

@@ -105,7 +105,10 @@ pub enum Error {
         reason: String,
     },
     /// The requested tensor does not exist.
-    #[error("{path}: no tensor named '{name}'{}", crate::names::did_you_mean(suggestions))]
+    #[error(
+        "{path}: no tensor named '{name}'{}",
+        crate::names::did_you_mean(suggestions)
+    )]
     NoSuchTensor {
         /// The file.
         path: PathBuf,

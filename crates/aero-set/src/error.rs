@@ -120,7 +120,10 @@ pub enum SetError {
         reason: String,
     },
     /// The set holds no tensor of this name.
-    #[error("{set}: no tensor named '{name}'{}", aero_io::names::did_you_mean(suggestions))]
+    #[error(
+        "{set}: no tensor named '{name}'{}",
+        aero_io::names::did_you_mean(suggestions)
+    )]
     NoSuchTensor {
         /// The set manifest.
         set: PathBuf,

@@ -194,7 +194,9 @@ pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<E
             },
             "`aerotensor repack --force` copies it anyway",
         ),
-        Conversion::ExportSafeTensors => export(export_args(a)?, safetensors::export_with, "safetensors"),
+        Conversion::ExportSafeTensors => {
+            export(export_args(a)?, safetensors::export_with, "safetensors")
+        }
         Conversion::ExportGguf => export(export_args(a)?, gguf_convert::export_with, "GGUF"),
         Conversion::ShardedToSet => super::set::convert_sharded(super::ConvertShardedArgs {
             input: a.input,

@@ -129,8 +129,10 @@ pub(super) fn oversized_json<'a>(
     big: impl Iterator<Item = &'a aero_io::TensorInfo>,
 ) -> serde_json::Value {
     serde_json::Value::Array(
-        big.map(|t| serde_json::json!({"name": t.name, "bytes": t.data_len, "shard_id": t.shard_id}))
-            .collect(),
+        big.map(
+            |t| serde_json::json!({"name": t.name, "bytes": t.data_len, "shard_id": t.shard_id}),
+        )
+        .collect(),
     )
 }
 
@@ -151,7 +153,10 @@ pub(super) fn report_written_with(
             "uuid": hex::encode(s.uuid),
         });
         if let Some(m) = doc.as_object_mut() {
-            m.insert("max_shard_bytes".into(), serde_json::json!(s.max_shard_bytes));
+            m.insert(
+                "max_shard_bytes".into(),
+                serde_json::json!(s.max_shard_bytes),
+            );
             m.insert("oversized_tensors".into(), oversized_json(s.oversized()));
             m.extend(extra);
         }

@@ -73,14 +73,19 @@ impl Checker {
             cmd
         };
         let bad = violations(name, &doc);
-        assert!(bad.is_empty(), "{args:?} against {name}.json: {bad:#?}\n{doc:#}");
+        assert!(
+            bad.is_empty(),
+            "{args:?} against {name}.json: {bad:#?}\n{doc:#}"
+        );
         if code != 0 && doc.get("error").is_some() {
             assert_eq!(doc["exit_code"], code, "{args:?}: {doc}");
             // The stderr line is the same message with the documented prefix.
             let err = String::from_utf8_lossy(&o.stderr);
             if cmd != "validate" {
                 assert!(
-                    err.lines().any(|l| l == format!("aerotensor: error: {}", doc["error"].as_str().unwrap())),
+                    err.lines()
+                        .any(|l| l
+                            == format!("aerotensor: error: {}", doc["error"].as_str().unwrap())),
                     "{args:?}: {err}"
                 );
             }
@@ -154,41 +159,147 @@ fn every_json_output_matches_its_published_schema() {
         c.run(&["inspect", &f, "--json"], 0);
         c.run(&["list", &f, "--json"], 0);
     }
-    c.run(&["inspect", &gguf, "--json", "--all-values", "--all-tensors"], 0);
-    c.run(&["info", &g("test-vector.aero"), "--json", "--filter", "linear.*"], 0);
+    c.run(
+        &["inspect", &gguf, "--json", "--all-values", "--all-tensors"],
+        0,
+    );
+    c.run(
+        &[
+            "info",
+            &g("test-vector.aero"),
+            "--json",
+            "--filter",
+            "linear.*",
+        ],
+        0,
+    );
     c.run(&["inspect-set", &set, "--json", "--max-tensors", "2"], 0);
-    for f in [g("mixed-multishard.aero"), g("mjsn-zero-hash.aero"), set.clone(), ref_aero.clone()] {
+    for f in [
+        g("mixed-multishard.aero"),
+        g("mjsn-zero-hash.aero"),
+        set.clone(),
+        ref_aero.clone(),
+    ] {
         c.run(&["validate", &f, "--json"], 0);
         c.run(&["validate", "--full", &f, "--json"], 0);
     }
-    c.run(&["validate", "--control", &g("ihsh-phsh.aero"), "--json"], 0);
-    c.run(&["diff", &g("test-vector.aero"), &g("test-vector.aero"), "--json"], 0);
     c.run(
-        &["diff", &g("mixed-multishard.aero"), &g("mixed-single-shard.aero"), "--json", "--numeric"],
+        &["validate", "--control", &g("ihsh-phsh.aero"), "--json"],
+        0,
+    );
+    c.run(
+        &[
+            "diff",
+            &g("test-vector.aero"),
+            &g("test-vector.aero"),
+            "--json",
+        ],
+        0,
+    );
+    c.run(
+        &[
+            "diff",
+            &g("mixed-multishard.aero"),
+            &g("mixed-single-shard.aero"),
+            "--json",
+            "--numeric",
+        ],
         0,
     );
     c.run(&["diff", &gguf, &ref_aero, "--json", "--numeric"], 0);
-    c.run(&["diff", &g("convert-input.safetensors"), &g("convert-output.aero"), "--json"], 0);
+    c.run(
+        &[
+            "diff",
+            &g("convert-input.safetensors"),
+            &g("convert-output.aero"),
+            "--json",
+        ],
+        0,
+    );
 
     // Writers.
     let one = t("one.aero");
     c.run(&["convert", s(&st), s(&one), "--json"], 0);
-    c.run(&["convert-safetensors", s(&st), s(&t("two.aero")), "--json"], 0);
+    c.run(
+        &["convert-safetensors", s(&st), s(&t("two.aero")), "--json"],
+        0,
+    );
     c.run(&["convert-gguf", &gguf, s(&t("g.aero")), "--json"], 0);
     // A tensor above --max-shard-bytes is reported, not hidden.
-    let r = c.run(&["repack", &g("mixed-multishard.aero"), s(&t("r.aero")), "--max-shard-bytes", "4K", "--json"], 0);
-    assert!(!r["oversized_tensors"].as_array().unwrap().is_empty(), "{r}");
-    c.run(&["repack", "--force", &g("test-vector.aero"), s(&t("f.aero")), "--json"], 0);
-    c.run(&["export-safetensors", &g("convert-output.aero"), s(&t("e.safetensors")), "--json"], 0);
-    c.run(&["export-safetensors", &set, s(&t("d.safetensors")), "--dequantize", "f32", "--json"], 0);
-    c.run(&["export-gguf", s(&t("g.aero")), s(&t("e.gguf")), "--json"], 0);
-    c.run(&["convert", s(&one), s(&t("back.safetensors")), "--json"], 0);
+    let r = c.run(
+        &[
+            "repack",
+            &g("mixed-multishard.aero"),
+            s(&t("r.aero")),
+            "--max-shard-bytes",
+            "4K",
+            "--json",
+        ],
+        0,
+    );
+    assert!(
+        !r["oversized_tensors"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+    c.run(
+        &[
+            "repack",
+            "--force",
+            &g("test-vector.aero"),
+            s(&t("f.aero")),
+            "--json",
+        ],
+        0,
+    );
+    c.run(
+        &[
+            "export-safetensors",
+            &g("convert-output.aero"),
+            s(&t("e.safetensors")),
+            "--json",
+        ],
+        0,
+    );
+    c.run(
+        &[
+            "export-safetensors",
+            &set,
+            s(&t("d.safetensors")),
+            "--dequantize",
+            "f32",
+            "--json",
+        ],
+        0,
+    );
+    c.run(
+        &["export-gguf", s(&t("g.aero")), s(&t("e.gguf")), "--json"],
+        0,
+    );
+    c.run(
+        &["convert", s(&one), s(&t("back.safetensors")), "--json"],
+        0,
+    );
     c.run(&["export-hf", s(&one), s(&t("hf-out")), "--json"], 0);
     let idx = sharded(&t("ckpt"));
-    c.run(&["convert-safetensors-sharded", s(&idx), s(&t("set-a")), "--json"], 0);
+    c.run(
+        &[
+            "convert-safetensors-sharded",
+            s(&idx),
+            s(&t("set-a")),
+            "--json",
+        ],
+        0,
+    );
     c.run(&["convert", s(&t("ckpt")), s(&t("set-b")), "--json"], 0);
     c.run(
-        &["convert", s(&t("ckpt")), s(&t("set-c")), "--like", s(&t("set-b")), "--json"],
+        &[
+            "convert",
+            s(&t("ckpt")),
+            s(&t("set-c")),
+            "--like",
+            s(&t("set-b")),
+            "--json",
+        ],
         0,
     );
     let folder = t("folder");
@@ -227,9 +338,21 @@ fn every_json_output_matches_its_published_schema() {
     std::fs::write(&bad, bytes).unwrap();
     c.run(&["validate", "--full", s(&bad), "--json"], 1);
     c.run(&["diff", &g("mixed-multishard.aero"), s(&bad), "--json"], 1);
-    c.run(&["export-safetensors", s(&bad), s(&t("x.safetensors")), "--json"], 1);
+    c.run(
+        &[
+            "export-safetensors",
+            s(&bad),
+            s(&t("x.safetensors")),
+            "--json",
+        ],
+        1,
+    );
     let cut = t("cut.aero");
-    std::fs::write(&cut, &std::fs::read(golden("mixed-multishard.aero")).unwrap()[..600]).unwrap();
+    std::fs::write(
+        &cut,
+        &std::fs::read(golden("mixed-multishard.aero")).unwrap()[..600],
+    )
+    .unwrap();
     c.run(&["validate", "--json", s(&cut)], 1);
     c.run(&["inspect", "--json", s(&cut)], 1);
     c.run(&["inspect", "--json", "--no-such-flag"], 2);
@@ -243,11 +366,17 @@ fn every_json_output_matches_its_published_schema() {
             .as_object_mut()
             .unwrap()
             .insert("not_in_the_contract".into(), Value::Bool(true));
-        assert!(!violations(name, &extra).is_empty(), "{name}: extra field accepted");
+        assert!(
+            !violations(name, &extra).is_empty(),
+            "{name}: extra field accepted"
+        );
         let mut less = doc.clone();
         let first = less.as_object().unwrap().keys().next().unwrap().clone();
         less.as_object_mut().unwrap().remove(&first);
-        assert!(!violations(name, &less).is_empty(), "{name}: missing '{first}' accepted");
+        assert!(
+            !violations(name, &less).is_empty(),
+            "{name}: missing '{first}' accepted"
+        );
     }
     // And nested: a tensor entry with an unknown key is refused.
     let (_, listed) = c
@@ -310,13 +439,30 @@ fn one_vocabulary_across_formats() {
     let ga = list(&conv);
     assert_eq!(view(&g), view(&ga));
     assert!(view(&g).iter().any(|t| t.1 == "f32"), "{g}");
-    assert!(view(&g).iter().any(|t| t.1.starts_with('Q') || t.1.starts_with("TQ")), "{g}");
+    assert!(
+        view(&g)
+            .iter()
+            .any(|t| t.1.starts_with('Q') || t.1.starts_with("TQ")),
+        "{g}"
+    );
     // The histogram says `dtype` too, in the same names.
     let i = json(&cli().run(&["inspect", s(&gguf), "--json"]));
-    assert!(i["types"].as_array().unwrap().iter().all(|t| t["dtype"].is_string()));
+    assert!(
+        i["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["dtype"].is_string())
+    );
     // Sizes are `size` everywhere.
     let w = json(&cli().run(&["convert", s(&st), s(&tmp.path().join("w.aero")), "--json"]));
-    assert_eq!(w["size"], std::fs::metadata(tmp.path().join("w.aero")).unwrap().len());
+    assert_eq!(
+        w["size"],
+        std::fs::metadata(tmp.path().join("w.aero")).unwrap().len()
+    );
     let set = json(&cli().run(&["inspect", s(&golden("aeroset-local")), "--json"]));
-    assert!(set["parts"][0]["size"].is_u64() && set["size"].is_u64(), "{set}");
+    assert!(
+        set["parts"][0]["size"].is_u64() && set["size"].is_u64(),
+        "{set}"
+    );
 }
