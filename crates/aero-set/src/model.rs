@@ -126,10 +126,7 @@ impl OpenOptions {
     /// Options opening whatever the target is, with the given cache.
     pub fn with_cache(cache: CacheChoice) -> OpenOptions {
         OpenOptions {
-            remote: RemoteSettings {
-                cache,
-                ..RemoteSettings::default()
-            },
+            remote: RemoteSettings { cache },
             ..OpenOptions::default()
         }
     }
