@@ -296,7 +296,7 @@ enum aero_error_code_t aero_last_error_code(void);
 const char *aero_error_code_name(int code);
 
 /*
- The library's version ("0.1.0"), a static string. Leaves the last
+ The library's version ("0.3.0"), a static string. Leaves the last
  error as it is.
  */
 const char *aero_version(void);

@@ -418,7 +418,7 @@ pub extern "C" fn aero_error_code_name(code: c_int) -> *const c_char {
     })
 }
 
-/// The library's version ("0.1.0"), a static string. Leaves the last
+/// The library's version ("0.3.0"), a static string. Leaves the last
 /// error as it is.
 #[unsafe(no_mangle)]
 pub extern "C" fn aero_version() -> *const c_char {

@@ -4,6 +4,9 @@
 //! (`model.aeroset.json`), an index file holding the global tensor index,
 //! and parts — standalone AERO files holding the weights.
 //!
+//! - [`Model::open`] opens what a user names — a path or URL, an AERO file
+//!   or a set — under one set of trust and remote rules ([`model`]); the
+//!   CLI, the C ABI and Python all open through it.
 //! - [`AeroSet`] opens a set and reads tensors zero-copy from the parts,
 //!   whichever way the parts number their shards.
 //! - [`validate_set`] checks sizes and SHA-256 of every file, every part as
