@@ -1,24 +1,50 @@
-//! IHSH and PHSH payload decoders, the bounded MessagePack token reader and
-//! the MessagePack → JSON conversion (output linear in the input).
+//! IHSH and PHSH payload decoders (aero-format's borrowing ones and
+//! aero-io's owned PHSH), the control-digest input, the bounded MessagePack
+//! token reader and the MessagePack → JSON conversion (output linear in the
+//! input).
 #![no_main]
 use aero_format::Field;
+use aero_format::encode::{encode_ihsh, encode_phsh};
+use aero_format::ihsh::{DigestInput, Ihsh};
 use aero_format::msgpack::Reader;
-use aero_io::write::raw::{decode_ihsh, decode_phsh, encode_ihsh, encode_phsh};
+use aero_format::phsh::Phsh;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(i) = decode_ihsh(data)
-        && let [(0, p)] = i.ranges[..]
-    {
-        assert_eq!(
-            decode_ihsh(&encode_ihsh(p, &i.digest)).expect("re-encoded IHSH"),
-            i
-        );
+    if let Ok(i) = Ihsh::parse(data) {
+        let ranges: Vec<(u64, u64)> = i.ranges().collect();
+        assert!(ranges.len() * 3 <= data.len());
+        if let [(0, p)] = ranges[..] {
+            assert!(i.covers_prologue(p));
+            let again = encode_ihsh(p, &i.digest);
+            let j = Ihsh::parse(&again).expect("re-encoded IHSH");
+            assert_eq!(
+                (j.ranges().collect::<Vec<_>>(), j.digest),
+                (ranges, i.digest)
+            );
+        }
     }
-    if let Ok(p) = decode_phsh(data) {
-        assert!(p.digests.len() * 34 <= data.len());
-        assert_eq!(decode_phsh(&encode_phsh(&p)).expect("re-encoded PHSH"), p);
+    if let Ok(p) = Phsh::parse(data) {
+        assert!(p.digests().len() * 34 <= data.len());
+        let digests: Vec<[u8; 32]> = p.digests().copied().collect();
+        let q = encode_phsh(p.shard_name, p.page_size, &digests);
+        let q = Phsh::parse(&q).expect("re-encoded PHSH");
+        let q_digests: Vec<[u8; 32]> = q.digests().copied().collect();
+        assert_eq!((q.shard_name, q.page_size), (p.shard_name, p.page_size));
+        assert_eq!(q_digests, digests);
+        let owned = aero_io::write::raw::decode_phsh(data).expect("owned PHSH decodes");
+        assert_eq!(owned.digests, digests);
     }
+    // The control-digest input is the input, hash fields replaced, in order.
+    let count = u32::from(data.first().copied().unwrap_or(0));
+    let mut at = 0;
+    for piece in DigestInput::new(data, 7, count) {
+        if piece.iter().any(|&b| b != 0) || piece.len() != 32 {
+            assert_eq!(piece, &data[at..at + piece.len()]);
+        }
+        at += piece.len();
+    }
+    assert_eq!(at, data.len());
     let mut r = Reader::new(data);
     while r.remaining() > 0 {
         let at = r.position();

@@ -116,7 +116,7 @@ fn usage() -> String {
 }
 
 /// Entry point of `cargo xtask bench`.
-pub fn run(args: &[String]) -> Result<()> {
+pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut runs = 5usize;
     let mut names: Vec<String> = Vec::new();
     let mut it = args.iter();

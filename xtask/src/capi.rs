@@ -102,7 +102,7 @@ fn generate() -> Result<Vec<(&'static str, Vec<u8>)>> {
 }
 
 /// `cargo xtask capi-header [--check]`.
-pub fn header(rest: &[String]) -> Result<()> {
+pub(crate) fn header(rest: &[String]) -> Result<()> {
     let check = rest.iter().any(|a| a == "--check");
     let dir = root().join(CRATE).join("include");
     let mut stale = Vec::new();
@@ -309,7 +309,7 @@ fn build() -> Result<Built> {
 
 /// `libaerotensor.so` in release and `examples/c/open_all.c` at -O2
 /// against it (for `cargo xtask bench capi`).
-pub fn build_open_all() -> Result<PathBuf> {
+pub(crate) fn build_open_all() -> Result<PathBuf> {
     crate::run(crate::cargo().args(["build", "--release", "-p", "aero-capi"]))?;
     let lib = crate::target_dir().join("release");
     let dir = crate::target_dir().join("capi");
@@ -822,7 +822,7 @@ fn run_abi_test(b: &Built, prog: &str, wrap: &[&str], args: &[PathBuf]) -> Resul
 }
 
 /// `cargo xtask capi`.
-pub fn capi() -> Result<()> {
+pub(crate) fn capi() -> Result<()> {
     header(&["--check".into()])?;
     ensure_tools()?;
     let b = build()?;

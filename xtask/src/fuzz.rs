@@ -27,7 +27,7 @@ use crate::{cargo, root, run};
 /// Every target with the dictionary it uses and its `-max_len` (0: the
 /// largest seed). MessagePack targets are capped at 8 KiB: structure, not
 /// size, is what they explore, and small inputs run several times faster.
-pub const TARGETS: &[(&str, &str, u32)] = &[
+pub(crate) const TARGETS: &[(&str, &str, u32)] = &[
     ("control_plane", "aero.dict", 0),
     ("tidx", "msgpack.dict", 8192),
     ("integrity", "msgpack.dict", 8192),
@@ -50,7 +50,7 @@ struct Stats {
     outcome: String,
 }
 
-pub fn main(rest: &[String]) -> Result<()> {
+pub(crate) fn main(rest: &[String]) -> Result<()> {
     let mut seconds = 180u64;
     let mut replay = false;
     let mut targets: Vec<String> = Vec::new();
@@ -147,7 +147,7 @@ fn build() -> Result<()> {
 /// `cargo xtask fuzz-seeds`: rewrites the committed seed corpora and
 /// regression inputs (the `aero-fuzz-seeds` test, asked to write), with the
 /// features of the main test build so that nothing recompiles.
-pub fn write_seeds() -> Result<()> {
+pub(crate) fn write_seeds() -> Result<()> {
     run(cargo()
         .args([
             "test",

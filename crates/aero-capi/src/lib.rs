@@ -13,12 +13,16 @@
 //!   `aero_verify_all`, dtype and ggml type names, error codes and the
 //!   version.
 //!
-//! This is the only crate with `extern "C"` and `unsafe`: every entry point
-//! runs in `error::guard` (no panic reaches C), checks every pointer for
-//! NULL and every length, and hands out only bytes it verified unless the
-//! call is named `*_unverified`. The semantics live in the Rust libraries
-//! it wraps (`aero-io`, `aero-set`, `aero-convert::state_dict`). See
-//! `docs/CAPI.md`.
+//! This is the only crate with `extern "C"` entry points, and most of the
+//! workspace's `unsafe` is here, at that boundary (the rest: aero-io's
+//! `mmap` and `kernel` modules, aero-quant's call of its AVX2 loop, the
+//! CLI's `SIGPIPE` reset, xtask's `wait4`; each block has a `SAFETY`
+//! comment, and the workspace denies `unsafe_code` everywhere else). Every
+//! entry point runs in `error::guard` (no panic reaches C), checks every
+//! pointer for NULL and every length, and hands out only bytes it verified
+//! unless the call is named `*_unverified`. The semantics live in the Rust
+//! libraries it wraps (`aero-io`, `aero-set`, `aero-convert::state_dict`).
+//! See `docs/CAPI.md`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;

@@ -7,6 +7,11 @@
 //! same output and exit codes. [`command`] is the clap definition the
 //! completions and man pages are generated from.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// The workspace warns on `unreachable_pub`; the command modules are private
+// and their many `pub` items are reachable only inside this crate. The
+// per-command split of the CLI (issue 23) rewrites these modules and
+// narrows them; until then the lint is allowed here.
+#![allow(unreachable_pub)]
 
 mod cmd;
 mod out;

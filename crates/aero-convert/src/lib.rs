@@ -21,7 +21,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod describe;
 /// A converter module's `import` and `import_with` and its [`ImportInput`]
 /// impl, from its `Input` (with `open`, `options`, `specs` and
 /// `check_import`): every converter's entry points are these, written once.
@@ -99,20 +98,19 @@ macro_rules! export_entry_points {
     };
 }
 
-mod detect;
+// The layout says what the crate holds: converters (`convert/`), the GGUF
+// codec (`gguf/`), what a file holds (`describe.rs`), the state dict
+// (`state_dict/`) and comparison (`diff/`, with `foreign` inputs).
+mod convert;
+pub mod describe;
 pub mod diff;
 mod error;
-pub mod floats;
-pub mod foreign;
 pub mod gguf;
-pub mod gguf_convert;
-pub mod hf;
-pub mod route;
-pub mod safetensors;
-pub mod sharded;
 pub mod state_dict;
 
-pub use detect::{InputKind, detect};
+pub use convert::detect::{InputKind, detect};
+pub use convert::{floats, gguf_convert, hf, route, safetensors, sharded};
+pub use diff::foreign;
 pub use error::{ConvertError, Result};
 
 /// A reader of tensor bytes, as the streaming writer consumes them.

@@ -50,6 +50,22 @@ pub enum Field {
     TensorExtra,
     /// A MessagePack value.
     MsgPack,
+    /// The IHSH top-level map.
+    Ihsh,
+    /// The IHSH `algo`.
+    IhshAlgo,
+    /// The IHSH `covered_ranges`.
+    IhshRanges,
+    /// The IHSH `digest`.
+    IhshDigest,
+    /// The PHSH top-level map.
+    Phsh,
+    /// The PHSH `shard_name`.
+    PhshShardName,
+    /// The PHSH `page_size`.
+    PhshPageSize,
+    /// The PHSH `digests`.
+    PhshDigests,
 }
 
 impl Field {
@@ -79,6 +95,14 @@ impl Field {
             Field::TensorHash => "hash_b3",
             Field::TensorExtra => "extra key",
             Field::MsgPack => "msgpack",
+            Field::Ihsh => "IHSH",
+            Field::IhshAlgo => "IHSH algo",
+            Field::IhshRanges => "IHSH covered_ranges",
+            Field::IhshDigest => "IHSH digest",
+            Field::Phsh => "PHSH",
+            Field::PhshShardName => "PHSH shard_name",
+            Field::PhshPageSize => "PHSH page_size",
+            Field::PhshDigests => "PHSH digests",
         }
     }
 }
@@ -131,6 +155,9 @@ pub enum ErrorKind {
     TooDeep,
     /// A `hash_b3` string is not 64 hex characters.
     BadHex,
+    /// A value the format allows but this implementation does not support
+    /// (an IHSH `algo` other than `blake3-256`).
+    Unsupported,
 }
 
 /// A parse error: what was wrong, which field, and where.
@@ -197,6 +224,7 @@ impl fmt::Display for Error {
             ErrorKind::DuplicateKey => write!(f, "{field}: key appears twice")?,
             ErrorKind::TooDeep => write!(f, "{field}: MessagePack nested too deeply")?,
             ErrorKind::BadHex => write!(f, "{field}: not 64 lowercase hex characters")?,
+            ErrorKind::Unsupported => write!(f, "{field}: not supported")?,
         }
         if let Some(i) = self.index {
             write!(f, " (entry {i})")?;

@@ -3,6 +3,7 @@
 use crate::error::{Error, ErrorKind, Field};
 use crate::fourcc::FourCc;
 use crate::limits;
+pub use crate::names::parse_shard_name;
 use crate::structs::{
     FILE_HEADER_LEN, FileHeader, TOC_ENTRY_LEN, TOC_HEADER_LEN, TocEntry, TocHeader,
 };
@@ -102,24 +103,6 @@ impl ChunkRef<'_> {
     pub fn shard_id(&self, phsh: bool) -> Option<u64> {
         parse_shard_name(self.name, phsh)
     }
-}
-
-/// Parses `weights.shard{N}` (or `weights.shard{N}.phsh`). Leading zeros and
-/// signs are rejected so each id has exactly one name.
-pub fn parse_shard_name(name: &str, phsh: bool) -> Option<u64> {
-    let rest = name.strip_prefix("weights.shard")?;
-    let digits = if phsh {
-        rest.strip_suffix(".phsh")?
-    } else {
-        rest
-    };
-    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
-        return None;
-    }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// The parsed and checked control plane of one AERO file: header, TOC and

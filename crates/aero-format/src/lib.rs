@@ -1,8 +1,10 @@
 //! # aero-format
 //!
 //! The lowest tier of the AERO implementation: plain structures that mirror the
-//! bytes of an `.aero` file, checked accessors, and a borrowing iterator over the
-//! MessagePack tensor index (TIDX). It is `#![no_std]`, needs no allocator and
+//! bytes of an `.aero` file, checked accessors, borrowing decoders of the
+//! MessagePack payloads (the tensor index [`tidx`], the control-plane digest
+//! [`ihsh`], the page hashes [`phsh`] with their page arithmetic) and the
+//! chunk names ([`names`]). It is `#![no_std]`, needs no allocator and
 //! contains no `unsafe`; every size computation is checked, so any input — a
 //! truncated file, a hostile offset near `u64::MAX` — produces an [`Error`]
 //! rather than a panic.
@@ -22,6 +24,9 @@
 //! The payload of a compressed TIDX must be inflated by the caller (zstd is not
 //! available without an allocator); [`tidx::TensorIter`] then walks the
 //! uncompressed MessagePack without allocating.
+//!
+//! Both ways: with the `alloc` feature, [`encode`] writes every structure and
+//! payload these modules read, as the reference writer emits them.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(
@@ -42,9 +47,12 @@ pub mod encode;
 mod error;
 mod fourcc;
 pub mod ggml;
+pub mod ihsh;
 pub mod layout;
 pub mod limits;
 pub mod msgpack;
+pub mod names;
+pub mod phsh;
 mod structs;
 pub mod tidx;
 

@@ -11,9 +11,11 @@
 //! every mode.
 //!
 //! Names are checked when written and again when read
-//! ([`name_problem`]): a relative path of `/`-separated components, none
-//! empty, `.` or `..`, without backslashes or control characters — a name
-//! can never point outside the folder it is written into.
+//! ([`name_problem`], aero-format's
+//! [`attached_name_problem`](aero_format::names::attached_name_problem)): a
+//! relative path of `/`-separated components, none empty, `.` or `..`,
+//! without backslashes or control characters — a name can never point
+//! outside the folder it is written into.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -33,9 +35,9 @@ pub const MAX_TOTAL_LEN: u64 = 1 << 30;
 /// Most attached files one model may carry.
 pub const MAX_FILES: usize = 10_000;
 /// Longest attached file name, in bytes.
-pub const MAX_NAME_LEN: usize = 1024;
+pub const MAX_NAME_LEN: usize = aero_format::names::MAX_ATTACHED_NAME_LEN;
 /// Most path components in an attached file name.
-pub const MAX_DEPTH: usize = 16;
+pub const MAX_DEPTH: usize = aero_format::names::MAX_ATTACHED_DEPTH;
 
 /// Where the bytes of a file to attach come from.
 #[derive(Clone, Debug)]
@@ -76,40 +78,7 @@ pub struct AttachedFile {
     pub data: AttachedData,
 }
 
-/// What is wrong with an attached file's name, if anything: it must be a
-/// relative path of `/`-separated components (at most [`MAX_DEPTH`]), none
-/// empty, `.` or `..`, with no backslash, NUL or other control character,
-/// at most [`MAX_NAME_LEN`] bytes.
-pub fn name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("the name is empty");
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Some("the name is longer than 1024 bytes");
-    }
-    if name.chars().any(|c| c.is_control()) {
-        return Some("the name holds a control character");
-    }
-    if name.contains('\\') {
-        return Some("the name holds a backslash");
-    }
-    if name.starts_with('/') {
-        return Some("the name is an absolute path");
-    }
-    let mut depth = 0;
-    for c in name.split('/') {
-        depth += 1;
-        match c {
-            "" => return Some("the name has an empty path component"),
-            "." | ".." => return Some("the name has a '.' or '..' component"),
-            _ => {}
-        }
-    }
-    if depth > MAX_DEPTH {
-        return Some("the name has more than 16 path components");
-    }
-    None
-}
+pub use aero_format::names::attached_name_problem as name_problem;
 
 /// Checks a list of files to attach before anything is written: valid,
 /// unique names, no name that is also a directory of another (`a` and

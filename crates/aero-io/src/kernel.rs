@@ -1,7 +1,7 @@
 //! File-system calls of the streaming writer: positioned writes, and on
 //! Linux `sync_file_range` (start write-back early, so the final `fsync`
-//! has little left to wait for; a no-op elsewhere). Besides
-//! [`crate::mmap`], the only module with `unsafe`.
+//! has little left to wait for; a no-op elsewhere). With [`crate::mmap`],
+//! the only modules of aero-io with `unsafe`.
 #![allow(unsafe_code)]
 
 use std::fs::File;

@@ -67,11 +67,12 @@ pub mod names;
 mod order;
 pub mod output;
 mod pipeline;
+mod random;
 pub mod remote;
 mod repack;
-mod scan;
 mod source;
 mod tee;
+mod tree;
 pub mod url;
 mod validate;
 mod value;
@@ -87,13 +88,13 @@ pub use copy::{CopyOptions, Placement, copy_tensors, extract};
 pub use error::{Error, Result, TensorProblem};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
-pub use integrity::{ControlStatus, PageHashes, PageReport, check_control};
+pub use integrity::PageHashes;
 pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{
-    ChunkReport, Mode, Progress, Report, TensorReport, Verdict, validate,
-    work_bytes as validate_work_bytes,
+    ChunkReport, ControlStatus, Mode, PageReport, Progress, Report, TensorReport, Verdict,
+    check_control, validate, work_bytes as validate_work_bytes,
 };
 pub use view::{Element, TensorView};
 pub use write::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary, write_model};

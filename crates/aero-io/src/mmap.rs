@@ -1,4 +1,4 @@
-//! Creating memory maps (with [`crate::kernel`], the only modules with `unsafe`).
+//! Creating memory maps (with [`crate::kernel`], the only modules of aero-io with `unsafe`).
 #![allow(unsafe_code)]
 
 use std::fs::File;

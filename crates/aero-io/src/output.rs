@@ -154,7 +154,7 @@ fn temp_prefix(name: &OsStr) -> OsString {
 fn temp_path(dest: &Path) -> Result<PathBuf> {
     let name = file_name(dest)?;
     let mut s = temp_prefix(name);
-    let tag = hex::encode(&crate::write::random_uuid()[..6]);
+    let tag = hex::encode(&crate::random::random_uuid()[..6]);
     s.push(format!("{}-{tag}{TEMP_SUFFIX}", std::process::id()));
     Ok(parent_dir(dest).join(s))
 }
@@ -567,7 +567,7 @@ fn copy_all(from: &mut File, to: &mut impl Write) -> io::Result<()> {
 fn spool_file() -> Result<File> {
     let dir = std::env::temp_dir();
     for _ in 0..16 {
-        let tag = hex::encode(&crate::write::random_uuid()[..8]);
+        let tag = hex::encode(&crate::random::random_uuid()[..8]);
         let path = dir.join(format!(".aerotensor-spool-{}-{tag}", std::process::id()));
         match OpenOptions::new()
             .read(true)

@@ -186,11 +186,13 @@ fn unproven_tensors(f: &AeroFile, r: &Report) -> Result<Vec<String>> {
             r.pages.iter().any(|p| {
                 p.shard == c.name
                     && p.status != "error"
-                    && crate::integrity::page_span(p.page_size, t.data_off, t.data_len, c.length)
-                        .is_some_and(|(a, b)| {
-                            let (first, last) = (a / p.page_size, (b - 1) / p.page_size);
-                            !p.bad_pages.iter().any(|&i| i >= first && i <= last)
-                        })
+                    && aero_format::phsh::PageSpan::covering(
+                        p.page_size,
+                        t.data_off,
+                        t.data_len,
+                        c.length,
+                    )
+                    .is_some_and(|span| !p.bad_pages.iter().any(|i| span.pages().contains(i)))
             })
         });
         if rep.hash_b3 == "mismatch" || (!shard_ok && !pages_ok) {

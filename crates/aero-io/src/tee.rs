@@ -30,7 +30,7 @@ struct Shard {
 /// Reads one tensor, hashing it (and the gap before it) into its shard's
 /// state. Also an [`Observer`](crate::write::Observer), for writers that
 /// stream the bytes from a mapping themselves.
-pub struct TeeReader<'a> {
+pub(crate) struct TeeReader<'a> {
     src: SourceRef<'a>,
     shard: Arc<Shard>,
     start: u64,
@@ -151,7 +151,7 @@ impl crate::write::Observer for TeeReader<'_> {
 /// when some shard's tensors are not in increasing, non-overlapping offset
 /// order in the TIDX (then verify the file first with [`crate::validate()`]).
 /// Shards holding no tensor are verified here, up front.
-pub fn verified_tensor_readers(
+pub(crate) fn verified_tensor_readers(
     f: &AeroFile,
 ) -> crate::Result<Option<Vec<Box<dyn Read + Send + '_>>>> {
     let tensors = f.index()?.tensors();
@@ -171,7 +171,7 @@ pub fn verified_tensor_readers(
 /// Like [`verified_tensor_readers`], but the verifying readers themselves (in
 /// TIDX order; `None` for a tensor whose shard was verified up front), which
 /// are also [`crate::write::Observer`]s.
-pub fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>>>> {
+pub(crate) fn verifiers(f: &AeroFile) -> crate::Result<Option<Vec<Option<TeeReader<'_>>>>> {
     let idx = f.index()?;
     let tensors: &[TensorInfo] = idx.tensors();
     let mut shards: std::collections::HashMap<u64, (Arc<Shard>, u64, usize)> =

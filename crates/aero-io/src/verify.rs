@@ -159,14 +159,14 @@ pub fn hash_range<'a>(
 /// each is a subtree of the BLAKE3 tree: one thread per core takes the next
 /// window, maps it, hashes it as a subtree and unmaps it (resident memory
 /// stays near one window per thread, and no thread waits for another), then
-/// the chaining values are merged as the tree dictates.
+/// the chaining values are merged as the tree dictates ([`crate::tree`]).
 fn hash_subtrees(
     file: &File,
     offset: u64,
     len: u64,
     progress: &mut impl FnMut(u64),
 ) -> std::io::Result<blake3::Hash> {
-    use blake3::hazmat::{ChainingValue, HasherExt};
+    use blake3::hazmat::ChainingValue;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     let n = len.div_ceil(WINDOW) as usize;
@@ -191,21 +191,15 @@ fn hash_subtrees(
                     }
                     let at = i as u64 * WINDOW;
                     let k = (len - at).min(WINDOW);
-                    let mut h = blake3::Hasher::new();
-                    h.set_input_offset(at);
                     let r = match crate::mmap::map_window(file, offset + at, k as usize) {
-                        Some(m) => {
-                            h.update(&m);
-                            Ok(())
-                        }
+                        Some(m) => Ok(crate::tree::leaf_cv(&m, at)),
                         None => {
                             buf.resize(k as usize, 0);
-                            crate::source::read_exact_at(file, offset + at, &mut buf).map(|()| {
-                                h.update(&buf);
-                            })
+                            crate::source::read_exact_at(file, offset + at, &mut buf)
+                                .map(|()| crate::tree::leaf_cv(&buf, at))
                         }
                     };
-                    if tx.send(r.map(|()| (i, h.finalize_non_root(), k))).is_err() {
+                    if tx.send(r.map(|cv| (i, cv, k))).is_err() {
                         break;
                     }
                 }
@@ -232,7 +226,7 @@ fn hash_subtrees(
     if done != n {
         return Err(std::io::Error::other("a hashing thread stopped early"));
     }
-    crate::scan::merge_windows(&cvs, len)
+    crate::tree::merge_windows(&cvs, WINDOW, len)
         .map(blake3::Hash::from)
         .ok_or_else(|| std::io::Error::other("BLAKE3 subtree without a window"))
 }

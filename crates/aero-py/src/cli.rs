@@ -14,6 +14,6 @@ use pyo3::prelude::*;
 /// handlers that remove a write's temporaries and exit (130 for Ctrl-C).
 /// `import aerotensor` does none of that; only calling this does.
 #[pyfunction(name = "_cli_main")]
-pub fn cli_main(py: Python<'_>, argv: Vec<OsString>) -> u8 {
+pub(crate) fn cli_main(py: Python<'_>, argv: Vec<OsString>) -> u8 {
     py.detach(|| aero_cli::main_with_args(argv))
 }

@@ -71,7 +71,7 @@ const TABLE: [Row; 19] = [
 
 /// What Python is told about a tensor's elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ElemType {
+pub(crate) struct ElemType {
     /// The safetensors name (`"F32"`, `"BF16"`, `"F8_E4M3"`); for packed
     /// data of another codec its own name (`"Q4_K"`), else `"packed"` or
     /// `"unknown(N)"`.
@@ -110,7 +110,7 @@ impl ElemType {
 
     /// The element type of a stored tensor: its native dtype's, or for a
     /// packed tensor the safetensors dtype it was stored as.
-    pub fn of(info: &TensorInfo) -> ElemType {
+    pub(crate) fn of(info: &TensorInfo) -> ElemType {
         if let Some(st) = aero_convert::safetensors::tensor_dtype_name(info) {
             return match TABLE.iter().find(|r| r.st == st) {
                 Some(r) => ElemType::of_row(r),
@@ -125,20 +125,20 @@ impl ElemType {
 }
 
 /// An AERO dtype and the TIDX extras (key, MessagePack value) stored with it.
-pub type Stored = (DType, Vec<(String, Vec<u8>)>);
+pub(crate) type Stored = (DType, Vec<(String, Vec<u8>)>);
 
 /// How a tensor whose numpy / torch element type is `elem` (`"float32"`,
 /// `"bfloat16"`, `"float8_e4m3fn"`, `"bool"`) is stored: its AERO dtype and
 /// TIDX extras (packed safetensors dtypes as the converter stores them),
 /// `quant_names` collecting the packed dtypes for MJSN
 /// `quant_descriptors`. `None` when AERO has no such dtype.
-pub fn stored_as(elem: &str, quant_names: &mut Vec<String>) -> Option<Stored> {
+pub(crate) fn stored_as(elem: &str, quant_names: &mut Vec<String>) -> Option<Stored> {
     let r = TABLE.iter().find(|r| r.elem == elem)?;
     let d = aero_convert::safetensors::dtype_by_name(r.st)?;
     Some(aero_convert::safetensors::stored_as(d, quant_names))
 }
 
 /// The numpy / torch element type names that can be stored, for messages.
-pub fn storable() -> Vec<&'static str> {
+pub(crate) fn storable() -> Vec<&'static str> {
     TABLE.iter().map(|r| r.elem).collect()
 }

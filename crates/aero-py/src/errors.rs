@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 
 /// Which Python class an error becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// `AeroError`: malformed, truncated, inconsistent, refused.
     Aero,
     /// `IntegrityError`: bytes failed (or cannot get) verification.
@@ -26,7 +26,7 @@ pub enum Class {
 
 /// Everything an exception carries.
 #[derive(Debug)]
-pub struct Raised {
+pub(crate) struct Raised {
     pub class: Class,
     pub kind: &'static str,
     pub message: String,
@@ -39,7 +39,7 @@ pub struct Raised {
 }
 
 impl Raised {
-    pub fn new(class: Class, kind: &'static str, message: impl Into<String>) -> Raised {
+    pub(crate) fn new(class: Class, kind: &'static str, message: impl Into<String>) -> Raised {
         Raised {
             class,
             kind,
@@ -59,7 +59,7 @@ impl Raised {
     }
 
     /// Names the tensor.
-    pub fn with_tensor(self, t: &str) -> Self {
+    pub(crate) fn with_tensor(self, t: &str) -> Self {
         self.tensor(t)
     }
 
@@ -74,7 +74,7 @@ impl Raised {
     }
 
     /// The Python exception.
-    pub fn into_py(self, py: Python<'_>) -> PyErr {
+    pub(crate) fn into_py(self, py: Python<'_>) -> PyErr {
         let class = match self.class {
             Class::Aero => "AeroError",
             Class::Integrity => "IntegrityError",
@@ -98,7 +98,7 @@ impl Raised {
 }
 
 /// An error that becomes a Python exception.
-pub enum Failure {
+pub(crate) enum Failure {
     Raised(Box<Raised>),
     Os {
         path: String,
@@ -108,11 +108,11 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn aero(kind: &'static str, message: impl Into<String>) -> Failure {
+    pub(crate) fn aero(kind: &'static str, message: impl Into<String>) -> Failure {
         Failure::Raised(Box::new(Raised::new(Class::Aero, kind, message)))
     }
 
-    pub fn into_py(self, py: Python<'_>) -> PyErr {
+    pub(crate) fn into_py(self, py: Python<'_>) -> PyErr {
         match self {
             Failure::Raised(r) => r.into_py(py),
             Failure::Os { path, source } => os_error(&path, &source),
@@ -365,10 +365,10 @@ impl From<aero_quant::QuantError> for Failure {
 }
 
 /// A `Result` whose error becomes a Python exception.
-pub type Res<T> = Result<T, Failure>;
+pub(crate) type Res<T> = Result<T, Failure>;
 
 /// Converts a [`Res`] into a `PyResult`.
-pub trait IntoPyResult<T> {
+pub(crate) trait IntoPyResult<T> {
     fn py(self, py: Python<'_>) -> PyResult<T>;
 }
 

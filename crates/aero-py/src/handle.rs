@@ -23,14 +23,14 @@ use crate::errors::{Failure, IntoPyResult, Raised, Res};
 /// What a handle reads (kept in an `Arc`, so the size difference of the
 /// variants costs nothing).
 #[allow(clippy::large_enum_variant)]
-pub enum Backing {
+pub(crate) enum Backing {
     File(AeroFile),
     Set(AeroSet),
 }
 
 /// How to reach remote files.
 #[derive(Clone, Debug, Default)]
-pub struct RemoteArgs {
+pub(crate) struct RemoteArgs {
     pub allow_remote: bool,
     pub cache: bool,
     pub cache_dir: Option<String>,
@@ -70,19 +70,19 @@ impl RemoteArgs {
 /// ([`aero_set::model::Target`]). Schemes this build cannot read are
 /// routed to the URL opener, which names the ones it accepts, rather than
 /// being taken for missing files.
-pub fn url_syntax(s: &str) -> bool {
+pub(crate) fn url_syntax(s: &str) -> bool {
     aero_set::model::Target::classify_str(Path::new(s)).is_some()
 }
 
 /// Whether `path` names an AEROSET: a manifest or a directory holding one
 /// (for a URL: one ending in `.json` or `/`).
-pub fn is_set(path: &str) -> bool {
+pub(crate) fn is_set(path: &str) -> bool {
     aero_set::model::Target::classify(Path::new(path)).is_set()
 }
 
 impl Backing {
     /// Opens `path` as `kind` (`auto`, `file` or `set`).
-    pub fn open(path: &str, kind: &str, remote: &RemoteArgs) -> Res<Backing> {
+    pub(crate) fn open(path: &str, kind: &str, remote: &RemoteArgs) -> Res<Backing> {
         Ok(
             match aero_set::Model::open(path, &remote.open_options(kind)?)? {
                 aero_set::Model::File(f) => Backing::File(*f),
@@ -773,7 +773,7 @@ fn check_records(f: &AeroFile, payload: &[u8]) -> Res<()> {
     })
 }
 
-pub fn parse_mode(mode: &str) -> PyResult<Mode> {
+pub(crate) fn parse_mode(mode: &str) -> PyResult<Mode> {
     match mode {
         "quick" => Ok(Mode::Quick),
         "full" => Ok(Mode::Full),

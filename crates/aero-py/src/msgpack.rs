@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString, PyTuple};
 use crate::errors::{Failure, Res};
 
 /// Deepest nesting accepted (the reference's files nest 4 levels).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Estimated bytes a Python object costs beyond its content.
 const OBJECT_COST: usize = 64;
@@ -24,10 +24,10 @@ const OBJECT_COST: usize = 64;
 /// What decoding may still allocate, in estimated bytes of Python objects:
 /// 64 per object plus its content, at most `per_byte` × the payload (and
 /// at least 64 MiB).
-pub struct Budget(usize);
+pub(crate) struct Budget(usize);
 
 impl Budget {
-    pub fn for_payload(len: usize) -> Budget {
+    pub(crate) fn for_payload(len: usize) -> Budget {
         Budget(len.saturating_mul(32).max(64 << 20))
     }
 
@@ -105,7 +105,7 @@ fn bad(what: &str, e: aero_format::Error) -> Failure {
 
 /// Decodes exactly one MessagePack value from `data`; bytes after it must
 /// be zero padding (IHSH and PHSH payloads are padded) or nothing.
-pub fn unpack<'py>(py: Python<'py>, data: &[u8], what: &str) -> Res<Bound<'py, PyAny>> {
+pub(crate) fn unpack<'py>(py: Python<'py>, data: &[u8], what: &str) -> Res<Bound<'py, PyAny>> {
     // A large TIDX becomes hundreds of thousands of lists and dicts; the
     // cyclic GC would scan them over and over while they are built (none
     // can be part of a cycle), which costs as much as building them.

@@ -21,7 +21,7 @@ const RESERVED_META: [&str; 5] = [
 ];
 
 /// Writer options from Python keywords.
-pub struct Options {
+pub(crate) struct Options {
     pub model_name: Option<String>,
     pub architecture: Option<String>,
     pub extra_meta_json: Option<String>,
@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn to_write_options(&self) -> PyResult<WriteOptions> {
+    pub(crate) fn to_write_options(&self) -> PyResult<WriteOptions> {
         let mut o = match self.layout.as_str() {
             "aligned" => WriteOptions::default(),
             "reference" => WriteOptions::reference(),
@@ -154,13 +154,13 @@ impl Read for ArrayReader {
 /// One tensor from Python: name, element type name (numpy's and torch's:
 /// `float32`, `bfloat16`, `float8_e4m3fn`, …), shape, contiguous
 /// little-endian array (or any object with `tobytes`), byte length.
-pub type PyTensor = (String, String, Vec<u64>, Py<PyAny>, u64);
+pub(crate) type PyTensor = (String, String, Vec<u64>, Py<PyAny>, u64);
 
 /// Writes `tensors` to `path` with the streaming writer (atomic, verified
 /// hashes as configured). Element types map to AERO through `dtypes.rs`:
 /// safetensors dtypes without an AERO code (float8, complex64) are stored
 /// `packed` as the converter stores them, with MJSN `quant_descriptors`.
-pub fn save(
+pub(crate) fn save(
     py: Python<'_>,
     path: &str,
     tensors: Vec<PyTensor>,
@@ -202,7 +202,7 @@ pub fn save(
 }
 
 /// What `convert` wrote.
-pub struct Converted {
+pub(crate) struct Converted {
     pub kind: &'static str,
     pub output: String,
     pub file_size: u64,
@@ -237,7 +237,7 @@ fn plan_of(like: &str) -> Res<aero_set::SetPlan> {
 /// set (they apply to AERO outputs only: an export with any is refused).
 /// With `like`, an AEROSET output is a new revision of that set
 /// (`SetWriteOptions::like`); other outputs refuse it.
-pub fn convert(
+pub(crate) fn convert(
     src: &str,
     dst: &str,
     opts: &WriteOptions,

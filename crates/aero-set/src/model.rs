@@ -122,16 +122,6 @@ pub struct OpenOptions {
     pub manifest_only: bool,
 }
 
-impl OpenOptions {
-    /// Options opening whatever the target is, with the given cache.
-    pub fn with_cache(cache: CacheChoice) -> OpenOptions {
-        OpenOptions {
-            remote: RemoteSettings { cache },
-            ..OpenOptions::default()
-        }
-    }
-}
-
 /// What a string names, decided without opening it (see
 /// [`Target::classify`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

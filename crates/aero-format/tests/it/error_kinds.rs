@@ -238,3 +238,15 @@ fn bad_hex() {
     want.index = Some(0);
     assert_eq!(e, want);
 }
+
+#[test]
+fn unsupported() {
+    // {"algo": "md5"}: an IHSH digest algorithm other than blake3-256,
+    // reported at the value.
+    let mut p = vec![0x81, 0xa4];
+    p.extend_from_slice(b"algo");
+    p.push(0xa3);
+    p.extend_from_slice(b"md5");
+    let e = aero_format::ihsh::Ihsh::parse(&p).unwrap_err();
+    assert_eq!(e, at(ErrorKind::Unsupported, Field::IhshAlgo, 6));
+}

@@ -14,7 +14,7 @@ use super::transport::{FetchError, Meta, Reply, Served, Transport};
 
 /// What the next request gets instead of a right answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
+pub(super) enum Fault {
     /// A transient failure before any byte (a 503, a refused connection).
     Unavailable,
     /// The right `Content-Range`, but the body ends after this many bytes.
@@ -27,7 +27,7 @@ pub enum Fault {
 
 /// A file served by [`MemoryTransport`].
 #[derive(Default)]
-pub struct MemFile {
+pub(super) struct MemFile {
     data: Mutex<Vec<u8>>,
     etag: Mutex<Option<String>>,
     faults: Mutex<VecDeque<Fault>>,
@@ -40,23 +40,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl MemFile {
     /// Replaces the content (and the ETag, when `etag` is given).
-    pub fn set(&self, data: Vec<u8>, etag: Option<&str>) {
+    pub(super) fn set(&self, data: Vec<u8>, etag: Option<&str>) {
         *lock(&self.data) = data;
         *lock(&self.etag) = etag.map(str::to_owned);
     }
 
     /// Queues faults for the next requests, in order.
-    pub fn fault(&self, faults: &[Fault]) {
+    pub(super) fn fault(&self, faults: &[Fault]) {
         lock(&self.faults).extend(faults);
     }
 
     /// The ranges asked for so far.
-    pub fn log(&self) -> Vec<Range<u64>> {
+    pub(super) fn log(&self) -> Vec<Range<u64>> {
         lock(&self.log).clone()
     }
 
     /// Forgets the ranges asked for so far.
-    pub fn clear_log(&self) {
+    pub(super) fn clear_log(&self) {
         lock(&self.log).clear();
     }
 }
@@ -67,7 +67,7 @@ fn files() -> &'static Mutex<HashMap<String, Arc<MemFile>>> {
 }
 
 /// Serves `data` at `mem://{name}` (replacing any earlier file of that name).
-pub fn serve(name: &str, data: Vec<u8>, etag: Option<&str>) -> Arc<MemFile> {
+pub(super) fn serve(name: &str, data: Vec<u8>, etag: Option<&str>) -> Arc<MemFile> {
     let file = Arc::new(MemFile::default());
     file.set(data, etag);
     lock(files()).insert(name.to_owned(), Arc::clone(&file));

@@ -11,8 +11,12 @@
 //! offsets, spec §1). Without tensor hashes, `Layout::Reference` produces
 //! exactly the bytes the reference streaming writer produces.
 
+mod metadata;
 mod options;
+mod out;
+mod place;
 mod plan;
+mod prologue;
 pub mod raw;
 mod shard;
 mod spec;
@@ -24,21 +28,15 @@ pub use plan::ShardPlan;
 pub use spec::{FileRange, Observer, SourceChunk, TensorBytes, TensorSpec, check_specs};
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use aero_format::layout::{Prologue, align_up};
-use aero_format::{ChunkFlags, TocEntry};
-
-use crate::encode::{Manifest, ManifestChunk, ManifestShard, encode_tidx};
 use crate::error::{Error, Result};
 use crate::index::TensorInfo;
-use crate::integrity::{PageHashes, control_digest, encode_ihsh, encode_phsh};
 use crate::output::Output;
-use crate::write::raw::compress;
-use aero_format::encode::string_table;
-use plan::plan_chunks;
-use shard::{Member, Out, ShardHasher, stream_shard};
+use metadata::Payload;
+use out::Out;
+use place::FilePlan;
+use shard::write_shards;
 
 /// What was written.
 #[derive(Clone, Debug)]
@@ -91,52 +89,6 @@ pub fn write_model(
     Ok(summary)
 }
 
-/// Streams one attached file into `out` (raw, never compressed), hashing
-/// it on the way; returns its length and BLAKE3. A file on disk must still
-/// have the length it was listed with.
-fn write_attached(out: &mut Out<'_>, a: &crate::attached::AttachedFile) -> Result<(u64, [u8; 32])> {
-    use crate::attached::AttachedData;
-    use std::io::Read;
-    let opath = out.path;
-    let io = |e| Error::io(opath, e);
-    let mut h = blake3::Hasher::new();
-    match &a.data {
-        AttachedData::Bytes(b) => {
-            h.update(b);
-            out.write(b).map_err(io)?;
-            Ok((b.len() as u64, *h.finalize().as_bytes()))
-        }
-        AttachedData::Path { path, len } => {
-            let src = |e| Error::io(path, e);
-            let mut f = File::open(path).map_err(src)?;
-            let mut buf = vec![0u8; 256 << 10];
-            let mut n = 0u64;
-            loop {
-                let k = f.read(&mut buf).map_err(src)?;
-                if k == 0 {
-                    break;
-                }
-                n += k as u64;
-                if n > *len {
-                    break;
-                }
-                h.update(&buf[..k]);
-                out.write(&buf[..k]).map_err(io)?;
-            }
-            if n != *len {
-                return Err(Error::BadAttachedFile {
-                    name: a.name.clone(),
-                    reason: format!(
-                        "{} changed while it was read (listed with {len} bytes)",
-                        path.display()
-                    ),
-                });
-            }
-            Ok((n, *h.finalize().as_bytes()))
-        }
-    }
-}
-
 /// Writes a model into an open, empty, seekable file (no atomic rename);
 /// `path` names it in errors. The file must be open for reading too: a
 /// shard copied from a verified input whose gaps held non-zero bytes is
@@ -149,6 +101,55 @@ pub fn write_to(
 ) -> Result<WriteSummary> {
     check_specs(&specs)?;
     crate::attached::check_files(&opts.attached)?;
+    check_options(opts)?;
+    let uuid = opts.uuid.unwrap_or_else(random_uuid);
+    // Placement: shards, TOC order, prologue size.
+    let plan = FilePlan::new(&specs, opts)?;
+    let chunks = &plan.chunks;
+    // Metadata payloads (the TIDX waits for the tensor hashes, if asked).
+    let mut tensors = metadata::tensor_infos(&specs, &plan.shards, opts);
+    let mjsn = metadata::meta_json(opts);
+    let mmsg = metadata::manifest(opts, chunks, &plan.shards)?;
+    let tidx_early = match opts.tensor_hash {
+        true => None,
+        false => Some(metadata::tidx(&tensors)?),
+    };
+
+    let mut toc = plan.toc();
+    let mut out = Out::new(path, &mut *file, opts.durable);
+    out.pad_to(plan.prologue.payload_start)
+        .map_err(|e| Error::io(path, e))?;
+    if let Some(i) = chunks.ihsh {
+        // Placeholder: the digest covers the final TOC, patched at the end.
+        toc.place(&mut out, i, &Payload::placeholder(256))?;
+    }
+    toc.place(&mut out, chunks.mjsn, &mjsn)?;
+    toc.place(&mut out, chunks.mmsg, &mmsg)?;
+    if let Some(tidx) = &tidx_early {
+        toc.place(&mut out, chunks.tidx, tidx)?;
+    }
+    // Shards, each followed by its page hashes.
+    write_shards(&mut out, &mut toc, specs, &plan, opts, &mut tensors)?;
+    if tidx_early.is_none() {
+        toc.place(&mut out, chunks.tidx, &metadata::tidx(&tensors)?)?;
+    }
+    for (a, &i) in opts.attached.iter().zip(&chunks.files) {
+        toc.place_attached(&mut out, i, a)?;
+    }
+    let file_size = out.pos;
+    // Prologue: header, TOC, string table, and the IHSH digest over them.
+    prologue::finish(out, &plan, uuid, &mut toc)?;
+    Ok(WriteSummary {
+        file_size,
+        shards: plan.shards.shard_len.len(),
+        uuid,
+        tensors,
+        max_shard_bytes: opts.max_shard_bytes,
+    })
+}
+
+/// Refuses writer options no file can be written with.
+fn check_options(opts: &WriteOptions) -> Result<()> {
     if opts.max_shard_bytes == 0 {
         return Err(Error::OptionOutOfRange {
             option: "max shard bytes",
@@ -163,261 +164,5 @@ pub fn write_to(
             value: ps,
         });
     }
-    let io = |e| Error::io(path, e);
-    let uuid = opts.uuid.unwrap_or_else(random_uuid);
-    let plan = ShardPlan::new(
-        specs.iter().map(|t| t.data_len),
-        opts.max_shard_bytes,
-        opts.layout,
-    )?;
-    // Shards holding a tensor the output must not vouch for.
-    let mut unvouched = vec![false; plan.shard_len.len()];
-    if !opts.unverified.is_empty() {
-        for (t, &(s, _)) in specs.iter().zip(&plan.placement) {
-            if opts.unverified.contains(&t.name) {
-                unvouched[s] = true;
-            }
-        }
-    }
-    let page_lens: Vec<u64> = plan
-        .shard_len
-        .iter()
-        .zip(&unvouched)
-        .map(|(&l, &u)| if u { 0 } else { l })
-        .collect();
-    let chunks = plan_chunks(opts, &page_lens);
-    let n = chunks.fourcc.len();
-
-    let mut tensors: Vec<TensorInfo> = specs
-        .iter()
-        .zip(&plan.placement)
-        .map(|(t, &(s, off))| TensorInfo {
-            name: t.name.clone(),
-            dtype: t.dtype,
-            shape: t.shape.clone(),
-            shard_id: opts.first_shard_id + s as u64,
-            data_off: off,
-            data_len: t.data_len,
-            flags: 0,
-            hash_b3: None,
-            quant_id: None,
-            extras: t.extras.clone(),
-        })
-        .collect();
-
-    let mut meta = serde_json::Map::new();
-    meta.insert("model_name".into(), opts.model_name.clone().into());
-    meta.insert("architecture".into(), opts.architecture.clone().into());
-    for (k, v) in &opts.extra_meta {
-        if k != "model_name" && k != "architecture" {
-            meta.insert(k.clone(), v.clone());
-        }
-    }
-    let mjsn = crate::value::canonical_json(&serde_json::Value::Object(meta)).into_bytes();
-    let manifest = Manifest {
-        model_name: opts.model_name.clone(),
-        architecture: opts.architecture.clone(),
-        chunks: (0..n)
-            .map(|i| {
-                let shard_id = chunks
-                    .wtsh
-                    .iter()
-                    .position(|&w| w == i)
-                    .or_else(|| chunks.phsh.iter().position(|&p| p == Some(i)))
-                    .map(|s| opts.first_shard_id + s as u64);
-                ManifestChunk {
-                    fourcc: chunks.fourcc[i],
-                    toc_index: i as u64,
-                    shard_id,
-                }
-            })
-            .collect(),
-        shards: (0..plan.shard_len.len())
-            .map(|s| ManifestShard {
-                shard_id: opts.first_shard_id + s as u64,
-                toc_index: chunks.wtsh[s] as u64,
-                size_bytes: plan.shard_len[s],
-                tensor_count: plan.shard_tensors[s],
-            })
-            .collect(),
-    }
-    .encode();
-    let mmsg = compress(&manifest)?;
-    let tidx_early = if opts.tensor_hash {
-        None
-    } else {
-        let raw = encode_tidx(tensors.iter());
-        let c = compress(&raw)?;
-        Some((raw, c))
-    };
-
-    let (strtab, name_refs) = string_table(chunks.names.iter().map(String::as_str));
-    let names_len: u64 = chunks.names.iter().map(|s| s.len() as u64 + 1).sum();
-    let pro = Prologue::new(n as u64, names_len).ok_or(Error::LimitExceeded {
-        what: "the chunk count",
-    })?;
-
-    // Entries: filled in as payloads are placed.
-    let mut entries: Vec<TocEntry> = (0..n)
-        .map(|i| TocEntry {
-            fourcc: chunks.fourcc[i],
-            flags: ChunkFlags(chunks.flags[i]),
-            chunk_offset: 0,
-            chunk_length: 0,
-            chunk_ulen: 0,
-            name_off: name_refs[i].0,
-            name_len: name_refs[i].1,
-            reserved0: 0,
-            blake3: [0; 32],
-        })
-        .collect();
-
-    let mut out = Out::new(path, &mut *file, opts.durable);
-    out.pad_to(pro.payload_start).map_err(io)?;
-    let place = |out: &mut Out<'_>,
-                 e: &mut TocEntry,
-                 align: u64,
-                 stored: &[u8],
-                 ulen: u64,
-                 hash: [u8; 32]|
-     -> io::Result<()> {
-        let at = align_up(out.pos, align).unwrap_or(out.pos);
-        out.pad_to(at)?;
-        out.write(stored)?;
-        e.chunk_offset = at;
-        e.chunk_length = stored.len() as u64;
-        e.chunk_ulen = ulen;
-        e.blake3 = hash;
-        Ok(())
-    };
-    if let Some(i) = chunks.ihsh {
-        // Placeholder: the digest covers the final TOC, patched at the end.
-        place(&mut out, &mut entries[i], 16, &[0u8; 256], 256, [0; 32]).map_err(io)?;
-    }
-    place(
-        &mut out,
-        &mut entries[chunks.mjsn],
-        16,
-        &mjsn,
-        mjsn.len() as u64,
-        *blake3::hash(&mjsn).as_bytes(),
-    )
-    .map_err(io)?;
-    place(
-        &mut out,
-        &mut entries[chunks.mmsg],
-        16,
-        &mmsg,
-        manifest.len() as u64,
-        *blake3::hash(&manifest).as_bytes(),
-    )
-    .map_err(io)?;
-    if let Some((raw, c)) = &tidx_early {
-        place(
-            &mut out,
-            &mut entries[chunks.tidx],
-            16,
-            c,
-            raw.len() as u64,
-            *blake3::hash(raw).as_bytes(),
-        )
-        .map_err(io)?;
-    }
-
-    // Stream the shards.
-    let mut specs = specs.into_iter().enumerate().peekable();
-    for s in 0..plan.shard_len.len() {
-        let start = align_up(out.pos, opts.layout.shard_align()).unwrap_or(out.pos);
-        out.pad_to(start).map_err(io)?;
-        let members: Vec<Member<'_>> =
-            std::iter::from_fn(|| specs.next_if(|(ti, _)| plan.placement[*ti].0 == s))
-                .map(|(ti, spec)| Member {
-                    ti,
-                    off: plan.placement[ti].1,
-                    spec,
-                })
-                .collect();
-        let mut sh = ShardHasher::new(opts.page_hashes);
-        let len = plan.shard_len[s];
-        for (ti, h) in stream_shard(&mut out, start, len, members, &mut sh, opts.tensor_hash)? {
-            if !opts.unverified.contains(&tensors[ti].name) {
-                tensors[ti].hash_b3 = h;
-            }
-        }
-        out.advance(plan.shard_len[s]).map_err(io)?;
-        let len = out.pos - start;
-        debug_assert_eq!(len, plan.shard_len[s]);
-        let (digest, pages) = sh.finish();
-        let e = &mut entries[chunks.wtsh[s]];
-        e.chunk_offset = start;
-        e.chunk_length = len;
-        e.chunk_ulen = len;
-        e.blake3 = if unvouched[s] { [0; 32] } else { digest };
-        if let Some(pi) = chunks.phsh[s] {
-            let payload = encode_phsh(&PageHashes {
-                shard_name: chunks.names[chunks.wtsh[s]].clone(),
-                page_size: opts
-                    .page_hashes
-                    .unwrap_or(aero_format::limits::DEFAULT_PAGE_SIZE),
-                digests: pages,
-            });
-            let h = *blake3::hash(&payload).as_bytes();
-            place(
-                &mut out,
-                &mut entries[pi],
-                16,
-                &payload,
-                payload.len() as u64,
-                h,
-            )
-            .map_err(io)?;
-        }
-    }
-    if tidx_early.is_none() {
-        let raw = encode_tidx(tensors.iter());
-        let c = compress(&raw)?;
-        place(
-            &mut out,
-            &mut entries[chunks.tidx],
-            16,
-            &c,
-            raw.len() as u64,
-            *blake3::hash(&raw).as_bytes(),
-        )
-        .map_err(io)?;
-    }
-    for (a, &i) in opts.attached.iter().zip(&chunks.files) {
-        let at = align_up(out.pos, 16).unwrap_or(out.pos);
-        out.pad_to(at).map_err(io)?;
-        let (len, hash) = write_attached(&mut out, a)?;
-        let e = &mut entries[i];
-        e.chunk_offset = at;
-        e.chunk_length = len;
-        e.chunk_ulen = len;
-        e.blake3 = hash;
-    }
-    let file_size = out.pos;
-
-    // Prologue: header, TOC, string table.
-    let build =
-        |entries: &[TocEntry]| aero_format::encode::encode_prologue(&pro, uuid, entries, &strtab);
-    let w = out.w.into_inner().map_err(|e| io(e.into_error()))?;
-    if let Some(i) = chunks.ihsh {
-        let digest = control_digest(&build(&entries), pro.toc_offset, n as u32);
-        let payload = encode_ihsh(pro.payload_start, &digest);
-        entries[i].blake3 = *blake3::hash(&payload).as_bytes();
-        w.seek(SeekFrom::Start(entries[i].chunk_offset))
-            .map_err(io)?;
-        w.write_all(&payload).map_err(io)?;
-    }
-    w.seek(SeekFrom::Start(0)).map_err(io)?;
-    w.write_all(&build(&entries)).map_err(io)?;
-    w.flush().map_err(io)?;
-    Ok(WriteSummary {
-        file_size,
-        shards: plan.shard_len.len(),
-        uuid,
-        tensors,
-        max_shard_bytes: opts.max_shard_bytes,
-    })
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 use aero_format::FourCc;
 use aero_format::layout::align_up;
+use aero_format::names::{self, ShardName};
 
 use super::options::{Layout, WriteOptions};
 use crate::error::{Error, Result};
@@ -90,21 +91,21 @@ pub(super) fn plan_chunks(opts: &WriteOptions, shard_len: &[u64]) -> Planned {
         p.fourcc.len() - 1
     };
     if opts.control_integrity {
-        p.ihsh = Some(push(&mut p, FourCc::IHSH, "control.integrity".into()));
+        p.ihsh = Some(push(&mut p, FourCc::IHSH, names::CONTROL_INTEGRITY.into()));
     }
-    p.mjsn = push(&mut p, FourCc::MJSN, "meta.json".into());
-    p.mmsg = push(&mut p, FourCc::MMSG, "manifest".into());
-    p.tidx = push(&mut p, FourCc::TIDX, "tensors".into());
+    p.mjsn = push(&mut p, FourCc::MJSN, names::META_JSON.into());
+    p.mmsg = push(&mut p, FourCc::MMSG, names::MANIFEST.into());
+    p.tidx = push(&mut p, FourCc::TIDX, names::TENSORS.into());
     for (s, &len) in shard_len.iter().enumerate() {
         let id = opts.first_shard_id + s as u64;
-        let w = push(&mut p, FourCc::WTSH, format!("weights.shard{id}"));
+        let w = push(&mut p, FourCc::WTSH, ShardName::weights(id).to_string());
         p.wtsh.push(w);
         // An empty shard has no pages: its PHSH would hold no digests,
         // which the reference package's validator rejects (spec §16.7).
         let ph = opts
             .page_hashes
             .filter(|_| len > 0)
-            .map(|_| push(&mut p, FourCc::PHSH, format!("weights.shard{id}.phsh")));
+            .map(|_| push(&mut p, FourCc::PHSH, ShardName::page_hashes(id).to_string()));
         p.phsh.push(ph);
     }
     for a in &opts.attached {

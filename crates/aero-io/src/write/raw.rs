@@ -4,21 +4,21 @@
 //! damaged) inputs; models are written with [`crate::write_model`].
 //!
 //! The payload codecs such files need are here too: TIDX from owned
-//! [`TensorInfo`](crate::TensorInfo)s, the manifest, and IHSH/PHSH both ways.
+//! [`TensorInfo`](crate::TensorInfo)s, the manifest, IHSH/PHSH encoders and
+//! the owned PHSH decoder. (The borrowing decoders are aero-format's:
+//! [`aero_format::ihsh::Ihsh`], [`aero_format::phsh::Phsh`].)
 
 use std::io::Write;
 use std::path::Path;
 
 use aero_format::layout::{Prologue, align16};
-use aero_format::{ChunkFlags, FourCc, TocEntry};
+use aero_format::{ChunkFlags, FourCc, TocEntry, names};
 
 use crate::error::{Error, Result};
 use crate::output::Output;
 
 pub use crate::encode::{Manifest, ManifestChunk, ManifestShard, encode_tidx};
-pub use crate::integrity::{
-    Ihsh, PageHashes, control_digest, decode_ihsh, decode_phsh, encode_ihsh, encode_phsh,
-};
+pub use crate::integrity::{PageHashes, control_digest, decode_phsh, encode_ihsh, encode_phsh};
 
 /// zstd level for metadata chunks (spec §11).
 pub const ZSTD_LEVEL: i32 = 6;
@@ -185,15 +185,19 @@ pub fn test_vector_chunks() -> Vec<ChunkSpec> {
     vec![
         ChunkSpec::standard(
             FourCc::MJSN,
-            "meta.json",
+            names::META_JSON,
             crate::value::canonical_json(&meta).into_bytes(),
         ),
-        ChunkSpec::standard(FourCc::MMSG, "manifest", manifest.encode()),
+        ChunkSpec::standard(FourCc::MMSG, names::MANIFEST, manifest.encode()),
         ChunkSpec::standard(
             FourCc::TIDX,
-            "tensors",
+            names::TENSORS,
             crate::encode::encode_tidx(tensors.iter()),
         ),
-        ChunkSpec::standard(FourCc::WTSH, "weights.shard0", weights),
+        ChunkSpec::standard(
+            FourCc::WTSH,
+            names::ShardName::weights(0).to_string(),
+            weights,
+        ),
     ]
 }

@@ -1,67 +1,18 @@
-//! Streaming one shard: the output cursor, the shard/page hashers and the
-//! two-thread copy of tensor bytes (on [`crate::pipeline`]), with the
-//! verbatim fast path for a shard copied unchanged from a verified input.
+//! The shards step of [`super::write_to`] ([`write_shards`]) and streaming
+//! one shard: the shard/page hashers and the two-thread
+//! copy of tensor bytes (on [`crate::pipeline`]), with the verbatim fast
+//! path for a shard copied unchanged from a verified input.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 
+use super::metadata::Payload;
+use super::options::WriteOptions;
+use super::out::Out;
+use super::place::{FilePlan, Toc};
 use super::spec::{Observer, SourceChunk, TensorBytes, TensorSpec};
 use crate::error::{Error, Result};
-
-/// The output file: counts bytes written, writes zero padding, and starts
-/// write-back of what is behind it so the final `fsync` has little to wait
-/// for (see [`crate::kernel::start_writeback`]).
-pub(super) struct Out<'f> {
-    /// The output's path, for errors.
-    pub(super) path: &'f std::path::Path,
-    pub(super) w: io::BufWriter<&'f mut File>,
-    pub(super) pos: u64,
-    /// Write-back has been started for every byte before this offset;
-    /// `u64::MAX` when the output is not to be made durable.
-    pub(super) written_back: u64,
-}
-
-impl<'f> Out<'f> {
-    pub(super) fn new(path: &'f std::path::Path, file: &'f mut File, durable: bool) -> Self {
-        Out {
-            path,
-            w: io::BufWriter::with_capacity(256 << 10, file),
-            pos: 0,
-            written_back: if durable { 0 } else { u64::MAX },
-        }
-    }
-
-    pub(super) fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        self.w.write_all(b)?;
-        self.pos += b.len() as u64;
-        // Everything but the last step is in the file (the buffer is smaller).
-        crate::pipeline::writeback_behind(self.w.get_ref(), &mut self.written_back, self.pos);
-        Ok(())
-    }
-
-    pub(super) fn pad_to(&mut self, target: u64) -> io::Result<()> {
-        const Z: [u8; 4096] = [0; 4096];
-        while self.pos < target {
-            let n = (target - self.pos).min(Z.len() as u64) as usize;
-            self.write(&Z[..n])?;
-        }
-        Ok(())
-    }
-
-    /// Flushes the buffer and returns the file, for positioned writes at
-    /// `self.pos`; follow with [`Out::advance`].
-    pub(super) fn file(&mut self) -> io::Result<&File> {
-        self.w.flush()?;
-        Ok(self.w.get_ref())
-    }
-
-    /// Moves the cursor past `n` bytes placed with positioned writes.
-    pub(super) fn advance(&mut self, n: u64) -> io::Result<()> {
-        self.pos += n;
-        self.w.seek(SeekFrom::Start(self.pos))?;
-        Ok(())
-    }
-}
+use crate::index::TensorInfo;
+use crate::integrity::{PageHashes, encode_phsh};
 
 /// Hashes a shard's bytes as they stream: whole-shard BLAKE3 and, when
 /// requested, one BLAKE3 per page.
@@ -141,6 +92,58 @@ impl ShardHasher {
         }
         (*self.shard.finalize().as_bytes(), self.digests)
     }
+}
+
+/// Streams every shard of `plan` into `out`, each at its alignment, with
+/// its PHSH (if any) placed right after it; fills in the shards' TOC
+/// entries and, when tensor hashes are asked for, the tensors' `hash_b3`
+/// (except those the output must not vouch for).
+pub(super) fn write_shards(
+    out: &mut Out<'_>,
+    toc: &mut Toc,
+    specs: Vec<TensorSpec<'_>>,
+    plan: &FilePlan,
+    opts: &WriteOptions,
+    tensors: &mut [TensorInfo],
+) -> Result<()> {
+    let (shards, chunks) = (&plan.shards, &plan.chunks);
+    let mut specs = specs.into_iter().enumerate().peekable();
+    for s in 0..shards.shard_len.len() {
+        let start = toc
+            .align(out, opts.layout.shard_align())
+            .map_err(|e| Error::io(out.path, e))?;
+        let members: Vec<Member<'_>> =
+            std::iter::from_fn(|| specs.next_if(|(ti, _)| shards.placement[*ti].0 == s))
+                .map(|(ti, spec)| Member {
+                    ti,
+                    off: shards.placement[ti].1,
+                    spec,
+                })
+                .collect();
+        let mut sh = ShardHasher::new(opts.page_hashes);
+        let len = shards.shard_len[s];
+        for (ti, h) in stream_shard(out, start, len, members, &mut sh, opts.tensor_hash)? {
+            if !opts.unverified.contains(&tensors[ti].name) {
+                tensors[ti].hash_b3 = h;
+            }
+        }
+        out.advance(len).map_err(|e| Error::io(out.path, e))?;
+        debug_assert_eq!(out.pos - start, len);
+        let (digest, pages) = sh.finish();
+        let hash = if plan.unvouched[s] { [0; 32] } else { digest };
+        toc.set(chunks.wtsh[s], start, len, len, hash);
+        if let Some(pi) = chunks.phsh[s] {
+            let payload = Payload::plain(encode_phsh(&PageHashes {
+                shard_name: chunks.names[chunks.wtsh[s]].clone(),
+                page_size: opts
+                    .page_hashes
+                    .unwrap_or(aero_format::limits::DEFAULT_PAGE_SIZE),
+                digests: pages,
+            }));
+            toc.place(out, pi, &payload)?;
+        }
+    }
+    Ok(())
 }
 
 /// One tensor of a shard being streamed.

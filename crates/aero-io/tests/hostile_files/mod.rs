@@ -9,7 +9,7 @@ use aero_format::FourCc;
 use aero_io::write::raw::{ChunkSpec, encode_chunks};
 
 /// MessagePack string (fixstr / str8 / str16).
-pub fn mstr(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn mstr(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     match b.len() {
         n if n < 32 => out.push(0xa0 | n as u8),
@@ -23,7 +23,7 @@ pub fn mstr(out: &mut Vec<u8>, s: &str) {
 }
 
 /// MessagePack unsigned integer in its smallest encoding.
-pub fn muint(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn muint(out: &mut Vec<u8>, v: u64) {
     match v {
         0..=0x7f => out.push(v as u8),
         0x80..=0xff => out.extend_from_slice(&[0xcc, v as u8]),
@@ -43,7 +43,7 @@ pub fn muint(out: &mut Vec<u8>, v: u64) {
 }
 
 /// MessagePack map header.
-pub fn mmap(out: &mut Vec<u8>, n: u32) {
+pub(crate) fn mmap(out: &mut Vec<u8>, n: u32) {
     match n {
         0..=15 => out.push(0x80 | n as u8),
         16..=0xffff => {
@@ -58,7 +58,7 @@ pub fn mmap(out: &mut Vec<u8>, n: u32) {
 }
 
 /// MessagePack array header.
-pub fn marr(out: &mut Vec<u8>, n: u32) {
+pub(crate) fn marr(out: &mut Vec<u8>, n: u32) {
     match n {
         0..=15 => out.push(0x90 | n as u8),
         16..=0xffff => {
@@ -73,7 +73,7 @@ pub fn marr(out: &mut Vec<u8>, n: u32) {
 }
 
 /// A TIDX payload with one f32 tensor `w` of shape `[n]` at offset 0.
-pub fn tidx_one(n: u64) -> Vec<u8> {
+pub(crate) fn tidx_one(n: u64) -> Vec<u8> {
     let mut t = Vec::new();
     mmap(&mut t, 1);
     mstr(&mut t, "tensors");
@@ -100,7 +100,7 @@ pub fn tidx_one(n: u64) -> Vec<u8> {
 
 /// A valid small file: MJSN `meta`, TIDX with one f32 tensor of 4 values,
 /// the shard, plus `extra` chunks.
-pub fn file_with(meta: &str, extra: Vec<ChunkSpec>) -> Vec<u8> {
+pub(crate) fn file_with(meta: &str, extra: Vec<ChunkSpec>) -> Vec<u8> {
     let mut chunks = vec![
         ChunkSpec::standard(FourCc::MJSN, "meta.json", meta.as_bytes().to_vec()),
         ChunkSpec::standard(FourCc::TIDX, "tensors", tidx_one(4)),
@@ -120,7 +120,7 @@ pub fn file_with(meta: &str, extra: Vec<ChunkSpec>) -> Vec<u8> {
 /// Issue 11: an MMSG whose map key is a map, nested `depth` deep
 /// (`{{{…{1: 2}…: 2}: 2}: 2}`). Converting it to JSON used to escape the
 /// inner key's quotes again at every level: 2^depth bytes.
-pub fn nested_map_key_mmsg(depth: usize) -> Vec<u8> {
+pub(crate) fn nested_map_key_mmsg(depth: usize) -> Vec<u8> {
     let mut m = Vec::new();
     for _ in 0..depth {
         mmap(&mut m, 1);
@@ -137,7 +137,7 @@ pub fn nested_map_key_mmsg(depth: usize) -> Vec<u8> {
 
 /// zstd frame (content size recorded) of `head` followed by `zeros` zero
 /// bytes, without holding the zeros in memory.
-pub fn zstd_with_zeros(head: &[u8], zeros: u64) -> Vec<u8> {
+pub(crate) fn zstd_with_zeros(head: &[u8], zeros: u64) -> Vec<u8> {
     let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
     enc.include_contentsize(true).expect("zstd");
     enc.set_pledged_src_size(Some(head.len() as u64 + zeros))
@@ -152,7 +152,12 @@ use std::io::Read as _;
 /// Replaces chunk `index`'s stored bytes (the last chunk of `file`, which
 /// must be at its end) by `stored`, flagging it compressed with `ulen`.
 /// The TOC hash is zeroed ("not recorded"), which a reader accepts.
-pub fn replace_last_chunk(mut file: Vec<u8>, index: usize, stored: &[u8], ulen: u64) -> Vec<u8> {
+pub(crate) fn replace_last_chunk(
+    mut file: Vec<u8>,
+    index: usize,
+    stored: &[u8],
+    ulen: u64,
+) -> Vec<u8> {
     let e = 112 + 80 * index;
     let off = u64::from_le_bytes(file[e + 8..e + 16].try_into().unwrap()) as usize;
     file.truncate(off);
@@ -169,7 +174,7 @@ pub fn replace_last_chunk(mut file: Vec<u8>, index: usize, stored: &[u8], ulen: 
 /// `10 + 2^count_log2` bytes declaring 2^count_log2 digests: enough bytes for
 /// a one-byte-per-digest check, and `32 × count` bytes of `Vec` once trusted.
 /// `count_log2 = 27` is a 10 KiB file that asked for 4 GiB.
-pub fn phsh_huge_count(count_log2: u32) -> Vec<u8> {
+pub(crate) fn phsh_huge_count(count_log2: u32) -> Vec<u8> {
     let count = 1u64 << count_log2;
     let mut p = Vec::new();
     mmap(&mut p, 3);
@@ -188,7 +193,7 @@ pub fn phsh_huge_count(count_log2: u32) -> Vec<u8> {
 
 /// Issue 11: an MJSN (the last chunk) flagged compressed that inflates to
 /// `ulen` bytes (`{}` then spaces): 65 KiB of it once became 2.1 GB.
-pub fn mjsn_bomb(ulen: u64) -> Vec<u8> {
+pub(crate) fn mjsn_bomb(ulen: u64) -> Vec<u8> {
     let chunks = vec![
         ChunkSpec::standard(FourCc::TIDX, "tensors", tidx_one(0)),
         ChunkSpec::standard(FourCc::WTSH, "weights.shard0", Vec::new()),
@@ -202,7 +207,7 @@ pub fn mjsn_bomb(ulen: u64) -> Vec<u8> {
 /// A TIDX payload of `records` tensors, each with `extras` one-byte extra
 /// keys of nil (`"\u{1}": nil` ...): 3 input bytes per extra, which an
 /// owned index once turned into about 130 bytes.
-pub fn tidx_many_extras(records: u32, extras: u32) -> Vec<u8> {
+pub(crate) fn tidx_many_extras(records: u32, extras: u32) -> Vec<u8> {
     let mut t = Vec::new();
     mmap(&mut t, 1);
     mstr(&mut t, "tensors");
@@ -229,7 +234,7 @@ pub fn tidx_many_extras(records: u32, extras: u32) -> Vec<u8> {
 
 /// Issue 11: a compressed TIDX (the last chunk) whose records carry
 /// thousands of tiny extra keys, inflating to about `ulen` bytes.
-pub fn tidx_extras_bomb(records: u32, extras: u32) -> Vec<u8> {
+pub(crate) fn tidx_extras_bomb(records: u32, extras: u32) -> Vec<u8> {
     let payload = tidx_many_extras(records, extras);
     let chunks = vec![
         ChunkSpec::standard(FourCc::MJSN, "meta.json", b"{}".to_vec()),
@@ -241,7 +246,7 @@ pub fn tidx_extras_bomb(records: u32, extras: u32) -> Vec<u8> {
 
 /// A compressed MMSG (the last chunk) of `ulen` bytes: an array of nils,
 /// the cheapest MessagePack per JSON value.
-pub fn mmsg_nil_bomb(ulen: u64) -> Vec<u8> {
+pub(crate) fn mmsg_nil_bomb(ulen: u64) -> Vec<u8> {
     let mut head = Vec::new();
     marr(&mut head, (ulen - 5) as u32);
     let file = file_with(
@@ -259,7 +264,7 @@ pub fn mmsg_nil_bomb(ulen: u64) -> Vec<u8> {
 
 /// A compressed IHSH (the first chunk is not required: the reader takes
 /// the first IHSH) inflating to `ulen` bytes of `covered_ranges` pairs.
-pub fn ihsh_bomb(ulen: u64) -> Vec<u8> {
+pub(crate) fn ihsh_bomb(ulen: u64) -> Vec<u8> {
     let n = (ulen - 32) / 3;
     let mut head = Vec::new();
     mmap(&mut head, 1);
@@ -310,7 +315,7 @@ impl std::io::Read for PairReader {
 
 /// Issue 11: a valid file whose MJSN keeps `gguf.alignment = alignment`
 /// (0 made `export-gguf` divide by zero; 2^31 made a 4 GiB GGUF).
-pub fn gguf_alignment_aero(alignment: u64) -> Vec<u8> {
+pub(crate) fn gguf_alignment_aero(alignment: u64) -> Vec<u8> {
     let meta = format!(
         r#"{{"gguf":{{"alignment":{alignment},"metadata":[],"tensor_order":["w"],"version":3}},"model_name":"x"}}"#
     );
@@ -320,7 +325,7 @@ pub fn gguf_alignment_aero(alignment: u64) -> Vec<u8> {
 /// Issue 11: a valid file with a packed tensor (safetensors F8_E4M3,
 /// shape `[4]`) whose data_len is 3, not 4: `export-safetensors` wrote a file
 /// no safetensors reader accepts.
-pub fn packed_len_mismatch_aero() -> Vec<u8> {
+pub(crate) fn packed_len_mismatch_aero() -> Vec<u8> {
     let mut t = Vec::new();
     mmap(&mut t, 1);
     mstr(&mut t, "tensors");
@@ -359,7 +364,7 @@ pub fn packed_len_mismatch_aero() -> Vec<u8> {
 /// Issue 11: a GGUF v3 file with one `u8` array of `n` items (key `a`) and
 /// one f32 tensor `w` of 8 values: 16 MiB of it made `convert-gguf` peak
 /// at 2.9 GB (32 bytes per parsed item, 72 per JSON item).
-pub fn gguf_u8_array(n: u64) -> Vec<u8> {
+pub(crate) fn gguf_u8_array(n: u64) -> Vec<u8> {
     let mut g = Vec::new();
     g.extend_from_slice(b"GGUF");
     g.extend_from_slice(&3u32.to_le_bytes());

@@ -3,7 +3,7 @@
 mod common;
 #[cfg(feature = "http")]
 mod support {
-    pub mod http_server;
+    pub(crate) mod http_server;
 }
 mod attached;
 mod errors;

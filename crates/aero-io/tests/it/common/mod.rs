@@ -2,18 +2,18 @@
 use std::path::PathBuf;
 
 /// `../shared/golden` relative to the repository root.
-pub fn golden() -> PathBuf {
+pub(crate) fn golden() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden");
     assert!(p.is_dir(), "golden files not found at {}", p.display());
     p
 }
 
-pub fn expected() -> serde_json::Value {
+pub(crate) fn expected() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(golden().join("expected.json")).unwrap()).unwrap()
 }
 
 /// The `.aero` files listed in expected.json, relative to golden().
-pub fn aero_files() -> Vec<String> {
+pub(crate) fn aero_files() -> Vec<String> {
     let e = expected();
     let mut v: Vec<String> = e["files"]
         .as_object()
@@ -27,7 +27,7 @@ pub fn aero_files() -> Vec<String> {
 }
 
 /// Peak resident set size of this process in KiB (Linux), if known.
-pub fn peak_rss_kib() -> Option<u64> {
+pub(crate) fn peak_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     s.lines()
         .find(|l| l.starts_with("VmHWM:"))?

@@ -30,7 +30,7 @@ const MAX_CONNS: u64 = 64;
 
 /// An injected fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// The first `n` matching requests answer `503 Service Unavailable`.
     Fail503(u32),
     /// The first `n` matching requests answer `429 Too Many Requests`
@@ -73,7 +73,7 @@ impl Fault {
 
 /// Where a fault applies.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Every path.
     All,
     /// One path (without query), e.g. `/model.aero`.
@@ -96,7 +96,7 @@ struct Rule {
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
-pub struct LogEntry {
+pub(crate) struct LogEntry {
     /// `GET`, `HEAD`, ...
     pub method: String,
     /// Path without the query.
@@ -121,7 +121,7 @@ pub struct LogEntry {
 
 impl LogEntry {
     /// A request header by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -130,7 +130,7 @@ impl LogEntry {
 
     /// The `Range` header parsed as a single `bytes=a-b` / `bytes=a-` range:
     /// `(start, Some(end_inclusive))` / `(start, None)`.
-    pub fn range_bounds(&self) -> Option<(u64, Option<u64>)> {
+    pub(crate) fn range_bounds(&self) -> Option<(u64, Option<u64>)> {
         let spec = self.range.as_deref()?.trim().strip_prefix("bytes=")?;
         let (a, b) = spec.split_once('-')?;
         let start = a.trim().parse().ok()?;
@@ -165,7 +165,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The running server; stops when dropped.
-pub struct TestServer {
+pub(crate) struct TestServer {
     addr: SocketAddr,
     state: Arc<State>,
     accept: Option<JoinHandle<()>>,
@@ -173,7 +173,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server with no files on a free loopback port.
-    pub fn start() -> TestServer {
+    pub(crate) fn start() -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(State {
@@ -199,17 +199,17 @@ impl TestServer {
     }
 
     /// `http://127.0.0.1:PORT`
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// `http://127.0.0.1:PORT/path` (path must start with `/`).
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// Serves (or replaces) `path`; a new ETag is assigned.
-    pub fn put(&self, path: &str, data: Vec<u8>) -> String {
+    pub(crate) fn put(&self, path: &str, data: Vec<u8>) -> String {
         let v = self.state.version.fetch_add(1, Ordering::SeqCst) + 1;
         let etag = format!("\"v{v}-{:016x}\"", fnv1a(&data));
         lock(&self.state.files).insert(
@@ -223,7 +223,7 @@ impl TestServer {
     }
 
     /// Replaces `path`'s bytes but keeps its ETag (a misbehaving server).
-    pub fn put_keep_etag(&self, path: &str, data: Vec<u8>) {
+    pub(crate) fn put_keep_etag(&self, path: &str, data: Vec<u8>) {
         let mut files = lock(&self.state.files);
         let etag = files
             .get(path)
@@ -239,18 +239,18 @@ impl TestServer {
     }
 
     /// Stops serving `path` (404).
-    pub fn remove(&self, path: &str) {
+    pub(crate) fn remove(&self, path: &str) {
         lock(&self.state.files).remove(path);
     }
 
     /// The current ETag of `path`.
-    pub fn etag(&self, path: &str) -> Option<String> {
+    pub(crate) fn etag(&self, path: &str) -> Option<String> {
         lock(&self.state.files).get(path).map(|s| s.etag.clone())
     }
 
     /// Adds a fault that stays until cleared (`Fail503(n)` / `Status429(n)`
     /// still expire after `n` requests).
-    pub fn fault(&self, scope: impl Into<Scope>, fault: Fault) {
+    pub(crate) fn fault(&self, scope: impl Into<Scope>, fault: Fault) {
         let remaining = match fault {
             Fault::Fail503(n) | Fault::Status429(n) => Some(n),
             _ => None,
@@ -263,7 +263,7 @@ impl TestServer {
     }
 
     /// Adds a fault that applies to the next `times` matching requests only.
-    pub fn fault_times(&self, scope: impl Into<Scope>, fault: Fault, times: u32) {
+    pub(crate) fn fault_times(&self, scope: impl Into<Scope>, fault: Fault, times: u32) {
         lock(&self.state.rules).push(Rule {
             scope: scope.into(),
             fault,
@@ -272,32 +272,32 @@ impl TestServer {
     }
 
     /// Removes every fault.
-    pub fn clear_faults(&self) {
+    pub(crate) fn clear_faults(&self) {
         lock(&self.state.rules).clear();
     }
 
     /// A copy of the request log.
-    pub fn log(&self) -> Vec<LogEntry> {
+    pub(crate) fn log(&self) -> Vec<LogEntry> {
         lock(&self.state.log).clone()
     }
 
     /// Number of requests logged so far.
-    pub fn request_count(&self) -> usize {
+    pub(crate) fn request_count(&self) -> usize {
         lock(&self.state.log).len()
     }
 
     /// Log entries from index `from` on.
-    pub fn log_since(&self, from: usize) -> Vec<LogEntry> {
+    pub(crate) fn log_since(&self, from: usize) -> Vec<LogEntry> {
         lock(&self.state.log).get(from..).unwrap_or(&[]).to_vec()
     }
 
     /// Empties the log.
-    pub fn clear_log(&self) {
+    pub(crate) fn clear_log(&self) {
         lock(&self.state.log).clear();
     }
 
     /// Connections accepted so far.
-    pub fn connections(&self) -> u64 {
+    pub(crate) fn connections(&self) -> u64 {
         self.state.conns.load(Ordering::SeqCst)
     }
 }

@@ -1,4 +1,11 @@
-//! Structured validation of one AERO file (spec §8–§10).
+//! Structured validation of one AERO file (spec §8–§10): every file-level
+//! check lives under this module (the IHSH/PHSH checks in [`integrity`],
+//! the one pass over a weight shard in [`scan`]).
+
+mod integrity;
+mod scan;
+
+pub use integrity::{ControlStatus, PageReport, check_control};
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,7 +15,6 @@ use serde::Serialize;
 use crate::chunk::{Chunk, ChunkStatus};
 use crate::file::AeroFile;
 use crate::index::TensorInfo;
-use crate::integrity::{ControlStatus, PageReport, check_control};
 use crate::order::{LenCheck, ShapeOrder};
 use crate::verify;
 
@@ -251,7 +257,7 @@ fn check_duplicates(f: &AeroFile, r: &mut Report) {
             ));
         }
         if c.fourcc == FourCc::FILE
-            && let Some(p) = crate::attached::name_problem(&c.name)
+            && let Some(p) = aero_format::names::attached_name_problem(&c.name)
         {
             r.errors.push(format!(
                 "chunk {} {} '{}': unsafe attached file name: {p}",
@@ -481,10 +487,10 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
 }
 
 /// Full mode: every weight shard hashed once with its page and tensor
-/// hashes ([`crate::scan`]); fills in the WTSH chunk rows, the tensors'
+/// hashes ([`scan`]); fills in the WTSH chunk rows, the tensors'
 /// `hash_b3` status and the PHSH reports.
 fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
-    let mut pages = crate::integrity::page_checks(f);
+    let mut pages = integrity::page_checks(f);
     let idx = f.index().ok();
     for row in 0..r.chunks.len() {
         let Some(c) = f.chunks().get(r.chunks[row].index as usize) else {
@@ -510,41 +516,37 @@ fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
             .iter()
             .position(|p| p.target.as_ref().is_some_and(|(s, _)| *s == c.index));
         let ph = page_at.and_then(|i| pages[i].target.as_ref().map(|(_, ph)| ph));
-        let status = match crate::scan::scan_shard(
-            f.source_ref(),
-            c.offset,
-            c.length,
-            &tensors,
-            ph,
-            progress,
-        ) {
-            Ok(scan) => {
-                for &(i, ..) in &tensors {
-                    let bad = scan.bad_tensors.contains(&i);
-                    if let Some(t) = r.tensors.get_mut(i) {
-                        t.hash_b3 = if bad { "mismatch" } else { "verified" };
-                        if bad {
-                            t.status = "invalid";
-                            t.problems.push("bytes do not match hash_b3".into());
-                            r.errors
-                                .push(format!("tensor '{}': bytes do not match hash_b3", t.name));
+        let status =
+            match scan::scan_shard(f.source_ref(), c.offset, c.length, &tensors, ph, progress) {
+                Ok(scan) => {
+                    for &(i, ..) in &tensors {
+                        let bad = scan.bad_tensors.contains(&i);
+                        if let Some(t) = r.tensors.get_mut(i) {
+                            t.hash_b3 = if bad { "mismatch" } else { "verified" };
+                            if bad {
+                                t.status = "invalid";
+                                t.problems.push("bytes do not match hash_b3".into());
+                                r.errors.push(format!(
+                                    "tensor '{}': bytes do not match hash_b3",
+                                    t.name
+                                ));
+                            }
                         }
                     }
+                    if let Some(i) = page_at {
+                        integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
+                        pages[i].target = None;
+                    }
+                    if !c.hash_recorded() {
+                        ChunkStatus::HashNotRecorded
+                    } else if scan.shard == c.blake3 {
+                        ChunkStatus::Verified
+                    } else {
+                        ChunkStatus::Mismatch
+                    }
                 }
-                if let Some(i) = page_at {
-                    crate::integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
-                    pages[i].target = None;
-                }
-                if !c.hash_recorded() {
-                    ChunkStatus::HashNotRecorded
-                } else if scan.shard == c.blake3 {
-                    ChunkStatus::Verified
-                } else {
-                    ChunkStatus::Mismatch
-                }
-            }
-            Err(e) => ChunkStatus::Error(e.to_string()),
-        };
+                Err(e) => ChunkStatus::Error(e.to_string()),
+            };
         record_chunk(r, row, c, status);
     }
     // PHSH chunks not checked above (a second PHSH for one shard).
@@ -552,8 +554,8 @@ fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
         if let Some((s, ph)) = p.target.take()
             && let Some(c) = f.chunks().get(s as usize)
         {
-            match crate::integrity::page_mismatches(f.source_ref(), c.offset, c.length, &ph) {
-                Ok(bad) => crate::integrity::finish_page_report(&mut p.report, bad),
+            match integrity::page_mismatches(f.source_ref(), c.offset, c.length, &ph) {
+                Ok(bad) => integrity::finish_page_report(&mut p.report, bad),
                 Err(e) => p.report.detail = Some(e.to_string()),
             }
         }

@@ -41,6 +41,8 @@
 //! # Ok::<(), aero_convert::state_dict::StateDictError>(())
 //! ```
 
+pub mod foreign;
+
 use aero_io::TensorInfo;
 use serde::Serialize;
 

@@ -12,7 +12,7 @@
 //! - the shard hash, as BLAKE3 subtrees: windows start at multiples of a
 //!   power of two, so each window (and each half of it, recursively) is a
 //!   subtree whose chaining value can be computed on its own and merged
-//!   afterwards by the BLAKE3 tree rule (`blake3::hazmat`);
+//!   afterwards by the BLAKE3 tree rule ([`crate::tree`]);
 //! - the page hashes of the pages inside the window (a page size that
 //!   divides the window keeps pages inside windows; other sizes carry one
 //!   page hasher from window to window);
@@ -25,26 +25,21 @@
 //! chunk with its index in the input, so the same bytes hash differently at
 //! offset 0 of a page than at their offset in the shard.
 
-use blake3::hazmat::{
-    ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
-};
+use blake3::hazmat::ChainingValue;
 
 use crate::integrity::PageHashes;
 use crate::source::SourceRef;
 
 /// Window size: resident memory stays near two windows.
-pub const WINDOW: u64 = crate::verify::WINDOW;
-
-/// Subtrees at most this long are hashed by one job.
-const LEAF: usize = 2 << 20;
+pub(super) const WINDOW: u64 = crate::verify::WINDOW;
 
 /// A tensor to check: (caller's index, shard-relative offset, length,
 /// expected BLAKE3).
-pub type TensorCheck = (usize, u64, u64, [u8; 32]);
+pub(super) type TensorCheck = (usize, u64, u64, [u8; 32]);
 
 /// What one pass over a shard found.
 #[derive(Clone, Debug, Default)]
-pub struct ShardScan {
+pub(super) struct ShardScan {
     /// The BLAKE3 of the whole shard.
     pub shard: [u8; 32],
     /// Indices (the caller's) of tensors whose bytes do not match their hash.
@@ -64,7 +59,7 @@ struct Running {
 /// Hashes `len` bytes at `offset` of `src` (a shard) once, checking the
 /// tensors' hashes and the page hashes on the way (see the module docs).
 /// `progress` is told how many bytes each window held.
-pub fn scan_shard<'a>(
+pub(super) fn scan_shard<'a>(
     src: impl Into<SourceRef<'a>>,
     offset: u64,
     len: u64,
@@ -132,9 +127,9 @@ pub fn scan_shard<'a>(
                 let cv = &mut cv;
                 s.spawn(move |_| {
                     *cv = Some(if whole {
-                        Err(root_hash(w))
+                        Err(crate::tree::root_hash(w))
                     } else {
-                        Ok(subtree_cv(w, base))
+                        Ok(crate::tree::subtree_cv(w, base))
                     });
                 });
                 if let Some(ph) = pages {
@@ -196,7 +191,7 @@ pub fn scan_shard<'a>(
     out.bad_pages.dedup();
     out.shard = match root {
         Some(h) => *h.as_bytes(),
-        None => merge_windows(&cvs, len)
+        None => crate::tree::merge_windows(&cvs, WINDOW, len)
             .ok_or_else(|| std::io::Error::other("BLAKE3 subtree without a window"))?,
     };
     Ok(out)
@@ -251,52 +246,6 @@ fn page_job(
             *n = 0;
         }
     }
-}
-
-/// The chaining value of the subtree `bytes` at input offset `at` (which
-/// the caller guarantees is a BLAKE3 subtree), split across rayon jobs.
-fn subtree_cv(bytes: &[u8], at: u64) -> ChainingValue {
-    if bytes.len() <= LEAF {
-        let mut h = blake3::Hasher::new();
-        h.set_input_offset(at);
-        h.update(bytes);
-        return h.finalize_non_root();
-    }
-    let left = left_subtree_len(bytes.len() as u64) as usize;
-    let (l, r) = bytes.split_at(left);
-    let (a, b) = rayon::join(|| subtree_cv(l, at), || subtree_cv(r, at + left as u64));
-    merge_subtrees_non_root(&a, &b, Mode::Hash)
-}
-
-/// The BLAKE3 of a whole input, split across rayon jobs.
-fn root_hash(bytes: &[u8]) -> blake3::Hash {
-    if bytes.len() <= LEAF {
-        return blake3::hash(bytes);
-    }
-    let left = left_subtree_len(bytes.len() as u64) as usize;
-    let (l, r) = bytes.split_at(left);
-    let (a, b) = rayon::join(|| subtree_cv(l, 0), || subtree_cv(r, left as u64));
-    merge_subtrees_root(&a, &b, Mode::Hash)
-}
-
-/// Merges per-window chaining values (windows of [`WINDOW`] bytes covering
-/// `len > WINDOW` bytes) into the root hash, as the BLAKE3 tree dictates.
-pub(crate) fn merge_windows(cvs: &[ChainingValue], len: u64) -> Option<[u8; 32]> {
-    fn subtree(cvs: &[ChainingValue], lo: u64, hi: u64) -> Option<ChainingValue> {
-        if hi - lo <= WINDOW {
-            return cvs.get((lo / WINDOW) as usize).copied();
-        }
-        let left = left_subtree_len(hi - lo);
-        Some(merge_subtrees_non_root(
-            &subtree(cvs, lo, lo + left)?,
-            &subtree(cvs, lo + left, hi)?,
-            Mode::Hash,
-        ))
-    }
-    let left = left_subtree_len(len);
-    let l = subtree(cvs, 0, left)?;
-    let r = subtree(cvs, left, len)?;
-    Some(*merge_subtrees_root(&l, &r, Mode::Hash).as_bytes())
 }
 
 #[cfg(test)]
@@ -392,29 +341,5 @@ mod tests {
             assert_eq!(r.shard == original, !flip);
             assert!(r.bad_tensors.is_empty() && r.bad_pages.is_empty());
         }
-    }
-
-    #[test]
-    fn a_page_digest_is_not_a_subtree_of_the_shard() {
-        // Why the pass hashes pages separately: page 1 hashed on its own
-        // differs from the same bytes as a subtree of the shard.
-        let b = data(2 << 20);
-        let (p0, p1) = b.split_at(1 << 20);
-        let mut h = blake3::Hasher::new();
-        h.set_input_offset(1 << 20);
-        h.update(p1);
-        let as_subtree = h.finalize_non_root();
-        let standalone = blake3::hash(p1);
-        assert_ne!(&as_subtree, standalone.as_bytes());
-        let cv0 = {
-            let mut h = blake3::Hasher::new();
-            h.set_input_offset(0);
-            h.update(p0);
-            h.finalize_non_root()
-        };
-        assert_eq!(
-            merge_subtrees_root(&cv0, &as_subtree, Mode::Hash),
-            blake3::hash(&b)
-        );
     }
 }
