@@ -1,4 +1,4 @@
-//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|torch|dequant|micro|all]... [--runs N]`
+//! `cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|torch|dequant|remote|micro|all]... [--runs N]`
 //!
 //! End-to-end performance targets of the release `aerotensor`, each measured
 //! against a baseline command in the same run (see docs/BENCHMARKS.md). The
@@ -47,6 +47,19 @@
 //!   need tens of GiB of numpy temporaries) ≥ 30×; f32 output ≥ 1 GB/s;
 //!   peak RSS ≤ the output's size (the 1 GiB input is mapped: its pages
 //!   count).
+//! - `remote`   — remote reads at a CDN's pace: nginx (tests/nginx) behind the
+//!   `aero-netem` proxy (tests/support: 20 ms per request, 50 MB/s per
+//!   connection) serving a 1 GiB AEROSET of 8 parts. `validate --remote --full
+//!   --no-cache` of the set vs `aria2c -x 8 -s 8 -j 8` downloading its files
+//!   ≤ 1.1×; `fetch-tensor --no-cache` of its 128 MiB tensor vs `aria2c -x 8
+//!   -s 8` of a 128 MiB file (its part) ≤ 1.2×; Python `load_file(URL)` of
+//!   the set (wheel built with maturin, venv under target/bench) vs the
+//!   aria2c download ≤ 1.2× (whole processes, interpreter start included).
+//!   Peak RSS reported for each; bytes through the proxy per command in the
+//!   notes. `AERO_BENCH_BEFORE=PATH` also measures another `aerotensor`
+//!   (e.g. main's) on the same commands. Needs `aria2c` (Debian `aria2`,
+//!   installed with apt-get when missing) and nginx (installed by the
+//!   script).
 //! - `micro`    — the criterion microbenchmarks (`cargo bench -p aero-io --bench read`).
 //!
 //! With no name, the end-to-end benchmarks run; `all` adds `micro`.
@@ -98,9 +111,17 @@ const EXTRACT_RATIO: f64 = 3.0;
 /// Bump when the fixture generator changes so stale fixtures are rebuilt.
 const FIXTURE_VERSION: &str = "gen_synthetic v2 (layout defaults: hash_b3 + 1 MiB PHSH)";
 
-const E2E: [&str; 10] = [
+const E2E: [&str; 11] = [
     "validate", "list", "extract", "repack", "convert", "export", "capi", "py", "torch", "dequant",
+    "remote",
 ];
+/// Remote reads vs aria2c through the CDN-like proxy.
+const REMOTE_VALIDATE_RATIO: f64 = 1.1;
+const REMOTE_FETCH_RATIO: f64 = 1.2;
+const REMOTE_PY_RATIO: f64 = 1.2;
+/// What the proxy adds: per request, and the per-connection cap (MB/s).
+const REMOTE_DELAY_MS: u64 = 20;
+const REMOTE_RATE_MBPS: u64 = 50;
 /// `extract --as f32` of Q4_K vs gguf-py's dequantize, input bytes per second.
 const DEQUANT_RATIO: f64 = 30.0;
 /// f32 bytes per second `extract --as f32` must write.
@@ -111,7 +132,7 @@ const DEQUANT_PY_SLICE_MIB: u64 = 64;
 const CAPI_RATIO: f64 = 1.05;
 
 fn usage() -> String {
-    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|torch|dequant|micro|all]... [--runs N]"
+    "usage: cargo xtask bench [validate|list|extract|repack|convert|export|capi|py|torch|dequant|remote|micro|all]... [--runs N]"
         .into()
 }
 
@@ -243,6 +264,7 @@ fn end_to_end(names: &[&str], runs: usize) -> Result<()> {
             "py" => bench_py(&ctx),
             "torch" => bench_torch(&ctx),
             "dequant" => bench_dequant(&ctx),
+            "remote" => bench_remote(&ctx),
             _ => unreachable!("names are checked"),
         };
         match r {
@@ -1284,6 +1306,387 @@ fn bench_torch(ctx: &Ctx) -> Result<BenchOut> {
         rss("safetensors"),
         rss("b3sum"),
     ));
+    Ok(o)
+}
+
+/// The remote bench's 1 GiB set, written once under `dir/www/set`: 8
+/// safetensors shards written by gen_synthetic (the first one tensor of
+/// 128 MiB, the others 16 tensors of 8 MiB) converted by
+/// `convert-safetensors-sharded` into 8 parts of one shard each (hash_b3
+/// and 1 MiB page hashes, the defaults).
+fn remote_set(ctx: &Ctx, dir: &Path) -> Result<PathBuf> {
+    let set = dir.join("www/set");
+    let stamp = dir.join("set.stamp");
+    let key = format!("{FIXTURE_VERSION}: remote set v1 (1x128M + 7x16x8M, 8 parts)");
+    if set.join("model.aeroset.json").is_file()
+        && fs::read_to_string(&stamp).is_ok_and(|s| s == key)
+    {
+        eprintln!("  reusing {}", set.display());
+        return Ok(set);
+    }
+    let _ = fs::remove_file(&stamp);
+    let _ = fs::remove_dir_all(&set);
+    let st = dir.join("st");
+    let _ = fs::remove_dir_all(&st);
+    fs::create_dir_all(&st)?;
+    let mut weight_map = serde_json::Map::new();
+    for i in 0..8u64 {
+        let file = format!("shard{i}.safetensors");
+        let (tensors, first) = if i == 0 {
+            (1, 0)
+        } else {
+            (16, 1 + (i - 1) * 16)
+        };
+        crate::run(
+            Command::new(&ctx.gen_synthetic)
+                .arg(st.join(&file))
+                .args(["--bytes", "128M", "--safetensors"])
+                .args(["--tensors", &tensors.to_string()])
+                .args(["--first", &first.to_string()])
+                .args(["--seed", &(i + 1).to_string()]),
+        )?;
+        let width = (first + tensors - 1).to_string().len();
+        for k in 0..tensors {
+            weight_map.insert(
+                format!("model.layers.{:0width$}.weight", first + k),
+                file.clone().into(),
+            );
+        }
+    }
+    fs::write(
+        st.join("model.safetensors.index.json"),
+        json!({"metadata": {}, "weight_map": weight_map}).to_string(),
+    )?;
+    crate::run(
+        Command::new(&ctx.aerotensor)
+            .arg("convert-safetensors-sharded")
+            .arg(&st)
+            .arg(&set)
+            .args([
+                "--max-shard-bytes",
+                "129M",
+                "--max-part-shards",
+                "1",
+                "--no-fsync",
+            ]),
+    )?;
+    fs::remove_dir_all(&st)?;
+    fs::write(&stamp, key)?;
+    Ok(set)
+}
+
+/// Finds `aria2c`, installing Debian's `aria2` with apt-get (as root) when
+/// missing.
+#[allow(unsafe_code)] // libc::geteuid
+fn ensure_aria2c() -> Result<()> {
+    if crate::has("aria2c", "--version") {
+        return Ok(());
+    }
+    eprintln!("  aria2c not found: installing Debian's aria2");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "aria2"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    if !crate::has("aria2c", "--version") {
+        bail!("aria2c is needed as the baseline: apt-get install aria2");
+    }
+    Ok(())
+}
+
+/// A running nginx (tests/nginx) and the proxy in front of it; both stop
+/// when this drops.
+struct RemoteServer {
+    prefix: PathBuf,
+    proxy: std::process::Child,
+    url: String,
+}
+
+impl RemoteServer {
+    fn start(www: &Path, prefix: &Path, netem: &Path) -> Result<RemoteServer> {
+        let script = crate::root().join("tests/nginx/run_nginx_test.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(www)
+            .env("AERO_NGINX_PREFIX", prefix)
+            .output()?;
+        if !out.status.success() {
+            bail!("starting nginx: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let origin = String::from_utf8(out.stdout)?.trim().to_string();
+        let mut proxy = Command::new(netem)
+            .args(["--upstream", &origin])
+            .args(["--delay-ms", &REMOTE_DELAY_MS.to_string()])
+            .args(["--rate-mbps", &REMOTE_RATE_MBPS.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", netem.display()))?;
+        let mut line = String::new();
+        if let Some(out) = proxy.stdout.take() {
+            use std::io::BufRead;
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        let server = RemoteServer {
+            prefix: prefix.to_path_buf(),
+            proxy,
+            url: line.trim().to_string(),
+        };
+        if !server.url.starts_with("http://") {
+            bail!("aero-netem did not print its URL");
+        }
+        eprintln!(
+            "  nginx {origin} behind aero-netem {} ({REMOTE_DELAY_MS} ms per request, {REMOTE_RATE_MBPS} MB/s per connection)",
+            server.url
+        );
+        Ok(server)
+    }
+
+    /// What the proxy saw since the last call (and resets its counters):
+    /// body bytes, requests, client connections and the most requests in
+    /// flight at once.
+    fn take_stats(&self) -> ProxyStats {
+        let get = |path: &str| {
+            Command::new("curl")
+                .args(["-s", &format!("{}{path}", self.url)])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+        };
+        let v = get("/__netem/stats").unwrap_or(Value::Null);
+        let sum = |key: &str| -> u64 {
+            v["paths"]
+                .as_object()
+                .map(|p| p.values().filter_map(|x| x[key].as_u64()).sum())
+                .unwrap_or(0)
+        };
+        let s = ProxyStats {
+            bytes: sum("bytes"),
+            requests: sum("requests"),
+            connections: v["connections"].as_u64().unwrap_or(0),
+            peak_in_flight: v["peak_in_flight"].as_u64().unwrap_or(0),
+        };
+        let _ = get("/__netem/reset");
+        s
+    }
+}
+
+/// Counters of the bench's proxy for one command.
+struct ProxyStats {
+    bytes: u64,
+    requests: u64,
+    connections: u64,
+    peak_in_flight: u64,
+}
+
+impl Drop for RemoteServer {
+    fn drop(&mut self) {
+        // Closing its stdin stops the proxy.
+        drop(self.proxy.stdin.take());
+        let _ = self.proxy.wait();
+        let _ = Command::new("bash")
+            .arg(crate::root().join("tests/nginx/run_nginx_test.sh"))
+            .arg("stop")
+            .env("AERO_NGINX_PREFIX", &self.prefix)
+            .status();
+    }
+}
+
+/// Remote reads through the CDN-like proxy vs aria2c (see the module docs).
+fn bench_remote(ctx: &Ctx) -> Result<BenchOut> {
+    ensure_aria2c()?;
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "aero-test-support",
+        "--bin",
+        "aero-netem",
+    ]))?;
+    let dir = ctx.dir.join("remote");
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin)?;
+    // A copy: the shared target directory's binary may be rebuilt meanwhile.
+    let netem = bin.join("aero-netem");
+    fs::copy(crate::target_dir().join("release/aero-netem"), &netem)?;
+    let set = remote_set(ctx, &dir)?;
+    let wheel = crate::wheel(crate::WheelProfile::Release)?;
+    let py = crate::venv(&wheel, "bench/remote-venv", &[])?;
+    let server = RemoteServer::start(&dir.join("www"), &dir.join("nginx"), &netem)?;
+    let url = |name: &str| format!("{}/set/{name}", server.url);
+    let manifest = url("model.aeroset.json");
+    let dl = dir.join("download");
+    let out = dir.join("out");
+    fs::create_dir_all(&out)?;
+    let list = dir.join("aria2-set.txt");
+    let mut names: Vec<String> = fs::read_dir(&set)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    fs::write(
+        &list,
+        names.iter().map(|n| url(n) + "\n").collect::<String>(),
+    )?;
+    let aria2 = |label: &str, extra: &[&str], uris: &[&str]| {
+        let mut argv: Vec<OsString> = vec!["aria2c".into(), "-q".into()];
+        argv.extend(extra.iter().map(OsString::from));
+        argv.extend([
+            "--allow-overwrite=true".into(),
+            "-d".into(),
+            dl.clone().into(),
+        ]);
+        argv.extend(uris.iter().map(OsString::from));
+        Cmd::new(label, argv)
+    };
+    let list_arg = format!("--input-file={}", list.display());
+    let before = std::env::var_os("AERO_BENCH_BEFORE").map(PathBuf::from);
+    let sides: Vec<(&str, PathBuf)> = std::iter::once(("aerotensor", ctx.aerotensor.clone()))
+        .chain(before.map(|b| ("before", b)))
+        .collect();
+    let clean = || {
+        let _ = fs::remove_dir_all(&dl);
+        fs::create_dir_all(&dl)?;
+        remove(&[&out.join("tensor.bin")])
+    };
+    let mut o = BenchOut {
+        checks: Vec::new(),
+        commands: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut bytes_note = Vec::new();
+    let mut run = |bench: &str, cmds: Vec<Cmd>| -> Result<Vec<Series>> {
+        let s = measure_all(ctx, bench, &cmds, &|| {
+            clean()?;
+            server.take_stats();
+            Ok(())
+        })?;
+        // One more (unrecorded) run of each, for what it fetches.
+        for c in &cmds {
+            clean()?;
+            server.take_stats();
+            measure(c, &ctx.logs.join(format!("{bench}-bytes.stderr")))?;
+            let st = server.take_stats();
+            bytes_note.push(format!(
+                "{} {}: {} in {} requests on {} connections, at most {} in flight",
+                bench,
+                c.label,
+                human(st.bytes),
+                st.requests,
+                st.connections,
+                st.peak_in_flight
+            ));
+        }
+        o.commands.extend(s.iter().map(Series::to_json));
+        Ok(s)
+    };
+
+    // Whole-set validation vs downloading the set.
+    let mut cmds: Vec<Cmd> = sides
+        .iter()
+        .map(|(label, exe)| {
+            Cmd::new(
+                label,
+                [
+                    exe.as_os_str(),
+                    "validate".as_ref(),
+                    "--remote".as_ref(),
+                    "--full".as_ref(),
+                    "--no-cache".as_ref(),
+                    manifest.as_ref(),
+                ],
+            )
+        })
+        .collect();
+    cmds.push(aria2(
+        "aria2c -x8 -s8 -j8",
+        &["-x", "8", "-s", "8", "-j", "8", &list_arg],
+        &[],
+    ));
+    let s = run("remote-validate", cmds)?;
+    let base = s.last().context("aria2c series")?;
+    let name = "remote: validate --remote --full --no-cache, 1 GiB set of 8 parts";
+    o.checks
+        .push(Check::ratio(name, &s[0], base, Some(REMOTE_VALIDATE_RATIO)));
+    if s.len() > 2 {
+        o.checks
+            .push(Check::ratio(&format!("{name} (before)"), &s[1], base, None));
+    }
+
+    // One 128 MiB tensor vs a 128 MiB file.
+    let tensor_out = out.join("tensor.bin");
+    let mut cmds: Vec<Cmd> = sides
+        .iter()
+        .map(|(label, exe)| {
+            Cmd::new(
+                label,
+                [
+                    exe.as_os_str(),
+                    "fetch-tensor".as_ref(),
+                    "--no-cache".as_ref(),
+                    manifest.as_ref(),
+                    "model.layers.0.weight".as_ref(),
+                    tensor_out.as_os_str(),
+                ],
+            )
+        })
+        .collect();
+    let part0 = url("part-000.aero");
+    cmds.push(aria2("aria2c -x8 -s8", &["-x", "8", "-s", "8"], &[&part0]));
+    let s = run("remote-fetch", cmds)?;
+    let base = s.last().context("aria2c series")?;
+    let name = "remote: fetch-tensor --no-cache, one 128 MiB tensor";
+    o.checks
+        .push(Check::ratio(name, &s[0], base, Some(REMOTE_FETCH_RATIO)));
+    if s.len() > 2 {
+        o.checks
+            .push(Check::ratio(&format!("{name} (before)"), &s[1], base, None));
+    }
+
+    // Python load_file(URL) of the set vs downloading it.
+    let script = "import sys, aerotensor\n\
+                  d = aerotensor.load_file(sys.argv[1], cache=False)\n\
+                  assert sum(a.nbytes for a in d.values()) == int(sys.argv[2])\n";
+    let total: u64 = 1 << 30;
+    let cmds = vec![
+        Cmd::new(
+            "python load_file",
+            [
+                py.as_os_str(),
+                "-c".as_ref(),
+                script.as_ref(),
+                manifest.as_ref(),
+                total.to_string().as_ref(),
+            ],
+        ),
+        aria2(
+            "aria2c -x8 -s8 -j8",
+            &["-x", "8", "-s", "8", "-j", "8", &list_arg],
+            &[],
+        ),
+    ];
+    let s = run("remote-py", cmds)?;
+    o.checks.push(Check::ratio(
+        "remote: Python load_file(URL) of the 1 GiB set (verified)",
+        &s[0],
+        &s[1],
+        Some(REMOTE_PY_RATIO),
+    ));
+    o.notes.push(format!(
+        "remote: nginx behind aero-netem ({REMOTE_DELAY_MS} ms per request, {REMOTE_RATE_MBPS} MB/s per connection); \
+         aerotensor verifies every byte (SHA-256 of each file and every BLAKE3 for validate; hash_b3 for the \
+         tensors), aria2c downloads to disk unverified; the Python row is a whole process (interpreter start and \
+         imports included) whose arrays hold the 1 GiB"
+    ));
+    o.notes.push(format!(
+        "remote: through the proxy per run: {}",
+        bytes_note.join("; ")
+    ));
+    drop(server);
+    let _ = fs::remove_dir_all(&dl);
     Ok(o)
 }
 

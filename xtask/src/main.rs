@@ -632,7 +632,7 @@ fn nginx_test() -> Result<()> {
                 "only",
                 "-E",
             ])
-            .arg("test(/^remote_nginx::/) or test(/^remote_set_nginx::/)")
+            .arg("test(/^remote_nginx::/) or test(/^remote_set_nginx::/) or test(/^remote_proxy_nginx::/)")
             .env("AERO_NGINX_ROOT", &root_env);
             for (k, v) in env {
                 c.env(k, v);
@@ -652,6 +652,7 @@ fn nginx_test() -> Result<()> {
                 "--nocapture",
                 "remote_nginx::",
                 "remote_set_nginx::",
+                "remote_proxy_nginx::",
             ])
             .envs(env)
             .env("AERO_NGINX_ROOT", &root_env))

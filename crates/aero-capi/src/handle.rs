@@ -37,6 +37,7 @@ impl OpenOptions {
                     (Some(d), false) => CacheChoice::Dir(d.clone()),
                     (None, false) => CacheChoice::Default,
                 },
+                jobs: None,
             },
             verify_all: self.verify_all,
             ..aero_set::OpenOptions::default()

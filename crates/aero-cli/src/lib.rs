@@ -118,7 +118,7 @@ fn clean_up_on_signals() {
     };
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
-            aero_io::output::remove_in_flight();
+            aero_io::output::stop_and_remove_in_flight();
             std::process::exit(128 + sig);
         }
     });

@@ -25,6 +25,13 @@ pub struct RemoteArgs {
     /// Do not read or write the remote range cache.
     #[arg(long, global = true, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Range requests in flight at once for remote reads (1-256) [default: $AEROTENSOR_REMOTE_JOBS or 16].
+    #[arg(long, global = true, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+}
+
+fn parse_jobs(v: &str) -> Result<usize, String> {
+    aero_io::remote::parse_jobs(v)
 }
 
 /// The flags of the command being run (set again by every
@@ -64,6 +71,7 @@ pub fn settings() -> RemoteSettings {
         } else {
             CacheChoice::Default
         },
+        jobs: a.jobs,
     }
 }
 

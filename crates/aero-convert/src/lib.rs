@@ -146,6 +146,33 @@ impl std::io::Read for Counting<'_> {
 /// The bytes `offset..offset+len` of an input for the streaming writer: the
 /// file range itself when the input is a local file (the writer reads it
 /// with positioned reads on its reading thread), else a positioned reader.
+/// Writer specs for `infos` (entries whose `data_off` is an absolute
+/// offset in `src`), in the order given, each reading straight from the
+/// input (its mapping when local): what every converter of a mapped input
+/// hands the writer. Errors name `path`.
+pub(crate) fn mapped_specs<'a>(
+    src: aero_io::SourceRef<'a>,
+    path: &std::path::Path,
+    infos: Vec<aero_io::TensorInfo>,
+    progress: &'a Progress<'a>,
+) -> Result<Vec<aero_io::write::TensorSpec<'a>>> {
+    infos
+        .into_iter()
+        .map(|t| {
+            let bytes = input_bytes(src, t.data_off, t.data_len, progress)
+                .map_err(|e| ConvertError::io(path, e))?;
+            Ok(aero_io::write::TensorSpec {
+                name: t.name,
+                dtype: t.dtype,
+                shape: t.shape,
+                data_len: t.data_len,
+                extras: t.extras,
+                bytes,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn input_bytes<'a>(
     src: aero_io::SourceRef<'a>,
     offset: u64,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p aero-io --example gen_synthetic -- \
-//!     OUT --bytes 1G --tensors 256 [--layout aligned|reference] [--seed N] [--safetensors]
+//!     OUT --bytes 1G --tensors 256 [--layout aligned|reference] [--seed N] [--safetensors] [--first N]
 //! ```
 //!
 //! `--bytes` is the total tensor payload (a multiple of 4). Every tensor is
@@ -13,7 +13,9 @@
 //!
 //! `--safetensors` writes the same tensors as a safetensors file instead
 //! (8-byte little-endian header length, JSON header, data), the input for the
-//! `convert-safetensors` benchmark.
+//! `convert-safetensors` benchmark. `--first N` numbers the tensors from `N`
+//! (`model.layers.{N}.weight`, …), so several files can be the shards of
+//! one sharded checkpoint (the remote-set benchmark's input).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -94,6 +96,7 @@ struct Args {
     layout: Layout,
     seed: u64,
     safetensors: bool,
+    first: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -103,6 +106,7 @@ fn parse_args() -> Result<Args, String> {
     let mut layout = Layout::Aligned;
     let mut seed = 1u64;
     let mut safetensors = false;
+    let mut first = 0u64;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -124,6 +128,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seed" => seed = val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--safetensors" => safetensors = true,
+            "--first" => {
+                first = val("--first")?
+                    .parse()
+                    .map_err(|e| format!("--first: {e}"))?
+            }
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
             s if out.is_none() => out = Some(s.to_string()),
@@ -137,6 +146,7 @@ fn parse_args() -> Result<Args, String> {
         layout,
         seed,
         safetensors,
+        first,
     };
     if args.tensors == 0 {
         return Err("--tensors must be at least 1".into());
@@ -164,19 +174,19 @@ fn main() -> ExitCode {
                 eprintln!("gen_synthetic: {e}");
             }
             eprintln!(
-                "usage: gen_synthetic OUT --bytes SIZE --tensors N [--layout aligned|reference] [--seed N] [--safetensors]"
+                "usage: gen_synthetic OUT --bytes SIZE --tensors N [--layout aligned|reference] [--seed N] [--safetensors] [--first N]"
             );
             return ExitCode::from(2);
         }
     };
     let per = (a.bytes / a.tensors) & !3;
     let last = a.bytes - per * (a.tensors - 1);
-    let width = (a.tensors - 1).to_string().len();
+    let width = (a.first + a.tensors - 1).to_string().len();
     let specs: Vec<TensorSpec<'static>> = (0..a.tensors)
         .map(|i| {
             let len = if i + 1 == a.tensors { last } else { per };
             TensorSpec {
-                name: format!("model.layers.{i:0width$}.weight"),
+                name: format!("model.layers.{:0width$}.weight", a.first + i),
                 dtype: DType::F32,
                 shape: shape_of(len / 4),
                 data_len: len,

@@ -4,9 +4,13 @@
 //!
 //! This is how every command that writes tensor bytes out reads them
 //! (`extract`, `fetch-tensor`, both exporters): one pass over the bytes,
-//! positioned reads in 256 KiB pieces (resident memory stays near 1 MiB
-//! whatever the size, the file is not mapped), hashing on the reading
-//! thread while a second thread writes (see `pipeline`).
+//! hashing on the reading thread while a second thread writes (see
+//! `pipeline`). A local file is read with positioned reads in 256 KiB
+//! pieces (resident memory stays near 1 MiB whatever the size, the file is
+//! not mapped); a remote file is streamed ([`crate::ByteSource::stream`]:
+//! several range requests in flight, a shard's tensors in one stream, memory
+//! bounded by the range engine) and its bytes checked as each tensor or
+//! page completes.
 //!
 //! Bytes reach the output before the hash that covers them has been
 //! finished (a tensor's `hash_b3` is known only at its last byte, a shard's
@@ -183,11 +187,7 @@ pub fn copy_tensors(
             for (shard, members, mode) in &plan {
                 match mode {
                     Mode::WholeShard => whole_shard(f, shard, members, pipe, opts, &fetched)?,
-                    Mode::PerTensor => {
-                        for m in members {
-                            per_tensor(f, shard, m, pipe, opts, &fetched)?;
-                        }
-                    }
+                    Mode::PerTensor => per_tensors(f, shard, members, pipe, opts, &fetched)?,
                 }
             }
             Ok::<(), Stop>(())
@@ -219,145 +219,273 @@ pub fn copy_tensors(
 /// they turn out damaged).
 type Fetched = std::cell::RefCell<Vec<(u64, u64)>>;
 
-/// Reads of one contiguous range, in order. A local source is read with one
-/// positioned read per piece; a remote one a window of up to 16 MiB at a
-/// time (one range request instead of 64), served piece by piece.
-struct Ranged<'f> {
-    f: &'f AeroFile,
-    fetched: &'f Fetched,
-    /// End of the range being read (absolute).
-    end: u64,
-    window: Vec<u8>,
-    window_at: u64,
+/// Hands the bytes of `ranges` (absolute `(offset, length)`, sorted, not
+/// overlapping) to `each` in order, one pipe buffer at a time:
+/// `each(r, pos, buf, k)` gets a buffer whose first `k` bytes are those at
+/// `pos` bytes into range `r`, where `k` is at most `piece(r, pos)`. A local
+/// (stable) source is read with one positioned read per buffer; any other
+/// is streamed in one go ([`crate::ByteSource::stream`]: a remote file keeps
+/// several range requests in flight, and close ranges share requests) and
+/// copied into the buffers.
+fn feed(
+    f: &AeroFile,
+    fetched: &Fetched,
+    pipe: &Pipe<'_, '_>,
+    ranges: &[(u64, u64)],
+    piece: &dyn Fn(usize, u64) -> usize,
+    each: &mut dyn FnMut(usize, u64, Vec<u8>, usize) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    let src = f.source();
+    let io_err = |e| Stop::Failed(Error::io(f.path(), e));
+    if src.stable() {
+        for (r, &(start, len)) in ranges.iter().enumerate() {
+            let mut pos = 0u64;
+            while pos < len {
+                let mut buf = pipe.take()?;
+                let k = ((len - pos) as usize).min(piece(r, pos)).min(buf.len());
+                src.read_exact_at(start + pos, &mut buf[..k])
+                    .map_err(io_err)?;
+                each(r, pos, buf, k)?;
+                pos += k as u64;
+            }
+        }
+        return Ok(());
+    }
+    fetched.borrow_mut().extend_from_slice(ranges);
+    let mut stopped: Option<Stop> = None;
+    let (mut r, mut pos) = (0usize, 0u64);
+    let mut cur: Option<(Vec<u8>, usize, usize)> = None; // buffer, filled, wanted
+    let streamed = src.stream(ranges, &mut |at, mut bytes| {
+        let mut step = || -> Result<(), Stop> {
+            // Skip ranges already complete (and empty ones).
+            while let Some(&(ra, rn)) = ranges.get(r)
+                && (pos >= rn || at >= ra + rn)
+            {
+                r += 1;
+                pos = 0;
+            }
+            let Some(&(_, len)) = ranges.get(r) else {
+                return Ok(());
+            };
+            while !bytes.is_empty() {
+                let (mut buf, mut filled, want) = match cur.take() {
+                    Some(c) => c,
+                    None => {
+                        let buf = pipe.take()?;
+                        let want = ((len - pos) as usize).min(piece(r, pos)).min(buf.len());
+                        (buf, 0, want)
+                    }
+                };
+                let k = (want - filled).min(bytes.len());
+                buf[filled..filled + k].copy_from_slice(&bytes[..k]);
+                filled += k;
+                bytes = &bytes[k..];
+                if filled == want {
+                    each(r, pos, buf, want)?;
+                    pos += want as u64;
+                } else {
+                    cur = Some((buf, filled, want));
+                }
+            }
+            Ok(())
+        };
+        step().map_err(|e| {
+            stopped = Some(e);
+            std::io::Error::new(std::io::ErrorKind::Interrupted, "copy stopped")
+        })
+    });
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    streamed.map_err(io_err)
 }
 
-impl<'f> Ranged<'f> {
-    fn new(f: &'f AeroFile, end: u64, fetched: &'f Fetched) -> Ranged<'f> {
-        Ranged {
+/// The copy of one tensor checked by its own guard, fed piece by piece.
+struct TensorCopy<'a, 'f> {
+    f: &'f AeroFile,
+    shard: &'f Chunk,
+    m: &'a Item<'a>,
+    /// Shard-relative range read: the pages around the tensor (PHSH) or the
+    /// tensor itself.
+    start: u64,
+    end: u64,
+    hash: Option<blake3::Hasher>,
+    page: Option<(blake3::Hasher, u64, u64)>, // hasher, bytes in page, page index
+}
+
+impl<'a, 'f> TensorCopy<'a, 'f> {
+    fn new(f: &'f AeroFile, shard: &'f Chunk, m: &'a Item<'a>) -> TensorCopy<'a, 'f> {
+        let (a, len) = (m.info.data_off, m.info.data_len);
+        let mut c = TensorCopy {
             f,
-            fetched,
-            end,
-            window: Vec::new(),
-            window_at: 0,
+            shard,
+            m,
+            start: a,
+            end: a + len,
+            hash: None,
+            page: None,
+        };
+        match &m.guard {
+            Guard::Pages(ph) => {
+                let (s, e) = crate::integrity::page_span(ph.page_size, a, len, shard.length)
+                    .unwrap_or((a, a));
+                c.start = s;
+                c.end = e;
+                c.page = Some((blake3::Hasher::new(), 0, s / ph.page_size.max(1)));
+            }
+            Guard::TensorHash => c.hash = Some(blake3::Hasher::new()),
+            _ => {}
+        }
+        c
+    }
+
+    /// The absolute range to read.
+    fn range(&self) -> (u64, u64) {
+        (self.shard.offset + self.start, self.end - self.start)
+    }
+
+    /// The longest piece at `rel` bytes into the range (pieces never cross
+    /// a page boundary).
+    fn piece(&self, rel: u64) -> usize {
+        match &self.m.guard {
+            Guard::Pages(ph) => {
+                (PIECE as u64).min(ph.page_size - (self.start + rel) % ph.page_size) as usize
+            }
+            _ => PIECE,
         }
     }
 
-    fn read_at(&mut self, abs: u64, buf: &mut [u8]) -> Result<(), Stop> {
-        let src = self.f.source();
-        if src.stable() {
-            return src
-                .read_exact_at(abs, buf)
-                .map_err(|e| Stop::Failed(Error::io(self.f.path(), e)));
+    fn corrupt(&self, offset: u64, check: String) -> Stop {
+        Stop::Failed(Error::Corrupt {
+            path: self.f.path().to_path_buf(),
+            tensor: self.m.info.name.clone(),
+            shard: self.shard.name.clone(),
+            offset,
+            check,
+        })
+    }
+
+    /// Checks and hands over `buf[..k]`, the bytes `rel` bytes into the range.
+    fn step(
+        &mut self,
+        rel: u64,
+        buf: Vec<u8>,
+        k: usize,
+        pipe: &Pipe<'_, '_>,
+        opts: &CopyOptions<'_>,
+    ) -> Result<(), Stop> {
+        // Bytes past `m.len` (padding) are read for the hashes only.
+        let (a, len) = (self.m.info.data_off, self.m.len);
+        let pos = self.start + rel;
+        let piece_end = pos + k as u64;
+        if let Some(h) = self.hash.as_mut() {
+            h.update(&buf[..k]);
         }
-        let want_end = abs + buf.len() as u64;
-        let have_end = self.window_at + self.window.len() as u64;
-        if abs < self.window_at || want_end > have_end {
-            let n = (self.end.saturating_sub(abs)).clamp(buf.len() as u64, crate::verify::WINDOW);
-            self.window.resize(n as usize, 0);
-            self.window_at = abs;
-            self.fetched.borrow_mut().push((abs, n));
-            src.read_exact_at(abs, &mut self.window)
-                .map_err(|e| Stop::Failed(Error::io(self.f.path(), e)))?;
+        if let (Guard::Pages(ph), Some((page, in_page, index))) = (&self.m.guard, &mut self.page) {
+            let ps = ph.page_size;
+            page.update(&buf[..k]);
+            *in_page += k as u64;
+            if *in_page == ps || piece_end == self.end {
+                let ok = ph
+                    .digests
+                    .get(*index as usize)
+                    .is_some_and(|d| d == page.finalize().as_bytes());
+                let at = self.shard.offset + *index * ps;
+                let which = *index;
+                *page = blake3::Hasher::new();
+                *in_page = 0;
+                *index += 1;
+                if !ok {
+                    return Err(self.corrupt(at, format!("PHSH page {which}")));
+                }
+            }
         }
-        let from = (abs - self.window_at) as usize;
-        buf.copy_from_slice(&self.window[from..from + buf.len()]);
+        let (from, to) = (a.max(pos), (a + len).min(piece_end));
+        let writes = if from < to {
+            (opts.progress)(to - from);
+            vec![(
+                (from - pos) as usize,
+                (to - pos) as usize,
+                self.m.dst + (from - a),
+            )]
+        } else {
+            Vec::new()
+        };
+        pipe.put_parts(buf, writes)?;
+        Ok(())
+    }
+
+    /// After the last piece: the tensor's own hash.
+    fn finish(&mut self) -> Result<(), Stop> {
+        if let Some(h) = self.hash.take()
+            && self.m.info.hash_b3 != Some(*h.finalize().as_bytes())
+        {
+            let at = self.shard.offset + self.m.info.data_off;
+            return Err(self.corrupt(at, "hash_b3".into()));
+        }
         Ok(())
     }
 }
 
-/// Copies one tensor, checked by its own guard.
-fn per_tensor(
+/// Copies tensors of one shard, each checked by its own guard. A remote
+/// shard's tensors are streamed together (their ranges in one stream, so
+/// requests overlap and close tensors share them) unless their ranges
+/// overlap (two tensors in one PHSH page); a local one is read tensor by
+/// tensor.
+fn per_tensors(
     f: &AeroFile,
     shard: &Chunk,
-    m: &Item<'_>,
+    members: &[Item<'_>],
     pipe: &Pipe<'_, '_>,
     opts: &CopyOptions<'_>,
     fetched: &Fetched,
 ) -> Result<(), Stop> {
-    let (a, len) = (m.info.data_off, m.info.data_len);
-    let corrupt = |offset: u64, check: String| Error::Corrupt {
-        path: f.path().to_path_buf(),
-        tensor: m.info.name.clone(),
-        shard: shard.name.clone(),
-        offset,
-        check,
-    };
-    match &m.guard {
-        Guard::Pages(ph) => {
-            let Some((start, end)) =
-                crate::integrity::page_span(ph.page_size, a, len, shard.length)
-            else {
-                return Ok(());
-            };
-            let ps = ph.page_size;
-            let mut src = Ranged::new(f, shard.offset + end, fetched);
-            let mut page = blake3::Hasher::new();
-            let mut in_page = 0u64;
-            let mut index = start / ps;
-            let mut pos = start;
-            while pos < end {
-                let mut buf = pipe.take()?;
-                let k = (end - pos).min(PIECE as u64).min(ps - in_page) as usize;
-                src.read_at(shard.offset + pos, &mut buf[..k])?;
-                page.update(&buf[..k]);
-                in_page += k as u64;
-                let piece_end = pos + k as u64;
-                if in_page == ps || piece_end == end {
-                    let ok = ph
-                        .digests
-                        .get(index as usize)
-                        .is_some_and(|d| d == page.finalize().as_bytes());
-                    if !ok {
-                        return Err(Stop::Failed(corrupt(
-                            shard.offset + index * ps,
-                            format!("PHSH page {index}"),
-                        )));
-                    }
-                    page = blake3::Hasher::new();
-                    in_page = 0;
-                    index += 1;
-                }
-                let (from, to) = (a.max(pos), (a + m.len).min(piece_end));
-                let writes = if from < to {
-                    (opts.progress)(to - from);
-                    vec![(
-                        (from - pos) as usize,
-                        (to - pos) as usize,
-                        m.dst + (from - a),
-                    )]
-                } else {
-                    Vec::new()
-                };
-                pipe.put_parts(buf, writes)?;
-                pos = piece_end;
-            }
-            Ok(())
+    let mut copies: Vec<TensorCopy<'_, '_>> = members
+        .iter()
+        .map(|m| TensorCopy::new(f, shard, m))
+        .collect();
+    copies.sort_by_key(|c| c.start);
+    let disjoint = copies.windows(2).all(|w| w[0].end <= w[1].start);
+    if f.source().stable() || !disjoint {
+        for c in &mut copies {
+            let ranges = [c.range()];
+            let cell = std::cell::RefCell::new(&mut *c);
+            feed(
+                f,
+                fetched,
+                pipe,
+                &ranges,
+                &|_, rel| cell.borrow().piece(rel),
+                &mut |_, rel, buf, k| cell.borrow_mut().step(rel, buf, k, pipe, opts),
+            )?;
+            c.finish()?;
         }
-        guard => {
-            let mut h = matches!(guard, Guard::TensorHash).then(blake3::Hasher::new);
-            let mut src = Ranged::new(f, shard.offset + a + len, fetched);
-            let mut done = 0u64;
-            while done < len {
-                let mut buf = pipe.take()?;
-                let k = (len - done).min(PIECE as u64) as usize;
-                src.read_at(shard.offset + a + done, &mut buf[..k])?;
-                if let Some(h) = h.as_mut() {
-                    h.update(&buf[..k]);
-                }
-                // Bytes past `m.len` (padding) are read for the hash only.
-                let w = (m.len.saturating_sub(done)).min(k as u64) as usize;
-                pipe.put(buf, w, m.dst + done)?;
-                (opts.progress)(w as u64);
-                done += k as u64;
-            }
-            if let Some(h) = h
-                && m.info.hash_b3 != Some(*h.finalize().as_bytes())
-            {
-                return Err(Stop::Failed(corrupt(shard.offset + a, "hash_b3".into())));
-            }
-            Ok(())
-        }
+        return Ok(());
     }
+    let ranges: Vec<(u64, u64)> = copies.iter().map(TensorCopy::range).collect();
+    let cells: Vec<std::cell::RefCell<&mut TensorCopy<'_, '_>>> =
+        copies.iter_mut().map(std::cell::RefCell::new).collect();
+    let fed = feed(
+        f,
+        fetched,
+        pipe,
+        &ranges,
+        &|r, rel| cells[r].borrow().piece(rel),
+        &mut |r, rel, buf, k| {
+            let mut c = cells[r].borrow_mut();
+            c.step(rel, buf, k, pipe, opts)?;
+            if rel + k as u64 == ranges[r].1 {
+                c.finish()?;
+            }
+            Ok(())
+        },
+    );
+    fed?;
+    // Empty tensors (no piece) are checked here; the others already were.
+    for c in cells {
+        c.borrow_mut().finish()?;
+    }
+    Ok(())
 }
 
 /// Copies tensors of one shard by reading the whole shard once and checking
@@ -371,30 +499,32 @@ fn whole_shard(
     fetched: &Fetched,
 ) -> Result<(), Stop> {
     let mut h = blake3::Hasher::new();
-    let mut src = Ranged::new(f, shard.offset + shard.length, fetched);
-    let mut pos = 0u64;
-    while pos < shard.length {
-        let mut buf = pipe.take()?;
-        let k = (shard.length - pos).min(PIECE as u64) as usize;
-        src.read_at(shard.offset + pos, &mut buf[..k])?;
-        h.update(&buf[..k]);
-        let end = pos + k as u64;
-        let mut writes = Vec::new();
-        for m in members {
-            let (a, b) = (m.info.data_off, m.info.data_off + m.len);
-            let (from, to) = (a.max(pos), b.min(end));
-            if from < to {
-                (opts.progress)(to - from);
-                writes.push((
-                    (from - pos) as usize,
-                    (to - pos) as usize,
-                    m.dst + (from - a),
-                ));
+    feed(
+        f,
+        fetched,
+        pipe,
+        &[(shard.offset, shard.length)],
+        &|_, _| PIECE,
+        &mut |_, pos, buf, k| {
+            h.update(&buf[..k]);
+            let end = pos + k as u64;
+            let mut writes = Vec::new();
+            for m in members {
+                let (a, b) = (m.info.data_off, m.info.data_off + m.len);
+                let (from, to) = (a.max(pos), b.min(end));
+                if from < to {
+                    (opts.progress)(to - from);
+                    writes.push((
+                        (from - pos) as usize,
+                        (to - pos) as usize,
+                        m.dst + (from - a),
+                    ));
+                }
             }
-        }
-        pipe.put_parts(buf, writes)?;
-        pos = end;
-    }
+            pipe.put_parts(buf, writes)?;
+            Ok(())
+        },
+    )?;
     if *h.finalize().as_bytes() != shard.blake3 {
         // The damaged tensor, when a finer hash tells it and it is one of
         // those being copied. Else, copying one tensor, that tensor: its

@@ -802,6 +802,99 @@ impl AeroFile {
         }
     }
 
+    /// The verified bytes of several tensors, handed to `each(i, bytes)`
+    /// (`i` indexes `infos`) as each is complete: what a loader that wants
+    /// many tensors calls. Each tensor is checked as [`AeroFile::view`]
+    /// checks it. On a local file this is [`AeroFile::verified_bytes`] per
+    /// tensor. On a remote file the tensors that record their own `hash_b3`
+    /// are streamed together ([`crate::ByteSource::stream`]: several range
+    /// requests in flight, neighbouring tensors sharing requests), each
+    /// hashed as its bytes arrive and handed over when its last byte has
+    /// matched; the others (checked by pages or their shard) follow one by
+    /// one. A tensor whose streamed bytes fail their hash is read once more
+    /// through [`AeroFile::verified_bytes`] (which drops cached copies); an
+    /// error from `each` stops the reads and is returned.
+    pub fn verified_tensors<'a>(
+        &'a self,
+        infos: &[&TensorInfo],
+        each: &mut dyn FnMut(usize, Cow<'a, [u8]>) -> Result<()>,
+    ) -> Result<()> {
+        let mut streamed: Vec<(usize, u64, u64, [u8; 32])> = Vec::new();
+        let mut others: Vec<usize> = Vec::new();
+        for (i, info) in infos.iter().enumerate() {
+            let (off, len) = self.tensor_range(info)?;
+            match info.hash_b3 {
+                Some(h) if !self.source.stable() && len > 0 => streamed.push((i, off, len, h)),
+                _ => others.push(i),
+            }
+        }
+        streamed.sort_by_key(|t| t.1);
+        // Two entries over one range (or overlapping ones) are read alone.
+        let mut last_end = 0u64;
+        streamed.retain(|&(i, off, len, _)| {
+            if off < last_end {
+                others.push(i);
+                return false;
+            }
+            last_end = off + len;
+            true
+        });
+        if !streamed.is_empty() {
+            let ranges: Vec<(u64, u64)> = streamed.iter().map(|t| (t.1, t.2)).collect();
+            let mut k = 0usize;
+            let mut buf: Vec<u8> = Vec::new();
+            let mut hasher = blake3::Hasher::new();
+            let mut failed: Option<Error> = None;
+            let mut retry: Vec<usize> = Vec::new();
+            let streamed_ok = self.source.stream(&ranges, &mut |at, bytes| {
+                while let Some(&(_, off, len, _)) = streamed.get(k)
+                    && at >= off + len
+                {
+                    k += 1;
+                }
+                let Some(&(i, off, len, want)) = streamed.get(k) else {
+                    return Ok(());
+                };
+                if buf.is_empty() {
+                    buf.reserve_exact(len as usize);
+                }
+                buf.extend_from_slice(bytes);
+                hasher.update(bytes);
+                if at + bytes.len() as u64 == off + len {
+                    let ok = *hasher.finalize().as_bytes() == want;
+                    hasher = blake3::Hasher::new();
+                    let bytes = std::mem::take(&mut buf);
+                    if ok {
+                        if let Err(e) = each(i, Cow::Owned(bytes)) {
+                            failed = Some(e);
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::Interrupted,
+                                "stopped by the consumer",
+                            ));
+                        }
+                    } else {
+                        retry.push(i);
+                    }
+                    k += 1;
+                }
+                Ok(())
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            streamed_ok.map_err(|e| Error::io(&self.path, e))?;
+            for i in retry {
+                let (off, len) = self.tensor_range(infos[i])?;
+                self.invalidate(off, len);
+                each(i, self.verified_bytes(infos[i])?)?;
+            }
+        }
+        for i in others {
+            each(i, self.verified_bytes(infos[i])?)?;
+        }
+        Ok(())
+    }
+
     /// Verified bytes of part of a tensor: `len` bytes starting `start`
     /// bytes into it (a few rows, say). They are checked against the PHSH
     /// pages that cover them when the shard has page hashes, so the read

@@ -94,7 +94,7 @@ pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{
     ChunkReport, ControlStatus, Mode, PageReport, Progress, Report, TensorReport, Verdict,
-    check_control, validate, work_bytes as validate_work_bytes,
+    check_control, validate, validate_with_digest, work_bytes as validate_work_bytes,
 };
 pub use view::{Element, TensorView};
 pub use write::{Layout, TensorBytes, TensorSpec, WriteOptions, WriteSummary, write_model};

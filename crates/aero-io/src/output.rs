@@ -24,8 +24,9 @@
 //!   reads these names as outputs.
 //! - **Signals**: every temporary file or directory is registered while it
 //!   exists; [`remove_in_flight`] removes them all. The `aerotensor` binary
-//!   calls it from its `SIGINT`/`SIGTERM`/`SIGHUP` handler before exiting
-//!   with 128 + the signal number. (A library does not install signal
+//!   calls [`stop_and_remove_in_flight`] (which also stops new range-cache
+//!   temporaries from being made) from its `SIGINT`/`SIGTERM`/`SIGHUP`
+//!   handler before exiting with 128 + the signal number. (A library does not install signal
 //!   handlers of its own.)
 //! - **An output is never one of its inputs**: [`refuse_same_file`] compares
 //!   device and inode, so a hard link or a symlink to an input is refused too.
@@ -59,13 +60,64 @@ fn in_flight() -> std::sync::MutexGuard<'static, Vec<(u64, PathBuf, bool)>> {
 /// signal handlers: call it, then exit. Writers that are still running fail
 /// on their next write or rename; no destination is touched.
 pub fn remove_in_flight() {
-    let list = std::mem::take(&mut *in_flight());
-    for (_, path, dir) in list {
+    // Removed under the lock: a range-cache temporary is created under it
+    // too ([`create_tracked`]), so it is either listed here or made after.
+    let mut list = in_flight();
+    for (_, path, dir) in std::mem::take(&mut *list) {
         let _ = if dir {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
         };
+    }
+}
+
+/// Set by [`stop_and_remove_in_flight`]: no new range-cache temporary is
+/// created after it.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For a signal handler that exits next: stops this process from creating
+/// new range-cache temporaries (other threads keep running until the exit,
+/// and a cache entry they start now would outlive it), then
+/// [`remove_in_flight`].
+pub fn stop_and_remove_in_flight() {
+    {
+        let _list = in_flight();
+        STOPPING.store(true, Ordering::SeqCst);
+    }
+    remove_in_flight();
+}
+
+/// A temporary file written by another part of this crate (a range-cache
+/// entry on its way to its name): listed for [`remove_in_flight`] while it
+/// lives, so that an interrupted process leaves no half-written file behind.
+/// Dropping it only unlists the path.
+pub(crate) struct Tracked {
+    id: u64,
+}
+
+/// Creates the file `path`, listed for [`remove_in_flight`] until the
+/// returned guard drops; refused (`Interrupted`) once
+/// [`stop_and_remove_in_flight`] has run. Created under the list's lock, so
+/// a concurrent [`remove_in_flight`] either removes it or runs before it
+/// exists.
+pub(crate) fn create_tracked(path: &Path) -> std::io::Result<(File, Tracked)> {
+    let mut list = in_flight();
+    if STOPPING.load(Ordering::SeqCst) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "the process is stopping",
+        ));
+    }
+    let f = File::create(path)?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    list.push((id, path.to_path_buf(), false));
+    Ok((f, Tracked { id }))
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        in_flight().retain(|(id, _, _)| *id != self.id);
     }
 }
 

@@ -36,6 +36,46 @@ pub trait ByteSource: Send + Sync {
         false
     }
 
+    /// Streams the bytes of `ranges` (absolute `(offset, length)` pairs,
+    /// sorted, not overlapping) to `sink` in order, as `(offset, bytes)`
+    /// slices that each lie inside one range; every byte of every range is
+    /// given exactly once. An error from `sink` stops the stream and is
+    /// returned. Memory stays bounded whatever the lengths.
+    ///
+    /// The default hands out mapped slices, or reads windows of
+    /// [`crate::verify::WINDOW`] bytes one after another; a remote source
+    /// fetches several pieces at once
+    /// ([`crate::remote::RemoteSource::stream_ranges`]).
+    fn stream(
+        &self,
+        ranges: &[(u64, u64)],
+        sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for &(at, n) in ranges {
+            if at.checked_add(n).is_none_or(|e| e > self.len()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("range {at}+{n} is past the end ({})", self.len()),
+                ));
+            }
+            let mut pos = at;
+            while pos < at + n {
+                let k = (at + n - pos).min(crate::verify::WINDOW);
+                match self.mapped(pos, k) {
+                    Some(s) => sink(pos, s)?,
+                    None => {
+                        buf.resize(k as usize, 0);
+                        self.read_exact_at(pos, &mut buf)?;
+                        sink(pos, &buf)?;
+                    }
+                }
+                pos += k;
+            }
+        }
+        Ok(())
+    }
+
     /// The bytes at `offset..offset+len`, borrowed if mapped, else read.
     fn bytes(&self, offset: u64, len: u64) -> io::Result<Cow<'_, [u8]>> {
         if let Some(s) = self.mapped(offset, len) {
@@ -189,6 +229,13 @@ impl ByteSource for Source {
     fn stable(&self) -> bool {
         self.dyn_source().stable()
     }
+    fn stream(
+        &self,
+        ranges: &[(u64, u64)],
+        sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.dyn_source().stream(ranges, sink)
+    }
 }
 
 /// A borrowed byte source as the read core's loops take it: a local file
@@ -327,6 +374,13 @@ impl<T: ByteSource + ?Sized> ByteSource for std::sync::Arc<T> {
     }
     fn stable(&self) -> bool {
         (**self).stable()
+    }
+    fn stream(
+        &self,
+        ranges: &[(u64, u64)],
+        sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        (**self).stream(ranges, sink)
     }
 }
 

@@ -22,9 +22,11 @@ pub fn hash(data: &[u8]) -> blake3::Hash {
 }
 
 /// Feeds `len` bytes at `offset` of `src` to `sink` in windows of at most
-/// [`WINDOW`] bytes. For a local file each window is mapped, consumed and
-/// unmapped (so resident memory stays bounded regardless of the range size);
-/// other sources are read into one reusable buffer.
+/// [`WINDOW`] bytes, each starting a multiple of [`WINDOW`] after `offset`.
+/// For a local file each window is mapped, consumed and unmapped (so
+/// resident memory stays bounded regardless of the range size); other
+/// sources are streamed ([`crate::ByteSource::stream`]: a remote file keeps
+/// several range requests in flight) and regrouped into windows.
 pub fn for_each_window<'a>(
     src: impl Into<SourceRef<'a>>,
     offset: u64,
@@ -43,17 +45,45 @@ pub fn for_each_window<'a>(
     {
         return Ok(());
     }
-    let mut pos = offset;
-    let mut buf = Vec::new();
-    while pos < end {
-        let n = (end - pos).min(WINDOW);
-        buf.resize(n as usize, 0);
-        src.read_exact_at(pos, &mut buf)?;
-        sink(&buf);
-        pos += n;
-        progress(n);
+    if let Some(file) = file {
+        // Mapping failed: positioned reads into one buffer.
+        let mut pos = offset;
+        let mut buf = Vec::new();
+        while pos < end {
+            let n = (end - pos).min(WINDOW);
+            buf.resize(n as usize, 0);
+            crate::source::read_exact_at(file, pos, &mut buf)?;
+            sink(&buf);
+            pos += n;
+            progress(n);
+        }
+        return Ok(());
     }
-    Ok(())
+    // Streamed pieces regrouped into windows; a piece that holds a whole
+    // window is handed over without a copy.
+    let mut win: Vec<u8> = Vec::new();
+    let mut wstart = offset;
+    src.stream(&[(offset, len)], &mut |_, mut bytes| {
+        while !bytes.is_empty() {
+            let size = (end - wstart).min(WINDOW) as usize;
+            let need = size - win.len();
+            let k = need.min(bytes.len());
+            if win.is_empty() && k == size {
+                sink(&bytes[..k]);
+            } else {
+                win.extend_from_slice(&bytes[..k]);
+                if win.len() < size {
+                    return Ok(());
+                }
+                sink(&win);
+                win.clear();
+            }
+            bytes = &bytes[k..];
+            wstart += size as u64;
+            progress(size as u64);
+        }
+        Ok(())
+    })
 }
 
 /// Mapped windows, each consumed while the next one is being mapped and

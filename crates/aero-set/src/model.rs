@@ -52,6 +52,9 @@ pub enum CacheChoice {
 pub struct RemoteSettings {
     /// The range cache.
     pub cache: CacheChoice,
+    /// Range requests in flight (1 to 256); `None`: `$AEROTENSOR_REMOTE_JOBS`,
+    /// else the engine's default.
+    pub jobs: Option<usize>,
 }
 
 impl RemoteSettings {
@@ -74,8 +77,18 @@ impl RemoteSettings {
                 source: e,
             })?),
         };
+        let jobs = match self.jobs {
+            Some(n) => n,
+            None => aero_io::remote::jobs_from_env()
+                .map_err(|e| SetError::Io {
+                    path: PathBuf::from("environment"),
+                    source: e,
+                })?
+                .unwrap_or(aero_io::remote::DEFAULT_JOBS),
+        };
         Ok(aero_io::remote::RemoteOptions {
             cache,
+            jobs,
             ..aero_io::remote::RemoteOptions::default()
         })
     }

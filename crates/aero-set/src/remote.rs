@@ -60,6 +60,10 @@ impl PartStorage for RemoteStorage {
         check_len(src.len())?;
         Ok(AeroFile::from_remote(label, src)?)
     }
+
+    fn remote_jobs(&self) -> Option<usize> {
+        Some(self.options.jobs.max(1))
+    }
 }
 
 /// The URL "directory" of a manifest URL (everything before the last `/`).

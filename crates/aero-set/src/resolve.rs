@@ -76,6 +76,13 @@ pub trait PartStorage: Send + Sync {
         check_len(src.len())?;
         Ok(AeroFile::from_source(label, src)?)
     }
+
+    /// Range requests this storage keeps in flight for remote files
+    /// (`None`: it opens local files only). Whole-set operations read a
+    /// quarter as many remote files at once (rounded up), which share them.
+    fn remote_jobs(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Local files only: memory-mapped where possible. URLs are refused.

@@ -173,6 +173,23 @@ impl AeroSet {
         }
     }
 
+    /// When any file of the set is remote: how many files whole-set
+    /// operations read at once, a quarter of the range requests its storage
+    /// keeps in flight (rounded up; the files share those requests, and
+    /// each keeps one piece and one hashing window of its own in memory).
+    /// `None` for a set of local files.
+    pub fn remote_files_at_once(&self) -> Option<usize> {
+        let remote = std::iter::once(self.index_location())
+            .chain((0..self.parts.len()).map(|i| self.part_location(i)))
+            .chain((0..self.manifest.files.len()).map(|i| self.file_location(i)))
+            .any(|l| matches!(l, Ok(Location::Remote(_))));
+        if remote {
+            self.storage.remote_jobs().map(|j| j.div_ceil(4))
+        } else {
+            None
+        }
+    }
+
     /// Opens a resolved location through the set's storage, as raw bytes.
     pub fn open_source(&self, loc: &Location) -> Result<aero_io::Source> {
         self.storage.open(loc)
@@ -331,6 +348,77 @@ impl AeroSet {
             return Ok((f, Cow::Owned(e)));
         }
         Ok((f, Cow::Borrowed(entry)))
+    }
+
+    /// The verified bytes of the tensors `names`, handed to `each(i, bytes)`
+    /// (`i` indexes `names`) as each is complete: the whole-set load
+    /// (`load_file`, a state dict) in one call. Each part's tensors go
+    /// through [`AeroFile::verified_tensors`] (a remote part streams them
+    /// with several range requests in flight); the parts of a set with
+    /// remote files are read concurrently
+    /// ([`AeroSet::remote_files_at_once`]), sharing one budget of requests
+    /// in flight. `each` may be called from several threads. The first
+    /// error is returned.
+    pub fn verified_tensors<'a>(
+        &'a self,
+        names: &[&str],
+        each: &(dyn Fn(usize, Cow<'a, [u8]>) -> Result<()> + Sync),
+    ) -> Result<()> {
+        // Group by the file holding each tensor, in first-seen order: the
+        // file and its tensors (their index in `names`, their entry).
+        type Group<'a> = (&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>);
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let (f, entry) = self.tensor_source(name)?;
+            match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, f)) {
+                Some((_, v)) => v.push((i, entry)),
+                None => groups.push((f, vec![(i, entry)])),
+            }
+        }
+        let read =
+            |(f, entries): &(&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>)| -> Result<()> {
+                let infos: Vec<&TensorInfo> = entries.iter().map(|(_, e)| e.as_ref()).collect();
+                let mut inner: Option<SetError> = None;
+                let r = f.verified_tensors(&infos, &mut |k, bytes| {
+                    each(entries[k].0, bytes).map_err(|e| {
+                        inner = Some(e);
+                        aero_io::Error::Cancelled {
+                            what: "set tensor read",
+                        }
+                    })
+                });
+                match (inner, r) {
+                    (Some(e), _) => Err(e),
+                    (None, r) => Ok(r?),
+                }
+            };
+        let Some(n) = self.remote_files_at_once() else {
+            return groups.iter().try_for_each(read);
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let first_error: std::sync::Mutex<Option<SetError>> = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..n.clamp(1, groups.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(g) = groups.get(i) else { break };
+                        if let Err(e) = read(g) {
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            // Later groups are not started.
+                            next.store(groups.len(), std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        match first_error.into_inner().ok().flatten() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Local files of the set: the manifest, the index and every part that

@@ -150,15 +150,21 @@ pub fn validate_set(set: &AeroSet, mode: Mode, progress: &(dyn Fn(u64) + Sync)) 
         warnings: Vec::new(),
     };
 
-    // Files: the index, the parts and the attached files, in parallel.
+    // Files: the index, the parts and the attached files, in parallel: on
+    // the cores for local files, on threads of their own when any is remote
+    // ([`AeroSet::remote_files_at_once`]; their range requests share the
+    // set's budget of requests in flight).
     let jobs: Vec<Job> = std::iter::once(Job::Index)
         .chain((0..m.parts.len()).map(Job::Part))
         .chain((0..m.files.len()).map(Job::Attached))
         .collect();
-    r.files = jobs
-        .into_par_iter()
-        .map(|job| check_file(set, job, mode, progress))
-        .collect();
+    r.files = match set.remote_files_at_once() {
+        None => jobs
+            .into_par_iter()
+            .map(|job| check_file(set, job, mode, progress))
+            .collect(),
+        Some(n) => concurrently(&jobs, n, |&job| check_file(set, job, mode, progress)),
+    };
     for f in &r.files {
         r.errors.extend(f.errors.iter().cloned());
         if let Some(rep) = &f.report {
@@ -232,6 +238,29 @@ fn check_file(set: &AeroSet, job: Job, mode: Mode, progress: &(dyn Fn(u64) + Syn
             return fr;
         }
     };
+    // A remote file that opens as AERO with the manifest's size (which the
+    // set's open checks) is read once: its SHA-256 and its validation in one
+    // stream (`validate_with_digest`).
+    // (An attached file is not AERO: it is hashed below.)
+    if matches!(loc, Location::Remote(_)) {
+        let file = match job {
+            Job::Part(i) => Some(set.part(i)),
+            Job::Index => Some(set.index_file()),
+            Job::Attached(_) => None,
+        };
+        if let Some(Ok(f)) = file {
+            fr.actual_size = Some(f.len());
+            let mut h = Sha256::new();
+            let (rep, read) =
+                aero_io::validate_with_digest(f, mode, progress, &mut |b| h.update(b));
+            match read {
+                Ok(()) => record_sha(&mut fr, &name, entry, h.finalize().into()),
+                Err(e) => fr.errors.push(format!("{name}: reading: {e}")),
+            }
+            record_report(&mut fr, &name, role, f, rep);
+            return fr;
+        }
+    }
     // Hash the raw bytes independently of whether they parse as AERO.
     let raw = match set.open_source(&loc) {
         Ok(s) => s,
@@ -251,20 +280,7 @@ fn check_file(set: &AeroSet, job: Job, mode: Mode, progress: &(dyn Fn(u64) + Syn
         ));
     }
     match sha256_of(&raw, progress) {
-        Ok(h) => {
-            fr.actual_sha256 = Some(hex::encode(h));
-            if h == entry.sha256 {
-                fr.sha256 = "verified";
-            } else {
-                fr.sha256 = "mismatch";
-                fr.errors.push(format!(
-                    "{name}: SHA-256 mismatch (manifest {}.sha256 {}, file {})",
-                    fr.field,
-                    hex::encode(entry.sha256),
-                    hex::encode(h)
-                ));
-            }
-        }
+        Ok(h) => record_sha(&mut fr, &name, entry, h),
         Err(e) => fr.errors.push(format!("{name}: reading: {e}")),
     }
     drop(raw);
@@ -281,31 +297,81 @@ fn check_file(set: &AeroSet, job: Job, mode: Mode, progress: &(dyn Fn(u64) + Syn
     match file {
         Ok(f) => {
             let rep = aero_io::validate(f, mode, progress);
-            for e in &rep.errors {
-                fr.errors.push(format!("{name}: {e}"));
-            }
-            if role == FileRole::Index && !f.is_set_index() {
-                fr.errors.push(format!(
-                    "{name}: the index file holds weight shards (WTSH); an AEROSET index has only MMSG and TIDX"
-                ));
-            }
-            // An index file always carries the "weights live in the parts"
-            // note; that is expected here, not a warning.
-            let only_note = rep
-                .warnings
-                .iter()
-                .all(|w| w.starts_with("AEROSET index file"));
-            fr.verdict = Some(match rep.verdict {
-                Verdict::ValidWithWarnings if role == FileRole::Index && only_note => {
-                    Verdict::Valid
-                }
-                v => v,
-            });
-            fr.report = Some(rep);
+            record_report(&mut fr, &name, role, f, rep);
         }
         Err(e) => fr.errors.push(format!("{name}: {}", strip(&e, &loc))),
     }
     fr
+}
+
+/// Runs `f` on every item with at most `n` at once (threads of their own:
+/// the work waits on the network, not on the cores), results in order.
+fn concurrently<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..n.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut slot) = out[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    out.into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
+        .collect()
+}
+
+/// Records a file's SHA-256 against the manifest's.
+fn record_sha(fr: &mut FileReport, name: &str, entry: &FileEntry, h: [u8; 32]) {
+    fr.actual_sha256 = Some(hex::encode(h));
+    if h == entry.sha256 {
+        fr.sha256 = "verified";
+    } else {
+        fr.sha256 = "mismatch";
+        fr.errors.push(format!(
+            "{name}: SHA-256 mismatch (manifest {}.sha256 {}, file {})",
+            fr.field,
+            hex::encode(entry.sha256),
+            hex::encode(h)
+        ));
+    }
+}
+
+/// Records a file's own validation report.
+fn record_report(
+    fr: &mut FileReport,
+    name: &str,
+    role: FileRole,
+    f: &aero_io::AeroFile,
+    rep: Report,
+) {
+    for e in &rep.errors {
+        fr.errors.push(format!("{name}: {e}"));
+    }
+    if role == FileRole::Index && !f.is_set_index() {
+        fr.errors.push(format!(
+            "{name}: the index file holds weight shards (WTSH); an AEROSET index has only MMSG and TIDX"
+        ));
+    }
+    // An index file always carries the "weights live in the parts" note;
+    // that is expected here, not a warning.
+    let only_note = rep
+        .warnings
+        .iter()
+        .all(|w| w.starts_with("AEROSET index file"));
+    fr.verdict = Some(match rep.verdict {
+        Verdict::ValidWithWarnings if role == FileRole::Index && only_note => Verdict::Valid,
+        v => v,
+    });
+    fr.report = Some(rep);
 }
 
 /// The error text without a leading "<location>: " (the line is prefixed

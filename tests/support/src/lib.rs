@@ -4,6 +4,8 @@
 //! `safetensors` crate, deterministic bytes) or taken from `../shared/golden`.
 
 pub mod alloc;
+pub mod netem;
+pub mod origin;
 
 pub use safetensors;
 

@@ -10,6 +10,8 @@ mod open_table;
 mod output_messages;
 mod quant_cli;
 mod reference_gguf;
+mod remote_parallel;
+mod remote_proxy_nginx;
 mod remote_s3;
 mod remote_set_nginx;
 mod set_cli;

@@ -338,22 +338,12 @@ impl Input {
 
     /// Tensor specs sorted by name, reading straight from the mapping.
     pub fn specs<'s>(&'s self, progress: &'s crate::Progress<'s>) -> Result<Vec<TensorSpec<'s>>> {
-        self.tensor_infos()?
-            .into_iter()
-            .map(|t| {
-                let bytes =
-                    crate::input_bytes(self.src.as_source_ref(), t.data_off, t.data_len, progress)
-                        .map_err(|e| ConvertError::io(&self.path, e))?;
-                Ok(TensorSpec {
-                    name: t.name,
-                    dtype: t.dtype,
-                    shape: t.shape,
-                    data_len: t.data_len,
-                    extras: t.extras,
-                    bytes,
-                })
-            })
-            .collect()
+        crate::mapped_specs(
+            self.src.as_source_ref(),
+            &self.path,
+            self.tensor_infos()?,
+            progress,
+        )
     }
 }
 

@@ -7,7 +7,9 @@
 //! truncated entry is deleted and reported as a miss, so the caller refetches.
 //! Writes go to a unique temporary name and are renamed into place, so a
 //! killed writer leaves only a `.tmp` file that is never read (and is swept
-//! later); two processes may share the directory. Eviction is LRU by mtime
+//! later); an interrupted one (the CLI's signal handler calls
+//! [`crate::output::stop_and_remove_in_flight`]) leaves none. Two processes may share
+//! the directory. Eviction is LRU by mtime
 //! (touched on every hit), bounded by `max_bytes`.
 
 use std::fs;
@@ -114,8 +116,11 @@ impl RangeCache {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        // Listed while it exists: a process interrupted by a signal (the
+        // CLI's handler calls `output::stop_and_remove_in_flight`) removes
+        // it, and creates no new one after that.
+        let (mut f, _tracked) = crate::output::create_tracked(&tmp)?;
         let res = (|| {
-            let mut f = fs::File::create(&tmp)?;
             f.write_all(data)?;
             f.write_all(blake3::hash(data).as_bytes())?;
             // Stamp with the precise clock (as hits do), not the filesystem's

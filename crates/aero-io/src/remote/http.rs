@@ -2,8 +2,10 @@
 //! `If-Match`, classified by status code. `HEAD` is never sent, so servers
 //! that refuse it work.
 
+use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
+use std::sync::{Mutex, OnceLock};
 
 use super::RemoteOptions;
 use super::transport::{FetchError, Meta, Reply, Served, Transport};
@@ -13,6 +15,34 @@ pub struct HttpTransport {
     url: String,
     agent: ureq::Agent,
     max_redirects: u32,
+}
+
+/// The process-wide agent for these options: one connection pool shared by
+/// every file read with them (a set's parts reuse each other's
+/// connections), keeping enough idle connections per host for the range
+/// engine's `jobs`.
+fn agent(opts: &RemoteOptions) -> ureq::Agent {
+    type Key = (std::time::Duration, u32);
+    static AGENTS: OnceLock<Mutex<HashMap<Key, ureq::Agent>>> = OnceLock::new();
+    let key = (opts.timeout, opts.max_redirects);
+    let agents = AGENTS.get_or_init(Default::default);
+    if let Some(a) = agents.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return a;
+    }
+    let idle = super::MAX_JOBS;
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(opts.timeout))
+        .http_status_as_error(false)
+        .max_redirects(opts.max_redirects)
+        .max_idle_connections(idle)
+        .max_idle_connections_per_host(idle)
+        .user_agent(concat!("aerotensor/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let a = ureq::Agent::new_with_config(config);
+    if let Ok(mut m) = agents.lock() {
+        return m.entry(key).or_insert(a).clone();
+    }
+    a
 }
 
 /// Parses `bytes a-b/total` (total may be `*`).
@@ -36,15 +66,9 @@ impl Transport for HttpTransport {
                 format!("{url}: only http:// and https:// URLs are supported"),
             ));
         }
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(opts.timeout))
-            .http_status_as_error(false)
-            .max_redirects(opts.max_redirects)
-            .user_agent(concat!("aerotensor/", env!("CARGO_PKG_VERSION")))
-            .build();
         Ok(HttpTransport {
             url: url.to_owned(),
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(opts),
             max_redirects: opts.max_redirects,
         })
     }

@@ -23,6 +23,8 @@ pub(super) enum Fault {
     WrongRange,
     /// The whole file from byte 0, as a server that ignores `Range` sends it.
     IgnoreRange,
+    /// The right answer with the byte at this absolute offset flipped.
+    Corrupt(u64),
 }
 
 /// A file served by [`MemoryTransport`].
@@ -31,6 +33,11 @@ pub(super) struct MemFile {
     data: Mutex<Vec<u8>>,
     etag: Mutex<Option<String>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Faults for the next requests whose range holds an offset.
+    targeted: Mutex<Vec<(u64, Fault, u32)>>,
+    delay: Mutex<std::time::Duration>,
+    in_flight: std::sync::atomic::AtomicU64,
+    peak: std::sync::atomic::AtomicU64,
     log: Mutex<Vec<Range<u64>>>,
 }
 
@@ -48,6 +55,22 @@ impl MemFile {
     /// Queues faults for the next requests, in order.
     pub(super) fn fault(&self, faults: &[Fault]) {
         lock(&self.faults).extend(faults);
+    }
+
+    /// Gives the next `times` requests whose range holds `offset` this
+    /// fault (one piece among several in flight).
+    pub(crate) fn fault_at(&self, offset: u64, fault: Fault, times: u32) {
+        lock(&self.targeted).push((offset, fault, times));
+    }
+
+    /// Makes every request take this long (so that pieces overlap).
+    pub(crate) fn set_delay(&self, d: std::time::Duration) {
+        *lock(&self.delay) = d;
+    }
+
+    /// The most requests that were being answered at once.
+    pub(crate) fn peak_in_flight(&self) -> u64 {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The ranges asked for so far.
@@ -90,8 +113,25 @@ impl Transport for MemoryTransport {
     }
 
     fn get(&self, range: Range<u64>, etag: Option<&str>) -> Result<Reply<'_>, FetchError> {
+        use std::sync::atomic::Ordering;
         lock(&self.file.log).push(range.clone());
-        let fault = lock(&self.file.faults).pop_front();
+        let now = self.file.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.file.peak.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(*lock(&self.file.delay));
+        self.file.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let targeted = {
+            let mut t = lock(&self.file.targeted);
+            let hit = t
+                .iter_mut()
+                .find(|(at, _, n)| *n > 0 && range.contains(at))
+                .map(|(_, f, n)| {
+                    *n -= 1;
+                    *f
+                });
+            t.retain(|(_, _, n)| *n > 0);
+            hit
+        };
+        let fault = targeted.or_else(|| lock(&self.file.faults).pop_front());
         let data = lock(&self.file.data).clone();
         let current = lock(&self.file.etag).clone();
         if etag.is_some() && current.as_deref() != etag {
@@ -130,6 +170,11 @@ impl Transport for MemoryTransport {
         if let Some(Fault::ShortBody(n)) = fault {
             body.truncate(n);
         }
+        if let Some(Fault::Corrupt(at)) = fault
+            && (start..end).contains(&at)
+        {
+            body[(at - start) as usize] ^= 0xff;
+        }
         Ok(Reply {
             served: Served::Range {
                 start,
@@ -148,6 +193,7 @@ mod tests {
     use super::super::{RangeCache, RemoteSource, open_source};
     use super::*;
     use crate::source::ByteSource;
+    use std::collections::HashMap;
     use std::time::Duration;
 
     type MemSource = RemoteSource<MemoryTransport>;
@@ -324,6 +370,151 @@ mod tests {
             "{e} ({:?})",
             e.kind()
         );
+    }
+
+    /// Options for the parallel tests: pieces of 1000 bytes, 4 in flight.
+    fn parallel() -> RemoteOptions {
+        RemoteOptions {
+            jobs: 4,
+            ..opts()
+        }
+    }
+
+    fn counts(log: &[Range<u64>]) -> HashMap<u64, usize> {
+        let mut m = HashMap::new();
+        for r in log {
+            *m.entry(r.start).or_insert(0) += 1;
+        }
+        m
+    }
+
+    #[test]
+    fn pieces_in_flight_recover_each_on_its_own() {
+        let data = pattern(40_000);
+        let f = serve("parallel", data.clone(), Some("\"e\""));
+        let src = MemSource::open("mem://parallel", parallel()).unwrap();
+        f.clear_log();
+        f.set_delay(Duration::from_millis(5));
+        // One piece gets a 503, one a cut body, one the whole file.
+        f.fault_at(5_500, Fault::Unavailable, 1);
+        f.fault_at(9_000, Fault::ShortBody(100), 1);
+        f.fault_at(15_000, Fault::IgnoreRange, 1);
+        assert_eq!(read(&src, 3_000, 20_000).unwrap(), data[3_000..23_000]);
+        assert!(f.peak_in_flight() >= 2, "peak {}", f.peak_in_flight());
+        let log = f.log();
+        let n = counts(&log);
+        assert_eq!(n[&5_000], 2, "the 503 piece was asked twice: {log:?}");
+        assert_eq!(n[&9_000], 1);
+        assert_eq!(n[&9_100], 1, "the cut piece resumed where it stopped");
+        assert_eq!(n[&15_000], 1, "streamed forward from the whole file");
+        // Every other piece went out once.
+        let others = n
+            .iter()
+            .filter(|(k, _)| ![5_000, 9_000, 9_100, 15_000].contains(*k))
+            .collect::<Vec<_>>();
+        assert_eq!(others.len(), 17, "{log:?}");
+        assert!(others.iter().all(|(_, c)| **c == 1), "{log:?}");
+    }
+
+    #[test]
+    fn a_wrong_range_on_one_piece_fails_the_read_never_wrong_bytes() {
+        let f = serve("parallel-wrong", pattern(40_000), Some("\"e\""));
+        let src = MemSource::open("mem://parallel-wrong", parallel()).unwrap();
+        f.set_delay(Duration::from_millis(2));
+        f.fault_at(12_345, Fault::WrongRange, 1);
+        let e = read(&src, 3_000, 20_000).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("Content-Range"), "{e}");
+        // Persistent unavailability of one piece: an error after its retries.
+        f.fault_at(7_777, Fault::Unavailable, 100);
+        let e = read(&src, 3_000, 20_000).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    }
+
+    #[test]
+    fn streamed_ranges_arrive_in_order_close_ones_share_requests() {
+        let data = pattern(600_000);
+        let f = serve("stream", data.clone(), Some("\"e\""));
+        let src = MemSource::open("mem://stream", parallel()).unwrap();
+        f.clear_log();
+        f.set_delay(Duration::from_millis(2));
+        // One inside the head, two small neighbours (one span), one larger
+        // than a piece farther than COALESCE_GAP (a span of its own).
+        const { assert!(500_000 - 10_950 > super::super::COALESCE_GAP) };
+        let ranges = [(50, 30), (10_000, 600), (10_650, 300), (500_000, 4_321)];
+        let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+        src.stream_ranges(&ranges, &mut |at, b| {
+            match got.last_mut() {
+                Some((s, v)) if *s + v.len() as u64 == at => v.extend_from_slice(b),
+                _ => got.push((at, b.to_vec())),
+            }
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<(u64, Vec<u8>)> = ranges
+            .iter()
+            .map(|&(a, n)| (a, data[a as usize..(a + n) as usize].to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        // The head range cost nothing; the two neighbours one request of
+        // 950 bytes, the last 5 pieces of at most 1000.
+        let mut log = f.log();
+        log.sort_by_key(|r| r.start);
+        assert_eq!(log[0], 10_000..10_950, "{log:?}");
+        assert_eq!(log.len(), 1 + 5, "{log:?}");
+        assert!(log.iter().all(|r| r.start >= 10_000));
+        assert!(f.peak_in_flight() >= 2);
+        // Out of order or overlapping ranges are refused.
+        let e = src
+            .stream_ranges(&[(10_000, 10), (9_000, 10)], &mut |_, _| Ok(()))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // A consumer's error stops the stream and comes back as is.
+        let e = src
+            .stream_ranges(&[(10_000, 50_000)], &mut |_, _| {
+                Err(io::Error::other("consumer stopped"))
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "consumer stopped");
+    }
+
+    #[test]
+    fn streamed_pieces_fill_the_cache_and_invalidate_drops_what_overlaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pattern(30_000);
+        let f = serve("stream-cache", data.clone(), Some("\"e\""));
+        let mut o = parallel();
+        o.cache = Some(RangeCache::new(dir.path(), 1 << 20).unwrap());
+        let src = MemSource::open("mem://stream-cache", o.clone()).unwrap();
+        let all = |src: &MemSource| {
+            let mut v = Vec::new();
+            src.stream_ranges(&[(1_000, 20_000)], &mut |_, b| {
+                v.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+            v
+        };
+        assert_eq!(all(&src), data[1_000..21_000]);
+        // A corrupted piece on the way: the stream hands it over (checking
+        // is the reader's job), the reader drops what overlaps it.
+        let src = MemSource::open("mem://stream-cache", o.clone()).unwrap();
+        f.clear_log();
+        assert_eq!(all(&src), data[1_000..21_000]);
+        assert!(f.log().is_empty(), "served from the cache: {:?}", f.log());
+        assert!(src.invalidate(12_500, 10));
+        assert_eq!(all(&src), data[1_000..21_000]);
+        assert_eq!(f.log(), vec![12_000..13_000], "only the piece holding it");
+        // A read cut differently finds the pieces a stream cached only when
+        // it is cut the same way; invalidating a range drops the cached
+        // pieces of any cut that overlap it.
+        f.clear_log();
+        f.fault_at(5_000, Fault::Corrupt(5_000), 1);
+        assert!(src.invalidate(4_000, 3_000));
+        let got = all(&src);
+        assert_ne!(got, data[1_000..21_000], "the corrupted piece came through");
+        assert!(src.invalidate(5_000, 1));
+        assert_eq!(all(&src), data[1_000..21_000], "and was dropped, not kept");
     }
 
     #[test]

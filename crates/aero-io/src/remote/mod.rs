@@ -26,11 +26,13 @@
 //! ```
 
 mod cache;
+mod engine;
 mod source;
 mod transport;
 
 pub use cache::RangeCache;
-pub use source::{RemoteSource, RequestStats};
+pub use engine::{Budget, DEFAULT_JOBS, JOBS_ENV, MAX_JOBS, jobs_from_env, parse_jobs};
+pub use source::{COALESCE_GAP, RemoteSource, RequestStats, SPLIT_MIN};
 pub use transport::{FetchError, Meta, Reply, Served, Transport};
 
 use std::io;
@@ -105,8 +107,19 @@ pub struct RemoteOptions {
     pub retries: u32,
     /// First backoff; doubles on each retry (capped at 5 s).
     pub backoff: Duration,
-    /// Requests above this are split.
+    /// Requests above this are split (the size of a streamed piece).
     pub max_request: u64,
+    /// Range requests in flight at once (at least 1): a large read is cut
+    /// into pieces fetched on up to this many connections, and streamed
+    /// reads keep this many pieces coming. Shared through `budget` by every
+    /// source opened with clones of these options.
+    pub jobs: usize,
+    /// The limits `jobs` sets, shared by clones of these options (a set's
+    /// parts, files opened by one command): at most `jobs` requests in
+    /// flight and `jobs` streamed pieces of `max_request` bytes held in
+    /// memory (plus one per stream), whatever the number of files read at
+    /// once. Sized on first use from `jobs`.
+    pub budget: Budget,
     /// Cap on one read (one tensor).
     pub max_read: u64,
     /// Redirects followed.
@@ -120,13 +133,18 @@ pub struct RemoteOptions {
     pub cache: Option<RangeCache>,
 }
 
+/// The defaults, with `jobs` from `AEROTENSOR_REMOTE_JOBS` when it is set to
+/// a valid number (so every front end honours it; [`jobs_from_env`] tells
+/// an invalid value).
 impl Default for RemoteOptions {
     fn default() -> Self {
         RemoteOptions {
             timeout: Duration::from_secs(30),
             retries: 4,
             backoff: Duration::from_millis(200),
-            max_request: 64 << 20,
+            max_request: 4 << 20,
+            jobs: jobs_from_env().ok().flatten().unwrap_or(DEFAULT_JOBS),
+            budget: Budget::new(),
             max_read: 2 << 30,
             max_redirects: 3,
             max_ignored_range: 256 << 20,

@@ -9,6 +9,12 @@ use super::RemoteOptions;
 use super::transport::{FetchError, Meta, Reply, Served, Transport};
 use crate::source::ByteSource;
 
+/// A read is split across connections into pieces of at least this size
+/// (see `RemoteSource::cut`).
+pub const SPLIT_MIN: u64 = 1 << 20;
+/// Ranges of one stream closer than this are fetched as one span.
+pub const COALESCE_GAP: u64 = 256 << 10;
+
 /// Network traffic of one source (cache hits are not counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestStats {
@@ -50,6 +56,9 @@ pub struct RemoteSource<T: Transport + ?Sized = dyn Transport> {
     etag: Option<String>,
     opts: RemoteOptions,
     stats: Mutex<RequestStats>,
+    /// Cache entries this source read or wrote: what [`Self::invalidate`]
+    /// drops when bytes in their range fail a check.
+    used: Mutex<Vec<(u64, u64)>>,
     transport: T,
 }
 
@@ -60,6 +69,12 @@ impl<T: Transport + ?Sized> std::fmt::Debug for RemoteSource<T> {
             .field("len", &self.len)
             .finish()
     }
+}
+
+/// The error of a piece whose call stopped (another piece failed, or the
+/// consumer gave up): never reported, the call's first error is.
+fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "stopped")
 }
 
 /// A [`FetchError`] as the error a read returns.
@@ -76,10 +91,18 @@ fn into_io(e: FetchError) -> io::Error {
 
 /// Reads until `buf` is full or the body ends. Returns the count, and an
 /// error only when nothing arrived (after some bytes, a failure is a cut
-/// body: the caller resumes).
-fn read_body(body: &mut dyn Read, buf: &mut [u8]) -> (usize, Result<(), FetchError>) {
+/// body: the caller resumes). Stops early, with what it has, once `stop`
+/// says so.
+fn read_body(
+    body: &mut dyn Read,
+    buf: &mut [u8],
+    stop: &dyn Fn() -> bool,
+) -> (usize, Result<(), FetchError>) {
     let mut got = 0;
     while got < buf.len() {
+        if stop() {
+            return (got, Err(FetchError::Fatal(stopped())));
+        }
         match body.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -112,6 +135,7 @@ impl<T: Transport> RemoteSource<T> {
             etag: None,
             opts,
             stats: Mutex::new(RequestStats::default()),
+            used: Mutex::new(Vec::new()),
             transport,
         };
         let (head, meta) = src.first_read()?;
@@ -153,14 +177,27 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
     /// a hash check upstream), so that the next read of that range fetches
     /// it again. Returns whether this source caches at all, that is,
     /// whether reading again can give other bytes.
+    ///
+    /// Every cache entry this source read or wrote that overlaps the range
+    /// is dropped, however the range was cut into pieces
+    /// ([`Self::stream_ranges`], a read split across connections), as is an
+    /// entry for exactly the range.
     pub fn invalidate(&self, offset: u64, len: u64) -> bool {
-        match &self.opts.cache {
-            Some(c) => {
-                c.remove(&self.url, &self.validator, offset, len);
-                true
-            }
-            None => false,
+        let Some(c) = &self.opts.cache else {
+            return false;
+        };
+        c.remove(&self.url, &self.validator, offset, len);
+        let end = offset.saturating_add(len);
+        if let Ok(mut used) = self.used.lock() {
+            used.retain(|&(a, n)| {
+                let overlaps = a < end && a + n > offset;
+                if overlaps {
+                    c.remove(&self.url, &self.validator, a, n);
+                }
+                !overlaps
+            });
         }
+        true
     }
 
     fn err(&self, e: io::Error) -> io::Error {
@@ -269,7 +306,7 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                     )));
                 }
                 let n = (end - start) as usize;
-                let (got, res) = read_body(&mut body, &mut buf[..n]);
+                let (got, res) = read_body(&mut body, &mut buf[..n], &|| false);
                 self.count(got as u64, 0);
                 res?;
                 if got < n {
@@ -288,7 +325,7 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
             }
             Served::Whole { total } => {
                 // No range support: the whole file follows. Keep what fits.
-                let (got, res) = read_body(&mut body, buf);
+                let (got, res) = read_body(&mut body, buf, &|| false);
                 self.count(got as u64, 0);
                 res?;
                 let total = match total {
@@ -315,8 +352,9 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
         }
     }
 
-    /// The read path: bounds, the in-memory head, the per-read cap, the
-    /// verified cache, then the network (whose bytes are cached).
+    /// The read path: bounds, the in-memory head, the per-read cap, then
+    /// the pieces of the read ([`Self::cut`]) from the verified cache or the
+    /// network, fetched concurrently into `buf` ([`super::engine`]).
     fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let len = buf.len() as u64;
         if offset.checked_add(len).is_none_or(|e| e > self.len) {
@@ -344,31 +382,191 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                 ),
             )));
         }
+        let pieces = self.cut(offset, len);
+        let mut cells: Vec<Mutex<&mut [u8]>> = Vec::with_capacity(pieces.len());
+        let mut rest = buf;
+        for &(_, n) in &pieces {
+            let (a, b) = rest.split_at_mut(n as usize);
+            cells.push(Mutex::new(a));
+            rest = b;
+        }
+        super::engine::run(
+            &self.opts.budget,
+            self.opts.jobs,
+            pieces.len(),
+            super::engine::Held::CallerMemory,
+            &|i, ctx| {
+                let (at, _) = pieces[i];
+                let mut cell = cells[i].lock().map_err(|_| io::Error::other("poisoned"))?;
+                self.piece(at, &mut cell, &|| ctx.stopped())
+            },
+            &mut |_, ()| Ok(()),
+        )
+    }
+
+    /// How a read (or a streamed span) of `len` bytes at `offset` is cut
+    /// into requests, and into cache entries: pieces of at most
+    /// `max_request` bytes, and, when `jobs` allows several requests, at
+    /// least `min(jobs, len / SPLIT_MIN)` equal pieces (so that a read of a
+    /// few MiB still goes out on several connections). With `jobs = 1` a
+    /// read is cut at `max_request` only.
+    fn cut(&self, offset: u64, len: u64) -> Vec<(u64, u64)> {
+        let max = self.opts.max_request.max(1);
+        let by_size = len.div_ceil(max);
+        let ways = (len / SPLIT_MIN).min(self.opts.jobs as u64);
+        let step = if ways > by_size {
+            len.div_ceil(ways).next_multiple_of(64 << 10).min(max)
+        } else {
+            max
+        };
+        let mut v = Vec::with_capacity(len.div_ceil(step) as usize);
+        let mut at = 0;
+        while at < len {
+            let n = step.min(len - at);
+            v.push((offset + at, n));
+            at += n;
+        }
+        v
+    }
+
+    /// One piece: the cache, else the network (then cached).
+    fn piece(&self, at: u64, buf: &mut [u8], stop: &dyn Fn() -> bool) -> io::Result<()> {
+        let len = buf.len() as u64;
         let cache = self.opts.cache.as_ref();
-        if let Some(data) = cache.and_then(|c| c.get(&self.url, &self.validator, offset, len)) {
+        if let Some(data) = cache.and_then(|c| c.get(&self.url, &self.validator, at, len)) {
             buf.copy_from_slice(&data);
+            self.remember(at, len);
             return Ok(());
         }
-        let step = usize::try_from(self.opts.max_request.max(1)).unwrap_or(usize::MAX);
-        let mut at = offset;
-        for piece in buf.chunks_mut(step) {
-            self.fetch(at, piece)?;
-            at += piece.len() as u64;
-        }
+        self.fetch(at, buf, stop)?;
         if let Some(c) = cache {
             // A failing cache must not fail the read.
-            let _ = c.put(&self.url, &self.validator, offset, buf);
+            if c.put(&self.url, &self.validator, at, buf).is_ok() {
+                self.remember(at, len);
+            }
         }
         Ok(())
     }
 
+    fn remember(&self, at: u64, len: u64) {
+        if let Ok(mut u) = self.used.lock()
+            && !u.contains(&(at, len))
+        {
+            u.push((at, len));
+        }
+    }
+
+    /// Streams the bytes of `ranges` (absolute `(offset, length)` pairs,
+    /// sorted, not overlapping) to `sink` in order, with up to `jobs`
+    /// requests in flight (see [`super::engine`]): ranges smaller than a
+    /// piece and closer than [`COALESCE_GAP`] are fetched as one span (small
+    /// reads coalesced),
+    /// each span is cut into pieces as a read of it would be
+    /// ([`Self::cut`], which also names their cache entries), and each piece
+    /// comes from the verified cache or the network, filling the cache as it
+    /// arrives. `sink` gets `(offset, bytes)` slices that lie inside one
+    /// range, in order, each range covered exactly once; bytes between
+    /// coalesced ranges are dropped. Memory stays near `jobs` pieces
+    /// whatever the total length. An error from `sink` stops the stream and
+    /// is returned as is.
+    pub fn stream_ranges(
+        &self,
+        ranges: &[(u64, u64)],
+        sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut last = 0u64;
+        for &(at, n) in ranges {
+            let end = at.checked_add(n).filter(|&e| e <= self.len);
+            let Some(end) = end else {
+                return Err(self.err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("range {at}+{n} is past the end ({})", self.len),
+                )));
+            };
+            if at < last {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "stream_ranges: ranges must be sorted and must not overlap",
+                ));
+            }
+            last = end;
+        }
+        // The parts inside the in-memory head are served from it; the rest
+        // is grouped into spans.
+        let head = self.head.len() as u64;
+        let mut wanted: Vec<(u64, u64)> = Vec::new();
+        for &(at, n) in ranges.iter().filter(|r| r.1 > 0) {
+            let end = at + n;
+            if at < head {
+                let h = end.min(head);
+                sink(at, &self.head[at as usize..h as usize])?;
+                if h < end {
+                    wanted.push((h, end - h));
+                }
+            } else {
+                wanted.push((at, n));
+            }
+        }
+        // Small ranges close together share a span; a range of a piece or
+        // more stands alone, so that its pieces start where it starts (a
+        // caller that passes a shard as one range gets pieces aligned to it).
+        let piece = self.opts.max_request.max(1);
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        for &(at, n) in &wanted {
+            match spans.last_mut() {
+                Some(s) if at - (s.0 + s.1) <= COALESCE_GAP && n < piece && s.1 < piece => {
+                    s.1 = at + n - s.0
+                }
+                _ => spans.push((at, n)),
+            }
+        }
+        let pieces: Vec<(u64, u64)> = spans.iter().flat_map(|&(a, n)| self.cut(a, n)).collect();
+        let mut next_range = 0usize;
+        super::engine::run(
+            &self.opts.budget,
+            self.opts.jobs,
+            pieces.len(),
+            super::engine::Held::Slots,
+            &|i, ctx| {
+                let (at, n) = pieces[i];
+                let mut buf = self.opts.budget.buffer(self.opts.jobs, n as usize);
+                self.piece(at, &mut buf, &|| ctx.stopped())?;
+                Ok(buf)
+            },
+            &mut |i, buf| {
+                let (at, n) = pieces[i];
+                let end = at + n;
+                // Hand over the parts of the wanted ranges inside this piece.
+                while let Some(&(ra, rn)) = wanted.get(next_range) {
+                    let re = ra + rn;
+                    if ra >= end {
+                        break;
+                    }
+                    let (from, to) = (ra.max(at), re.min(end));
+                    if from < to {
+                        sink(from, &buf[(from - at) as usize..(to - at) as usize])?;
+                    }
+                    if re > end {
+                        break;
+                    }
+                    next_range += 1;
+                }
+                self.opts.budget.recycle(self.opts.jobs, buf);
+                Ok(())
+            },
+        )
+    }
+
     /// Fetches one piece, retrying and resuming at the current offset.
-    fn fetch(&self, start: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn fetch(&self, start: u64, buf: &mut [u8], stop: &dyn Fn() -> bool) -> io::Result<()> {
         let mut got = 0usize;
         let mut attempt = 0u32;
         let mut stalled = 0u32;
         loop {
-            let (n, res) = self.attempt(start + got as u64, &mut buf[got..]);
+            if stop() {
+                return Err(stopped());
+            }
+            let (n, res) = self.attempt(start + got as u64, &mut buf[got..], stop);
             got += n;
             if got == buf.len() {
                 return Ok(());
@@ -406,7 +604,12 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
 
     /// One request for `buf.len()` bytes at `start`: the bytes received
     /// (fewer than asked when the body was cut) and why it stopped short.
-    fn attempt(&self, start: u64, buf: &mut [u8]) -> (usize, Result<(), FetchError>) {
+    fn attempt(
+        &self,
+        start: u64,
+        buf: &mut [u8],
+        stop: &dyn Fn() -> bool,
+    ) -> (usize, Result<(), FetchError>) {
         let end = start + buf.len() as u64;
         let Reply {
             served,
@@ -440,8 +643,13 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                         ))),
                     );
                 }
-                let (got, res) = read_body(&mut body, buf);
+                let (got, res) = read_body(&mut body, buf, stop);
                 self.count(got as u64, 0);
+                if got == buf.len() {
+                    // Read to the end of the body, so that the connection
+                    // goes back to the pool for the next request.
+                    let _ = body.read(&mut [0u8; 1]);
+                }
                 (got, res)
             }
             Served::Whole { .. } => {
@@ -469,7 +677,7 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                         ))),
                     );
                 }
-                let (got, res) = read_body(&mut body, buf);
+                let (got, res) = read_body(&mut body, buf, stop);
                 self.count(got as u64, 0);
                 (got, res)
             }
@@ -484,5 +692,13 @@ impl<T: Transport + ?Sized> ByteSource for RemoteSource<T> {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.read(offset, buf)
+    }
+
+    fn stream(
+        &self,
+        ranges: &[(u64, u64)],
+        sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.stream_ranges(ranges, sink)
     }
 }

@@ -171,6 +171,36 @@ pub fn work_bytes(f: &AeroFile, mode: Mode) -> u64 {
 
 /// Validates a file. Never panics on any input; every problem lands in the report.
 pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
+    validate_inner(f, mode, progress, None).0
+}
+
+/// Validates a file like [`validate`] and feeds every byte of it, in order,
+/// to `digest` (how a set checks each file's SHA-256, spec §13). In
+/// [`Mode::Full`] the file is read **once**: one stream over the whole file
+/// ([`crate::ByteSource::stream`], several range requests in flight for a
+/// remote file) feeds `digest` and checks every weight shard, its pages and
+/// its tensors' `hash_b3` as the bytes pass. In the other modes the file is
+/// streamed for `digest` after the checks. The second value says whether
+/// every byte reached `digest` (an error: the digest is incomplete).
+/// `progress` is told of the digested bytes as well as the checked ones.
+pub fn validate_with_digest(
+    f: &AeroFile,
+    mode: Mode,
+    progress: Progress<'_>,
+    digest: &mut (dyn FnMut(&[u8]) + Send),
+) -> (Report, std::io::Result<()>) {
+    let (r, digested) = validate_inner(f, mode, progress, Some(digest));
+    (r, digested.unwrap_or(Ok(())))
+}
+
+type Digest<'d> = &'d mut (dyn FnMut(&[u8]) + Send);
+
+fn validate_inner(
+    f: &AeroFile,
+    mode: Mode,
+    progress: Progress<'_>,
+    mut digest: Option<Digest<'_>>,
+) -> (Report, Option<std::io::Result<()>>) {
     let mut r = Report {
         file: f.path().display().to_string(),
         format: "AERO",
@@ -199,7 +229,8 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
             r.warnings
                 .push("IHSH: no control-plane hash in this file".into());
         }
-        return r.finish();
+        let digested = digest.map(|d| digest_whole(f, d, progress));
+        return (r.finish(), digested);
     }
 
     check_duplicates(f, &mut r);
@@ -221,8 +252,9 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
 
     check_manifest(f, &mut r);
     check_tensors(f, &mut r);
+    let mut digested = None;
     if mode == Mode::Full {
-        scan_shards(f, &mut r, progress);
+        digested = Some(scan_shards(f, &mut r, progress, digest.take()));
         for p in &r.pages {
             if p.status != "verified" {
                 let e = format!(
@@ -243,7 +275,19 @@ pub fn validate(f: &AeroFile, mode: Mode, progress: Progress<'_>) -> Report {
             }
         }
     }
-    r.finish()
+    if let Some(d) = digest {
+        digested = Some(Some(digest_whole(f, d, progress)));
+    }
+    (r.finish(), digested.flatten())
+}
+
+/// Streams the whole file to `digest`.
+fn digest_whole(f: &AeroFile, digest: Digest<'_>, progress: Progress<'_>) -> std::io::Result<()> {
+    f.source().stream(&[(0, f.len())], &mut |_, b| {
+        digest(b);
+        progress(b.len() as u64);
+        Ok(())
+    })
 }
 
 fn check_duplicates(f: &AeroFile, r: &mut Report) {
@@ -486,12 +530,30 @@ fn check_tensors(f: &AeroFile, r: &mut Report) {
     }
 }
 
+/// One weight shard to scan: its report row, its chunk, the tensors whose
+/// `hash_b3` it checks and the PHSH (index into the page checks) checked
+/// with it.
+struct ShardJob<'f> {
+    row: usize,
+    chunk: &'f Chunk,
+    tensors: Vec<scan::TensorCheck>,
+    page_at: Option<usize>,
+}
+
 /// Full mode: every weight shard hashed once with its page and tensor
-/// hashes ([`scan`]); fills in the WTSH chunk rows, the tensors'
-/// `hash_b3` status and the PHSH reports.
-fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
+/// hashes ([`crate::scan`]); fills in the WTSH chunk rows, the tensors'
+/// `hash_b3` status and the PHSH reports. With `digest`, the whole file is
+/// streamed once instead, feeding `digest` and the shard scans together;
+/// the result says whether every byte was read (`None` without `digest`).
+fn scan_shards(
+    f: &AeroFile,
+    r: &mut Report,
+    progress: Progress<'_>,
+    digest: Option<Digest<'_>>,
+) -> Option<std::io::Result<()>> {
     let mut pages = integrity::page_checks(f);
     let idx = f.index().ok();
+    let mut jobs: Vec<ShardJob<'_>> = Vec::new();
     for row in 0..r.chunks.len() {
         let Some(c) = f.chunks().get(r.chunks[row].index as usize) else {
             continue;
@@ -511,43 +573,75 @@ fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
                 }
             }
         }
-        // The first usable PHSH of this chunk is checked in the same pass.
-        let page_at = pages
-            .iter()
-            .position(|p| p.target.as_ref().is_some_and(|(s, _)| *s == c.index));
-        let ph = page_at.and_then(|i| pages[i].target.as_ref().map(|(_, ph)| ph));
-        let status =
-            match scan::scan_shard(f.source_ref(), c.offset, c.length, &tensors, ph, progress) {
-                Ok(scan) => {
-                    for &(i, ..) in &tensors {
-                        let bad = scan.bad_tensors.contains(&i);
-                        if let Some(t) = r.tensors.get_mut(i) {
-                            t.hash_b3 = if bad { "mismatch" } else { "verified" };
-                            if bad {
-                                t.status = "invalid";
-                                t.problems.push("bytes do not match hash_b3".into());
-                                r.errors.push(format!(
-                                    "tensor '{}': bytes do not match hash_b3",
-                                    t.name
-                                ));
-                            }
+        // The first usable PHSH of this chunk (not claimed by an earlier
+        // copy of the chunk) is checked in the same pass.
+        let page_at = pages.iter().enumerate().position(|(i, p)| {
+            p.target.as_ref().is_some_and(|(s, _)| *s == c.index)
+                && !jobs.iter().any(|j| j.page_at == Some(i))
+        });
+        jobs.push(ShardJob {
+            row,
+            chunk: c,
+            tensors,
+            page_at,
+        });
+    }
+    let (results, digested) = match digest {
+        None => {
+            let results = jobs
+                .iter()
+                .map(|j| {
+                    let ph = j
+                        .page_at
+                        .and_then(|i| pages[i].target.as_ref().map(|(_, ph)| ph));
+                    scan::scan_shard(
+                        f.source_ref(),
+                        j.chunk.offset,
+                        j.chunk.length,
+                        &j.tensors,
+                        ph,
+                        progress,
+                    )
+                })
+                .collect();
+            (results, None)
+        }
+        Some(d) => {
+            let (results, read) = scan_streamed(f, &jobs, &pages, progress, d);
+            (results, Some(read))
+        }
+    };
+    for (j, scanned) in jobs.iter().zip(results) {
+        let c = j.chunk;
+        let status = match scanned {
+            Ok(scan) => {
+                for &(i, ..) in &j.tensors {
+                    let bad = scan.bad_tensors.contains(&i);
+                    if let Some(t) = r.tensors.get_mut(i) {
+                        t.hash_b3 = if bad { "mismatch" } else { "verified" };
+                        if bad {
+                            t.status = "invalid";
+                            t.problems.push("bytes do not match hash_b3".into());
+                            r.errors
+                                .push(format!("tensor '{}': bytes do not match hash_b3", t.name));
                         }
                     }
-                    if let Some(i) = page_at {
-                        integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
-                        pages[i].target = None;
-                    }
-                    if !c.hash_recorded() {
-                        ChunkStatus::HashNotRecorded
-                    } else if scan.shard == c.blake3 {
-                        ChunkStatus::Verified
-                    } else {
-                        ChunkStatus::Mismatch
-                    }
                 }
-                Err(e) => ChunkStatus::Error(e.to_string()),
-            };
-        record_chunk(r, row, c, status);
+                if let Some(i) = j.page_at {
+                    integrity::finish_page_report(&mut pages[i].report, scan.bad_pages);
+                    pages[i].target = None;
+                }
+                if !c.hash_recorded() {
+                    ChunkStatus::HashNotRecorded
+                } else if scan.shard == c.blake3 {
+                    ChunkStatus::Verified
+                } else {
+                    ChunkStatus::Mismatch
+                }
+            }
+            Err(e) => ChunkStatus::Error(e.to_string()),
+        };
+        record_chunk(r, j.row, c, status);
     }
     // PHSH chunks not checked above (a second PHSH for one shard).
     for p in &mut pages {
@@ -561,6 +655,100 @@ fn scan_shards(f: &AeroFile, r: &mut Report, progress: Progress<'_>) {
         }
     }
     r.pages = pages.into_iter().map(|p| p.report).collect();
+    digested
+}
+
+/// Window size of the streamed scans: small, since a set validates several
+/// files at once and each keeps one window being filled.
+const STREAM_WINDOW: u64 = 4 << 20;
+
+/// One stream over the whole file: every byte goes to `digest`, and the
+/// bytes of each job's shard to its [`scan::ShardScanner`], regrouped
+/// into windows. Returns each job's scan and whether the stream finished.
+fn scan_streamed(
+    f: &AeroFile,
+    jobs: &[ShardJob<'_>],
+    pages: &[integrity::PageCheck],
+    progress: Progress<'_>,
+    digest: Digest<'_>,
+) -> (Vec<std::io::Result<scan::ShardScan>>, std::io::Result<()>) {
+    struct Open<'p> {
+        scanner: scan::ShardScanner<'p>,
+        start: u64,
+        end: u64,
+        /// Absolute offset the shard's bytes have reached.
+        at: u64,
+        win: Vec<u8>,
+    }
+    let mut open: Vec<Open<'_>> = jobs
+        .iter()
+        .map(|j| {
+            let ph = j
+                .page_at
+                .and_then(|i| pages[i].target.as_ref().map(|(_, ph)| ph));
+            Open {
+                scanner: scan::ShardScanner::new(j.chunk.length, &j.tensors, ph, STREAM_WINDOW),
+                start: j.chunk.offset,
+                end: j.chunk.offset.saturating_add(j.chunk.length),
+                at: j.chunk.offset,
+                win: Vec::new(),
+            }
+        })
+        .collect();
+    // The file as ranges cut at the shards' edges, so that each shard's
+    // pieces start where it starts and its windows mostly need no copy.
+    let len = f.len();
+    let mut cuts: Vec<u64> = vec![0, len];
+    for o in &open {
+        cuts.extend([o.start.min(len), o.end.min(len)]);
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+    let read = f.source().stream(&ranges, &mut |at, bytes| {
+        digest(bytes);
+        progress(bytes.len() as u64);
+        let end = at + bytes.len() as u64;
+        for o in open.iter_mut().filter(|o| o.start < end && o.end > at) {
+            // Only the bytes this shard has not had yet (chunks may overlap
+            // in a damaged file; each scan sees its own range once).
+            let from = o.at.max(at);
+            let to = o.end.min(end);
+            if from >= to {
+                continue;
+            }
+            let mut part = &bytes[(from - at) as usize..(to - at) as usize];
+            let ws = o.scanner.window_size();
+            while !part.is_empty() {
+                let rel = o.at - o.start;
+                let size = (o.end - o.start - (rel - rel % ws)).min(ws) as usize;
+                let need = size - o.win.len();
+                let k = need.min(part.len());
+                if o.win.is_empty() && k == size {
+                    o.scanner.window(&part[..k]);
+                    progress(k as u64);
+                } else {
+                    o.win.extend_from_slice(&part[..k]);
+                    if o.win.len() == size {
+                        o.scanner.window(&o.win);
+                        o.win.clear();
+                        progress(size as u64);
+                    }
+                }
+                o.at += k as u64;
+                part = &part[k..];
+            }
+        }
+        Ok(())
+    });
+    let results = open
+        .into_iter()
+        .map(|o| match &read {
+            Err(e) if o.at < o.end => Err(std::io::Error::new(e.kind(), e.to_string())),
+            _ => o.scanner.finish(),
+        })
+        .collect();
+    (results, read)
 }
 
 /// Sets a chunk row's status and adds the error or warning it implies.

@@ -68,133 +68,195 @@ pub(super) fn scan_shard<'a>(
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<ShardScan> {
     let src: SourceRef<'a> = src.into();
-    let mut todo: Vec<TensorCheck> = tensors
-        .iter()
-        .copied()
-        .filter(|&(_, off, n, _)| off.checked_add(n).is_some_and(|e| e <= len))
-        .collect();
-    todo.sort_by_key(|t| t.1);
-    let mut out = ShardScan::default();
-    // Empty tensors hash the empty input.
-    for &(i, _, n, want) in &todo {
-        if n == 0 && *blake3::hash(&[]).as_bytes() != want {
-            out.bad_tensors.push(i);
-        }
-    }
-    if pages.is_none() && todo.iter().all(|&(_, _, n, _)| n == 0) && src.local_file().is_some() {
+    let only_shard = pages.is_none()
+        && tensors
+            .iter()
+            .all(|&(_, off, n, _)| n == 0 || off.checked_add(n).is_none_or(|e| e > len));
+    if only_shard && src.local_file().is_some() {
         // Only the shard hash covers these bytes: one BLAKE3 of the range,
         // which for a local file is [`crate::verify::hash_range`]'s subtrees
         // (each core maps and hashes the next window on its own, with no
         // barrier between windows), as `validate --full` hashed shards
         // before page and tensor hashes joined the pass. The windowed pass
         // below waits at the end of every window for its slowest job.
-        out.shard = *crate::verify::hash_range(src, offset, len, progress)?.as_bytes();
-        out.bad_tensors.sort_unstable();
-        return Ok(out);
+        let mut scanner = ShardScanner::new(len, tensors, pages, WINDOW);
+        scanner.out.shard = *crate::verify::hash_range(src, offset, len, progress)?.as_bytes();
+        scanner.out.bad_tensors.sort_unstable();
+        return Ok(scanner.out);
     }
-    let mut next_tensor = 0usize;
-    let mut running: Vec<Running> = Vec::new();
-    let mut cvs: Vec<ChainingValue> = Vec::new();
-    let mut root: Option<blake3::Hash> = None;
-    let mut page_carry = pages.map(|p| (blake3::Hasher::new(), 0u64, p.page_size.max(1)));
-    let mut base = 0u64;
-    crate::verify::for_each_window(
-        src,
-        offset,
-        len,
-        |w| {
-            let end = base + w.len() as u64;
-            // Tensors that start in this window join the running set.
-            while let Some(&(i, off, n, want)) = todo.get(next_tensor) {
-                if off >= end {
-                    break;
-                }
-                next_tensor += 1;
-                if n > 0 {
-                    running.push(Running {
-                        index: i,
-                        start: off,
-                        end: off + n,
-                        want,
-                        hasher: blake3::Hasher::new(),
-                    });
-                }
+    let mut scanner = ShardScanner::new(len, tensors, pages, WINDOW);
+    crate::verify::for_each_window(src, offset, len, |w| scanner.window(w), &mut progress)?;
+    scanner.finish()
+}
+
+/// [`scan_shard`] fed by its caller: windows of the shard's bytes in order,
+/// each `window_size` bytes (a power of two) except the last. How one pass
+/// over a whole remote file checks every shard in it while the same bytes
+/// feed other hashes (`validate_with_digest`).
+pub(super) struct ShardScanner<'p> {
+    len: u64,
+    window_size: u64,
+    todo: Vec<TensorCheck>,
+    next_tensor: usize,
+    running: Vec<Running>,
+    cvs: Vec<ChainingValue>,
+    root: Option<blake3::Hash>,
+    pages: Option<&'p PageHashes>,
+    page_carry: Option<(blake3::Hasher, u64, u64)>,
+    base: u64,
+    out: ShardScan,
+}
+
+impl<'p> ShardScanner<'p> {
+    /// A scan of a shard of `len` bytes checking `tensors` and `pages`, fed
+    /// windows of `window_size` bytes (a power of two).
+    pub(super) fn new(
+        len: u64,
+        tensors: &[TensorCheck],
+        pages: Option<&'p PageHashes>,
+        window_size: u64,
+    ) -> ShardScanner<'p> {
+        let mut todo: Vec<TensorCheck> = tensors
+            .iter()
+            .copied()
+            .filter(|&(_, off, n, _)| off.checked_add(n).is_some_and(|e| e <= len))
+            .collect();
+        todo.sort_by_key(|t| t.1);
+        let mut out = ShardScan::default();
+        // Empty tensors hash the empty input.
+        for &(i, _, n, want) in &todo {
+            if n == 0 && *blake3::hash(&[]).as_bytes() != want {
+                out.bad_tensors.push(i);
             }
-            let mut cv = None;
-            let mut bad_pages = Vec::new();
-            rayon::scope(|s| {
-                let whole = len <= WINDOW;
-                let cv = &mut cv;
-                s.spawn(move |_| {
-                    *cv = Some(if whole {
-                        Err(crate::tree::root_hash(w))
-                    } else {
-                        Ok(crate::tree::subtree_cv(w, base))
-                    });
+        }
+        ShardScanner {
+            len,
+            window_size: window_size.max(1 << 10).next_power_of_two(),
+            todo,
+            next_tensor: 0,
+            running: Vec::new(),
+            cvs: Vec::new(),
+            root: None,
+            pages,
+            page_carry: pages.map(|p| (blake3::Hasher::new(), 0u64, p.page_size.max(1))),
+            base: 0,
+            out,
+        }
+    }
+
+    /// The size of the windows this scan takes.
+    pub(super) fn window_size(&self) -> u64 {
+        self.window_size
+    }
+
+    /// Consumes the next window.
+    pub(super) fn window(&mut self, w: &[u8]) {
+        let base = self.base;
+        let end = base + w.len() as u64;
+        // Tensors that start in this window join the running set.
+        while let Some(&(i, off, n, want)) = self.todo.get(self.next_tensor) {
+            if off >= end {
+                break;
+            }
+            self.next_tensor += 1;
+            if n > 0 {
+                self.running.push(Running {
+                    index: i,
+                    start: off,
+                    end: off + n,
+                    want,
+                    hasher: blake3::Hasher::new(),
                 });
-                if let Some(ph) = pages {
-                    let carry = &mut page_carry;
-                    let bad = &mut bad_pages;
-                    s.spawn(move |_| page_job(w, base, ph, carry, bad));
-                }
-                for r in running.iter_mut() {
-                    let (from, to) = (r.start.max(base), r.end.min(end));
-                    if from < to {
-                        let seg = &w[(from - base) as usize..(to - base) as usize];
-                        s.spawn(move |_| {
-                            r.hasher.update(seg);
-                        });
-                    }
-                }
-            });
-            match cv {
-                Some(Ok(c)) => cvs.push(c),
-                Some(Err(h)) => root = Some(h),
-                None => {}
             }
-            out.bad_pages.extend(bad_pages);
-            // Tensors that ended in this window are checked.
-            running.retain(|r| {
-                if r.end > end {
-                    return true;
-                }
-                if *r.hasher.finalize().as_bytes() != r.want {
-                    out.bad_tensors.push(r.index);
-                }
-                false
+        }
+        let mut cv = None;
+        let mut bad_pages = Vec::new();
+        let (len, window_size, pages) = (self.len, self.window_size, self.pages);
+        let carry = &mut self.page_carry;
+        let running = &mut self.running;
+        rayon::scope(|s| {
+            let whole = len <= window_size;
+            let cv = &mut cv;
+            s.spawn(move |_| {
+                *cv = Some(if whole {
+                    Err(crate::tree::root_hash(w))
+                } else {
+                    Ok(crate::tree::subtree_cv(w, base))
+                });
             });
-            base = end;
-        },
-        &mut progress,
-    )?;
-    if let Some((h, n, _)) = page_carry.filter(|(_, n, _)| *n > 0)
-        && let Some(ph) = pages
-    {
-        let i = (len - n) / ph.page_size.max(1);
-        if ph.digests.get(i as usize) != Some(h.finalize().as_bytes()) {
-            out.bad_pages.push(i);
+            if let Some(ph) = pages {
+                let bad = &mut bad_pages;
+                s.spawn(move |_| page_job(w, base, window_size, ph, carry, bad));
+            }
+            for r in running.iter_mut() {
+                let (from, to) = (r.start.max(base), r.end.min(end));
+                if from < to {
+                    let seg = &w[(from - base) as usize..(to - base) as usize];
+                    s.spawn(move |_| {
+                        r.hasher.update(seg);
+                    });
+                }
+            }
+        });
+        match cv {
+            Some(Ok(c)) => self.cvs.push(c),
+            Some(Err(h)) => self.root = Some(h),
+            None => {}
         }
+        self.out.bad_pages.extend(bad_pages);
+        // Tensors that ended in this window are checked.
+        let out = &mut self.out;
+        self.running.retain(|r| {
+            if r.end > end {
+                return true;
+            }
+            if *r.hasher.finalize().as_bytes() != r.want {
+                out.bad_tensors.push(r.index);
+            }
+            false
+        });
+        self.base = end;
     }
-    if len == 0 {
-        root = Some(blake3::hash(&[]));
-        if let Some(ph) = pages
-            && ph
-                .digests
-                .first()
-                .is_some_and(|d| d != blake3::hash(&[]).as_bytes())
+
+    /// What the scan found, once every window was given.
+    pub(super) fn finish(mut self) -> std::io::Result<ShardScan> {
+        let len = self.len;
+        if self.base != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("shard scan got {} of {len} bytes", self.base),
+            ));
+        }
+        if let Some((h, n, _)) = self.page_carry.take().filter(|(_, n, _)| *n > 0)
+            && let Some(ph) = self.pages
         {
-            out.bad_pages.push(0);
+            let i = (len - n) / ph.page_size.max(1);
+            if ph.digests.get(i as usize) != Some(h.finalize().as_bytes()) {
+                self.out.bad_pages.push(i);
+            }
         }
+        if len == 0 {
+            self.root = Some(blake3::hash(&[]));
+            if let Some(ph) = self.pages
+                && ph
+                    .digests
+                    .first()
+                    .is_some_and(|d| d != blake3::hash(&[]).as_bytes())
+            {
+                self.out.bad_pages.push(0);
+            }
+        }
+        let mut out = self.out;
+        out.bad_tensors.sort_unstable();
+        out.bad_pages.sort_unstable();
+        out.bad_pages.dedup();
+        out.shard = match self.root {
+            Some(h) => *h.as_bytes(),
+            None => crate::tree::merge_windows(&self.cvs, self.window_size, len)
+                .ok_or_else(|| std::io::Error::other("BLAKE3 subtree without a window"))?,
+        };
+        Ok(out)
     }
-    out.bad_tensors.sort_unstable();
-    out.bad_pages.sort_unstable();
-    out.bad_pages.dedup();
-    out.shard = match root {
-        Some(h) => *h.as_bytes(),
-        None => crate::tree::merge_windows(&cvs, WINDOW, len)
-            .ok_or_else(|| std::io::Error::other("BLAKE3 subtree without a window"))?,
-    };
-    Ok(out)
 }
 
 /// The page-hash job of one window: whole pages are hashed in parallel
@@ -203,6 +265,7 @@ pub(super) fn scan_shard<'a>(
 fn page_job(
     w: &[u8],
     base: u64,
+    window_size: u64,
     ph: &PageHashes,
     carry: &mut Option<(blake3::Hasher, u64, u64)>,
     bad: &mut Vec<u64>,
@@ -210,7 +273,7 @@ fn page_job(
     use rayon::prelude::*;
     let ps = ph.page_size.max(1);
     let check = |i: u64, h: blake3::Hash| ph.digests.get(i as usize) == Some(h.as_bytes());
-    if WINDOW.is_multiple_of(ps) && base.is_multiple_of(ps) {
+    if window_size.is_multiple_of(ps) && base.is_multiple_of(ps) {
         let step = ps as usize;
         let first = base / ps;
         let found: Vec<u64> = w

@@ -9,6 +9,7 @@ mod attached;
 mod errors;
 mod golden;
 mod remote;
+mod remote_engine;
 mod remote_nginx;
 mod robustness;
 mod trust;

@@ -637,13 +637,18 @@ def load_file(filename: PathLike, *, dequantize: Optional[str] = None, **kwargs:
 
     A local file is verified in one parallel pass over its shards first
     (``verify_all``), then every tensor is a zero-copy, read-only view of
-    the mapping; a remote one verifies each tensor as it is fetched. The
-    arrays stay valid after the function returns (they keep the mapping
-    alive). ``dequantize`` as in ``get_tensor``."""
+    the mapping. A remote file or set is read in one call: its tensors are
+    streamed with several range requests in flight (``AEROTENSOR_REMOTE_JOBS``,
+    default 16), the parts of a set concurrently, each tensor verified as its
+    last byte arrives. The arrays stay valid after the function returns
+    (they keep the mapping alive). ``dequantize`` as in ``get_tensor``."""
     with open(filename, **kwargs) as r:
+        names = r.keys()
         if not _aerotensor.is_url(r.path):
             r.verify_all()
-        return {name: r.get_tensor(name, dequantize) for name in r.keys()}
+        elif dequantize is None:
+            return dict(zip(names, (_array(b) for b in r._h.tensors_many(names))))
+        return {name: r.get_tensor(name, dequantize) for name in names}
 
 
 def _split_metadata(metadata: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
