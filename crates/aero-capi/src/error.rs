@@ -69,7 +69,7 @@ pub(crate) fn set_code(e: &aero_set::SetError) -> Code {
     use aero_set::SetError as E;
     match e {
         E::Aero(a) => aero_code(a),
-        E::Io { source, .. } => io_kind_code(source),
+        E::Io { source, .. } | E::MissingFile { source, .. } => io_kind_code(source),
         // A set whose index and parts contradict each other, or whose bytes
         // fail the global hash_b3, cannot be trusted.
         E::Tensor { .. } => Code::AERO_E_CORRUPT,

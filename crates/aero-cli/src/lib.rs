@@ -26,8 +26,9 @@ use clap::{CommandFactory, Parser};
 /// Convert, validate, inspect and read AERO model-weight files.
 ///
 /// AERO stores tensors in one `.aero` file (or an AEROSET of several) with a
-/// BLAKE3 hash per chunk and 16-byte-aligned weight shards that can be
-/// memory-mapped without copying. Every tensor byte a command hands out is
+/// BLAKE3 hash per chunk; every chunk starts on 16 bytes, and the default
+/// aligned layout puts each weight shard on 4096 bytes and each tensor on
+/// 64 inside it, so every tensor can be memory-mapped without copying. Every tensor byte a command hands out is
 /// checked against the file's hashes first.
 ///
 /// Exit codes: 0 success / valid; 1 a file is damaged or cannot be trusted
@@ -177,10 +178,18 @@ fn run_args(args: &[OsString]) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
             if !e.use_stderr() {
+                let _ = e.print();
                 return 0; // --help, --version
             }
+            // Usage errors get the one documented prefix too
+            // (`aerotensor: error: …`), then clap's usage and tips.
+            let text = e.to_string();
+            eprint!(
+                "aerotensor: {}",
+                text.strip_prefix("error: ")
+                    .map_or_else(|| text.clone(), |r| format!("error: {r}"))
+            );
             // A usage error before the arguments could be read: `--json`
             // anywhere still gets the one documented error document.
             if args.iter().skip(1).any(|a| a == "--json") {

@@ -115,7 +115,7 @@ pub fn bytes_bar(total: u64, what: &str) -> ProgressBar {
 
 /// Left-aligned text table with a header row.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut w: Vec<usize> = header.iter().map(|h| visible_len(h)).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(x) = w.get_mut(i) {
@@ -141,8 +141,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-fn visible_len(s: &str) -> usize {
-    // Skip ANSI escape sequences when measuring.
+/// Terminal columns `s` takes: ANSI escape sequences skipped, wide
+/// characters (CJK, most emoji) two columns, combining marks none
+/// (`unicode-width`), so tables align whatever the names are.
+pub fn visible_len(s: &str) -> usize {
+    use unicode_width::UnicodeWidthChar;
     let mut n = 0;
     let mut esc = false;
     for c in s.chars() {
@@ -153,7 +156,7 @@ fn visible_len(s: &str) -> usize {
         } else if c == '\x1b' {
             esc = true;
         } else {
-            n += 1;
+            n += c.width().unwrap_or(0);
         }
     }
     n

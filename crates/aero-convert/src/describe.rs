@@ -90,9 +90,12 @@ pub struct KeyValue {
 pub struct TensorRow {
     /// The tensor's name.
     pub name: String,
-    /// The type as the file's format names it: ggml names for GGUF (`Q4_K`,
-    /// `F16`) and for AERO tensors packed from GGUF, safetensors dtype names
-    /// (`BF16`, `F8_E4M3`), AERO dtype names (`f16`) otherwise.
+    /// The type in the one vocabulary every format and command shares
+    /// ([`dtype_name`], [`ggml_dtype_name`], [`safetensors_dtype_name`]):
+    /// AERO's lowercase element-type names (`f32`, `bf16`, `i64`, `bool`)
+    /// whatever the file format spells them, safetensors' other dtypes
+    /// lowercased (`f8_e4m3`), and ggml's names for GGUF block types
+    /// (`Q4_K`, `TQ2_0`), in GGUF files and in AERO tensors packed from them.
     pub type_name: String,
     /// Row-major shape (outermost first), as numpy and safetensors use;
     /// GGUF's `ne` order reversed.
@@ -213,7 +216,7 @@ pub fn describe_gguf(path: &Path, values: Values) -> Result<Model> {
         .iter()
         .map(|t| TensorRow {
             name: t.name.clone(),
-            type_name: t.ggml_type.name.to_owned(),
+            type_name: ggml_dtype_name(t.ggml_type),
             shape: t.shape(),
             elements: t.n_elements(),
             bytes: t.size,
@@ -263,7 +266,7 @@ pub fn describe_safetensors(path: &Path, values: Values) -> Result<Model> {
         .iter()
         .map(|(name, t)| TensorRow {
             name: name.clone(),
-            type_name: format!("{:?}", t.dtype),
+            type_name: safetensors_dtype_name(&format!("{:?}", t.dtype)),
             shape: t.shape.iter().map(|&d| d as u64).collect(),
             elements: t
                 .shape
@@ -348,10 +351,7 @@ pub fn aero_gguf_key_values(
 /// A tensor of an AERO file as a [`TensorRow`]: packed tensors converted
 /// from GGUF take their ggml type's name.
 pub fn aero_tensor_row(t: &aero_io::TensorInfo) -> TensorRow {
-    let type_name = match t.ggml_type() {
-        Some(g) if t.dtype == aero_io::DType::Packed => g.name.to_owned(),
-        _ => t.dtype.to_string(),
-    };
+    let type_name = dtype_name(t);
     TensorRow {
         name: t.name.clone(),
         type_name,
@@ -361,6 +361,41 @@ pub fn aero_tensor_row(t: &aero_io::TensorInfo) -> TensorRow {
         offset: t.data_off,
         shard: Some(t.shard_id),
     }
+}
+
+/// A tensor's type in the vocabulary shared by every format and command
+/// (`list`, `inspect`, `diff`, JSON and text alike): the AERO dtype name
+/// (`f32`, `bf16`, `bool`); for a `packed` tensor converted from GGUF its
+/// ggml type (`Q4_K`), for one converted from a safetensors dtype AERO has
+/// no code for that dtype lowercased (`f8_e4m3`), else `packed`.
+pub fn dtype_name(t: &aero_io::TensorInfo) -> String {
+    if t.dtype != aero_io::DType::Packed {
+        return t.dtype.to_string();
+    }
+    if let Some(g) = t.ggml_type() {
+        return ggml_dtype_name(g);
+    }
+    match crate::safetensors::tensor_dtype_name(t) {
+        Some(n) => safetensors_dtype_name(&n),
+        None => t.dtype.to_string(),
+    }
+}
+
+/// A ggml type in the shared vocabulary: the plain types AERO has a dtype
+/// for by that dtype's name (`F32` → `f32`, `BF16` → `bf16`), block types
+/// by ggml's name (`Q4_K`).
+pub fn ggml_dtype_name(g: aero_format::GgmlType) -> String {
+    match crate::gguf_convert::native_dtype(g.id) {
+        Some(d) => d.to_string(),
+        None => g.name.to_owned(),
+    }
+}
+
+/// A safetensors dtype name (`F32`, `BOOL`, `F8_E4M3`) in the shared
+/// vocabulary: lowercased (`f32`, `bool`, `f8_e4m3`), which for every
+/// dtype AERO has a code for is that dtype's AERO name.
+pub fn safetensors_dtype_name(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
 fn string_kv(key: &str, bytes: &[u8], values: Values) -> KeyValue {

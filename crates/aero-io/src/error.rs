@@ -105,12 +105,18 @@ pub enum Error {
         reason: String,
     },
     /// The requested tensor does not exist.
-    #[error("{path}: no tensor named '{name}'")]
+    #[error(
+        "{path}: no tensor named '{name}'{}",
+        crate::names::did_you_mean(suggestions)
+    )]
     NoSuchTensor {
         /// The file.
         path: PathBuf,
         /// The name asked for.
         name: String,
+        /// The file's tensor names closest to `name`, best first
+        /// ([`crate::names::nearest`]); empty when none is close.
+        suggestions: Vec<String>,
     },
     /// Tensor bytes failed verification: nothing was handed out.
     #[error(

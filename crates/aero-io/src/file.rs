@@ -723,9 +723,11 @@ impl AeroFile {
 
     /// A tensor's index entry by name.
     pub fn tensor_info(&self, name: &str) -> Result<&TensorInfo> {
-        self.index()?.get(name).ok_or_else(|| Error::NoSuchTensor {
+        let index = self.index()?;
+        index.get(name).ok_or_else(|| Error::NoSuchTensor {
             path: self.path.clone(),
             name: name.into(),
+            suggestions: crate::names::nearest(name, index.tensors().iter().map(|t| &*t.name)),
         })
     }
 

@@ -110,11 +110,12 @@ impl TensorInfo {
         None
     }
 
-    /// The tensor as `aerotensor list --json` prints it (a stable schema,
-    /// docs/CLI.md): name, dtype and its code, `ggml_type`'s name for a
-    /// packed tensor converted from GGUF, shape, shard, offset, length,
-    /// `hash_b3` in hex when recorded, and the extras (see
-    /// [`Self::extras_json`]).
+    /// The TIDX entry as JSON under the spec's TIDX key names: name, dtype
+    /// and its code, `ggml_type`'s name for a packed tensor converted from
+    /// GGUF, shape as stored, shard, `data_off`, `data_len`, `hash_b3` in
+    /// hex when recorded, and the extras (see [`Self::extras_json`]). The
+    /// CLI's `list --json` renders its own shared vocabulary instead
+    /// (docs/CLI.md, "JSON vocabulary").
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{Value, json};
         let mut m = serde_json::Map::new();

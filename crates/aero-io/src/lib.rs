@@ -63,6 +63,7 @@ mod index;
 mod integrity;
 mod kernel;
 mod mmap;
+pub mod names;
 mod order;
 pub mod output;
 mod pipeline;

@@ -222,7 +222,7 @@ impl From<aero_io::Error> for Failure {
                 x
             }
             E::Tensor { path, name, .. } => r(Class::Aero, "tensor").path(path).tensor(name),
-            E::NoSuchTensor { path, name } => {
+            E::NoSuchTensor { path, name, .. } => {
                 r(Class::NotFound, "no-such-tensor").path(path).tensor(name)
             }
             E::Corrupt {
@@ -289,6 +289,12 @@ impl From<aero_set::SetError> for Failure {
                 };
             }
             S::Io { path, .. } => r(Class::Integrity, "io-invalid-data").path(&path),
+            S::MissingFile { file, source, .. } => {
+                return Failure::Os {
+                    path: file.display().to_string(),
+                    source,
+                };
+            }
             S::Json { path, .. } => r(Class::Aero, "manifest-json").path(&path),
             S::Field { path, field, .. } | S::RemoteNotAllowed { path, field, .. } => {
                 let mut x = r(Class::Aero, "manifest-field").path(&path);
@@ -306,7 +312,7 @@ impl From<aero_set::SetError> for Failure {
             }
             S::Plan { set, .. } => r(Class::Aero, "set-plan").path(&set),
             S::WrongKind { path, .. } => r(Class::Aero, "wrong-kind").path(&path),
-            S::NoSuchTensor { set, name } => r(Class::NotFound, "no-such-tensor")
+            S::NoSuchTensor { set, name, .. } => r(Class::NotFound, "no-such-tensor")
                 .path(&set)
                 .tensor(&name),
             _ => r(Class::Aero, "set"),

@@ -159,7 +159,7 @@ fn convert<'py>(
     let d = PyDict::new(py);
     d.set_item("input_kind", c.kind)?;
     d.set_item("output", c.output)?;
-    d.set_item("file_size", c.file_size)?;
+    d.set_item("size", c.file_size)?;
     d.set_item("tensors", c.tensors)?;
     d.set_item("shards", c.shards)?;
     if let Some(parts) = c.identical_parts {

@@ -36,6 +36,20 @@ pub enum SetError {
         /// fix; callers do not branch on the detail).
         reason: String,
     },
+    /// A file the manifest names (index, part, attached file) cannot be
+    /// opened: missing, or denied. An operating-system error, not damage
+    /// (the CLI's exit 2), naming the manifest field and the file.
+    #[error("{path}: field `{field}`: cannot open '{}': {source}", file.display())]
+    MissingFile {
+        /// The manifest.
+        path: PathBuf,
+        /// The field naming the file, e.g. `parts[1].path`.
+        field: String,
+        /// The file as resolved.
+        file: PathBuf,
+        /// Why it cannot be opened.
+        source: std::io::Error,
+    },
     /// A path in the manifest would leave the set's directory.
     #[error("{path}: field `{field}`: path '{value}' {reason}")]
     UnsafePath {
@@ -106,12 +120,18 @@ pub enum SetError {
         reason: String,
     },
     /// The set holds no tensor of this name.
-    #[error("{set}: no tensor named '{name}'")]
+    #[error(
+        "{set}: no tensor named '{name}'{}",
+        aero_io::names::did_you_mean(suggestions)
+    )]
     NoSuchTensor {
         /// The set manifest.
         set: PathBuf,
         /// The name asked for.
         name: String,
+        /// The set's tensor names closest to `name`, best first
+        /// ([`aero_io::names::nearest`]); empty when none is close.
+        suggestions: Vec<String>,
     },
     /// The set has no attached file of this name (`files[].path`).
     #[error("{set}: no attached file named '{name}'")]

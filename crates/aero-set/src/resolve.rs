@@ -229,10 +229,11 @@ pub fn resolve(
 pub fn inside(manifest: &Path, dir: &Path, field: &str, raw: &str) -> Result<PathBuf> {
     check_lexical(manifest, field, raw)?;
     let joined = dir.join(raw);
-    let canon = joined.canonicalize().map_err(|e| SetError::Field {
+    let canon = joined.canonicalize().map_err(|e| SetError::MissingFile {
         path: manifest.to_path_buf(),
         field: field.to_string(),
-        reason: format!("cannot open '{}': {e}", joined.display()),
+        file: joined.clone(),
+        source: e,
     })?;
     if !canon.starts_with(dir) {
         return Err(SetError::UnsafePath {

@@ -253,13 +253,12 @@ impl AeroSet {
 
     /// Finds a tensor's global entry and the part holding it.
     pub fn locate(&self, name: &str) -> Result<Located<'_>> {
-        let global = self
-            .index()?
-            .get(name)
-            .ok_or_else(|| SetError::NoSuchTensor {
-                set: self.manifest_path.clone(),
-                name: name.to_string(),
-            })?;
+        let index = self.index()?;
+        let global = index.get(name).ok_or_else(|| SetError::NoSuchTensor {
+            set: self.manifest_path.clone(),
+            name: name.to_string(),
+            suggestions: aero_io::names::nearest(name, index.tensors().iter().map(|t| &*t.name)),
+        })?;
         let part = self
             .manifest
             .part_for_shard(global.shard_id)

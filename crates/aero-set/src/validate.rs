@@ -54,7 +54,9 @@ pub struct FileReport {
     /// Global shard ids the manifest assigns to this part.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<u64>,
-    /// `size_bytes` from the manifest.
+    /// `size_bytes` from the manifest (`size` in JSON, the name every
+    /// command's `--json` gives a file's length in bytes).
+    #[serde(rename = "size")]
     pub size_bytes: u64,
     /// The size found, when the file could be opened.
     pub actual_size: Option<u64>,
@@ -75,17 +77,22 @@ pub struct FileReport {
 /// The whole set's validation report. `validate --json` prints this.
 #[derive(Clone, Debug, Serialize)]
 pub struct SetReport {
-    /// The manifest validated.
+    /// The manifest validated (`input` in JSON, as in every command's
+    /// `--json`).
+    #[serde(rename = "input")]
     pub set: String,
-    /// Always `"aeroset"`, to tell this report from a single-file one.
-    pub kind: &'static str,
+    /// Always `"AEROSET"`, to tell this report from a single file's
+    /// (`"AERO"`).
+    pub format: &'static str,
     /// Mode used for the files.
     pub mode: Mode,
     /// Outcome.
     pub verdict: Verdict,
     /// `verdict != invalid`.
     pub valid: bool,
-    /// `format.version` of the manifest.
+    /// `format.version` of the manifest (`version` in JSON, as in
+    /// `inspect --json`).
+    #[serde(rename = "version")]
     pub format_version: [u64; 2],
     /// `model` of the manifest.
     pub model: ModelInfo,
@@ -130,7 +137,7 @@ pub fn validate_set(set: &AeroSet, mode: Mode, progress: &(dyn Fn(u64) + Sync)) 
     let m = set.manifest();
     let mut r = SetReport {
         set: set.path().display().to_string(),
-        kind: "aeroset",
+        format: "AEROSET",
         mode,
         verdict: Verdict::Valid,
         valid: true,

@@ -119,6 +119,18 @@ pub struct SetWriteSummary {
     /// byte-identical to the old set's file of that name (same SHA-256);
     /// every other part is new or changed. Empty otherwise.
     pub identical_parts: Vec<String>,
+    /// The shard size limit of the write (`max_shard_bytes`).
+    pub max_shard_bytes: u64,
+}
+
+impl SetWriteSummary {
+    /// The tensors larger than [`Self::max_shard_bytes`]: each was written
+    /// alone in a shard above the limit (a tensor is never split).
+    pub fn oversized(&self) -> impl Iterator<Item = &TensorInfo> {
+        self.tensors
+            .iter()
+            .filter(|t| t.data_len > self.max_shard_bytes)
+    }
 }
 
 /// The UUID of part `p` derived from the set's UUID.
@@ -386,6 +398,7 @@ fn write_set_bytes<'a>(
         shards: nshards,
         total_size,
         identical_parts,
+        max_shard_bytes: opts.file.max_shard_bytes,
     })
 }
 

@@ -194,8 +194,10 @@ pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<E
             },
             "`aerotensor repack --force` copies it anyway",
         ),
-        Conversion::ExportSafeTensors => export(export_args(a)?, safetensors::export_with),
-        Conversion::ExportGguf => export(export_args(a)?, gguf_convert::export_with),
+        Conversion::ExportSafeTensors => {
+            export(export_args(a)?, safetensors::export_with, "safetensors")
+        }
+        Conversion::ExportGguf => export(export_args(a)?, gguf_convert::export_with, "GGUF"),
         Conversion::ShardedToSet => super::set::convert_sharded(super::ConvertShardedArgs {
             input: a.input,
             output: a.output,
@@ -330,9 +332,11 @@ pub fn export_hf(a: super::ExportHfArgs) -> anyhow::Result<ExitCode> {
     let size: u64 = r.files.iter().map(|(_, n)| n).sum();
     if a.json {
         out::print_json(&serde_json::json!({
+            "input": a.input.display().to_string(),
             "output": a.output.display().to_string(),
+            "format": "hf-folder",
+            "size": size,
             "files": r.files.iter().map(|(n, s)| serde_json::json!({"name": n, "size": s})).collect::<Vec<_>>(),
-            "total_size": size,
             "original_layout": r.original_layout,
             "skipped": r.skipped,
         }))?;
@@ -378,7 +382,7 @@ pub fn export_safetensors(mut a: super::ExportSafetensorsArgs) -> anyhow::Result
         &a.export.output,
     )?;
     let Some(fmt) = a.dequantize else {
-        return export(a.export, safetensors::export_with);
+        return export(a.export, safetensors::export_with, "safetensors");
     };
     let a_ = &a.export;
     if a_.verify.no_verify {
@@ -403,17 +407,17 @@ pub fn export_safetensors(mut a: super::ExportSafetensorsArgs) -> anyhow::Result
     )
     .with_context(|| format!("exporting {}", a_.input.display()))?;
     pb.finish_and_clear();
-    report_exported(a_, n)
+    report_exported(a_, n, "safetensors")
 }
 
 pub fn export_gguf(mut a: ExportArgs) -> anyhow::Result<ExitCode> {
     a.output = checked_output(Conversion::ExportGguf, &a.input, &a.output)?;
-    export(a, gguf_convert::export_with)
+    export(a, gguf_convert::export_with, "GGUF")
 }
 
 type Exporter = fn(&Path, &Path, &aero_io::CopyOptions<'_>) -> aero_convert::Result<u64>;
 
-fn export(a: ExportArgs, exporter: Exporter) -> anyhow::Result<ExitCode> {
+fn export(a: ExportArgs, exporter: Exporter, format: &str) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     if super::set::is_set(&a.input) {
         bail!(
@@ -428,14 +432,16 @@ fn export(a: ExportArgs, exporter: Exporter) -> anyhow::Result<ExitCode> {
     let opts = super::read::copy_options(a.verify, !a.no_fsync, &pb);
     let n = exporter(&a.input, &a.output, &opts)?;
     pb.finish_and_clear();
-    report_exported(&a, n)
+    report_exported(&a, n, format)
 }
 
-fn report_exported(a: &ExportArgs, n: u64) -> anyhow::Result<ExitCode> {
+fn report_exported(a: &ExportArgs, n: u64, format: &str) -> anyhow::Result<ExitCode> {
     if a.json {
         out::print_json(&serde_json::json!({
+            "input": a.input.display().to_string(),
             "output": a.output.display().to_string(),
-            "file_size": n,
+            "format": format,
+            "size": n,
         }))?;
     } else if !aero_io::output::is_stdout(&a.output) {
         eprintln!(

@@ -80,8 +80,9 @@ pub fn inspect(a: &InspectArgs, format: describe::Format) -> anyhow::Result<Exit
     let types = describe::histogram(&tensors);
     let (name, arch) = model_names(&m);
     if a.json {
+        let listed: Vec<Value> = tensors.iter().take(a.max_tensors).map(row_json).collect();
         out::print_json(&json!({
-            "file": m.path.display().to_string(),
+            "input": m.path.display().to_string(),
             "format": m.format.name(),
             "size": m.size,
             "version": m.version,
@@ -92,7 +93,9 @@ pub fn inspect(a: &InspectArgs, format: describe::Format) -> anyhow::Result<Exit
             "tensor_bytes": m.tensors.iter().map(|t| t.bytes).sum::<u64>(),
             "filter": a.filter,
             "types": types_json(&types),
-            "tensors": tensors.iter().take(a.max_tensors).map(row_json).collect::<Vec<_>>(),
+            "tensors_shown": listed.len(),
+            "truncated": listed.len() < tensors.len(),
+            "tensors": listed,
             "valid": true,
             "errors": [],
         }))?;
@@ -146,7 +149,7 @@ pub fn list(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCode> 
     }
     if a.json {
         out::print_json(&json!({
-            "file": m.path.display().to_string(),
+            "input": m.path.display().to_string(),
             "format": m.format.name(),
             "tensors": tensors.iter().map(|t| row_json(t)).collect::<Vec<_>>(),
         }))?;
@@ -166,7 +169,7 @@ pub fn list(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCode> 
 pub fn no_match(filter: Option<&str>) {
     if let Some(f) = filter {
         eprintln!(
-            "aerotensor: no tensor name matches {}",
+            "aerotensor: note: no tensor name matches {}",
             out::clean(&format!("{f:?}"))
         );
     }
@@ -207,15 +210,15 @@ pub fn types_json(types: &[TypeStats]) -> Vec<Value> {
     types
         .iter()
         .map(|t| {
-            json!({"type": t.type_name, "count": t.count, "elements": t.elements,
+            json!({"dtype": t.type_name, "count": t.count, "elements": t.elements,
                    "bytes": t.bytes, "bits_per_weight": t.bits_per_weight()})
         })
         .collect()
 }
 
 fn row_json(t: &TensorRow) -> Value {
-    json!({"name": t.name, "type": t.type_name, "shape": t.shape, "elements": t.elements,
-           "bytes": t.bytes, "bits_per_weight": t.bits_per_weight(), "offset": t.offset})
+    json!({"name": t.name, "dtype": t.type_name, "shape": t.shape, "bytes": t.bytes,
+           "elements": t.elements, "bits_per_weight": t.bits_per_weight(), "offset": t.offset})
 }
 
 fn bpw(b: Option<f64>) -> String {
@@ -307,7 +310,7 @@ pub fn print_types_and_tensors(types: &[TypeStats], tensors: &[TensorRow], max: 
     print!("{}", tensor_rows_table(tensors.iter(), max, false));
     if tensors.len() > max {
         println!(
-            "… {} more (use --max-tensors N or `aerotensor list`)",
+            "… {} more not shown (--all-tensors or --max-tensors N lists them; so does `aerotensor list`)",
             tensors.len() - max
         );
     }
@@ -416,7 +419,10 @@ pub fn markdown_inspect(
     s.push_str(&format!("\n## Tensors ({})\n\n", tensors.len()));
     s.push_str(&markdown_tensors(tensors.iter(), max));
     if tensors.len() > max {
-        s.push_str(&format!("\n… {} more\n", tensors.len() - max));
+        s.push_str(&format!(
+            "\n… {} more not shown (--all-tensors lists them)\n",
+            tensors.len() - max
+        ));
     }
     s
 }

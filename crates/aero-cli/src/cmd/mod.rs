@@ -275,9 +275,12 @@ pub struct ExportSafetensorsArgs {
 pub struct InspectSetArgs {
     /// The set: model.aeroset.json or the directory holding it.
     pub set: PathBuf,
-    /// Show at most N tensors (0 for none).
+    /// Show at most N tensors (0 for none); the rest are counted.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_tensors: usize,
+    /// Show every tensor (overrides --max-tensors).
+    #[arg(long)]
+    pub all_tensors: bool,
     /// Only tensors whose name matches: a glob (`blk.0.*`) over the whole
     /// name, or else a substring.
     #[arg(long, value_name = "PATTERN")]
@@ -383,7 +386,10 @@ pub enum LayoutArg {
     /// data_off % 64 == 0, shards at 4096-byte offsets: zero-copy typed views for every dtype.
     #[default]
     Aligned,
-    /// Tensors packed back to back, byte-identical to the reference writer.
+    /// Tensors packed back to back, as the reference writer places them:
+    /// byte-identical to its output without tensor or page hashes, except
+    /// that the MJSN hash is recorded where the reference's 0.2.0 package
+    /// writer leaves it all zero (spec §16.1).
     Reference,
 }
 
@@ -391,8 +397,9 @@ pub enum LayoutArg {
 #[derive(Args, Debug, Clone)]
 pub struct WriterArgs {
     /// Tensor placement. `aligned` also records hash_b3 and page hashes
-    /// unless turned off; `reference` writes what the reference writer
-    /// writes, byte for byte (no tensor or page hashes unless asked for).
+    /// unless turned off; `reference` places tensors as the reference
+    /// writer does (no tensor or page hashes unless asked for; see
+    /// docs/CLI.md for when the bytes are identical).
     #[arg(long, value_enum, default_value_t = LayoutArg::Aligned)]
     pub layout: LayoutArg,
     /// Largest shard payload (e.g. 4096, 512M, 2G) [default: 2G].
@@ -448,9 +455,13 @@ pub struct InspectArgs {
     /// The file: .aero, .gguf or .safetensors (recognised by content), or an
     /// AEROSET (model.aeroset.json or its directory).
     pub file: PathBuf,
-    /// Show at most N tensors (0 for none).
+    /// Show at most N tensors (0 for none); the rest are counted ("… N more
+    /// not shown"; `tensors_shown` and `"truncated": true` in JSON).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_tensors: usize,
+    /// Show every tensor (overrides --max-tensors).
+    #[arg(long)]
+    pub all_tensors: bool,
     /// Only tensors whose name matches: a glob (`blk.0.*`, `*.attn_?.weight`)
     /// over the whole name, or else a substring.
     #[arg(long, value_name = "PATTERN")]
@@ -646,7 +657,12 @@ impl Command {
     }
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+pub fn run(mut cmd: Command) -> anyhow::Result<ExitCode> {
+    match &mut cmd {
+        Command::Inspect(a) if a.all_tensors => a.max_tensors = usize::MAX,
+        Command::InspectSet(a) if a.all_tensors => a.max_tensors = usize::MAX,
+        _ => {}
+    }
     match cmd {
         Command::Inspect(a) if set::is_set(&a.file) => {
             // An AEROSET has no key/values of its own to show whole, and
@@ -660,6 +676,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             set::inspect_set(InspectSetArgs {
                 set: a.file,
                 max_tensors: a.max_tensors,
+                all_tensors: a.all_tensors,
                 filter: a.filter,
                 json: a.json,
             })

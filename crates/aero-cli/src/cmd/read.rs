@@ -8,10 +8,30 @@ use serde_json::{Value, json};
 use super::{ExtractArgs, InspectArgs, ListArgs};
 use crate::out;
 
-/// JSON form of a tensor entry (stable schema for `list --json` /
-/// `inspect --json`; [`TensorInfo::to_json`]).
+/// JSON form of an AERO tensor entry (the `list --json` / `inspect --json`
+/// schema, docs/CLI.md "JSON vocabulary"): the facts every format shares
+/// (`name`, `dtype` in the shared vocabulary, `shape`, `bytes`) first, then
+/// AERO's own TIDX fields (`dtype_code`, `ggml_type` of a packed GGUF
+/// tensor, `shard_id`, `data_off`, `hash_b3`, `extra`).
 pub fn tensor_json(t: &TensorInfo) -> Value {
-    t.to_json()
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), json!(t.name));
+    m.insert("dtype".into(), json!(aero_convert::describe::dtype_name(t)));
+    m.insert("shape".into(), json!(t.shape));
+    m.insert("bytes".into(), json!(t.data_len));
+    m.insert("dtype_code".into(), json!(t.dtype.code()));
+    if let Some(g) = t.ggml_type().filter(|_| t.dtype == aero_io::DType::Packed) {
+        m.insert("ggml_type".into(), json!(g.name));
+    }
+    m.insert("shard_id".into(), json!(t.shard_id));
+    m.insert("data_off".into(), json!(t.data_off));
+    if let Some(h) = &t.hash_b3 {
+        m.insert("hash_b3".into(), json!(hex::encode(h)));
+    }
+    if !t.extras.is_empty() {
+        m.insert("extra".into(), Value::Object(t.extras_json()));
+    }
+    Value::Object(m)
 }
 
 fn shape_str(s: &[u64]) -> String {
@@ -95,7 +115,7 @@ pub fn print_tensor_section(
     print!("{}", tensor_table(shown, max, part, false));
     if shown.len() > max {
         println!(
-            "… {} more (use --max-tensors N or `aerotensor list`)",
+            "… {} more not shown (--all-tensors or --max-tensors N lists them; so does `aerotensor list`)",
             shown.len() - max
         );
     }
@@ -228,7 +248,8 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         let tensors: Vec<Value> = shown.iter().take(a.max_tensors).map(tensor_json).collect();
         out::print_json(&json!({
-            "file": a.file.display().to_string(),
+            "input": a.file.display().to_string(),
+            "format": "AERO",
             "size": f.len(),
             "version": [h.version_major, h.version_minor],
             "uuid": hex::encode(h.uuid),
@@ -242,6 +263,8 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "tensor_bytes": total,
             "filter": a.filter,
             "types": super::describe::types_json(&types),
+            "tensors_shown": tensors.len(),
+            "truncated": tensors.len() < shown.len(),
             "tensors": tensors,
             "tidx_error": idx.as_ref().err().map(|e| e.to_string()),
             "valid": check.valid,
@@ -279,7 +302,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         );
         if !check.valid {
             eprintln!(
-                "aerotensor: {}: DAMAGED: {} (run `validate` for the full report)",
+                "aerotensor: error: {}: damaged: {} (run `validate` for the full report)",
                 out::clean(&a.file.display().to_string()),
                 out::clean(&check.errors.join("; "))
             );
@@ -493,9 +516,9 @@ fn list_json(
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, raw_stdout(&mut lock));
-    w.write_all(b"{\"file\":")?;
+    w.write_all(b"{\"input\":")?;
     serde_json::to_writer(&mut w, &file.display().to_string())?;
-    w.write_all(b",\"shape_order\":\"")?;
+    w.write_all(b",\"format\":\"AERO\",\"shape_order\":\"")?;
     w.write_all(order.name().as_bytes())?;
     w.write_all(b"\",\"tensors\":[")?;
     let mut dims: Vec<u64> = Vec::new();
@@ -509,15 +532,56 @@ fn list_json(
             w.write_all(b",")?;
         }
         first = false;
+        let extra: Option<serde_json::Map<String, Value>> = t.has_extras.then(|| {
+            t.extras()
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        aero_io::meta::msgpack_to_json(v).unwrap_or(Value::Null),
+                    )
+                })
+                .collect()
+        });
+        // The dtype in the shared vocabulary (as `describe::dtype_name`):
+        // a packed tensor by its ggml type or its safetensors dtype.
+        let quant = |key: &str| {
+            extra
+                .as_ref()
+                .and_then(|e| e.get("quant_params"))
+                .and_then(|q| q.get(key))
+                .cloned()
+        };
+        let ggml = (t.dtype == aero_format::DType::Packed)
+            .then(|| quant("ggml_type"))
+            .flatten()
+            .and_then(|v| v.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .and_then(aero_format::GgmlType::from_id);
         w.write_all(b"{\"name\":")?;
         serde_json::to_writer(&mut w, t.name)?;
-        w.write_all(b",\"dtype\":\"")?;
-        match t.dtype {
-            aero_format::DType::Unknown(_) => w.write_all(t.dtype.to_string().as_bytes())?,
-            d => w.write_all(d.name().as_bytes())?,
+        w.write_all(b",\"dtype\":")?;
+        match (t.dtype, ggml) {
+            (aero_format::DType::Packed, Some(g)) => {
+                serde_json::to_writer(&mut w, &aero_convert::describe::ggml_dtype_name(g))?
+            }
+            (aero_format::DType::Packed, None) => {
+                match quant(aero_convert::safetensors::DTYPE_PARAM) {
+                    Some(Value::String(n)) => serde_json::to_writer(
+                        &mut w,
+                        &aero_convert::describe::safetensors_dtype_name(&n),
+                    )?,
+                    _ => serde_json::to_writer(&mut w, &t.dtype.to_string())?,
+                }
+            }
+            (aero_format::DType::Unknown(_), _) => {
+                serde_json::to_writer(&mut w, &t.dtype.to_string())?
+            }
+            (d, _) => {
+                w.write_all(b"\"")?;
+                w.write_all(d.name().as_bytes())?;
+                w.write_all(b"\"")?;
+            }
         }
-        w.write_all(b"\",\"dtype_code\":")?;
-        put_u64(&mut w, u64::from(t.dtype.code()))?;
         w.write_all(b",\"shape\":[")?;
         dims.clear();
         for d in t.shape.iter() {
@@ -532,12 +596,18 @@ fn list_json(
             }
             put_u64(&mut w, *d)?;
         }
-        w.write_all(b"],\"shard_id\":")?;
+        w.write_all(b"],\"bytes\":")?;
+        put_u64(&mut w, t.data_len)?;
+        w.write_all(b",\"dtype_code\":")?;
+        put_u64(&mut w, u64::from(t.dtype.code()))?;
+        if let Some(g) = ggml {
+            w.write_all(b",\"ggml_type\":")?;
+            serde_json::to_writer(&mut w, g.name)?;
+        }
+        w.write_all(b",\"shard_id\":")?;
         put_u64(&mut w, t.shard_id)?;
         w.write_all(b",\"data_off\":")?;
         put_u64(&mut w, t.data_off)?;
-        w.write_all(b",\"data_len\":")?;
-        put_u64(&mut w, t.data_len)?;
         if let Some(h) = t.hash_b3 {
             // A fixed buffer: `hex::encode` builds a String char by char,
             // which was an eighth of `list --json` on 100k tensors.
@@ -547,30 +617,9 @@ fn list_json(
             w.write_all(&hexbuf)?;
             w.write_all(b"\"")?;
         }
-        if t.has_extras {
-            let extra: serde_json::Map<String, Value> = t
-                .extras()
-                .map(|(k, v)| {
-                    (
-                        k.to_owned(),
-                        aero_io::meta::msgpack_to_json(v).unwrap_or(Value::Null),
-                    )
-                })
-                .collect();
-            if t.dtype == aero_format::DType::Packed {
-                let ggml = extra
-                    .get("quant_params")
-                    .and_then(|q| q.get("ggml_type"))
-                    .and_then(Value::as_u64)
-                    .and_then(|id| u32::try_from(id).ok())
-                    .and_then(aero_format::GgmlType::from_id);
-                if let Some(g) = ggml {
-                    w.write_all(b",\"ggml_type\":")?;
-                    serde_json::to_writer(&mut w, g.name)?;
-                }
-            }
+        if let Some(extra) = &extra {
             w.write_all(b",\"extra\":")?;
-            serde_json::to_writer(&mut w, &extra)?;
+            serde_json::to_writer(&mut w, extra)?;
         }
         w.write_all(b"}")?;
     }
@@ -789,7 +838,7 @@ fn print_diff(a: &super::DiffArgs, r: &aero_convert::diff::DiffReport) {
                     }) => vec![
                         format!("{max_abs_err:.3e}"),
                         format!("{max_rel_err:.3e}"),
-                        format!("{cosine:.6}"),
+                        cosine.map_or_else(|| "undefined".into(), |c| format!("{c:.6}")),
                     ],
                     Some(Numeric::ElementCountDiffers) => {
                         vec!["-".into(), "-".into(), "element counts differ".into()]

@@ -100,6 +100,42 @@ pub fn report_written(
     report_written_with(out_path, s, json, serde_json::Map::new())
 }
 
+/// Says on stderr which tensors exceed `--max-shard-bytes` on their own:
+/// each got a shard of its own, larger than the limit (a tensor is never
+/// split), so the limit was not met and the user should know.
+fn warn_oversized(out_path: &Path, s: &aero_io::write::WriteSummary) {
+    warn_oversized_tensors(out_path, s.oversized().collect(), s.max_shard_bytes);
+}
+
+/// [`warn_oversized`] for any writer: `big` are the tensors above `max`.
+pub(super) fn warn_oversized_tensors(out_path: &Path, big: Vec<&aero_io::TensorInfo>, max: u64) {
+    let Some(first) = big.first() else { return };
+    let more = match big.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    eprintln!(
+        "aerotensor: warning: {}: tensor '{}' is {} bytes, more than --max-shard-bytes {}{more}: \
+         a tensor is never split, so it was written alone in a shard larger than the limit",
+        out::clean(&out_path.display().to_string()),
+        out::clean(&first.name),
+        first.data_len,
+        max
+    );
+}
+
+/// `oversized_tensors` of a writer's `--json`: name, bytes, shard.
+pub(super) fn oversized_json<'a>(
+    big: impl Iterator<Item = &'a aero_io::TensorInfo>,
+) -> serde_json::Value {
+    serde_json::Value::Array(
+        big.map(
+            |t| serde_json::json!({"name": t.name, "bytes": t.data_len, "shard_id": t.shard_id}),
+        )
+        .collect(),
+    )
+}
+
 /// [`report_written`], with more keys in the JSON document.
 pub(super) fn report_written_with(
     out_path: &Path,
@@ -110,16 +146,24 @@ pub(super) fn report_written_with(
     if json {
         let mut doc = serde_json::json!({
             "output": out_path.display().to_string(),
-            "file_size": s.file_size,
+            "format": "AERO",
+            "size": s.file_size,
             "shards": s.shards,
             "tensors": s.tensors.len(),
             "uuid": hex::encode(s.uuid),
         });
         if let Some(m) = doc.as_object_mut() {
+            m.insert(
+                "max_shard_bytes".into(),
+                serde_json::json!(s.max_shard_bytes),
+            );
+            m.insert("oversized_tensors".into(), oversized_json(s.oversized()));
             m.extend(extra);
         }
+        warn_oversized(out_path, s);
         out::print_json(&doc)
     } else {
+        warn_oversized(out_path, s);
         eprintln!(
             "wrote {} ({}, {} tensors in {} shard{})",
             out_path.display(),

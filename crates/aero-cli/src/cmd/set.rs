@@ -42,7 +42,7 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
             .parts
             .iter()
             .map(|p| {
-                json!({"path": p.file.path, "size_bytes": p.file.size_bytes,
+                json!({"path": p.file.path, "size": p.file.size_bytes,
                        "sha256": hex::encode(p.file.sha256), "shards": p.shards})
             })
             .collect();
@@ -60,22 +60,25 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         out::print_json(&json!({
-            "set": set.path().display().to_string(),
-            "format_version": m.version,
+            "input": set.path().display().to_string(),
+            "format": "AEROSET",
+            "version": m.version,
             "model": {"name": m.model.name, "architecture": m.model.architecture},
             "base_url": m.base_url,
             "cache": m.cache,
-            "index": {"path": m.global_tidx.path, "size_bytes": m.global_tidx.size_bytes,
+            "index": {"path": m.global_tidx.path, "size": m.global_tidx.size_bytes,
                       "sha256": hex::encode(m.global_tidx.sha256)},
             "parts": parts,
-            "files": m.files.iter().map(|f| json!({"path": f.path, "size_bytes": f.size_bytes,
+            "files": m.files.iter().map(|f| json!({"path": f.path, "size": f.size_bytes,
                                                     "sha256": hex::encode(f.sha256)})).collect::<Vec<_>>(),
-            "total_size": set.total_size(),
+            "size": set.total_size(),
             "shard_count": m.parts.iter().map(|p| p.shards.len()).sum::<usize>(),
             "tensor_count": idx.len(),
             "tensor_bytes": total,
             "filter": a.filter,
             "types": super::describe::types_json(&aero_convert::describe::histogram(&rows)),
+            "tensors_shown": tensors.len(),
+            "truncated": tensors.len() < shown.len(),
             "tensors": tensors,
         }))?;
         return Ok(ExitCode::SUCCESS);
@@ -201,7 +204,16 @@ fn print_human(r: &SetReport, strict: bool) {
     for e in &r.errors {
         println!("{} {}", out::red("error:"), out::clean(e));
     }
-    super::validate::verdict_line(&r.set, "AEROSET ", r.verdict, r.mode, strict);
+    // A quick check of a set hashes every file whole (SHA-256 against the
+    // manifest): say so, and how much, rather than "weight bytes NOT checked".
+    let hashed: Vec<u64> = r
+        .files
+        .iter()
+        .filter(|f| f.actual_sha256.is_some())
+        .filter_map(|f| f.actual_size)
+        .collect();
+    let hashed = (!hashed.is_empty()).then(|| (hashed.len(), hashed.iter().sum()));
+    super::validate::verdict_line(&r.set, "AEROSET ", r.verdict, r.mode, strict, hashed);
 }
 
 pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
@@ -217,7 +229,11 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
                 v
             })
             .collect();
-        out::print_json(&json!({"set": set.path().display().to_string(), "tensors": tensors}))?;
+        out::print_json(&json!({
+            "input": set.path().display().to_string(),
+            "format": "AEROSET",
+            "tensors": tensors,
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
     let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
@@ -332,18 +348,23 @@ pub fn report_set_written(
     if json {
         let mut doc = json!({
             "output": output.display().to_string(),
-            "total_size": s.total_size,
+            "format": "AEROSET",
+            "size": s.total_size,
             "parts": parts,
             "shards": s.shards,
             "tensors": s.tensors.len(),
             "model": {"name": s.manifest.model.name, "architecture": s.manifest.model.architecture},
             "files": s.manifest.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "max_shard_bytes": s.max_shard_bytes,
+            "oversized_tensors": super::repack::oversized_json(s.oversized()),
         });
         if let Some(m) = doc.as_object_mut() {
             m.extend(extra);
         }
+        super::repack::warn_oversized_tensors(output, s.oversized().collect(), s.max_shard_bytes);
         out::print_json(&doc)?;
     } else {
+        super::repack::warn_oversized_tensors(output, s.oversized().collect(), s.max_shard_bytes);
         let files = s.manifest.files.len();
         eprintln!(
             "wrote {} ({}, {} tensors in {} shard{} over {} part{}{})",

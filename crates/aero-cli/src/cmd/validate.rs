@@ -98,7 +98,7 @@ fn print_human(r: &aero_io::Report, strict: bool) {
     for e in &r.errors {
         println!("{} {}", out::red("error:"), out::clean(e));
     }
-    verdict_line(&r.file, "", r.verdict, r.mode, strict);
+    verdict_line(&r.file, "", r.verdict, r.mode, strict, None);
 }
 
 /// The report on a file or set that could not be opened: printed like any
@@ -108,24 +108,41 @@ pub fn unreadable(a: &ValidateArgs, file: &str, e: &anyhow::Error) -> anyhow::Re
     let invalid = crate::exit_code(e) == 1;
     let msg = crate::out::chain(e);
     let report = aero_io::Report::unreadable(file, a.mode(), &msg, invalid);
+    let code = if invalid { 1 } else { 2 };
     if a.json {
-        out::print_json(&report)?;
+        // The report, and the error document every command prints: the
+        // one-line message as on stderr (file first) and the exit code.
+        let mut doc = serde_json::to_value(&report)?;
+        if let Some(m) = doc.as_object_mut() {
+            m.insert("error".into(), serde_json::json!(msg));
+            m.insert("exit_code".into(), serde_json::json!(code));
+        }
+        out::print_json(&doc)?;
     } else if invalid {
         println!(
             "{} {}",
             out::red("error:"),
             out::clean(&report.errors.join("; "))
         );
-        verdict_line(file, "", report.verdict, report.mode, a.strict);
+        verdict_line(file, "", report.verdict, report.mode, a.strict, None);
     } else {
         out::error_line(e);
     }
-    Ok(ExitCode::from(if invalid { 1 } else { 2 }))
+    Ok(ExitCode::from(code))
 }
 
 /// The last line of a validation: `FILE: VALID (full mode)`, and in quick
-/// mode what was not checked.
-pub fn verdict_line(file: &str, kind: &str, verdict: Verdict, mode: aero_io::Mode, strict: bool) {
+/// mode what was not checked. `hashed`: the bytes a quick check of a set
+/// read whole to check their SHA-256 (every part's byte, but not against
+/// the parts' own chunk and tensor hashes).
+pub fn verdict_line(
+    file: &str,
+    kind: &str,
+    verdict: Verdict,
+    mode: aero_io::Mode,
+    strict: bool,
+    hashed: Option<(usize, u64)>,
+) {
     let v = match verdict {
         Verdict::Valid => out::green("VALID"),
         Verdict::ValidWithWarnings if strict => out::red("INVALID (warnings under --strict)"),
@@ -136,10 +153,15 @@ pub fn verdict_line(file: &str, kind: &str, verdict: Verdict, mode: aero_io::Mod
     let how = match mode {
         aero_io::Mode::Full => "full mode: every hash checked".to_string(),
         aero_io::Mode::Control => "control mode: only the IHSH control-plane hash".to_string(),
-        aero_io::Mode::Quick => {
-            "quick mode: metadata only, weight bytes NOT checked; add --full to check them"
-                .to_string()
-        }
+        aero_io::Mode::Quick => match hashed {
+            Some((files, bytes)) => format!(
+                "quick mode: every byte of the {files} files hashed against the manifest's SHA-256 ({}); \
+                 the parts' own chunk, tensor and page hashes NOT checked; add --full to check them",
+                out::human_bytes(bytes)
+            ),
+            None => "quick mode: metadata only, weight bytes NOT checked; add --full to check them"
+                .to_string(),
+        },
     };
     println!("{}: {kind}{v} ({how})", out::clean(file));
 }

@@ -265,6 +265,6 @@ fn version_names_the_format_versions_it_writes() {
         }
         cli().ok(&args);
         let o = cli().run(&["inspect-set", "--json", s(&out)]);
-        assert_eq!(json(&o)["format_version"], serde_json::json!(version));
+        assert_eq!(json(&o)["version"], serde_json::json!(version));
     }
 }

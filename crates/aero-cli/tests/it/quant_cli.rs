@@ -282,6 +282,15 @@ fn gguf_dump(file: &Path) -> serde_json::Value {
 }
 
 /// Every key/value of `ours` (inspect --json --all-values) against gguf-dump's.
+/// gguf-dump's type name in the CLI's dtype vocabulary (docs/CLI.md):
+/// plain types by AERO's lowercase names, block types as ggml names them.
+fn vocab(ggml: &str) -> String {
+    match ggml {
+        "F32" | "F16" | "BF16" | "F64" | "I8" | "I16" | "I32" | "I64" => ggml.to_ascii_lowercase(),
+        _ => ggml.to_owned(),
+    }
+}
+
 fn assert_same_key_values(ours: &serde_json::Value, dump: &serde_json::Value) {
     let dump_kvs = dump["metadata"].as_object().unwrap();
     let kvs = ours["key_values"].as_array().unwrap();
@@ -337,7 +346,7 @@ fn inspect_gguf_lists_what_gguf_dump_lists() {
     assert_eq!(names, dump_t.keys().map(String::as_str).collect::<Vec<_>>());
     for t in tensors {
         let dt = &dump_t[t["name"].as_str().unwrap()];
-        assert_eq!(t["type"], dt["type"]);
+        assert_eq!(t["dtype"], vocab(dt["type"].as_str().unwrap()));
         let mut ne: Vec<u64> = dt["shape"]
             .as_array()
             .unwrap()
@@ -355,10 +364,10 @@ fn inspect_gguf_lists_what_gguf_dump_lists() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["type"].as_str().unwrap())
+        .map(|t| t["dtype"].as_str().unwrap())
         .collect();
     assert_eq!(types.len(), 6, "{types:?}");
-    for want in ["Q4_K", "Q8_0", "IQ2_XS", "F32", "F16", "BF16"] {
+    for want in ["Q4_K", "Q8_0", "IQ2_XS", "f32", "f16", "bf16"] {
         assert!(types.contains(&want), "{want} missing from {types:?}");
     }
 
@@ -416,7 +425,9 @@ fn inspect_gguf_lists_what_gguf_dump_lists() {
     let listed = json(&cli().run(&["list", "--json", s(&aero)]));
     for t in listed["tensors"].as_array().unwrap() {
         let want = &dump_t[t["name"].as_str().unwrap()]["type"];
-        if t["dtype"] == "packed" {
+        // One vocabulary: the AERO list says what the GGUF list says.
+        assert_eq!(t["dtype"], vocab(want.as_str().unwrap()), "{t}");
+        if t["dtype_code"] == 0x8000 {
             assert_eq!(&t["ggml_type"], want, "{t}");
         }
     }
@@ -521,12 +532,12 @@ fn inspect_and_list_filter_markdown_and_safetensors() {
             .unwrap()
             .clone()
     };
-    assert_eq!(find("model.embed.weight")["type"], "F16");
+    assert_eq!(find("model.embed.weight")["dtype"], "f16");
     assert_eq!(
         find("model.embed.weight")["shape"],
         serde_json::json!([4, 8])
     );
-    assert_eq!(find("lm_head.weight")["type"], "I8");
+    assert_eq!(find("lm_head.weight")["dtype"], "i8");
     assert_eq!(find("lm_head.weight")["bits_per_weight"], 8.0);
 
     // A truncated GGUF is named with what is missing, exit 1; JSON says so too.

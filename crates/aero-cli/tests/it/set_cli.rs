@@ -66,7 +66,7 @@ fn golden_set_inspects_lists_and_validates() {
     );
     let v = json(&o);
     assert_eq!(v["model"]["name"], "golden-set");
-    assert_eq!(v["format_version"], serde_json::json!([0, 1]));
+    assert_eq!(v["version"], serde_json::json!([0, 1]));
     assert_eq!(v["parts"].as_array().unwrap().len(), 3);
     assert_eq!(v["tensor_count"], 10);
     assert_eq!(v["tensors"][7]["part"], "part-001.aero");
@@ -91,7 +91,7 @@ fn golden_set_inspects_lists_and_validates() {
                 String::from_utf8_lossy(&o.stdout)
             );
             let r = json(&o);
-            assert_eq!(r["kind"], "aeroset");
+            assert_eq!(r["format"], "AEROSET");
             assert_eq!(r["verdict"], "valid");
             assert_eq!(r["tensors_ok"], 10);
         }

@@ -269,6 +269,7 @@ impl<'a> F32Pieces<'a> {
             .first()
             .ok_or_else(|| StateDictError::NotFound {
                 name: name.to_owned(),
+                suggestions: Vec::new(),
             })?;
         let elements = e.elements;
         let state = match blocks_of(&sd, src, 0)? {

@@ -127,6 +127,10 @@ impl TensorSource for ForeignFile {
             .get(name)
             .ok_or_else(|| StateDictError::NotFound {
                 name: name.to_owned(),
+                suggestions: aero_io::names::nearest(
+                    name,
+                    self.index.tensors().iter().map(|t| &*t.name),
+                ),
             })?;
         let bytes = self
             .source()

@@ -43,7 +43,6 @@
 
 pub mod foreign;
 
-use aero_format::DType;
 use aero_io::TensorInfo;
 use serde::Serialize;
 
@@ -84,8 +83,10 @@ pub enum Numeric {
         max_abs_err: f64,
         /// max |a − b| / max(|a|, |b|) over elements not both zero.
         max_rel_err: f64,
-        /// a·b / (|a| |b|); 1 when both are all zero, 0 when one is.
-        cosine: f64,
+        /// a·b / (|a| |b|) over the elements finite on both sides; `None`
+        /// (JSON `null`) when it is undefined: a side with no finite
+        /// non-zero value (all zeros, all NaN) has no direction.
+        cosine: Option<f64>,
     },
     /// The element counts differ.
     ElementCountDiffers,
@@ -150,10 +151,7 @@ impl DiffReport {
 }
 
 fn side(t: &TensorInfo, order: ShapeOrder) -> Side {
-    let dtype = match (t.dtype, t.ggml_type()) {
-        (DType::Packed, Some(g)) => g.name.to_owned(),
-        (d, _) => d.to_string(),
-    };
+    let dtype = crate::describe::dtype_name(t);
     Side {
         dtype,
         shape: t.row_major_shape(order),
@@ -326,11 +324,8 @@ impl Acc {
     }
 
     fn finish(self) -> Numeric {
-        let cosine = match (self.na > 0.0, self.nb > 0.0) {
-            (false, false) => 1.0,
-            (true, true) => self.dot / (self.na.sqrt() * self.nb.sqrt()),
-            _ => 0.0,
-        };
+        let cosine =
+            (self.na > 0.0 && self.nb > 0.0).then(|| self.dot / (self.na.sqrt() * self.nb.sqrt()));
         Numeric::Compared {
             elements: self.n,
             max_abs_err: self.max_abs,
@@ -364,10 +359,12 @@ mod tests {
         };
         assert_eq!(max_abs_err, 0.5);
         assert_eq!(max_rel_err, 0.2);
-        assert!(cosine > 0.99 && cosine < 1.0);
-        assert!(matches!(
-            compare(&[0.0], &[0.0]),
-            Numeric::Compared { cosine, .. } if cosine == 1.0
-        ));
+        assert!(cosine.is_some_and(|c| c > 0.99 && c < 1.0));
+        for (a, b) in [([0.0f32], [0.0f32]), ([0.0], [1.0]), ([f32::NAN], [1.0])] {
+            assert!(matches!(
+                compare(&a, &b),
+                Numeric::Compared { cosine: None, .. }
+            ));
+        }
     }
 }

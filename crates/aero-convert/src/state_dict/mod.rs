@@ -74,10 +74,15 @@ pub enum StateDictError {
         reason: String,
     },
     /// No tensor of that name.
-    #[error("no tensor named '{name}'")]
+    #[error(
+        "no tensor named '{name}'{}",
+        aero_io::names::did_you_mean(suggestions)
+    )]
     NotFound {
         /// The name asked for.
         name: String,
+        /// The closest names the input has ([`aero_io::names::nearest`]).
+        suggestions: Vec<String>,
     },
     /// The tensor's entry is inconsistent (length against dtype and shape,
     /// a Q/K shape the head count does not divide, two tensors mapped to
@@ -369,6 +374,7 @@ impl StateDict {
         let idx = src.tensor_index()?;
         let t = idx.get(name).ok_or_else(|| StateDictError::NotFound {
             name: name.to_owned(),
+            suggestions: aero_io::names::nearest(name, idx.tensors().iter().map(|t| &*t.name)),
         })?;
         let order = src.shape_order()?;
         let e = plan_one(
@@ -387,6 +393,7 @@ impl StateDict {
     pub fn entry(&self, i: usize) -> Result<&Entry> {
         self.entries.get(i).ok_or_else(|| StateDictError::NotFound {
             name: format!("#{i}"),
+            suggestions: Vec::new(),
         })
     }
 

@@ -86,8 +86,12 @@ pub struct TensorReport {
 /// The whole validation report. `--json` prints this.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// The file validated.
+    /// The file validated (`input` in JSON, the name every command's
+    /// `--json` gives the path it read).
+    #[serde(rename = "input")]
     pub file: String,
+    /// Always `"AERO"` (an AEROSET's report says `"AEROSET"`).
+    pub format: &'static str,
     /// Mode used.
     pub mode: Mode,
     /// Outcome.
@@ -123,6 +127,7 @@ impl Report {
             .to_string();
         Report {
             file: file.to_string(),
+            format: "AERO",
             mode,
             verdict: if invalid {
                 Verdict::Invalid
@@ -198,6 +203,7 @@ fn validate_inner(
 ) -> (Report, Option<std::io::Result<()>>) {
     let mut r = Report {
         file: f.path().display().to_string(),
+        format: "AERO",
         mode,
         verdict: Verdict::Valid,
         valid: true,

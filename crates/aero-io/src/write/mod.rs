@@ -49,6 +49,19 @@ pub struct WriteSummary {
     pub uuid: [u8; 16],
     /// The TIDX entries as written (with hash_b3 when requested).
     pub tensors: Vec<TensorInfo>,
+    /// [`WriteOptions::max_shard_bytes`] of the write.
+    pub max_shard_bytes: u64,
+}
+
+impl WriteSummary {
+    /// The tensors larger than [`Self::max_shard_bytes`]: each was written
+    /// alone in a shard that exceeds the limit (spec §11 never splits a
+    /// tensor), which a caller should say.
+    pub fn oversized(&self) -> impl Iterator<Item = &TensorInfo> {
+        self.tensors
+            .iter()
+            .filter(|t| t.data_len > self.max_shard_bytes)
+    }
 }
 
 /// Writes a model to `path` atomically (see the module docs).
@@ -131,6 +144,7 @@ pub fn write_to(
         shards: plan.shards.shard_len.len(),
         uuid,
         tensors,
+        max_shard_bytes: opts.max_shard_bytes,
     })
 }
 

@@ -730,7 +730,9 @@ def _sort_key(name: Any) -> str:
 def validate(path: PathLike, mode: str = "full", *, allow_remote: bool = False, cache: bool = True,
              cache_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Validates a file or AEROSET (path or URL) and returns the report as
-    a dict — the schema of the CLI's ``validate --json``: ``verdict``
+    a dict — the schema of the CLI's ``validate --json``
+    (``docs/schema/validate.json``): ``input``, ``format`` (``AERO`` or
+    ``AEROSET``), ``verdict``
     (``valid``, ``valid-with-warnings``, ``invalid``, ``error``), ``valid``,
     ``chunks``, ``tensors``, ``control``, ``pages``, ``errors``,
     ``warnings`` (a set's report has ``files``). ``mode``: ``quick``
@@ -757,8 +759,9 @@ def convert(src: PathLike, dst: PathLike, *, layout: str = "aligned", uuid: Opti
     is a ``ValueError`` naming the two steps through AERO, and so are writer
     options (``layout``, ``uuid``, ``max_shard_bytes``) given for an export.
     Every byte copied out of an AERO input is verified. Returns
-    ``{input_kind, output, file_size, tensors, shards}`` (``output``: the
-    path written).
+    ``{input_kind, output, size, tensors, shards}`` (``output``: the
+    path written; ``size`` its bytes, a set's summed — the CLI's JSON
+    vocabulary, docs/CLI.md).
 
     ``like`` (a set's directory, manifest or URL; often ``dst`` itself)
     writes an AEROSET output as a new revision of that set: its part file
