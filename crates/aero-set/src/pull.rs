@@ -92,6 +92,7 @@ pub struct PulledFile {
     /// file name for a lone file).
     pub path: String,
     /// Its size.
+    #[serde(rename = "size")]
     pub size_bytes: u64,
     /// Bytes fetched over the network (refetches included).
     pub fetched: u64,
@@ -108,14 +109,18 @@ pub struct PulledFile {
 #[derive(Clone, Debug, Serialize)]
 pub struct PullSummary {
     /// The source URL (a set's manifest URL).
+    #[serde(rename = "input")]
     pub source: String,
     /// The destination written.
+    #[serde(rename = "output")]
     pub dest: PathBuf,
     /// `set` or `file`.
+    #[serde(rename = "format", serialize_with = "format_name")]
     pub kind: &'static str,
     /// Every file, manifest last for a set.
     pub files: Vec<PulledFile>,
     /// Sum of the files' sizes.
+    #[serde(rename = "size")]
     pub bytes_total: u64,
     /// Bytes fetched over the network.
     pub bytes_fetched: u64,
@@ -364,6 +369,15 @@ fn pull_lone(
             .map_or(name, |n| n.to_string_lossy().into_owned());
     }
     Ok(summary(url, &dest, "file", files))
+}
+
+/// `set` / `file` as the CLI's `--json` names formats (`AEROSET` / `AERO`,
+/// docs/CLI.md "JSON vocabulary").
+pub(crate) fn format_name<S: serde::Serializer>(
+    kind: &&'static str,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(if *kind == "set" { "AEROSET" } else { "AERO" })
 }
 
 fn summary(url: &str, dest: &Path, kind: &'static str, files: Vec<PulledFile>) -> PullSummary {

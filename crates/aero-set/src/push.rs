@@ -51,6 +51,7 @@ pub struct PushedFile {
     /// Its URL.
     pub url: String,
     /// Its size.
+    #[serde(rename = "size")]
     pub size_bytes: u64,
     /// `uploaded` or `skipped` (already there with the same SHA-256).
     pub state: &'static str,
@@ -60,10 +61,13 @@ pub struct PushedFile {
 #[derive(Clone, Debug, Serialize)]
 pub struct PushSummary {
     /// The local file or set.
+    #[serde(rename = "input")]
     pub source: PathBuf,
     /// The URL a reader opens (the manifest's, for a set).
+    #[serde(rename = "output")]
     pub url: String,
     /// `set` or `file`.
+    #[serde(rename = "format", serialize_with = "crate::pull::format_name")]
     pub kind: &'static str,
     /// Every file in upload order (the manifest last).
     pub files: Vec<PushedFile>,
