@@ -458,11 +458,11 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
 
     /// Streams the bytes of `ranges` (absolute `(offset, length)` pairs,
     /// sorted, not overlapping) to `sink` in order, with up to `jobs`
-    /// requests in flight (see [`super::engine`]): ranges smaller than a
+    /// requests in flight (the range engine, `remote/engine.rs`): ranges smaller than a
     /// piece and closer than [`COALESCE_GAP`] are fetched as one span (small
     /// reads coalesced),
     /// each span is cut into pieces as a read of it would be
-    /// ([`Self::cut`], which also names their cache entries), and each piece
+    /// (as `cut` does, which also names their cache entries), and each piece
     /// comes from the verified cache or the network, filling the cache as it
     /// arrives. `sink` gets `(offset, bytes)` slices that lie inside one
     /// range, in order, each range covered exactly once; bytes between
