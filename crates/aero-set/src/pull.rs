@@ -32,7 +32,7 @@
 //! (or copied) instead of fetched, after its SHA-256 is checked.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +47,8 @@ use crate::error::{Result, SetError};
 use crate::manifest::{MANIFEST_NAME, SetManifest};
 use crate::resolve::{Location, SetBase, SetOptions};
 use crate::set::AeroSet;
+
+mod fetch;
 
 /// Largest piece a pull asks for in one request. A kill loses the pieces in
 /// flight (at most `jobs` of them: their bytes are checked and written only
@@ -449,13 +451,22 @@ fn run_jobs(
         })
         .sum();
     (tally.opts.progress)(PullEvent::Plan { total, reused });
-    let at_once = remote.jobs.max(1).div_ceil(2);
-    let results = concurrently(&planned, at_once, |p| match (&p.kept, &p.work) {
-        (Some(k), _) => Ok(k.clone()),
-        (None, Some(w)) => fetch(p.job, w, stage, tally),
-        _ => Err(SetError::Invalid("pull: nothing planned".into())),
-    });
-    results.into_iter().collect()
+    // Every file still to fetch, on one pool of `jobs` workers.
+    let runs: Vec<fetch::FileRun<'_>> = planned
+        .iter()
+        .filter_map(|p| p.work.as_ref().map(|w| fetch::FileRun::open(p.job, w, stage)))
+        .collect::<Result<_>>()?;
+    let mut fetched = fetch::fetch_all(&runs, stage, remote.jobs.max(1), tally)?.into_iter();
+    planned
+        .iter()
+        .map(|p| match (&p.kept, &p.work) {
+            (Some(k), _) => Ok(k.clone()),
+            (None, Some(_)) => fetched
+                .next()
+                .ok_or_else(|| SetError::Invalid("pull: a file was not fetched".into())),
+            _ => Err(SetError::Invalid("pull: nothing planned".into())),
+        })
+        .collect()
 }
 
 /// Bytes of the Blake3 units wholly inside `verified` (what a resume keeps).
@@ -688,248 +699,6 @@ fn save_sidecar(path: &Path, s: &Sidecar) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec(s).map_err(io::Error::other)?)?;
     std::fs::rename(&tmp, path)
-}
-
-/// Fetches what a planned file lacks into its partial copy, checking each
-/// unit as it completes, then the whole file; renames it into place.
-fn fetch(job: &Job, w: &Work, stage: &Path, tally: &Tally<'_>) -> Result<PulledFile> {
-    let (part, side) = partial_paths(stage, &job.rel);
-    if let Some(p) = part.parent() {
-        std::fs::create_dir_all(p).map_err(|e| SetError::io(p, e))?;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&part)
-        .map_err(|e| SetError::io(&part, e))?;
-    file.set_len(job.size).map_err(|e| SetError::io(&part, e))?;
-    let mut state = Sidecar {
-        size: job.size,
-        sha256: sha_hex(job),
-        fingerprint: w.fingerprint.clone(),
-        verified: w.verified.clone(),
-    };
-    // Keep only what lies in whole Blake3 units (frames are refetched).
-    let keep: Vec<bool> = w
-        .units
-        .iter()
-        .map(|u| matches!(u.check, Check::Blake3(_)) && covered(&state.verified, u.start, u.end))
-        .collect();
-    state.verified.clear();
-    for (u, _) in w.units.iter().zip(&keep).filter(|(_, k)| **k) {
-        add_range(&mut state.verified, u.start, u.end);
-    }
-    let reused: u64 = state.verified.iter().map(|r| r.1 - r.0).sum();
-    let mut todo: Vec<usize> = (0..w.units.len()).filter(|&i| !keep[i]).collect();
-    let mut fetched = 0u64;
-    let mut refetched = 0u64;
-    // SHA-256 in file order over kept and arriving bytes; recomputed from
-    // disk if anything had to be fetched twice.
-    let mut sha = job.sha256.map(|_| (Sha256::new(), 0u64));
-    let mut round = 0u32;
-    loop {
-        let failed = stream_units(
-            job,
-            w,
-            &file,
-            &todo,
-            &mut state,
-            &side,
-            &mut sha,
-            &mut fetched,
-            tally,
-        )?;
-        if failed.is_empty() {
-            break;
-        }
-        sha = None;
-        refetched += failed.len() as u64;
-        round += 1;
-        if round > REFETCH_ROUNDS {
-            let u = &w.units[failed[0]];
-            return Err(SetError::File {
-                path: PathBuf::from(&job.url),
-                reason: format!(
-                    "bytes {}..{} failed their BLAKE3 check on {} fetches; nothing was kept",
-                    u.start,
-                    u.end,
-                    REFETCH_ROUNDS + 1
-                ),
-            });
-        }
-        todo = failed;
-    }
-    // The whole file: its SHA-256 against the manifest.
-    if let Some(want) = &job.sha256 {
-        let got = match sha {
-            Some((h, pos)) if pos == job.size => <[u8; 32]>::from(h.finalize()),
-            Some((mut h, pos)) => {
-                hash_from_disk(&file, &part, pos, job.size, &mut h)?;
-                <[u8; 32]>::from(h.finalize())
-            }
-            None => {
-                let mut h = Sha256::new();
-                hash_from_disk(&file, &part, 0, job.size, &mut h)?;
-                <[u8; 32]>::from(h.finalize())
-            }
-        };
-        if got != *want {
-            // Only the frame bytes (no hash of their own) can be wrong:
-            // start this file afresh next time.
-            let _ = std::fs::remove_file(&side);
-            let _ = std::fs::remove_file(&part);
-            return Err(SetError::File {
-                path: PathBuf::from(&job.url),
-                reason: format!(
-                    "SHA-256 of the downloaded bytes is {} but the manifest says {}",
-                    hex::encode(got),
-                    hex::encode(want)
-                ),
-            });
-        }
-    }
-    file.sync_all().map_err(|e| SetError::io(&part, e))?;
-    drop(file);
-    let staged = stage.join(&job.rel);
-    std::fs::rename(&part, &staged).map_err(|e| SetError::io(&staged, e))?;
-    let _ = std::fs::remove_file(&side);
-    Ok(PulledFile {
-        path: job.rel.clone(),
-        size_bytes: job.size,
-        fetched,
-        reused,
-        refetched_units: refetched,
-        state: if reused > 0 { "resumed" } else { "fetched" },
-    })
-}
-
-fn hash_from_disk(file: &File, path: &Path, a: u64, b: u64, h: &mut Sha256) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = a;
-    while pos < b {
-        let k = ((b - pos) as usize).min(buf.len());
-        aero_io::read_exact_at(file, pos, &mut buf[..k]).map_err(|e| SetError::io(path, e))?;
-        h.update(&buf[..k]);
-        pos += k as u64;
-    }
-    Ok(())
-}
-
-/// Streams the units `todo` (indexes, ascending) into `file`; returns the
-/// units that failed their hash.
-#[allow(clippy::too_many_arguments)]
-fn stream_units(
-    job: &Job,
-    w: &Work,
-    file: &File,
-    todo: &[usize],
-    state: &mut Sidecar,
-    side: &Path,
-    sha: &mut Option<(Sha256, u64)>,
-    fetched: &mut u64,
-    tally: &Tally<'_>,
-) -> Result<Vec<usize>> {
-    if todo.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Adjacent units are asked for as one range (pieces span them).
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for &i in todo {
-        let u = &w.units[i];
-        match ranges.last_mut() {
-            Some(r) if r.0 + r.1 == u.start => r.1 += u.end - u.start,
-            _ => ranges.push((u.start, u.end - u.start)),
-        }
-    }
-    let mut failed = Vec::new();
-    let mut k = 0usize; // position in todo
-    let mut hasher = blake3::Hasher::new();
-    let mut frames_done: Vec<usize> = Vec::new();
-    let part_path = PathBuf::from(format!("{}.partial", job.rel));
-    let mut sink = |off: u64, bytes: &[u8]| -> io::Result<()> {
-        write_at(file, off, bytes)?;
-        if let Some((h, pos)) = sha.as_mut() {
-            if *pos < off {
-                // Kept bytes before this one: from disk.
-                let mut buf = vec![0u8; 1 << 20];
-                while *pos < off {
-                    let n = ((off - *pos) as usize).min(buf.len());
-                    aero_io::read_exact_at(file, *pos, &mut buf[..n])?;
-                    h.update(&buf[..n]);
-                    *pos += n as u64;
-                }
-            }
-            if *pos == off {
-                h.update(bytes);
-                *pos += bytes.len() as u64;
-            }
-        }
-        let mut at = off;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let Some(&i) = todo.get(k) else {
-                return Err(io::Error::other("pull: bytes past the last unit"));
-            };
-            let u = &w.units[i];
-            let n = ((u.end - at) as usize).min(rest.len());
-            hasher.update(&rest[..n]);
-            at += n as u64;
-            rest = &rest[n..];
-            if at == u.end {
-                let ok = match &u.check {
-                    Check::Blake3(d) => hasher.finalize().as_bytes() == d,
-                    Check::Frame => true,
-                };
-                hasher = blake3::Hasher::new();
-                k += 1;
-                let len = u.end - u.start;
-                *fetched += len;
-                if !ok {
-                    failed.push(i);
-                    continue;
-                }
-                tally.fetched.fetch_add(len, Ordering::Relaxed);
-                (tally.opts.progress)(PullEvent::Fetched(len));
-                match u.check {
-                    Check::Blake3(_) => {
-                        add_range(&mut state.verified, u.start, u.end);
-                        save_sidecar(side, state)?;
-                    }
-                    Check::Frame => frames_done.push(i),
-                }
-            }
-        }
-        Ok(())
-    };
-    w.source
-        .stream_ranges(&ranges, &mut sink)
-        .map_err(|e| SetError::Io {
-            path: PathBuf::from(&job.url),
-            source: io::Error::new(
-                e.kind(),
-                format!("{e} (while writing {})", part_path.display()),
-            ),
-        })?;
-    Ok(failed)
-}
-
-#[cfg(unix)]
-fn write_at(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(b, off)
-}
-
-#[cfg(windows)]
-fn write_at(f: &File, mut off: u64, mut b: &[u8]) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !b.is_empty() {
-        let n = f.seek_write(b, off)?;
-        b = &b[n..];
-        off += n as u64;
-    }
-    Ok(())
 }
 
 /// Runs `f` on every item with at most `n` at once (threads of their own:
