@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Check, Job, PULL_PIECE, PullEvent, PulledFile, REFETCH_ROUNDS, Sidecar, Tally, Work, add_range,
-    covered, partial_paths, save_sidecar, sha_hex,
+    keeps, partial_paths, save_sidecar, sha_hex,
 };
 use crate::error::{Result, SetError};
 
@@ -131,6 +131,10 @@ struct RunState {
     finishing: bool,
     pending: BTreeMap<u64, Vec<u8>>,
     failed: Vec<usize>,
+    /// Frames kept from an earlier run (checked by the SHA-256 only).
+    frames_kept: bool,
+    /// The SHA-256 differed with frames kept: fetch them again.
+    frames_again: bool,
     fetched: u64,
     refetched: u64,
     done: Option<PulledFile>,
@@ -157,14 +161,21 @@ impl<'a> FileRun<'a> {
             sha256: sha_hex(job),
             fingerprint: work.fingerprint.clone(),
             verified: Vec::new(),
+            written: Vec::new(),
         };
-        // Keep only what lies in whole Blake3 units (frames are refetched).
+        // Keep whole units only: Blake3 units verified, and frames written
+        // when the file's SHA-256 will check them.
         for u in &work.units {
-            if matches!(u.check, Check::Blake3(_)) && covered(&work.verified, u.start, u.end) {
-                add_range(&mut sidecar.verified, u.start, u.end);
+            if keeps(job, u, &work.verified, &work.written) {
+                match u.check {
+                    Check::Blake3(_) => add_range(&mut sidecar.verified, u.start, u.end),
+                    Check::Frame => add_range(&mut sidecar.written, u.start, u.end),
+                }
             }
         }
-        let reused = sidecar.verified.iter().map(|r| r.1 - r.0).sum();
+        let reused = sidecar.verified.iter().map(|r| r.1 - r.0).sum::<u64>()
+            + sidecar.written.iter().map(|r| r.1 - r.0).sum::<u64>();
+        let frames_kept = !sidecar.written.is_empty();
         Ok(FileRun {
             job,
             work,
@@ -185,6 +196,8 @@ impl<'a> FileRun<'a> {
                 finishing: false,
                 pending: BTreeMap::new(),
                 failed: Vec::new(),
+                frames_kept,
+                frames_again: false,
                 fetched: 0,
                 refetched: 0,
                 done: None,
@@ -198,10 +211,21 @@ impl<'a> FileRun<'a> {
         (0..self.work.units.len())
             .filter(|&i| {
                 let u = &self.work.units[i];
-                !(matches!(u.check, Check::Blake3(_))
-                    && covered(&st.sidecar.verified, u.start, u.end))
+                !keeps(self.job, u, &st.sidecar.verified, &st.sidecar.written)
             })
             .collect()
+    }
+
+    /// The frame units, all of them fetched again: after a SHA-256
+    /// mismatch of a file whose frames were kept from an earlier run.
+    fn frames_again(&self) -> Result<Vec<usize>> {
+        let mut st = lock(&self.st);
+        st.sidecar.written.clear();
+        st.frames_kept = false;
+        save_sidecar(&self.side, &st.sidecar).map_err(|e| SetError::io(&self.side, e))?;
+        Ok((0..self.work.units.len())
+            .filter(|&i| matches!(self.work.units[i].check, Check::Frame))
+            .collect())
     }
 
     fn io_err(&self, e: io::Error) -> SetError {
@@ -215,8 +239,9 @@ impl<'a> FileRun<'a> {
     }
 
     /// The whole file's SHA-256 against the manifest, then sync and rename
-    /// into place.
-    fn finish(&self, sha: Option<Sha256>, stage: &Path) -> Result<()> {
+    /// into place. `Ok(false)`: the SHA-256 differs but frames were kept
+    /// from an earlier run, which may be what is wrong: fetch them again.
+    fn finish(&self, sha: Option<Sha256>, stage: &Path) -> Result<bool> {
         if let Some(want) = &self.job.sha256 {
             let got = match sha {
                 Some(h) => <[u8; 32]>::from(h.finalize()),
@@ -226,6 +251,9 @@ impl<'a> FileRun<'a> {
                     <[u8; 32]>::from(h.finalize())
                 }
             };
+            if got != *want && lock(&self.st).frames_kept {
+                return Ok(false);
+            }
             if got != *want {
                 // Only the frame bytes (no hash of their own) can be wrong:
                 // start this file afresh next time.
@@ -256,7 +284,7 @@ impl<'a> FileRun<'a> {
             refetched_units: st.refetched,
             state: if self.reused > 0 { "resumed" } else { "fetched" },
         });
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -299,16 +327,53 @@ pub(super) fn fetch_all(
         }
     }
     // Files not finished by their sequencer (refetched units, or nothing
-    // left to fetch): the SHA-256 from disk.
-    super::concurrently(runs, 2, |r| {
-        if lock(&r.st).done.is_none() {
-            r.finish(None, stage)
-        } else {
-            Ok(())
+    // left to fetch): the SHA-256 from disk. A file whose SHA-256 differs
+    // with frames kept from an earlier run gets them fetched again, once.
+    for again in [false, true] {
+        if again {
+            let todo: Vec<Vec<usize>> = runs
+                .iter()
+                .map(|r| {
+                    if std::mem::take(&mut lock(&r.st).frames_again) {
+                        r.frames_again()
+                    } else {
+                        Ok(Vec::new())
+                    }
+                })
+                .collect::<Result<_>>()?;
+            let pieces = plan_round(runs, &todo, false);
+            if pieces.is_empty() {
+                break;
+            }
+            run_round(runs, &pieces, stage, jobs, tally)?;
         }
-    })
-    .into_iter()
-    .collect::<Result<Vec<()>>>()?;
+        for r in runs {
+            let failed = lock(&r.st).failed.first().copied();
+            if let Some(i) = failed {
+                // Only frames were fetched: nothing here has a hash to fail.
+                let u = &r.work.units[i];
+                return Err(SetError::Invalid(format!(
+                    "pull: unit {}..{} of {} failed in a frame round",
+                    u.start, u.end, r.job.rel
+                )));
+            }
+        }
+        super::concurrently(runs, 2, |r| {
+            let skip = {
+                let st = lock(&r.st);
+                st.done.is_some() || st.frames_again
+            };
+            if skip {
+                return Ok(());
+            }
+            if !r.finish(None, stage)? {
+                lock(&r.st).frames_again = true;
+            }
+            Ok(())
+        })
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
+    }
     Ok(runs
         .iter()
         .filter_map(|r| lock(&r.st).done.take())
@@ -440,6 +505,7 @@ fn piece(r: &FileRun<'_>, p: &Piece, buf: &mut Vec<u8>, tally: &Tally<'_>) -> Re
         .map_err(|e| r.io_err(e))?;
     write_at(&r.file, p.start, bytes).map_err(|e| r.io_err(e))?;
     let mut good = Vec::new();
+    let mut frames = Vec::new();
     let mut bad = Vec::new();
     let mut ok_bytes = 0u64;
     for i in p.whole.clone() {
@@ -451,7 +517,10 @@ fn piece(r: &FileRun<'_>, p: &Piece, buf: &mut Vec<u8>, tally: &Tally<'_>) -> Re
                 good.push(i);
                 ok_bytes += u.end - u.start;
             }
-            Check::Frame => ok_bytes += (b - a) as u64,
+            Check::Frame => {
+                frames.push(i);
+                ok_bytes += (b - a) as u64;
+            }
         }
     }
     if p.whole.is_empty() {
@@ -465,9 +534,17 @@ fn piece(r: &FileRun<'_>, p: &Piece, buf: &mut Vec<u8>, tally: &Tally<'_>) -> Re
             let u = &r.work.units[i];
             add_range(&mut st.sidecar.verified, u.start, u.end);
         }
+        if r.job.sha256.is_some() {
+            for &i in &frames {
+                let u = &r.work.units[i];
+                add_range(&mut st.sidecar.written, u.start, u.end);
+            }
+        } else {
+            frames.clear();
+        }
         // (A failed unit also voids the sequencer's SHA-256.)
         st.failed.extend(bad);
-        if !good.is_empty() {
+        if !good.is_empty() || !frames.is_empty() {
             save_sidecar(&r.side, &st.sidecar).map_err(|e| SetError::io(&r.side, e))?;
         }
     }
@@ -618,9 +695,10 @@ fn sequence(r: &FileRun<'_>, pool: &Pool, stage: &Path) -> Result<()> {
     st.sequencing = false;
     drop(st);
     result?;
-    if finish {
-        // Every unit of this round checked, every byte hashed in order.
-        r.finish(sha, stage)?;
+    if finish && !r.finish(sha, stage)? {
+        // Every unit of this round checked, every byte hashed in order,
+        // but the SHA-256 differs with frames kept from an earlier run.
+        lock(&r.st).frames_again = true;
     }
     Ok(())
 }
