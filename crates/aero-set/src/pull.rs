@@ -1,8 +1,9 @@
 //! Downloading a remote `.aero` file or AEROSET to a local path: parallel
-//! range requests through the remote engine
-//! ([`aero_io::remote::RemoteSource::stream_ranges`]), every byte checked as
-//! it arrives, resumable after a kill at any moment, incremental against an
-//! earlier revision already at the destination.
+//! range requests on one pool of `jobs` workers, each piece written to disk
+//! as it arrives ([`aero_io::remote::RemoteSource`] reads; the pass is
+//! described in `pull/fetch.rs`), every byte checked before its file is
+//! renamed into place, resumable after a kill at any moment, incremental
+//! against an earlier revision already at the destination.
 //!
 //! **Checks.** An AERO file is cut into units, each checked as soon as its
 //! last byte has arrived: a weight shard's PHSH pages (BLAKE3 per page), any
@@ -12,16 +13,23 @@
 //! index, parts and attached files (computed in order as the bytes arrive),
 //! and for a lone file a structural validation of the finished copy. A unit
 //! that fails its hash is fetched again (at most [`REFETCH_ROUNDS`] times),
-//! never kept; a file whose SHA-256 still differs is an error.
+//! never kept; a file whose SHA-256 still differs is an error. No check is
+//! skipped: every byte of a set's file passes its BLAKE3 (where the file
+//! has one) and the manifest's SHA-256 before the rename; the two run on
+//! the worker threads, each byte hashed once by each.
 //!
 //! **Staging and resumption.** A set is assembled in `.{DEST}.aero-pull`
 //! beside DEST (a lone file in `.{DEST}.aero-pull` too, as a file). Each
 //! file grows as `NAME.partial` with a sidecar `NAME.partial.json` listing
-//! the byte ranges already verified, rewritten after every verified unit;
-//! a verified file is renamed to `NAME`. A later pull of the same source
-//! keeps every range the sidecar lists (the sidecar also records the file's
-//! size, SHA-256 and a fingerprint of its TOC: a different revision starts
-//! that file afresh) and fetches the rest. When everything is verified the
+//! the byte ranges already verified (`verified`) and the unhashed units
+//! written whole (`written`), rewritten after every piece; a verified file
+//! is renamed to `NAME`. A later pull of the same source keeps every range
+//! the sidecar lists — `written` ones only for a file with a manifest
+//! SHA-256, which checks them; if it then differs they are fetched again,
+//! once — (the sidecar also records the file's size, SHA-256 and a
+//! fingerprint of its TOC: a different revision starts that file afresh)
+//! and fetches the rest. One pull at a time per destination: a pull holds
+//! the lock file [`lock_path`] (a second one fails, exit 2). When everything is verified the
 //! manifest is written last and the staging directory replaces DEST
 //! atomically (DEST must be absent, empty, or hold an AEROSET and nothing
 //! else, as for the set writer).
@@ -559,7 +567,11 @@ fn run_jobs(
     // Every file still to fetch, on one pool of `jobs` workers.
     let runs: Vec<fetch::FileRun<'_>> = planned
         .iter()
-        .filter_map(|p| p.work.as_ref().map(|w| fetch::FileRun::open(p.job, w, stage)))
+        .filter_map(|p| {
+            p.work
+                .as_ref()
+                .map(|w| fetch::FileRun::open(p.job, w, stage))
+        })
         .collect::<Result<_>>()?;
     let mut fetched = fetch::fetch_all(&runs, stage, remote.jobs.max(1), tally)?.into_iter();
     planned

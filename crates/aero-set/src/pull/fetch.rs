@@ -282,7 +282,11 @@ impl<'a> FileRun<'a> {
             fetched: st.fetched,
             reused: self.reused,
             refetched_units: st.refetched,
-            state: if self.reused > 0 { "resumed" } else { "fetched" },
+            state: if self.reused > 0 {
+                "resumed"
+            } else {
+                "fetched"
+            },
         });
         Ok(true)
     }
@@ -409,7 +413,9 @@ fn plan_round(runs: &[FileRun<'_>], todo: &[Vec<usize>], first: bool) -> Vec<Pie
                 continue;
             }
             match pieces.last_mut() {
-                Some(p) if p.end == u.start && p.whole.end == i && u.end - p.start <= PULL_PIECE => {
+                Some(p)
+                    if p.end == u.start && p.whole.end == i && u.end - p.start <= PULL_PIECE =>
+                {
                     p.end = u.end;
                     p.whole.end = i + 1;
                 }
@@ -482,7 +488,9 @@ fn run_round(
                 .name(format!("aero-pull-{k}"))
                 .spawn_scoped(s, worker);
             if spawned.is_err() && k == 0 {
-                fail(SetError::Invalid("pull: cannot start a worker thread".into()));
+                fail(SetError::Invalid(
+                    "pull: cannot start a worker thread".into(),
+                ));
             }
         }
     });
