@@ -480,14 +480,14 @@ fn an_attached_file_resumes_by_its_written_ranges_after_a_kill() {
             .map(|(_, st)| st.bytes)
             .sum()
     };
-    // Killed once most of the attached file has crossed.
+    // Killed once three quarters of the attached file have crossed.
     let mut child = pull_via(&s, &proxy, &cache, &url, &dest)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while sent_for(&proxy) < extra.len() as u64 * 6 / 10 {
+    while sent_for(&proxy) < extra.len() as u64 * 3 / 4 {
         if let Some(st) = child.try_wait().unwrap() {
             panic!("pull ended ({st}) before the attached file was mostly sent");
         }
@@ -511,8 +511,10 @@ fn an_attached_file_resumes_by_its_written_ranges_after_a_kill() {
         extra.len()
     );
     assert_eq!(f["state"], "resumed", "{f}");
+    // Three quarters had crossed; the 4 pieces in flight (1 MiB each) are
+    // all the kill may have lost.
     assert!(
-        f["reused"].as_u64().unwrap() >= extra.len() as u64 / 2,
+        f["reused"].as_u64().unwrap() >= extra.len() as u64 * 3 / 4 - (4 << 20),
         "{f}"
     );
     // What the kill lost is at most the 4 pieces (of 1 MiB) in flight.
