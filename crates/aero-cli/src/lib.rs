@@ -154,8 +154,8 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
 /// pipe ends the process quietly, like other Unix tools) and installs
 /// handlers for SIGINT, SIGTERM and SIGHUP that remove the temporaries of a
 /// write in progress and exit with 128 + the signal number (130 for Ctrl-C).
-/// The global flags (`--remote`, `--cache-dir`, `--no-cache`) of the last
-/// call apply.
+/// The global flags (`--remote`, `--cache-dir`, `--no-cache`, `--jobs`)
+/// apply to this call only.
 pub fn main_with_args<I, T>(args: I) -> u8
 where
     I: IntoIterator<Item = T>,
@@ -204,9 +204,9 @@ fn run_args(args: &[OsString]) -> u8 {
             return 2;
         }
     };
-    remote::init(cli.remote);
+    let opener = remote::Opener::from(cli.remote);
     let json = cli.command.wants_json();
-    match cmd::run(cli.command) {
+    match cmd::run(cli.command, &opener) {
         Ok(code) => exit_code_value(code),
         Err(e) => {
             out::error_line(&e);

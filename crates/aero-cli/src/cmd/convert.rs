@@ -49,9 +49,10 @@ pub(super) fn checked_output(
     conversion: Conversion,
     input: &Path,
     output: &Path,
+    opener: &crate::remote::Opener,
 ) -> anyhow::Result<PathBuf> {
     aero_convert::route::check_output(conversion, input, output).or_else(|e| {
-        refuse_input_as_output(input, output)?;
+        refuse_input_as_output(input, output, opener)?;
         Err(e.into())
     })
 }
@@ -59,12 +60,16 @@ pub(super) fn checked_output(
 /// An output that is one of the input's files (the file, or any file of
 /// an input set) is refused as that, whatever else is wrong with its name:
 /// "refusing to overwrite an input" says more than "names an AERO file".
-fn refuse_input_as_output(input: &Path, output: &Path) -> anyhow::Result<()> {
+fn refuse_input_as_output(
+    input: &Path,
+    output: &Path,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<()> {
     if crate::remote::is_url(input) {
         return Ok(());
     }
     if super::set::is_set(input) {
-        if let Ok(src) = super::read::Source::open(input) {
+        if let Ok(src) = super::read::Source::open(input, opener) {
             src.as_dyn().refuse_as_output(output)?;
         }
         return Ok(());
@@ -72,9 +77,12 @@ fn refuse_input_as_output(input: &Path, output: &Path) -> anyhow::Result<()> {
     Ok(aero_io::output::refuse_same_file(output, input)?)
 }
 
-pub fn safetensors_cmd(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn safetensors_cmd(
+    mut a: ConvertArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     expect_kind(&a.input, InputKind::SafeTensors)?;
-    a.output = checked_output(Conversion::ImportSafeTensors, &a.input, &a.output)?;
+    a.output = checked_output(Conversion::ImportSafeTensors, &a.input, &a.output, opener)?;
     convert_safetensors(a)
 }
 
@@ -98,9 +106,9 @@ fn convert_safetensors(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn gguf_cmd(mut a: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn gguf_cmd(mut a: ConvertArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     expect_kind(&a.input, InputKind::Gguf)?;
-    a.output = checked_output(Conversion::ImportGguf, &a.input, &a.output)?;
+    a.output = checked_output(Conversion::ImportGguf, &a.input, &a.output, opener)?;
     convert_gguf(a)
 }
 
@@ -123,10 +131,14 @@ fn convert_gguf(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 /// chosen by OUT's name ([`aero_convert::route::route`]): `.safetensors` and
 /// `.gguf` export an AERO input, anything else is AERO, a directory gets
 /// `DIR/<IN stem>.aero`, a sharded checkpoint becomes an AEROSET directory.
-pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<ExitCode> {
+pub fn auto(
+    mut a: ConvertArgs,
+    like: super::like::LikeArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     let kind = detect(&a.input)?;
     let route = aero_convert::route::route(&a.input, kind, &a.output).or_else(|e| {
-        refuse_input_as_output(&a.input, &a.output)?;
+        refuse_input_as_output(&a.input, &a.output, opener)?;
         Err(anyhow::Error::from(e))
     })?;
     a.output = route.output;
@@ -171,7 +183,7 @@ pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<E
         // Already recognised: no second look at the file.
         Conversion::ImportSafeTensors => convert_safetensors(a),
         Conversion::ImportGguf => convert_gguf(a),
-        Conversion::FolderToFile => convert_folder(a, None),
+        Conversion::FolderToFile => convert_folder(a, None, opener),
         Conversion::FolderToSet => convert_folder(
             a,
             Some(SetParams {
@@ -179,6 +191,7 @@ pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<E
                 base_url: None,
                 like,
             }),
+            opener,
         ),
         Conversion::Repack if !a.identity.identity().is_empty() => bail!(
             "{}: is an AERO file: it keeps its own model name and architecture (--model-name and --architecture apply to conversions)",
@@ -193,21 +206,25 @@ pub fn auto(mut a: ConvertArgs, like: super::like::LikeArgs) -> anyhow::Result<E
                 json: a.json,
             },
             "`aerotensor repack --force` copies it anyway",
+            opener,
         ),
         Conversion::ExportSafeTensors => {
             export(export_args(a)?, safetensors::export_with, "safetensors")
         }
         Conversion::ExportGguf => export(export_args(a)?, gguf_convert::export_with, "GGUF"),
-        Conversion::ShardedToSet => super::set::convert_sharded(super::ConvertShardedArgs {
-            input: a.input,
-            output: a.output,
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            like,
-            identity: a.identity,
-            writer: a.writer,
-            json: a.json,
-        }),
+        Conversion::ShardedToSet => super::set::convert_sharded(
+            super::ConvertShardedArgs {
+                input: a.input,
+                output: a.output,
+                max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+                base_url: None,
+                like,
+                identity: a.identity,
+                writer: a.writer,
+                json: a.json,
+            },
+            opener,
+        ),
     }
 }
 
@@ -221,7 +238,11 @@ pub struct SetParams {
 /// `convert` of a Hugging Face model folder: one .aero file, or an AEROSET
 /// (`set` given by `convert-safetensors-sharded`, or a sharded folder
 /// whose output does not end in `.aero`).
-pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<ExitCode> {
+pub fn convert_folder(
+    a: ConvertArgs,
+    set: Option<SetParams>,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     let mut folder = aero_convert::hf::Folder::open(&a.input)?;
     folder.identity = a.identity.identity();
     if let (Ok(o), Ok(d)) = (std::path::absolute(&a.output), a.input.canonicalize()) {
@@ -285,7 +306,7 @@ pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<
             replace: true,
             base_url: p.base_url,
             manifest_extra: Default::default(),
-            like: p.like.plan()?,
+            like: p.like.plan(opener)?,
         };
         let s = folder
             .write_set(&a.output, &base, &move |n| bar.inc(n))
@@ -317,8 +338,11 @@ pub fn convert_folder(a: ConvertArgs, set: Option<SetParams>) -> anyhow::Result<
 }
 
 /// `export-hf IN OUT_DIR`.
-pub fn export_hf(a: super::ExportHfArgs) -> anyhow::Result<ExitCode> {
-    let src = super::read::Source::open(&a.input)?;
+pub fn export_hf(
+    a: super::ExportHfArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
+    let src = super::read::Source::open(&a.input, opener)?;
     let total: u64 = src
         .as_dyn()
         .tensor_index()
@@ -375,11 +399,15 @@ pub fn export_hf(a: super::ExportHfArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn export_safetensors(mut a: super::ExportSafetensorsArgs) -> anyhow::Result<ExitCode> {
+pub fn export_safetensors(
+    mut a: super::ExportSafetensorsArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     a.export.output = checked_output(
         Conversion::ExportSafeTensors,
         &a.export.input,
         &a.export.output,
+        opener,
     )?;
     let Some(fmt) = a.dequantize else {
         return export(a.export, safetensors::export_with, "safetensors");
@@ -391,7 +419,7 @@ pub fn export_safetensors(mut a: super::ExportSafetensorsArgs) -> anyhow::Result
     if !crate::remote::is_url(&a_.input) {
         check_paths(&a_.input, &a_.output)?;
     }
-    let src = super::read::Source::open(&a_.input)?;
+    let src = super::read::Source::open(&a_.input, opener)?;
     let total: u64 = src
         .as_dyn()
         .tensor_index()
@@ -410,8 +438,8 @@ pub fn export_safetensors(mut a: super::ExportSafetensorsArgs) -> anyhow::Result
     report_exported(a_, n, "safetensors")
 }
 
-pub fn export_gguf(mut a: ExportArgs) -> anyhow::Result<ExitCode> {
-    a.output = checked_output(Conversion::ExportGguf, &a.input, &a.output)?;
+pub fn export_gguf(mut a: ExportArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    a.output = checked_output(Conversion::ExportGguf, &a.input, &a.output, opener)?;
     export(a, gguf_convert::export_with, "GGUF")
 }
 

@@ -27,12 +27,13 @@ pub struct LikeArgs {
 impl LikeArgs {
     /// The plan of OLD_SET, when given: read from its manifest, index and
     /// part headers (no weights).
-    pub fn plan(&self) -> anyhow::Result<Option<SetPlan>> {
+    pub fn plan(&self, opener: &crate::remote::Opener) -> anyhow::Result<Option<SetPlan>> {
         let Some(like) = &self.like else {
             return Ok(None);
         };
-        let set =
-            crate::remote::open_set(like).with_context(|| format!("--like {}", like.display()))?;
+        let set = opener
+            .open_set(like)
+            .with_context(|| format!("--like {}", like.display()))?;
         let plan = SetPlan::of_set(&set).with_context(|| format!("--like {}", like.display()))?;
         Ok(Some(plan))
     }

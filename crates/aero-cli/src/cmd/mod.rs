@@ -657,7 +657,7 @@ impl Command {
     }
 }
 
-pub fn run(mut cmd: Command) -> anyhow::Result<ExitCode> {
+pub fn run(mut cmd: Command, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     match &mut cmd {
         Command::Inspect(a) if a.all_tensors => a.max_tensors = usize::MAX,
         Command::InspectSet(a) if a.all_tensors => a.max_tensors = usize::MAX,
@@ -673,37 +673,40 @@ pub fn run(mut cmd: Command) -> anyhow::Result<ExitCode> {
                     "--markdown and --all-values apply to .aero, .gguf and .safetensors files; for an AEROSET inspect its index.aero, or use --json"
                 );
             }
-            set::inspect_set(InspectSetArgs {
-                set: a.file,
-                max_tensors: a.max_tensors,
-                all_tensors: a.all_tensors,
-                filter: a.filter,
-                json: a.json,
-            })
+            set::inspect_set(
+                InspectSetArgs {
+                    set: a.file,
+                    max_tensors: a.max_tensors,
+                    all_tensors: a.all_tensors,
+                    filter: a.filter,
+                    json: a.json,
+                },
+                opener,
+            )
         }
-        Command::Inspect(a) => read::inspect(a),
-        Command::List(a) if set::is_set(&a.file) => set::list(a),
-        Command::List(a) => read::list(a),
-        Command::Validate(a) if set::is_set(&a.file) => set::validate(a),
-        Command::Validate(a) => validate::run(a),
-        Command::Extract(a) if a.attached.is_some() => read::extract_attached(a),
-        Command::Extract(a) if a.as_float.is_some() => read::extract_floats(a),
-        Command::Extract(a) if set::is_set(&a.file) => set::extract(a),
-        Command::Diff(a) => read::diff(a),
-        Command::Extract(a) => read::extract(a),
+        Command::Inspect(a) => read::inspect(a, opener),
+        Command::List(a) if set::is_set(&a.file) => set::list(a, opener),
+        Command::List(a) => read::list(a, opener),
+        Command::Validate(a) if set::is_set(&a.file) => set::validate(a, opener),
+        Command::Validate(a) => validate::run(a, opener),
+        Command::Extract(a) if a.attached.is_some() => read::extract_attached(a, opener),
+        Command::Extract(a) if a.as_float.is_some() => read::extract_floats(a, opener),
+        Command::Extract(a) if set::is_set(&a.file) => set::extract(a, opener),
+        Command::Diff(a) => read::diff(a, opener),
+        Command::Extract(a) => read::extract(a, opener),
         Command::MakeTestVector(a) => write::make_test_vector(a),
-        Command::Repack(a) => repack::run(a),
-        Command::ConvertSafetensors(a) => convert::safetensors_cmd(a),
-        Command::ConvertGguf(a) => convert::gguf_cmd(a),
-        Command::Convert(a) => set::convert_auto(a),
-        Command::ExportSafetensors(a) => convert::export_safetensors(a),
-        Command::ExportGguf(a) => convert::export_gguf(a),
-        Command::ExportHf(a) => convert::export_hf(a),
-        Command::InspectSet(a) => set::inspect_set(a),
-        Command::FetchTensor(a) => set::fetch_tensor(a),
-        Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a),
-        Command::Pull(a) => transfer::pull(a),
-        Command::Push(a) => transfer::push(a),
+        Command::Repack(a) => repack::run(a, opener),
+        Command::ConvertSafetensors(a) => convert::safetensors_cmd(a, opener),
+        Command::ConvertGguf(a) => convert::gguf_cmd(a, opener),
+        Command::Convert(a) => set::convert_auto(a, opener),
+        Command::ExportSafetensors(a) => convert::export_safetensors(a, opener),
+        Command::ExportGguf(a) => convert::export_gguf(a, opener),
+        Command::ExportHf(a) => convert::export_hf(a, opener),
+        Command::InspectSet(a) => set::inspect_set(a, opener),
+        Command::FetchTensor(a) => set::fetch_tensor(a, opener),
+        Command::ConvertSafetensorsSharded(a) => set::convert_sharded(a, opener),
+        Command::Pull(a) => transfer::pull(a, opener),
+        Command::Push(a) => transfer::push(a, opener),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }

@@ -151,11 +151,11 @@ pub fn filtered(tensors: &[TensorInfo], pattern: Option<&str>) -> anyhow::Result
         .collect())
 }
 
-pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
+pub fn list(a: ListArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     if let Some(format) = super::describe::foreign(&a.file) {
         return super::describe::list(&a, format);
     }
-    let f = crate::remote::open_file(&a.file)?;
+    let f = opener.open_file(&a.file)?;
     let filter = super::describe::NameFilter::new(a.filter.as_deref())?;
     let order = f.shape_order();
     if a.json {
@@ -182,11 +182,11 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn inspect(a: InspectArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     if let Some(format) = super::describe::foreign(&a.file) {
         return super::describe::inspect(&a, format);
     }
-    let f = crate::remote::open_file(&a.file)?;
+    let f = opener.open_file(&a.file)?;
     let h = f.header();
     let (name, arch) = f.model();
     let idx = f.index();
@@ -445,8 +445,8 @@ fn damaged_exit(check: &aero_io::Report) -> ExitCode {
     }
 }
 
-pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    let f = crate::remote::open_file(&a.file)?;
+pub fn extract(a: ExtractArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    let f = opener.open_file(&a.file)?;
     let dest = output_dest(a.out.as_deref())?;
     let info = f.tensor_info(a.tensor_name())?;
     let pb = out::bytes_bar(info.data_len, "extracting");
@@ -667,9 +667,8 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn open(p: &std::path::Path) -> anyhow::Result<Source> {
-        let opts = crate::remote::open_options(aero_set::Expect::Any);
-        Ok(Source::Model(Box::new(crate::remote::open(p, &opts)?)))
+    pub fn open(p: &std::path::Path, opener: &crate::remote::Opener) -> anyhow::Result<Source> {
+        Ok(Source::Model(Box::new(opener.open(p)?)))
     }
 
     /// A side of `diff`: a set or a URL as [`Source::open`] opens them, or
@@ -678,7 +677,10 @@ impl Source {
     /// input that is none of these (a sharded checkpoint, an unrecognised
     /// or missing file, a URL that is not AERO) is exit 2, never 1: for
     /// `diff`, 1 means "different" or damaged content.
-    pub fn open_for_diff(p: &std::path::Path) -> anyhow::Result<Source> {
+    pub fn open_for_diff(
+        p: &std::path::Path,
+        opener: &crate::remote::Opener,
+    ) -> anyhow::Result<Source> {
         use aero_convert::InputKind;
         let not_aero = |e: anyhow::Error| match e.downcast_ref::<aero_io::Error>() {
             // Valid data of another kind, not damage: a usage error.
@@ -686,10 +688,10 @@ impl Source {
             _ => e,
         };
         if super::set::is_set(p) || crate::remote::is_url(p) {
-            return Source::open(p).map_err(not_aero);
+            return Source::open(p, opener).map_err(not_aero);
         }
         match aero_convert::detect(p)? {
-            InputKind::Aero => Source::open(p),
+            InputKind::Aero => Source::open(p, opener),
             InputKind::SafeTensors | InputKind::Gguf => Ok(Source::Foreign(Box::new(
                 aero_convert::foreign::ForeignFile::open(p)?,
             ))),
@@ -719,12 +721,12 @@ impl Source {
 }
 
 /// `extract --as`: the tensor's values as floats, written atomically.
-pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
+pub fn extract_floats(a: ExtractArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     let fmt: aero_convert::floats::FloatFormat = match a.as_float {
         Some(f) => f.into(),
         None => bail!("--as was not given"),
     };
-    let src = Source::open(&a.file)?;
+    let src = Source::open(&a.file, opener)?;
     let dest = output_dest(a.out.as_deref())?;
     // Any file the input reads (a set's manifest, index and parts too).
     src.as_dyn().refuse_as_output(&dest)?;
@@ -756,13 +758,16 @@ pub fn extract_floats(a: ExtractArgs) -> anyhow::Result<ExitCode> {
 
 /// `extract MODEL --file NAME [OUT]`: an attached file, verified, written
 /// atomically (or to stdout).
-pub fn extract_attached(a: ExtractArgs) -> anyhow::Result<ExitCode> {
+pub fn extract_attached(
+    a: ExtractArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     let name = a.attached.as_deref().unwrap_or_default();
     if a.tensor.is_some() && a.out.is_some() {
         bail!("with --file, give the model and the output only: `extract MODEL --file {name} OUT`");
     }
     let out_path = a.out.clone().or_else(|| a.tensor.as_ref().map(Into::into));
-    let src = Source::open(&a.file)?;
+    let src = Source::open(&a.file, opener)?;
     let dest = output_dest(out_path.as_deref())?;
     src.as_dyn().refuse_as_output(&dest)?;
     let bytes = src.as_model()?.attached_bytes(name)?;
@@ -776,8 +781,11 @@ pub fn extract_attached(a: ExtractArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `diff A B`: exit 0 identical, 1 different.
-pub fn diff(a: super::DiffArgs) -> anyhow::Result<ExitCode> {
-    let (sa, sb) = (Source::open_for_diff(&a.a)?, Source::open_for_diff(&a.b)?);
+pub fn diff(a: super::DiffArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    let (sa, sb) = (
+        Source::open_for_diff(&a.a, opener)?,
+        Source::open_for_diff(&a.b, opener)?,
+    );
     let opts = aero_convert::diff::DiffOptions { numeric: a.numeric };
     let r = aero_convert::diff::diff(sa.as_dyn(), sb.as_dyn(), &opts)?;
     let identical = r.identical();

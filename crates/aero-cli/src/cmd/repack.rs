@@ -198,19 +198,24 @@ impl std::error::Error for Refused {
 }
 
 /// `repack IN OUT`.
-pub fn run(mut a: RepackArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: RepackArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     a.output = super::convert::checked_output(
         aero_convert::route::Conversion::Repack,
         &a.input,
         &a.output,
+        opener,
     )?;
-    run_as(a, "--force copies it anyway")
+    run_as(a, "--force copies it anyway", opener)
 }
 
 /// `repack`, or `convert` of an AERO input (which has no `--force`, so its
 /// `hint` names `repack --force`).
-pub fn run_as(a: RepackArgs, hint: &'static str) -> anyhow::Result<ExitCode> {
-    let f = crate::remote::open_file(&a.input)?;
+pub fn run_as(
+    a: RepackArgs,
+    hint: &'static str,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
+    let f = opener.open_file(&a.input)?;
     let total: u64 = f
         .index()
         .map(|i| i.tensors().iter().map(|t| t.data_len).sum())

@@ -31,8 +31,8 @@ fn part_path(set: &AeroSet, shard_id: u64) -> Option<&str> {
         .map(|p| p.file.path.as_str())
 }
 
-pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
-    let set = crate::remote::open_set(&a.set)?;
+pub fn inspect_set(a: InspectSetArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    let set = opener.open_set(&a.set)?;
     let m = set.manifest();
     let idx = set.index()?;
     let total: u64 = idx.tensors().iter().map(|t| t.data_len).sum();
@@ -145,15 +145,18 @@ pub fn inspect_set(a: InspectSetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+pub fn validate(a: ValidateArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
     // The manifest only, so that a damaged index is reported, not just
     // refused (a remote manifest is read with its index).
     let opts = aero_set::OpenOptions {
         manifest_only: true,
-        ..crate::remote::open_options(aero_set::Expect::Set)
+        ..opener.open_options(aero_set::Expect::Set)
     };
-    let set = match crate::remote::open(&a.file, &opts).and_then(|m| Ok(m.into_set()?)) {
+    let set = match opener
+        .open_with(&a.file, &opts)
+        .and_then(|m| Ok(m.into_set()?))
+    {
         Ok(s) => s,
         Err(e) if super::validate::wrong_kind(&e) => return Err(e),
         Err(e) => return super::validate::unreadable(&a, &a.file.display().to_string(), &e),
@@ -216,8 +219,8 @@ fn print_human(r: &SetReport, strict: bool) {
     super::validate::verdict_line(&r.set, "AEROSET ", r.verdict, r.mode, strict, hashed);
 }
 
-pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
-    let set = crate::remote::open_set(&a.file)?;
+pub fn list(a: ListArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    let set = opener.open_set(&a.file)?;
     let idx = set.index()?;
     let shown = filtered(idx.tensors(), a.filter.as_deref())?;
     if a.json {
@@ -253,8 +256,9 @@ fn write_tensor(
     tensor: &str,
     out_path: Option<&Path>,
     verify: super::VerifyArgs,
+    opener: &crate::remote::Opener,
 ) -> anyhow::Result<ExitCode> {
-    let set = crate::remote::open_set(set_path)?;
+    let set = opener.open_set(set_path)?;
     let dest = super::read::output_dest(out_path)?;
     let len = set.locate(tensor)?.global.data_len;
     let pb = out::bytes_bar(len, "extracting");
@@ -264,21 +268,28 @@ fn write_tensor(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn extract(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    write_tensor(&a.file, a.tensor_name(), a.out.as_deref(), a.verify)
+pub fn extract(a: ExtractArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    write_tensor(&a.file, a.tensor_name(), a.out.as_deref(), a.verify, opener)
 }
 
-pub fn fetch_tensor(a: FetchTensorArgs) -> anyhow::Result<ExitCode> {
-    write_tensor(&a.set, &a.tensor, Some(&a.out), a.verify)
+pub fn fetch_tensor(
+    a: FetchTensorArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
+    write_tensor(&a.set, &a.tensor, Some(&a.out), a.verify, opener)
 }
 
-pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
+pub fn convert_sharded(
+    a: ConvertShardedArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     if a.input.is_dir() && aero_convert::hf::is_folder(&a.input) {
         // A model folder: its other files travel with the weights.
         super::convert::checked_output(
             aero_convert::route::Conversion::FolderToSet,
             &a.input,
             &a.output,
+            opener,
         )?;
         return super::convert::convert_folder(
             ConvertArgs {
@@ -293,6 +304,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
                 base_url: a.base_url,
                 like: a.like,
             }),
+            opener,
         );
     }
     super::convert::expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
@@ -300,6 +312,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         aero_convert::route::Conversion::ShardedToSet,
         &a.input,
         &a.output,
+        opener,
     )?;
     let mut inp = ShardedSafetensors::open(&a.input)?;
     inp.identity = a.identity.identity();
@@ -320,7 +333,7 @@ pub fn convert_sharded(a: ConvertShardedArgs) -> anyhow::Result<ExitCode> {
         replace: true,
         base_url: a.base_url.clone(),
         manifest_extra: Default::default(),
-        like: a.like.plan()?,
+        like: a.like.plan(opener)?,
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -387,9 +400,12 @@ pub fn report_set_written(
 
 /// `convert`: sharded safetensors (an index file or a directory holding
 /// one) become an AEROSET; everything else goes to the single-file converter.
-pub fn convert_auto(a: ConvertAutoArgs) -> anyhow::Result<ExitCode> {
+pub fn convert_auto(
+    a: ConvertAutoArgs,
+    opener: &crate::remote::Opener,
+) -> anyhow::Result<ExitCode> {
     // What is written is chosen by the output's name, an AEROSET for a
     // sharded checkpoint included (`convert::auto`); `--like` applies when
     // that is an AEROSET.
-    super::convert::auto(a.convert, a.like)
+    super::convert::auto(a.convert, a.like, opener)
 }

@@ -5,9 +5,9 @@ use aero_io::Verdict;
 use super::ValidateArgs;
 use crate::out;
 
-pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: ValidateArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
-    let f = match crate::remote::open_file(&a.file) {
+    let f = match opener.open_file(&a.file) {
         Ok(f) => f,
         Err(e) if wrong_kind(&e) => return Err(e),
         Err(e) => return unreadable(&a, &a.file.display().to_string(), &e),
