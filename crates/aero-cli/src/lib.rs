@@ -7,11 +7,6 @@
 //! same output and exit codes. [`command`] is the clap definition the
 //! completions and man pages are generated from.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-// The workspace warns on `unreachable_pub`; the command modules are private
-// and their many `pub` items are reachable only inside this crate. The
-// per-command split of the CLI (issue 23) rewrites these modules and
-// narrows them; until then the lint is allowed here.
-#![allow(unreachable_pub)]
 
 mod cmd;
 mod out;
@@ -206,7 +201,7 @@ fn run_args(args: &[OsString]) -> u8 {
     };
     let opener = remote::Opener::from(cli.remote);
     let json = cli.command.wants_json();
-    match cmd::run(cli.command, &opener) {
+    match cli.command.run(&opener) {
         Ok(code) => exit_code_value(code),
         Err(e) => {
             out::error_line(&e);

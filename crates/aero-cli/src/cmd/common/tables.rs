@@ -1,194 +1,146 @@
-//! `inspect` / `list` of GGUF and safetensors files (recognised by content),
-//! and the pieces AERO's `inspect` shares with them: key/value tables,
-//! the per-type histogram, `--filter`, `--markdown`.
+//! Presentation of what files hold, shared by `inspect`, `list`,
+//! `inspect-set` and `diff`: tensor, key/value and per-type tables (text and
+//! markdown) and their JSON forms.
 
-use std::path::Path;
-use std::process::ExitCode;
-
-use aero_convert::describe::{self, KeyValue, Model, TensorRow, TypeStats, Values};
+use aero_convert::describe::{self, KeyValue, Model, TensorRow, TypeStats};
+use aero_io::TensorInfo;
 use serde_json::{Value, json};
 
-use super::{InspectArgs, ListArgs};
 use crate::out;
 
-/// A GGUF or safetensors file (by content), or `None` for anything else:
-/// AERO files, sets, URLs and unreadable paths go the AERO way, whose
-/// errors say what they are.
-pub fn foreign(path: &Path) -> Option<describe::Format> {
-    if crate::remote::is_url(path) || !path.is_file() {
-        return None;
+/// JSON form of an AERO tensor entry (the `list --json` / `inspect --json`
+/// schema, docs/CLI.md "JSON vocabulary"): the facts every format shares
+/// (`name`, `dtype` in the shared vocabulary, `shape`, `bytes`) first, then
+/// AERO's own TIDX fields (`dtype_code`, `ggml_type` of a packed GGUF
+/// tensor, `shard_id`, `data_off`, `hash_b3`, `extra`).
+pub(crate) fn tensor_json(t: &TensorInfo) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), json!(t.name));
+    m.insert("dtype".into(), json!(aero_convert::describe::dtype_name(t)));
+    m.insert("shape".into(), json!(t.shape));
+    m.insert("bytes".into(), json!(t.data_len));
+    m.insert("dtype_code".into(), json!(t.dtype.code()));
+    if let Some(g) = t.ggml_type().filter(|_| t.dtype == aero_io::DType::Packed) {
+        m.insert("ggml_type".into(), json!(g.name));
     }
-    match aero_convert::detect(path).ok()? {
-        aero_convert::InputKind::Gguf => Some(describe::Format::Gguf),
-        aero_convert::InputKind::SafeTensors => Some(describe::Format::SafeTensors),
-        _ => None,
+    m.insert("shard_id".into(), json!(t.shard_id));
+    m.insert("data_off".into(), json!(t.data_off));
+    if let Some(h) = &t.hash_b3 {
+        m.insert("hash_b3".into(), json!(hex::encode(h)));
     }
+    if !t.extras.is_empty() {
+        m.insert("extra".into(), Value::Object(t.extras_json()));
+    }
+    Value::Object(m)
 }
 
-/// `--filter PATTERN`: a glob (`*`, `?`, `[…]`) matched against the whole
-/// tensor name, or, without glob characters, a substring.
-pub enum NameFilter {
-    /// No filter: every name.
-    All,
-    /// A substring.
-    Contains(String),
-    /// A glob over the whole name.
-    Glob(glob::Pattern),
+/// A shape as `[a, b, c]`.
+pub(crate) fn shape_str(s: &[u64]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
-impl NameFilter {
-    pub fn new(pattern: Option<&str>) -> anyhow::Result<NameFilter> {
-        Ok(match pattern {
-            None => NameFilter::All,
-            Some(p) if p.contains(['*', '?', '[']) => NameFilter::Glob(
-                glob::Pattern::new(p).map_err(|e| anyhow::anyhow!("--filter {p:?}: {e}"))?,
-            ),
-            Some(p) => NameFilter::Contains(p.to_owned()),
+/// The tensor table of `list`, `inspect` and their AEROSET forms: name,
+/// dtype, shape, shard, then the part (sets), the offset (`list`) and the
+/// byte length; names escaped for the terminal.
+pub(crate) fn tensor_table(
+    tensors: &[TensorInfo],
+    max: usize,
+    part: Option<&dyn Fn(u64) -> String>,
+    offset: bool,
+) -> String {
+    let mut header = vec!["name", "dtype", "shape", "shard"];
+    if part.is_some() {
+        header.push("part");
+    }
+    if offset {
+        header.push("offset");
+    }
+    header.push("bytes");
+    let rows: Vec<Vec<String>> = tensors
+        .iter()
+        .take(max)
+        .map(|t| {
+            let mut r = vec![
+                out::clean(&t.name).into_owned(),
+                aero_convert::describe::aero_tensor_row(t).type_name,
+                shape_str(&t.shape),
+                t.shard_id.to_string(),
+            ];
+            if let Some(p) = part {
+                r.push(out::clean(&p(t.shard_id)).into_owned());
+            }
+            if offset {
+                r.push(t.data_off.to_string());
+            }
+            r.push(t.data_len.to_string());
+            r
         })
-    }
-
-    pub fn matches(&self, name: &str) -> bool {
-        match self {
-            NameFilter::All => true,
-            NameFilter::Contains(s) => name.contains(s.as_str()),
-            NameFilter::Glob(g) => g.matches(name),
-        }
-    }
-}
-
-fn values(all: bool) -> Values {
-    if all { Values::All } else { Values::Summary }
-}
-
-fn open(path: &Path, format: describe::Format, all: bool) -> anyhow::Result<Model> {
-    Ok(match format {
-        describe::Format::SafeTensors => describe::describe_safetensors(path, values(all))?,
-        _ => describe::describe_gguf(path, values(all))?,
-    })
-}
-
-/// `inspect` of a GGUF or safetensors file.
-pub fn inspect(a: &InspectArgs, format: describe::Format) -> anyhow::Result<ExitCode> {
-    let m = open(&a.file, format, a.all_values)?;
-    let filter = NameFilter::new(a.filter.as_deref())?;
-    let tensors: Vec<TensorRow> = m
-        .tensors
-        .iter()
-        .filter(|t| filter.matches(&t.name))
-        .cloned()
         .collect();
-    let types = describe::histogram(&tensors);
-    let (name, arch) = model_names(&m);
-    if a.json {
-        let listed: Vec<Value> = tensors.iter().take(a.max_tensors).map(row_json).collect();
-        out::print_json(&json!({
-            "input": m.path.display().to_string(),
-            "format": m.format.name(),
-            "size": m.size,
-            "version": m.version,
-            "alignment": m.alignment,
-            "model": {"name": name, "architecture": arch},
-            "key_values": kvs_json(&m.key_values),
-            "tensor_count": m.tensors.len(),
-            "tensor_bytes": m.tensors.iter().map(|t| t.bytes).sum::<u64>(),
-            "filter": a.filter,
-            "types": types_json(&types),
-            "tensors_shown": listed.len(),
-            "truncated": listed.len() < tensors.len(),
-            "tensors": listed,
-            "valid": true,
-            "errors": [],
-        }))?;
-        return Ok(ExitCode::SUCCESS);
+    if rows.is_empty() {
+        return String::new();
     }
-    let mut facts = vec![(
-        "format",
-        match (m.version, m.alignment) {
-            (Some(v), Some(al)) => format!("{} v{v}, alignment {al}", m.format.name()),
-            _ => m.format.name().to_owned(),
-        },
-    )];
-    facts.push(("size", out::human_bytes(m.size)));
-    facts.push(("model", name.unwrap_or_else(|| "-".into())));
-    facts.push(("architecture", arch.unwrap_or_else(|| "-".into())));
-    if a.markdown {
-        print!(
-            "{}",
-            markdown_inspect(&m, &facts, &types, &tensors, a.max_tensors)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{}  {}",
-        out::bold(&m.path.display().to_string()),
-        out::human_bytes(m.size)
-    );
-    for (k, v) in &facts[..] {
-        if *k != "size" {
-            println!("  {k:<12} {}", out::clean(v));
-        }
-    }
-    println!();
-    print_key_values(&m.key_values);
-    println!();
-    print_types_and_tensors(&types, &tensors, a.max_tensors, m.tensors.len());
-    Ok(ExitCode::SUCCESS)
+    out::table(&header, &rows)
 }
 
-/// `list` of a GGUF or safetensors file.
-pub fn list(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCode> {
-    let m = open(&a.file, format, false)?;
-    let filter = NameFilter::new(a.filter.as_deref())?;
-    let tensors: Vec<&TensorRow> = m
-        .tensors
+/// The tensor part of `inspect` (files and sets): the count and size, the
+/// per-type histogram with bits per weight, the first `max` tensors, and,
+/// past `max`, how to see the rest. `shown` is what `--filter` kept of
+/// `all` tensors.
+pub(crate) fn print_tensor_section(
+    shown: &[TensorInfo],
+    all: usize,
+    max: usize,
+    part: Option<&dyn Fn(u64) -> String>,
+) {
+    let rows: Vec<aero_convert::describe::TensorRow> = shown
         .iter()
-        .filter(|t| filter.matches(&t.name))
+        .map(aero_convert::describe::aero_tensor_row)
         .collect();
-    if tensors.is_empty() {
-        no_match(a.filter.as_deref());
-    }
-    if a.json {
-        out::print_json(&json!({
-            "input": m.path.display().to_string(),
-            "format": m.format.name(),
-            "tensors": tensors.iter().map(|t| row_json(t)).collect::<Vec<_>>(),
-        }))?;
-    } else if a.markdown {
-        print!("{}", markdown_tensors(tensors.into_iter(), usize::MAX));
+    let total: u64 = shown.iter().map(|t| t.data_len).sum();
+    let count = if shown.len() == all {
+        all.to_string()
     } else {
-        print!(
-            "{}",
-            tensor_rows_table(tensors.into_iter(), usize::MAX, true)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Says on stderr that `--filter` left nothing to show (stdout keeps its
-/// format: an empty table or `"tensors": []`).
-pub fn no_match(filter: Option<&str>) {
-    if let Some(f) = filter {
-        eprintln!(
-            "aerotensor: note: no tensor name matches {}",
-            out::clean(&format!("{f:?}"))
-        );
-    }
-}
-
-/// Model name and architecture from the usual keys (GGUF `general.*`,
-/// safetensors `__metadata__` has none by convention).
-fn model_names(m: &Model) -> (Option<String>, Option<String>) {
-    let get = |k: &str| {
-        m.key_values
-            .iter()
-            .find(|kv| kv.key == k)
-            .and_then(|kv| kv.value.as_str().map(str::to_owned))
+        format!("{} of {all} (--filter)", shown.len())
     };
-    (get("general.name"), get("general.architecture"))
+    println!("tensors: {count} ({})", out::human_bytes(total));
+    print!("{}", types_table(&aero_convert::describe::histogram(&rows)));
+    print!("{}", tensor_table(shown, max, part, false));
+    if shown.len() > max {
+        println!(
+            "… {} more not shown (--all-tensors or --max-tensors N lists them; so does `aerotensor list`)",
+            shown.len() - max
+        );
+    }
+}
+
+/// `tensors` as `list` and `inspect` show them: shapes row-major whatever
+/// the file stores ([`aero_io::ShapeOrder`]; a reference GGUF-origin file
+/// stores GGUF order). Copies for display only, never read through.
+pub(crate) fn row_major(tensors: Vec<TensorInfo>, order: aero_io::ShapeOrder) -> Vec<TensorInfo> {
+    tensors
+        .into_iter()
+        .map(|mut t| {
+            t.shape = t.row_major_shape(order);
+            t
+        })
+        .collect()
+}
+
+/// The line that says a file stores GGUF order (nothing for row-major).
+pub(crate) fn shape_order_note(order: aero_io::ShapeOrder) -> Option<&'static str> {
+    (order == aero_io::ShapeOrder::Gguf).then_some(
+        "stored in GGUF order, innermost dimension first (written by the reference GGUF converter, spec §15); shown row-major",
+    )
 }
 
 /// The JSON form of key/values (`inspect --json`, every format).
-pub fn kvs_json(kvs: &[KeyValue]) -> Vec<Value> {
+pub(crate) fn kvs_json(kvs: &[KeyValue]) -> Vec<Value> {
     kvs.iter()
         .map(|kv| {
             let mut o = serde_json::Map::new();
@@ -206,7 +158,7 @@ pub fn kvs_json(kvs: &[KeyValue]) -> Vec<Value> {
 }
 
 /// The JSON form of the per-type histogram.
-pub fn types_json(types: &[TypeStats]) -> Vec<Value> {
+pub(crate) fn types_json(types: &[TypeStats]) -> Vec<Value> {
     types
         .iter()
         .map(|t| {
@@ -216,18 +168,14 @@ pub fn types_json(types: &[TypeStats]) -> Vec<Value> {
         .collect()
 }
 
-fn row_json(t: &TensorRow) -> Value {
+/// The JSON form of a GGUF or safetensors tensor (`list`, `inspect`).
+pub(crate) fn row_json(t: &TensorRow) -> Value {
     json!({"name": t.name, "dtype": t.type_name, "shape": t.shape, "bytes": t.bytes,
            "elements": t.elements, "bits_per_weight": t.bits_per_weight(), "offset": t.offset})
 }
 
 fn bpw(b: Option<f64>) -> String {
     b.map_or_else(|| "-".into(), |b| format!("{b:.2}"))
-}
-
-fn shape(s: &[u64]) -> String {
-    let dims: Vec<String> = s.iter().map(u64::to_string).collect();
-    format!("[{}]", dims.join(", "))
 }
 
 /// A value as one readable line: strings quoted, arrays as `[a, b, …]`,
@@ -268,7 +216,7 @@ fn type_text(kv: &KeyValue) -> String {
 }
 
 /// The key/value table, numbered as `gguf-dump` numbers it.
-pub fn print_key_values(kvs: &[KeyValue]) {
+pub(crate) fn print_key_values(kvs: &[KeyValue]) {
     println!("key/values: {}", kvs.len());
     let rows = kv_rows(kvs, &|s| out::clean(s).into_owned());
     if !rows.is_empty() {
@@ -298,7 +246,12 @@ fn kv_rows(kvs: &[KeyValue], cell: &dyn Fn(&str) -> String) -> Vec<Vec<String>> 
 }
 
 /// The per-type histogram, then the first `max` tensors.
-pub fn print_types_and_tensors(types: &[TypeStats], tensors: &[TensorRow], max: usize, all: usize) {
+pub(crate) fn print_types_and_tensors(
+    types: &[TypeStats],
+    tensors: &[TensorRow],
+    max: usize,
+    all: usize,
+) {
     let total: u64 = tensors.iter().map(|t| t.bytes).sum();
     let shown = if tensors.len() == all {
         format!("tensors: {all}")
@@ -318,7 +271,7 @@ pub fn print_types_and_tensors(types: &[TypeStats], tensors: &[TensorRow], max: 
 
 /// The per-type histogram as a text table (empty for no tensors), then a
 /// blank line.
-pub fn types_table(types: &[TypeStats]) -> String {
+pub(crate) fn types_table(types: &[TypeStats]) -> String {
     let rows = type_rows(types, &|s| out::clean(s).into_owned());
     if rows.is_empty() {
         return String::new();
@@ -347,7 +300,9 @@ fn type_rows(types: &[TypeStats], cell: &dyn Fn(&str) -> String) -> Vec<Vec<Stri
         .collect()
 }
 
-fn tensor_rows_table<'a>(
+/// The tensor table of a GGUF or safetensors file (`offset`: with the
+/// offset column, as `list` shows it).
+pub(crate) fn tensor_rows_table<'a>(
     tensors: impl Iterator<Item = &'a TensorRow>,
     max: usize,
     offset: bool,
@@ -363,7 +318,7 @@ fn tensor_rows_table<'a>(
             let mut r = vec![
                 out::clean(&t.name).into_owned(),
                 t.type_name.clone(),
-                shape(&t.shape),
+                shape_str(&t.shape),
                 t.elements.to_string(),
             ];
             if offset {
@@ -396,7 +351,7 @@ fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `inspect --markdown`: for model cards.
-pub fn markdown_inspect(
+pub(crate) fn markdown_inspect(
     m: &Model,
     facts: &[(&str, String)],
     types: &[TypeStats],
@@ -428,7 +383,7 @@ pub fn markdown_inspect(
 }
 
 /// The `## Key/values` section of `inspect --markdown`.
-pub fn markdown_key_values(kvs: &[KeyValue]) -> String {
+pub(crate) fn markdown_key_values(kvs: &[KeyValue]) -> String {
     format!(
         "\n## Key/values ({})\n\n{}",
         kvs.len(),
@@ -436,14 +391,18 @@ pub fn markdown_key_values(kvs: &[KeyValue]) -> String {
     )
 }
 
-fn markdown_tensors<'a>(tensors: impl Iterator<Item = &'a TensorRow>, max: usize) -> String {
+/// The tensor table of `list --markdown` and `inspect --markdown`.
+pub(crate) fn markdown_tensors<'a>(
+    tensors: impl Iterator<Item = &'a TensorRow>,
+    max: usize,
+) -> String {
     let rows: Vec<Vec<String>> = tensors
         .take(max)
         .map(|t| {
             vec![
                 md(&t.name),
                 md(&t.type_name),
-                shape(&t.shape),
+                shape_str(&t.shape),
                 t.elements.to_string(),
                 t.bytes.to_string(),
                 bpw(t.bits_per_weight()),
@@ -458,7 +417,7 @@ fn markdown_tensors<'a>(tensors: impl Iterator<Item = &'a TensorRow>, max: usize
 
 /// An AERO file's MJSN entries as key/values (type `JSON`) for
 /// `inspect --markdown` of files that did not come from GGUF.
-pub fn meta_key_values(meta: Option<&Value>) -> Vec<KeyValue> {
+pub(crate) fn meta_key_values(meta: Option<&Value>) -> Vec<KeyValue> {
     let Some(Value::Object(m)) = meta else {
         return Vec::new();
     };
@@ -478,7 +437,7 @@ pub fn meta_key_values(meta: Option<&Value>) -> Vec<KeyValue> {
 }
 
 /// `list --markdown` of an AERO file or set.
-pub fn markdown_aero_tensors(tensors: &[aero_io::TensorInfo]) -> String {
+pub(crate) fn markdown_aero_tensors(tensors: &[aero_io::TensorInfo]) -> String {
     let rows: Vec<TensorRow> = tensors.iter().map(describe::aero_tensor_row).collect();
     markdown_tensors(rows.iter(), usize::MAX)
 }
