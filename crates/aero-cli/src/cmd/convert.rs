@@ -13,7 +13,7 @@ use super::common::args::{ConvertArgs, ExportArgs, VerifyArgs};
 use super::common::convert::{export, refuse_input_as_output};
 use super::common::like::LikeArgs;
 use super::common::written::{report_set_written, report_written_with};
-use super::convert_safetensors_sharded::ConvertShardedArgs;
+use super::convert_safetensors_sharded::{SetParams, write_set};
 use super::repack::RepackArgs;
 use crate::out;
 use crate::remote::Opener;
@@ -120,20 +120,19 @@ fn auto(
             json: a.json,
         })
     };
+    // The one decision: the input as `detect` recognised it (looked at
+    // once) and the output `route` chose. Each arm takes its input as
+    // recognised; none looks at the file again.
+    let set = move || SetParams {
+        like,
+        ..SetParams::default()
+    };
     match route.conversion {
-        // Already recognised: no second look at the file.
         Conversion::ImportSafeTensors => super::convert_safetensors::import(a),
         Conversion::ImportGguf => super::convert_gguf::import(a),
         Conversion::FolderToFile => convert_folder(a, None, opener),
-        Conversion::FolderToSet => convert_folder(
-            a,
-            Some(SetParams {
-                max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-                base_url: None,
-                like,
-            }),
-            opener,
-        ),
+        Conversion::FolderToSet => convert_folder(a, Some(set()), opener),
+        Conversion::ShardedToSet => write_set(a, set(), opener),
         Conversion::Repack if !a.identity.identity().is_empty() => bail!(
             "{}: is an AERO file: it keeps its own model name and architecture (--model-name and --architecture apply to conversions)",
             a.input.display()
@@ -153,32 +152,13 @@ fn auto(
             export(export_args(a)?, aero_convert::safetensors::export_with, "safetensors")
         }
         Conversion::ExportGguf => export(export_args(a)?, aero_convert::gguf_convert::export_with, "GGUF"),
-        Conversion::ShardedToSet => super::convert_safetensors_sharded::convert_sharded(
-            ConvertShardedArgs {
-                input: a.input,
-                output: a.output,
-                max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-                base_url: None,
-                like,
-                identity: a.identity,
-                writer: a.writer,
-                json: a.json,
-            },
-            opener,
-        ),
     }
 }
 
-/// AEROSET options of `convert-safetensors-sharded`.
-pub(crate) struct SetParams {
-    pub(crate) max_part_shards: usize,
-    pub(crate) base_url: Option<String>,
-    pub(crate) like: LikeArgs,
-}
-
-/// `convert` of a Hugging Face model folder: one .aero file, or an AEROSET
-/// (`set` given by `convert-safetensors-sharded`, or a sharded folder
-/// whose output does not end in `.aero`).
+/// `convert` of a Hugging Face model folder: one .aero file, or, with
+/// `set`, an AEROSET (`convert-safetensors-sharded`, or `convert` of a
+/// sharded folder whose output does not end in `.aero`, as
+/// [`aero_convert::route`] decided).
 pub(crate) fn convert_folder(
     a: ConvertArgs,
     set: Option<SetParams>,
@@ -200,11 +180,6 @@ pub(crate) fn convert_folder(
             );
         }
     }
-    let ends_aero = a
-        .output
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("aero"));
-    let to_set = set.is_some() || (folder.is_sharded() && !ends_aero);
     for l in folder.left_out() {
         eprintln!(
             "aerotensor: note: {}: left out {} ({})",
@@ -235,12 +210,7 @@ pub(crate) fn convert_folder(
     );
     let pb = out::bytes_bar(folder.data_len(), "converting");
     let bar = pb.clone();
-    if to_set {
-        let p = set.unwrap_or(SetParams {
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            like: Default::default(),
-        });
+    if let Some(p) = set {
         let base = aero_set::SetWriteOptions {
             file: a.writer.options(),
             max_part_shards: p.max_part_shards,

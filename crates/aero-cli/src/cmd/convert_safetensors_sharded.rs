@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aero_convert::InputKind;
+use aero_convert::route::Conversion;
 use aero_convert::sharded::ShardedSafetensors;
 use aero_set::SetWriteOptions;
 use anyhow::{Context, bail};
@@ -14,7 +16,7 @@ use super::common::args::{ConvertArgs, IdentityArgs, WriterArgs};
 use super::common::convert::{checked_output, expect_kind};
 use super::common::like::LikeArgs;
 use super::common::written::report_set_written;
-use super::convert::{SetParams, convert_folder};
+use super::convert::convert_folder;
 use crate::out;
 use crate::remote::Opener;
 
@@ -52,7 +54,26 @@ pub(crate) struct ConvertShardedArgs {
 
 impl Run for ConvertShardedArgs {
     fn run(self, opener: &Opener) -> anyhow::Result<ExitCode> {
-        convert_sharded(self, opener)
+        let set = SetParams {
+            max_part_shards: self.max_part_shards,
+            base_url: self.base_url,
+            like: self.like,
+        };
+        let mut a = ConvertArgs {
+            input: self.input,
+            output: self.output,
+            identity: self.identity,
+            writer: self.writer,
+            json: self.json,
+        };
+        if a.input.is_dir() && aero_convert::hf::is_folder(&a.input) {
+            // A model folder: its other files travel with the weights.
+            a.output = checked_output(Conversion::FolderToSet, &a.input, &a.output, opener)?;
+            return convert_folder(a, Some(set), opener);
+        }
+        expect_kind(&a.input, InputKind::ShardedSafeTensors)?;
+        a.output = checked_output(Conversion::ShardedToSet, &a.input, &a.output, opener)?;
+        write_set(a, set, opener)
     }
 
     fn wants_json(&self) -> bool {
@@ -60,41 +81,30 @@ impl Run for ConvertShardedArgs {
     }
 }
 
-pub(crate) fn convert_sharded(
-    a: ConvertShardedArgs,
-    opener: &Opener,
-) -> anyhow::Result<ExitCode> {
-    if a.input.is_dir() && aero_convert::hf::is_folder(&a.input) {
-        // A model folder: its other files travel with the weights.
-        checked_output(
-            aero_convert::route::Conversion::FolderToSet,
-            &a.input,
-            &a.output,
-            opener,
-        )?;
-        return convert_folder(
-            ConvertArgs {
-                input: a.input,
-                output: a.output,
-                identity: a.identity,
-                writer: a.writer,
-                json: a.json,
-            },
-            Some(SetParams {
-                max_part_shards: a.max_part_shards,
-                base_url: a.base_url,
-                like: a.like,
-            }),
-            opener,
-        );
+/// The AEROSET options of a conversion that writes one.
+pub(crate) struct SetParams {
+    /// `--max-part-shards`.
+    pub(crate) max_part_shards: usize,
+    /// `--base-url`.
+    pub(crate) base_url: Option<String>,
+    /// `--like`.
+    pub(crate) like: LikeArgs,
+}
+
+impl Default for SetParams {
+    /// What `convert` writes: the default part size, no base URL, no `--like`.
+    fn default() -> Self {
+        SetParams {
+            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
+            base_url: None,
+            like: LikeArgs::default(),
+        }
     }
-    expect_kind(&a.input, aero_convert::InputKind::ShardedSafeTensors)?;
-    checked_output(
-        aero_convert::route::Conversion::ShardedToSet,
-        &a.input,
-        &a.output,
-        opener,
-    )?;
+}
+
+/// A sharded safetensors checkpoint, already recognised as one, written as
+/// an AEROSET at an output already checked (this command, and `convert`).
+pub(crate) fn write_set(a: ConvertArgs, set: SetParams, opener: &Opener) -> anyhow::Result<ExitCode> {
     let mut inp = ShardedSafetensors::open(&a.input)?;
     inp.identity = a.identity.identity();
     let index_dir = inp.index_path().parent().map(Path::to_path_buf);
@@ -108,13 +118,13 @@ pub(crate) fn convert_sharded(
     }
     let base = SetWriteOptions {
         file: a.writer.options(),
-        max_part_shards: a.max_part_shards,
+        max_part_shards: set.max_part_shards,
         // Like the single-file converters, which write over an existing
         // output: an existing AEROSET (and nothing else) is replaced.
         replace: true,
-        base_url: a.base_url.clone(),
+        base_url: set.base_url,
         manifest_extra: Default::default(),
-        like: a.like.plan(opener)?,
+        like: set.like.plan(opener)?,
     };
     let pb = out::bytes_bar(inp.data_len(), "converting");
     let bar = pb.clone();
@@ -123,10 +133,10 @@ pub(crate) fn convert_sharded(
         .with_context(|| format!("converting {}", a.input.display()))?;
     pb.finish_and_clear();
     let mut extra = serde_json::Map::new();
-    a.like.json(&s, &mut extra);
+    set.like.json(&s, &mut extra);
     report_set_written(&a.output, &s, a.json, extra)?;
     if !a.json {
-        a.like.print(&s);
+        set.like.print(&s);
     }
     Ok(ExitCode::SUCCESS)
 }
