@@ -59,11 +59,7 @@ pub(crate) fn export_hf(
     opener: &Opener,
 ) -> anyhow::Result<ExitCode> {
     let src = Source::open(&a.input, opener)?;
-    let total: u64 = src
-        .as_dyn()
-        .tensor_index()
-        .map(|i| i.tensors().iter().map(|t| t.data_len).sum())
-        .unwrap_or(0);
+    let total = src.tensor_bytes();
     let pb = out::bytes_bar(total, "exporting");
     let opts = copy_options(a.verify, !a.no_fsync, &pb);
     let r = aero_convert::hf::export(src.as_model()?, &a.output, &opts)

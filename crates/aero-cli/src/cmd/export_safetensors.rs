@@ -70,11 +70,7 @@ fn export_safetensors(
         check_paths(&a_.input, &a_.output)?;
     }
     let src = Source::open(&a_.input, opener)?;
-    let total: u64 = src
-        .as_dyn()
-        .tensor_index()
-        .map(|i| i.tensors().iter().map(|t| t.data_len).sum())
-        .unwrap_or(0);
+    let total = src.tensor_bytes();
     let pb = out::bytes_bar(total, "exporting");
     let n = aero_convert::floats::export_safetensors(
         src.as_dyn(),

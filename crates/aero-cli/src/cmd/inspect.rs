@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aero_convert::describe::{self, Model, TensorRow};
+use aero_convert::describe::{self, Details, InspectedTensors, Inspection, KeyValue, Values};
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::Run;
-use super::common::filter::{NameFilter, filtered};
+use super::common::filter::NameFilter;
 use super::common::source::{describe_foreign, foreign, is_set};
 use super::common::tables::{
-    kvs_json, markdown_inspect, meta_key_values, print_key_values, print_tensor_section,
-    print_types_and_tensors, row_json, row_major, shape_order_note, tensor_json, types_json,
+    kvs_json, markdown_inspect, meta_key_values, print_key_values, print_tensor_section, row_json,
+    shape_order_note, tensor_json, tensor_rows_table, tensor_table, types_json,
 };
 use super::inspect_set::InspectSetArgs;
 use crate::out;
@@ -87,10 +87,24 @@ impl Run for InspectArgs {
             }
             .run(opener);
         }
-        if let Some(format) = foreign(&a.file) {
-            return inspect_foreign(&a, format);
-        }
-        inspect_aero(a, opener)
+        let facts = match foreign(&a.file) {
+            Some(format) => Inspection::from(describe_foreign(&a.file, format, a.all_values)?),
+            None => {
+                let values = if a.all_values {
+                    Values::All
+                } else {
+                    Values::Summary
+                };
+                Inspection::of_aero(&opener.open_file(&a.file)?, &a.file, values)
+            }
+        };
+        render(&a, &facts)?;
+        // A damaged file is shown as far as it can be, then exit 1.
+        Ok(if facts.valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     }
 
     fn wants_json(&self) -> bool {
@@ -98,181 +112,223 @@ impl Run for InspectArgs {
     }
 }
 
-fn inspect_aero(a: InspectArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
-    let f = opener.open_file(&a.file)?;
-    let h = f.header();
-    let (name, arch) = f.model();
-    let idx = f.index();
-    let meta = f.meta_json().unwrap_or(None);
-    let all = idx.as_ref().map_or(0, |i| i.len());
-    let order = f.shape_order();
-    let shown = match &idx {
-        Ok(i) => row_major(filtered(i.tensors(), a.filter.as_deref())?, order),
-        Err(_) => Vec::new(),
-    };
-    let rows: Vec<aero_convert::describe::TensorRow> = shown
-        .iter()
-        .map(aero_convert::describe::aero_tensor_row)
-        .collect();
+/// The one renderer of `inspect` for every format: JSON, markdown or text
+/// from the facts the library gathered.
+fn render(a: &InspectArgs, f: &Inspection) -> anyhow::Result<()> {
+    let filter = NameFilter::new(a.filter.as_deref())?;
+    let shown = f.tensors.filtered(|n| filter.matches(n));
+    let rows = shown.rows();
     let types = aero_convert::describe::histogram(&rows);
-    // GGUF key/values kept by the converter, shown as a GGUF file shows them.
-    let values = if a.all_values {
-        aero_convert::describe::Values::All
-    } else {
-        aero_convert::describe::Values::Summary
+    let aero = match &f.details {
+        Details::Aero(d) => Some(d.as_ref()),
+        _ => None,
     };
-    let kept = meta
-        .as_ref()
-        .and_then(|m| aero_convert::describe::aero_gguf_key_values(m, all as u64, values));
-    let (kept, kept_err) = match kept {
-        Some(Ok(k)) => (Some(k), None),
-        Some(Err(e)) => (None, Some(e)),
-        None => (None, None),
-    };
-    // The metadata checks of `validate` (quick): inspect says when what it
-    // shows comes from a damaged file, and exits 1.
-    let check = aero_io::validate(&f, aero_io::Mode::Quick, &|_| {});
-    let chunks: Vec<Value> = f
-        .chunks()
-        .iter()
-        .map(|c| {
-            json!({"index": c.index, "fourcc": c.fourcc.to_string(), "name": c.name, "offset": c.offset,
-                   "length": c.length, "ulen": c.ulen, "flags": c.flags.0, "blake3": hex::encode(c.blake3)})
-        })
-        .collect();
-    let total = match &idx {
-        Ok(i) => i.tensors().iter().map(|t| t.data_len).sum::<u64>(),
-        Err(_) => 0,
-    };
-    // Attached files (FILE chunks), with the status quick validation gave
-    // their hashes.
-    let attached: Vec<(String, u64, &str)> = f
-        .attached_files()
-        .iter()
-        .map(|c| {
-            let status = check
-                .chunks
-                .iter()
-                .find(|r| r.index == c.index)
-                .map_or("skipped", |r| r.status);
-            (c.name.clone(), c.ulen, status)
-        })
-        .collect();
+    let path = f.path.display().to_string();
     if a.json {
-        let tensors: Vec<Value> = shown.iter().take(a.max_tensors).map(tensor_json).collect();
-        out::print_json(&json!({
-            "input": a.file.display().to_string(),
-            "format": "AERO",
-            "size": f.len(),
-            "version": [h.version_major, h.version_minor],
-            "uuid": hex::encode(h.uuid),
-            "model": {"name": name, "architecture": arch},
-            "shape_order": order.name(),
-            "meta": meta,
-            "chunks": chunks,
-            "attached_files": attached.iter().map(|(n, len, st)| json!({"name": n, "size": len, "status": st})).collect::<Vec<_>>(),
-            "key_values": kept.as_deref().map(kvs_json),
-            "tensor_count": all,
-            "tensor_bytes": total,
-            "filter": a.filter,
-            "types": types_json(&types),
-            "tensors_shown": tensors.len(),
-            "truncated": tensors.len() < shown.len(),
-            "tensors": tensors,
-            "tidx_error": idx.as_ref().err().map(|e| e.to_string()),
-            "valid": check.valid,
-            "errors": check.errors,
-        }))?;
-        return Ok(damaged_exit(&check));
+        let tensors: Vec<Value> = match &shown {
+            InspectedTensors::Aero(t) => t.iter().take(a.max_tensors).map(tensor_json).collect(),
+            InspectedTensors::Rows(t) => t.iter().take(a.max_tensors).map(row_json).collect(),
+        };
+        let mut doc = serde_json::Map::new();
+        doc.insert("input".into(), json!(path));
+        doc.insert("format".into(), json!(f.format.name()));
+        doc.insert("size".into(), json!(f.size));
+        match (&f.details, aero) {
+            (_, Some(d)) => {
+                doc.insert("version".into(), json!([d.version.0, d.version.1]));
+                doc.insert("uuid".into(), json!(hex::encode(d.uuid)));
+            }
+            (Details::Gguf { version, alignment }, _) => {
+                doc.insert("version".into(), json!(version));
+                doc.insert("alignment".into(), json!(alignment));
+            }
+            _ => {
+                doc.insert("version".into(), Value::Null);
+                doc.insert("alignment".into(), Value::Null);
+            }
+        }
+        doc.insert(
+            "model".into(),
+            json!({"name": f.model_name, "architecture": f.architecture}),
+        );
+        if let Some(d) = aero {
+            doc.insert("shape_order".into(), json!(d.shape_order.name()));
+            doc.insert("meta".into(), json!(d.meta));
+            let chunks: Vec<Value> = d.chunks.iter().map(|c| json!({"index": c.index, "fourcc": c.fourcc.to_string(), "name": c.name, "offset": c.offset,
+                       "length": c.length, "ulen": c.ulen, "flags": c.flags.0, "blake3": hex::encode(c.blake3)})).collect();
+            doc.insert("chunks".into(), json!(chunks));
+            let attached: Vec<Value> = d
+                .attached
+                .iter()
+                .map(|x| json!({"name": x.name, "size": x.size, "status": x.status}))
+                .collect();
+            doc.insert("attached_files".into(), json!(attached));
+        }
+        doc.insert(
+            "key_values".into(),
+            json!(f.key_values.as_deref().map(kvs_json)),
+        );
+        doc.insert("tensor_count".into(), json!(f.tensor_count));
+        doc.insert("tensor_bytes".into(), json!(f.tensor_bytes));
+        doc.insert("filter".into(), json!(a.filter));
+        doc.insert("types".into(), json!(types_json(&types)));
+        doc.insert("tensors_shown".into(), json!(tensors.len()));
+        doc.insert("truncated".into(), json!(tensors.len() < shown.len()));
+        doc.insert("tensors".into(), Value::Array(tensors));
+        if let Some(d) = aero {
+            doc.insert("tidx_error".into(), json!(d.tidx_error));
+        }
+        doc.insert("valid".into(), json!(f.valid));
+        doc.insert("errors".into(), json!(f.errors));
+        return out::print_json(&Value::Object(doc));
     }
+    // The facts table: `format`, AERO's `uuid`, `size` (markdown only: the
+    // text shows it beside the name), `model`, `architecture`.
+    let mut facts = vec![(
+        "format",
+        match (&f.details, aero) {
+            (_, Some(d)) => format!("AERO {}.{}", d.version.0, d.version.1),
+            (Details::Gguf { version, alignment }, _) => {
+                format!("{} v{version}, alignment {alignment}", f.format.name())
+            }
+            _ => f.format.name().to_owned(),
+        },
+    )];
+    if let Some(d) = aero {
+        facts.push(("uuid", hex::encode(d.uuid)));
+    }
+    facts.push(("size", out::human_bytes(f.size)));
+    facts.push(("model", f.model_name.clone().unwrap_or_else(|| "-".into())));
+    facts.push((
+        "architecture",
+        f.architecture.clone().unwrap_or_else(|| "-".into()),
+    ));
+    let note = aero.and_then(|d| shape_order_note(d.shape_order));
     if a.markdown {
-        let facts = vec![
-            (
-                "format",
-                format!("AERO {}.{}", h.version_major, h.version_minor),
-            ),
-            ("uuid", hex::encode(h.uuid)),
-            ("size", out::human_bytes(f.len())),
-            ("model", name.clone().unwrap_or_else(|| "-".into())),
-            ("architecture", arch.clone().unwrap_or_else(|| "-".into())),
-        ];
-        let mut facts = facts;
-        if let Some(note) = shape_order_note(order) {
+        if let Some(note) = note {
             facts.push(("shapes", note.to_owned()));
         }
-        let model = aero_convert::describe::Model {
-            path: a.file.clone(),
-            format: aero_convert::describe::Format::Aero,
-            size: f.len(),
-            version: None,
-            alignment: None,
-            key_values: kept.unwrap_or_else(|| meta_key_values(meta.as_ref())),
-            tensors: Vec::new(),
+        // An AERO file not converted from GGUF shows its MJSN entries.
+        let key_values: Vec<KeyValue> = match (&f.key_values, aero) {
+            (Some(kvs), _) => kvs.clone(),
+            (None, Some(d)) => meta_key_values(d.meta.as_ref()),
+            (None, None) => Vec::new(),
         };
         print!(
             "{}",
-            markdown_inspect(&model, &facts, &types, &rows, a.max_tensors)
+            markdown_inspect(&f.path, &key_values, &facts, &types, &rows, a.max_tensors)
         );
-        if !check.valid {
+        if !f.valid {
             eprintln!(
                 "aerotensor: error: {}: damaged: {} (run `validate` for the full report)",
-                out::clean(&a.file.display().to_string()),
-                out::clean(&check.errors.join("; "))
+                out::clean(&path),
+                out::clean(&f.errors.join("; "))
             );
         }
-        return Ok(damaged_exit(&check));
+        return Ok(());
     }
-    println!(
-        "{}  {}",
-        out::bold(&a.file.display().to_string()),
-        out::human_bytes(f.len())
-    );
-    println!(
-        "  format       AERO {}.{}",
-        h.version_major, h.version_minor
-    );
-    println!("  uuid         {}", hex::encode(h.uuid));
-    println!(
-        "  model        {}",
-        out::clean(name.as_deref().unwrap_or("-"))
-    );
-    println!(
-        "  architecture {}",
-        out::clean(arch.as_deref().unwrap_or("-"))
-    );
-    if let Some(Value::Object(m)) = &meta {
-        for (k, v) in m {
-            let shown_below = k == aero_convert::gguf_convert::GGUF_KEY && kept.is_some();
-            if k == aero_convert::hf::LAYOUT_KEY {
-                // The folder layout: its weight files, not their headers.
-                let files: Vec<&str> = v
-                    .get("weights")
-                    .and_then(Value::as_array)
-                    .map(|w| w.iter().filter_map(|x| x.get("file")?.as_str()).collect())
-                    .unwrap_or_default();
-                println!("  hf weights   {}", out::clean(&files.join(", ")));
-                continue;
-            }
-            if k != "model_name" && k != "architecture" && !shown_below {
-                let s = v.to_string();
-                let s = if s.len() > 80 {
-                    format!("{}…", s.chars().take(77).collect::<String>())
-                } else {
-                    s
-                };
-                println!("  meta.{:<8} {}", out::clean(k), out::clean(&s));
-            }
+    println!("{}  {}", out::bold(&path), out::human_bytes(f.size));
+    for (k, v) in &facts {
+        if *k != "size" {
+            println!("  {k:<12} {}", out::clean(v));
         }
     }
-    if let Some(note) = shape_order_note(order) {
+    if let Some(d) = aero {
+        print_aero_header(d, f.key_values.is_some());
+    }
+    if let Some(note) = note {
         println!("  shapes       {note}");
     }
-    if f.is_set_index() {
+    if aero.is_some_and(|d| d.set_index) {
         println!("  (AEROSET index file: weights live in the set's parts)");
     }
     println!();
-    let rows: Vec<Vec<String>> = f
-        .chunks()
+    if let Some(d) = aero {
+        print_chunks_and_files(d);
+    }
+    match (&f.key_values, aero) {
+        (Some(kvs), Some(_)) => {
+            println!("GGUF key/values kept from the source:");
+            print_key_values(kvs);
+            println!();
+        }
+        (Some(kvs), None) => {
+            print_key_values(kvs);
+            println!();
+        }
+        (None, _) => {}
+    }
+    if let Some(e) = aero.and_then(|d| d.key_values_error.as_ref()) {
+        println!(
+            "{} {}",
+            out::red("GGUF key/values unreadable:"),
+            out::clean(e)
+        );
+    }
+    match (aero.and_then(|d| d.tidx_error.as_ref()), &shown) {
+        (Some(e), _) => println!(
+            "{} {}",
+            out::red("tensor index unreadable:"),
+            out::clean(e)
+        ),
+        (None, InspectedTensors::Aero(t)) => {
+            let table = tensor_table(t, a.max_tensors, None, false);
+            print_tensor_section(&rows, f.tensor_count, a.max_tensors, &table);
+        }
+        (None, InspectedTensors::Rows(t)) => {
+            let table = tensor_rows_table(t.iter(), a.max_tensors, false);
+            print_tensor_section(&rows, f.tensor_count, a.max_tensors, &table);
+        }
+    }
+    if !f.valid {
+        println!();
+        for e in &f.errors {
+            println!("{} {}", out::red("error:"), out::clean(e));
+        }
+        println!(
+            "{}: {} (run `validate` for the full report)",
+            out::clean(&path),
+            out::red("DAMAGED")
+        );
+    }
+    Ok(())
+}
+
+/// An AERO file's MJSN entries under its facts (`kept`: the GGUF
+/// key/values are shown below, not here); a Hugging Face folder layout as
+/// its weight files.
+fn print_aero_header(d: &describe::AeroDetails, kept: bool) {
+    let Some(Value::Object(m)) = &d.meta else {
+        return;
+    };
+    for (k, v) in m {
+        let shown_below = k == aero_convert::gguf_convert::GGUF_KEY && kept;
+        if k == aero_convert::hf::LAYOUT_KEY {
+            // The folder layout: its weight files, not their headers.
+            let files: Vec<&str> = v
+                .get("weights")
+                .and_then(Value::as_array)
+                .map(|w| w.iter().filter_map(|x| x.get("file")?.as_str()).collect())
+                .unwrap_or_default();
+            println!("  hf weights   {}", out::clean(&files.join(", ")));
+            continue;
+        }
+        if k != "model_name" && k != "architecture" && !shown_below {
+            let s = v.to_string();
+            let s = if s.len() > 80 {
+                format!("{}…", s.chars().take(77).collect::<String>())
+            } else {
+                s
+            };
+            println!("  meta.{:<8} {}", out::clean(k), out::clean(&s));
+        }
+    }
+}
+
+/// An AERO file's chunk table, then its attached files.
+fn print_chunks_and_files(d: &describe::AeroDetails) {
+    let rows: Vec<Vec<String>> = d
+        .chunks
         .iter()
         .map(|c| {
             vec![
@@ -294,146 +350,26 @@ fn inspect_aero(a: InspectArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
         )
     );
     println!();
-    if !attached.is_empty() {
-        let bytes: u64 = attached.iter().map(|(_, n, _)| n).sum();
+    if !d.attached.is_empty() {
+        let bytes: u64 = d.attached.iter().map(|x| x.size).sum();
         println!(
             "attached files: {} ({}; `extract MODEL --file NAME OUT` writes one)",
-            attached.len(),
+            d.attached.len(),
             out::human_bytes(bytes)
         );
-        let rows: Vec<Vec<String>> = attached
+        let rows: Vec<Vec<String>> = d
+            .attached
             .iter()
-            .map(|(n, len, st)| {
-                let st = match *st {
-                    "verified" => out::green(st),
-                    "skipped" => (*st).to_string(),
-                    _ => out::red(st),
+            .map(|x| {
+                let st = match x.status {
+                    "verified" => out::green(x.status),
+                    "skipped" => x.status.to_string(),
+                    _ => out::red(x.status),
                 };
-                vec![out::clean(n).into_owned(), len.to_string(), st]
+                vec![out::clean(&x.name).into_owned(), x.size.to_string(), st]
             })
             .collect();
         print!("{}", out::table(&["name", "bytes", "blake3"], &rows));
         println!();
     }
-    if let Some(kvs) = &kept {
-        println!("GGUF key/values kept from the source:");
-        print_key_values(kvs);
-        println!();
-    }
-    if let Some(e) = &kept_err {
-        println!(
-            "{} {}",
-            out::red("GGUF key/values unreadable:"),
-            out::clean(e)
-        );
-    }
-    match &idx {
-        Ok(_) => print_tensor_section(&shown, all, a.max_tensors, None),
-        Err(e) => println!(
-            "{} {}",
-            out::red("tensor index unreadable:"),
-            out::clean(&e.to_string())
-        ),
-    }
-    if !check.valid {
-        println!();
-        for e in &check.errors {
-            println!("{} {}", out::red("error:"), out::clean(e));
-        }
-        println!(
-            "{}: {} (run `validate` for the full report)",
-            out::clean(&a.file.display().to_string()),
-            out::red("DAMAGED")
-        );
-    }
-    Ok(damaged_exit(&check))
-}
-
-/// `inspect` shows what it can of a damaged file, then exits 1.
-fn damaged_exit(check: &aero_io::Report) -> ExitCode {
-    if check.valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-/// `inspect` of a GGUF or safetensors file.
-fn inspect_foreign(a: &InspectArgs, format: describe::Format) -> anyhow::Result<ExitCode> {
-    let m = describe_foreign(&a.file, format, a.all_values)?;
-    let filter = NameFilter::new(a.filter.as_deref())?;
-    let tensors: Vec<TensorRow> = m
-        .tensors
-        .iter()
-        .filter(|t| filter.matches(&t.name))
-        .cloned()
-        .collect();
-    let types = describe::histogram(&tensors);
-    let (name, arch) = model_names(&m);
-    if a.json {
-        let listed: Vec<Value> = tensors.iter().take(a.max_tensors).map(row_json).collect();
-        out::print_json(&json!({
-            "input": m.path.display().to_string(),
-            "format": m.format.name(),
-            "size": m.size,
-            "version": m.version,
-            "alignment": m.alignment,
-            "model": {"name": name, "architecture": arch},
-            "key_values": kvs_json(&m.key_values),
-            "tensor_count": m.tensors.len(),
-            "tensor_bytes": m.tensors.iter().map(|t| t.bytes).sum::<u64>(),
-            "filter": a.filter,
-            "types": types_json(&types),
-            "tensors_shown": listed.len(),
-            "truncated": listed.len() < tensors.len(),
-            "tensors": listed,
-            "valid": true,
-            "errors": [],
-        }))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut facts = vec![(
-        "format",
-        match (m.version, m.alignment) {
-            (Some(v), Some(al)) => format!("{} v{v}, alignment {al}", m.format.name()),
-            _ => m.format.name().to_owned(),
-        },
-    )];
-    facts.push(("size", out::human_bytes(m.size)));
-    facts.push(("model", name.unwrap_or_else(|| "-".into())));
-    facts.push(("architecture", arch.unwrap_or_else(|| "-".into())));
-    if a.markdown {
-        print!(
-            "{}",
-            markdown_inspect(&m, &facts, &types, &tensors, a.max_tensors)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{}  {}",
-        out::bold(&m.path.display().to_string()),
-        out::human_bytes(m.size)
-    );
-    for (k, v) in &facts[..] {
-        if *k != "size" {
-            println!("  {k:<12} {}", out::clean(v));
-        }
-    }
-    println!();
-    print_key_values(&m.key_values);
-    println!();
-    print_types_and_tensors(&types, &tensors, a.max_tensors, m.tensors.len());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Model name and architecture from the usual keys (GGUF `general.*`,
-/// safetensors `__metadata__` has none by convention).
-fn model_names(m: &Model) -> (Option<String>, Option<String>) {
-    let get = |k: &str| {
-        m.key_values
-            .iter()
-            .find(|kv| kv.key == k)
-            .and_then(|kv| kv.value.as_str().map(str::to_owned))
-    };
-    (get("general.name"), get("general.architecture"))
 }

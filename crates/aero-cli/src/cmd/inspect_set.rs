@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aero_convert::describe::{self, TensorRow};
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::Run;
 use super::common::filter::filtered;
 use super::common::source::part_path;
-use super::common::tables::{print_tensor_section, tensor_json, types_json};
+use super::common::tables::{print_tensor_section, set_tensor_json, tensor_table, types_json};
 use crate::out;
 use crate::remote::Opener;
 
@@ -68,11 +69,7 @@ fn inspect_set(a: InspectSetArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
         let tensors: Vec<Value> = shown
             .iter()
             .take(a.max_tensors)
-            .map(|t| {
-                let mut v = tensor_json(t);
-                v["part"] = json!(part_path(&set, t.shard_id));
-                v
-            })
+            .map(|t| set_tensor_json(&set, t))
             .collect();
         out::print_json(&json!({
             "input": set.path().display().to_string(),
@@ -156,6 +153,8 @@ fn inspect_set(a: InspectSetArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
         println!();
     }
     let part = |id: u64| part_path(&set, id).unwrap_or("-").to_string();
-    print_tensor_section(&shown, idx.len(), a.max_tensors, Some(&part));
+    let rows: Vec<TensorRow> = shown.iter().map(describe::aero_tensor_row).collect();
+    let table = tensor_table(&shown, a.max_tensors, Some(&part), false);
+    print_tensor_section(&rows, idx.len(), a.max_tensors, &table);
     Ok(ExitCode::SUCCESS)
 }

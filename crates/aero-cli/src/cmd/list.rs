@@ -12,7 +12,7 @@ use super::Run;
 use super::common::filter::{NameFilter, filtered, no_match};
 use super::common::source::{describe_foreign, foreign, is_set, part_path};
 use super::common::tables::{
-    markdown_aero_tensors, markdown_tensors, row_json, row_major, shape_order_note, tensor_json,
+    markdown_aero_tensors, markdown_tensors, row_json, row_major, set_tensor_json, shape_order_note,
     tensor_rows_table, tensor_table,
 };
 use crate::out;
@@ -95,11 +95,7 @@ fn list_set(a: ListArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
     if a.json {
         let tensors: Vec<Value> = shown
             .iter()
-            .map(|t| {
-                let mut v = tensor_json(t);
-                v["part"] = json!(part_path(&set, t.shard_id));
-                v
-            })
+            .map(|t| set_tensor_json(&set, t))
             .collect();
         out::print_json(&json!({
             "input": set.path().display().to_string(),
@@ -151,7 +147,7 @@ fn list_foreign(a: &ListArgs, format: describe::Format) -> anyhow::Result<ExitCo
 /// `list --json` without building an owned index: the verified TIDX payload
 /// is walked once and each entry written as it is read (100,000 tensors in
 /// tens of milliseconds, memory independent of the tensor count). The schema
-/// is the one [`tensor_json`] produces.
+/// is the one `tables::tensor_json` produces.
 fn list_json(
     f: &aero_io::AeroFile,
     file: &std::path::Path,

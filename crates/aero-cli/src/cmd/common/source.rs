@@ -110,6 +110,15 @@ impl Source {
         }
     }
 
+    /// The stored bytes of every tensor (0 when the index is unreadable:
+    /// the read that follows says why), for a progress bar.
+    pub(crate) fn tensor_bytes(&self) -> u64 {
+        self.as_dyn()
+            .tensor_index()
+            .map(|i| i.tensors().iter().map(|t| t.data_len).sum())
+            .unwrap_or(0)
+    }
+
     /// The AERO file or set (a model has attached files and a recorded
     /// folder layout; safetensors and GGUF files have neither).
     pub(crate) fn as_model(&self) -> anyhow::Result<&dyn aero_convert::hf::ModelSource> {

@@ -2,7 +2,9 @@
 //! `inspect-set` and `diff`: tensor, key/value and per-type tables (text and
 //! markdown) and their JSON forms.
 
-use aero_convert::describe::{self, KeyValue, Model, TensorRow, TypeStats};
+use std::path::Path;
+
+use aero_convert::describe::{self, KeyValue, TensorRow, TypeStats};
 use aero_io::TensorInfo;
 use serde_json::{Value, json};
 
@@ -32,6 +34,14 @@ pub(crate) fn tensor_json(t: &TensorInfo) -> Value {
         m.insert("extra".into(), Value::Object(t.extras_json()));
     }
     Value::Object(m)
+}
+
+/// JSON form of a tensor of an AEROSET (`list --json`, `inspect --json`):
+/// [`tensor_json`] and the `part` holding it.
+pub(crate) fn set_tensor_json(set: &aero_set::AeroSet, t: &TensorInfo) -> Value {
+    let mut v = tensor_json(t);
+    v["part"] = json!(super::source::part_path(set, t.shard_id));
+    v
 }
 
 /// A shape as `[a, b, c]`.
@@ -89,28 +99,19 @@ pub(crate) fn tensor_table(
 }
 
 /// The tensor part of `inspect` (files and sets): the count and size, the
-/// per-type histogram with bits per weight, the first `max` tensors, and,
-/// past `max`, how to see the rest. `shown` is what `--filter` kept of
-/// `all` tensors.
-pub(crate) fn print_tensor_section(
-    shown: &[TensorInfo],
-    all: usize,
-    max: usize,
-    part: Option<&dyn Fn(u64) -> String>,
-) {
-    let rows: Vec<aero_convert::describe::TensorRow> = shown
-        .iter()
-        .map(aero_convert::describe::aero_tensor_row)
-        .collect();
-    let total: u64 = shown.iter().map(|t| t.data_len).sum();
+/// per-type histogram with bits per weight, `table` (the first `max`
+/// tensors, as the format shows them) and, past `max`, how to see the
+/// rest. `shown` is what `--filter` kept of `all` tensors.
+pub(crate) fn print_tensor_section(shown: &[TensorRow], all: usize, max: usize, table: &str) {
+    let total: u64 = shown.iter().map(|t| t.bytes).sum();
     let count = if shown.len() == all {
         all.to_string()
     } else {
         format!("{} of {all} (--filter)", shown.len())
     };
     println!("tensors: {count} ({})", out::human_bytes(total));
-    print!("{}", types_table(&aero_convert::describe::histogram(&rows)));
-    print!("{}", tensor_table(shown, max, part, false));
+    print!("{}", types_table(&describe::histogram(shown)));
+    print!("{table}");
     if shown.len() > max {
         println!(
             "… {} more not shown (--all-tensors or --max-tensors N lists them; so does `aerotensor list`)",
@@ -245,30 +246,6 @@ fn kv_rows(kvs: &[KeyValue], cell: &dyn Fn(&str) -> String) -> Vec<Vec<String>> 
         .collect()
 }
 
-/// The per-type histogram, then the first `max` tensors.
-pub(crate) fn print_types_and_tensors(
-    types: &[TypeStats],
-    tensors: &[TensorRow],
-    max: usize,
-    all: usize,
-) {
-    let total: u64 = tensors.iter().map(|t| t.bytes).sum();
-    let shown = if tensors.len() == all {
-        format!("tensors: {all}")
-    } else {
-        format!("tensors: {} of {all} (--filter)", tensors.len())
-    };
-    println!("{shown} ({})", out::human_bytes(total));
-    print!("{}", types_table(types));
-    print!("{}", tensor_rows_table(tensors.iter(), max, false));
-    if tensors.len() > max {
-        println!(
-            "… {} more not shown (--all-tensors or --max-tensors N lists them; so does `aerotensor list`)",
-            tensors.len() - max
-        );
-    }
-}
-
 /// The per-type histogram as a text table (empty for no tensors), then a
 /// blank line.
 pub(crate) fn types_table(types: &[TypeStats]) -> String {
@@ -352,14 +329,15 @@ fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// `inspect --markdown`: for model cards.
 pub(crate) fn markdown_inspect(
-    m: &Model,
+    path: &Path,
+    key_values: &[KeyValue],
     facts: &[(&str, String)],
     types: &[TypeStats],
     tensors: &[TensorRow],
     max: usize,
 ) -> String {
-    let name = m.path.file_name().map_or_else(
-        || m.path.display().to_string(),
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
     let mut s = format!("# {}\n\n", md(&name));
@@ -368,7 +346,7 @@ pub(crate) fn markdown_inspect(
         .map(|(k, v)| vec![(*k).to_owned(), md(v)])
         .collect();
     s.push_str(&md_table(&["field", "value"], &rows));
-    s.push_str(&markdown_key_values(&m.key_values));
+    s.push_str(&markdown_key_values(key_values));
     s.push_str("\n## Tensor types\n\n");
     s.push_str(&md_table(&TYPES_HEADER, &type_rows(types, &md)));
     s.push_str(&format!("\n## Tensors ({})\n\n", tensors.len()));
