@@ -95,6 +95,18 @@ const ROWS: [Row; 14] = [
     ),
 ];
 
+/// The row with TIDX code `code`.
+const fn row_of_code(code: u16) -> Option<&'static Row> {
+    let mut rest: &'static [Row] = &ROWS;
+    while let [row, tail @ ..] = rest {
+        if row.code == code {
+            return Some(row);
+        }
+        rest = tail;
+    }
+    None
+}
+
 impl DType {
     /// The code of `packed`.
     pub const PACKED_CODE: u16 = 0x8000;
@@ -102,10 +114,12 @@ impl DType {
     /// Every known dtype.
     pub const ALL: [DType; 14] = {
         let mut all = [DType::Packed; 14];
-        let mut i = 0;
-        while i < ROWS.len() {
-            all[i] = ROWS[i].dtype;
-            i += 1;
+        let mut out: &mut [DType] = &mut all;
+        let mut rest: &[Row] = &ROWS;
+        while let ([slot, out_tail @ ..], [row, tail @ ..]) = (out, rest) {
+            *slot = row.dtype;
+            out = out_tail;
+            rest = tail;
         }
         all
     };
@@ -115,26 +129,15 @@ impl DType {
         if let DType::Unknown(_) = self {
             return None;
         }
-        let mut i = 0;
-        while i < ROWS.len() {
-            if ROWS[i].code == self.code() {
-                return Some(&ROWS[i]);
-            }
-            i += 1;
-        }
-        None
+        row_of_code(self.code())
     }
 
     /// Maps a code to a dtype (never fails: unknown codes become [`DType::Unknown`]).
     pub const fn from_code(code: u16) -> DType {
-        let mut i = 0;
-        while i < ROWS.len() {
-            if ROWS[i].code == code {
-                return ROWS[i].dtype;
-            }
-            i += 1;
+        match row_of_code(code) {
+            Some(r) => r.dtype,
+            None => DType::Unknown(code),
         }
-        DType::Unknown(code)
     }
 
     /// The numeric code stored in the TIDX.
