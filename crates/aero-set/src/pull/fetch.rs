@@ -6,8 +6,8 @@
 //! boundaries (a unit larger than a piece spans several). The pieces of all
 //! files form one queue, taken in order by the workers. A worker:
 //!
-//! 1. takes a buffer (at most `2 × jobs` are out at once: memory stays
-//!    bounded however far a slow piece lets the others run ahead),
+//! 1. takes a buffer (about `jobs + 8` exist: memory stays bounded however
+//!    far a slow piece lets the others run ahead),
 //! 2. reads its piece into it ([`aero_io::remote::RemoteSource`]: retries,
 //!    resumption, `Content-Range` checks),
 //! 3. writes it to the partial file with `pwrite`, straight from that
@@ -18,7 +18,9 @@
 //! 5. hands the buffer to the file's **sequencer**, which feeds the bytes to
 //!    the file's SHA-256 in file order — and the BLAKE3 of units larger than
 //!    a piece — whichever worker completes the gap at the sequencer's
-//!    cursor runs it; ranges kept from disk are read back for it.
+//!    cursor runs it; ranges kept from disk, and pieces beyond the
+//!    [`PENDING_HELD`] a file may keep waiting in memory, are read back
+//!    for it.
 //!
 //! When a file's sequencer reaches its end with no unit failed, that worker
 //! checks the SHA-256 against the manifest, syncs the file and renames it
@@ -47,6 +49,10 @@ use crate::error::{Result, SetError};
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Pieces a file's sequencer may have waiting in memory; later ones are
+/// read back from disk.
+const PENDING_HELD: usize = 8;
 
 /// Piece buffers: at most `limit` out at once, reused.
 struct Pool {
@@ -129,7 +135,11 @@ struct RunState {
     sequencing: bool,
     /// The sequencer reached the end and is finishing the file.
     finishing: bool,
-    pending: BTreeMap<u64, Vec<u8>>,
+    /// Pieces written and checked, waiting for the sequencer: their
+    /// bytes, or `None` when they were left on disk (read back then).
+    pending: BTreeMap<u64, Option<Vec<u8>>>,
+    /// Entries of `pending` holding their bytes.
+    pending_held: usize,
     failed: Vec<usize>,
     /// Frames kept from an earlier run (checked by the SHA-256 only).
     frames_kept: bool,
@@ -195,6 +205,7 @@ impl<'a> FileRun<'a> {
                 sequencing: false,
                 finishing: false,
                 pending: BTreeMap::new(),
+                pending_held: 0,
                 failed: Vec::new(),
                 frames_kept,
                 frames_again: false,
@@ -436,6 +447,7 @@ fn plan_round(runs: &[FileRun<'_>], todo: &[Vec<usize>], first: bool) -> Vec<Pie
         st.big_hasher = blake3::Hasher::new();
         st.sha = (first && r.job.sha256.is_some()).then(Sha256::new);
         st.pending.clear();
+        st.pending_held = 0;
         st.finishing = false;
         drop(st);
         out.extend(pieces);
@@ -452,7 +464,7 @@ fn run_round(
     tally: &Tally<'_>,
 ) -> Result<()> {
     let workers = jobs.clamp(1, pieces.len());
-    let pool = Pool::new(2 * workers);
+    let pool = Pool::new(workers + PENDING_HELD + 1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let error: Mutex<Option<SetError>> = Mutex::new(None);
@@ -475,7 +487,20 @@ fn run_round(
                 fail(e);
                 return;
             }
-            lock(&r.st).pending.insert(p.start, buf);
+            {
+                // Held for the sequencer while few are: beyond that (a
+                // slow piece holds the cursor back) the bytes stay on disk
+                // and are read back when their turn comes.
+                let mut st = lock(&r.st);
+                if st.pending_held < PENDING_HELD || st.pos == p.start {
+                    st.pending_held += 1;
+                    st.pending.insert(p.start, Some(buf));
+                } else {
+                    st.pending.insert(p.start, None);
+                    drop(st);
+                    pool.give(buf);
+                }
+            }
             if let Err(e) = sequence(r, &pool, stage) {
                 fail(e);
                 return;
@@ -651,7 +676,7 @@ fn sequence(r: &FileRun<'_>, pool: &Pool, stage: &Path) -> Result<()> {
         if st.next_piece == st.pieces.len() {
             break;
         }
-        let Some(buf) = st.pending.remove(&pos) else {
+        let Some(held) = st.pending.remove(&pos) else {
             break;
         };
         let (a, b) = st.pieces[st.next_piece];
@@ -660,8 +685,33 @@ fn sequence(r: &FileRun<'_>, pool: &Pool, stage: &Path) -> Result<()> {
             // A unit failed: the SHA-256 is computed from disk later.
             sha = None;
         }
+        if held.is_some() {
+            st.pending_held -= 1;
+        }
         drop(st);
-        let bytes = &buf[..(b - a) as usize];
+        let n = (b - a) as usize;
+        let buf = match held {
+            Some(buf) => Some(buf),
+            None if sha.is_some() || next_big < big.len() => {
+                scratch.resize(n, 0);
+                if let Err(e) = aero_io::read_exact_at(&r.file, a, &mut scratch) {
+                    st = lock(&r.st);
+                    result = Err(SetError::io(&r.part, e));
+                    break;
+                }
+                None
+            }
+            None => {
+                // Nothing to feed: no SHA-256 to compute, no large unit.
+                st = lock(&r.st);
+                st.pos = b;
+                continue;
+            }
+        };
+        let bytes = match &buf {
+            Some(v) => &v[..n],
+            None => &scratch[..n],
+        };
         feed(
             r,
             pos,
@@ -673,7 +723,9 @@ fn sequence(r: &FileRun<'_>, pool: &Pool, stage: &Path) -> Result<()> {
             &mut verified,
             &mut failed,
         );
-        pool.give(buf);
+        if let Some(buf) = buf {
+            pool.give(buf);
+        }
         st = lock(&r.st);
         st.pos = b;
         for &i in &verified {
