@@ -67,6 +67,7 @@ impl Opener {
     /// Remote read options from the flags and environment, for the
     /// commands that open URLs themselves (`pull`, `push`). An invalid
     /// `AEROTENSOR_REMOTE_JOBS` is refused, naming it.
+    #[cfg(feature = "s3")]
     pub(crate) fn options(&self) -> anyhow::Result<aero_io::remote::RemoteOptions> {
         Ok(self.settings.options()?)
     }
