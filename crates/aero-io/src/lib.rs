@@ -71,6 +71,7 @@ mod random;
 pub mod remote;
 mod repack;
 mod source;
+mod span;
 mod tee;
 mod tree;
 pub mod url;
@@ -91,6 +92,7 @@ pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInf
 pub use integrity::PageHashes;
 pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
+pub use span::{PrivateMap, TensorSpan};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
 pub use validate::{
     ChunkReport, ControlStatus, Mode, PageReport, Progress, Report, TensorReport, Verdict,
