@@ -634,6 +634,80 @@ impl Handle {
         }
     }
 
+    /// The tensors `names` of local files as writable, zero-copy buffers
+    /// over a private, copy-on-write mapping of each file (one per file,
+    /// `AeroFile::private_map`), in the order of `names`: what the torch
+    /// loader builds its tensors on. With `verify`, every weight shard is
+    /// hashed in that very mapping first, on every core (a mismatch raises
+    /// IntegrityError naming the damaged tensor when a finer hash tells
+    /// it), so the pages checked are the pages handed out, faulted in once.
+    /// `None` for a tensor that cannot be placed so — a remote or in-memory
+    /// file, packed blocks without an element type, an offset that is not a
+    /// multiple of its element size, or (with `verify`) a shard whose hash
+    /// is not recorded: read those with `tensor`/`locate`, which verify them
+    /// their own way.
+    #[pyo3(signature = (names, verify = true))]
+    fn mapped(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        verify: bool,
+    ) -> PyResult<Vec<Option<Buffer>>> {
+        type Placed = (
+            Arc<aero_io::PrivateMap>,
+            usize,
+            usize,
+            Elem,
+            Vec<u64>,
+            Option<&'static str>,
+        );
+        let b = self.get()?;
+        let placed = py
+            .detach(|| -> Res<Vec<Option<Placed>>> {
+                let mut maps: Vec<(usize, Option<Arc<aero_io::PrivateMap>>)> = Vec::new();
+                let mut out = Vec::with_capacity(names.len());
+                for n in &names {
+                    let (info, shape, own) = b.described(n)?;
+                    if ElemType::of(info).base.is_none() {
+                        out.push(None);
+                        continue;
+                    }
+                    let (elem, shape, view) = elem_shape(info, shape, own, false)?;
+                    let (part, f, entry) = b.source(n)?;
+                    let map = match maps.iter().find(|(p, _)| *p == part) {
+                        Some((_, m)) => m.clone(),
+                        None => {
+                            let m = f.private_map(verify)?.map(Arc::new);
+                            maps.push((part, m.clone()));
+                            m
+                        }
+                    };
+                    let (off, _) = f.tensor_range(&entry)?;
+                    let fits = map.as_ref().is_some_and(|m| {
+                        off.checked_add(own)
+                            .is_some_and(|e| e <= m.bytes().len() as u64)
+                            && (!verify || m.verified(entry.shard_id))
+                    });
+                    match map {
+                        Some(m) if fits && off.is_multiple_of(elem.size as u64) => {
+                            out.push(Some((m, off as usize, own as usize, elem, shape, view)))
+                        }
+                        _ => out.push(None),
+                    }
+                }
+                Ok(out)
+            })
+            .py(py)?;
+        Ok(placed
+            .into_iter()
+            .map(|p| {
+                p.map(|(m, off, len, elem, shape, view)| {
+                    Buffer::mapped_writable(m, off, len, elem, shape).viewed_as(view)
+                })
+            })
+            .collect())
+    }
+
     /// A new descriptor of the local file `part` (0 for a file; a set's part
     /// index) and its length, for mapping it (`/dev/fd/N`) with the very
     /// file this handle verified, whatever happened to its path since. The
