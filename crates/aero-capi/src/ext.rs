@@ -319,29 +319,26 @@ pub unsafe extern "C" fn aero_tensor_ptr_unverified(
     last_code()
 }
 
+/// Every known dtype's name (aero-format's table) as a C string, made once.
+static DTYPE_NAMES: std::sync::LazyLock<Vec<(aero_io::DType, std::ffi::CString)>> =
+    std::sync::LazyLock::new(|| {
+        aero_io::DType::ALL
+            .into_iter()
+            .filter_map(|d| Some((d, std::ffi::CString::new(d.name()).ok()?)))
+            .collect()
+    });
+
 /// The name of a dtype code ("f16", "f32", "bf16", ..., "packed"), or
 /// "unknown". Never NULL; a static string. Leaves the last error as it is.
 #[unsafe(no_mangle)]
 pub extern "C" fn aero_dtype_name(dtype: u32) -> *const c_char {
     pure(c"unknown".as_ptr(), || {
-        match u16::try_from(dtype).map(aero_io::DType::from_code) {
-            Ok(aero_io::DType::F16) => c"f16",
-            Ok(aero_io::DType::F32) => c"f32",
-            Ok(aero_io::DType::BF16) => c"bf16",
-            Ok(aero_io::DType::F64) => c"f64",
-            Ok(aero_io::DType::I8) => c"i8",
-            Ok(aero_io::DType::U8) => c"u8",
-            Ok(aero_io::DType::I16) => c"i16",
-            Ok(aero_io::DType::U16) => c"u16",
-            Ok(aero_io::DType::I32) => c"i32",
-            Ok(aero_io::DType::U32) => c"u32",
-            Ok(aero_io::DType::I64) => c"i64",
-            Ok(aero_io::DType::U64) => c"u64",
-            Ok(aero_io::DType::Bool) => c"bool",
-            Ok(aero_io::DType::Packed) => c"packed",
-            _ => c"unknown",
-        }
-        .as_ptr()
+        u16::try_from(dtype)
+            .ok()
+            .map(aero_io::DType::from_code)
+            .and_then(|d| DTYPE_NAMES.iter().find(|(k, _)| *k == d))
+            .map_or(c"unknown", |(_, name)| name.as_c_str())
+            .as_ptr()
     })
 }
 

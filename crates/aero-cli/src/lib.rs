@@ -7,11 +7,6 @@
 //! same output and exit codes. [`command`] is the clap definition the
 //! completions and man pages are generated from.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-// The workspace warns on `unreachable_pub`; the command modules are private
-// and their many `pub` items are reachable only inside this crate. The
-// per-command split of the CLI (issue 23) rewrites these modules and
-// narrows them; until then the lint is allowed here.
-#![allow(unreachable_pub)]
 
 mod cmd;
 mod out;
@@ -154,8 +149,8 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
 /// pipe ends the process quietly, like other Unix tools) and installs
 /// handlers for SIGINT, SIGTERM and SIGHUP that remove the temporaries of a
 /// write in progress and exit with 128 + the signal number (130 for Ctrl-C).
-/// The global flags (`--remote`, `--cache-dir`, `--no-cache`) of the last
-/// call apply.
+/// The global flags (`--remote`, `--cache-dir`, `--no-cache`, `--jobs`)
+/// apply to this call only.
 pub fn main_with_args<I, T>(args: I) -> u8
 where
     I: IntoIterator<Item = T>,
@@ -204,9 +199,9 @@ fn run_args(args: &[OsString]) -> u8 {
             return 2;
         }
     };
-    remote::init(cli.remote);
+    let opener = remote::Opener::from(cli.remote);
     let json = cli.command.wants_json();
-    match cmd::run(cli.command) {
+    match cli.command.run(&opener) {
         Ok(code) => exit_code_value(code),
         Err(e) => {
             out::error_line(&e);

@@ -6,12 +6,12 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Whether stdout gets colour.
-pub fn color() -> bool {
+pub(crate) fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 /// Wraps `s` in an ANSI colour when colour is on.
-pub fn paint(s: &str, code: &str) -> String {
+pub(crate) fn paint(s: &str, code: &str) -> String {
     if color() {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
@@ -19,23 +19,23 @@ pub fn paint(s: &str, code: &str) -> String {
     }
 }
 
-pub fn green(s: &str) -> String {
+pub(crate) fn green(s: &str) -> String {
     paint(s, "32")
 }
-pub fn red(s: &str) -> String {
+pub(crate) fn red(s: &str) -> String {
     paint(s, "31")
 }
-pub fn yellow(s: &str) -> String {
+pub(crate) fn yellow(s: &str) -> String {
     paint(s, "33")
 }
-pub fn bold(s: &str) -> String {
+pub(crate) fn bold(s: &str) -> String {
     paint(s, "1")
 }
 
 /// `s` with every control character (C0, DEL, C1) and every Unicode
 /// bidirectional override shown as an escape (`\x1b`, `\n`, `\u{202e}`):
 /// names and strings from files never reach a terminal raw.
-pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     let bad =
         |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if !s.chars().any(bad) {
@@ -57,7 +57,7 @@ pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// An error and its causes as one line, each cause once, and no path twice
 /// (`converting a.gguf: a.gguf: bad magic` reads `converting a.gguf: bad magic`).
-pub fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -85,7 +85,7 @@ pub fn chain(e: &anyhow::Error) -> String {
 }
 
 /// Prints an error as one line on stderr: `aerotensor: error: <chain>`.
-pub fn error_line(e: &anyhow::Error) {
+pub(crate) fn error_line(e: &anyhow::Error) {
     let msg = clean(&chain(e)).into_owned();
     let prefix = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         "\x1b[31merror\x1b[0m"
@@ -97,7 +97,7 @@ pub fn error_line(e: &anyhow::Error) {
 
 /// A byte-progress bar on stderr when it is a terminal and `total` is large
 /// enough to be worth showing; hidden otherwise.
-pub fn bytes_bar(total: u64, what: &str) -> ProgressBar {
+pub(crate) fn bytes_bar(total: u64, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() || total < (64 << 20) {
         return ProgressBar::hidden();
     }
@@ -114,7 +114,7 @@ pub fn bytes_bar(total: u64, what: &str) -> ProgressBar {
 }
 
 /// Left-aligned text table with a header row.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut w: Vec<usize> = header.iter().map(|h| visible_len(h)).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -144,7 +144,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Terminal columns `s` takes: ANSI escape sequences skipped, wide
 /// characters (CJK, most emoji) two columns, combining marks none
 /// (`unicode-width`), so tables align whatever the names are.
-pub fn visible_len(s: &str) -> usize {
+pub(crate) fn visible_len(s: &str) -> usize {
     use unicode_width::UnicodeWidthChar;
     let mut n = 0;
     let mut esc = false;
@@ -163,7 +163,7 @@ pub fn visible_len(s: &str) -> usize {
 }
 
 /// Human-readable byte count.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -179,7 +179,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Prints JSON to stdout (pretty when a terminal, compact otherwise).
-pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if std::io::stdout().is_terminal() {

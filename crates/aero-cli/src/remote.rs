@@ -6,7 +6,6 @@
 //! instead of being taken for local paths.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 
 use aero_io::AeroFile;
 use aero_set::model::{CacheChoice, Found, RemoteSettings};
@@ -15,103 +14,106 @@ use clap::Args;
 
 /// Options for remote reads, accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
-pub struct RemoteArgs {
+pub(crate) struct RemoteArgs {
     /// Let a local AEROSET manifest name remote (http(s)://, s3://, gs://, az://) parts or a base_url.
     #[arg(long, global = true)]
-    pub remote: bool,
+    pub(crate) remote: bool,
     /// Cache directory for remote byte ranges [default: $AEROTENSOR_CACHE_DIR or ~/.cache/aerotensor].
     #[arg(long, global = true, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Do not read or write the remote range cache.
     #[arg(long, global = true, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Range requests in flight at once for remote reads (1-256) [default: $AEROTENSOR_REMOTE_JOBS or 16].
     #[arg(long, global = true, value_name = "N", value_parser = parse_jobs)]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
 }
 
 fn parse_jobs(v: &str) -> Result<usize, String> {
     aero_io::remote::parse_jobs(v)
 }
 
-/// The flags of the command being run (set again by every
-/// `main_with_args`, which a process may call more than once).
-static ARGS: RwLock<Option<RemoteArgs>> = RwLock::new(None);
-
-pub fn init(a: RemoteArgs) {
-    *ARGS.write().unwrap_or_else(|e| e.into_inner()) = Some(a);
+/// How the commands of one command line open what they are given: the
+/// global flags, read once in [`crate::main_with_args`] and passed to every
+/// handler that opens a path or URL (no process-wide state, so two calls in
+/// one process each get their own flags).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Opener {
+    /// `--remote`: a local manifest may name remote parts.
+    allow_remote_parts: bool,
+    /// `--cache-dir`, `--no-cache`, `--jobs`.
+    settings: RemoteSettings,
 }
 
-fn args() -> RemoteArgs {
-    ARGS.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
+impl From<RemoteArgs> for Opener {
+    fn from(a: RemoteArgs) -> Self {
+        Opener {
+            allow_remote_parts: a.remote,
+            settings: RemoteSettings {
+                cache: if a.no_cache {
+                    CacheChoice::Off
+                } else if let Some(d) = a.cache_dir {
+                    CacheChoice::Dir(d)
+                } else {
+                    CacheChoice::Default
+                },
+                jobs: a.jobs,
+            },
+        }
+    }
 }
 
-/// Whether `--remote` was given.
-pub fn allow_remote() -> bool {
-    args().remote
+impl Opener {
+    /// Remote read options from the flags and environment, for the
+    /// commands that open URLs themselves (`pull`, `push`). An invalid
+    /// `AEROTENSOR_REMOTE_JOBS` is refused, naming it.
+    pub(crate) fn options(&self) -> anyhow::Result<aero_io::remote::RemoteOptions> {
+        Ok(self.settings.options()?)
+    }
+
+    /// How the flags say to open what a command reads.
+    pub(crate) fn open_options(&self, expect: Expect) -> OpenOptions {
+        OpenOptions {
+            expect,
+            allow_remote_parts: self.allow_remote_parts,
+            remote: self.settings.clone(),
+            ..OpenOptions::default()
+        }
+    }
+
+    /// Opens a path or URL as a file or set ([`aero_set::Model::open`], the
+    /// opener the C ABI and Python use too) with `opts` (from
+    /// [`Opener::open_options`]). Input of the wrong kind is a usage error
+    /// whose message says which command reads it.
+    pub(crate) fn open_with(&self, p: &Path, opts: &OpenOptions) -> anyhow::Result<Model> {
+        Model::open(p, opts).map_err(with_hint)
+    }
+
+    /// Opens a path or URL as a file or a set, whichever it is.
+    pub(crate) fn open(&self, p: &Path) -> anyhow::Result<Model> {
+        self.open_with(p, &self.open_options(Expect::Any))
+    }
+
+    /// Opens a `.aero` path or URL.
+    pub(crate) fn open_file(&self, p: &Path) -> anyhow::Result<AeroFile> {
+        self.open_with(p, &self.open_options(Expect::File))?
+            .into_file()
+            .map_err(with_hint)
+    }
+
+    /// Opens an AEROSET manifest (or its directory) by path or URL. Local
+    /// manifests may name URLs only with `--remote`.
+    pub(crate) fn open_set(&self, p: &Path) -> anyhow::Result<AeroSet> {
+        self.open_with(p, &self.open_options(Expect::Set))?
+            .into_set()
+            .map_err(with_hint)
+    }
 }
 
 /// Whether a command-line argument is a URL (any `scheme://`, so that an
 /// unsupported scheme is refused by name rather than taken for a path).
-pub fn is_url(p: &Path) -> bool {
+pub(crate) fn is_url(p: &Path) -> bool {
     aero_set::model::Target::classify_str(p).is_some()
-}
-
-/// The remote settings the flags and environment give.
-pub fn settings() -> RemoteSettings {
-    let a = args();
-    RemoteSettings {
-        cache: if a.no_cache {
-            CacheChoice::Off
-        } else if let Some(d) = a.cache_dir {
-            CacheChoice::Dir(d)
-        } else {
-            CacheChoice::Default
-        },
-        jobs: a.jobs,
-    }
-}
-
-/// Remote read options from the flags and environment, for the commands
-/// that open URLs themselves (`pull`, `push`). An invalid
-/// `AEROTENSOR_REMOTE_JOBS` is refused, naming it.
-pub fn options() -> anyhow::Result<aero_io::remote::RemoteOptions> {
-    Ok(settings().options()?)
-}
-
-/// How the flags say to open what a command reads.
-pub fn open_options(expect: Expect) -> OpenOptions {
-    OpenOptions {
-        expect,
-        allow_remote_parts: allow_remote(),
-        remote: settings(),
-        ..OpenOptions::default()
-    }
-}
-
-/// Opens a path or URL as a file or set ([`aero_set::Model::open`], the
-/// opener the C ABI and Python use too). Input of the wrong kind is a
-/// usage error whose message says which command reads it.
-pub fn open(p: &Path, opts: &OpenOptions) -> anyhow::Result<Model> {
-    Model::open(p, opts).map_err(with_hint)
-}
-
-/// Opens a `.aero` path or URL.
-pub fn open_file(p: &Path) -> anyhow::Result<AeroFile> {
-    open(p, &open_options(Expect::File))?
-        .into_file()
-        .map_err(with_hint)
-}
-
-/// Opens an AEROSET manifest (or its directory) by path or URL. Local
-/// manifests may name URLs only with `--remote`.
-pub fn open_set(p: &Path) -> anyhow::Result<AeroSet> {
-    open(p, &open_options(Expect::Set))?
-        .into_set()
-        .map_err(with_hint)
 }
 
 /// Input of the wrong kind, with the commands that read it; any other
@@ -137,7 +139,7 @@ fn with_hint(e: SetError) -> anyhow::Error {
 /// Input of the wrong kind and the commands that read it. The library
 /// error stays in the chain (a usage error: exit 2).
 #[derive(Debug)]
-pub struct WrongKind {
+pub(crate) struct WrongKind {
     source: SetError,
     hint: String,
 }

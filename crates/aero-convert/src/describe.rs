@@ -185,6 +185,248 @@ pub struct Model {
     pub tensors: Vec<TensorRow>,
 }
 
+/// Everything `inspect` shows of one model file, gathered once whatever
+/// its format ([`Inspection::of_aero`], or [`From<Model>`] for a GGUF or
+/// safetensors file), so that one renderer presents every format.
+#[derive(Clone, Debug)]
+pub struct Inspection {
+    /// The file, as the caller named it.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The model's name: an AERO file's MJSN, GGUF's `general.name`.
+    pub model_name: Option<String>,
+    /// Its architecture: an AERO file's MJSN, GGUF's `general.architecture`.
+    pub architecture: Option<String>,
+    /// The key/values ([`Model::key_values`]); for an AERO file the GGUF
+    /// key/values it kept from its source, `None` when it did not come from
+    /// GGUF or they are unreadable ([`AeroDetails::key_values_error`]).
+    pub key_values: Option<Vec<KeyValue>>,
+    /// Tensors in the file.
+    pub tensor_count: usize,
+    /// Their stored bytes.
+    pub tensor_bytes: u64,
+    /// Every tensor, in file order.
+    pub tensors: InspectedTensors,
+    /// What only one format has.
+    pub details: Details,
+    /// Whether the file passed the checks reading it made (an AERO file's
+    /// quick validation; GGUF and safetensors headers are checked as they
+    /// are parsed, so a described one is valid).
+    pub valid: bool,
+    /// What those checks found, one line each.
+    pub errors: Vec<String>,
+}
+
+/// The tensors of an [`Inspection`].
+#[derive(Clone, Debug)]
+pub enum InspectedTensors {
+    /// An AERO file's TIDX entries, shapes row-major whatever the file
+    /// stores ([`aero_io::ShapeOrder`]): copies for display, never read
+    /// through.
+    Aero(Vec<aero_io::TensorInfo>),
+    /// A GGUF or safetensors file's tensors.
+    Rows(Vec<TensorRow>),
+}
+
+impl InspectedTensors {
+    /// The tensors whose name `keep` accepts, in the same order.
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> InspectedTensors {
+        match self {
+            InspectedTensors::Aero(t) => {
+                InspectedTensors::Aero(t.iter().filter(|t| keep(&t.name)).cloned().collect())
+            }
+            InspectedTensors::Rows(t) => {
+                InspectedTensors::Rows(t.iter().filter(|t| keep(&t.name)).cloned().collect())
+            }
+        }
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            InspectedTensors::Aero(t) => t.len(),
+            InspectedTensors::Rows(t) => t.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each as a [`TensorRow`] (type names, elements, bits per weight).
+    pub fn rows(&self) -> Vec<TensorRow> {
+        match self {
+            InspectedTensors::Aero(t) => t.iter().map(aero_tensor_row).collect(),
+            InspectedTensors::Rows(t) => t.clone(),
+        }
+    }
+}
+
+/// What an [`Inspection`] holds for one format only.
+#[derive(Clone, Debug)]
+pub enum Details {
+    /// An AERO file.
+    Aero(Box<AeroDetails>),
+    /// A GGUF file.
+    Gguf {
+        /// The GGUF version (2 or 3).
+        version: u32,
+        /// The data alignment.
+        alignment: u64,
+    },
+    /// A safetensors file.
+    SafeTensors,
+}
+
+/// An AERO file's own facts, for `inspect`.
+#[derive(Clone, Debug)]
+pub struct AeroDetails {
+    /// Format version (major, minor) from the header.
+    pub version: (u16, u16),
+    /// The file UUID.
+    pub uuid: [u8; 16],
+    /// How the file stores shapes.
+    pub shape_order: aero_io::ShapeOrder,
+    /// The MJSN metadata, when readable.
+    pub meta: Option<Value>,
+    /// Every TOC entry.
+    pub chunks: Vec<aero_io::Chunk>,
+    /// The attached files (`FILE` chunks).
+    pub attached: Vec<AttachedSummary>,
+    /// Why the GGUF key/values kept in MJSN could not be read.
+    pub key_values_error: Option<String>,
+    /// Why the tensor index could not be read (then there are no tensors).
+    pub tidx_error: Option<String>,
+    /// Whether the file is an AEROSET's index (weights in the set's parts).
+    pub set_index: bool,
+}
+
+/// An attached file of an AERO file, as `inspect` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedSummary {
+    /// Its name (`config.json`).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What quick validation said of its hash (`verified`, `mismatch`, …;
+    /// `skipped` when it did not look).
+    pub status: &'static str,
+}
+
+impl Inspection {
+    /// Gathers what `inspect` shows of an open AERO file named `path`: the
+    /// header, the MJSN, every chunk and attached file, the GGUF
+    /// key/values kept from a GGUF source (`values`: how much of each),
+    /// every tensor, and the verdict of quick validation (the metadata
+    /// checks of `validate`), so a damaged file is shown and said to be so.
+    pub fn of_aero(f: &aero_io::AeroFile, path: &Path, values: Values) -> Inspection {
+        let h = f.header();
+        let (model_name, architecture) = f.model();
+        let idx = f.index();
+        let meta = f.meta_json().unwrap_or(None);
+        let order = f.shape_order();
+        let tensor_count = idx.as_ref().map_or(0, |i| i.len());
+        let (tensors, tensor_bytes, tidx_error) = match &idx {
+            Ok(i) => (
+                i.tensors()
+                    .iter()
+                    .map(|t| {
+                        let mut t = t.clone();
+                        t.shape = t.row_major_shape(order);
+                        t
+                    })
+                    .collect(),
+                i.tensors().iter().map(|t| t.data_len).sum::<u64>(),
+                None,
+            ),
+            Err(e) => (Vec::new(), 0, Some(e.to_string())),
+        };
+        let kept = meta
+            .as_ref()
+            .and_then(|m| aero_gguf_key_values(m, tensor_count as u64, values));
+        let (key_values, key_values_error) = match kept {
+            Some(Ok(k)) => (Some(k), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let check = aero_io::validate(f, aero_io::Mode::Quick, &|_| {});
+        let attached = f
+            .attached_files()
+            .iter()
+            .map(|c| AttachedSummary {
+                name: c.name.clone(),
+                size: c.ulen,
+                status: check
+                    .chunks
+                    .iter()
+                    .find(|r| r.index == c.index)
+                    .map_or("skipped", |r| r.status),
+            })
+            .collect();
+        Inspection {
+            path: path.to_path_buf(),
+            format: Format::Aero,
+            size: f.len(),
+            model_name,
+            architecture,
+            key_values,
+            tensor_count,
+            tensor_bytes,
+            tensors: InspectedTensors::Aero(tensors),
+            details: Details::Aero(Box::new(AeroDetails {
+                version: (h.version_major, h.version_minor),
+                uuid: h.uuid,
+                shape_order: order,
+                meta,
+                chunks: f.chunks().to_vec(),
+                attached,
+                key_values_error,
+                tidx_error,
+                set_index: f.is_set_index(),
+            })),
+            valid: check.valid,
+            errors: check.errors,
+        }
+    }
+}
+
+impl From<Model> for Inspection {
+    /// A described GGUF or safetensors file; the model's name and
+    /// architecture from GGUF's `general.name` and `general.architecture`
+    /// (safetensors `__metadata__` has none by convention).
+    fn from(m: Model) -> Inspection {
+        let get = |k: &str| {
+            m.key_values
+                .iter()
+                .find(|kv| kv.key == k)
+                .and_then(|kv| kv.value.as_str().map(str::to_owned))
+        };
+        let (model_name, architecture) = (get("general.name"), get("general.architecture"));
+        let details = match (m.format, m.version, m.alignment) {
+            (Format::Gguf, Some(version), Some(alignment)) => Details::Gguf { version, alignment },
+            _ => Details::SafeTensors,
+        };
+        Inspection {
+            path: m.path,
+            format: m.format,
+            size: m.size,
+            model_name,
+            architecture,
+            key_values: Some(m.key_values),
+            tensor_count: m.tensors.len(),
+            tensor_bytes: m.tensors.iter().map(|t| t.bytes).sum(),
+            tensors: InspectedTensors::Rows(m.tensors),
+            details,
+            valid: true,
+            errors: Vec::new(),
+        }
+    }
+}
+
 /// Describes a GGUF or safetensors file, recognised by its content. An AERO
 /// file, a set or an unknown format is [`ConvertError::UnknownFormat`] (the
 /// CLI describes AERO files from their own reader).

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use clap::Args;
 use clap_complete::Shell;
 
-pub const AFTER_HELP: &str = "\
+use super::Run;
+use crate::remote::Opener;
+
+const AFTER_HELP: &str = "\
 Install (then open a new shell):
   aerotensor completions bash > ~/.local/share/bash-completion/completions/aerotensor
   aerotensor completions zsh > ~/.zfunc/_aerotensor          # with fpath+=(~/.zfunc) before compinit
@@ -16,18 +19,23 @@ Install (then open a new shell):
   aerotensor completions powershell >> $PROFILE
   aerotensor completions elvish >> ~/.config/elvish/rc.elv";
 
+/// Print a shell completion script (bash, zsh, fish, powershell, elvish).
 #[derive(Args, Debug)]
-pub struct CompletionsArgs {
+#[command(after_help = AFTER_HELP)]
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
-pub fn run(a: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut script = Vec::new();
-    clap_complete::generate(a.shell, &mut crate::command(), "aerotensor", &mut script);
-    let mut so = std::io::stdout().lock();
-    so.write_all(&script)?;
-    so.flush()?;
-    Ok(ExitCode::SUCCESS)
+impl Run for CompletionsArgs {
+        fn run(self, _: &Opener) -> anyhow::Result<ExitCode> {
+            let a = self;
+        let mut script = Vec::new();
+        clap_complete::generate(a.shell, &mut crate::command(), "aerotensor", &mut script);
+        let mut so = std::io::stdout().lock();
+        so.write_all(&script)?;
+        so.flush()?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -10,23 +10,27 @@ use anyhow::{Context, bail};
 use clap::Args;
 use clap_mangen::Man;
 
+use super::Run;
 use crate::out;
+use crate::remote::Opener;
 
-pub const AFTER_HELP: &str = "\
+const AFTER_HELP: &str = "\
 Examples:
   aerotensor man | man -l -                 # read the main page
   aerotensor man convert | man -l -         # one command's page
   aerotensor man --dir ~/.local/share/man/man1   # install every page";
 
+/// Print the manual page, or write every page (one per command) into a directory.
 #[derive(Args, Debug)]
-pub struct ManArgs {
+#[command(after_help = AFTER_HELP)]
+pub(crate) struct ManArgs {
     /// Print this command's page (`convert`, `validate`…) instead of the main page.
     #[arg(value_name = "COMMAND")]
-    pub command: Option<String>,
+    pub(crate) command: Option<String>,
     /// Write every page into DIR (created if missing) instead of printing one:
     /// aerotensor.1 and aerotensor-COMMAND.1 for each command.
     #[arg(long, value_name = "DIR", conflicts_with = "command")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Every page, the main one first, then each visible command's (named
@@ -102,37 +106,40 @@ fn render(cmd: &clap::Command) -> anyhow::Result<Vec<u8>> {
     Ok(ascii.into_bytes())
 }
 
-pub fn run(a: ManArgs) -> anyhow::Result<ExitCode> {
-    let pages = pages();
-    let Some(dir) = a.dir else {
-        let page = match &a.command {
-            None => &pages[0],
-            Some(name) => {
-                let want = format!("aerotensor-{name}.1");
-                match pages.iter().find(|p| file_name(p) == want) {
-                    Some(p) => p,
-                    None => bail!("{name}: no such command (`aerotensor --help` lists them)"),
+impl Run for ManArgs {
+        fn run(self, _: &Opener) -> anyhow::Result<ExitCode> {
+            let a = self;
+        let pages = pages();
+        let Some(dir) = a.dir else {
+            let page = match &a.command {
+                None => &pages[0],
+                Some(name) => {
+                    let want = format!("aerotensor-{name}.1");
+                    match pages.iter().find(|p| file_name(p) == want) {
+                        Some(p) => p,
+                        None => bail!("{name}: no such command (`aerotensor --help` lists them)"),
+                    }
                 }
-            }
+            };
+            let mut so = std::io::stdout().lock();
+            so.write_all(&render(page)?)?;
+            so.flush()?;
+            return Ok(ExitCode::SUCCESS);
         };
-        let mut so = std::io::stdout().lock();
-        so.write_all(&render(page)?)?;
-        so.flush()?;
-        return Ok(ExitCode::SUCCESS);
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
-    for page in &pages {
-        let path = dir.join(file_name(page));
-        let mut o = aero_io::output::Output::create(&path)?;
-        o.file()
-            .write_all(&render(page)?)
-            .with_context(|| format!("{}", path.display()))?;
-        o.commit(true)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+        for page in &pages {
+            let path = dir.join(file_name(page));
+            let mut o = aero_io::output::Output::create(&path)?;
+            o.file()
+                .write_all(&render(page)?)
+                .with_context(|| format!("{}", path.display()))?;
+            o.commit(true)?;
+        }
+        eprintln!(
+            "wrote {} manual pages into {}",
+            pages.len(),
+            out::clean(&dir.display().to_string())
+        );
+        Ok(ExitCode::SUCCESS)
     }
-    eprintln!(
-        "wrote {} manual pages into {}",
-        pages.len(),
-        out::clean(&dir.display().to_string())
-    );
-    Ok(ExitCode::SUCCESS)
 }

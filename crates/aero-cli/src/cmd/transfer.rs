@@ -55,8 +55,8 @@ pub struct PushArgs {
     pub json: bool,
 }
 
-pub fn pull(a: PullArgs) -> anyhow::Result<ExitCode> {
-    let remote = crate::remote::options()?;
+pub fn pull(a: PullArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
+    let remote = opener.options()?;
     let bar: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
     let progress = |e: aero_set::pull::PullEvent| {
         let mut b = bar.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,7 +101,7 @@ pub fn pull(a: PullArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "s3")]
-pub fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
+pub fn push(a: PushArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     if !matches!(
         aero_io::url::classify(&a.dest_url),
         aero_io::url::Kind::Object { .. }
@@ -111,7 +111,7 @@ pub fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
             a.dest_url
         );
     }
-    let remote = crate::remote::options()?;
+    let remote = opener.options()?;
     let bar: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
     let progress = |e: aero_set::push::PushEvent| {
         let mut b = bar.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,7 +161,7 @@ pub fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(not(feature = "s3"))]
-pub fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
+pub fn push(a: PushArgs, _: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "{}: push writes to object storage (s3://, gs://, az://), which needs aerotensor built with the `s3` feature",
         a.dest_url

@@ -1,13 +1,100 @@
+//! `validate`: a file's or a set's structure and hashes checked, a verdict
+//! and exit code.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aero_io::Verdict;
+use aero_set::SetReport;
+use clap::Args;
 
-use super::ValidateArgs;
+use super::Run;
+use super::common::source::is_set;
 use crate::out;
+use crate::remote::Opener;
 
-pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+/// Check a file's structure and hashes.
+///
+/// Default (quick): metadata chunks, tensor table, control-plane hash.
+/// --full also hashes every weight shard, tensor hash_b3 and PHSH page
+/// (one read of the weights). Exit 0 valid, 1 invalid or unreadable
+/// content, 2 when the file cannot be opened; a chunk whose hash was
+/// never recorded is a warning (exit 0), or a failure with --strict.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  aerotensor validate model.aero                 # metadata only, fast
+  aerotensor validate --full model.aero          # every weight byte
+  aerotensor validate --full --json model.aero   # the report as JSON
+  aerotensor validate --full ./model-set         # an AEROSET: manifest, index, every part")]
+pub(crate) struct ValidateArgs {
+    /// The .aero file, or an AEROSET (model.aeroset.json or its directory).
+    pub(crate) file: PathBuf,
+    /// Verify every chunk including weight shards, every hash_b3 and PHSH page.
+    #[arg(long, conflicts_with = "control")]
+    pub(crate) full: bool,
+    /// Check only the control-plane hash (IHSH).
+    #[arg(long)]
+    pub(crate) control: bool,
+    /// Treat warnings (e.g. a hash not recorded) as failures.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl ValidateArgs {
+    /// Prints the report (JSON or human) and maps the verdict to the exit
+    /// code: 1 when invalid, or when warnings remain under `--strict`.
+    pub(crate) fn finish(
+        &self,
+        verdict: aero_io::Verdict,
+        report: &impl serde::Serialize,
+        human: impl FnOnce(),
+    ) -> anyhow::Result<ExitCode> {
+        if self.json {
+            crate::out::print_json(report)?;
+        } else {
+            human();
+        }
+        let failed = verdict == aero_io::Verdict::Invalid
+            || (self.strict && verdict == aero_io::Verdict::ValidWithWarnings);
+        Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    /// The mode the flags select.
+    pub(crate) fn mode(&self) -> aero_io::Mode {
+        if self.full {
+            aero_io::Mode::Full
+        } else if self.control {
+            aero_io::Mode::Control
+        } else {
+            aero_io::Mode::Quick
+        }
+    }
+}
+
+impl Run for ValidateArgs {
+    fn run(self, opener: &Opener) -> anyhow::Result<ExitCode> {
+        if is_set(&self.file) {
+            validate_set(self, opener)
+        } else {
+            validate_file(self, opener)
+        }
+    }
+
+    fn wants_json(&self) -> bool {
+        self.json
+    }
+}
+
+fn validate_file(a: ValidateArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
     let mode = a.mode();
-    let f = match crate::remote::open_file(&a.file) {
+    let f = match opener.open_file(&a.file) {
         Ok(f) => f,
         Err(e) if wrong_kind(&e) => return Err(e),
         Err(e) => return unreadable(&a, &a.file.display().to_string(), &e),
@@ -18,9 +105,31 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     a.finish(report.verdict, &report, || print_human(&report, a.strict))
 }
 
+fn validate_set(a: ValidateArgs, opener: &Opener) -> anyhow::Result<ExitCode> {
+    let mode = a.mode();
+    // The manifest only, so that a damaged index is reported, not just
+    // refused (a remote manifest is read with its index).
+    let opts = aero_set::OpenOptions {
+        manifest_only: true,
+        ..opener.open_options(aero_set::Expect::Set)
+    };
+    let set = match opener
+        .open_with(&a.file, &opts)
+        .and_then(|m| Ok(m.into_set()?))
+    {
+        Ok(s) => s,
+        Err(e) if wrong_kind(&e) => return Err(e),
+        Err(e) => return unreadable(&a, &a.file.display().to_string(), &e),
+    };
+    let pb = out::bytes_bar(aero_set::validate::work_bytes(&set, mode), "verifying set");
+    let report = aero_set::validate_set(&set, mode, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    a.finish(report.verdict, &report, || print_set(&report, a.strict))
+}
+
 /// Whether an open failed because the input is valid data of another kind
 /// (a GGUF file, a set given as a file): a usage error, not a verdict.
-pub fn wrong_kind(e: &anyhow::Error) -> bool {
+fn wrong_kind(e: &anyhow::Error) -> bool {
     e.downcast_ref::<crate::remote::WrongKind>().is_some()
 }
 
@@ -101,10 +210,62 @@ fn print_human(r: &aero_io::Report, strict: bool) {
     verdict_line(&r.file, "", r.verdict, r.mode, strict, None);
 }
 
+fn print_set(r: &SetReport, strict: bool) {
+    let rows: Vec<Vec<String>> = r
+        .files
+        .iter()
+        .map(|f| {
+            let sha = match f.sha256 {
+                "verified" => out::green(f.sha256),
+                s => out::red(s),
+            };
+            let verdict = match f.verdict {
+                Some(Verdict::Valid) => out::green("valid"),
+                Some(Verdict::ValidWithWarnings) => out::yellow("valid-with-warnings"),
+                Some(Verdict::Invalid) => out::red("invalid"),
+                // An attached file is not an AERO file: size and SHA-256 are its check.
+                None if f.role == aero_set::FileRole::File => "-".to_string(),
+                Some(Verdict::Error) | None => out::red("not checked"),
+            };
+            vec![
+                f.field.clone(),
+                f.path.clone(),
+                f.size_bytes.to_string(),
+                sha,
+                verdict,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        out::table(&["field", "file", "bytes", "sha256", "aero"], &rows)
+    );
+    println!(
+        "tensors: {} in the global TIDX, {} resolved and agreeing with their part",
+        r.tensor_count, r.tensors_ok
+    );
+    for w in &r.warnings {
+        println!("{} {}", out::yellow("warning:"), out::clean(w));
+    }
+    for e in &r.errors {
+        println!("{} {}", out::red("error:"), out::clean(e));
+    }
+    // A quick check of a set hashes every file whole (SHA-256 against the
+    // manifest): say so, and how much, rather than "weight bytes NOT checked".
+    let hashed: Vec<u64> = r
+        .files
+        .iter()
+        .filter(|f| f.actual_sha256.is_some())
+        .filter_map(|f| f.actual_size)
+        .collect();
+    let hashed = (!hashed.is_empty()).then(|| (hashed.len(), hashed.iter().sum()));
+    verdict_line(&r.set, "AEROSET ", r.verdict, r.mode, strict, hashed);
+}
+
 /// The report on a file or set that could not be opened: printed like any
 /// report (one JSON document with an `error` field under `--json`); exit 1
 /// when its content is damaged, 2 when it cannot be read (missing, denied).
-pub fn unreadable(a: &ValidateArgs, file: &str, e: &anyhow::Error) -> anyhow::Result<ExitCode> {
+fn unreadable(a: &ValidateArgs, file: &str, e: &anyhow::Error) -> anyhow::Result<ExitCode> {
     let invalid = crate::exit_code(e) == 1;
     let msg = crate::out::chain(e);
     let report = aero_io::Report::unreadable(file, a.mode(), &msg, invalid);
@@ -135,7 +296,7 @@ pub fn unreadable(a: &ValidateArgs, file: &str, e: &anyhow::Error) -> anyhow::Re
 /// mode what was not checked. `hashed`: the bytes a quick check of a set
 /// read whole to check their SHA-256 (every part's byte, but not against
 /// the parts' own chunk and tensor hashes).
-pub fn verdict_line(
+fn verdict_line(
     file: &str,
     kind: &str,
     verdict: Verdict,

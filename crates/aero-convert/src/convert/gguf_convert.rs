@@ -26,32 +26,12 @@ pub const GGUF_KEY: &str = "gguf";
 
 /// Native AERO dtype of a ggml type id, if any.
 pub fn native_dtype(ggml: u32) -> Option<DType> {
-    Some(match ggml {
-        0 => DType::F32,
-        1 => DType::F16,
-        30 => DType::BF16,
-        28 => DType::F64,
-        24 => DType::I8,
-        25 => DType::I16,
-        26 => DType::I32,
-        27 => DType::I64,
-        _ => return None,
-    })
+    DType::from_ggml_type(ggml)
 }
 
 /// ggml type id of a native AERO dtype.
 pub fn ggml_of(d: DType) -> Option<u32> {
-    Some(match d {
-        DType::F32 => 0,
-        DType::F16 => 1,
-        DType::BF16 => 30,
-        DType::F64 => 28,
-        DType::I8 => 24,
-        DType::I16 => 25,
-        DType::I32 => 26,
-        DType::I64 => 27,
-        _ => return None,
-    })
+    d.ggml_type()
 }
 
 fn type_name(t: GgufValueType) -> &'static str {

@@ -26,22 +26,7 @@ pub const DTYPE_PARAM: &str = "safetensors_dtype";
 
 /// The AERO dtype for a safetensors dtype; `None` means it is kept `packed`.
 pub fn native_dtype(d: Dtype) -> Option<DType> {
-    Some(match d {
-        Dtype::F16 => DType::F16,
-        Dtype::F32 => DType::F32,
-        Dtype::BF16 => DType::BF16,
-        Dtype::F64 => DType::F64,
-        Dtype::I8 => DType::I8,
-        Dtype::U8 => DType::U8,
-        Dtype::I16 => DType::I16,
-        Dtype::U16 => DType::U16,
-        Dtype::I32 => DType::I32,
-        Dtype::U32 => DType::U32,
-        Dtype::I64 => DType::I64,
-        Dtype::U64 => DType::U64,
-        Dtype::BOOL => DType::Bool,
-        _ => return None,
-    })
+    DType::from_safetensors_name(&dtype_name(d))
 }
 
 fn dtype_name(d: Dtype) -> String {
@@ -58,22 +43,7 @@ fn parse_dtype(name: &str) -> Option<Dtype> {
 
 /// The safetensors name of a native AERO dtype.
 pub fn safetensors_name(d: DType) -> Option<&'static str> {
-    Some(match d {
-        DType::F16 => "F16",
-        DType::F32 => "F32",
-        DType::BF16 => "BF16",
-        DType::F64 => "F64",
-        DType::I8 => "I8",
-        DType::U8 => "U8",
-        DType::I16 => "I16",
-        DType::U16 => "U16",
-        DType::I32 => "I32",
-        DType::U32 => "U32",
-        DType::I64 => "I64",
-        DType::U64 => "U64",
-        DType::Bool => "BOOL",
-        _ => return None,
-    })
+    d.safetensors_name()
 }
 
 /// How a tensor of safetensors dtype `d` is stored in AERO: its native

@@ -10,10 +10,11 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::out;
+use crate::remote::Opener;
 
 /// The `--like` flag of the commands that write AEROSETs.
 #[derive(Args, Debug, Clone, Default)]
-pub struct LikeArgs {
+pub(crate) struct LikeArgs {
     /// Write the AEROSET as a new revision of OLD_SET (a set, its manifest
     /// or URL; often OUT itself): its part file names, tensor-to-part
     /// assignment, shard ids and UUIDs are kept, so every part whose tensors
@@ -21,18 +22,19 @@ pub struct LikeArgs {
     /// changed parts (plus index and manifest). New tensors go to new parts;
     /// use the same writer flags as for OLD_SET.
     #[arg(long, value_name = "OLD_SET", conflicts_with = "uuid")]
-    pub like: Option<PathBuf>,
+    pub(crate) like: Option<PathBuf>,
 }
 
 impl LikeArgs {
     /// The plan of OLD_SET, when given: read from its manifest, index and
     /// part headers (no weights).
-    pub fn plan(&self) -> anyhow::Result<Option<SetPlan>> {
+    pub(crate) fn plan(&self, opener: &Opener) -> anyhow::Result<Option<SetPlan>> {
         let Some(like) = &self.like else {
             return Ok(None);
         };
-        let set =
-            crate::remote::open_set(like).with_context(|| format!("--like {}", like.display()))?;
+        let set = opener
+            .open_set(like)
+            .with_context(|| format!("--like {}", like.display()))?;
         let plan = SetPlan::of_set(&set).with_context(|| format!("--like {}", like.display()))?;
         Ok(Some(plan))
     }
@@ -51,7 +53,7 @@ impl LikeArgs {
 
     /// After the write, for `--json`: `like`, `identical_parts` and
     /// `changed_parts` (new or changed) in the summary.
-    pub fn json(&self, s: &SetWriteSummary, extra: &mut Map<String, Value>) {
+    pub(crate) fn json(&self, s: &SetWriteSummary, extra: &mut Map<String, Value>) {
         let Some(like) = &self.like else {
             return;
         };
@@ -63,7 +65,7 @@ impl LikeArgs {
 
     /// After the write's summary line: which parts are identical to
     /// OLD_SET's, on stderr.
-    pub fn print(&self, s: &SetWriteSummary) {
+    pub(crate) fn print(&self, s: &SetWriteSummary) {
         let Some(like) = &self.like else {
             return;
         };
