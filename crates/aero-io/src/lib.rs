@@ -92,8 +92,8 @@ pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInf
 pub use integrity::PageHashes;
 pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
-pub use span::{PrivateMap, TensorSpan};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
+pub use span::{PrivateMap, TensorSpan};
 pub use validate::{
     ChunkReport, ControlStatus, Mode, PageReport, Progress, Report, TensorReport, Verdict,
     check_control, validate, validate_with_digest, work_bytes as validate_work_bytes,

@@ -208,12 +208,14 @@ impl AeroFile {
                     .and_then(|(o, n)| map.get(o..o.checked_add(n)?));
                 let Some(bytes) = bytes else { continue };
                 if *crate::verify::hash(bytes).as_bytes() != c.blake3 {
-                    return Err(self.locate_damage(c).unwrap_or_else(|| Error::HashMismatch {
-                        path: self.path().to_path_buf(),
-                        index: c.index,
-                        fourcc: c.fourcc,
-                        name: c.name.clone(),
-                    }));
+                    return Err(self
+                        .locate_damage(c)
+                        .unwrap_or_else(|| Error::HashMismatch {
+                            path: self.path().to_path_buf(),
+                            index: c.index,
+                            fourcc: c.fourcc,
+                            name: c.name.clone(),
+                        }));
                 }
                 verified.push(id);
             }

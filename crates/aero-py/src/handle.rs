@@ -492,53 +492,51 @@ impl Handle {
         }
         let b = self.get()?;
         let read = py
-            .detach(
-                || -> Res<Read<'_>> {
-                    // Shapes and lengths as `tensor` makes them (a reference
-                    // GGUF-origin file's padding left out of the array).
-                    let mut shapes = Vec::with_capacity(names.len());
-                    for n in &names {
-                        let (info, shape, len) = b.described(n)?;
-                        shapes.push(elem_shape(info, shape, len, raw)?);
-                    }
-                    if let Some(spans) = whole_spans(&b, &names)? {
-                        return Ok(Read::Spans(spans, shapes));
-                    }
-                    let slots: Vec<Mutex<Option<Cow<'_, [u8]>>>> =
-                        names.iter().map(|_| Mutex::new(None)).collect();
-                    match &*b {
-                        Backing::File(f) => {
-                            let infos = names
-                                .iter()
-                                .map(|n| f.tensor_info(n))
-                                .collect::<Result<Vec<_>, _>>()?;
-                            f.verified_tensors(&infos, &mut |i, bytes| {
-                                if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
-                                    *slot = Some(bytes);
-                                }
-                                Ok(())
-                            })?;
-                        }
-                        Backing::Set(s) => {
-                            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                            s.verified_tensors(&refs, &|i, bytes| {
-                                if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
-                                    *slot = Some(bytes);
-                                }
-                                Ok(())
-                            })?;
-                        }
-                    }
-                    let mut out = Vec::with_capacity(names.len());
-                    for (slot, (elem, shape, view)) in slots.into_iter().zip(shapes) {
-                        let bytes = slot.into_inner().ok().flatten().ok_or_else(|| {
-                            Failure::Py(PyValueError::new_err("a tensor was not read"))
+            .detach(|| -> Res<Read<'_>> {
+                // Shapes and lengths as `tensor` makes them (a reference
+                // GGUF-origin file's padding left out of the array).
+                let mut shapes = Vec::with_capacity(names.len());
+                for n in &names {
+                    let (info, shape, len) = b.described(n)?;
+                    shapes.push(elem_shape(info, shape, len, raw)?);
+                }
+                if let Some(spans) = whole_spans(&b, &names)? {
+                    return Ok(Read::Spans(spans, shapes));
+                }
+                let slots: Vec<Mutex<Option<Cow<'_, [u8]>>>> =
+                    names.iter().map(|_| Mutex::new(None)).collect();
+                match &*b {
+                    Backing::File(f) => {
+                        let infos = names
+                            .iter()
+                            .map(|n| f.tensor_info(n))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        f.verified_tensors(&infos, &mut |i, bytes| {
+                            if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
+                                *slot = Some(bytes);
+                            }
+                            Ok(())
                         })?;
-                        out.push((bytes, elem, shape, view));
                     }
-                    Ok(Read::Each(out))
-                },
-            )
+                    Backing::Set(s) => {
+                        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                        s.verified_tensors(&refs, &|i, bytes| {
+                            if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
+                                *slot = Some(bytes);
+                            }
+                            Ok(())
+                        })?;
+                    }
+                }
+                let mut out = Vec::with_capacity(names.len());
+                for (slot, (elem, shape, view)) in slots.into_iter().zip(shapes) {
+                    let bytes = slot.into_inner().ok().flatten().ok_or_else(|| {
+                        Failure::Py(PyValueError::new_err("a tensor was not read"))
+                    })?;
+                    out.push((bytes, elem, shape, view));
+                }
+                Ok(Read::Each(out))
+            })
             .py(py)?;
         Ok(match read {
             Read::Each(read) => read
