@@ -917,9 +917,10 @@ type Spanned = (Arc<aero_io::TensorSpan>, usize);
 /// file ([`AeroFile::verified_span`]: one parallel ranged read into one
 /// region, every tensor verified before it returns), the files of a set
 /// concurrently ([`AeroSet::remote_files_at_once`]). `None` (read them one
-/// by one) when a file is local or in memory, or when the tensors asked
-/// for hold less than 7/8 of a file's span (the gaps would be read for
-/// nothing).
+/// by one) when a file is local or in memory, when the tensors asked for
+/// hold less than 7/8 of a file's span (the gaps would be read for
+/// nothing), or when one of them records no `hash_b3` (it is checked by
+/// pages or its shard, which its own verified read fetches).
 fn whole_spans(b: &Backing, names: &[String]) -> Res<Option<Vec<Spanned>>> {
     type Group<'a> = (&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>);
     let mut groups: Vec<Group<'_>> = Vec::new();
@@ -949,7 +950,11 @@ fn whole_spans(b: &Backing, names: &[String]) -> Res<Option<Vec<Spanned>>> {
         }
         let infos: Vec<&TensorInfo> = entries.iter().map(|(_, e)| e.as_ref()).collect();
         let (_, span, used) = f.span_of(&infos)?;
-        if used.saturating_mul(8) < span.saturating_mul(7) {
+        // Tensors checked by pages or their shard would be read a second
+        // time by their own verified read.
+        if used.saturating_mul(8) < span.saturating_mul(7)
+            || infos.iter().any(|i| i.hash_b3.is_none())
+        {
             return Ok(None);
         }
     }

@@ -172,14 +172,43 @@ def test_whole_load_by_url_refuses_a_corrupted_byte(nginx, tmp_path):
     for _ in range(2):
         with pytest.raises(at.IntegrityError, match="layer3.weight"):
             at.load_file(f"{nginx['url']}/{bad.name}", cache_dir=tmp_path / "cache")
-    # One part of a set damaged, its tensor checked by its shard's pages
-    # (the golden set records no hash_b3): the whole load raises too.
+    # A set converted from safetensors shards (written by the safetensors
+    # package), its tensors recording hash_b3: loaded whole by URL it is the
+    # local load; one byte flipped in one part raises IntegrityError naming
+    # the tensor, and no array of any part is handed out.
+    import json
     import shutil
-    setdir = nginx["root"] / "whole-load-damaged-set"
-    shutil.copytree(nginx["root"] / "aeroset-local", setdir)
+    from safetensors.numpy import save_file as st_save
+    src = tmp_path / "hf"
+    src.mkdir()
+    names = sorted(tensors)
+    weight_map = {}
+    for i, part in enumerate([names[:3], names[3:]]):
+        fn = f"model-{i + 1:05d}-of-00002.safetensors"
+        st_save({k: tensors[k] for k in part}, str(src / fn))
+        weight_map.update({k: fn for k in part})
+    (src / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    setdir = nginx["root"] / "whole-load-set"
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-m", "aerotensor", "convert-safetensors-sharded", str(src), str(setdir),
+                    "--max-shard-bytes", "200000", "--max-part-shards", "1"],
+                   check=True, capture_output=True)
     for p in [setdir, *setdir.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
-    part = setdir / "part-001.aero"
-    _flip_in_tensor(part, "big.weight", part)
-    with pytest.raises(at.IntegrityError, match="big.weight"):
-        at.load_file(f"{nginx['url']}/{setdir.name}/model.aeroset.json", cache=False)
+    parts = json.loads((setdir / "model.aeroset.json").read_text())["parts"]
+    assert len(parts) >= 2
+    url = f"{nginx['url']}/{setdir.name}/model.aeroset.json"
+    got = at.load_file(url, cache=False)
+    assert {k: v.tobytes() for k, v in got.items()} == {k: v.tobytes() for k, v in tensors.items()}
+    part = setdir / parts[1]["path"]
+    with at.AeroReader(part) as r:
+        victim = r.keys()[0]
+    damaged = nginx["root"] / "whole-load-set-damaged"
+    shutil.copytree(setdir, damaged)
+    for p in [damaged, *damaged.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    assert _flip_in_tensor(part, victim, damaged / parts[1]["path"]), "convert records hash_b3"
+    with pytest.raises(at.IntegrityError, match=victim):
+        at.load_file(f"{nginx['url']}/{damaged.name}/model.aeroset.json", cache=False)
