@@ -71,6 +71,12 @@ impl Opener {
         Ok(self.settings.options()?)
     }
 
+    /// The remote settings of the flags (`pull` picks its own default
+    /// number of requests from them: `aero_set::pull::remote_options`).
+    pub(crate) fn settings(&self) -> &RemoteSettings {
+        &self.settings
+    }
+
     /// How the flags say to open what a command reads.
     pub(crate) fn open_options(&self, expect: Expect) -> OpenOptions {
         OpenOptions {

@@ -7,6 +7,10 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+/// Window used when hashing or streaming large ranges: resident memory
+/// stays near this (also `verify::WINDOW`).
+pub const WINDOW: u64 = 16 << 20;
+
 /// Random-access bytes. Implemented for local files (mmap or pread), for
 /// memory, and for remote files (`remote::RemoteSource`).
 pub trait ByteSource: Send + Sync {
@@ -43,7 +47,7 @@ pub trait ByteSource: Send + Sync {
     /// returned. Memory stays bounded whatever the lengths.
     ///
     /// The default hands out mapped slices, or reads windows of
-    /// [`crate::verify::WINDOW`] bytes one after another; a remote source
+    /// [`WINDOW`] bytes one after another; a remote source
     /// fetches several pieces at once
     /// ([`crate::remote::RemoteSource::stream_ranges`]).
     fn stream(
@@ -61,7 +65,7 @@ pub trait ByteSource: Send + Sync {
             }
             let mut pos = at;
             while pos < at + n {
-                let k = (at + n - pos).min(crate::verify::WINDOW);
+                let k = (at + n - pos).min(WINDOW);
                 match self.mapped(pos, k) {
                     Some(s) => sink(pos, s)?,
                     None => {

@@ -7,8 +7,7 @@ use crate::source::SourceRef;
 /// Payloads at least this large are hashed with rayon.
 const PARALLEL_THRESHOLD: usize = 1 << 20;
 
-/// Window used when hashing large ranges: resident memory stays near this.
-pub const WINDOW: u64 = 16 << 20;
+pub use crate::source::WINDOW;
 
 /// BLAKE3 of a buffer, multithreaded for large inputs.
 pub fn hash(data: &[u8]) -> blake3::Hash {

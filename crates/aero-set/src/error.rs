@@ -92,9 +92,9 @@ pub enum SetError {
         /// The path or URL.
         path: PathBuf,
         /// What it is.
-        found: crate::model::Found,
+        found: Found,
         /// What the caller accepts.
-        wanted: crate::model::Expect,
+        wanted: Expect,
     },
     /// A part or index file does not match what the manifest says about it.
     #[error("{path}: {reason}")]
@@ -209,3 +209,68 @@ impl SetError {
 
 /// Result alias.
 pub type Result<T, E = SetError> = std::result::Result<T, E>;
+
+/// What the caller accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// An AERO file or an AEROSET, whichever the target is.
+    #[default]
+    Any,
+    /// A single AERO file (a set's index file counts).
+    File,
+    /// An AEROSET (its manifest, or a directory holding one).
+    Set,
+}
+
+impl Expect {
+    /// What users call it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Expect::Any => "an AERO file or AEROSET",
+            Expect::File => "an AERO file",
+            Expect::Set => "an AEROSET manifest (or a directory holding model.aeroset.json)",
+        }
+    }
+}
+
+/// What a local path holds, by a look at its first bytes (for the errors of
+/// input of the wrong kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// An AERO file.
+    Aero,
+    /// An AEROSET manifest or a directory holding one.
+    AeroSet,
+    /// A GGUF file.
+    Gguf,
+    /// A safetensors file.
+    SafeTensors,
+    /// A JSON file that is not an AEROSET manifest (a
+    /// `*.safetensors.index.json`, a config).
+    Json,
+    /// A directory without `model.aeroset.json`.
+    Directory,
+    /// Something else (or nothing readable).
+    Other,
+}
+
+impl Found {
+    /// What users call it (`"a GGUF file"`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Found::Aero => "an AERO file",
+            Found::AeroSet => "an AEROSET",
+            Found::Gguf => "a GGUF file",
+            Found::SafeTensors => "a safetensors file",
+            Found::Json => "a JSON file that is not an AEROSET manifest",
+            Found::Directory => "a directory without model.aeroset.json",
+            Found::Other => "not an AERO file",
+        }
+    }
+
+    /// Whether it is a model in a format other than AERO, which the
+    /// converters read.
+    pub fn is_foreign_model(self) -> bool {
+        matches!(self, Found::Gguf | Found::SafeTensors)
+    }
+}

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use aero_io::{AeroFile, TensorIndex, TensorInfo, TensorView};
 
+pub use crate::error::{Expect, Found};
 use crate::resolve::{LocalStorage, SetOptions};
 use crate::{AeroSet, Result, SetError};
 
@@ -92,29 +93,6 @@ impl RemoteSettings {
             jobs,
             ..aero_io::remote::RemoteOptions::default()
         })
-    }
-}
-
-/// What the caller accepts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Expect {
-    /// An AERO file or an AEROSET, whichever the target is.
-    #[default]
-    Any,
-    /// A single AERO file (a set's index file counts).
-    File,
-    /// An AEROSET (its manifest, or a directory holding one).
-    Set,
-}
-
-impl Expect {
-    /// What users call it.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Expect::Any => "an AERO file or AEROSET",
-            Expect::File => "an AERO file",
-            Expect::Set => "an AEROSET manifest (or a directory holding model.aeroset.json)",
-        }
     }
 }
 
@@ -189,27 +167,6 @@ impl<'a> Target<'a> {
     }
 }
 
-/// What a local path holds, by a look at its first bytes (for the errors of
-/// input of the wrong kind).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Found {
-    /// An AERO file.
-    Aero,
-    /// An AEROSET manifest or a directory holding one.
-    AeroSet,
-    /// A GGUF file.
-    Gguf,
-    /// A safetensors file.
-    SafeTensors,
-    /// A JSON file that is not an AEROSET manifest (a
-    /// `*.safetensors.index.json`, a config).
-    Json,
-    /// A directory without `model.aeroset.json`.
-    Directory,
-    /// Something else (or nothing readable).
-    Other,
-}
-
 impl Found {
     /// Looks at `path` (at most 16 bytes are read).
     pub fn sniff(path: &Path) -> Found {
@@ -246,25 +203,6 @@ impl Found {
         } else {
             Found::Other
         }
-    }
-
-    /// What users call it (`"a GGUF file"`).
-    pub fn describe(self) -> &'static str {
-        match self {
-            Found::Aero => "an AERO file",
-            Found::AeroSet => "an AEROSET",
-            Found::Gguf => "a GGUF file",
-            Found::SafeTensors => "a safetensors file",
-            Found::Json => "a JSON file that is not an AEROSET manifest",
-            Found::Directory => "a directory without model.aeroset.json",
-            Found::Other => "not an AERO file",
-        }
-    }
-
-    /// Whether it is a model in a format other than AERO, which the
-    /// converters read.
-    pub fn is_foreign_model(self) -> bool {
-        matches!(self, Found::Gguf | Found::SafeTensors)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Downloading a remote `.aero` file or AEROSET to a local path: parallel
-//! range requests through the remote engine
-//! ([`aero_io::remote::RemoteSource::stream_ranges`]), every byte checked as
-//! it arrives, resumable after a kill at any moment, incremental against an
-//! earlier revision already at the destination.
+//! range requests on one pool of `jobs` workers, each piece written to disk
+//! as it arrives ([`aero_io::remote::RemoteSource`] reads; the pass is
+//! described in `pull/fetch.rs`), every byte checked before its file is
+//! renamed into place, resumable after a kill at any moment, incremental
+//! against an earlier revision already at the destination.
 //!
 //! **Checks.** An AERO file is cut into units, each checked as soon as its
 //! last byte has arrived: a weight shard's PHSH pages (BLAKE3 per page), any
@@ -12,16 +13,23 @@
 //! index, parts and attached files (computed in order as the bytes arrive),
 //! and for a lone file a structural validation of the finished copy. A unit
 //! that fails its hash is fetched again (at most [`REFETCH_ROUNDS`] times),
-//! never kept; a file whose SHA-256 still differs is an error.
+//! never kept; a file whose SHA-256 still differs is an error. No check is
+//! skipped: every byte of a set's file passes its BLAKE3 (where the file
+//! has one) and the manifest's SHA-256 before the rename; the two run on
+//! the worker threads, each byte hashed once by each.
 //!
 //! **Staging and resumption.** A set is assembled in `.{DEST}.aero-pull`
 //! beside DEST (a lone file in `.{DEST}.aero-pull` too, as a file). Each
 //! file grows as `NAME.partial` with a sidecar `NAME.partial.json` listing
-//! the byte ranges already verified, rewritten after every verified unit;
-//! a verified file is renamed to `NAME`. A later pull of the same source
-//! keeps every range the sidecar lists (the sidecar also records the file's
-//! size, SHA-256 and a fingerprint of its TOC: a different revision starts
-//! that file afresh) and fetches the rest. When everything is verified the
+//! the byte ranges already verified (`verified`) and the unhashed units
+//! written whole (`written`), rewritten after every piece; a verified file
+//! is renamed to `NAME`. A later pull of the same source keeps every range
+//! the sidecar lists — `written` ones only for a file with a manifest
+//! SHA-256, which checks them; if it then differs they are fetched again,
+//! once — (the sidecar also records the file's size, SHA-256 and a
+//! fingerprint of its TOC: a different revision starts that file afresh)
+//! and fetches the rest. One pull at a time per destination: a pull holds
+//! the lock file [`lock_path`] (a second one fails, exit 2). When everything is verified the
 //! manifest is written last and the staging directory replaces DEST
 //! atomically (DEST must be absent, empty, or hold an AEROSET and nothing
 //! else, as for the set writer).
@@ -32,7 +40,7 @@
 //! (or copied) instead of fetched, after its SHA-256 is checked.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,18 +56,45 @@ use crate::manifest::{MANIFEST_NAME, SetManifest};
 use crate::resolve::{Location, SetBase, SetOptions};
 use crate::set::AeroSet;
 
+mod fetch;
+
 /// Largest piece a pull asks for in one request. A kill loses the pieces in
 /// flight (at most `jobs` of them: their bytes are checked and written only
 /// once whole), so this bounds what a resumed pull fetches twice, while
 /// staying large against a request's latency.
 pub const PULL_PIECE: u64 = 1 << 20;
 
+/// Requests in flight for a pull when neither the caller (`--jobs`) nor
+/// `AEROTENSOR_REMOTE_JOBS` says ([`remote_options`]). A download wants
+/// more than a read (the engine's default): each request pays the
+/// server's latency once per [`PULL_PIECE`], so it takes this many
+/// connections to fill a CDN-capped link (20 ms and 50 MB/s per
+/// connection: 16 requests of 1 MiB top out near 400 MB/s, 32 near
+/// 800 MB/s). A kill loses at most this many pieces.
+pub const PULL_JOBS: usize = 32;
+
+/// The remote options of a pull: as [`crate::model::RemoteSettings::options`],
+/// with [`PULL_JOBS`] when `settings` and the environment name no number of
+/// requests.
+pub fn remote_options(settings: &crate::model::RemoteSettings) -> Result<RemoteOptions> {
+    let explicit = settings.jobs.is_some()
+        || aero_io::remote::jobs_from_env()
+            .map_err(|e| SetError::io("environment", e))?
+            .is_some();
+    let mut o = settings.options()?;
+    if !explicit {
+        o.jobs = PULL_JOBS;
+    }
+    Ok(o)
+}
+
 /// How many times a unit that failed its hash is fetched again.
 pub const REFETCH_ROUNDS: u32 = 3;
 
-/// Bytes of a unit between recorded checkpoints when nothing finer than the
-/// whole-file SHA-256 covers them (the gaps between chunks, attached files).
-const FRAME_UNIT: u64 = 4 << 20;
+/// Bytes of a unit that nothing finer than the whole-file SHA-256 covers
+/// (the gaps between chunks, attached files): one piece, so that each is
+/// written whole by one request and recorded as written at once.
+const FRAME_UNIT: u64 = PULL_PIECE;
 
 /// What [`pull`] reports as it goes.
 #[derive(Clone, Copy, Debug)]
@@ -166,6 +201,83 @@ pub fn staging_path(dest: &Path) -> PathBuf {
     aero_io::output::parent_dir(dest).join(format!(".{name}.aero-pull"))
 }
 
+/// The lock file of `dest`'s staging: `.{name}.aero-pull.lock` beside it.
+pub fn lock_path(dest: &Path) -> PathBuf {
+    let mut p = staging_path(dest).into_os_string();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// An exclusive lock on a destination's staging directory, held for the
+/// whole pull: a second pull into the same destination fails at once
+/// ([`SetError::Output`], naming the lock file) instead of writing the same
+/// partial files. The operating system releases it when the process ends,
+/// however it ends (a killed pull leaves no stale lock); a pull that
+/// finishes also removes the file.
+struct StagingLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl StagingLock {
+    fn acquire(dest: &Path) -> Result<StagingLock> {
+        let path = lock_path(dest);
+        if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(p).map_err(|e| SetError::io(p, e))?;
+        }
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| SetError::io(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(SetError::Output {
+                        path: dest.to_path_buf(),
+                        reason: format!(
+                            "another pull is writing to it (it holds the lock {}); wait for it to end, then run this pull again",
+                            path.display()
+                        ),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(SetError::io(&path, e)),
+            }
+            // The pull that held it may have removed the file just before
+            // we locked it: only the file at the path counts.
+            if same_file(&file, &path) {
+                return Ok(StagingLock { path, _file: file });
+            }
+        }
+    }
+}
+
+impl Drop for StagingLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so that no other pull locks a file
+        // that is no longer at the path (see `acquire`).
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(unix)]
+fn same_file(f: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, path: &Path) -> bool {
+    // An open file cannot be removed here: the path is the file locked.
+    path.exists()
+}
+
 /// A file to bring to the staging directory.
 struct Job {
     /// Path relative to the staging directory (the set's manifest path).
@@ -233,6 +345,7 @@ fn pull_set(
         }
         Err(_) => HashMap::new(),
     };
+    let _lock = StagingLock::acquire(dest)?;
     crate::writer::check_install(dest)?;
     let stage = staging_path(dest);
     let mut jobs = Vec::new();
@@ -329,6 +442,7 @@ fn pull_lone(
     } else {
         dest.to_path_buf()
     };
+    let _lock = StagingLock::acquire(&dest)?;
     let stage = staging_path(&dest);
     std::fs::create_dir_all(&stage).map_err(|e| SetError::io(&stage, e))?;
     let job = Job {
@@ -408,6 +522,7 @@ struct Work {
     units: Vec<Unit>,
     fingerprint: String,
     verified: Vec<(u64, u64)>,
+    written: Vec<(u64, u64)>,
 }
 
 /// A range checked as one.
@@ -444,25 +559,48 @@ fn run_jobs(
         .iter()
         .map(|p| match (&p.kept, &p.work) {
             (Some(k), _) => k.reused,
-            (None, Some(w)) => kept_bytes(&w.verified, &w.units),
+            (None, Some(w)) => kept_bytes(p.job, &w.verified, &w.written, &w.units),
             _ => 0,
         })
         .sum();
     (tally.opts.progress)(PullEvent::Plan { total, reused });
-    let at_once = remote.jobs.max(1).div_ceil(2);
-    let results = concurrently(&planned, at_once, |p| match (&p.kept, &p.work) {
-        (Some(k), _) => Ok(k.clone()),
-        (None, Some(w)) => fetch(p.job, w, stage, tally),
-        _ => Err(SetError::Invalid("pull: nothing planned".into())),
-    });
-    results.into_iter().collect()
+    // Every file still to fetch, on one pool of `jobs` workers.
+    let runs: Vec<fetch::FileRun<'_>> = planned
+        .iter()
+        .filter_map(|p| {
+            p.work
+                .as_ref()
+                .map(|w| fetch::FileRun::open(p.job, w, stage))
+        })
+        .collect::<Result<_>>()?;
+    let mut fetched = fetch::fetch_all(&runs, stage, remote.jobs.max(1), tally)?.into_iter();
+    planned
+        .iter()
+        .map(|p| match (&p.kept, &p.work) {
+            (Some(k), _) => Ok(k.clone()),
+            (None, Some(_)) => fetched
+                .next()
+                .ok_or_else(|| SetError::Invalid("pull: a file was not fetched".into())),
+            _ => Err(SetError::Invalid("pull: nothing planned".into())),
+        })
+        .collect()
 }
 
-/// Bytes of the Blake3 units wholly inside `verified` (what a resume keeps).
-fn kept_bytes(verified: &[(u64, u64)], units: &[Unit]) -> u64 {
+/// Whether a resume keeps unit `u`: a Blake3 unit wholly inside
+/// `verified`, or — for a file the manifest gives a SHA-256, which checks
+/// them before the file is renamed — a frame wholly inside `written`.
+fn keeps(job: &Job, u: &Unit, verified: &[(u64, u64)], written: &[(u64, u64)]) -> bool {
+    match u.check {
+        Check::Blake3(_) => covered(verified, u.start, u.end),
+        Check::Frame => job.sha256.is_some() && covered(written, u.start, u.end),
+    }
+}
+
+/// Bytes of the units a resume keeps.
+fn kept_bytes(job: &Job, verified: &[(u64, u64)], written: &[(u64, u64)], units: &[Unit]) -> u64 {
     units
         .iter()
-        .filter(|u| matches!(u.check, Check::Blake3(_)) && covered(verified, u.start, u.end))
+        .filter(|u| keeps(job, u, verified, written))
         .map(|u| u.end - u.start)
         .sum()
 }
@@ -490,7 +628,12 @@ struct Sidecar {
     size: u64,
     sha256: String,
     fingerprint: String,
+    /// Ranges whose units passed their BLAKE3 check.
     verified: Vec<(u64, u64)>,
+    /// Ranges of frame units (no hash of their own) written whole: kept by
+    /// a resume and checked by the file's SHA-256.
+    #[serde(default)]
+    written: Vec<(u64, u64)>,
 }
 
 fn partial_paths(stage: &Path, rel: &str) -> (PathBuf, PathBuf) {
@@ -580,11 +723,11 @@ fn plan<'j>(job: &'j Job, stage: &Path, remote: &RemoteOptions) -> Result<Planne
         (frame_units(0, job.size), String::new())
     };
     let (_, side) = partial_paths(stage, &job.rel);
-    let verified = std::fs::read(&side)
+    let (verified, written) = std::fs::read(&side)
         .ok()
         .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
         .filter(|s| s.size == job.size && s.sha256 == sha_hex(job) && s.fingerprint == fingerprint)
-        .map(|s| s.verified)
+        .map(|s| (s.verified, s.written))
         .unwrap_or_default();
     Ok(Planned {
         job,
@@ -594,6 +737,7 @@ fn plan<'j>(job: &'j Job, stage: &Path, remote: &RemoteOptions) -> Result<Planne
             units,
             fingerprint,
             verified,
+            written,
         }),
     })
 }
@@ -688,248 +832,6 @@ fn save_sidecar(path: &Path, s: &Sidecar) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec(s).map_err(io::Error::other)?)?;
     std::fs::rename(&tmp, path)
-}
-
-/// Fetches what a planned file lacks into its partial copy, checking each
-/// unit as it completes, then the whole file; renames it into place.
-fn fetch(job: &Job, w: &Work, stage: &Path, tally: &Tally<'_>) -> Result<PulledFile> {
-    let (part, side) = partial_paths(stage, &job.rel);
-    if let Some(p) = part.parent() {
-        std::fs::create_dir_all(p).map_err(|e| SetError::io(p, e))?;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&part)
-        .map_err(|e| SetError::io(&part, e))?;
-    file.set_len(job.size).map_err(|e| SetError::io(&part, e))?;
-    let mut state = Sidecar {
-        size: job.size,
-        sha256: sha_hex(job),
-        fingerprint: w.fingerprint.clone(),
-        verified: w.verified.clone(),
-    };
-    // Keep only what lies in whole Blake3 units (frames are refetched).
-    let keep: Vec<bool> = w
-        .units
-        .iter()
-        .map(|u| matches!(u.check, Check::Blake3(_)) && covered(&state.verified, u.start, u.end))
-        .collect();
-    state.verified.clear();
-    for (u, _) in w.units.iter().zip(&keep).filter(|(_, k)| **k) {
-        add_range(&mut state.verified, u.start, u.end);
-    }
-    let reused: u64 = state.verified.iter().map(|r| r.1 - r.0).sum();
-    let mut todo: Vec<usize> = (0..w.units.len()).filter(|&i| !keep[i]).collect();
-    let mut fetched = 0u64;
-    let mut refetched = 0u64;
-    // SHA-256 in file order over kept and arriving bytes; recomputed from
-    // disk if anything had to be fetched twice.
-    let mut sha = job.sha256.map(|_| (Sha256::new(), 0u64));
-    let mut round = 0u32;
-    loop {
-        let failed = stream_units(
-            job,
-            w,
-            &file,
-            &todo,
-            &mut state,
-            &side,
-            &mut sha,
-            &mut fetched,
-            tally,
-        )?;
-        if failed.is_empty() {
-            break;
-        }
-        sha = None;
-        refetched += failed.len() as u64;
-        round += 1;
-        if round > REFETCH_ROUNDS {
-            let u = &w.units[failed[0]];
-            return Err(SetError::File {
-                path: PathBuf::from(&job.url),
-                reason: format!(
-                    "bytes {}..{} failed their BLAKE3 check on {} fetches; nothing was kept",
-                    u.start,
-                    u.end,
-                    REFETCH_ROUNDS + 1
-                ),
-            });
-        }
-        todo = failed;
-    }
-    // The whole file: its SHA-256 against the manifest.
-    if let Some(want) = &job.sha256 {
-        let got = match sha {
-            Some((h, pos)) if pos == job.size => <[u8; 32]>::from(h.finalize()),
-            Some((mut h, pos)) => {
-                hash_from_disk(&file, &part, pos, job.size, &mut h)?;
-                <[u8; 32]>::from(h.finalize())
-            }
-            None => {
-                let mut h = Sha256::new();
-                hash_from_disk(&file, &part, 0, job.size, &mut h)?;
-                <[u8; 32]>::from(h.finalize())
-            }
-        };
-        if got != *want {
-            // Only the frame bytes (no hash of their own) can be wrong:
-            // start this file afresh next time.
-            let _ = std::fs::remove_file(&side);
-            let _ = std::fs::remove_file(&part);
-            return Err(SetError::File {
-                path: PathBuf::from(&job.url),
-                reason: format!(
-                    "SHA-256 of the downloaded bytes is {} but the manifest says {}",
-                    hex::encode(got),
-                    hex::encode(want)
-                ),
-            });
-        }
-    }
-    file.sync_all().map_err(|e| SetError::io(&part, e))?;
-    drop(file);
-    let staged = stage.join(&job.rel);
-    std::fs::rename(&part, &staged).map_err(|e| SetError::io(&staged, e))?;
-    let _ = std::fs::remove_file(&side);
-    Ok(PulledFile {
-        path: job.rel.clone(),
-        size_bytes: job.size,
-        fetched,
-        reused,
-        refetched_units: refetched,
-        state: if reused > 0 { "resumed" } else { "fetched" },
-    })
-}
-
-fn hash_from_disk(file: &File, path: &Path, a: u64, b: u64, h: &mut Sha256) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = a;
-    while pos < b {
-        let k = ((b - pos) as usize).min(buf.len());
-        aero_io::read_exact_at(file, pos, &mut buf[..k]).map_err(|e| SetError::io(path, e))?;
-        h.update(&buf[..k]);
-        pos += k as u64;
-    }
-    Ok(())
-}
-
-/// Streams the units `todo` (indexes, ascending) into `file`; returns the
-/// units that failed their hash.
-#[allow(clippy::too_many_arguments)]
-fn stream_units(
-    job: &Job,
-    w: &Work,
-    file: &File,
-    todo: &[usize],
-    state: &mut Sidecar,
-    side: &Path,
-    sha: &mut Option<(Sha256, u64)>,
-    fetched: &mut u64,
-    tally: &Tally<'_>,
-) -> Result<Vec<usize>> {
-    if todo.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Adjacent units are asked for as one range (pieces span them).
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for &i in todo {
-        let u = &w.units[i];
-        match ranges.last_mut() {
-            Some(r) if r.0 + r.1 == u.start => r.1 += u.end - u.start,
-            _ => ranges.push((u.start, u.end - u.start)),
-        }
-    }
-    let mut failed = Vec::new();
-    let mut k = 0usize; // position in todo
-    let mut hasher = blake3::Hasher::new();
-    let mut frames_done: Vec<usize> = Vec::new();
-    let part_path = PathBuf::from(format!("{}.partial", job.rel));
-    let mut sink = |off: u64, bytes: &[u8]| -> io::Result<()> {
-        write_at(file, off, bytes)?;
-        if let Some((h, pos)) = sha.as_mut() {
-            if *pos < off {
-                // Kept bytes before this one: from disk.
-                let mut buf = vec![0u8; 1 << 20];
-                while *pos < off {
-                    let n = ((off - *pos) as usize).min(buf.len());
-                    aero_io::read_exact_at(file, *pos, &mut buf[..n])?;
-                    h.update(&buf[..n]);
-                    *pos += n as u64;
-                }
-            }
-            if *pos == off {
-                h.update(bytes);
-                *pos += bytes.len() as u64;
-            }
-        }
-        let mut at = off;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let Some(&i) = todo.get(k) else {
-                return Err(io::Error::other("pull: bytes past the last unit"));
-            };
-            let u = &w.units[i];
-            let n = ((u.end - at) as usize).min(rest.len());
-            hasher.update(&rest[..n]);
-            at += n as u64;
-            rest = &rest[n..];
-            if at == u.end {
-                let ok = match &u.check {
-                    Check::Blake3(d) => hasher.finalize().as_bytes() == d,
-                    Check::Frame => true,
-                };
-                hasher = blake3::Hasher::new();
-                k += 1;
-                let len = u.end - u.start;
-                *fetched += len;
-                if !ok {
-                    failed.push(i);
-                    continue;
-                }
-                tally.fetched.fetch_add(len, Ordering::Relaxed);
-                (tally.opts.progress)(PullEvent::Fetched(len));
-                match u.check {
-                    Check::Blake3(_) => {
-                        add_range(&mut state.verified, u.start, u.end);
-                        save_sidecar(side, state)?;
-                    }
-                    Check::Frame => frames_done.push(i),
-                }
-            }
-        }
-        Ok(())
-    };
-    w.source
-        .stream_ranges(&ranges, &mut sink)
-        .map_err(|e| SetError::Io {
-            path: PathBuf::from(&job.url),
-            source: io::Error::new(
-                e.kind(),
-                format!("{e} (while writing {})", part_path.display()),
-            ),
-        })?;
-    Ok(failed)
-}
-
-#[cfg(unix)]
-fn write_at(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(b, off)
-}
-
-#[cfg(windows)]
-fn write_at(f: &File, mut off: u64, mut b: &[u8]) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !b.is_empty() {
-        let n = f.seek_write(b, off)?;
-        b = &b[n..];
-        off += n as u64;
-    }
-    Ok(())
 }
 
 /// Runs `f` on every item with at most `n` at once (threads of their own:

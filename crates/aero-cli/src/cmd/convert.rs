@@ -5,17 +5,15 @@ use std::process::ExitCode;
 
 use aero_convert::detect;
 use aero_convert::route::Conversion;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 
 use super::Run;
 use super::common::args::{ConvertArgs, ExportArgs, VerifyArgs};
 use super::common::convert::{export, refuse_input_as_output};
 use super::common::like::LikeArgs;
-use super::common::written::{report_set_written, report_written_with};
-use super::convert_safetensors_sharded::{SetParams, write_set};
+use super::common::writers::{SetParams, convert_folder, write_set};
 use super::repack::RepackArgs;
-use crate::out;
 use crate::remote::Opener;
 
 /// Convert any supported input, recognised by its content (safetensors, GGUF, AERO,
@@ -153,97 +151,4 @@ fn auto(
         }
         Conversion::ExportGguf => export(export_args(a)?, aero_convert::gguf_convert::export_with, "GGUF"),
     }
-}
-
-/// `convert` of a Hugging Face model folder: one .aero file, or, with
-/// `set`, an AEROSET (`convert-safetensors-sharded`, or `convert` of a
-/// sharded folder whose output does not end in `.aero`, as
-/// [`aero_convert::route`] decided).
-pub(crate) fn convert_folder(
-    a: ConvertArgs,
-    set: Option<SetParams>,
-    opener: &Opener,
-) -> anyhow::Result<ExitCode> {
-    let mut folder = aero_convert::hf::Folder::open(&a.input)?;
-    folder.identity = a.identity.identity();
-    if let (Ok(o), Ok(d)) = (std::path::absolute(&a.output), a.input.canonicalize()) {
-        let o = o
-            .parent()
-            .and_then(|p| p.canonicalize().ok())
-            .map(|p| p.join(o.file_name().unwrap_or_default()))
-            .unwrap_or(o);
-        if o.starts_with(&d) {
-            bail!(
-                "{}: is inside the input folder {}; write the output elsewhere",
-                a.output.display(),
-                a.input.display()
-            );
-        }
-    }
-    for l in folder.left_out() {
-        eprintln!(
-            "aerotensor: note: {}: left out {} ({})",
-            out::clean(&a.input.display().to_string()),
-            out::clean(&l.name),
-            l.reason
-        );
-    }
-    let (name, arch) = folder.identity();
-    let mut extra = serde_json::Map::new();
-    extra.insert(
-        "model".into(),
-        serde_json::json!({"name": name, "architecture": arch}),
-    );
-    extra.insert(
-        "attached_files".into(),
-        serde_json::json!(folder.files().iter().map(|f| &f.name).collect::<Vec<_>>()),
-    );
-    extra.insert(
-        "left_out".into(),
-        serde_json::json!(
-            folder
-                .left_out()
-                .iter()
-                .map(|l| serde_json::json!({"name": l.name, "reason": l.reason}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    let pb = out::bytes_bar(folder.data_len(), "converting");
-    let bar = pb.clone();
-    if let Some(p) = set {
-        let base = aero_set::SetWriteOptions {
-            file: a.writer.options(),
-            max_part_shards: p.max_part_shards,
-            replace: true,
-            base_url: p.base_url,
-            manifest_extra: Default::default(),
-            like: p.like.plan(opener)?,
-        };
-        let s = folder
-            .write_set(&a.output, &base, &move |n| bar.inc(n))
-            .with_context(|| format!("converting {}", a.input.display()))?;
-        pb.finish_and_clear();
-        p.like.json(&s, &mut extra);
-        report_set_written(&a.output, &s, a.json, extra)?;
-        if !a.json {
-            p.like.print(&s);
-        }
-    } else {
-        let s = folder
-            .write_file(&a.output, &a.writer.options(), &move |n| bar.inc(n))
-            .with_context(|| format!("converting {}", a.input.display()))?;
-        pb.finish_and_clear();
-        if !a.json {
-            eprintln!(
-                "{}: model {}, architecture {}; {} attached file{}",
-                out::clean(&a.input.display().to_string()),
-                out::clean(&name),
-                out::clean(&arch),
-                folder.files().len(),
-                if folder.files().len() == 1 { "" } else { "s" }
-            );
-        }
-        report_written_with(&a.output, &s, a.json, extra)?;
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -5,14 +5,11 @@ use std::process::ExitCode;
 
 use aero_convert::InputKind;
 use aero_convert::route::Conversion;
-use anyhow::Context;
 use clap::Args;
 
 use super::Run;
 use super::common::args::ConvertArgs;
-use super::common::convert::{check_paths, checked_output, expect_kind};
-use super::common::written::report_written;
-use crate::out;
+use super::common::convert::{check_paths, run_import, write_import};
 use crate::remote::Opener;
 
 /// Convert a GGUF (v2/v3) file to AERO; quantized tensors stay packed.
@@ -27,10 +24,7 @@ pub(crate) struct ConvertGgufArgs {
 
 impl Run for ConvertGgufArgs {
     fn run(self, opener: &Opener) -> anyhow::Result<ExitCode> {
-        let mut a = self.convert;
-        expect_kind(&a.input, InputKind::Gguf)?;
-        a.output = checked_output(Conversion::ImportGguf, &a.input, &a.output, opener)?;
-        import(a)
+        run_import(self.convert, InputKind::Gguf, Conversion::ImportGguf, opener, import)
     }
 
     fn wants_json(&self) -> bool {
@@ -42,13 +36,7 @@ impl Run for ConvertGgufArgs {
 pub(crate) fn import(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     check_paths(&a.input, &a.output)?;
     let inp = aero_convert::gguf_convert::Input::open(&a.input)?;
-    let pb = out::bytes_bar(inp.data_len(), "converting");
-    let identity = a.identity.identity();
-    let s = aero_convert::gguf_convert::import_as(&inp, &a.output, &a.writer.options(), &identity, &|n| {
-        pb.inc(n)
+    write_import(&a, inp.data_len(), |opts, identity, progress| {
+        aero_convert::gguf_convert::import_as(&inp, &a.output, opts, identity, progress)
     })
-    .with_context(|| format!("converting {}", a.input.display()))?;
-    pb.finish_and_clear();
-    report_written(&a.output, &s, a.json)?;
-    Ok(ExitCode::SUCCESS)
 }

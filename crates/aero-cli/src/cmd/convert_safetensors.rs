@@ -5,13 +5,11 @@ use std::process::ExitCode;
 
 use aero_convert::InputKind;
 use aero_convert::route::Conversion;
-use anyhow::Context;
 use clap::Args;
 
 use super::Run;
 use super::common::args::{ConvertArgs, LayoutArg};
-use super::common::convert::{check_paths, checked_output, expect_kind};
-use super::common::written::report_written;
+use super::common::convert::{check_paths, run_import, write_import};
 use crate::out;
 use crate::remote::Opener;
 
@@ -27,10 +25,7 @@ pub(crate) struct ConvertSafetensorsArgs {
 
 impl Run for ConvertSafetensorsArgs {
     fn run(self, opener: &Opener) -> anyhow::Result<ExitCode> {
-        let mut a = self.convert;
-        expect_kind(&a.input, InputKind::SafeTensors)?;
-        a.output = checked_output(Conversion::ImportSafeTensors, &a.input, &a.output, opener)?;
-        import(a)
+        run_import(self.convert, InputKind::SafeTensors, Conversion::ImportSafeTensors, opener, import)
     }
 
     fn wants_json(&self) -> bool {
@@ -47,13 +42,7 @@ pub(crate) fn import(a: ConvertArgs) -> anyhow::Result<ExitCode> {
             eprintln!("aerotensor: warning: {}", out::clean(&w));
         }
     }
-    let pb = out::bytes_bar(inp.data_len(), "converting");
-    let identity = a.identity.identity();
-    let s = aero_convert::safetensors::import_as(&inp, &a.output, &a.writer.options(), &identity, &|n| {
-        pb.inc(n)
+    write_import(&a, inp.data_len(), |opts, identity, progress| {
+        aero_convert::safetensors::import_as(&inp, &a.output, opts, identity, progress)
     })
-    .with_context(|| format!("converting {}", a.input.display()))?;
-    pb.finish_and_clear();
-    report_written(&a.output, &s, a.json)?;
-    Ok(ExitCode::SUCCESS)
 }

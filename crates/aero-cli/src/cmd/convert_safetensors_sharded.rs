@@ -1,23 +1,18 @@
 //! `convert-safetensors-sharded`: a sharded safetensors checkpoint (or a
 //! Hugging Face folder) converted to an AEROSET directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aero_convert::InputKind;
 use aero_convert::route::Conversion;
-use aero_convert::sharded::ShardedSafetensors;
-use aero_set::SetWriteOptions;
-use anyhow::{Context, bail};
 use clap::Args;
 
 use super::Run;
 use super::common::args::{ConvertArgs, IdentityArgs, WriterArgs};
 use super::common::convert::{checked_output, expect_kind};
 use super::common::like::LikeArgs;
-use super::common::written::report_set_written;
-use super::convert::convert_folder;
-use crate::out;
+use super::common::writers::{SetParams, convert_folder, write_set};
 use crate::remote::Opener;
 
 /// Convert a Hugging Face sharded safetensors checkpoint to an AEROSET.
@@ -79,64 +74,4 @@ impl Run for ConvertShardedArgs {
     fn wants_json(&self) -> bool {
         self.json
     }
-}
-
-/// The AEROSET options of a conversion that writes one.
-pub(crate) struct SetParams {
-    /// `--max-part-shards`.
-    pub(crate) max_part_shards: usize,
-    /// `--base-url`.
-    pub(crate) base_url: Option<String>,
-    /// `--like`.
-    pub(crate) like: LikeArgs,
-}
-
-impl Default for SetParams {
-    /// What `convert` writes: the default part size, no base URL, no `--like`.
-    fn default() -> Self {
-        SetParams {
-            max_part_shards: aero_set::writer::DEFAULT_MAX_PART_SHARDS,
-            base_url: None,
-            like: LikeArgs::default(),
-        }
-    }
-}
-
-/// A sharded safetensors checkpoint, already recognised as one, written as
-/// an AEROSET at an output already checked (this command, and `convert`).
-pub(crate) fn write_set(a: ConvertArgs, set: SetParams, opener: &Opener) -> anyhow::Result<ExitCode> {
-    let mut inp = ShardedSafetensors::open(&a.input)?;
-    inp.identity = a.identity.identity();
-    let index_dir = inp.index_path().parent().map(Path::to_path_buf);
-    if let (Some(d), Ok(o)) = (index_dir, a.output.canonicalize())
-        && d.canonicalize().is_ok_and(|d| d == o)
-    {
-        bail!(
-            "{}: the output directory is the input's directory",
-            a.output.display()
-        );
-    }
-    let base = SetWriteOptions {
-        file: a.writer.options(),
-        max_part_shards: set.max_part_shards,
-        // Like the single-file converters, which write over an existing
-        // output: an existing AEROSET (and nothing else) is replaced.
-        replace: true,
-        base_url: set.base_url,
-        manifest_extra: Default::default(),
-        like: set.like.plan(opener)?,
-    };
-    let pb = out::bytes_bar(inp.data_len(), "converting");
-    let bar = pb.clone();
-    let s = inp
-        .write(&a.output, &base, &move |n| bar.inc(n))
-        .with_context(|| format!("converting {}", a.input.display()))?;
-    pb.finish_and_clear();
-    let mut extra = serde_json::Map::new();
-    set.like.json(&s, &mut extra);
-    report_set_written(&a.output, &s, a.json, extra)?;
-    if !a.json {
-        set.like.print(&s);
-    }
-    Ok(ExitCode::SUCCESS)
 }

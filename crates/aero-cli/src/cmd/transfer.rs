@@ -56,7 +56,7 @@ pub struct PushArgs {
 }
 
 pub fn pull(a: PullArgs, opener: &crate::remote::Opener) -> anyhow::Result<ExitCode> {
-    let remote = opener.options()?;
+    let remote = aero_set::pull::remote_options(opener.settings())?;
     let bar: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
     let progress = |e: aero_set::pull::PullEvent| {
         let mut b = bar.lock().unwrap_or_else(|e| e.into_inner());

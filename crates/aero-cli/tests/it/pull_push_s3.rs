@@ -6,11 +6,19 @@
 //! uploads only its changed files; `--base-url` rewrites the uploaded
 //! manifest; pulling from `s3://` gives files byte-identical to the source
 //! that validate, and pulling the revision over the first fetches only the
-//! changed files.
+//! changed files. Through the CDN-like proxy (`aero_test_support::netem`)
+//! in front of the server: a pull killed (SIGKILL) at three points and
+//! rerun fetches at most 1.05 × the set's size in total and ends
+//! byte-identical; a second pull into the same destination while one runs
+//! is refused (exit 2, naming the lock) and the first is unharmed.
 #![cfg(feature = "s3")]
 
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aero_test_support::netem::{Config, Proxy};
 
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
@@ -245,4 +253,325 @@ fn push_publishes_manifest_last_skips_unchanged_and_pull_reads_it_back() {
             .all(|o| o.location.filename() != Some("model.aeroset.json")),
         "a manifest was published for a damaged set"
     );
+}
+
+/// Pushes `set` to `s3://BUCKET/PREFIX/` and returns a proxy in front of
+/// the server (20 ms per request, `rate` bytes per second per connection),
+/// so that the test counts the bytes a pull fetches and has time to act
+/// while it runs.
+fn behind_proxy(
+    s: &super::remote_s3::Server,
+    set: &std::path::Path,
+    bucket: &str,
+    prefix: &str,
+    cache: &std::path::Path,
+    rate: u64,
+) -> Proxy {
+    run_json(bin(s, &s.secret_key, cache).args([
+        "push",
+        "--json",
+        set.to_str().unwrap(),
+        &format!("s3://{bucket}/{prefix}/"),
+    ]));
+    Proxy::start(Config::new(
+        &s.endpoint,
+        Duration::from_millis(20),
+        Some(rate),
+    ))
+    .unwrap()
+}
+
+/// `pull` from the S3 server, through `proxy` (its endpoint).
+fn pull_via(
+    s: &super::remote_s3::Server,
+    proxy: &Proxy,
+    cache: &std::path::Path,
+    url: &str,
+    dest: &std::path::Path,
+) -> Command {
+    let mut c = bin(s, &s.secret_key, cache);
+    c.env("AWS_ENDPOINT", proxy.base_url())
+        .args(["pull", "--no-cache", "--json", "--jobs", "4", url])
+        .arg(dest);
+    c
+}
+
+/// Waits until the proxy's byte count stops moving.
+fn settled(proxy: &Proxy) -> u64 {
+    let mut last = proxy.total_bytes();
+    loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let now = proxy.total_bytes();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn pull_from_s3_resumes_after_kills_fetching_each_byte_about_once() {
+    let s = server();
+    let (_rt, _store, bucket) = setup(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (v1, _) = write_revisions(tmp.path(), 8, 16);
+    let size: u64 = listing(&v1).iter().map(|(_, n)| n).sum();
+    let proxy = behind_proxy(&s, &v1, &bucket, "sets/k", &cache, 25_000_000);
+    let url = format!("s3://{bucket}/sets/k/model.aeroset.json");
+    let dest = tmp.path().join("model");
+    let stage = tmp.path().join(".model.aero-pull");
+
+    // SIGKILL at about a quarter, half and three quarters of the bytes.
+    for frac in [0.25, 0.5, 0.75] {
+        let mut child = pull_via(&s, &proxy, &cache, &url, &dest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let target = (size as f64 * frac) as u64;
+        while proxy.total_bytes() < target {
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("pull ended ({st}) before {frac} of the set was sent");
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "pull stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!dest.exists(), "a killed pull installed {}", dest.display());
+        assert!(stage.is_dir(), "nothing kept after the kill at {frac}");
+    }
+    let j = run_json(&mut pull_via(&s, &proxy, &cache, &url, &dest));
+    let sent = settled(&proxy);
+    println!(
+        "s3 pull of a {size}-byte set killed 3 times: the proxy sent {sent} bytes ({:.4}x); last run fetched {} and reused {}",
+        sent as f64 / size as f64,
+        j["bytes_fetched"],
+        j["bytes_reused"]
+    );
+    assert!(
+        j["bytes_reused"].as_u64().unwrap() > size / 2,
+        "the last run kept too little: {j}"
+    );
+    assert!(
+        sent as f64 <= 1.05 * size as f64,
+        "{sent} bytes sent for a {size}-byte set"
+    );
+    assert!(!stage.exists(), "staging left behind");
+    assert_identical(&v1, &dest);
+    let o = bin(&s, &s.secret_key, &cache)
+        .args(["validate", "--full", dest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn a_second_pull_into_the_same_destination_is_refused_naming_the_lock() {
+    let s = server();
+    let (_rt, _store, bucket) = setup(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (v1, _) = write_revisions(tmp.path(), 4, 4);
+    let size: u64 = listing(&v1).iter().map(|(_, n)| n).sum();
+    // Slow enough (2 MB/s per connection) that the first pull is still
+    // running when the second starts.
+    let proxy = behind_proxy(&s, &v1, &bucket, "sets/l", &cache, 2_000_000);
+    let url = format!("s3://{bucket}/sets/l/model.aeroset.json");
+    let dest = tmp.path().join("model");
+    let first = pull_via(&s, &proxy, &cache, &url, &dest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while proxy.total_bytes() < size / 8 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "first pull stalled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let lock = tmp.path().join(".model.aero-pull.lock");
+    assert!(lock.is_file(), "no lock file while pulling");
+    let o = pull_via(&s, &proxy, &cache, &url, &dest).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("another pull is writing to it") && err.contains(".model.aero-pull.lock"),
+        "{err}"
+    );
+    // The first is unharmed: it finishes with the source's bytes.
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_identical(&v1, &dest);
+    assert!(!lock.exists(), "lock file left behind");
+    // A pull after it (nothing left to fetch) takes the lock again.
+    let j = run_json(&mut pull_via(&s, &proxy, &cache, &url, &dest));
+    for (name, st) in states(&j) {
+        if name != "model.aeroset.json" {
+            assert_eq!(st, "unchanged", "{name}: {j}");
+        }
+    }
+}
+
+#[test]
+fn an_attached_file_resumes_by_its_written_ranges_after_a_kill() {
+    let s = server();
+    let (_rt, _store, bucket) = setup(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    // A sharded folder with a 24 MiB attached file: the set carries it in
+    // the manifest's `files`, checked by its SHA-256 only.
+    let src = tmp.path().join("folder");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut weight_map = serde_json::Map::new();
+    for p in 0..2usize {
+        let name = format!("layers.{p}.weight");
+        let file = format!("model-{p}.safetensors");
+        aero_test_support::write_safetensors(
+            &src.join(&file),
+            &[(
+                name.clone(),
+                aero_test_support::safetensors::Dtype::F32,
+                vec![1 << 20],
+                aero_test_support::bytes(p as u64 + 7, 4 << 20),
+            )],
+            None,
+        );
+        weight_map.insert(name, file.into());
+    }
+    std::fs::write(
+        src.join("model.safetensors.index.json"),
+        serde_json::json!({"weight_map": weight_map}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(src.join("config.json"), r#"{"model_type": "test"}"#).unwrap();
+    let extra = aero_test_support::bytes(99, 24 << 20);
+    std::fs::write(src.join("tokenizer.model"), &extra).unwrap();
+    let set = tmp.path().join("set");
+    let o = super::remote_s3::bin(&s, &s.secret_key, &cache)
+        .args([
+            "convert-safetensors-sharded",
+            src.to_str().unwrap(),
+            set.to_str().unwrap(),
+            "--no-fsync",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(set.join("model.aeroset.json")).unwrap()).unwrap();
+    assert!(
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "tokenizer.model"),
+        "{m}"
+    );
+    let proxy = behind_proxy(&s, &set, &bucket, "sets/a", &cache, 25_000_000);
+    let url = format!("s3://{bucket}/sets/a/model.aeroset.json");
+    let dest = tmp.path().join("model");
+    let sent_for = |proxy: &Proxy| -> u64 {
+        proxy
+            .stats()
+            .iter()
+            .filter(|(p, _)| p.ends_with("/tokenizer.model"))
+            .map(|(_, st)| st.bytes)
+            .sum()
+    };
+    // Killed once three quarters of the attached file have crossed.
+    let mut child = pull_via(&s, &proxy, &cache, &url, &dest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while sent_for(&proxy) < extra.len() as u64 * 3 / 4 {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("pull ended ({st}) before the attached file was mostly sent");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "pull stalled");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let j = run_json(&mut pull_via(&s, &proxy, &cache, &url, &dest));
+    settled(&proxy);
+    let sent = sent_for(&proxy);
+    let f = j["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "tokenizer.model")
+        .unwrap()
+        .clone();
+    println!(
+        "attached file of {} bytes, killed once: {sent} bytes sent for it; the rerun {f}",
+        extra.len()
+    );
+    assert_eq!(f["state"], "resumed", "{f}");
+    // Three quarters had crossed; the 4 pieces in flight (1 MiB each) are
+    // all the kill may have lost.
+    assert!(
+        f["reused"].as_u64().unwrap() >= extra.len() as u64 * 3 / 4 - (4 << 20),
+        "{f}"
+    );
+    // What the kill lost is at most the 4 pieces (of 1 MiB) in flight.
+    assert!(
+        sent <= extra.len() as u64 + (4 << 20),
+        "{sent} bytes sent for a {}-byte attached file",
+        extra.len()
+    );
+    assert_identical(&set, &dest);
+    assert_eq!(std::fs::read(dest.join("tokenizer.model")).unwrap(), extra);
+
+    // A written range damaged on disk between the runs: the SHA-256
+    // catches it, the unhashed ranges are fetched again, and the result is
+    // still the source's bytes.
+    let dest2 = tmp.path().join("again");
+    let mut child = pull_via(&s, &proxy, &cache, &url, &dest2)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = tmp.path().join(".again.aero-pull/tokenizer.model.partial");
+    let side = tmp
+        .path()
+        .join(".again.aero-pull/tokenizer.model.partial.json");
+    let t0 = Instant::now();
+    let written = loop {
+        let w: Option<(u64, u64)> = std::fs::read(&side)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| {
+                let r = v["written"].as_array()?.first()?.clone();
+                Some((r[0].as_u64()?, r[1].as_u64()?))
+            });
+        if let Some((a, b)) = w.filter(|(a, b)| b - a >= 4 << 20) {
+            break (a, b);
+        }
+        assert!(child.try_wait().unwrap().is_none(), "pull ended first");
+        assert!(t0.elapsed() < Duration::from_secs(120), "pull stalled");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at = (written.0 + written.1) / 2;
+    let mut b = std::fs::read(&partial).unwrap();
+    b[at as usize] ^= 0x20;
+    std::fs::write(&partial, b).unwrap();
+    let j = run_json(&mut pull_via(&s, &proxy, &cache, &url, &dest2));
+    let f = j["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "tokenizer.model")
+        .unwrap()
+        .clone();
+    assert!(
+        f["fetched"].as_u64().unwrap() >= extra.len() as u64,
+        "the damaged kept range was not fetched again: {f}"
+    );
+    assert_identical(&set, &dest2);
 }

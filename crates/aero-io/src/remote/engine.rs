@@ -118,6 +118,14 @@ impl Semaphore {
         self.cv.notify_all();
     }
 
+    /// Gives a permit back to a semaphore whose only waiters are
+    /// [`Semaphore::acquire`]rs: one of them can take it, so one is woken
+    /// (not every request thread of every stream).
+    fn release_to_one(&self) {
+        *lock(&self.free) += 1;
+        self.cv.notify_one();
+    }
+
     /// Waits until a permit may be free or `changed` says something else
     /// the waiter watches has moved (then [`Semaphore::wake`] was called),
     /// or a while has passed.
@@ -225,7 +233,8 @@ pub(crate) struct Permit<'a>(&'a Semaphore);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.0.release();
+        // Only request permits are held as `Permit`s.
+        self.0.release_to_one();
     }
 }
 

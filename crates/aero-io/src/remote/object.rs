@@ -448,6 +448,9 @@ pub fn put_object(
             let n = left.min(PUT_PART as u64) as usize;
             let buf = read_part(body, n)?;
             block_on(w.wait_for_capacity(4))?.map_err(|e| object_io(url, e))?;
+            // `put` spawns the part's upload on the current runtime: enter
+            // the shared one (outside it, tokio panics).
+            let _rt = runtime()?.enter();
             w.put(buf.into());
             progress(n as u64);
             left -= n as u64;

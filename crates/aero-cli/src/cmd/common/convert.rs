@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use aero_convert::route::Conversion;
 use aero_convert::{InputKind, detect};
-use anyhow::bail;
+use anyhow::{Context, bail};
 
-use super::args::ExportArgs;
+use super::args::{ConvertArgs, ExportArgs};
 use super::source::{Source, copy_options, is_set};
+use super::written::report_written;
 use crate::out;
 use crate::remote::Opener;
 
@@ -120,5 +121,41 @@ pub(crate) fn report_exported(a: &ExportArgs, n: u64, format: &str) -> anyhow::R
             out::human_bytes(n)
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A single-file conversion whose input must be of `kind`: the input's
+/// kind and the output checked, then `import` (the converter's `import`,
+/// also what `convert` calls once it has recognised the input).
+pub(crate) fn run_import(
+    mut a: ConvertArgs,
+    kind: InputKind,
+    conversion: Conversion,
+    opener: &Opener,
+    import: fn(ConvertArgs) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    expect_kind(&a.input, kind)?;
+    a.output = checked_output(conversion, &a.input, &a.output, opener)?;
+    import(a)
+}
+
+/// An opened input of `data_len` bytes written by `write` (given the
+/// writer options, the model identity and a progress callback), with a
+/// progress bar and the written report.
+pub(crate) fn write_import(
+    a: &ConvertArgs,
+    data_len: u64,
+    write: impl FnOnce(
+        &aero_io::write::WriteOptions,
+        &aero_convert::Identity,
+        &aero_convert::Progress<'_>,
+    ) -> aero_convert::Result<aero_io::write::WriteSummary>,
+) -> anyhow::Result<ExitCode> {
+    let pb = out::bytes_bar(data_len, "converting");
+    let identity = a.identity.identity();
+    let s = write(&a.writer.options(), &identity, &|n| pb.inc(n))
+        .with_context(|| format!("converting {}", a.input.display()))?;
+    pb.finish_and_clear();
+    report_written(&a.output, &s, a.json)?;
     Ok(ExitCode::SUCCESS)
 }
