@@ -382,6 +382,15 @@ impl AeroFile {
         self.remote.as_ref().is_some_and(|r| r.invalidate(off, len))
     }
 
+    /// The weight shards tensors can name: (shard id, its TOC entry);
+    /// ambiguous ids (two chunks of one name) are left out.
+    pub(crate) fn weight_shards(&self) -> impl Iterator<Item = (&u64, &Chunk)> {
+        self.shards.iter().filter_map(|(id, s)| match s {
+            ShardSlot::Chunk(i) => self.chunks.get(*i).map(|c| (id, c)),
+            ShardSlot::Ambiguous => None,
+        })
+    }
+
     /// The byte source behind this file.
     pub fn source(&self) -> &dyn ByteSource {
         self.source.as_source_ref().bytes()
@@ -1130,7 +1139,7 @@ impl AeroFile {
 
     /// Drops cached copies of `off..off+len`: the range as one read, and as
     /// the [`crate::verify::WINDOW`]-sized reads a windowed pass makes.
-    fn invalidate(&self, off: u64, len: u64) -> bool {
+    pub(crate) fn invalidate(&self, off: u64, len: u64) -> bool {
         let mut any = self.drop_cached(off, len);
         let w = crate::verify::WINDOW;
         let mut at = 0u64;

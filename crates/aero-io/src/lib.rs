@@ -71,6 +71,7 @@ mod random;
 pub mod remote;
 mod repack;
 mod source;
+mod span;
 mod tee;
 mod tree;
 pub mod url;
@@ -92,6 +93,7 @@ pub use integrity::PageHashes;
 pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};
+pub use span::{PrivateMap, TensorSpan};
 pub use validate::{
     ChunkReport, ControlStatus, Mode, PageReport, Progress, Report, TensorReport, Verdict,
     check_control, validate, validate_with_digest, work_bytes as validate_work_bytes,

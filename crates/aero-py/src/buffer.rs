@@ -131,6 +131,34 @@ impl Buffer {
         }
     }
 
+    /// `len` bytes at `off` of a private, copy-on-write mapping of a local
+    /// file (`AeroFile::private_map`), checked there unless the caller
+    /// asked for unverified bytes: writable (writes make private copies of
+    /// the pages; the file is never touched), zero-copy. The caller checked
+    /// that the range lies in the mapping; an out-of-range one is empty.
+    pub fn mapped_writable(
+        map: std::sync::Arc<aero_io::PrivateMap>,
+        off: usize,
+        len: usize,
+        elem: Elem,
+        shape: Vec<u64>,
+    ) -> Buffer {
+        let bytes = off
+            .checked_add(len)
+            .and_then(|end| map.bytes().get(off..end))
+            .unwrap_or(&[]);
+        Buffer {
+            addr: bytes.as_ptr() as usize,
+            len: bytes.len(),
+            _owner: Box::new(map),
+            elem,
+            shape,
+            zero_copy: true,
+            view: None,
+            writable: true,
+        }
+    }
+
     /// Owned elements of any plain type (dequantized values): writable.
     pub fn from_vec<T: bytemuck::Pod + Send + Sync>(
         v: Vec<T>,

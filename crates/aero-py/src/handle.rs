@@ -475,64 +475,85 @@ impl Handle {
     /// The verified bytes of several tensors at once, as numpy-ready
     /// buffers in the order of `names`: one call that reads a remote file's
     /// (or set's) tensors with several range requests in flight and the
-    /// parts of a set concurrently (`AeroFile::verified_tensors`,
-    /// `AeroSet::verified_tensors`); a local file's as `tensor` would.
+    /// parts of a set concurrently. When the tensors fill (nearly) all of
+    /// each remote file's span — a whole load — each file is read into one
+    /// region with one parallel ranged read and every array is a view of
+    /// it (`AeroFile::verified_span`, see [`whole_spans`]); otherwise
+    /// tensor by tensor (`AeroFile::verified_tensors`,
+    /// `AeroSet::verified_tensors`). A local file's as `tensor` would.
     #[pyo3(signature = (names, raw = false))]
     #[allow(clippy::type_complexity)]
     fn tensors_many(&self, py: Python<'_>, names: Vec<String>, raw: bool) -> PyResult<Vec<Buffer>> {
+        /// Per tensor: its bytes (and how numpy sees them), or its span
+        /// and its index there.
+        enum Read<'a> {
+            Each(Vec<(Cow<'a, [u8]>, Elem, Vec<u64>, Option<&'static str>)>),
+            Spans(Vec<Spanned>, Vec<(Elem, Vec<u64>, Option<&'static str>)>),
+        }
         let b = self.get()?;
         let read = py
-            .detach(
-                || -> Res<Vec<(Cow<'_, [u8]>, Elem, Vec<u64>, Option<&'static str>)>> {
-                    // Shapes and lengths as `tensor` makes them (a reference
-                    // GGUF-origin file's padding left out of the array).
-                    let mut shapes = Vec::with_capacity(names.len());
-                    for n in &names {
-                        let (info, shape, len) = b.described(n)?;
-                        shapes.push(elem_shape(info, shape, len, raw)?);
-                    }
-                    let slots: Vec<Mutex<Option<Cow<'_, [u8]>>>> =
-                        names.iter().map(|_| Mutex::new(None)).collect();
-                    match &*b {
-                        Backing::File(f) => {
-                            let infos = names
-                                .iter()
-                                .map(|n| f.tensor_info(n))
-                                .collect::<Result<Vec<_>, _>>()?;
-                            f.verified_tensors(&infos, &mut |i, bytes| {
-                                if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
-                                    *slot = Some(bytes);
-                                }
-                                Ok(())
-                            })?;
-                        }
-                        Backing::Set(s) => {
-                            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                            s.verified_tensors(&refs, &|i, bytes| {
-                                if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
-                                    *slot = Some(bytes);
-                                }
-                                Ok(())
-                            })?;
-                        }
-                    }
-                    let mut out = Vec::with_capacity(names.len());
-                    for (slot, (elem, shape, view)) in slots.into_iter().zip(shapes) {
-                        let bytes = slot.into_inner().ok().flatten().ok_or_else(|| {
-                            Failure::Py(PyValueError::new_err("a tensor was not read"))
+            .detach(|| -> Res<Read<'_>> {
+                // Shapes and lengths as `tensor` makes them (a reference
+                // GGUF-origin file's padding left out of the array).
+                let mut shapes = Vec::with_capacity(names.len());
+                for n in &names {
+                    let (info, shape, len) = b.described(n)?;
+                    shapes.push(elem_shape(info, shape, len, raw)?);
+                }
+                if let Some(spans) = whole_spans(&b, &names)? {
+                    return Ok(Read::Spans(spans, shapes));
+                }
+                let slots: Vec<Mutex<Option<Cow<'_, [u8]>>>> =
+                    names.iter().map(|_| Mutex::new(None)).collect();
+                match &*b {
+                    Backing::File(f) => {
+                        let infos = names
+                            .iter()
+                            .map(|n| f.tensor_info(n))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        f.verified_tensors(&infos, &mut |i, bytes| {
+                            if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
+                                *slot = Some(bytes);
+                            }
+                            Ok(())
                         })?;
-                        out.push((bytes, elem, shape, view));
                     }
-                    Ok(out)
-                },
-            )
-            .py(py)?;
-        Ok(read
-            .into_iter()
-            .map(|(bytes, elem, shape, view)| {
-                Buffer::new(bytes, Arc::clone(&b), elem, shape).viewed_as(view)
+                    Backing::Set(s) => {
+                        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                        s.verified_tensors(&refs, &|i, bytes| {
+                            if let Some(Ok(mut slot)) = slots.get(i).map(|m| m.lock()) {
+                                *slot = Some(bytes);
+                            }
+                            Ok(())
+                        })?;
+                    }
+                }
+                let mut out = Vec::with_capacity(names.len());
+                for (slot, (elem, shape, view)) in slots.into_iter().zip(shapes) {
+                    let bytes = slot.into_inner().ok().flatten().ok_or_else(|| {
+                        Failure::Py(PyValueError::new_err("a tensor was not read"))
+                    })?;
+                    out.push((bytes, elem, shape, view));
+                }
+                Ok(Read::Each(out))
             })
-            .collect())
+            .py(py)?;
+        Ok(match read {
+            Read::Each(read) => read
+                .into_iter()
+                .map(|(bytes, elem, shape, view)| {
+                    Buffer::new(bytes, Arc::clone(&b), elem, shape).viewed_as(view)
+                })
+                .collect(),
+            Read::Spans(spans, shapes) => spans
+                .into_iter()
+                .zip(shapes)
+                .map(|((span, k), (elem, shape, view))| {
+                    let bytes = Cow::Borrowed(span.bytes(k));
+                    Buffer::new(bytes, Arc::clone(&span), elem, shape).viewed_as(view)
+                })
+                .collect(),
+        })
     }
 
     /// A tensor's verified bytes as a numpy-ready buffer (zero-copy from a
@@ -609,6 +630,80 @@ impl Handle {
             Placed::Map(part, off) => ("map", part, off).into_pyobject(py),
             Placed::Copy(buf) => ("copy", buf, py.None()).into_pyobject(py),
         }
+    }
+
+    /// The tensors `names` of local files as writable, zero-copy buffers
+    /// over a private, copy-on-write mapping of each file (one per file,
+    /// `AeroFile::private_map`), in the order of `names`: what the torch
+    /// loader builds its tensors on. With `verify`, every weight shard is
+    /// hashed in that very mapping first, on every core (a mismatch raises
+    /// IntegrityError naming the damaged tensor when a finer hash tells
+    /// it), so the pages checked are the pages handed out, faulted in once.
+    /// `None` for a tensor that cannot be placed so — a remote or in-memory
+    /// file, packed blocks without an element type, an offset that is not a
+    /// multiple of its element size, or (with `verify`) a shard whose hash
+    /// is not recorded: read those with `tensor`/`locate`, which verify them
+    /// their own way.
+    #[pyo3(signature = (names, verify = true))]
+    fn mapped(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        verify: bool,
+    ) -> PyResult<Vec<Option<Buffer>>> {
+        type Placed = (
+            Arc<aero_io::PrivateMap>,
+            usize,
+            usize,
+            Elem,
+            Vec<u64>,
+            Option<&'static str>,
+        );
+        let b = self.get()?;
+        let placed = py
+            .detach(|| -> Res<Vec<Option<Placed>>> {
+                let mut maps: Vec<(usize, Option<Arc<aero_io::PrivateMap>>)> = Vec::new();
+                let mut out = Vec::with_capacity(names.len());
+                for n in &names {
+                    let (info, shape, own) = b.described(n)?;
+                    if ElemType::of(info).base.is_none() {
+                        out.push(None);
+                        continue;
+                    }
+                    let (elem, shape, view) = elem_shape(info, shape, own, false)?;
+                    let (part, f, entry) = b.source(n)?;
+                    let map = match maps.iter().find(|(p, _)| *p == part) {
+                        Some((_, m)) => m.clone(),
+                        None => {
+                            let m = f.private_map(verify)?.map(Arc::new);
+                            maps.push((part, m.clone()));
+                            m
+                        }
+                    };
+                    let (off, _) = f.tensor_range(&entry)?;
+                    let fits = map.as_ref().is_some_and(|m| {
+                        off.checked_add(own)
+                            .is_some_and(|e| e <= m.bytes().len() as u64)
+                            && (!verify || m.verified(entry.shard_id))
+                    });
+                    match map {
+                        Some(m) if fits && off.is_multiple_of(elem.size as u64) => {
+                            out.push(Some((m, off as usize, own as usize, elem, shape, view)))
+                        }
+                        _ => out.push(None),
+                    }
+                }
+                Ok(out)
+            })
+            .py(py)?;
+        Ok(placed
+            .into_iter()
+            .map(|p| {
+                p.map(|(m, off, len, elem, shape, view)| {
+                    Buffer::mapped_writable(m, off, len, elem, shape).viewed_as(view)
+                })
+            })
+            .collect())
     }
 
     /// A new descriptor of the local file `part` (0 for a file; a set's part
@@ -813,6 +908,95 @@ impl Handle {
             if self.closed() { " (closed)" } else { "" }
         )
     }
+}
+
+/// A tensor of a whole load: the span holding it and its index there.
+type Spanned = (Arc<aero_io::TensorSpan>, usize);
+
+/// The tensors `names` of a remote file or set read as whole spans, one per
+/// file ([`AeroFile::verified_span`]: one parallel ranged read into one
+/// region, every tensor verified before it returns), the files of a set
+/// concurrently ([`AeroSet::remote_files_at_once`]). `None` (read them one
+/// by one) when a file is local or in memory, when the tensors asked for
+/// hold less than 7/8 of a file's span (the gaps would be read for
+/// nothing), or when one of them records no `hash_b3` (it is checked by
+/// pages or its shard, which its own verified read fetches).
+fn whole_spans(b: &Backing, names: &[String]) -> Res<Option<Vec<Spanned>>> {
+    type Group<'a> = (&'a AeroFile, Vec<(usize, Cow<'a, TensorInfo>)>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut at_once = 1usize;
+    match b {
+        Backing::File(f) => {
+            let mut v = Vec::with_capacity(names.len());
+            for (i, n) in names.iter().enumerate() {
+                v.push((i, Cow::Borrowed(f.tensor_info(n)?)));
+            }
+            groups.push((f, v));
+        }
+        Backing::Set(s) => {
+            at_once = s.remote_files_at_once().unwrap_or(1);
+            for (i, n) in names.iter().enumerate() {
+                let (f, entry) = s.tensor_source(n)?;
+                match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, f)) {
+                    Some((_, v)) => v.push((i, entry)),
+                    None => groups.push((f, vec![(i, entry)])),
+                }
+            }
+        }
+    }
+    for (f, entries) in &groups {
+        if f.local_file().is_some() || !url_syntax(&f.path().to_string_lossy()) {
+            return Ok(None);
+        }
+        let infos: Vec<&TensorInfo> = entries.iter().map(|(_, e)| e.as_ref()).collect();
+        let (_, span, used) = f.span_of(&infos)?;
+        // Tensors checked by pages or their shard would be read a second
+        // time by their own verified read.
+        if used.saturating_mul(8) < span.saturating_mul(7)
+            || infos.iter().any(|i| i.hash_b3.is_none())
+        {
+            return Ok(None);
+        }
+    }
+    let read = |(f, entries): &Group<'_>| -> Res<Arc<aero_io::TensorSpan>> {
+        let infos: Vec<&TensorInfo> = entries.iter().map(|(_, e)| e.as_ref()).collect();
+        Ok(Arc::new(f.verified_span(&infos)?))
+    };
+    let done: Vec<Mutex<Option<Res<Arc<aero_io::TensorSpan>>>>> =
+        groups.iter().map(|_| Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..at_once.clamp(1, groups.len().max(1)) {
+            s.spawn(|| {
+                use std::sync::atomic::Ordering::Relaxed;
+                while !failed.load(Relaxed) {
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some(g) = groups.get(i) else { break };
+                    let r = read(g);
+                    failed.fetch_or(r.is_err(), Relaxed);
+                    if let Ok(mut slot) = done[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let mut out: Vec<Option<Spanned>> = vec![None; names.len()];
+    for ((_, entries), slot) in groups.iter().zip(done) {
+        // The first failure in file order (later files were not started).
+        let span = match slot.into_inner().ok().flatten() {
+            Some(r) => r?,
+            None => continue,
+        };
+        for (k, (i, _)) in entries.iter().enumerate() {
+            out[*i] = Some((Arc::clone(&span), k));
+        }
+    }
+    out.into_iter()
+        .map(|s| s.ok_or_else(|| Failure::Py(PyValueError::new_err("a tensor was not read"))))
+        .collect::<Res<Vec<_>>>()
+        .map(Some)
 }
 
 /// Checks every TIDX record as `TensorIndex::decode` does, with the

@@ -637,10 +637,12 @@ def load_file(filename: PathLike, *, dequantize: Optional[str] = None, **kwargs:
 
     A local file is verified in one parallel pass over its shards first
     (``verify_all``), then every tensor is a zero-copy, read-only view of
-    the mapping. A remote file or set is read in one call: its tensors are
-    streamed with several range requests in flight (``AEROTENSOR_REMOTE_JOBS``,
-    default 16), the parts of a set concurrently, each tensor verified as its
-    last byte arrives. The arrays stay valid after the function returns
+    the mapping. A remote file or set is read in one call: each file's span
+    with one ranged read cut into pieces fetched with several requests in
+    flight (``AEROTENSOR_REMOTE_JOBS``, default 16) straight into one region,
+    the parts of a set concurrently; every tensor is verified against its
+    hash before any array is made, and the arrays are read-only views of
+    that region. The arrays stay valid after the function returns
     (they keep the mapping alive). ``dequantize`` as in ``get_tensor``."""
     with open(filename, **kwargs) as r:
         names = r.keys()

@@ -172,10 +172,30 @@ def test_flipped_byte_raises_integrity_error_everywhere(tmp_path):
             f.get_tensor("proj.weight")
         assert e.value.tensor == "proj.weight"
         _same(f.get_tensor("proj.bias"), model.proj.bias)  # its neighbours are intact
-    with pytest.raises(aerotensor.IntegrityError):
+    with pytest.raises(aerotensor.IntegrityError) as e:
         att.load_model(Tiny(), path)
-    # Unverified bytes only when asked for by name.
-    assert "proj.weight" in att.load_file(path, verify=False)
+    assert "proj.weight" in str(e.value)  # the shard check names the damaged tensor
+    # Unverified bytes only when asked for by name: the flipped byte is there.
+    bad = att.load_file(path, verify=False)["proj.weight"]
+    assert not torch.equal(bad, model.proj.weight.detach())
+    # A byte flipped where only the shard hash covers it (between tensors,
+    # or in a tensor without hash_b3) still fails the whole load.
+    path2 = tmp_path / "m2.aero"
+    att.save_model(model, path2)
+    with aerotensor.AeroReader(path2) as r:
+        shard = r.find_shard_chunk(0)
+        ends = sorted((t["data_off"] + t["data_len"], t["name"]) for t in r.list_tensors())
+        starts = sorted(t["data_off"] for t in r.list_tensors())
+    names = set(att.load_file(path2))
+    # The aligned layout pads after a tensor whose size is not a multiple
+    # of the alignment.
+    gap = next((end for end, _ in ends if all(s != end for s in starts)
+                and end < shard.length), None)
+    assert gap is not None, ends
+    _flip(path2, shard.offset + gap)
+    with pytest.raises(aerotensor.IntegrityError):
+        att.load_file(path2)
+    assert set(att.load_file(path2, verify=False)) == names
 
 
 def test_flipped_byte_in_a_reference_layout_file(tmp_path):
@@ -200,16 +220,23 @@ def test_aligned_layout_is_zero_copy(tmp_path):
     path = tmp_path / "t.aero"
     att.save_file(tensors, path)
     back = att.load_file(path)
-    storage = back["f32"].untyped_storage()
-    # One mapping of the whole file; every tensor is its bytes, in place.
-    assert storage.nbytes() == os.path.getsize(path)
+    # One mapping of the whole file (hashed in place); every tensor is its
+    # bytes there: tensors lie as far apart in memory as in the file.
+    base_off, _ = _abs_offset(path, "f32")
+    base = back["f32"].data_ptr()
     for name, t in back.items():
         if t.numel() == 0:
             continue
-        assert t.untyped_storage().data_ptr() == storage.data_ptr(), name
         off, n = _abs_offset(path, name)
-        assert t.data_ptr() - storage.data_ptr() == off, name
+        assert t.data_ptr() - base == off - base_off, name
         assert t.numel() * t.element_size() == n, name
+    # The same without verification.
+    unverified = att.load_file(path, verify=False)
+    for name, t in unverified.items():
+        if t.numel():
+            off, _ = _abs_offset(path, name)
+            assert t.data_ptr() - unverified["f32"].data_ptr() == off - base_off, name
+        _same(t, back[name])
     # The mapping is private: tensors are writable, the file does not change.
     before = path.read_bytes()
     back["f32"].mul_(2)
@@ -231,7 +258,7 @@ def test_copies_where_the_layout_does_not_allow_a_map(tmp_path):
     assert off % 4 != 0
     back = att.load_file(path)
     assert back["b"].untyped_storage().nbytes() == 32  # its own copy
-    assert back["a"].untyped_storage().nbytes() == os.path.getsize(path)  # u8: mapped
+    _same(back["a"], torch.arange(3, dtype=torch.uint8))  # u8: mapped
     _same(back["b"], torch.arange(8, dtype=torch.float32))
     back["b"].add_(1)  # writable, like every torch tensor
     # load(bytes): copies of verified bytes.
@@ -338,12 +365,17 @@ def test_aeroset_directory_and_manifest(tmp_path):
         assert sorted(back) == sorted(tensors)
         for k in tensors:
             _same(back[k], tensors[k], k)
-        # Tensors of each part lie in that part's mapping, without a copy.
-        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
-                    for t in back.values()}
-        assert len(storages) == len(parts)
-        assert sorted(storages.values()) == sorted(
-            os.path.getsize(tmp_path / "set" / q["path"]) for q in parts)
+        # Tensors of each part lie in that part's mapping, without a copy:
+        # as far apart in memory as in the part file.
+        for q in parts:
+            part = tmp_path / "set" / q["path"]
+            with aerotensor.AeroReader(part) as r:
+                here = [t["name"] for t in r.list_tensors() if t["data_len"]]
+            assert here, q
+            base_off, _ = _abs_offset(part, here[0])
+            for name in here:
+                off, _ = _abs_offset(part, name)
+                assert back[name].data_ptr() - back[here[0]].data_ptr() == off - base_off, name
     with att.safe_open(tmp_path / "set", framework="pt") as f:
         assert f.metadata() == {"format": "pt"}
         _same(f.get_slice("f32")[2:4], tensors["f32"][2:4])
