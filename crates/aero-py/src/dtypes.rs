@@ -142,3 +142,21 @@ pub(crate) fn stored_as(elem: &str, quant_names: &mut Vec<String>) -> Option<Sto
 pub(crate) fn storable() -> Vec<&'static str> {
     TABLE.iter().map(|r| r.elem).collect()
 }
+
+/// Every AERO dtype code with what numpy is told about its elements: the
+/// array-interface type string and, for a stand-in, the `ml_dtypes` name
+/// to view it as (`bf16`: `("<u2", "bfloat16")`). `packed` is raw bytes
+/// (`|u1`). Python's `NUMPY_DTYPES` is built from this.
+pub(crate) fn numpy_table() -> Vec<(u16, &'static str, Option<&'static str>)> {
+    DType::ALL
+        .into_iter()
+        .filter_map(|d| {
+            if d.is_packed() {
+                return Some((d.code(), "|u1", None));
+            }
+            let st = d.safetensors_name()?;
+            let r = TABLE.iter().find(|r| r.st == st)?;
+            Some((d.code(), r.typestr, r.view.then_some(r.elem)))
+        })
+        .collect()
+}

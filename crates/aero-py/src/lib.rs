@@ -180,6 +180,13 @@ fn is_url(path: &str) -> bool {
     handle::url_syntax(path)
 }
 
+/// Every AERO dtype code → (numpy type string, `ml_dtypes` name to view
+/// it as or None): the table `aerotensor.NUMPY_DTYPES` is built from.
+#[pyfunction]
+fn _numpy_dtypes() -> Vec<(u16, &'static str, Option<&'static str>)> {
+    dtypes::numpy_table()
+}
+
 /// The native module.
 #[pymodule]
 fn _aerotensor(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -190,6 +197,7 @@ fn _aerotensor(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(is_set, m)?)?;
     m.add_function(wrap_pyfunction!(is_url, m)?)?;
+    m.add_function(wrap_pyfunction!(_numpy_dtypes, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

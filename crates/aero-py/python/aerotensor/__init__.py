@@ -135,11 +135,8 @@ def __getattr__(name: str) -> Any:
         # ml_dtypes.bfloat16; packed and unknown codes as uint8 bytes).
         # Built once, on first use, then a plain module attribute.
         table = globals()["NUMPY_DTYPES"] = {
-            0: _np.dtype("<f2"), 1: _np.dtype("<f4"), 2: _np.dtype(_ml_dtypes().bfloat16),
-            3: _np.dtype("<f8"), 4: _np.dtype("i1"), 5: _np.dtype("u1"),
-            6: _np.dtype("<i2"), 7: _np.dtype("<u2"), 8: _np.dtype("<i4"),
-            9: _np.dtype("<u4"), 10: _np.dtype("<i8"), 11: _np.dtype("<u8"),
-            12: _np.dtype("bool"), 0x8000: _np.dtype("u1"),
+            code: _np.dtype(getattr(_ml_dtypes(), view) if view else typestr)
+            for code, typestr, view in _aerotensor._numpy_dtypes()
         }
         return table
     if name == "torch":  # aerotensor.torch without importing torch up front
