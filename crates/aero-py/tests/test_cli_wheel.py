@@ -232,13 +232,21 @@ def test_damaged_content_exits_1(venv, tmp_path):
     assert r.stderr.startswith("aerotensor: error: "), r.stderr
 
 
+def _as_from_a_terminal() -> None:
+    # A background job of a non-interactive shell (a CI runner) starts with
+    # SIGINT ignored, and Python then installs no handler of its own: give
+    # the children the disposition a terminal gives, which is what is tested.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_import_leaves_signals_alone_and_the_cli_cleans_up_on_ctrl_c(venv, tmp_path):
     py = str(venv / "bin" / "python")
     probe = ("import signal, aerotensor; "
              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
              "signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN, "
              "signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)")
-    r = subprocess.run([py, "-c", probe], env=_env(venv), capture_output=True, text=True)
+    r = subprocess.run([py, "-c", probe], env=_env(venv), capture_output=True, text=True,
+                       preexec_fn=_as_from_a_terminal)
     assert r.stdout.split() == ["True", "True", "True"], (r.stdout, r.stderr)
     # Nor does it import numpy (the command never makes an array): that
     # happens on first use.
@@ -262,7 +270,8 @@ def test_import_leaves_signals_alone_and_the_cli_cleans_up_on_ctrl_c(venv, tmp_p
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         child = subprocess.Popen([str(venv / "bin" / "aerotensor"), "convert", str(big),
                                   str(out / "m.aero"), "--no-fsync"],
-                                 env=_env(venv), stderr=subprocess.DEVNULL)
+                                 env=_env(venv), stderr=subprocess.DEVNULL,
+                                 preexec_fn=_as_from_a_terminal)
         t0 = time.monotonic()
         while not [p for p in out.iterdir() if p.name.endswith(".aerotmp")]:
             assert child.poll() is None, f"{sig!r}: finished before it could be interrupted"
