@@ -887,7 +887,7 @@ fn bench_extract(ctx: &Ctx) -> Result<BenchOut> {
         .context("tensor's shard chunk")?;
     let off =
         chunk["offset"].as_u64().context("offset")? + t["data_off"].as_u64().context("data_off")?;
-    let len = t["data_len"].as_u64().context("data_len")?;
+    let len = tensor_bytes(&t)?;
     fs::create_dir_all(ctx.dir.join("out"))?;
     let out = ctx.dir.join("out/tensor.bin");
     let out2 = ctx.dir.join("out/dd.bin");
@@ -1015,7 +1015,7 @@ fn bench_dequant(ctx: &Ctx) -> Result<BenchOut> {
         .output()?;
     let v: Value = serde_json::from_slice(&listing.stdout).context("list --json")?;
     let t = v["tensors"].get(0).context("no tensor")?;
-    let in_bytes = t["data_len"].as_u64().context("data_len")?;
+    let in_bytes = tensor_bytes(t)?;
     let elements: u64 = t["shape"]
         .as_array()
         .context("shape")?
@@ -2144,4 +2144,13 @@ fn now_utc() -> String {
                 .unwrap_or_default();
             format!("unix time {}", t.as_secs())
         })
+}
+
+/// A `list --json` tensor's byte length: `bytes` in the JSON vocabulary,
+/// `data_len` in builds from before it (measured with AERO_BENCH_AEROTENSOR).
+fn tensor_bytes(t: &Value) -> Result<u64> {
+    t["bytes"]
+        .as_u64()
+        .or_else(|| t["data_len"].as_u64())
+        .context("tensor bytes (bytes or data_len) in list --json")
 }
