@@ -17,6 +17,8 @@ Targets, ratios of medians (and of minimums: both must hold):
   aero <= 1.1 x (safetensors + b3sum)
   aero-unverified <= 1.0 x safetensors
 
+Every file is first dropped from the page cache and read once from start to
+end (``warm``), so both loaders map files cached alike.
 Rounds are interleaved (rotating order) after one unrecorded warm-up round,
 so background load affects every side alike. Peak RSS is the process's:
 it includes the model's 1 GiB of parameters, allocated before the clock.
@@ -118,7 +120,16 @@ def measure(op, path, b3sum):
 
 
 def warm(path):
+    """Puts ``path`` in the page cache the way a reader finds a file it has
+    read once (after a download, a copy, a reboot): its cached pages are
+    dropped, then it is read from start to end. Every file of the run gets
+    the same treatment, so no side inherits the page-cache layout its
+    fixture's writer happened to leave (the kernel caches a file written in
+    small pieces in small folios, which every later mapping of it faults in
+    page by page; one read sequentially is cached in large folios)."""
     with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         while f.read(8 << 20):
             pass
 
