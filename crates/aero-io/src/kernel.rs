@@ -11,7 +11,7 @@ use std::io;
 /// storage, without waiting. Advisory: failures are ignored (the final
 /// `fsync` still makes the file durable).
 #[cfg(target_os = "linux")]
-pub(crate) fn start_writeback(f: &File, off: u64, len: u64) {
+pub fn start_writeback(f: &File, off: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(off), Ok(len)) = (libc::off64_t::try_from(off), libc::off64_t::try_from(len)) else {
         return;
@@ -24,17 +24,17 @@ pub(crate) fn start_writeback(f: &File, off: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn start_writeback(_: &File, _: u64, _: u64) {}
+pub fn start_writeback(_: &File, _: u64, _: u64) {}
 
 /// Writes all of `buf` at `off` of `f` without moving its position.
 #[cfg(unix)]
-pub(crate) fn write_all_at(f: &File, off: u64, buf: &[u8]) -> io::Result<()> {
+pub fn write_all_at(f: &File, off: u64, buf: &[u8]) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, buf, off)
 }
 
 /// Writes all of `buf` at `off` of `f`.
 #[cfg(windows)]
-pub(crate) fn write_all_at(f: &File, mut off: u64, mut buf: &[u8]) -> io::Result<()> {
+pub fn write_all_at(f: &File, mut off: u64, mut buf: &[u8]) -> io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         let n = f.seek_write(buf, off)?;

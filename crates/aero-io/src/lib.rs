@@ -90,6 +90,7 @@ pub use error::{Error, Result, TensorProblem};
 pub use file::{AeroFile, Protection};
 pub use index::{INDEX_BUDGET_BASE, INDEX_BUDGET_PER_BYTE, TensorIndex, TensorInfo};
 pub use integrity::PageHashes;
+pub use kernel::{start_writeback, write_all_at};
 pub use order::{GGUF_PADDING, LenCheck, ShapeOrder};
 pub use repack::{RepackOptions, Repacked, repack};
 pub use source::{ByteSource, LocalSource, Source, SourceRef, range_reader, read_exact_at};

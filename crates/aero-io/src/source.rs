@@ -80,6 +80,21 @@ pub trait ByteSource: Send + Sync {
         Ok(())
     }
 
+    /// A reader of the bytes `start..end`, in order, for a caller that
+    /// consumes a long range piece by piece. A remote source answers it
+    /// with one request for the whole range, resumed where a cut body
+    /// stopped, so that a request's latency is paid once rather than once
+    /// per piece ([`crate::remote::RemoteSource`]); the default reads
+    /// through [`ByteSource::read_exact_at`]. After `end`, reads give 0.
+    fn reader_at(&self, start: u64, end: u64) -> io::Result<Box<dyn io::Read + '_>> {
+        check_range(self.len(), start, end)?;
+        Ok(Box::new(RangeReader {
+            src: self,
+            pos: start,
+            end,
+        }))
+    }
+
     /// The bytes at `offset..offset+len`, borrowed if mapped, else read.
     fn bytes(&self, offset: u64, len: u64) -> io::Result<Cow<'_, [u8]>> {
         if let Some(s) = self.mapped(offset, len) {
@@ -99,6 +114,17 @@ pub trait ByteSource: Send + Sync {
         self.read_exact_at(offset, &mut v)?;
         Ok(Cow::Owned(v))
     }
+}
+
+/// An error unless `start..end` is a range of a source of `len` bytes.
+pub(crate) fn check_range(len: u64, start: u64, end: u64) -> io::Result<()> {
+    if start > end || end > len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("range {start}..{end} is not inside the {len} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// A local file, memory-mapped when the platform allows it.
@@ -239,6 +265,9 @@ impl ByteSource for Source {
         sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         self.dyn_source().stream(ranges, sink)
+    }
+    fn reader_at(&self, start: u64, end: u64) -> io::Result<Box<dyn io::Read + '_>> {
+        self.dyn_source().reader_at(start, end)
     }
 }
 
@@ -386,6 +415,9 @@ impl<T: ByteSource + ?Sized> ByteSource for std::sync::Arc<T> {
     ) -> io::Result<()> {
         (**self).stream(ranges, sink)
     }
+    fn reader_at(&self, start: u64, end: u64) -> io::Result<Box<dyn io::Read + '_>> {
+        (**self).reader_at(start, end)
+    }
 }
 
 /// A `Read` over `len` bytes at `offset` of a source, for streaming copies.
@@ -439,13 +471,15 @@ impl io::Read for FileRange<'_> {
     }
 }
 
-struct RangeReader<'a> {
-    src: &'a dyn ByteSource,
+/// Bytes `pos..end` of a source, read through `read_exact_at`
+/// ([`range_reader`], and [`ByteSource::reader_at`]'s default).
+struct RangeReader<'a, S: ?Sized> {
+    src: &'a S,
     pos: u64,
     end: u64,
 }
 
-impl io::Read for RangeReader<'_> {
+impl<S: ByteSource + ?Sized> io::Read for RangeReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = (self.end - self.pos).min(buf.len() as u64) as usize;
         self.src.read_exact_at(self.pos, &mut buf[..n])?;

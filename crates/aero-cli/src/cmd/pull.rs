@@ -11,7 +11,7 @@ use crate::remote::Opener;
 
 /// Download a .aero file or an AEROSET from a URL, verified, resumable, incremental.
 ///
-/// Parallel range requests (--jobs N, default 8); every byte is checked
+/// Parallel range requests (--jobs N, default 32); every byte is checked
 /// as it arrives (PHSH pages and chunk BLAKE3 from the file's TOC, each
 /// file's SHA-256 and size from the set's manifest) and a damaged range
 /// is fetched again, never kept. Files are assembled in .DEST.aero-pull

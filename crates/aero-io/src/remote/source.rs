@@ -602,6 +602,39 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
         }
     }
 
+    /// An error unless a `206` for `asked` holds exactly those bytes of a
+    /// file of this length.
+    fn check_served(
+        &self,
+        asked: Range<u64>,
+        sent: Range<u64>,
+        total: Option<u64>,
+    ) -> Result<(), FetchError> {
+        if sent == asked && total.is_none_or(|t| t == self.len) {
+            return Ok(());
+        }
+        Err(FetchError::fatal(format!(
+            "asked for bytes {}-{} of {}, server sent Content-Range bytes {}-{}/{}",
+            asked.start,
+            asked.end - 1,
+            self.len,
+            sent.start,
+            sent.end.saturating_sub(1),
+            total.map_or_else(|| "*".to_owned(), |t| t.to_string())
+        )))
+    }
+
+    /// The ETag check of a reply: the file must not have changed since it
+    /// was opened.
+    fn check_etag(&self, etag: Option<&str>) -> Result<(), FetchError> {
+        match (&self.etag, etag) {
+            (Some(want), Some(got)) if want != got => {
+                Err(FetchError::Changed(format!("ETag {want} → {got}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// One request for `buf.len()` bytes at `start`: the bytes received
     /// (fewer than asked when the body was cut) and why it stopped short.
     fn attempt(
@@ -620,10 +653,8 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
             Ok(r) => r,
             Err(e) => return (0, Err(e)),
         };
-        if let (Some(want), Some(got)) = (&self.etag, &etag)
-            && want != got
-        {
-            return (0, Err(FetchError::Changed(format!("ETag {want} → {got}"))));
+        if let Err(e) = self.check_etag(etag.as_deref()) {
+            return (0, Err(e));
         }
         match served {
             Served::Range {
@@ -631,17 +662,8 @@ impl<T: Transport + ?Sized> RemoteSource<T> {
                 end: b,
                 total,
             } => {
-                if a != start || b != end || total.is_some_and(|t| t != self.len) {
-                    return (
-                        0,
-                        Err(FetchError::fatal(format!(
-                            "asked for bytes {start}-{} of {}, server sent Content-Range bytes {a}-{}/{}",
-                            end - 1,
-                            self.len,
-                            b.saturating_sub(1),
-                            total.map_or_else(|| "*".to_owned(), |t| t.to_string())
-                        ))),
-                    );
+                if let Err(e) = self.check_served(start..end, a..b, total) {
+                    return (0, Err(e));
                 }
                 let (got, res) = read_body(&mut body, buf, stop);
                 self.count(got as u64, 0);
@@ -700,5 +722,149 @@ impl<T: Transport + ?Sized> ByteSource for RemoteSource<T> {
         sink: &mut dyn FnMut(u64, &[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         self.stream_ranges(ranges, sink)
+    }
+
+    /// One request for the whole range (no cache), read as the caller
+    /// reads: see [`RequestReader`].
+    fn reader_at(&self, start: u64, end: u64) -> io::Result<Box<dyn Read + '_>> {
+        crate::source::check_range(self.len, start, end)?;
+        Ok(Box::new(RequestReader {
+            src: self,
+            pos: start,
+            end,
+            body: None,
+            opened_at: start,
+            attempts: 0,
+            stalled: 0,
+            whole: false,
+        }))
+    }
+}
+
+/// [`ByteSource::reader_at`] of a remote file: one request for bytes
+/// `pos..end`, its body read as the caller reads. A body that is cut or
+/// fails is asked for again from the first byte not yet received, with
+/// the checks and the retry budget of a read (`Content-Range`, `ETag`,
+/// `retries` failed attempts with backoff, a pause only when an attempt
+/// brought nothing). A server that ignores ranges is read piece by piece
+/// through [`RemoteSource::read`], which copes with that. The bytes before
+/// the in-memory head's end come from it; the cache is not used (the
+/// caller reads each byte once).
+struct RequestReader<'a, T: Transport + ?Sized> {
+    src: &'a RemoteSource<T>,
+    pos: u64,
+    end: u64,
+    body: Option<Box<dyn Read + 'a>>,
+    /// Where the current request started.
+    opened_at: u64,
+    attempts: u32,
+    stalled: u32,
+    /// The server answered the whole file: read through `RemoteSource::read`.
+    whole: bool,
+}
+
+impl<T: Transport + ?Sized> RequestReader<'_, T> {
+    fn open(&mut self) -> Result<(), FetchError> {
+        let Reply {
+            served, etag, body, ..
+        } = self.src.request(self.pos..self.end)?;
+        self.src.check_etag(etag.as_deref())?;
+        self.opened_at = self.pos;
+        match served {
+            Served::Range { start, end, total } => {
+                self.src
+                    .check_served(self.pos..self.end, start..end, total)?;
+                self.body = Some(body);
+            }
+            Served::Whole { .. } => self.whole = true,
+        }
+        Ok(())
+    }
+
+    /// A failed attempt: an error once the retry budget is spent, else a
+    /// pause when it brought no byte.
+    fn failed(&mut self, msg: String) -> io::Result<()> {
+        self.body = None;
+        self.attempts += 1;
+        let progress = self.pos > self.opened_at;
+        if !progress {
+            self.stalled += 1;
+        }
+        if self.attempts > self.src.opts.retries
+            || (self.src.transport.retries_itself() && self.stalled > 1)
+        {
+            return Err(self.src.err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "giving up after {} attempts at offset {}: {msg}",
+                    self.attempts, self.pos
+                ),
+            )));
+        }
+        if !progress {
+            self.src.sleep(self.attempts);
+        }
+        // The next request starts here.
+        self.opened_at = self.pos;
+        Ok(())
+    }
+}
+
+impl<T: Transport + ?Sized> Read for RequestReader<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let buf = &mut buf[..n];
+        if let Some(h) = usize::try_from(self.pos)
+            .ok()
+            .and_then(|p| self.src.head.get(p..))
+            .filter(|h| !h.is_empty())
+        {
+            let k = h.len().min(n);
+            buf[..k].copy_from_slice(&h[..k]);
+            self.pos += k as u64;
+            return Ok(k);
+        }
+        loop {
+            if self.whole {
+                let k = n.min(
+                    usize::try_from(self.src.opts.max_request)
+                        .unwrap_or(n)
+                        .max(1),
+                );
+                self.src.read(self.pos, &mut buf[..k])?;
+                self.pos += k as u64;
+                return Ok(k);
+            }
+            let Some(body) = self.body.as_mut() else {
+                match self.open() {
+                    Ok(()) => {}
+                    Err(FetchError::Retry(msg)) => self.failed(msg)?,
+                    Err(e) => return Err(self.src.err(into_io(e))),
+                }
+                continue;
+            };
+            match body.read(buf) {
+                Ok(0) => {
+                    let msg = format!("body ended early, at offset {}", self.pos);
+                    self.failed(msg)?;
+                }
+                Ok(k) => {
+                    self.pos += k as u64;
+                    self.src.count(k as u64, 0);
+                    if self.pos == self.end {
+                        // Read to the end of the body, so that the
+                        // connection goes back to the pool.
+                        let _ = body.read(&mut [0u8; 1]);
+                        self.body = None;
+                    }
+                    return Ok(k);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.failed(e.to_string())?,
+            }
+        }
     }
 }

@@ -1658,3 +1658,78 @@ fn verified_copies_from_a_remote_file_drop_corrupted_cache_entries() {
         assert!(srv.request_count() > n, "the damaged range was refetched");
     }
 }
+
+// ----------------------------------------------------- one request per range
+
+/// `ByteSource::reader_at` of a remote file (what `pull` reads its runs of
+/// pieces with): one request for the whole range however it is read; a
+/// body cut short is asked for again from the first byte not received; a
+/// wrong `Content-Range` is an error, never wrong bytes; a server that
+/// ignores ranges still gives the right bytes; a body cut every time ends
+/// in an error after the retries.
+#[test]
+fn a_range_reader_is_one_request_and_resumes_where_a_body_was_cut() {
+    use std::io::Read;
+    let _w = watchdog(
+        "a_range_reader_is_one_request_and_resumes_where_a_body_was_cut",
+        Duration::from_secs(30),
+    );
+    let m = big_model();
+    let srv = TestServer::start();
+    srv.put("/m.aero", m.bytes.clone());
+    let src = HttpSource::open(&srv.url("/m.aero"), opts_with(|o| o.retries = 2)).unwrap();
+    let (off, len) = m.range("big");
+    let read_range = |src: &HttpSource| -> std::io::Result<Vec<u8>> {
+        let mut rd = src.reader_at(off, off + len)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 4096 + 17];
+        loop {
+            let n = rd.read(&mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    };
+
+    let asked =
+        |n0| -> Vec<Option<String>> { srv.log_since(n0).into_iter().map(|e| e.range).collect() };
+    let n0 = srv.request_count();
+    assert_eq!(read_range(&src).unwrap(), m.data("big"));
+    assert_eq!(asked(n0), vec![Some(range_header(off, len))], "one request");
+
+    let n0 = srv.request_count();
+    srv.fault_times("/m.aero", Fault::DropBodyAfter(10_000), 1);
+    assert_eq!(read_range(&src).unwrap(), m.data("big"));
+    assert_eq!(
+        asked(n0),
+        vec![
+            Some(range_header(off, len)),
+            Some(range_header(off + 10_000, len - 10_000))
+        ],
+        "the second request starts where the cut body stopped"
+    );
+
+    srv.fault("/m.aero", Fault::WrongContentRange);
+    let e = read_range(&src).unwrap_err();
+    assert!(
+        e.to_string().to_lowercase().contains("content-range"),
+        "{e}"
+    );
+    srv.clear_faults();
+
+    srv.fault("/m.aero", Fault::DropBodyAfter(0));
+    let n0 = srv.request_count();
+    let e = read_range(&src).unwrap_err();
+    assert!(e.to_string().contains("giving up after 3 attempts"), "{e}");
+    assert_eq!(srv.log_since(n0).len(), 3);
+    srv.clear_faults();
+
+    srv.fault(Scope::All, Fault::IgnoreRange);
+    assert_eq!(read_range(&src).unwrap(), m.data("big"));
+    srv.clear_faults();
+
+    // Past the end, or backwards: refused before any request.
+    assert!(src.reader_at(0, src.len() + 1).is_err());
+    assert!(src.reader_at(off + 1, off).is_err());
+}

@@ -2,14 +2,19 @@
 //! pool of `jobs` worker threads.
 //!
 //! A file's units still to fetch are grouped into **pieces** of at most
-//! [`super::PULL_PIECE`] bytes, one range request each, cut at unit
-//! boundaries (a unit larger than a piece spans several). The pieces of all
-//! files form one queue, taken in order by the workers. A worker:
+//! [`super::PULL_PIECE`] bytes, cut at unit boundaries (a unit larger than
+//! a piece spans several). The pieces of all files form one queue. A
+//! worker takes a **run** of up to [`RUN_PIECES`] consecutive pieces (fewer
+//! as the queue drains, so that the last ones are shared out), asks for the
+//! run's bytes with one range request ([`aero_io::ByteSource::reader_at`]:
+//! a request's latency is paid once per run, not once per piece; retries,
+//! resumption where a body was cut, `Content-Range` checks), and for each
+//! piece as its bytes arrive:
 //!
-//! 1. takes a buffer (about `jobs + 8` exist: memory stays bounded however
-//!    far a slow piece lets the others run ahead),
-//! 2. reads its piece into it ([`aero_io::remote::RemoteSource`]: retries,
-//!    resumption, `Content-Range` checks),
+//! 1. takes a buffer (at most `jobs` pieces wait in memory besides the ones
+//!    being read: memory stays bounded however far a slow piece lets the
+//!    others run ahead),
+//! 2. reads the piece into it,
 //! 3. writes it to the partial file with `pwrite`, straight from that
 //!    buffer,
 //! 4. checks the BLAKE3 of every unit that lies wholly inside the piece and
@@ -18,9 +23,8 @@
 //! 5. hands the buffer to the file's **sequencer**, which feeds the bytes to
 //!    the file's SHA-256 in file order — and the BLAKE3 of units larger than
 //!    a piece — whichever worker completes the gap at the sequencer's
-//!    cursor runs it; ranges kept from disk, and pieces beyond the
-//!    [`PENDING_HELD`] a file may keep waiting in memory, are read back
-//!    for it.
+//!    cursor runs it; ranges kept from disk, and pieces that found the
+//!    memory for waiting pieces full, are read back for it.
 //!
 //! When a file's sequencer reaches its end with no unit failed, that worker
 //! checks the SHA-256 against the manifest, syncs the file and renames it
@@ -31,9 +35,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -50,24 +54,62 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Pieces a file's sequencer may have waiting in memory; later ones are
-/// read back from disk.
-const PENDING_HELD: usize = 8;
+/// Most pieces one request asks for: a run's latency is paid once for
+/// this many pieces. A kill still loses only the pieces being read (each
+/// is written and recorded as soon as its bytes are in).
+pub(super) const RUN_PIECES: usize = 8;
 
-/// Piece buffers: at most `limit` out at once, reused.
+/// Piece buffers: at most `limit` out at once, reused; of those, at most
+/// `hold_limit` wait for a sequencer (beyond that, a piece's bytes stay on
+/// disk and are read back when the sequencer comes to them).
 struct Pool {
-    state: Mutex<(Vec<Vec<u8>>, usize)>,
+    state: Mutex<PoolState>,
     cv: Condvar,
     limit: usize,
+    hold_limit: usize,
+}
+
+struct PoolState {
+    free: Vec<Vec<u8>>,
+    out: usize,
+    held: usize,
 }
 
 impl Pool {
-    fn new(limit: usize) -> Pool {
+    /// Buffers for `workers` readers and `hold` waiting pieces: a worker
+    /// holds one buffer while it reads, so with waiting pieces capped at
+    /// `hold` a buffer is always there for the piece at a cursor.
+    fn new(workers: usize, hold: usize) -> Pool {
         Pool {
-            state: Mutex::new((Vec::new(), 0)),
+            state: Mutex::new(PoolState {
+                free: Vec::new(),
+                out: 0,
+                held: 0,
+            }),
             cv: Condvar::new(),
-            limit: limit.max(1),
+            limit: workers + hold + 1,
+            hold_limit: hold,
         }
+    }
+
+    /// Whether a piece may wait in memory (`cursor`: it is the one the
+    /// sequencer waits for, which always may).
+    fn hold(&self, cursor: bool) -> bool {
+        let mut st = lock(&self.state);
+        let ok = cursor || st.held < self.hold_limit;
+        if ok {
+            st.held += 1;
+        }
+        ok
+    }
+
+    /// A held buffer back, its bytes consumed.
+    fn release(&self, buf: Vec<u8>) {
+        {
+            let mut st = lock(&self.state);
+            st.held = st.held.saturating_sub(1);
+        }
+        self.give(buf);
     }
 
     /// A buffer of at least [`PULL_PIECE`] bytes, or `None` once `stop`.
@@ -77,9 +119,13 @@ impl Pool {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            if st.1 < self.limit {
-                st.1 += 1;
-                return Some(st.0.pop().unwrap_or_else(|| vec![0u8; PULL_PIECE as usize]));
+            if st.out < self.limit {
+                st.out += 1;
+                return Some(
+                    st.free
+                        .pop()
+                        .unwrap_or_else(|| vec![0u8; PULL_PIECE as usize]),
+                );
             }
             st = self
                 .cv
@@ -91,15 +137,15 @@ impl Pool {
 
     fn give(&self, buf: Vec<u8>) {
         let mut st = lock(&self.state);
-        st.1 -= 1;
-        st.0.push(buf);
+        st.out -= 1;
+        st.free.push(buf);
         drop(st);
         self.cv.notify_one();
     }
 }
 
-/// One range request: bytes `start..end` of file `file`, holding the
-/// units `whole` (indexes into its units) entirely.
+/// Bytes `start..end` of file `file`, holding the units `whole` (indexes
+/// into its units) entirely: what is written and checked at once.
 struct Piece {
     file: usize,
     start: u64,
@@ -138,8 +184,6 @@ struct RunState {
     /// Pieces written and checked, waiting for the sequencer: their
     /// bytes, or `None` when they were left on disk (read back then).
     pending: BTreeMap<u64, Option<Vec<u8>>>,
-    /// Entries of `pending` holding their bytes.
-    pending_held: usize,
     failed: Vec<usize>,
     /// Frames kept from an earlier run (checked by the SHA-256 only).
     frames_kept: bool,
@@ -205,7 +249,6 @@ impl<'a> FileRun<'a> {
                 sequencing: false,
                 finishing: false,
                 pending: BTreeMap::new(),
-                pending_held: 0,
                 failed: Vec::new(),
                 frames_kept,
                 frames_again: false,
@@ -447,7 +490,6 @@ fn plan_round(runs: &[FileRun<'_>], todo: &[Vec<usize>], first: bool) -> Vec<Pie
         st.big_hasher = blake3::Hasher::new();
         st.sha = (first && r.job.sha256.is_some()).then(Sha256::new);
         st.pending.clear();
-        st.pending_held = 0;
         st.finishing = false;
         drop(st);
         out.extend(pieces);
@@ -464,8 +506,8 @@ fn run_round(
     tally: &Tally<'_>,
 ) -> Result<()> {
     let workers = jobs.clamp(1, pieces.len());
-    let pool = Pool::new(workers + PENDING_HELD + 1);
-    let next = AtomicUsize::new(0);
+    let pool = Pool::new(workers, workers);
+    let next = Mutex::new(0usize);
     let stop = AtomicBool::new(false);
     let error: Mutex<Option<SetError>> = Mutex::new(None);
     let fail = |e: SetError| {
@@ -475,35 +517,55 @@ fn run_round(
             *slot = Some(e);
         }
     };
+    // The next run: up to RUN_PIECES pieces, fewer once fewer than that
+    // are left per worker, so that the end of the queue is shared out.
+    let take_run = || {
+        let mut n = lock(&next);
+        let left = pieces.len() - *n;
+        let k = (left / workers).clamp(1, RUN_PIECES).min(left);
+        let run = &pieces[*n..*n + k];
+        *n += k;
+        run
+    };
     let worker = || {
-        while let Some(mut buf) = pool.take(&stop) {
-            let Some(p) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                pool.give(buf);
-                return;
-            };
-            let r = &runs[p.file];
-            if let Err(e) = piece(r, p, &mut buf, tally) {
-                pool.give(buf);
-                fail(e);
+        loop {
+            let run = take_run();
+            if run.is_empty() || stop.load(Ordering::Relaxed) {
                 return;
             }
-            {
-                // Held for the sequencer while few are: beyond that (a
-                // slow piece holds the cursor back) the bytes stay on disk
-                // and are read back when their turn comes.
-                let mut st = lock(&r.st);
-                if st.pending_held < PENDING_HELD || st.pos == p.start {
-                    st.pending_held += 1;
-                    st.pending.insert(p.start, Some(buf));
-                } else {
-                    st.pending.insert(p.start, None);
-                    drop(st);
-                    pool.give(buf);
+            // One request per stretch of consecutive pieces of one file.
+            for stretch in run.chunk_by(|a, b| a.file == b.file && a.end == b.start) {
+                let (first, last) = (&stretch[0], &stretch[stretch.len() - 1]);
+                let r = &runs[first.file];
+                let mut rd = match r.work.source.reader_at(first.start, last.end) {
+                    Ok(rd) => rd,
+                    Err(e) => return fail(r.io_err(e)),
+                };
+                for p in stretch {
+                    let Some(mut buf) = pool.take(&stop) else {
+                        return;
+                    };
+                    if let Err(e) = piece(r, p, &mut buf, &mut rd, tally) {
+                        pool.give(buf);
+                        return fail(e);
+                    }
+                    {
+                        // Held for the sequencer while memory allows: beyond
+                        // that (a slow piece holds the cursor back) the bytes
+                        // stay on disk and are read back when their turn comes.
+                        let mut st = lock(&r.st);
+                        if pool.hold(st.pos == p.start) {
+                            st.pending.insert(p.start, Some(buf));
+                        } else {
+                            st.pending.insert(p.start, None);
+                            drop(st);
+                            pool.give(buf);
+                        }
+                    }
+                    if let Err(e) = sequence(r, &pool, stage) {
+                        return fail(e);
+                    }
                 }
-            }
-            if let Err(e) = sequence(r, &pool, stage) {
-                fail(e);
-                return;
             }
         }
     };
@@ -525,18 +587,25 @@ fn run_round(
     }
 }
 
-/// Fetches, writes and checks one piece.
-fn piece(r: &FileRun<'_>, p: &Piece, buf: &mut Vec<u8>, tally: &Tally<'_>) -> Result<()> {
+/// Reads one piece from `rd` (the request of its run, at the piece's
+/// first byte), writes and checks it.
+fn piece(
+    r: &FileRun<'_>,
+    p: &Piece,
+    buf: &mut Vec<u8>,
+    rd: &mut dyn Read,
+    tally: &Tally<'_>,
+) -> Result<()> {
     let n = (p.end - p.start) as usize;
     if buf.len() < n {
         buf.resize(n, 0);
     }
     let bytes = &mut buf[..n];
-    r.work
-        .source
-        .read_exact_at(p.start, bytes)
-        .map_err(|e| r.io_err(e))?;
-    write_at(&r.file, p.start, bytes).map_err(|e| r.io_err(e))?;
+    rd.read_exact(bytes).map_err(|e| r.io_err(e))?;
+    aero_io::write_all_at(&r.file, p.start, bytes).map_err(|e| r.io_err(e))?;
+    // Written back as the pull goes, so that the sync before the file's
+    // rename has little left to wait for.
+    aero_io::start_writeback(&r.file, p.start, n as u64);
     let mut good = Vec::new();
     let mut frames = Vec::new();
     let mut bad = Vec::new();
@@ -685,9 +754,6 @@ fn sequence(r: &FileRun<'_>, pool: &Pool, stage: &Path) -> Result<()> {
             // A unit failed: the SHA-256 is computed from disk later.
             sha = None;
         }
-        if held.is_some() {
-            st.pending_held -= 1;
-        }
         drop(st);
         let n = (b - a) as usize;
         let buf = match held {
@@ -724,7 +790,7 @@ fn sequence(r: &FileRun<'_>, pool: &Pool, stage: &Path) -> Result<()> {
             &mut failed,
         );
         if let Some(buf) = buf {
-            pool.give(buf);
+            pool.release(buf);
         }
         st = lock(&r.st);
         st.pos = b;
@@ -777,23 +843,6 @@ pub(super) fn hash_from_disk(
         aero_io::read_exact_at(file, pos, &mut buf[..k]).map_err(|e| SetError::io(path, e))?;
         h.update(&buf[..k]);
         pos += k as u64;
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn write_at(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(b, off)
-}
-
-#[cfg(windows)]
-fn write_at(f: &File, mut off: u64, mut b: &[u8]) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !b.is_empty() {
-        let n = f.seek_write(b, off)?;
-        b = &b[n..];
-        off += n as u64;
     }
     Ok(())
 }
