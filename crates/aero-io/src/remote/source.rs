@@ -735,6 +735,7 @@ impl<T: Transport + ?Sized> ByteSource for RemoteSource<T> {
             end,
             body: None,
             opened_at: start,
+            budget_from: start,
             attempts: 0,
             stalled: 0,
             whole: false,
@@ -745,12 +746,14 @@ impl<T: Transport + ?Sized> ByteSource for RemoteSource<T> {
 /// [`ByteSource::reader_at`] of a remote file: one request for bytes
 /// `pos..end`, its body read as the caller reads. A body that is cut or
 /// fails is asked for again from the first byte not yet received, with
-/// the checks and the retry budget of a read (`Content-Range`, `ETag`,
-/// `retries` failed attempts with backoff, a pause only when an attempt
-/// brought nothing). A server that ignores ranges is read piece by piece
-/// through [`RemoteSource::read`], which copes with that. The bytes before
-/// the in-memory head's end come from it; the cache is not used (the
-/// caller reads each byte once).
+/// the checks of a read (`Content-Range`, `ETag`) and its retry budget:
+/// `retries` failed attempts with backoff, renewed every `max_request`
+/// bytes received (a read's budget is per piece of that size, so a long
+/// range gets the same), and a pause only after an attempt that brought
+/// nothing. A server that ignores ranges is read piece by piece through
+/// [`RemoteSource::read`], which copes with that. The bytes before the
+/// in-memory head's end come from it; the cache is not used (the caller
+/// reads each byte once).
 struct RequestReader<'a, T: Transport + ?Sized> {
     src: &'a RemoteSource<T>,
     pos: u64,
@@ -758,6 +761,8 @@ struct RequestReader<'a, T: Transport + ?Sized> {
     body: Option<Box<dyn Read + 'a>>,
     /// Where the current request started.
     opened_at: u64,
+    /// Where the retry budget was last renewed (every `max_request` bytes).
+    budget_from: u64,
     attempts: u32,
     stalled: u32,
     /// The server answered the whole file: read through `RemoteSource::read`.
@@ -786,6 +791,11 @@ impl<T: Transport + ?Sized> RequestReader<'_, T> {
     /// pause when it brought no byte.
     fn failed(&mut self, msg: String) -> io::Result<()> {
         self.body = None;
+        if self.pos - self.budget_from >= self.src.opts.max_request.max(1) {
+            self.budget_from = self.pos;
+            self.attempts = 0;
+            self.stalled = 0;
+        }
         self.attempts += 1;
         let progress = self.pos > self.opened_at;
         if !progress {

@@ -1666,7 +1666,7 @@ fn verified_copies_from_a_remote_file_drop_corrupted_cache_entries() {
 /// body cut short is asked for again from the first byte not received; a
 /// wrong `Content-Range` is an error, never wrong bytes; a server that
 /// ignores ranges still gives the right bytes; a body cut every time ends
-/// in an error after the retries.
+/// in an error after the retries, unless each brought a piece's worth.
 #[test]
 fn a_range_reader_is_one_request_and_resumes_where_a_body_was_cut() {
     use std::io::Read;
@@ -1723,6 +1723,24 @@ fn a_range_reader_is_one_request_and_resumes_where_a_body_was_cut() {
     let e = read_range(&src).unwrap_err();
     assert!(e.to_string().contains("giving up after 3 attempts"), "{e}");
     assert_eq!(srv.log_since(n0).len(), 3);
+    srv.clear_faults();
+
+    // Bodies cut every time, but each after bringing more than a piece
+    // (`max_request`): the budget of 2 retries is renewed with each piece's
+    // worth of bytes, as a read's is per piece, so the range completes.
+    let src2 = HttpSource::open(
+        &srv.url("/m.aero"),
+        opts_with(|o| {
+            o.retries = 2;
+            o.max_request = 64 << 10;
+        }),
+    )
+    .unwrap();
+    assert!(len > 300_000, "the range outlasts three cut bodies");
+    srv.fault("/m.aero", Fault::DropBodyAfter(100_000));
+    let n0 = srv.request_count();
+    assert_eq!(read_range(&src2).unwrap(), m.data("big"));
+    assert_eq!(srv.log_since(n0).len() as u64, len.div_ceil(100_000));
     srv.clear_faults();
 
     srv.fault(Scope::All, Fault::IgnoreRange);
