@@ -135,7 +135,7 @@ pub(crate) fn assert_identical(a: &Path, b: &Path) {
     }
 }
 
-fn set_size(dir: &Path) -> u64 {
+pub(crate) fn set_size(dir: &Path) -> u64 {
     listing(dir).iter().map(|(_, n)| n).sum()
 }
 
@@ -156,7 +156,7 @@ fn pull_cmd(url: &str, dest: &Path, jobs: usize) -> Command {
 
 /// Waits (the proxy counts a body's bytes just after sending them) until
 /// its total stops moving.
-fn settled(proxy: &Proxy) -> u64 {
+pub(crate) fn settled(proxy: &Proxy) -> u64 {
     let mut last = proxy.total_bytes();
     loop {
         std::thread::sleep(Duration::from_millis(150));
@@ -166,6 +166,71 @@ fn settled(proxy: &Proxy) -> u64 {
         }
         last = now;
     }
+}
+
+/// Starts the pull `cmd` makes three times and kills it (SIGKILL) once
+/// `proxy` has sent about a quarter, a half and three quarters of the
+/// `size`-byte set; after each kill nothing is installed at `dest` and the
+/// staging directory `stage` is kept.
+pub(crate) fn kill_at_quarters(
+    mut cmd: impl FnMut() -> Command,
+    proxy: &Proxy,
+    size: u64,
+    dest: &Path,
+    stage: &Path,
+) {
+    for frac in [0.25, 0.5, 0.75] {
+        let mut child = cmd()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let target = (size as f64 * frac) as u64;
+        while proxy.total_bytes() < target {
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("pull ended ({st}) before {frac} of the set was sent");
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "pull stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!dest.exists(), "a killed pull installed {}", dest.display());
+        assert!(stage.is_dir(), "nothing kept after the kill at {frac}");
+    }
+}
+
+/// After [`kill_at_quarters`] and a pull run to the end (its `--json`
+/// summary `j`): the server sent at most 1.05 × the set's `size` in all,
+/// the last run kept more than half from disk, the staging directory is
+/// gone and `dest` is byte-identical to `src`. Prints the figures.
+pub(crate) fn assert_resumed(
+    what: &str,
+    proxy: &Proxy,
+    size: u64,
+    j: &serde_json::Value,
+    src: &Path,
+    dest: &Path,
+    stage: &Path,
+) {
+    let sent = settled(proxy);
+    println!(
+        "{what} of a {size}-byte set killed 3 times: the server sent {sent} bytes ({:.4}x); last run fetched {} and reused {}",
+        sent as f64 / size as f64,
+        j["bytes_fetched"],
+        j["bytes_reused"]
+    );
+    assert!(
+        j["bytes_reused"].as_u64().unwrap() > size / 2,
+        "the last run kept too little: {j}"
+    );
+    assert!(
+        sent as f64 <= 1.05 * size as f64,
+        "{sent} bytes sent for a {size}-byte set"
+    );
+    assert!(!stage.exists(), "staging left behind");
+    assert_identical(src, dest);
 }
 
 #[test]
@@ -188,49 +253,11 @@ fn pull_resumes_after_kills_refetches_damage_and_updates_part_by_part() {
 
     // Killed (SIGKILL) at about a quarter, half and three quarters of the
     // bytes, then run to the end.
-    for frac in [0.25, 0.5, 0.75] {
-        let mut child = pull_cmd(&url, &dest, 4)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        let target = (size as f64 * frac) as u64;
-        loop {
-            if proxy.total_bytes() >= target {
-                break;
-            }
-            if let Some(st) = child.try_wait().unwrap() {
-                panic!("pull ended ({st}) before {frac} of the set was sent");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(120), "pull stalled");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(!dest.exists(), "a killed pull installed {}", dest.display());
-        assert!(stage.is_dir(), "nothing kept after the kill at {frac}");
-    }
+    kill_at_quarters(|| pull_cmd(&url, &dest, 4), &proxy, size, &dest, &stage);
     let o = pull_cmd(&url, &dest, 4).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let sent = settled(&proxy);
-    println!(
-        "pull of a {size}-byte set killed 3 times: the server sent {sent} bytes ({:.4}x); last run fetched {} and reused {}",
-        sent as f64 / size as f64,
-        j["bytes_fetched"],
-        j["bytes_reused"]
-    );
-    assert!(
-        j["bytes_reused"].as_u64().unwrap() > size / 2,
-        "the last run kept too little: {j}"
-    );
-    assert!(
-        sent as f64 <= 1.05 * size as f64,
-        "{sent} bytes sent for a {size}-byte set"
-    );
-    assert!(!stage.exists(), "staging left behind");
-    assert_identical(&v1, &dest);
+    assert_resumed("pull", &proxy, size, &j, &v1, &dest, &stage);
     let v = cli().run(&["validate".as_ref(), "--full".as_ref(), dest.as_os_str()]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 

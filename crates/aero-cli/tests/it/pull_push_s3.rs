@@ -25,7 +25,9 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 use serde_json::Value;
 
-use super::pull_nginx::{assert_identical, listing, write_revisions};
+use super::pull_nginx::{
+    assert_identical, assert_resumed, kill_at_quarters, listing, set_size, settled, write_revisions,
+};
 use super::remote_s3::{bin, server, setup};
 
 fn run_json(c: &mut std::process::Command) -> Value {
@@ -61,7 +63,7 @@ fn push_publishes_manifest_last_skips_unchanged_and_pull_reads_it_back() {
     let cache = tmp.path().join("cache");
     let (v1, v2) = write_revisions(tmp.path(), 4, 4);
     let names: Vec<String> = listing(&v1).into_iter().map(|(n, _)| n).collect();
-    let size: u64 = listing(&v1).iter().map(|(_, n)| n).sum();
+    let size = set_size(&v1);
 
     // A reader listing the bucket throughout the push.
     let stop = Arc::new(AtomicBool::new(false));
@@ -296,19 +298,6 @@ fn pull_via(
     c
 }
 
-/// Waits until the proxy's byte count stops moving.
-fn settled(proxy: &Proxy) -> u64 {
-    let mut last = proxy.total_bytes();
-    loop {
-        std::thread::sleep(Duration::from_millis(150));
-        let now = proxy.total_bytes();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-}
-
 #[test]
 fn pull_from_s3_resumes_after_kills_fetching_each_byte_about_once() {
     let s = server();
@@ -316,51 +305,17 @@ fn pull_from_s3_resumes_after_kills_fetching_each_byte_about_once() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let (v1, _) = write_revisions(tmp.path(), 8, 16);
-    let size: u64 = listing(&v1).iter().map(|(_, n)| n).sum();
+    let size = set_size(&v1);
     let proxy = behind_proxy(&s, &v1, &bucket, "sets/k", &cache, 25_000_000);
     let url = format!("s3://{bucket}/sets/k/model.aeroset.json");
     let dest = tmp.path().join("model");
     let stage = tmp.path().join(".model.aero-pull");
 
     // SIGKILL at about a quarter, half and three quarters of the bytes.
-    for frac in [0.25, 0.5, 0.75] {
-        let mut child = pull_via(&s, &proxy, &cache, &url, &dest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        let target = (size as f64 * frac) as u64;
-        while proxy.total_bytes() < target {
-            if let Some(st) = child.try_wait().unwrap() {
-                panic!("pull ended ({st}) before {frac} of the set was sent");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(120), "pull stalled");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(!dest.exists(), "a killed pull installed {}", dest.display());
-        assert!(stage.is_dir(), "nothing kept after the kill at {frac}");
-    }
-    let j = run_json(&mut pull_via(&s, &proxy, &cache, &url, &dest));
-    let sent = settled(&proxy);
-    println!(
-        "s3 pull of a {size}-byte set killed 3 times: the proxy sent {sent} bytes ({:.4}x); last run fetched {} and reused {}",
-        sent as f64 / size as f64,
-        j["bytes_fetched"],
-        j["bytes_reused"]
-    );
-    assert!(
-        j["bytes_reused"].as_u64().unwrap() > size / 2,
-        "the last run kept too little: {j}"
-    );
-    assert!(
-        sent as f64 <= 1.05 * size as f64,
-        "{sent} bytes sent for a {size}-byte set"
-    );
-    assert!(!stage.exists(), "staging left behind");
-    assert_identical(&v1, &dest);
+    let pull = || pull_via(&s, &proxy, &cache, &url, &dest);
+    kill_at_quarters(pull, &proxy, size, &dest, &stage);
+    let j = run_json(&mut pull());
+    assert_resumed("s3 pull", &proxy, size, &j, &v1, &dest, &stage);
     let o = bin(&s, &s.secret_key, &cache)
         .args(["validate", "--full", dest.to_str().unwrap()])
         .output()
@@ -375,7 +330,7 @@ fn a_second_pull_into_the_same_destination_is_refused_naming_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let (v1, _) = write_revisions(tmp.path(), 4, 4);
-    let size: u64 = listing(&v1).iter().map(|(_, n)| n).sum();
+    let size = set_size(&v1);
     // Slow enough (2 MB/s per connection) that the first pull is still
     // running when the second starts.
     let proxy = behind_proxy(&s, &v1, &bucket, "sets/l", &cache, 2_000_000);
