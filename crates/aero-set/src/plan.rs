@@ -1,5 +1,5 @@
 //! Part-stable writing: a new revision of a model written on the plan of
-//! the set it replaces ([`SetWriteOptions::like`]), so that every part whose
+//! the set it replaces ([`crate::SetWriteOptions::like`]), so that every part whose
 //! tensors did not change comes out byte-identical and an update ships only
 //! the parts that did (plus the index and the manifest).
 //!
@@ -21,7 +21,7 @@
 //!   the highest old number — a name the old set used is never reused for
 //!   other content, so a cache in front of the parts never serves a stale
 //!   one — with UUIDs derived from the index's UUID and that number
-//!   ([`crate::writer::part_uuid`]);
+//!   ([`part_uuid`]);
 //! - the index keeps the old index's UUID.
 //!
 //! A part comes out byte-identical to its old file when it holds the same
@@ -34,14 +34,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use aero_io::write::ShardPlan;
+use aero_io::DType;
+use aero_io::write::{ShardPlan, WriteOptions};
+use sha2::{Digest, Sha256};
 
 use crate::AeroSet;
 use crate::error::{Result, SetError};
-use crate::writer::{SetTensor, SetWriteOptions, part_uuid};
 
 /// What an existing set decided about its layout, for writing a new
-/// revision on it ([`SetWriteOptions::like`]).
+/// revision on it ([`crate::SetWriteOptions::like`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetPlan {
     /// The old set's manifest (or label), named in errors and reports.
@@ -124,20 +125,52 @@ pub(crate) struct PartJob {
     pub old_sha256: Option<[u8; 32]>,
 }
 
+/// A tensor to write, without its bytes (they come from a callback).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetTensor {
+    /// Unique name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Vec<u64>,
+    /// Byte length the source will supply.
+    pub data_len: u64,
+    /// Extra TIDX keys as raw MessagePack (`quant_id`, `quant_params`, …).
+    pub extras: Vec<(String, Vec<u8>)>,
+}
+
+/// The UUID of part `p` derived from the set's UUID.
+pub fn part_uuid(set_uuid: &[u8; 16], part: usize) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"aeroset-part-uuid");
+    h.update(set_uuid);
+    h.update((part as u64).to_le_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
 /// The parts of a fresh set: shards planned over all tensors in order,
 /// `max_part_shards` per part, `part-000.aero`… with UUIDs derived from
-/// `opts.file.uuid` when given.
-pub(crate) fn fresh_jobs(tensors: &[SetTensor], opts: &SetWriteOptions) -> Result<Vec<PartJob>> {
+/// `file.uuid` when given.
+pub(crate) fn fresh_jobs(
+    tensors: &[SetTensor],
+    file: &WriteOptions,
+    max_part_shards: usize,
+) -> Result<Vec<PartJob>> {
     let all: Vec<usize> = (0..tensors.len()).collect();
     let mut jobs = Vec::new();
     group(
         tensors,
         &all,
-        opts,
+        file,
+        max_part_shards,
         0,
         &mut |p| {
             let name = format!("part-{p:03}.aero");
-            let uuid = opts.file.uuid.map(|u| part_uuid(&u, p));
+            let uuid = file.uuid.map(|u| part_uuid(&u, p));
             (name, uuid)
         },
         &mut jobs,
@@ -152,18 +185,19 @@ pub(crate) fn fresh_jobs(tensors: &[SetTensor], opts: &SetWriteOptions) -> Resul
 fn group(
     tensors: &[SetTensor],
     idx: &[usize],
-    opts: &SetWriteOptions,
+    file: &WriteOptions,
+    max_part_shards: usize,
     first_shard: u64,
     naming: &mut dyn FnMut(usize) -> (String, Option<[u8; 16]>),
     jobs: &mut Vec<PartJob>,
 ) -> Result<()> {
     let plan = ShardPlan::new(
         idx.iter().map(|&i| tensors[i].data_len),
-        opts.file.max_shard_bytes,
-        opts.file.layout,
+        file.max_shard_bytes,
+        file.layout,
     )?;
     let nshards = plan.shard_len.len();
-    let k = opts.max_part_shards;
+    let k = max_part_shards;
     let mut ti = 0;
     for p in 0..nshards.div_ceil(k) {
         let first = p * k;
@@ -188,7 +222,8 @@ fn group(
 /// The parts of a new revision written on `plan` (see the module docs).
 pub(crate) fn like_jobs(
     tensors: &[SetTensor],
-    opts: &SetWriteOptions,
+    file: &WriteOptions,
+    max_part_shards: usize,
     plan: &SetPlan,
 ) -> Result<Vec<PartJob>> {
     let by_name: HashMap<&str, usize> = tensors
@@ -218,8 +253,8 @@ pub(crate) fn like_jobs(
         }
         let shards = ShardPlan::new(
             idx.iter().map(|&i| tensors[i].data_len),
-            opts.file.max_shard_bytes,
-            opts.file.layout,
+            file.max_shard_bytes,
+            file.layout,
         )?
         .shard_len
         .len();
@@ -261,7 +296,8 @@ pub(crate) fn like_jobs(
         group(
             tensors,
             &new,
-            opts,
+            file,
+            max_part_shards,
             next_shard,
             &mut |_| {
                 let mut name = format!("part-{number:03}.aero");

@@ -26,7 +26,7 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use aero_format::{DType, FourCc};
+use aero_format::FourCc;
 use aero_io::write::raw::{ChunkSpec, write_chunks};
 use aero_io::write::raw::{Manifest, ManifestChunk, encode_tidx};
 use aero_io::write::{
@@ -87,21 +87,6 @@ impl Default for SetWriteOptions {
     }
 }
 
-/// A tensor to write, without its bytes (they come from a callback).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SetTensor {
-    /// Unique name.
-    pub name: String,
-    /// Element type.
-    pub dtype: DType,
-    /// Dimensions.
-    pub shape: Vec<u64>,
-    /// Byte length the source will supply.
-    pub data_len: u64,
-    /// Extra TIDX keys as raw MessagePack (`quant_id`, `quant_params`, …).
-    pub extras: Vec<(String, Vec<u8>)>,
-}
-
 /// What was written.
 #[derive(Clone, Debug)]
 pub struct SetWriteSummary {
@@ -133,17 +118,7 @@ impl SetWriteSummary {
     }
 }
 
-/// The UUID of part `p` derived from the set's UUID.
-pub fn part_uuid(set_uuid: &[u8; 16], part: usize) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(b"aeroset-part-uuid");
-    h.update(set_uuid);
-    h.update((part as u64).to_le_bytes());
-    let d = h.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
-    out
-}
+pub use crate::plan::{SetTensor, part_uuid};
 
 /// SHA-256 and size of a local file, streamed in bounded windows.
 pub fn hash_file(path: &Path) -> Result<([u8; 32], u64)> {
@@ -238,7 +213,7 @@ fn write_set_bytes<'a>(
             .collect::<Vec<_>>(),
     )?;
     let jobs: Vec<PartJob> = match &opts.like {
-        None => crate::plan::fresh_jobs(tensors, opts)?,
+        None => crate::plan::fresh_jobs(tensors, &opts.file, opts.max_part_shards)?,
         Some(plan) if opts.file.uuid.is_some() => {
             return Err(SetError::Plan {
                 set: plan.set.clone(),
@@ -247,7 +222,7 @@ fn write_set_bytes<'a>(
                         .into(),
             });
         }
-        Some(plan) => crate::plan::like_jobs(tensors, opts, plan)?,
+        Some(plan) => crate::plan::like_jobs(tensors, &opts.file, opts.max_part_shards, plan)?,
     };
     let nshards: usize = jobs.iter().map(|j| j.shards).sum();
     aero_io::attached::check_files(&opts.file.attached)?;
