@@ -89,9 +89,15 @@ fn generate() -> Result<Vec<(&'static str, Vec<u8>)>> {
             vec!["aero_capi.h".to_string()],
         ),
     ] {
-        let bindings = cbindgen::Builder::new()
+        let mut builder = cbindgen::Builder::new()
             .with_config(config(guard, includes, &format!("src/{src}")))
-            .with_src(dir.join(src))
+            .with_src(dir.join(src));
+        if src == "ext.rs" {
+            // The error codes are defined beside the errors they name
+            // (`error.rs`); `ext.rs` re-exports them.
+            builder = builder.with_src(dir.join("error.rs"));
+        }
+        let bindings = builder
             .generate()
             .with_context(|| format!("cbindgen on {src}"))?;
         let mut buf = Vec::new();

@@ -6,7 +6,46 @@ use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::ext::aero_error_code_t as Code;
+use aero_error_code_t as Code;
+
+/// What went wrong in the last call on this thread
+/// (`aero_last_error_code`). Calls returning `int` return these values
+/// (0 = AERO_OK).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)] // C names: the header is generated from this
+pub enum aero_error_code_t {
+    /// Success.
+    AERO_OK = 0,
+    /// An operating-system or network error (missing file, permission,
+    /// connection refused).
+    AERO_E_IO = 1,
+    /// Bytes failed their hash (a tensor's hash_b3, a page, a shard, a
+    /// metadata chunk): the file is damaged. Nothing was handed out.
+    AERO_E_CORRUPT = 2,
+    /// Nothing in the file records a hash for the requested bytes; only the
+    /// `*_unverified` calls hand them out.
+    AERO_E_UNVERIFIABLE = 3,
+    /// No tensor of that name (or index).
+    AERO_E_NOT_FOUND = 4,
+    /// A NULL or otherwise invalid argument.
+    AERO_E_INVALID_ARGUMENT = 5,
+    /// The caller's buffer is too small; the message says how large it
+    /// must be.
+    AERO_E_BUFFER_TOO_SMALL = 6,
+    /// Valid, but not something this call or build can do (a URL scheme, a
+    /// rank above 8, a dtype that has no float form, ...).
+    AERO_E_UNSUPPORTED = 7,
+    /// An internal error (a caught panic); the handle may still be used.
+    AERO_E_PANIC = 8,
+    /// The file is malformed or truncated (header, TOC, tensor index, a
+    /// manifest), or not an AERO file at all.
+    AERO_E_FORMAT = 9,
+    /// Refused by the trust rules: a local AEROSET manifest naming remote
+    /// parts without AERO_OPEN_ALLOW_REMOTE_PARTS, or a manifest path
+    /// leaving the set's directory.
+    AERO_E_REFUSED = 10,
+}
 
 /// An error on its way to C: a code and a message.
 #[derive(Debug)]

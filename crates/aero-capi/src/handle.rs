@@ -8,8 +8,8 @@ use std::sync::{OnceLock, RwLock};
 use aero_convert::state_dict::{FloatData, StateDict, StateDictOptions, TensorSource};
 use aero_io::{Mode, TensorIndex, TensorInfo, TensorView, Verdict};
 
+use crate::error::aero_error_code_t as Code;
 use crate::error::{CError, CResult};
-use crate::ext::aero_error_code_t as Code;
 
 /// How to open a path or URL (the C `aero_open_options`, decoded).
 #[derive(Clone, Debug, Default)]

@@ -8,10 +8,10 @@ use std::ptr;
 
 use aero_io::DType;
 
-use crate::error::{CError, guard, status};
-use crate::ext::aero_error_code_t as Code;
-use crate::handle::{Handle, OpenOptions, Source, StateHandle};
-use crate::util::{arg_name, arg_path, copy_name, handle_ref, out, state_ref};
+use crate::error::aero_error_code_t as Code;
+use crate::error::{CError, CResult, guard, status};
+use crate::handle::{HANDLE_MAGIC, Handle, OpenOptions, STATE_DICT_MAGIC, Source, StateHandle};
+use crate::util::{arg_name, arg_path, copy_name, out};
 
 /// An opened AERO file or AEROSET (opaque). Create with `aero_load` (or
 /// `aero_open` in aerotensor.h), release with `aero_close`.
@@ -32,6 +32,44 @@ pub struct aero_state_dict {
 
 /// A state-dict handle; NULL means "no handle".
 pub type aero_state_dict_handle_t = *mut aero_state_dict;
+
+/// The live handle behind `h`.
+///
+/// # Safety
+/// `h` must be NULL or a handle from `aero_open`/`aero_load` not yet
+/// closed; it is only read.
+pub(crate) unsafe fn handle_ref<'a>(h: aero_handle_t) -> CResult<&'a Handle> {
+    if h.is_null() {
+        return Err(CError::null("handle"));
+    }
+    // SAFETY: non-null and, per the contract, a live `aero_handle` that
+    // outlives this call; we only read it.
+    let r = unsafe { &*h };
+    if r.magic != HANDLE_MAGIC {
+        return Err(CError::invalid(
+            "not a live aero_handle_t (closed already, or another kind of pointer)",
+        ));
+    }
+    Ok(&r.inner)
+}
+
+/// The live state dict behind `h`.
+///
+/// # Safety
+/// As [`handle_ref`], for `aero_load_state_dict` handles.
+pub(crate) unsafe fn state_ref<'a>(h: aero_state_dict_handle_t) -> CResult<&'a StateHandle> {
+    if h.is_null() {
+        return Err(CError::null("state-dict handle"));
+    }
+    // SAFETY: non-null and, per the contract, a live `aero_state_dict`.
+    let r = unsafe { &*h };
+    if r.magic != STATE_DICT_MAGIC {
+        return Err(CError::invalid(
+            "not a live aero_state_dict_handle_t (freed already, or another kind of pointer)",
+        ));
+    }
+    Ok(&r.inner)
+}
 
 /// Element types (AERO dtype codes, spec §5).
 #[repr(C)]
@@ -135,7 +173,7 @@ pub unsafe extern "C" fn aero_load(path: *const c_char) -> aero_handle_t {
         let path = unsafe { arg_path(path, "path") }?;
         let src = Source::open(&path, &OpenOptions::default())?;
         Ok(Box::into_raw(Box::new(aero_handle {
-            magic: crate::handle::HANDLE_MAGIC,
+            magic: HANDLE_MAGIC,
             inner: Handle::new(src),
         })))
     })
@@ -363,7 +401,7 @@ pub unsafe extern "C" fn aero_load_state_dict(
         let path = unsafe { arg_path(path, "path") }?;
         let inner = StateHandle::open(&path, apply_gguf_name_mapping != 0)?;
         Ok(Box::into_raw(Box::new(aero_state_dict {
-            magic: crate::handle::STATE_DICT_MAGIC,
+            magic: STATE_DICT_MAGIC,
             inner,
         })))
     })

@@ -1,51 +1,12 @@
-//! Argument checks shared by the entry points: NULL pointers, strings,
-//! handles and output buffers.
+//! Argument checks shared by the entry points: NULL pointers, strings
+//! and output buffers (handles: `legacy::handle_ref`, `legacy::state_ref`,
+//! beside the handle types).
 
 use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
 
+use crate::error::aero_error_code_t as Code;
 use crate::error::{CError, CResult};
-use crate::ext::aero_error_code_t as Code;
-use crate::handle::{HANDLE_MAGIC, Handle, STATE_DICT_MAGIC, StateHandle};
-use crate::legacy::{aero_handle_t, aero_state_dict_handle_t};
-
-/// The live handle behind `h`.
-///
-/// # Safety
-/// `h` must be NULL or a handle from `aero_open`/`aero_load` not yet
-/// closed; it is only read.
-pub(crate) unsafe fn handle_ref<'a>(h: aero_handle_t) -> CResult<&'a Handle> {
-    if h.is_null() {
-        return Err(CError::null("handle"));
-    }
-    // SAFETY: non-null and, per the contract, a live `aero_handle` that
-    // outlives this call; we only read it.
-    let r = unsafe { &*h };
-    if r.magic != HANDLE_MAGIC {
-        return Err(CError::invalid(
-            "not a live aero_handle_t (closed already, or another kind of pointer)",
-        ));
-    }
-    Ok(&r.inner)
-}
-
-/// The live state dict behind `h`.
-///
-/// # Safety
-/// As [`handle_ref`], for `aero_load_state_dict` handles.
-pub(crate) unsafe fn state_ref<'a>(h: aero_state_dict_handle_t) -> CResult<&'a StateHandle> {
-    if h.is_null() {
-        return Err(CError::null("state-dict handle"));
-    }
-    // SAFETY: non-null and, per the contract, a live `aero_state_dict`.
-    let r = unsafe { &*h };
-    if r.magic != STATE_DICT_MAGIC {
-        return Err(CError::invalid(
-            "not a live aero_state_dict_handle_t (freed already, or another kind of pointer)",
-        ));
-    }
-    Ok(&r.inner)
-}
 
 /// A C string argument's bytes.
 ///
