@@ -57,12 +57,7 @@ pub trait ByteSource: Send + Sync {
     ) -> io::Result<()> {
         let mut buf = Vec::new();
         for &(at, n) in ranges {
-            if at.checked_add(n).is_none_or(|e| e > self.len()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("range {at}+{n} is past the end ({})", self.len()),
-                ));
-            }
+            range_end(self.len(), at, n)?;
             let mut pos = at;
             while pos < at + n {
                 let k = (at + n - pos).min(WINDOW);
@@ -87,7 +82,7 @@ pub trait ByteSource: Send + Sync {
     /// per piece ([`crate::remote::RemoteSource`]); the default reads
     /// through [`ByteSource::read_exact_at`]. After `end`, reads give 0.
     fn reader_at(&self, start: u64, end: u64) -> io::Result<Box<dyn io::Read + '_>> {
-        check_range(self.len(), start, end)?;
+        check_span(self.len(), start, end)?;
         Ok(Box::new(RangeReader {
             src: self,
             pos: start,
@@ -100,31 +95,43 @@ pub trait ByteSource: Send + Sync {
         if let Some(s) = self.mapped(offset, len) {
             return Ok(Cow::Borrowed(s));
         }
-        let end = offset.checked_add(len).filter(|&e| e <= self.len());
-        let n = usize::try_from(len)
-            .ok()
-            .filter(|_| end.is_some())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("range {offset}+{len} is past the end ({})", self.len()),
-                )
-            })?;
+        range_end(self.len(), offset, len)?;
+        let n = usize::try_from(len).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("range {offset}+{len} does not fit in memory"),
+            )
+        })?;
         let mut v = vec![0u8; n];
         self.read_exact_at(offset, &mut v)?;
         Ok(Cow::Owned(v))
     }
 }
 
-/// An error unless `start..end` is a range of a source of `len` bytes.
-pub(crate) fn check_range(len: u64, start: u64, end: u64) -> io::Result<()> {
-    if start > end || end > len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("range {start}..{end} is not inside the {len} bytes"),
-        ));
-    }
-    Ok(())
+/// `offset + len`, or the error every reader gives for a range that does
+/// not lie inside a source of `size` bytes.
+pub(crate) fn range_end(size: u64, offset: u64, len: u64) -> io::Result<u64> {
+    offset
+        .checked_add(len)
+        .filter(|&e| e <= size)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("range {offset}+{len} is past the end ({size})"),
+            )
+        })
+}
+
+/// An error unless `start..end` lies inside a source of `size` bytes
+/// ([`ByteSource::reader_at`]).
+pub(crate) fn check_span(size: u64, start: u64, end: u64) -> io::Result<()> {
+    let len = end.checked_sub(start).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("range {start}..{end} ends before it starts"),
+        )
+    })?;
+    range_end(size, start, len).map(|_| ())
 }
 
 /// A local file, memory-mapped when the platform allows it.
@@ -433,12 +440,7 @@ pub fn range_reader<'a>(
 ) -> io::Result<Box<dyn io::Read + Send + 'a>> {
     let src = src.into();
     let (file, src) = (src.local_file(), src.bytes());
-    if offset.checked_add(len).is_none_or(|e| e > src.len()) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("range {offset}+{len} is past the end"),
-        ));
-    }
+    range_end(src.len(), offset, len)?;
     if let Some(file) = file {
         return Ok(Box::new(FileRange {
             file,

@@ -38,6 +38,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Result, SetError};
 use crate::manifest::{FileEntry, MANIFEST_NAME, ModelInfo, PartEntry, SetManifest};
 use crate::plan::{PartJob, SetPlan};
+pub use crate::plan::{SetTensor, part_uuid};
 
 /// Default number of shards per part.
 pub const DEFAULT_MAX_PART_SHARDS: usize = 4;
@@ -117,8 +118,6 @@ impl SetWriteSummary {
             .filter(|t| t.data_len > self.max_shard_bytes)
     }
 }
-
-pub use crate::plan::{SetTensor, part_uuid};
 
 /// SHA-256 and size of a local file, streamed in bounded windows.
 pub fn hash_file(path: &Path) -> Result<([u8; 32], u64)> {

@@ -728,7 +728,7 @@ impl<T: Transport + ?Sized> ByteSource for RemoteSource<T> {
     /// reads: a body cut short is asked for again from the first byte
     /// missing, with the checks and retries of a read.
     fn reader_at(&self, start: u64, end: u64) -> io::Result<Box<dyn Read + '_>> {
-        crate::source::check_range(self.len, start, end)?;
+        crate::source::check_span(self.len, start, end)?;
         Ok(Box::new(RequestReader {
             src: self,
             pos: start,
